@@ -1,0 +1,194 @@
+"""`LiberoEnv`: one LIBERO task behind the project's protocol (envs/protocol.py).
+
+Why a wrapper: LIBERO's own env returns raw robosuite dicts with upside-down images, leaves the
+wait steps, step limit and state layout to every caller, and silently accepts malformed actions
+(a (6,) action raises deep inside robosuite, a NaN action corrupts the MuJoCo state). Here each
+of those is done once: `reset(i)` loads shipped init state i and runs the no-op wait steps;
+`step` validates the action and returns an `Observation` with upright images and the (8,) state.
+
+`render=False` builds the env with no offscreen renderer and no camera observables (about 15x
+faster stepping), for the scripted expert and data replays that only need privileged state.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from envs import libero_setup
+from envs.protocol import (
+    NUM_WAIT_STEPS,
+    ROBOSUITE_CAMERAS,
+    Observation,
+    build_state,
+    check_suite,
+    flip_image,
+    max_steps,
+    noop_action,
+    validate_action,
+)
+from lara.errors import LaraUserError
+
+logger = logging.getLogger(__name__)
+
+
+def _benchmark(suite: str) -> Any:
+    """LIBERO's Benchmark object for `suite` (imports LIBERO after configuring it)."""
+    libero_setup.configure()
+    from libero.libero import benchmark
+
+    return benchmark.get_benchmark_dict()[suite]()
+
+
+def num_tasks(suite: str) -> int:
+    """Number of tasks in a suite (10, or 90 for libero_90)."""
+    return int(_benchmark(check_suite(suite)).n_tasks)
+
+
+class LiberoEnv:
+    """One LIBERO task: `reset(episode_index) -> Observation`, `step(action) -> (obs, done, info)`.
+
+    Args:
+        suite: one of `envs.protocol.SUITES`.
+        task_id: index of the task in the suite (task order 0, as the benchmark ships it).
+        camera_size: height = width of both cameras (protocol: 256).
+        render: False builds no renderer; `Observation.images` is then an empty dict.
+        seed: seed of the robosuite env (the protocol uses 7).
+    """
+
+    def __init__(self, suite: str, task_id: int, camera_size: int = 256, render: bool = True, seed: int = 7):
+        check_suite(suite)
+        bench = _benchmark(suite)
+        n = int(bench.n_tasks)
+        if not isinstance(task_id, (int, np.integer)) or not 0 <= int(task_id) < n:
+            raise LaraUserError(f"task_id {task_id!r} out of range for {suite}: valid ids are 0..{n - 1}")
+        if camera_size <= 0:
+            raise LaraUserError(f"camera_size must be positive, got {camera_size}")
+        from libero.libero.envs import OffScreenRenderEnv
+        from libero.libero.envs.env_wrapper import ControlEnv
+
+        self.suite = suite
+        self.task_id = int(task_id)
+        self.camera_size = int(camera_size)
+        self.render = bool(render)
+        self.seed = int(seed)
+        task = bench.get_task(self.task_id)
+        self.task_name: str = task.name
+        self.instruction: str = task.language
+        self.bddl_path: str = bench.get_task_bddl_file_path(self.task_id)
+        self.max_steps: int = max_steps(suite)
+        self._init_states: np.ndarray = np.asarray(bench.get_task_init_states(self.task_id))  # (N, D)
+        kwargs: dict[str, Any] = dict(
+            bddl_file_name=self.bddl_path,
+            camera_heights=self.camera_size,
+            camera_widths=self.camera_size,
+        )
+        if self.render:
+            self._env = OffScreenRenderEnv(**kwargs)
+        else:
+            # OffScreenRenderEnv forces an offscreen renderer; the base class lets us drop it.
+            self._env = ControlEnv(has_offscreen_renderer=False, use_camera_obs=False, **kwargs)
+        self._env.seed(self.seed)
+        self._reset_done = False
+        self._closed = False
+        logger.debug("built %s task %d (%s), render=%s", suite, self.task_id, self.task_name, self.render)
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def num_init_states(self) -> int:
+        return int(self._init_states.shape[0])
+
+    @property
+    def init_states(self) -> np.ndarray:
+        """(N, D) shipped init states (flattened MuJoCo states)."""
+        return self._init_states
+
+    @property
+    def raw_env(self) -> Any:
+        """The underlying robosuite / LIBERO environment (privileged: objects, parsed BDDL, sim)."""
+        return self._env.env
+
+    @property
+    def sim(self) -> Any:
+        """robosuite's MjSim (privileged state: body positions, geoms)."""
+        return self._env.sim
+
+    @property
+    def obj_of_interest(self) -> list[str]:
+        return list(self._env.obj_of_interest)
+
+    @property
+    def control_dt(self) -> float:
+        """Seconds per `step` (robosuite control frequency 20 Hz)."""
+        return 1.0 / float(self.raw_env.control_freq)
+
+    # ----------------------------------------------------------------- protocol
+    def reset(self, episode_index: int = 0) -> Observation:
+        """Load shipped init state `episode_index`, run the no-op wait steps, return the first obs."""
+        self._check_open()
+        n = self.num_init_states
+        if not isinstance(episode_index, (int, np.integer)) or not 0 <= int(episode_index) < n:
+            raise LaraUserError(
+                f"episode_index {episode_index!r} out of range for {self.suite} task {self.task_id}: "
+                f"valid indices are 0..{n - 1} (one per shipped init state)"
+            )
+        self._env.reset()
+        raw = self._env.set_init_state(self._init_states[int(episode_index)])
+        for _ in range(NUM_WAIT_STEPS):
+            raw, _, _, _ = self._env.step(noop_action())
+        self._reset_done = True
+        return self._observation(raw)
+
+    def step(self, action: np.ndarray) -> tuple[Observation, bool, dict[str, Any]]:
+        """Apply one (7,) action; `done` is LIBERO's own success predicate."""
+        self._check_open()
+        act = validate_action(action)  # (7,)
+        if not self._reset_done:
+            raise LaraUserError("call reset(episode_index) before step()")
+        raw, _reward, done, info = self._env.step(act)
+        return self._observation(raw), bool(done), dict(info)
+
+    def check_success(self) -> bool:
+        return bool(self._env.check_success())
+
+    def get_sim_state(self) -> np.ndarray:
+        """Flattened MuJoCo state (time, qpos, qvel), same layout as the shipped init states."""
+        return np.asarray(self._env.get_sim_state(), dtype=np.float64).copy()
+
+    def set_sim_state(self, state: np.ndarray) -> Observation:
+        """Restore a flattened MuJoCo state (e.g. for replay) and return the observation there."""
+        self._check_open()
+        raw = self._env.regenerate_obs_from_state(np.asarray(state, dtype=np.float64))
+        self._reset_done = True
+        return self._observation(raw)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._env.close()
+            self._closed = True
+
+    def __enter__(self) -> "LiberoEnv":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- helpers
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LaraUserError("this LiberoEnv is closed; build a new one")
+
+    def _observation(self, raw: dict[str, np.ndarray]) -> Observation:
+        images: dict[str, np.ndarray] = {}
+        if self.render:
+            for name, rs_name in ROBOSUITE_CAMERAS.items():
+                images[name] = flip_image(raw[f"{rs_name}_image"])  # (H, W, 3) uint8, upright
+        return Observation(
+            images=images,
+            state=build_state(raw),  # (8,)
+            instruction=self.instruction,
+            sim_state=self.get_sim_state(),
+        )
+
