@@ -1,0 +1,22 @@
+"""`lara eval`: closed-loop LIBERO evaluation.
+
+    lara eval --policy scripted --suite libero_object --tasks 0,3 --episodes 5 --workers 2 --out runs/eval/x --video
+    lara eval --config_path configs/eval/libero_object.yaml --policy runs/demo/stage3/final
+"""
+
+from __future__ import annotations
+
+from envs.evaluator import EvalConfig, evaluate
+from lara.config_cli import parse_config
+
+
+def main(argv: list[str]) -> int:
+    cfg = parse_config(EvalConfig, argv, prog="lara eval")
+    results = evaluate(cfg)
+    for row in results["suites"]:
+        print(
+            f"{row['name']}: {row['successes']}/{row['episodes']} = {100 * row['success_rate']:.1f}% "
+            f"(95% CI {100 * row['ci95_low']:.1f}-{100 * row['ci95_high']:.1f}), errors: {row['errors']}"
+        )
+    print(f"report: {cfg.out / 'report.md'}")
+    return 0

@@ -1,0 +1,289 @@
+"""Closed-loop LIBERO evaluation in parallel worker processes, resumable episode by episode.
+
+Layout of an output directory:
+    run.json          the run's identity (policy, suite, protocol settings); a re-run must match it
+    episodes.jsonl    one JSON line per finished episode, appended by the parent process only
+    results.json      per-task / per-suite successes with 95% Wilson intervals (rebuilt at the end)
+    report.md, success.png, videos/*.mp4 (with --video: agentview | wrist side by side)
+
+Each worker owns its simulator (MuJoCo and GL contexts do not survive a fork, so workers are
+spawned) and keeps the environment of the last task it ran, so consecutive episodes of a task
+reuse it. Finished episodes are written the moment they come back: a killed run loses only the
+episodes in flight, and the same command resumes with what is missing. An episode that raises
+(MuJoCo instability, a policy crash) is recorded with its error and the run goes on; a policy
+that returns malformed actions stops the run with one clear line, since every episode would fail
+the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import os
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from envs.policies import BUILTIN_POLICIES, ChunkedPolicy, PolicyOutputError, build_policy, check_action, validate_policy_spec
+from envs.protocol import check_suite
+from envs.report import read_records, write_report
+from lara.errors import LaraUserError
+
+logger = logging.getLogger(__name__)
+
+# Settings that change what an episode's result means: a resumed run must use the same ones.
+IDENTITY_KEYS = ("policy", "suite", "camera_size", "seed", "execute_steps", "max_steps", "replay_dataset")
+
+
+@dataclass
+class EvalConfig:
+    """`lara eval` settings (YAML presets in configs/eval/, every field overridable by flag)."""
+
+    policy: str = "scripted"  # noop | scripted | replay | <checkpoint dir>
+    suite: str = "libero_object"
+    tasks: str = "all"  # "all" or comma-separated task ids, e.g. "0,3"
+    episodes: int = 50  # per task; episode i starts from init state i
+    workers: int = 1
+    out: Path = Path("runs/eval")
+    video: bool = False
+    camera_size: int = 256
+    seed: int = 7
+    execute_steps: int | None = None  # chunked policies: actions run open-loop per chunk (None = whole chunk)
+    max_steps: int | None = None  # override of the suite's step limit (smoke tests only; reported)
+    replay_dataset: str | None = None  # dataset whose recorded actions `--policy replay` plays back
+
+    def __post_init__(self) -> None:
+        check_suite(self.suite)
+        if self.episodes < 1:
+            raise LaraUserError(f"--episodes must be >= 1, got {self.episodes}")
+        if self.workers < 1:
+            raise LaraUserError(f"--workers must be >= 1, got {self.workers}")
+        if self.execute_steps is not None and self.execute_steps < 1:
+            raise LaraUserError(f"--execute_steps must be >= 1, got {self.execute_steps}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise LaraUserError(f"--max_steps must be >= 1, got {self.max_steps}")
+        self.out = Path(self.out)
+
+    def identity(self) -> dict:
+        return {key: (str(v) if isinstance(v := getattr(self, key), Path) else v) for key in IDENTITY_KEYS}
+
+
+@dataclass(frozen=True)
+class EpisodeUnit:
+    task: int
+    episode: int
+
+
+@dataclass
+class EpisodeRecord:
+    suite: str
+    task: int
+    task_name: str
+    episode: int
+    init_state_index: int | None
+    success: bool
+    steps: int
+    seconds: float
+    policy_latency_ms: float | None  # mean per select_action call
+    chunk_latency_ms: float | None = None  # mean per predicted chunk (chunked policies)
+    error: str | None = None
+    video: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def parse_tasks(spec: str, n_tasks: int) -> list[int]:
+    if spec.strip() == "all":
+        return list(range(n_tasks))
+    try:
+        tasks = [int(tok) for tok in spec.split(",") if tok.strip()]
+    except ValueError:
+        raise LaraUserError(f"--tasks must be 'all' or comma-separated integers like 0,3; got {spec!r}") from None
+    bad = [t for t in tasks if not 0 <= t < n_tasks]
+    if bad or not tasks:
+        raise LaraUserError(f"--tasks {spec!r}: valid task ids are 0..{n_tasks - 1}")
+    return sorted(set(tasks))
+
+
+# ----------------------------------------------------------------------------- worker side
+_WORKER: dict = {}
+
+
+def _init_worker(cfg: EvalConfig) -> None:
+    from envs import libero_setup
+
+    libero_setup.configure()
+    _WORKER.clear()
+    _WORKER["cfg"] = cfg
+
+
+def _worker_env(task: int):
+    """The worker's env + policy for `task`, rebuilt only when the task changes."""
+    cfg: EvalConfig = _WORKER["cfg"]
+    if _WORKER.get("task") != task:
+        from envs.libero_env import LiberoEnv
+
+        if "env" in _WORKER:
+            _WORKER["env"].close()
+        needs_images = cfg.video or cfg.policy not in BUILTIN_POLICIES
+        env = LiberoEnv(cfg.suite, task, camera_size=cfg.camera_size, render=needs_images, seed=cfg.seed)
+        _WORKER.update(task=task, env=env, policy=build_policy(cfg.policy, env, cfg.execute_steps, cfg.replay_dataset))
+    return _WORKER["env"], _WORKER["policy"]
+
+
+def _write_video(frames: list[np.ndarray], path: Path, fps: int = 20) -> None:
+    import imageio.v2 as imageio
+
+    tmp = path.with_name(path.stem + ".tmp.mp4")
+    with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=7, macro_block_size=1) as writer:
+        for frame in frames:
+            writer.append_data(frame)
+    tmp.replace(path)
+
+
+def run_episode(unit: EpisodeUnit) -> dict:
+    """Run one episode in this worker; never raises for simulator/policy crashes (recorded instead)."""
+    cfg: EvalConfig = _WORKER["cfg"]
+    start = time.perf_counter()
+    record = EpisodeRecord(
+        suite=cfg.suite, task=unit.task, task_name="", episode=unit.episode, init_state_index=unit.episode,
+        success=False, steps=0, seconds=0.0, policy_latency_ms=None,
+    )
+    latencies: list[float] = []
+    frames: list[np.ndarray] = []
+    try:
+        env, policy = _worker_env(unit.task)
+        record.task_name = env.task_name
+        obs = env.reset(unit.episode)
+        if hasattr(policy, "start"):  # replay: start from the recorded episode's own initial state
+            demo = policy.episode_for(unit.episode)
+            policy.start(demo)
+            if getattr(demo, "sim_states", None) is not None:
+                obs = env.set_sim_state(demo.sim_states[0])
+                record.init_state_index = None
+                record.extra["replayed_episode"] = int(demo.episode_index)
+        policy.reset()
+        if isinstance(policy, ChunkedPolicy):
+            policy.chunk_latency_ms.clear()
+        limit = cfg.max_steps or env.max_steps
+        for _ in range(limit):
+            if cfg.video:
+                frames.append(np.concatenate([obs.images["agentview"], obs.images["wrist"]], axis=1))  # (H, 2W, 3)
+            tick = time.perf_counter()
+            action = check_action(policy.select_action(obs))
+            latencies.append(1e3 * (time.perf_counter() - tick))
+            obs, done, _ = env.step(action)
+            record.steps += 1
+            if done:
+                record.success = True
+                break
+        if cfg.video:
+            frames.append(np.concatenate([obs.images["agentview"], obs.images["wrist"]], axis=1))
+    except PolicyOutputError:
+        raise
+    except LaraUserError:
+        raise
+    except Exception as err:  # a crash in the simulator or the policy: keep the run going
+        record.error = f"{type(err).__name__}: {err}"
+        logger.warning("task %d episode %d raised:\n%s", unit.task, unit.episode, traceback.format_exc())
+        _WORKER.pop("task", None)  # rebuild the env: its state is unknown after a crash
+    record.seconds = time.perf_counter() - start
+    record.policy_latency_ms = float(np.mean(latencies)) if latencies else None
+    policy = _WORKER.get("policy")
+    if isinstance(policy, ChunkedPolicy) and policy.chunk_latency_ms:
+        record.chunk_latency_ms = float(np.mean(policy.chunk_latency_ms))
+    if cfg.video and frames:
+        video_dir = cfg.out / "videos"
+        video_dir.mkdir(parents=True, exist_ok=True)
+        name = f"task{unit.task:02d}_ep{unit.episode:02d}_{'success' if record.success else 'failure'}.mp4"
+        _write_video(frames, video_dir / name)
+        record.video = f"videos/{name}"
+    return asdict(record)
+
+
+# ----------------------------------------------------------------------------- parent side
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("lara", "libero", "robosuite", "mujoco", "torch", "transformers"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _check_run_identity(cfg: EvalConfig) -> None:
+    path = cfg.out / "run.json"
+    if path.exists():
+        previous = json.loads(path.read_text()).get("identity", {})
+        diff = {k: (previous.get(k), v) for k, v in cfg.identity().items() if previous.get(k) != v}
+        if diff:
+            detail = ", ".join(f"{k}: {old!r} there vs {new!r} now" for k, (old, new) in diff.items())
+            raise LaraUserError(
+                f"{cfg.out} holds results of a different run ({detail}); use another --out or delete it"
+            )
+
+
+def evaluate(cfg: EvalConfig) -> dict:
+    """Run (or resume) the evaluation described by `cfg`; returns the results dict."""
+    from envs.libero_env import num_tasks
+
+    validate_policy_spec(cfg.policy)
+    tasks = parse_tasks(cfg.tasks, num_tasks(cfg.suite))
+    if cfg.episodes > 50:
+        raise LaraUserError(f"--episodes {cfg.episodes}: each LIBERO task ships 50 init states (episode i uses state i)")
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    _check_run_identity(cfg)
+    from envs import libero_setup
+
+    gl_backend = libero_setup.configure()
+    run_info = {
+        "identity": cfg.identity(),
+        **cfg.identity(),
+        "tasks": tasks,
+        "episodes_per_task": cfg.episodes,
+        "workers": cfg.workers,
+        "gl_backend": gl_backend,
+        "versions": _versions(),
+    }
+    (cfg.out / "run.json").write_text(json.dumps(run_info, indent=2))
+
+    jsonl = cfg.out / "episodes.jsonl"
+    done = {(r["task"], r["episode"]) for r in read_records(jsonl) if r["suite"] == cfg.suite}
+    units = [EpisodeUnit(t, e) for t in tasks for e in range(cfg.episodes) if (t, e) not in done]
+    if done:
+        logger.info("resuming: %d episodes already in %s, %d to run", len(done), jsonl, len(units))
+
+    successes = sum(r["success"] for r in read_records(jsonl) if (r["task"], r["episode"]) in done)
+    bar = tqdm(total=len(units) + len(done), initial=len(done), desc=f"eval {cfg.suite}", unit="ep", dynamic_ncols=True)
+    finished = len(done)
+    with open(jsonl, "a") as sink:
+
+        def _record(result: dict) -> None:
+            nonlocal successes, finished
+            sink.write(json.dumps(result) + "\n")
+            sink.flush()
+            os.fsync(sink.fileno())
+            successes += bool(result["success"])
+            finished += 1
+            bar.set_postfix(success=f"{successes}/{finished}")
+            bar.update(1)
+
+        if cfg.workers == 1 or len(units) <= 1:
+            _init_worker(cfg)
+            for unit in units:
+                _record(run_episode(unit))
+        else:
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(min(cfg.workers, len(units)), initializer=_init_worker, initargs=(cfg,)) as pool:
+                for result in pool.imap_unordered(run_episode, units, chunksize=1):
+                    _record(result)
+    bar.close()
+    selected = [r for r in read_records(jsonl) if r["suite"] == cfg.suite and r["task"] in tasks and r["episode"] < cfg.episodes]
+    return write_report(cfg.out, run_info, selected)

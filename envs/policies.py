@@ -1,0 +1,146 @@
+"""Policies the evaluator can run, and the adapter that executes action chunks.
+
+A policy is anything with `reset()` and `select_action(obs) -> (7,)`. `--policy` names one:
+- `noop`: always the no-op (gripper open); a floor for any success table.
+- `scripted`: the privileged-state expert (`envs.scripted_expert`), needs no images.
+- `replay`: plays back the recorded actions of a dataset's episodes of the same task, starting
+  from the recorded initial simulator state (checks action alignment end to end).
+- a checkpoint directory: a trained `LaraPolicy` (`save_pretrained` layout), wrapped in
+  `ChunkedPolicy` so the first k actions of each predicted chunk run open-loop.
+Policies are built inside the worker process that owns the simulator (`build_policy`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from envs.protocol import NOOP_ACTION, Observation, validate_action
+from lara.errors import LaraUserError
+
+BUILTIN_POLICIES = ("noop", "scripted", "replay")
+
+
+class Policy(Protocol):
+    def reset(self) -> None: ...
+
+    def select_action(self, obs: Observation) -> np.ndarray: ...
+
+
+class NoopPolicy:
+    needs_images = False
+
+    def reset(self) -> None:
+        pass
+
+    def select_action(self, obs: Observation) -> np.ndarray:
+        return np.asarray(NOOP_ACTION, dtype=np.float32)
+
+
+class ChunkedPolicy:
+    """Runs a chunk predictor open-loop: predict (H, 7), execute the first k, re-plan.
+
+    `chunk_latency_ms` collects the time of each `predict_action_chunk` call (the model's real
+    latency); steps served from the queue cost nothing and are not counted.
+    """
+
+    needs_images = True
+
+    def __init__(self, model, execute_steps: int | None = None):
+        self.model = model
+        self.execute_steps = execute_steps
+        self._queue: list[np.ndarray] = []
+        self.chunk_latency_ms: list[float] = []
+
+    def reset(self) -> None:
+        self._queue.clear()
+        if hasattr(self.model, "reset"):
+            self.model.reset()
+
+    def select_action(self, obs: Observation) -> np.ndarray:
+        if not self._queue:
+            start = time.perf_counter()
+            chunk = np.asarray(self.model.predict_action_chunk(obs), dtype=np.float32)
+            self.chunk_latency_ms.append(1e3 * (time.perf_counter() - start))
+            if chunk.ndim == 3 and chunk.shape[0] == 1:
+                chunk = chunk[0]  # (1, H, A) -> (H, A)
+            if chunk.ndim != 2:
+                raise PolicyOutputError(f"predict_action_chunk returned shape {chunk.shape}, expected (H, 7)")
+            k = self.execute_steps or chunk.shape[0]
+            if not 1 <= k <= chunk.shape[0]:
+                raise LaraUserError(f"execute_steps={k} but the policy predicts chunks of {chunk.shape[0]}")
+            self._queue = list(chunk[:k])
+        return self._queue.pop(0)
+
+
+class ReplayPolicy:
+    """Plays back one recorded episode's actions; the evaluator resets to its initial state."""
+
+    needs_images = False
+
+    def __init__(self, episodes: list):
+        if not episodes:
+            raise LaraUserError("the replay dataset holds no episode of this task")
+        self.episodes = episodes
+        self._actions: list[np.ndarray] = []
+
+    def episode_for(self, index: int):
+        return self.episodes[index % len(self.episodes)]
+
+    def start(self, episode) -> None:
+        self._actions = list(np.asarray(episode.action, dtype=np.float32))
+
+    def reset(self) -> None:
+        pass
+
+    def select_action(self, obs: Observation) -> np.ndarray:
+        return self._actions.pop(0) if self._actions else np.asarray(NOOP_ACTION, dtype=np.float32)
+
+
+class PolicyOutputError(LaraUserError):
+    """The policy returned an action the environment cannot take (shape, NaN)."""
+
+
+def check_action(action) -> np.ndarray:
+    """The protocol's action check, re-raised as a user error that says where to look."""
+    try:
+        return validate_action(action)
+    except ValueError as err:
+        raise PolicyOutputError(
+            f"the policy returned a bad action: {err}. Check the checkpoint's action dimension "
+            "and its normalization statistics (a zero range gives inf/NaN)"
+        ) from None
+
+
+def validate_policy_spec(spec: str) -> None:
+    """Fail fast in the parent process, before workers start."""
+    if spec in BUILTIN_POLICIES:
+        return
+    path = Path(spec)
+    if not path.is_dir():
+        raise LaraUserError(
+            f"--policy {spec!r} is neither one of {', '.join(BUILTIN_POLICIES)} nor an existing checkpoint directory"
+        )
+    if not (path / "config.json").exists():
+        raise LaraUserError(f"{path} is not a LaRA checkpoint (no config.json); pass the directory save_pretrained wrote")
+
+
+def build_policy(spec: str, env, execute_steps: int | None = None, replay_dataset: str | None = None):
+    if spec == "noop":
+        return NoopPolicy()
+    if spec == "scripted":
+        from envs.scripted_expert import ScriptedExpert
+
+        return ScriptedExpert(env)
+    if spec == "replay":
+        if not replay_dataset:
+            raise LaraUserError("--policy replay needs --replay_dataset DIR (a LeRobot or LIBERO HDF5 dataset)")
+        from data_pipeline.replay import load_task_episodes
+
+        return ReplayPolicy(load_task_episodes(replay_dataset, suite=env.suite, task_id=env.task_id))
+    from lara.modeling_lara import LaraPolicy
+
+    return ChunkedPolicy(LaraPolicy.from_pretrained(spec), execute_steps=execute_steps)

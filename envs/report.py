@@ -1,0 +1,178 @@
+"""Success tables with 95% Wilson intervals, `results.json`, `report.md` and a bar chart.
+
+Built only from the per-episode JSON lines the evaluator writes, so a report can be rebuilt at
+any time (`rebuild_report(out_dir)`) and always agrees with the raw records.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from envs.protocol import MAX_STEPS, NOOP_ACTION, NUM_WAIT_STEPS
+
+Z_95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
+    """95% Wilson score interval for a binomial proportion; (0, 1) when there are no trials."""
+    if trials < 0 or not 0 <= successes <= trials:
+        raise ValueError(f"need 0 <= successes <= trials, got {successes}/{trials}")
+    if trials == 0:
+        return 0.0, 1.0
+    p = successes / trials
+    denom = 1.0 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denom
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class SuccessRow:
+    name: str
+    successes: int
+    episodes: int
+    errors: int
+    mean_steps: float
+    mean_latency_ms: float
+
+    @property
+    def rate(self) -> float:
+        return self.successes / self.episodes if self.episodes else 0.0
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson_interval(self.successes, self.episodes)
+
+    def to_dict(self) -> dict:
+        low, high = self.interval
+        return {**asdict(self), "success_rate": self.rate, "ci95_low": low, "ci95_high": high}
+
+
+def read_records(jsonl: Path) -> list[dict]:
+    """Episode records, skipping a torn last line (a run killed mid-write)."""
+    if not jsonl.exists():
+        return []
+    records = []
+    for line in jsonl.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def _row(name: str, records: list[dict]) -> SuccessRow:
+    steps = [r["steps"] for r in records]
+    latency = [r["policy_latency_ms"] for r in records if r.get("policy_latency_ms") is not None]
+    return SuccessRow(
+        name=name,
+        successes=sum(bool(r["success"]) for r in records),
+        episodes=len(records),
+        errors=sum(r.get("error") is not None for r in records),
+        mean_steps=sum(steps) / len(steps) if steps else 0.0,
+        mean_latency_ms=sum(latency) / len(latency) if latency else 0.0,
+    )
+
+
+def summarize(records: list[dict]) -> tuple[list[SuccessRow], list[SuccessRow]]:
+    """(per-task rows sorted by suite/task, per-suite rows)."""
+    by_task: dict[tuple[str, int], list[dict]] = {}
+    for r in records:
+        by_task.setdefault((r["suite"], r["task"]), []).append(r)
+    task_rows = [
+        _row(f"{suite} {task:>2d}: {recs[0].get('task_name', '')}", recs) for (suite, task), recs in sorted(by_task.items())
+    ]
+    suites = sorted({suite for suite, _ in by_task})
+    suite_rows = [_row(s, [r for r in records if r["suite"] == s]) for s in suites]
+    return task_rows, suite_rows
+
+
+def _table(rows: list[SuccessRow]) -> list[str]:
+    lines = [
+        "| | success | rate | 95% CI | mean steps | policy ms/step | errors |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        low, high = row.interval
+        lines.append(
+            f"| {row.name} | {row.successes}/{row.episodes} | {100 * row.rate:.1f}% | "
+            f"[{100 * low:.1f}, {100 * high:.1f}] | {row.mean_steps:.0f} | {row.mean_latency_ms:.2f} | {row.errors} |"
+        )
+    return lines
+
+
+def plot_success(task_rows: list[SuccessRow], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(task_rows) + 2), 3.5))
+    names = [row.name.split(":")[0] for row in task_rows]
+    rates = [100 * row.rate for row in task_rows]
+    errs = [[100 * (row.rate - row.interval[0]) for row in task_rows], [100 * (row.interval[1] - row.rate) for row in task_rows]]
+    ax.bar(range(len(rates)), rates, yerr=errs, capsize=3, color="#4C72B0")
+    ax.set_xticks(range(len(rates)), names, rotation=45, ha="right", fontsize=8)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("success % (95% Wilson CI)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(out_dir: Path, run_info: dict, records: list[dict]) -> dict:
+    """Write results.json, success.png and report.md into `out_dir`; returns the results dict."""
+    task_rows, suite_rows = summarize(records)
+    results = {
+        "run": run_info,
+        "suites": [row.to_dict() for row in suite_rows],
+        "tasks": [row.to_dict() for row in task_rows],
+    }
+    tmp = out_dir / "results.json.tmp"
+    tmp.write_text(json.dumps(results, indent=2))
+    tmp.replace(out_dir / "results.json")
+    if task_rows:
+        plot_success(task_rows, out_dir / "success.png")
+
+    suite = run_info.get("suite", "")
+    per_task = run_info.get("episodes_per_task")
+    header_note = (
+        f"**{per_task} episodes per task (the standard protocol uses 50).**" if per_task and per_task < 50 else ""
+    )
+    lines = [
+        f"# LIBERO evaluation: {run_info.get('policy')} on {suite}",
+        "",
+        header_note,
+        "",
+        "## Per suite",
+        *_table(suite_rows),
+        "",
+        "## Per task",
+        *_table(task_rows),
+        "",
+        "![success per task](success.png)" if task_rows else "",
+        "",
+        "## Protocol",
+        f"- Episode i starts from the suite's init state i; seed {run_info.get('seed')}; "
+        f"{NUM_WAIT_STEPS} wait steps with the no-op {NOOP_ACTION} before the policy acts.",
+        f"- Max policy steps: {MAX_STEPS.get(suite, '?')} ({suite}). Success: LIBERO's BDDL predicate.",
+        f"- Cameras {run_info.get('camera_size')}x{run_info.get('camera_size')}, flipped [::-1, ::-1]; "
+        "state = eef pos + axis-angle + 2 gripper joints; gripper -1 open / +1 close.",
+        f"- Chunked policies execute the first {run_info.get('execute_steps') or 'all'} actions of each chunk open-loop.",
+        "",
+        "## Versions",
+        *[f"- {k}: {v}" for k, v in run_info.get("versions", {}).items()],
+        f"- python: {platform.python_version()}, GL backend: {run_info.get('gl_backend')}",
+    ]
+    videos = sorted((out_dir / "videos").glob("*.mp4")) if (out_dir / "videos").is_dir() else []
+    if videos:
+        lines += ["", "## Rollout videos (agentview | wrist)", *[f"- [{v.name}](videos/{v.name})" for v in videos]]
+    errors = [r for r in records if r.get("error")]
+    if errors:
+        lines += ["", "## Episodes that raised", *[f"- task {r['task']} episode {r['episode']}: {r['error']}" for r in errors]]
+    (out_dir / "report.md").write_text("\n".join(lines) + "\n")
+    return results
