@@ -1,0 +1,151 @@
+"""Training samples (docs/interfaces.md, "Training sample"): a torch Dataset over a LeRobot dataset.
+
+Per frame t of an episode of T frames it yields both cameras at frame t resized to S x S, the
+future agentview frame min(t + k, T - 1) at S_f x S_f (visual-foresight target), the normalized
+8-dim state, the normalized action chunk a[t : t + H] (padded past the episode end by repeating
+the last action, with `action_is_pad` True there), the instruction, and the CoT of (episode, t)
+when an annotation run is named (else None).
+
+Why this shape of implementation: low-dimensional columns (state, action, indices) are read once
+into memory (a few MB even for all of LIBERO), so chunks and padding are numpy slicing; images
+stay in lerobot's memory-mapped arrow files and only the 3 PNGs a sample needs are decoded, which
+keeps DataLoader workers light and lets the dataset be far larger than RAM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from data_pipeline.key_mapping import KeyMapping, load_key_mapping
+from data_pipeline.lerobot_io import open_lerobot_dataset
+from data_pipeline.stats import load_or_compute_stats, read_low_dim
+from lara.errors import LaraUserError
+from lara.normalization import NormalizationStats
+
+FORESIGHT_CAMERA = "agentview"
+
+
+@dataclass
+class SampleConfig:
+    """How samples are built; embedded in the training configs (draccus)."""
+
+    mapping: str = "libero"  # key-mapping preset name or YAML path (configs/data/)
+    chunk_size: int = 8  # H: actions per sample
+    foresight_offset: int = 1  # k: the foresight target is frame t + k (clamped to the episode end)
+    image_size: int = 128  # S: both cameras are resized to S x S
+    foresight_image_size: int = 112  # S_f: the future frame's size
+    norm_mode: str = "quantile"  # "quantile" (q01/q99) or "mean_std"
+    annotation: str | None = None  # annotation run name (data_pipeline.annotation); None = no CoT
+    include_plan: bool = False  # prepend the episode PLAN segment to each frame's CoT
+
+    def __post_init__(self) -> None:
+        for name in ("chunk_size", "image_size", "foresight_image_size"):
+            if getattr(self, name) < 1:
+                raise LaraUserError(f"data config: {name} must be >= 1, got {getattr(self, name)}")
+        if self.foresight_offset < 0:
+            raise LaraUserError(f"data config: foresight_offset must be >= 0, got {self.foresight_offset}")
+
+
+def resize_image(image: np.ndarray, size: int) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, size, size) float32 in [0, 1] (bilinear, antialiased when shrinking)."""
+    x = torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div_(255.0)  # (3, H, W); copy: arrow buffers are read-only
+    if x.shape[1:] == (size, size):
+        return x
+    x = F.interpolate(x[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+    return x.clamp_(0.0, 1.0)  # (3, size, size)
+
+
+def load_cot(root: str | Path, name: str | None, include_plan: bool = False) -> dict[tuple[int, int], list] | None:
+    """(episode, frame) -> [(tag, text)] from the annotation sidecar, or None without a run name."""
+    if name is None:
+        return None
+    from data_pipeline.annotation.sidecar import load_annotations
+
+    return load_annotations(root, name, include_plan=include_plan)
+
+
+class LaraSampleDataset(torch.utils.data.Dataset):
+    """Map-style dataset of training samples; one item per frame of every episode."""
+
+    def __init__(self, root: str | Path, config: SampleConfig | None = None, stats: NormalizationStats | None = None):
+        self.root = Path(root)
+        self.config = config or SampleConfig()
+        self.mapping: KeyMapping = load_key_mapping(self.config.mapping)
+        if FORESIGHT_CAMERA not in self.mapping.cameras:
+            raise LaraUserError(f"key mapping {self.mapping.name!r} maps no {FORESIGHT_CAMERA!r} camera "
+                                "(needed for samples and the foresight target); add it to the mapping")
+        dataset = open_lerobot_dataset(self.root)
+        low = read_low_dim(self.root, self.mapping)
+        self.stats = stats or load_or_compute_stats(self.root, self.mapping, self.config.norm_mode, low_dim=low)
+        self.state, self.action = low["state"], low["action"]  # (N, S), (N, A)
+        self.episode_index, self.frame_index = low["episode_index"], low["frame_index"]  # (N,)
+        self.task_index = low["task_index"]
+        # row -> one past the last row of its episode (episodes are contiguous rows)
+        starts = np.flatnonzero(np.r_[True, self.episode_index[1:] != self.episode_index[:-1]])
+        ends = np.r_[starts[1:], len(self.episode_index)]
+        self.episode_end = np.repeat(ends, ends - starts)  # (N,)
+        tasks = dataset.meta.tasks
+        self.instructions = {int(i): str(t) for t, i in zip(tasks.index, tasks["task_index"])}
+        cams = list(self.mapping.cameras.values())
+        self._rows = dataset.hf_dataset.with_format("numpy", columns=cams)
+        self._future_rows = dataset.hf_dataset.with_format("numpy", columns=[self.mapping.cameras[FORESIGHT_CAMERA]])
+        self.cot = load_cot(self.root, self.config.annotation, self.config.include_plan)
+
+    def __len__(self) -> int:
+        return len(self.episode_index)
+
+    def _image(self, row: dict, camera: str, size: int) -> torch.Tensor:
+        img = row[self.mapping.cameras[camera]]  # (H, W, 3) uint8
+        if self.mapping.flip_images:
+            img = img[::-1, ::-1]
+        return resize_image(img, size)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        cfg = self.config
+        t_row, end = int(index), int(self.episode_end[index])
+        chunk_rows = np.minimum(np.arange(t_row, t_row + cfg.chunk_size), end - 1)  # (H,) repeat last past the end
+        action_is_pad = np.arange(t_row, t_row + cfg.chunk_size) >= end  # (H,)
+        future_row = min(t_row + cfg.foresight_offset, end - 1)
+        row = self._rows[t_row]
+        sample: dict[str, Any] = {
+            f"image.{cam}": self._image(row, cam, cfg.image_size) for cam in self.mapping.cameras
+        }
+        sample[f"next_image.{FORESIGHT_CAMERA}"] = self._image(
+            self._future_rows[future_row], FORESIGHT_CAMERA, cfg.foresight_image_size
+        )
+        state = torch.from_numpy(self.state[t_row])
+        action = torch.from_numpy(self.action[chunk_rows])  # (H, A)
+        episode, frame = int(self.episode_index[t_row]), int(self.frame_index[t_row])
+        sample.update(
+            state=self.stats.normalize("state", state).float(),
+            action=self.stats.normalize("action", action).float(),
+            action_is_pad=torch.from_numpy(action_is_pad),
+            instruction=self.instructions.get(int(self.task_index[t_row]), ""),
+            cot=None if self.cot is None else self.cot.get((episode, frame)),
+            episode_index=episode,
+            frame_index=frame,
+            task_index=int(self.task_index[t_row]),
+        )
+        return sample
+
+
+def collate_samples(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack tensors (B, ...), ints -> LongTensor (B,), strings and CoT stay lists of length B."""
+    if not samples:
+        raise ValueError("collate_samples needs at least one sample")
+    batch: dict[str, Any] = {}
+    for key, first in samples[0].items():
+        values = [s[key] for s in samples]
+        if isinstance(first, torch.Tensor):
+            batch[key] = torch.stack(values)
+        elif isinstance(first, (int, np.integer)) and not isinstance(first, bool):
+            batch[key] = torch.tensor(values, dtype=torch.long)
+        else:
+            batch[key] = values
+    return batch

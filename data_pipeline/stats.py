@@ -1,0 +1,102 @@
+"""Normalization statistics of a dataset: computed once, stored with it, reused everywhere.
+
+Why stored with the dataset: the trainer and every DataLoader worker must normalize with the very
+same numbers, and the checkpoint copies them so inference un-normalizes with them too
+(`lara.normalization.NormalizationStats`, one object, both directions). Recomputing per run would
+let two runs disagree silently; a stored file with a fingerprint (frame and episode counts, key
+mapping) is recomputed only when the dataset changed.
+
+Statistics are over actions in the environment's gripper convention (the key mapping converts at
+read time, before statistics), and the action's gripper dimension is passthrough: never rescaled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from data_pipeline.key_mapping import KeyMapping, load_key_mapping
+from data_pipeline.lerobot_io import open_lerobot_dataset
+from lara.errors import LaraUserError
+from lara.normalization import NormalizationStats
+
+STATS_FILE = "lara/norm_stats.json"
+
+
+def read_low_dim(root: str | Path, mapping: str | KeyMapping = "libero") -> dict[str, np.ndarray]:
+    """All non-image columns of a dataset in memory: state (N, S), action (N, A) in env convention,
+    episode_index / frame_index / task_index (N,). Images are not decoded."""
+    mapping = load_key_mapping(mapping)
+    dataset = open_lerobot_dataset(root)
+    missing = [k for k in (mapping.state, mapping.action) if k not in dataset.meta.features]
+    if missing:
+        raise LaraUserError(f"{root}: key mapping {mapping.name!r} needs {missing}, the dataset has "
+                            f"{sorted(dataset.meta.features)}; choose another mapping")
+    cols = [mapping.state, mapping.action, "episode_index", "frame_index", "task_index"]
+    table = dataset.hf_dataset.with_format("numpy", columns=cols)[:]
+    if len(table["episode_index"]) == 0:
+        raise LaraUserError(f"{root}: the dataset has no frames; it is empty")
+    action = np.stack(table[mapping.action]).astype(np.float32)  # (N, A)
+    action[:, -1] = mapping.gripper_to_env(action[:, -1])
+    return {
+        "state": np.stack(table[mapping.state]).astype(np.float32),  # (N, S)
+        "action": action,
+        "episode_index": np.asarray(table["episode_index"], np.int64),
+        "frame_index": np.asarray(table["frame_index"], np.int64),
+        "task_index": np.asarray(table["task_index"], np.int64),
+    }
+
+
+def compute_stats(low_dim: dict[str, np.ndarray], mode: str = "quantile") -> NormalizationStats:
+    """Per-dimension mean/std/q01/q99/min/max of state and action; the action gripper is passthrough."""
+    for key in ("state", "action"):
+        bad = ~np.isfinite(low_dim[key])
+        if bad.any():
+            row = int(np.argwhere(bad)[0][0])
+            raise LaraUserError(
+                f"{key}: NaN/inf in episode {int(low_dim['episode_index'][row])}, frame "
+                f"{int(low_dim['frame_index'][row])}; clean or drop that episode before computing statistics"
+            )
+    action_dim = low_dim["action"].shape[1]
+    return NormalizationStats.from_arrays(
+        {"state": low_dim["state"], "action": low_dim["action"]},
+        mode=mode,
+        passthrough_dims={"action": [action_dim - 1]},
+    )
+
+
+def _fingerprint(low_dim: dict[str, np.ndarray], mapping: KeyMapping) -> dict:
+    return {
+        "num_frames": int(len(low_dim["episode_index"])),
+        "num_episodes": int(len(np.unique(low_dim["episode_index"]))),
+        "mapping": mapping.name,
+        "gripper_convention": mapping.gripper_convention,
+    }
+
+
+def load_or_compute_stats(
+    root: str | Path, mapping: str | KeyMapping = "libero", mode: str = "quantile",
+    low_dim: dict[str, np.ndarray] | None = None,
+) -> NormalizationStats:
+    """The dataset's stored statistics, (re)computed and stored atomically when missing or stale."""
+    root = Path(root)
+    mapping = load_key_mapping(mapping)
+    low_dim = low_dim if low_dim is not None else read_low_dim(root, mapping)
+    fingerprint = _fingerprint(low_dim, mapping)
+    path = root / STATS_FILE
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text())
+            if data.get("dataset") == fingerprint and data.get("mode") == mode:
+                return NormalizationStats.from_dict(data)
+        except ValueError:
+            pass  # unreadable or stale: recompute below
+    stats = compute_stats(low_dim, mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps({**stats.to_dict(), "dataset": fingerprint}, indent=2))
+    tmp.replace(path)
+    return stats
