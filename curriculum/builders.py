@@ -1,0 +1,100 @@
+"""Where the trainer gets its policy and dataset: small registries keyed by `model.type` and
+`data.type`.
+
+The trainer depends only on the contracts below, not on `lara.modeling_lara` or
+`data_pipeline` directly; the defaults ("lara", "lerobot") import them lazily. Tests register a
+toy policy and a synthetic dataset under other names.
+
+Policy contract (what `curriculum.trainer` calls):
+    forward(batch, stage=int) -> (loss: Tensor, metrics: dict[str, float])   metrics: "loss/<term>"
+    parameter_groups(backbone_lr, head_lr) -> list[dict]                       AdamW param groups
+    set_latent_probability(p: float)                                           stage II schedule
+    set_loss_weights(weights: dict[str, float])                                keys: cot_ce, action_ce, visual_l1, flow
+    ema_update()                                                               after each optimizer step
+    save_pretrained(dir)                                                       safetensors + JSON, EMA encoder included
+A policy builder: (cfg, dataset, init_from: Path | None) -> policy. `init_from` is a
+`save_pretrained` folder (previous stage, or the checkpoint being resumed); None means a fresh
+stage-I model, for which the builder also fits what needs the data (the FAST action tokenizer).
+
+A dataset builder: (cfg) -> (torch Dataset of interface sample dicts, collate_fn). It raises
+`LaraUserError` when the dataset lacks what the stage needs (the CoT annotation for stages I-II).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lara.errors import LaraUserError
+
+PolicyBuilder = Callable[[Any, Any, "Path | None"], Any]
+DatasetBuilder = Callable[[Any], tuple[Any, Callable]]
+
+POLICY_BUILDERS: dict[str, PolicyBuilder] = {}
+DATASET_BUILDERS: dict[str, DatasetBuilder] = {}
+
+REQUIRED_POLICY_METHODS = (
+    "forward",
+    "parameter_groups",
+    "set_latent_probability",
+    "set_loss_weights",
+    "ema_update",
+    "save_pretrained",
+)
+
+
+def register_policy(name: str, builder: PolicyBuilder) -> None:
+    POLICY_BUILDERS[name] = builder
+
+
+def register_dataset(name: str, builder: DatasetBuilder) -> None:
+    DATASET_BUILDERS[name] = builder
+
+
+def _lookup(registry: dict, name: str, what: str):
+    if name not in registry:
+        raise LaraUserError(f"unknown {what}.type {name!r}; registered: {sorted(registry)}")
+    return registry[name]
+
+
+def build_dataset(cfg) -> tuple[Any, Callable]:
+    return _lookup(DATASET_BUILDERS, cfg.data.type, "data")(cfg)
+
+
+def build_policy(cfg, dataset, init_from: Path | None):
+    policy = _lookup(POLICY_BUILDERS, cfg.model.type, "model")(cfg, dataset, init_from)
+    missing = [m for m in REQUIRED_POLICY_METHODS if not callable(getattr(policy, m, None))]
+    if missing:
+        raise TypeError(f"policy {type(policy).__name__} lacks the trainer contract methods {missing}")
+    return policy
+
+
+def resolve_init_from(path: str | Path, stage: int) -> Path:
+    """Accept a run folder, its `final/`, or a `save_pretrained` folder; return the latter."""
+    path = Path(path)
+    for candidate in (path / "final" / "model", path / "model", path):
+        if (candidate / "config.json").is_file():
+            return candidate
+    raise LaraUserError(
+        f"stage {stage} needs the stage {stage - 1} checkpoint, and {path} holds none (no final/model/config.json); "
+        f"train stage {stage - 1} first (`lara train --config <stage{stage - 1}.yaml>`), or run "
+        "`lara train --curriculum <preset dir>`"
+    )
+
+
+# -- the defaults: the real model and dataset, imported only when used ---------------------------
+def _lara_policy(cfg, dataset, init_from):
+    from curriculum.lara_adapter import build_lara_policy
+
+    return build_lara_policy(cfg, dataset, init_from)
+
+
+def _lerobot_dataset(cfg):
+    from curriculum.lara_adapter import build_lerobot_dataset
+
+    return build_lerobot_dataset(cfg)
+
+
+register_policy("lara", _lara_policy)
+register_dataset("lerobot", _lerobot_dataset)

@@ -1,0 +1,349 @@
+"""The curriculum trainer: one stage, on accelerate (single process, DDP, FSDP, DeepSpeed).
+
+One optimizer step = `grad_accum_steps` micro-batches inside `accelerator.accumulate`, which
+scales each micro-batch loss by 1/N and synchronizes (DDP all-reduce) only on the last one; the
+trainer asserts that the last micro-batch really was a sync step, so accumulation cannot
+silently degrade into N small updates. Everything that varies with time (LR, latent
+probability, loss weights) is a pure function of the global step (curriculum.schedules), and
+everything else a resume needs is in the checkpoint (curriculum.checkpointing).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from torch.utils.data import DataLoader
+
+from curriculum import checkpointing as ckpt
+from curriculum.builders import build_dataset, build_policy, resolve_init_from
+from curriculum.config import TrainConfig, training_identity
+from curriculum.memory import PeakMemory
+from curriculum.sampler import ResumableSampler
+from curriculum.schedules import loss_weight, lr_multiplier, stage_latent_probability
+from lara.errors import LaraUserError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    final_dir: Path
+    step: int
+    samples_per_s: float  # all processes, measured over the steps this invocation ran
+    peak_memory_bytes: int  # this process: CUDA max allocated, or peak RSS growth on CPU
+    history: list[dict] = field(default_factory=list)  # per step: step, loss, metrics, p, lr
+
+
+# -- schedule values at a step -------------------------------------------------------------------
+def latent_probability_at(cfg: TrainConfig, step: int) -> float:
+    lat = cfg.latent
+    return stage_latent_probability(
+        cfg.stage,
+        step,
+        total_steps=cfg.steps,
+        kind=lat.kind,
+        start_fraction=lat.start_fraction,
+        end_fraction=lat.end_fraction,
+        num_segments=lat.num_segments,
+    )
+
+
+def loss_weights_at(cfg: TrainConfig, step: int) -> dict[str, float]:
+    weights = cfg.active_losses()
+    if "visual_l1" in weights:
+        weights["visual_l1"] = loss_weight(
+            step, weight=weights["visual_l1"], warmup_steps=cfg.loss.visual_l1_warmup_steps
+        )
+    return weights
+
+
+# -- set-up --------------------------------------------------------------------------------------
+def build_accelerator(cfg: TrainConfig) -> Accelerator:
+    precision = cfg.mixed_precision
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_available() else "no"
+    return Accelerator(
+        mixed_precision=precision,
+        gradient_accumulation_steps=cfg.grad_accum_steps,
+        step_scheduler_with_optimizer=False,  # we step the scheduler once per optimizer step
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.ddp_find_unused_parameters)],
+    )
+
+
+def apply_lora(policy, cfg: TrainConfig) -> None:
+    """LoRA adapters on `policy.backbone` (peft); the backbone's other weights are frozen."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    backbone = getattr(policy, "backbone", None)
+    if backbone is None:
+        raise LaraUserError(f"model.lora.enabled needs a policy with a .backbone; {type(policy).__name__} has none")
+    s = cfg.model.lora
+    lora_cfg = LoraConfig(r=s.r, lora_alpha=s.alpha, lora_dropout=s.dropout, target_modules=list(s.target_modules))
+    try:
+        inject_adapter_in_model(lora_cfg, backbone)
+    except ValueError as err:
+        raise LaraUserError(f"model.lora.target_modules {s.target_modules} match no backbone layer ({err})") from err
+    for name, param in backbone.named_parameters():
+        param.requires_grad_("lora_" in name)
+
+
+def build_optimizer(policy, cfg: TrainConfig) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    o = cfg.optim
+    groups = []
+    for group in policy.parameter_groups(o.backbone_lr, o.head_lr):
+        params = [p for p in group["params"] if p.requires_grad]
+        if params:
+            groups.append({**group, "params": params})
+    if not groups:
+        raise LaraUserError("nothing to train: every parameter is frozen")
+    optimizer = torch.optim.AdamW(groups, betas=(o.beta1, o.beta2), eps=o.eps, weight_decay=o.weight_decay)
+    multiplier = functools.partial(
+        lr_multiplier, total_steps=cfg.steps, warmup_steps=o.warmup_steps, min_lr_ratio=o.min_lr_ratio
+    )
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+
+
+def _to_device(batch, device):
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+class _Batches:
+    """Endless micro-batches with the data-loader position (epoch, samples consumed) alongside."""
+
+    def __init__(self, dataset, collate, cfg: TrainConfig, accelerator: Accelerator, epoch: int, start: int):
+        self.dataset, self.collate, self.cfg = dataset, collate, cfg
+        self.sampler = ResumableSampler(
+            len(dataset), seed=cfg.seed, rank=accelerator.process_index, world_size=accelerator.num_processes
+        )
+        if self.sampler.per_rank < cfg.batch_size:
+            raise LaraUserError(
+                f"dataset has {len(dataset)} samples, fewer than batch_size {cfg.batch_size} x "
+                f"{accelerator.num_processes} processes; lower --batch_size or use more data"
+            )
+        self.epoch, self.start = epoch, start
+        self._iter = None
+
+    def _loader(self) -> DataLoader:
+        self.sampler.set_position(self.epoch, self.start)
+        # A private generator: workers' seeds never come from (and never consume) the global RNG.
+        generator = torch.Generator().manual_seed(self.cfg.seed * 100_003 + self.epoch)
+        return DataLoader(
+            self.dataset,
+            batch_size=self.cfg.batch_size,
+            sampler=self.sampler,
+            drop_last=True,  # equal micro-batches: accumulation and DDP stay exact averages
+            collate_fn=self.collate,
+            num_workers=self.cfg.data.num_workers,
+            generator=generator,
+        )
+
+    def next(self):
+        while True:
+            if self._iter is None:
+                self._iter = iter(self._loader())
+            try:
+                batch = next(self._iter)
+            except StopIteration:
+                self._iter, self.epoch, self.start = None, self.epoch + 1, 0
+                continue
+            self.start += self.cfg.batch_size
+            return batch
+
+
+def _prepare_output(cfg: TrainConfig, accelerator: Accelerator) -> Path | None:
+    """The checkpoint to resume from, or None; refuses to train over an existing run."""
+    existing = ckpt.latest_checkpoint(cfg.output_dir)
+    if existing is None:
+        if cfg.resume:
+            log.info("--resume: no checkpoint in %s yet, starting from step 0", cfg.output_dir)
+        return None
+    if not cfg.resume:
+        raise LaraUserError(
+            f"{cfg.output_dir} already holds a run ({existing.name}); pass --resume true to continue it, "
+            "or choose a new --output_dir"
+        )
+    ckpt.check_resumable(existing, cfg.fingerprint(), training_identity(cfg), cfg.stage)
+    return existing
+
+
+# -- the loop ------------------------------------------------------------------------------------
+def train(cfg: TrainConfig) -> TrainResult:
+    logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per saved file otherwise
+    accelerator = build_accelerator(cfg)
+    main = accelerator.is_main_process
+    out = Path(cfg.output_dir)
+    resume_from = _prepare_output(cfg, accelerator)
+    init_from = None
+    if resume_from is not None:
+        init_from = resume_from / "model"
+    elif cfg.stage > 1:
+        init_from = resolve_init_from(cfg.init_from, cfg.stage)
+
+    set_seed(cfg.seed)  # python, numpy, torch (all ranks alike: identical initial weights)
+    dataset, collate = build_dataset(cfg)
+    policy = build_policy(cfg, dataset, init_from)
+    if cfg.model.lora.enabled:
+        apply_lora(policy, cfg)
+    if cfg.model.gradient_checkpointing:
+        if not callable(getattr(policy, "gradient_checkpointing_enable", None)):
+            raise LaraUserError(f"{type(policy).__name__} does not support model.gradient_checkpointing")
+        policy.gradient_checkpointing_enable()
+    optimizer, scheduler = build_optimizer(policy, cfg)
+    model, optimizer, scheduler = accelerator.prepare(policy, optimizer, scheduler)
+    policy = accelerator.unwrap_model(model)
+
+    state = ckpt.TrainerState(0, cfg.stage, 0, 0, cfg.fingerprint(), training_identity(cfg), 0)
+    if resume_from is not None:
+        accelerator.load_state(str(resume_from / "state"))  # weights, optimizer, scheduler, RNG
+        state = ckpt.read_trainer_state(resume_from)
+        log.info("resumed %s at step %d", resume_from, state.step)
+    else:
+        set_seed(cfg.seed + accelerator.process_index)  # per-rank noise / latent draws
+        if main:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.yaml").write_text(cfg.to_yaml())
+    batches = _Batches(dataset, collate, cfg, accelerator, state.epoch, state.epoch_samples)
+
+    writer = progress = None
+    if main:
+        from torch.utils.tensorboard import SummaryWriter
+        from tqdm.auto import tqdm
+
+        writer = SummaryWriter(str(out / "tensorboard"))
+        progress = tqdm(total=cfg.steps, initial=state.step, disable=not cfg.progress, desc=f"stage {cfg.stage}")
+
+    samples_per_step = cfg.batch_size * cfg.grad_accum_steps * accelerator.num_processes
+    history: list[dict] = []
+    memory = PeakMemory(accelerator.device)
+    start_step, t_start = state.step, time.perf_counter()
+    with memory:
+        while state.step < cfg.steps:
+            step = state.step
+            p = latent_probability_at(cfg, step)
+            weights = loss_weights_at(cfg, step)
+            policy.set_latent_probability(p)
+            policy.set_loss_weights(weights)
+            model.train()
+            losses, metric_sums, grad_norm = [], {}, None
+            for _ in range(cfg.grad_accum_steps):
+                batch = _to_device(batches.next(), accelerator.device)
+                with accelerator.accumulate(model):
+                    loss, metrics = model(batch, stage=cfg.stage)
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(f"stage {cfg.stage} step {step}: loss is {loss.item()}")
+                    accelerator.backward(loss)
+                    losses.append(loss.detach().float())
+                    for k, v in metrics.items():
+                        metric_sums[k] = metric_sums.get(k, 0.0) + float(v)
+                    if accelerator.sync_gradients:
+                        if cfg.optim.grad_clip_norm > 0:
+                            grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip_norm)
+                        optimizer.step()
+                        scheduler.step()
+                        optimizer.zero_grad(set_to_none=True)
+            if not accelerator.sync_gradients:  # the last micro-batch must have stepped
+                raise RuntimeError("gradient accumulation out of sync: the optimizer did not step")
+            policy.ema_update()
+            state.step += 1
+            state.epoch, state.epoch_samples = batches.epoch, batches.start
+            state.samples_seen += samples_per_step
+            metrics = {k: v / cfg.grad_accum_steps for k, v in metric_sums.items()}
+            if step == start_step:
+                _check_losses_on(cfg, metrics, weights)
+            record = {
+                "step": state.step,
+                "loss": torch.stack(losses).mean().item(),
+                "latent_probability": p,
+                "lr": [g["lr"] for g in optimizer.param_groups],
+                **metrics,
+            }
+            if grad_norm is not None:
+                record["grad_norm"] = float(grad_norm)
+            history.append(record)
+            if main:
+                _log(writer, progress, record, weights, state, samples_per_step, t_start, start_step, cfg)
+            if state.step % cfg.save_every == 0 and state.step < cfg.steps:  # the last step goes to final/
+                _save(accelerator, policy, cfg, state, ckpt.checkpoints_dir(out) / ckpt.step_name(state.step))
+    elapsed = time.perf_counter() - t_start
+    if resume_from is None or resume_from.name != "final":
+        _save(accelerator, policy, cfg, state, ckpt.final_dir(out))
+    if main:
+        progress.close()
+        writer.close()
+    accelerator.wait_for_everyone()
+    steps_run = state.step - start_step
+    accelerator.end_training()
+    return TrainResult(
+        output_dir=out,
+        final_dir=ckpt.final_dir(out),
+        step=state.step,
+        samples_per_s=steps_run * samples_per_step / elapsed if steps_run else 0.0,
+        peak_memory_bytes=memory.peak_bytes,
+        history=history,
+    )
+
+
+def _check_losses_on(cfg: TrainConfig, metrics: dict[str, float], weights: dict[str, float]) -> None:
+    """A loss that is configured on must be computed and nonzero (the reference implementation
+    once lost its visual loss to a launcher flag without anyone noticing)."""
+    for term, weight in weights.items():
+        value = metrics.get(f"loss/{term}")
+        if value is None or not math.isfinite(value) or (weight > 0 and value == 0.0):
+            raise RuntimeError(
+                f"stage {cfg.stage}: loss {term!r} is configured on (weight {weight}) but the policy reported "
+                f"{value!r} for 'loss/{term}'; metrics were {sorted(metrics)}"
+            )
+
+
+def _log(writer, progress, record, weights, state, samples_per_step, t_start, start_step, cfg) -> None:
+    progress.update(1)
+    elapsed = max(time.perf_counter() - t_start, 1e-9)
+    throughput = (state.step - start_step) * samples_per_step / elapsed
+    terms = {k.split("/", 1)[1]: v for k, v in record.items() if k.startswith("loss/")}
+    progress.set_postfix(loss=f"{record['loss']:.4f}", **{k: f"{v:.3f}" for k, v in terms.items()},
+                         p=f"{record['latent_probability']:.2f}", sps=f"{throughput:.1f}")
+    if state.step % cfg.log_every and state.step != cfg.steps:
+        return
+    s = state.step
+    writer.add_scalar("loss/total", record["loss"], s)
+    for k, v in record.items():
+        if k.startswith("loss/"):
+            writer.add_scalar(k, v, s)
+    for k, v in weights.items():
+        writer.add_scalar(f"loss_weight/{k}", v, s)
+    writer.add_scalar("train/latent_probability", record["latent_probability"], s)
+    writer.add_scalar("train/samples_per_s", throughput, s)
+    if "grad_norm" in record:
+        writer.add_scalar("train/grad_norm", record["grad_norm"], s)
+    for i, lr in enumerate(record["lr"]):
+        writer.add_scalar(f"lr/group_{i}", lr, s)
+
+
+def _save(accelerator: Accelerator, policy, cfg: TrainConfig, state: ckpt.TrainerState, target: Path) -> None:
+    """Write a complete checkpoint into a tmp folder on every rank, then publish it atomically."""
+    main = accelerator.is_main_process
+    tmp = ckpt.begin(target, main)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp / "state"))
+    if main:
+        policy.save_pretrained(str(tmp / "model"))
+        (tmp / "config.yaml").write_text(cfg.to_yaml())
+        ckpt.write_trainer_state(tmp, state)
+    accelerator.wait_for_everyone()
+    if main:
+        ckpt.commit(tmp, target)
+        ckpt.prune(cfg.output_dir, cfg.keep_last)
+    accelerator.wait_for_everyone()
