@@ -14,6 +14,7 @@ renamed into place after lerobot's `finalize()`; an interrupted write leaves onl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -103,9 +104,18 @@ def write_lerobot_dataset(
         if dataset is None:
             raise LaraUserError(f"{root}: no episodes to write; the dataset would be empty (check the input)")
         dataset.finalize()
+        images_dir = tmp / "images"  # lerobot's per-frame PNG staging folder, empty once embedded
+        if images_dir.is_dir() and not any(images_dir.rglob("*.png")):
+            shutil.rmtree(images_dir)
         tmp.replace(root)
     finally:
         if tmp.exists():
+            # close lerobot's parquet/metadata writers first: their __del__ would otherwise flush
+            # buffered metadata into the folder again after we removed it
+            if dataset is not None:
+                with contextlib.suppress(Exception):
+                    dataset.finalize()
+                dataset = None
             shutil.rmtree(tmp, ignore_errors=True)
     return root
 
