@@ -1,10 +1,13 @@
 # LaRA set-up and entry points. The whole set-up is two commands: `make demo` and `make test`;
 # both install what is missing first. `make install` is idempotent.
 SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 PYTHON_SYS ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
+# This machine's pip config lists local package mirrors that may not exist; hide those notices.
+QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location" || true; }
 STAMP := $(VENV)/.lara-installed
 APT_PACKAGES := libosmesa6 libegl1 libegl-mesa0 libgl1 libgles2 libglfw3 ffmpeg
 export HF_HUB_OFFLINE := 1
@@ -19,11 +22,11 @@ install: $(STAMP)
 $(STAMP): requirements/constraints.txt requirements/stack.txt requirements/nodeps.txt pyproject.toml
 	@$(MAKE) --no-print-directory apt
 	@test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
-	$(PIP) install --upgrade pip
-	$(PIP) install torch==2.13.0
-	$(PIP) install -c requirements/constraints.txt -r requirements/stack.txt
-	$(PIP) install --no-deps -r requirements/nodeps.txt
-	$(PIP) install --no-deps -e .
+	$(PIP) install --upgrade pip $(QUIET_PIP)
+	$(PIP) install torch==2.13.0 $(QUIET_PIP)
+	$(PIP) install -c requirements/constraints.txt -r requirements/stack.txt $(QUIET_PIP)
+	$(PIP) install --no-deps -r requirements/nodeps.txt $(QUIET_PIP)
+	$(PIP) install --no-deps -e . $(QUIET_PIP)
 	$(PY) -m envs.libero_setup --link-assets --write-config --check
 	@touch $(STAMP)
 	@echo "LaRA installed in $(VENV) (activate with: source $(VENV)/bin/activate)"

@@ -56,6 +56,7 @@ class EvalConfig:
     execute_steps: int | None = None  # chunked policies: actions run open-loop per chunk (None = whole chunk)
     max_steps: int | None = None  # override of the suite's step limit (smoke tests only; reported)
     replay_dataset: str | None = None  # dataset whose recorded actions `--policy replay` plays back
+    render: bool | None = None  # render cameras; None = only when the policy or --video needs them
 
     def __post_init__(self) -> None:
         check_suite(self.suite)
@@ -67,6 +68,8 @@ class EvalConfig:
             raise LaraUserError(f"--execute_steps must be >= 1, got {self.execute_steps}")
         if self.max_steps is not None and self.max_steps < 1:
             raise LaraUserError(f"--max_steps must be >= 1, got {self.max_steps}")
+        if self.video and self.render is False:
+            raise LaraUserError("--video needs rendering; drop --render false")
         self.out = Path(self.out)
 
     def identity(self) -> dict:
@@ -129,7 +132,7 @@ def _worker_env(task: int):
 
         if "env" in _WORKER:
             _WORKER["env"].close()
-        needs_images = cfg.video or cfg.policy not in BUILTIN_POLICIES
+        needs_images = cfg.render if cfg.render is not None else (cfg.video or cfg.policy not in BUILTIN_POLICIES)
         env = LiberoEnv(cfg.suite, task, camera_size=cfg.camera_size, render=needs_images, seed=cfg.seed)
         _WORKER.update(task=task, env=env, policy=build_policy(cfg.policy, env, cfg.execute_steps, cfg.replay_dataset))
     return _WORKER["env"], _WORKER["policy"]

@@ -19,6 +19,7 @@ after the first call.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import logging
@@ -89,7 +90,8 @@ def link_assets() -> Path:
 def write_config(dataset_dir: str | None = None) -> Path:
     """Write LIBERO's config.yaml (no prompt on import) and return its folder."""
     pkg = libero_package_dir()
-    folder = cache_dir() / "libero"
+    # One config per LIBERO install: two checkouts with their own .venv must not share it.
+    folder = cache_dir() / "libero" / hashlib.sha1(str(pkg.resolve()).encode()).hexdigest()[:12]
     folder.mkdir(parents=True, exist_ok=True)
     config = {
         "benchmark_root": str(pkg),
