@@ -138,9 +138,9 @@ def build_policy(spec: str, env, execute_steps: int | None = None, replay_datase
     if spec == "replay":
         if not replay_dataset:
             raise LaraUserError("--policy replay needs --replay_dataset DIR (a LeRobot or LIBERO HDF5 dataset)")
-        from data_pipeline.replay import load_task_episodes
+        from envs.replay import load_task_episodes
 
-        return ReplayPolicy(load_task_episodes(replay_dataset, suite=env.suite, task_id=env.task_id))
+        return ReplayPolicy(load_task_episodes(replay_dataset, env.task_name, env.instruction))
     from lara.modeling_lara import LaraPolicy
 
     return ChunkedPolicy(LaraPolicy.from_pretrained(spec), execute_steps=execute_steps)
