@@ -1,0 +1,233 @@
+"""Scripted demo collection: run the expert in W worker processes, keep successes, write a dataset.
+
+Why this layout: each finished demo is saved on its own (atomically) under `<out>.partial/`, so a
+killed run keeps every finished episode and the same command continues where it stopped; the final
+LeRobot dataset (and optional LIBERO HDF5 files) is assembled from those files in one atomic
+write at the end, so `<out>` exists only when it is complete. Failed attempts are retried with a new
+start-state perturbation (up to `max_attempts`) and reported, never written.
+
+Files under `<out>.partial/`: `config.json` (what the run collects; a resume with other settings is
+refused), `episodes/task{T}_ep{K}.npz` (one success each), `reports.jsonl` (one line per job).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from data_pipeline.collect_worker import Job, close_cached_env, episode_file, run_job
+from data_pipeline.episode import Episode
+from data_pipeline.libero_hdf5 import write_libero_hdf5
+from data_pipeline.lerobot_io import write_lerobot_dataset
+from data_pipeline.stats import load_or_compute_stats
+from lara.errors import LaraUserError
+
+logger = logging.getLogger(__name__)
+
+# settings that change what an episode file contains: a resume must use the same values
+_RUN_KEYS = ("suite", "camera_size", "perturb_xy", "settle_steps", "max_steps", "seed")
+
+
+@dataclass
+class CollectConfig:
+    suite: str = "libero_object"
+    tasks: str = "all"  # "all" or comma-separated task ids, e.g. "0,3,4"
+    episodes_per_task: int = 10
+    out: str = ""  # output LeRobot dataset folder
+    workers: int = 1
+    camera_size: int = 128  # both cameras, square (official LIBERO demos: 128)
+    perturb_xy: float = 0.01  # metres of uniform x/y jitter per object on top of the shipped init state
+    settle_steps: int = 5  # no-op steps after the perturbation, before recording
+    max_attempts: int = 3  # expert rollouts per episode slot before it is reported as failed
+    max_steps: int | None = None  # per rollout; None = the suite's protocol limit
+    seed: int = 7
+    hdf5_dir: str | None = None  # also write LIBERO HDF5 files (one per task) here
+    keep_partial: bool = False  # keep `<out>.partial/` after the dataset is written
+    repo_id: str = "lara/scripted"
+
+    def __post_init__(self) -> None:
+        if self.episodes_per_task < 1 or self.workers < 1 or self.max_attempts < 1 or self.camera_size < 8:
+            raise LaraUserError("episodes_per_task, workers and max_attempts must be >= 1, camera_size >= 8")
+        if not 0 <= self.perturb_xy <= 0.05:
+            raise LaraUserError(f"perturb_xy={self.perturb_xy}: use 0..0.05 m (objects must not collide)")
+
+    def task_ids(self, n_tasks: int) -> list[int]:
+        if self.tasks.strip() == "all":
+            return list(range(n_tasks))
+        try:
+            ids = [int(t) for t in self.tasks.split(",") if t.strip()]
+        except ValueError as err:
+            raise LaraUserError(f"--tasks must be 'all' or ids like 0,3,4; got {self.tasks!r}") from err
+        bad = [t for t in ids if not 0 <= t < n_tasks]
+        if bad or not ids:
+            raise LaraUserError(f"--tasks {self.tasks!r}: {self.suite} has tasks 0..{n_tasks - 1}")
+        return ids
+
+
+@dataclass
+class CollectResult:
+    out: Path
+    episodes: int = 0
+    frames: int = 0
+    collected_now: int = 0
+    resumed: int = 0
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    status_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def demos_per_minute(self) -> float:
+        return 60.0 * self.collected_now / self.seconds if self.seconds > 0 else 0.0
+
+
+def partial_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".partial")
+
+
+def _check_resume(partial: Path, cfg: CollectConfig) -> None:
+    path = partial / "config.json"
+    mine = {k: getattr(cfg, k) for k in _RUN_KEYS}
+    if path.is_file():
+        theirs = json.loads(path.read_text())
+        diff = {k: (theirs.get(k), mine[k]) for k in _RUN_KEYS if theirs.get(k) != mine[k]}
+        if diff:
+            raise LaraUserError(
+                f"{partial} holds a run with other settings {diff} (was, now); re-run with the same settings "
+                "to resume, or delete that folder to start over"
+            )
+    else:
+        partial.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(mine, indent=2))
+
+
+def load_episode_file(path: Path, task_id: int, suite: str, index: int) -> Episode:
+    """A worker's npz -> Episode (gripper signal = the gripper command)."""
+    with np.load(path, allow_pickle=False) as z:
+        action = z["action"].astype(np.float32)
+        state = z["state"]
+        return Episode(
+            images={"agentview": z["images.agentview"], "wrist": z["images.wrist"]}, state=state, action=action,
+            gripper=action[:, -1].copy(), ee_pos=state[:, :3].copy(), ee_ori=state[:, 3:6].copy(),
+            instruction=str(z["instruction"]), task_index=task_id, task_name=str(z["task_name"]), suite=suite,
+            episode_index=index, sim_states=z["sim_states"], bddl_file=str(z["bddl_file"]),
+            init_state=z["init_state"], expert_phases=[str(p) for p in z["expert_phases"]],
+            source=str(path), extras={"joint_states": z["joint_states"]},
+        ).validate(action_dim=7, state_dim=8)
+
+
+def _run_jobs(jobs: list[Job], workers: int, partial: Path, result: CollectResult) -> None:
+    reports = (partial / "reports.jsonl").open("a")
+    bar = tqdm(total=len(jobs), desc="collecting demos", unit="demo")
+    try:
+        if workers == 1:
+            iterator: Iterator[dict[str, Any]] = (run_job(job) for job in jobs)
+            try:
+                _consume(iterator, reports, bar, result)
+            finally:
+                close_cached_env()
+        else:
+            ctx = multiprocessing.get_context("spawn")  # fresh MuJoCo/GL state per worker
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                futures = [pool.submit(run_job, job) for job in jobs]
+                _consume((f.result() for f in as_completed(futures)), reports, bar, result)
+    finally:
+        bar.close()
+        reports.close()
+
+
+def _consume(reports_iter: Iterator[dict[str, Any]], reports: Any, bar: tqdm, result: CollectResult) -> None:
+    counts: Counter = Counter()
+    for report in reports_iter:
+        reports.write(json.dumps({k: v for k, v in report.items() if k != "traceback"}) + "\n")
+        reports.flush()
+        counts[report["status"]] += 1
+        if report["status"] == "ok":
+            result.collected_now += 1
+        else:
+            result.failed.append(report)
+            if report["status"] == "error":
+                logger.warning("job %s crashed: %s\n%s", report["job"], report.get("error"), report.get("traceback"))
+        bar.update(1)
+        bar.set_postfix(ok=counts["ok"], failed=len(result.failed))
+    result.status_counts = dict(counts)
+
+
+def collect(cfg: CollectConfig) -> CollectResult:
+    """Collect (or resume) the run described by `cfg` and write the dataset at `cfg.out`."""
+    if not cfg.out:
+        raise LaraUserError("--out is required: the folder of the LeRobot dataset to write")
+    out = Path(cfg.out)
+    if out.exists():
+        raise LaraUserError(f"{out} already exists (a finished collection); choose another --out or delete it")
+    from envs.libero_env import num_tasks
+
+    task_ids = cfg.task_ids(num_tasks(cfg.suite))
+    partial = partial_dir(out)
+    _check_resume(partial, cfg)
+    all_jobs = [
+        Job(cfg.suite, t, k, cfg.camera_size, cfg.perturb_xy, cfg.settle_steps, cfg.max_attempts, cfg.max_steps,
+            cfg.seed, str(partial))
+        for t in task_ids
+        for k in range(cfg.episodes_per_task)
+    ]
+    todo = [job for job in all_jobs if not job.file.is_file()]
+    result = CollectResult(out=out, resumed=len(all_jobs) - len(todo))
+    if result.resumed:
+        logger.info("resuming: %d of %d demos already collected in %s", result.resumed, len(all_jobs), partial)
+    start = time.perf_counter()
+    _run_jobs(todo, min(cfg.workers, max(len(todo), 1)), partial, result)
+    result.seconds = time.perf_counter() - start
+    done = [(j.task_id, j.slot) for j in all_jobs if j.file.is_file()]
+    if not done:
+        raise LaraUserError(f"no successful demos for {cfg.suite} tasks {task_ids}; see {partial / 'reports.jsonl'}")
+    write_collected(partial, done, cfg, out)
+    result.episodes = len(done)
+    result.frames = int(sum(np.load(episode_file(partial, t, k))["action"].shape[0] for t, k in done))
+    if not cfg.keep_partial:
+        shutil.rmtree(partial, ignore_errors=True)
+    return result
+
+
+def write_collected(partial: Path, done: list[tuple[int, int]], cfg: CollectConfig, out: Path) -> None:
+    """Assemble the finished episode files into the LeRobot dataset (+ optional HDF5), atomically."""
+
+    def episodes() -> Iterator[Episode]:
+        for index, (task_id, slot) in enumerate(done):
+            yield load_episode_file(episode_file(partial, task_id, slot), task_id, cfg.suite, index)
+
+    if cfg.hdf5_dir:
+        hdf5_dir = Path(cfg.hdf5_dir)
+        for task_id in sorted({t for t, _ in done}):
+            eps = [load_episode_file(episode_file(partial, t, k), t, cfg.suite, i)
+                   for i, (t, k) in enumerate(done) if t == task_id]
+            write_libero_hdf5(hdf5_dir / f"{eps[0].task_name}_demo.hdf5", eps)
+    write_lerobot_dataset(out, episodes(), "libero", repo_id=cfg.repo_id, fps=20, progress=True)
+    load_or_compute_stats(out, "libero")
+
+
+def summary(result: CollectResult) -> str:
+    lines = [
+        f"wrote {result.out}: {result.episodes} episodes, {result.frames} frames "
+        f"({result.collected_now} collected now in {result.seconds:.0f} s = {result.demos_per_minute:.2f} demos/min, "
+        f"{result.resumed} from a previous run)"
+    ]
+    for rep in result.failed:
+        job = rep["job"]
+        lines.append(f"  not collected: task {job['task_id']} slot {job['slot']}: {rep['status']} after "
+                     f"{rep['attempts']} attempt(s) {rep.get('error', '')}".rstrip())
+    return "\n".join(lines)
+
+
+__all__ = ["CollectConfig", "CollectResult", "collect", "summary", "load_episode_file", "asdict"]

@@ -1,0 +1,172 @@
+"""One scripted demonstration in LIBERO: what a `lara collect` worker process runs per job.
+
+Why a separate module: worker processes import only this (MuJoCo, LIBERO, the expert), never the
+LeRobot/arrow stack, and each job is self-contained (task, episode slot, attempt -> npz file), so
+the parent can resume a killed run by listing finished files.
+
+Start states: episode slot k of a task starts from the suite's shipped init state
+`k % num_init_states` (as the benchmark does), then every free-jointed object is shifted in x/y by
+a uniform offset in [-perturb_xy, perturb_xy] (default 1 cm, seeded per job and attempt), and the
+scene settles for a few no-op steps. The recorded `init_state` is the MuJoCo state after settling:
+the exact state the episode's first frame was rendered from, so a replay starts there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+_ENV_CACHE: dict[str, Any] = {}  # per worker process: the last built env and expert, reused across jobs
+
+
+@dataclass(frozen=True)
+class Job:
+    suite: str
+    task_id: int
+    slot: int  # episode slot within the task: 0..episodes_per_task-1
+    camera_size: int
+    perturb_xy: float
+    settle_steps: int
+    max_attempts: int
+    max_steps: int | None  # None: the suite's protocol limit
+    seed: int
+    out_dir: str  # the run's partial folder
+
+    @property
+    def file(self) -> Path:
+        return episode_file(Path(self.out_dir), self.task_id, self.slot)
+
+
+def episode_file(partial: Path, task_id: int, slot: int) -> Path:
+    return partial / "episodes" / f"task{task_id:03d}_ep{slot:05d}.npz"
+
+
+def _job_rng(job: Job, attempt: int) -> np.random.Generator:
+    key = f"{job.seed}:{job.suite}:{job.task_id}:{job.slot}:{attempt}".encode()
+    return np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "little"))
+
+
+def _env_and_expert(job: Job) -> tuple[Any, Any]:
+    key = f"{job.suite}:{job.task_id}:{job.camera_size}"
+    if _ENV_CACHE.get("key") != key:
+        if "env" in _ENV_CACHE:
+            _ENV_CACHE["env"].close()
+            _ENV_CACHE.clear()
+        from envs import libero_setup
+
+        libero_setup.configure()
+        from envs.libero_env import LiberoEnv
+        from envs.scripted_expert import ScriptedExpert
+
+        env = LiberoEnv(job.suite, job.task_id, camera_size=job.camera_size, render=True, seed=job.seed)
+        _ENV_CACHE.update(key=key, env=env, expert=ScriptedExpert(env))
+    return _ENV_CACHE["env"], _ENV_CACHE["expert"]
+
+
+def close_cached_env() -> None:
+    """Close the worker's cached env (frees its GL context before interpreter teardown)."""
+    if "env" in _ENV_CACHE:
+        _ENV_CACHE["env"].close()
+    _ENV_CACHE.clear()
+
+
+def perturb_objects(env: Any, rng: np.random.Generator, perturb_xy: float) -> None:
+    """Shift every free-jointed object by a uniform x/y offset in [-perturb_xy, perturb_xy] metres."""
+    if perturb_xy <= 0:
+        return
+    data = env.sim.data
+    for obj in env.raw_env.objects_dict.values():
+        for joint in obj.joints:
+            qpos = np.array(data.get_joint_qpos(joint))  # (7,) for a free joint: pos(3), quat(4)
+            if qpos.shape != (7,):
+                continue
+            qpos[:2] += rng.uniform(-perturb_xy, perturb_xy, size=2)
+            data.set_joint_qpos(joint, qpos)
+            data.set_joint_qvel(joint, np.zeros(6))
+    env.sim.forward()
+
+
+def _rollout(job: Job, attempt: int) -> tuple[bool, dict[str, Any]]:
+    """Run the expert once; returns (success, arrays of the episode)."""
+    from envs.protocol import max_steps, noop_action
+
+    env, expert = _env_and_expert(job)
+    obs = env.reset(job.slot % env.num_init_states)
+    perturb_objects(env, _job_rng(job, attempt), job.perturb_xy)
+    for _ in range(job.settle_steps):
+        obs, _, _ = env.step(noop_action())
+    init_state = env.get_sim_state()
+    expert.reset()
+    limit = job.max_steps or max_steps(job.suite)
+    joint_idx = list(env.raw_env.robots[0]._ref_joint_pos_indexes)
+    frames: dict[str, list] = {k: [] for k in ("agentview", "wrist", "state", "action", "sim_state", "joints", "phase")}
+    success = False
+    for _ in range(limit):
+        phase = expert.phase  # the phase the next action is computed in
+        action = np.asarray(expert.select_action(obs), dtype=np.float32)  # (7,)
+        frames["agentview"].append(obs.images["agentview"])
+        frames["wrist"].append(obs.images["wrist"])
+        frames["state"].append(obs.state)
+        frames["sim_state"].append(obs.sim_state)
+        frames["joints"].append(np.array(env.sim.data.qpos[joint_idx], dtype=np.float32))
+        frames["action"].append(action)
+        frames["phase"].append(phase)
+        obs, done, _ = env.step(action)
+        if done:
+            success = True
+            break
+    arrays = {
+        "images.agentview": np.stack(frames["agentview"]),  # (T, S, S, 3) uint8
+        "images.wrist": np.stack(frames["wrist"]),
+        "state": np.stack(frames["state"]).astype(np.float32),  # (T, 8)
+        "action": np.stack(frames["action"]),  # (T, 7)
+        "sim_states": np.stack(frames["sim_state"]),  # (T, D)
+        "joint_states": np.stack(frames["joints"]),  # (T, 7)
+        "expert_phases": np.array(frames["phase"]),
+        "init_state": init_state,
+        "init_state_index": np.array(job.slot % env.num_init_states),
+        "instruction": np.array(env.instruction),
+        "task_name": np.array(env.task_name),
+        "bddl_file": np.array(env.bddl_path),
+    }
+    return success, arrays
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Try a job up to `max_attempts` times; a success is saved atomically to `job.file`.
+
+    Returns a small report (never raises): status "ok" | "failed" | "unsupported" | "error".
+    """
+    start = time.perf_counter()
+    report: dict[str, Any] = {"job": asdict(job), "status": "failed", "attempts": 0, "steps": []}
+    try:
+        for attempt in range(job.max_attempts):
+            report["attempts"] = attempt + 1
+            success, arrays = _rollout(job, attempt)
+            report["steps"].append(int(len(arrays["action"])))
+            if success:
+                job.file.parent.mkdir(parents=True, exist_ok=True)
+                tmp = job.file.with_name(f".{job.file.stem}.tmp-{os.getpid()}.npz")
+                np.savez_compressed(tmp, attempt=np.array(attempt), **arrays)
+                tmp.replace(job.file)
+                report["status"] = "ok"
+                break
+    except Exception as err:  # one bad job must not kill the run; the report says what happened
+        from envs.scripted_expert import UnsupportedTaskError
+
+        report["status"] = "unsupported" if isinstance(err, UnsupportedTaskError) else "error"
+        report["error"] = f"{type(err).__name__}: {err}"
+        if report["status"] == "error":
+            report["traceback"] = traceback.format_exc(limit=8)
+    report["seconds"] = time.perf_counter() - start
+    return report
