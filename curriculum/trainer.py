@@ -72,6 +72,9 @@ def build_accelerator(cfg: TrainConfig) -> Accelerator:
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_available() else "no"
     return Accelerator(
+        # On a machine without CUDA, processes started by `accelerate launch --multi_gpu` (torchrun)
+        # join a gloo process group (MULTI_CPU); `--cpu --num_processes N` would start one process.
+        cpu=not torch.cuda.is_available(),
         mixed_precision=precision,
         gradient_accumulation_steps=cfg.grad_accum_steps,
         step_scheduler_with_optimizer=False,  # we step the scheduler once per optimizer step

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +63,8 @@ class ToyPolicy(nn.Module):
             e.mul_(self.ema_momentum).add_(p, alpha=1 - self.ema_momentum)
 
     def forward(self, batch: dict, stage: int):
+        if os.environ.get("TOY_STEP_SLEEP"):  # lets the SIGKILL test kill a run mid-way
+            time.sleep(float(os.environ["TOY_STEP_SLEEP"]))
         image = batch["image.agentview"].mean(dim=(2, 3))  # (B, 3)
         x = torch.cat([batch["state"], self.vision(image)], dim=-1)  # (B, 11)
         h = self.backbone["o_proj"](torch.tanh(self.dropout(self.backbone["q_proj"](x))))  # (B, HIDDEN)
