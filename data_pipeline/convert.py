@@ -15,8 +15,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from data_pipeline.episode import Episode, EpisodeError, noop_mask
-from data_pipeline.libero_hdf5 import read_libero_hdf5
+from data_pipeline.episode import Episode, noop_mask
+from data_pipeline.libero_hdf5 import iter_libero_hdf5
 from data_pipeline.lerobot_io import write_lerobot_dataset
 from data_pipeline.stats import load_or_compute_stats
 from lara.errors import LaraUserError
@@ -56,7 +56,7 @@ def iter_converted(
     """Episodes of every file, no-ops dropped, re-indexed 0..N-1; task index = file position."""
     index = 0
     for task_index, path in enumerate(tqdm(files, desc="converting files", unit="file")):
-        for ep in read_libero_hdf5(path, task_index=task_index, image_orientation=image_orientation):
+        for ep in iter_libero_hdf5(path, task_index=task_index, image_orientation=image_orientation):
             if not keep_noops:
                 mask = noop_mask(ep.action)  # (T,) True = drop
                 summary.dropped_noops += int(mask.sum())
@@ -80,9 +80,6 @@ def convert_libero_hdf5(
     """Convert and write atomically; computes and stores the normalization statistics too."""
     files = hdf5_files(src)
     summary = ConvertSummary()
-    try:
-        write_lerobot_dataset(dst, iter_converted(files, summary, keep_noops, image_orientation), mapping, repo_id)
-    except EpisodeError:
-        raise
+    write_lerobot_dataset(dst, iter_converted(files, summary, keep_noops, image_orientation), mapping, repo_id)
     load_or_compute_stats(dst, mapping)
     return summary

@@ -43,7 +43,7 @@ class KeyMapping:
     ee_ori_slice: tuple[int, int] = (3, 6)  # end-effector orientation (axis-angle / rpy) inside the state
     flip_images: bool = False  # True when the dataset stores images upside down (raw MuJoCo renders)
     robot_type: str = "panda"
-    fps: int = 10
+    fps: int = 20
 
     def __post_init__(self) -> None:
         if self.gripper_convention not in GRIPPER_CONVENTIONS:

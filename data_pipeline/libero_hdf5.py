@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -59,7 +60,15 @@ def _read_attrs(data: h5py.Group) -> dict:
 def read_libero_hdf5(
     path: str | Path, task_index: int = 0, image_orientation: str = "auto", start_index: int = 0
 ) -> list[Episode]:
-    """All demos of one LIBERO HDF5 file as validated Episodes.
+    """All demos of one LIBERO HDF5 file as validated Episodes (see `iter_libero_hdf5`)."""
+    return list(iter_libero_hdf5(path, task_index, image_orientation, start_index))
+
+
+def iter_libero_hdf5(
+    path: str | Path, task_index: int = 0, image_orientation: str = "auto", start_index: int = 0
+) -> Iterator[Episode]:
+    """Yield the demos of one LIBERO HDF5 file one at a time (an official file holds ~50 demos and
+    hundreds of MB of images: never all in memory at once), validated, in demo-number order.
 
     image_orientation: "auto" (from `macros_image_convention`; missing = opengl, as official files),
     "raw" (flip `[::-1, ::-1]`) or "upright" (keep). Raises EpisodeError naming file, demo and key.
@@ -89,12 +98,9 @@ def read_libero_hdf5(
         demos = _demo_names(data)
         if not demos:
             raise _fail(path, "-", "data/demo_*", "no demos in the file", "the dataset is empty; check the file")
-        episodes = []
         for i, demo in enumerate(demos):
-            episodes.append(
-                _read_demo(path, data[demo], demo, flip, instruction, task_index, task_name, suite, bddl, start_index + i)
-            )
-    return episodes
+            yield _read_demo(path, data[demo], demo, flip, instruction, task_index, task_name, suite, bddl,
+                             start_index + i)
 
 
 def _read_demo(
