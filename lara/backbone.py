@@ -1,0 +1,122 @@
+"""The Qwen3-VL backbone: construction and the three calls LaRA makes into it.
+
+- `build_backbone(cfg, num_tokens)`: `Qwen3VLForConditionalGeneration` from a local
+  `from_pretrained` directory (`cfg.backbone.pretrained_path`) or random init from the preset's
+  architecture; embeddings resized (to a multiple of 64) when the LaRA tokens do not fit.
+- `encode_images(vlm, pixel_values, grid)`: merged visual tokens (N_tok, D) + deepstack features.
+- `rope_positions(vlm, ...)`: Qwen3-VL's 3-D (t, h, w) M-RoPE positions (3, B, L) for a padded batch.
+- `run_text(vlm, embeds, ...)`: the decoder over input embeddings (our own embeddings: latent
+  slots, `<img_next>` slot offsets, image features already scattered) -> last hidden states.
+The vision tower is called by LaRA directly (not through `Qwen3VLModel.forward`) so that latent
+slots can be injected as embeddings and a KV cache reused across passes.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+from lara.configuration_lara import LaraConfig
+from lara.errors import LaraUserError
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def qwen_config(cfg: LaraConfig) -> Qwen3VLConfig:
+    """The Qwen3VLConfig of a preset's architecture (random-init path)."""
+    b, v = cfg.backbone, cfg.vision
+    text = dict(
+        vocab_size=b.vocab_size, hidden_size=b.hidden_size, intermediate_size=b.intermediate_size,
+        num_hidden_layers=b.num_hidden_layers, num_attention_heads=b.num_attention_heads,
+        num_key_value_heads=b.num_key_value_heads, head_dim=b.head_dim,
+        max_position_embeddings=b.max_position_embeddings,
+        rope_parameters={"rope_type": "default", "rope_theta": b.rope_theta,
+                         "mrope_section": list(b.mrope_section), "mrope_interleaved": True},
+    )  # fmt: skip
+    vision = dict(
+        depth=v.depth, hidden_size=v.hidden_size, intermediate_size=v.intermediate_size, num_heads=v.num_heads,
+        patch_size=v.patch_size, spatial_merge_size=v.spatial_merge_size, temporal_patch_size=v.temporal_patch_size,
+        out_hidden_size=b.hidden_size, num_position_embeddings=v.num_position_embeddings,
+        deepstack_visual_indexes=list(v.deepstack_visual_indexes),
+    )  # fmt: skip
+    return Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=b.tie_word_embeddings)
+
+
+def build_backbone(
+    cfg: LaraConfig, num_tokens: int, qwen_cfg: Qwen3VLConfig | None = None
+) -> Qwen3VLForConditionalGeneration:
+    """Real weights from `cfg.backbone.pretrained_path`, else random init from `qwen_cfg` or the preset."""
+    dtype = DTYPES[cfg.backbone.dtype]
+    path = cfg.backbone.pretrained_path
+    if path and qwen_cfg is None:
+        if not (Path(path) / "config.json").exists():
+            raise LaraUserError(f"backbone.pretrained_path {path} has no config.json (a local Qwen3-VL directory)")
+        vlm = Qwen3VLForConditionalGeneration.from_pretrained(
+            path, dtype=dtype, attn_implementation=cfg.backbone.attn_implementation
+        )
+        got = (vlm.config.text_config.hidden_size, vlm.config.vision_config.patch_size)
+        if got != (cfg.backbone.hidden_size, cfg.vision.patch_size):
+            raise LaraUserError(
+                f"{path}: hidden/patch {got} differ from the preset's ({cfg.backbone.hidden_size}, "
+                f"{cfg.vision.patch_size}); use the preset that matches the checkpoint"
+            )
+    else:
+        qc = qwen_cfg or qwen_config(cfg)
+        qc._attn_implementation = cfg.backbone.attn_implementation
+        qc.text_config._attn_implementation = cfg.backbone.attn_implementation
+        qc.vision_config._attn_implementation = cfg.backbone.attn_implementation
+        vlm = Qwen3VLForConditionalGeneration(qc).to(dtype)
+    if num_tokens > vlm.get_input_embeddings().num_embeddings:
+        vlm.resize_token_embeddings(num_tokens, pad_to_multiple_of=64)
+        log.info("resized embeddings to %d rows for LaRA's tokens", vlm.get_input_embeddings().num_embeddings)
+    if cfg.backbone.gradient_checkpointing:
+        vlm.gradient_checkpointing_enable()
+    return vlm
+
+
+def encode_images(vision: torch.nn.Module, pixel_values: torch.Tensor, grid: torch.Tensor):
+    """Merged visual tokens (N_tok, D) in sequence order, and the deepstack features (list of (N_tok, D))."""
+    dtype = next(vision.parameters()).dtype
+    out = vision(pixel_values.to(dtype), grid_thw=grid, return_dict=True)
+    return out.pooler_output, list(out.deepstack_features)
+
+
+def rope_positions(
+    vlm: Qwen3VLForConditionalGeneration,
+    input_ids: torch.Tensor,
+    mm_token_type_ids: torch.Tensor,
+    grid: torch.Tensor,
+    attention_mask: torch.Tensor,
+) -> torch.Tensor:
+    """M-RoPE positions (3, B, L); padded positions get 0."""
+    pos, _ = vlm.model.get_rope_index(
+        input_ids, mm_token_type_ids=mm_token_type_ids, image_grid_thw=grid, attention_mask=attention_mask
+    )
+    return pos
+
+
+def run_text(
+    vlm: Qwen3VLForConditionalGeneration,
+    embeds: torch.Tensor,
+    position_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    past_key_values=None,
+    visual_pos_masks: torch.Tensor | None = None,
+    deepstack: list[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Decoder over (B, L, D) embeddings with (3, B, L) positions -> last hidden states (B, L, D)."""
+    out = vlm.model.language_model(
+        inputs_embeds=embeds,
+        position_ids=position_ids,
+        attention_mask=attention_mask,
+        past_key_values=past_key_values,
+        use_cache=past_key_values is not None,
+        visual_pos_masks=visual_pos_masks,
+        deepstack_visual_embeds=deepstack,
+    )
+    return out.last_hidden_state

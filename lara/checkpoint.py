@@ -1,0 +1,80 @@
+"""LaRA checkpoints: safetensors weights + JSON everywhere; loading never unpickles.
+
+A checkpoint directory holds:
+    config.json            LaraConfig (JSON)
+    backbone_config.json   the Qwen3VLConfig actually built (incl. a resized vocabulary), so a model
+                           whose backbone came from a local Qwen3-VL directory reloads without it
+    model.safetensors      all weights: backbone, EMA vision tower, foresight head, latent slots, expert
+    tokenizer/             tokenizer.json + lara_tokens.json (Qwen BPE, Qwen specials, LaRA tokens)
+    normalization.json     NormalizationStats (if set)
+    fast_tokenizer.json    FAST action tokenizer (if trained)
+    output_vocab.json      the LM head's output vocabulary (full, or the observed id set)
+Writes go to a temporary sibling directory first and are renamed into place (atomic for readers).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_model, save_model
+from transformers import Qwen3VLConfig
+
+from lara.configuration_lara import LaraConfig
+from lara.errors import LaraUserError
+from lara.fast_tokenizer import FastActionTokenizer
+from lara.normalization import NormalizationStats
+from lara.output_vocab import OutputVocab
+from lara.tokenizer import load_tokenizer
+
+FILES = ("config.json", "backbone_config.json", "model.safetensors")
+
+
+def save_pretrained(policy, directory: str | Path) -> Path:
+    directory = Path(directory)
+    tmp = directory.with_name(directory.name + ".tmp-save")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    policy.cfg.save(tmp / "config.json")
+    (tmp / "backbone_config.json").write_text(policy.vlm.config.to_json_string())
+    save_model(policy, str(tmp / "model.safetensors"))  # de-duplicates tied embeddings
+    policy.tokenizer.save(tmp / "tokenizer")
+    if policy.stats is not None:
+        policy.stats.save(tmp / "normalization.json")
+    if policy.fast is not None:
+        policy.fast.save(tmp / "fast_tokenizer.json")
+    policy.output_vocab.save(tmp / "output_vocab.json")
+    if directory.exists():
+        old = directory.with_name(directory.name + ".tmp-old")
+        shutil.rmtree(old, ignore_errors=True)
+        directory.rename(old)
+        tmp.rename(directory)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(directory)
+    return directory
+
+
+def load_pretrained(directory: str | Path, device: str | torch.device | None = None):
+    from lara.modeling_lara import LaraPolicy
+
+    directory = Path(directory)
+    missing = [f for f in FILES if not (directory / f).exists()]
+    if missing:
+        raise LaraUserError(f"{directory} is not a LaRA checkpoint (missing {missing})")
+    cfg = LaraConfig.load(directory / "config.json")
+    qwen_cfg = Qwen3VLConfig.from_dict(json.loads((directory / "backbone_config.json").read_text()))
+    stats = NormalizationStats.load(directory / "normalization.json") if (directory / "normalization.json").exists() else None
+    fast_path = directory / "fast_tokenizer.json"
+    fast = FastActionTokenizer.load(fast_path) if fast_path.exists() else None
+    vocab_path = directory / "output_vocab.json"
+    out_vocab = OutputVocab.load(vocab_path) if vocab_path.exists() else None
+    policy = LaraPolicy(cfg, tokenizer=load_tokenizer(directory / "tokenizer"), fast=fast, stats=stats,
+                        qwen_cfg=qwen_cfg, output_vocab=out_vocab)  # fmt: skip
+    missing_keys, unexpected = load_model(policy, str(directory / "model.safetensors"), strict=True)
+    if device is not None:
+        policy.to(device)
+    policy.eval()
+    return policy

@@ -1,0 +1,242 @@
+"""Typed configuration of the LaRA model (draccus dataclasses, as lerobot does).
+
+`LaraConfig` groups one sub-config per part of the model:
+- `backbone`   the Qwen3-VL text model (architecture, or a local `from_pretrained` directory),
+- `vision`     the Qwen3-VL vision tower and the camera inputs (size, normalization),
+- `foresight`  the `<img_next>` slots, the EMA target encoder and the visual L1 loss,
+- `latent`     the latent chain of thought (slots per segment, slot inputs, tags),
+- `fast`       the FAST action tokenizer (DCT scale, BPE vocabulary = number of action tokens),
+- `expert`     the DiT action expert and its flow-matching settings,
+- `loss`       per-stage loss weights,
+- `inference`  generation limits and the action queue.
+
+Presets live in `configs/model/{tiny,qwen3vl-2b,qwen3vl-4b}.yaml`; load one with
+`load_config(path, args)` (draccus: YAML file, then `--a.b=value` overrides). `__post_init__`
+validates and raises `ValueError`; nothing is silently changed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import draccus
+
+STAGES = (1, 2, 3)
+SLOT_INPUTS = ("learned", "recurrent")
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass
+class BackboneConfig:
+    # Local directory of a real Qwen3-VL checkpoint (`from_pretrained`); None = random init from below.
+    pretrained_path: str | None = None
+    hidden_size: int = 128
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    head_dim: int = 32
+    intermediate_size: int = 256
+    vocab_size: int = 151936  # rows of the architecture's embedding (Qwen pads 151,669 tokens to 151,936)
+    max_position_embeddings: int = 8192
+    rope_theta: float = 5_000_000.0
+    mrope_section: list[int] = field(default_factory=lambda: [6, 5, 5])  # sums to head_dim / 2
+    tie_word_embeddings: bool = True
+    dtype: str = "float32"  # float32 | bfloat16 | float16 (weights and activations)
+    attn_implementation: str = "sdpa"  # sdpa | eager | flash_attention_2
+    gradient_checkpointing: bool = False
+    # LM-head softmax over the full vocabulary, or only over the ids the data uses (see lara/output_vocab.py)
+    output_vocab: str = "full"  # full | observed
+
+    def __post_init__(self) -> None:
+        if self.output_vocab not in ("full", "observed"):
+            raise ValueError(f"backbone.output_vocab {self.output_vocab!r} not in ('full', 'observed')")
+        if sum(self.mrope_section) * 2 != self.head_dim:
+            raise ValueError(f"backbone.mrope_section {self.mrope_section} must sum to head_dim/2 = {self.head_dim // 2}")
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError("backbone.num_attention_heads must be a multiple of num_key_value_heads")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"backbone.dtype {self.dtype!r} not in {DTYPES}")
+        if self.vocab_size < 151669:
+            raise ValueError("backbone.vocab_size must hold Qwen's 151,669 tokens (ids must match real checkpoints)")
+
+
+@dataclass
+class VisionConfig:
+    depth: int = 2
+    hidden_size: int = 64
+    intermediate_size: int = 128
+    num_heads: int = 2
+    patch_size: int = 16
+    spatial_merge_size: int = 2
+    temporal_patch_size: int = 2
+    num_position_embeddings: int = 64  # learned position grid (a square); Qwen3-VL: 2304
+    deepstack_visual_indexes: list[int] = field(default_factory=lambda: [0])
+    cameras: list[str] = field(default_factory=lambda: ["agentview", "wrist"])
+    image_size: int = 64  # square side the cameras are resized to before patchify
+    image_mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    image_std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+
+    @property
+    def tokens_per_image(self) -> int:
+        side = self.image_size // (self.patch_size * self.spatial_merge_size)
+        return side * side
+
+    def __post_init__(self) -> None:
+        unit = self.patch_size * self.spatial_merge_size
+        if self.image_size % unit:
+            raise ValueError(f"vision.image_size {self.image_size} must be a multiple of patch*merge = {unit}")
+        if any(i >= self.depth or i < 0 for i in self.deepstack_visual_indexes):
+            raise ValueError(f"vision.deepstack_visual_indexes {self.deepstack_visual_indexes} must be < depth {self.depth}")
+        if int(math.isqrt(self.num_position_embeddings)) ** 2 != self.num_position_embeddings:
+            raise ValueError("vision.num_position_embeddings must be a perfect square")
+        if not self.cameras:
+            raise ValueError("vision.cameras must name at least one camera")
+
+
+@dataclass
+class ForesightConfig:
+    num_slots: int = 4  # N_v `<img_next>` slots (a perfect square; 16 in the paper)
+    camera: str = "agentview"  # which camera's next frame is predicted
+    image_size: int = 64  # next frame side fed to the EMA vision tower (multiple of patch*merge)
+    use_ema_target: bool = True  # False = target from the online tower, detached (ablation)
+    ema_momentum: float = 0.999  # tau in theta_ema = tau * theta_ema + (1 - tau) * theta
+    head_hidden_mult: int = 2
+
+    def __post_init__(self) -> None:
+        if math.isqrt(self.num_slots) ** 2 != self.num_slots:
+            raise ValueError(f"foresight.num_slots {self.num_slots} must be a perfect square (2-D pooling)")
+        if not 0.0 <= self.ema_momentum < 1.0:
+            raise ValueError("foresight.ema_momentum must be in [0, 1)")
+
+
+@dataclass
+class LatentConfig:
+    slots_per_segment: int = 1
+    slot_input: str = "learned"  # learned (embedding table, one pass) | recurrent (Coconut, KV cache)
+    # The CoT tags in order; at latent inference one latent segment per tag is placed.
+    tags: list[str] = field(default_factory=lambda: ["SUBTASK", "OBJECTS", "MOVE", "GRIPPER"])
+    max_segments: int = 8  # rows of the learned slot table = max_segments * slots_per_segment
+
+    def __post_init__(self) -> None:
+        if self.slot_input not in SLOT_INPUTS:
+            raise ValueError(f"latent.slot_input {self.slot_input!r} not in {SLOT_INPUTS}")
+        if self.slots_per_segment < 1:
+            raise ValueError("latent.slots_per_segment must be >= 1")
+        if len(self.tags) > self.max_segments:
+            raise ValueError("latent.tags has more entries than latent.max_segments")
+
+
+@dataclass
+class FastConfig:
+    vocab_size: int = 256  # BPE vocabulary = number of action tokens added to the tokenizer
+    scale: float = 10.0  # DCT coefficients are multiplied by this, then rounded
+    max_abs_coefficient: int = 60  # quantized coefficients are clipped to [-m, m] (base alphabet 2m+1)
+
+    def __post_init__(self) -> None:
+        if self.vocab_size < 2 * self.max_abs_coefficient + 1:
+            raise ValueError("fast.vocab_size must be >= the base alphabet 2 * max_abs_coefficient + 1")
+
+
+@dataclass
+class ExpertConfig:
+    num_layers: int = 4  # alternating self-attention / cross-attention blocks (16 in the paper)
+    hidden_size: int = 128
+    num_heads: int = 4
+    ff_mult: int = 4
+    num_inference_steps: int = 4  # Euler steps (4-10)
+    time_beta_alpha: float = 1.5  # training times t ~ Beta(alpha, beta) (pi0 convention: t=1 is noise)
+    time_beta_beta: float = 1.0
+    use_state: bool = True  # a state token in the expert's self-attention
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_heads:
+            raise ValueError("expert.hidden_size must be a multiple of expert.num_heads")
+        if not 1 <= self.num_inference_steps <= 100:
+            raise ValueError("expert.num_inference_steps must be in [1, 100]")
+
+
+@dataclass
+class LossConfig:
+    cot_weight: float = 1.0
+    action_ce_weight: float = 1.0
+    visual_weight_stage1: float = 0.1
+    visual_weight: float = 0.2  # stages 2 and 3
+    flow_weight: float = 1.0
+
+
+@dataclass
+class InferenceConfig:
+    max_cot_tokens: int = 100
+    max_action_tokens: int = 64
+    n_action_steps: int = 8  # actions popped from each chunk by `select_action`
+    stage: int = 3  # which inference path `predict_action_chunk` takes by default
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"inference.stage must be one of {STAGES}")
+
+
+@dataclass
+class LaraConfig:
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    foresight: ForesightConfig = field(default_factory=ForesightConfig)
+    latent: LatentConfig = field(default_factory=LatentConfig)
+    fast: FastConfig = field(default_factory=FastConfig)
+    expert: ExpertConfig = field(default_factory=ExpertConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    chunk_size: int = 8  # H (8 on LIBERO, 16 on Bridge)
+    action_dim: int = 7
+    state_dim: int = 8
+    max_instruction_tokens: int = 48
+
+    def __post_init__(self) -> None:
+        if self.foresight.image_size % (self.vision.patch_size * self.vision.spatial_merge_size):
+            raise ValueError("foresight.image_size must be a multiple of vision patch*merge")
+        if self.foresight.camera not in self.vision.cameras:
+            raise ValueError(f"foresight.camera {self.foresight.camera!r} not in vision.cameras {self.vision.cameras}")
+        if self.inference.n_action_steps > self.chunk_size:
+            raise ValueError("inference.n_action_steps must be <= chunk_size")
+        if self.chunk_size < 1 or self.action_dim < 1:
+            raise ValueError("chunk_size and action_dim must be positive")
+
+    # --- serialization (JSON, no pickle) ---
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LaraConfig":
+        return draccus.decode(cls, data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LaraConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "model"
+
+
+def preset_path(name: str) -> Path:
+    """Path of a named preset in configs/model/ (`tiny`, `qwen3vl-2b`, `qwen3vl-4b`)."""
+    path = CONFIG_DIR / f"{name}.yaml"
+    if not path.exists():
+        from lara.errors import LaraUserError
+
+        have = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+        raise LaraUserError(f"no model preset {name!r} in {CONFIG_DIR}; have {have}")
+    return path
+
+
+def load_config(name_or_path: str | Path = "tiny", args: list[str] | None = None) -> LaraConfig:
+    """A preset name or a YAML path, with optional draccus overrides (`--expert.num_layers=16`)."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = preset_path(str(name_or_path))
+    return draccus.parse(config_class=LaraConfig, config_path=str(path), args=list(args or []))

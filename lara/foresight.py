@@ -1,0 +1,76 @@
+"""Visual foresight: `<img_next>` hidden states predict the next frame's visual latents.
+
+Target: the next frame (`next_image.<camera>`, resized to `foresight.image_size`) through the
+vision tower of an EMA copy of the encoder (no gradients; `ema_update` after each optimizer step:
+theta_ema = tau * theta_ema + (1 - tau) * theta), merged tokens (gh, gw, D) average-pooled to
+sqrt(N_v) x sqrt(N_v) = N_v tokens. With `use_ema_target: false` (ablation) the target is the
+online tower's output, detached. Prediction: a 2-layer MLP head on the hidden states at the N_v
+`<img_next>` positions. Loss: L1. `slot_embed` (N_v, D) is added to the `<img_next>` token's
+input embedding so that the slots are distinguishable.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from lara.backbone import encode_images
+from lara.configuration_lara import LaraConfig
+from lara.pixels import patchify
+
+
+class Foresight(nn.Module):
+    def __init__(self, cfg: LaraConfig, online_vision: nn.Module) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.backbone.hidden_size
+        self.slot_embed = nn.Parameter(torch.randn(cfg.foresight.num_slots, d) * 0.02)
+        self.head = nn.Sequential(
+            nn.LayerNorm(d),
+            nn.Linear(d, cfg.foresight.head_hidden_mult * d),
+            nn.GELU(),
+            nn.Linear(cfg.foresight.head_hidden_mult * d, d),
+        )
+        # The EMA tower: registered as a submodule (saved, moved with .to), never trained.
+        self.ema_vision = copy.deepcopy(online_vision).requires_grad_(False) if cfg.foresight.use_ema_target else None
+        if self.ema_vision is not None:
+            self.ema_vision.eval()
+
+    def train(self, mode: bool = True) -> "Foresight":
+        super().train(mode)
+        if self.ema_vision is not None:
+            self.ema_vision.eval()
+        return self
+
+    @torch.no_grad()
+    def targets(self, next_images: torch.Tensor, online_vision: nn.Module) -> torch.Tensor:
+        """(B, 3, S, S) next frames -> pooled target latents (B, N_v, D), no gradient."""
+        v, f = self.cfg.vision, self.cfg.foresight
+        encoder = self.ema_vision if self.ema_vision is not None else online_vision
+        pv, grid = patchify(next_images, f.image_size, v.patch_size, v.spatial_merge_size,
+                            v.temporal_patch_size, v.image_mean, v.image_std)  # fmt: skip
+        tokens, _ = encode_images(encoder, pv.to(next_images.device), grid.to(next_images.device))  # (B*gh*gw, D)
+        side = f.image_size // (v.patch_size * v.spatial_merge_size)
+        grid_tokens = rearrange(tokens, "(b h w) d -> b d h w", b=next_images.shape[0], h=side, w=side)
+        s = math.isqrt(f.num_slots)
+        pooled = F.adaptive_avg_pool2d(grid_tokens.float(), (s, s))  # (B, D, s, s)
+        return rearrange(pooled, "b d h w -> b (h w) d").detach()  # (B, N_v, D)
+
+    def loss(self, slot_hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """L1 between head(slot hidden states) (B, N_v, D) and targets (B, N_v, D)."""
+        pred = self.head(slot_hidden.float() if self.head[1].weight.dtype == torch.float32 else slot_hidden)
+        return F.l1_loss(pred.float(), target.float())
+
+    @torch.no_grad()
+    def ema_update(self, online_vision: nn.Module) -> None:
+        """theta_ema <- tau * theta_ema + (1 - tau) * theta (no-op when the EMA target is off)."""
+        if self.ema_vision is None:
+            return
+        ema = list(self.ema_vision.parameters())
+        online = list(online_vision.parameters())
+        torch._foreach_lerp_(ema, [p.detach() for p in online], 1.0 - self.cfg.foresight.ema_momentum)

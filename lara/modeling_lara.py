@@ -1,0 +1,402 @@
+"""LaraPolicy: Qwen3-VL + `<img_next>` visual foresight + latent CoT + FAST tokens + DiT expert.
+
+Public API (the trainer in curriculum/ and the evaluator in envs/ build against these names):
+
+    policy = LaraPolicy(cfg)                               # random init, or real weights via cfg.backbone.pretrained_path
+    policy = LaraPolicy.from_pretrained(dir, device=None)  # safetensors + JSON, never pickle
+    policy.save_pretrained(dir)
+    policy.train_fast_tokenizer(chunks) -> dict            # (N, H, A) normalized chunks, before stage I; returns round-trip error
+    policy.set_normalization(stats)                        # lara.normalization.NormalizationStats (stored in checkpoints)
+    policy.set_latent_probability(p)                       # stage II curriculum; forward(..., latent_probability=p) overrides
+    loss, metrics = policy.forward(batch, stage)           # stage 1, 2 or 3; batch = collate_samples(...) (docs/interfaces.md)
+    policy.ema_update()                                    # after each optimizer step
+    policy.parameter_groups(backbone_lr, head_lr)          # AdamW groups: backbone lower LR than heads/expert
+    policy.predict_action_chunk(obs, stage=None)           # (H, A) un-normalized (or (B, H, A) for a batched dict)
+    policy.select_action(obs) -> (A,) ; policy.reset()     # chunk queue of inference.n_action_steps actions
+
+Losses per stage (metrics carry each term; a configured loss is always computed and logged):
+- stage 1: CoT CE (all segments explicit) + action CE (FAST tokens) + visual L1 x loss.visual_weight_stage1
+- stage 2: as stage 1, each CoT segment latent with probability p (no text loss on latent ones)
+- stage 3: flow-matching MSE (expert, context = hidden states at image/prompt/latent/`<img_next>`
+  positions of a fully latent sequence without action tokens) + visual L1 x loss.visual_weight
+Inference: stage 1 generates CoT text then (after the forced `<img_next>` slots) FAST tokens with
+a KV cache; stage 2 prefills latent slots and generates FAST tokens; stage 3 is one prefill and
+the expert's Euler steps (no token generation; `num_generated_tokens` counts generated tokens).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+from transformers import DynamicCache
+
+from lara.action_expert import ActionExpert
+from lara.backbone import build_backbone, encode_images, rope_positions, run_text
+from lara.configuration_lara import LaraConfig
+from lara.errors import LaraUserError
+from lara.fast_tokenizer import FastActionTokenizer
+from lara.foresight import Foresight
+from lara.latent_cot import LatentSlots, recurrent_forward, sample_latent_mask
+from lara.normalization import NormalizationStats
+from lara.output_vocab import OutputVocab
+from lara.pixels import patchify, to_float_images
+from lara.sequence import IMAGE, IMG_NEXT, LATENT, LOSS_ACTION, LOSS_COT, PROMPT, SequenceBuilder
+from lara.tokenizer import QWEN_SPECIAL_START, LaraTokenizer, build_tokenizer
+
+log = logging.getLogger(__name__)
+CONTEXT_PARTS = (IMAGE, PROMPT, LATENT, IMG_NEXT)
+
+
+class LaraPolicy(nn.Module):
+    def __init__(
+        self,
+        cfg: LaraConfig,
+        tokenizer: LaraTokenizer | None = None,
+        fast: FastActionTokenizer | None = None,
+        stats: NormalizationStats | None = None,
+        qwen_cfg=None,
+        output_vocab: OutputVocab | None = None,
+    ) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.tokenizer = tokenizer or build_tokenizer(cfg.fast.vocab_size)
+        if self.tokenizer.num_action_tokens != cfg.fast.vocab_size:
+            raise ValueError("tokenizer action tokens differ from fast.vocab_size")
+        self.vlm = build_backbone(cfg, len(self.tokenizer), qwen_cfg)
+        self.builder = SequenceBuilder(cfg, self.tokenizer)
+        dtype = self.vlm.dtype
+        self.foresight = Foresight(cfg, self.vlm.model.visual).to(dtype)
+        self.latent = LatentSlots(cfg).to(dtype)
+        self.expert = ActionExpert(cfg.expert, cfg.backbone.hidden_size, cfg.action_dim, cfg.chunk_size,
+                                   cfg.state_dim).to(dtype)  # fmt: skip
+        self.fast = fast
+        self.stats = stats
+        tok = self.tokenizer
+        base_ids = [tok.img_next_id, tok.act_end_id] + list(
+            range(tok.action_token_offset, tok.action_token_offset + tok.num_action_tokens))
+        self.output_vocab = output_vocab or OutputVocab(cfg.backbone.output_vocab, self.vlm.lm_head.out_features, base_ids)
+        self.latent_probability = 0.0
+        self.num_generated_tokens = 0
+        self.last_cot_text = ""
+        self._queue: deque[np.ndarray] = deque()
+
+    # ------------------------------------------------------------------ setup / trainer hooks
+    @property
+    def device(self) -> torch.device:
+        return self.expert.action_in.weight.device
+
+    def set_latent_probability(self, p: float) -> None:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"latent probability must be in [0, 1], got {p}")
+        self.latent_probability = float(p)
+
+    def set_normalization(self, stats: NormalizationStats) -> None:
+        if "action" in stats.features and stats.features["action"].dim != self.cfg.action_dim:
+            raise LaraUserError(f"action statistics have {stats.features['action'].dim} dims, model has {self.cfg.action_dim}")
+        self.stats = stats
+
+    def train_fast_tokenizer(self, chunks: np.ndarray) -> dict[str, float]:
+        """Train the FAST BPE on normalized chunks (N, H, A); returns its round-trip error on them."""
+        self.fast = FastActionTokenizer.train(chunks, self.cfg.chunk_size, self.cfg.action_dim, self.cfg.fast)
+        sample = np.asarray(chunks)[: min(len(chunks), 512)]
+        report = self.fast.round_trip_error(sample)
+        log.info("FAST tokenizer: %s", report)
+        return report
+
+    def parameter_groups(self, backbone_lr: float, head_lr: float) -> list[dict]:
+        """AdamW groups: the Qwen3-VL backbone at backbone_lr, everything LaRA adds at head_lr.
+        The EMA tower is never included (it is updated by `ema_update` only)."""
+        backbone = [p for p in self.vlm.parameters() if p.requires_grad]
+        heads = [p for n, p in self.named_parameters() if p.requires_grad and not n.startswith("vlm.")]
+        return [
+            {"params": backbone, "lr": backbone_lr, "name": "backbone"},
+            {"params": heads, "lr": head_lr, "name": "heads"},
+        ]
+
+    @torch.no_grad()
+    def ema_update(self) -> None:
+        self.foresight.ema_update(self.vlm.model.visual)
+
+    # ------------------------------------------------------------------ shared encoder
+    def _pixels(self, images: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        v = self.cfg.vision
+        pv, grid = patchify(images, size, v.patch_size, v.spatial_merge_size, v.temporal_patch_size,
+                            v.image_mean, v.image_std)  # fmt: skip
+        return pv.to(self.device), grid.to(self.device)
+
+    def _embed(self, t: dict[str, torch.Tensor], images: torch.Tensor):
+        """Input embeddings with image features, `<img_next>` slot offsets and learned latents.
+        images (B * n_cam, 3, H, W). Returns embeds (B, L, D), positions (3, B, L), image mask, deepstack."""
+        pv, grid = self._pixels(images, self.cfg.vision.image_size)
+        grid_all = grid
+        embeds = self.vlm.get_input_embeddings()(t["input_ids"])  # (B, L, D)
+        img_mask = t["part"] == IMAGE  # (B, L)
+        img_tokens, deepstack = encode_images(self.vlm.model.visual, pv, grid)  # (B*n_cam*n_tok, D)
+        embeds = embeds.masked_scatter(img_mask[..., None], img_tokens.to(embeds.dtype))
+        nxt = t["part"] == IMG_NEXT
+        slot = (nxt.long().cumsum(1) - 1).clamp(min=0) % self.cfg.foresight.num_slots  # (B, L) slot number
+        embeds = embeds + nxt[..., None].to(embeds.dtype) * self.foresight.slot_embed[slot].to(embeds.dtype)
+        if self.cfg.latent.slot_input == "learned":
+            embeds = self.latent.fill(embeds, t["latent_index"])
+        pos = rope_positions(self.vlm, t["input_ids"], t["mm_token_type_ids"], grid_all, t["attention_mask"])
+        return embeds, pos, img_mask, deepstack
+
+    def _hidden(self, t: dict[str, torch.Tensor], images: torch.Tensor, cache=None) -> torch.Tensor:
+        """Last hidden states (B, L, D) of the backbone over a collated batch (its M-RoPE positions kept in self._last_pos)."""
+        embeds, pos, img_mask, deepstack = self._embed(t, images)
+        self._last_pos = pos  # (3, B, L)
+        has_latent = bool((t["part"] == LATENT).any())
+        if self.cfg.latent.slot_input == "learned" or not has_latent:
+            return run_text(self.vlm, embeds, pos, t["attention_mask"], cache, img_mask, deepstack)
+        # recurrent (Coconut): one sample at a time, pass by pass with its own KV cache
+        hidden = torch.zeros_like(embeds)
+        counts = img_mask.sum(1).tolist()
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+        for b in range(embeds.shape[0]):
+            valid = t["attention_mask"][b].bool()
+            row_cache = cache if cache is not None else DynamicCache(config=self.vlm.config.text_config)
+
+            def step(e, p, vm, ds, _c=row_cache):
+                return run_text(self.vlm, e, p, None, _c, vm, ds)
+
+            ds = [f[offsets[b] : offsets[b + 1]] for f in deepstack]
+            h = recurrent_forward(step, embeds[b][valid], pos[:, b][:, valid], (t["part"][b] == LATENT)[valid],
+                                  img_mask[b][valid], ds)  # fmt: skip
+            hidden[b, valid] = h
+        return hidden
+
+    @staticmethod
+    def _camera_images(batch: dict, cameras: list[str], prefix: str = "image.") -> torch.Tensor:
+        missing = [c for c in cameras if prefix + c not in batch]
+        if missing:
+            raise LaraUserError(f"batch lacks {[prefix + c for c in missing]}; the model is configured for {cameras}")
+        imgs = torch.stack([torch.as_tensor(batch[prefix + c]) for c in cameras], dim=1)  # (B, n_cam, 3, H, W)
+        return rearrange(imgs, "b n c h w -> (b n) c h w").float()
+
+    # ------------------------------------------------------------------ training
+    def forward(
+        self, batch: dict, stage: int, latent_probability: float | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss and metrics for one collated batch at curriculum stage 1, 2 or 3."""
+        if stage not in (1, 2, 3):
+            raise ValueError(f"stage must be 1, 2 or 3, got {stage}")
+        cfg, dev = self.cfg, self.device
+        b = len(batch["instruction"])
+        p = 0.0 if stage == 1 else (1.0 if stage == 3 else (
+            self.latent_probability if latent_probability is None else latent_probability))  # fmt: skip
+        seqs, n_latent, n_segments = [], 0, 0
+        for i in range(b):
+            cot = batch.get("cot", [None] * b)[i] or []
+            action_ids = None
+            if stage in (1, 2):
+                if self.fast is None:
+                    raise LaraUserError("stages 1-2 need the FAST tokenizer: call policy.train_fast_tokenizer(chunks)")
+                chunk = torch.as_tensor(batch["action"][i]).float().cpu().numpy()
+                action_ids = self.tokenizer.action_token_ids(self.fast.encode(chunk))
+            if stage == 3:
+                seqs.append(self.builder.build(batch["instruction"][i], None, None, None, canonical_latent=True))
+                continue
+            mask = sample_latent_mask(len(cot), p)
+            n_latent, n_segments = n_latent + sum(mask), n_segments + len(mask)
+            seqs.append(self.builder.build(batch["instruction"][i], cot, mask, action_ids))
+        t = {k: v.to(dev) for k, v in self.builder.collate(seqs, "right").items()}
+        hidden = self._hidden(t, self._camera_images(batch, cfg.vision.cameras).to(dev))  # (B, L, D)
+
+        metrics: dict[str, float] = {}
+        total = torch.zeros((), device=dev)
+        if stage in (1, 2):
+            labels = t["labels"][:, 1:]  # (B, L-1): token predicted at position i is labels[i + 1]
+            sel = labels != -100
+            if self.training:
+                self.output_vocab.update(labels[sel])
+            logits = self.output_vocab.logits(hidden[:, :-1][sel], self.vlm.lm_head)  # (n_sel, V_out)
+            ce = F.cross_entropy(logits, self.output_vocab.targets(labels[sel]), reduction="none")
+            part = t["loss_part"][:, 1:][sel]
+            for name, pid, w in (("cot_ce", LOSS_COT, cfg.loss.cot_weight), ("action_ce", LOSS_ACTION, cfg.loss.action_ce_weight)):
+                m = part == pid
+                metrics[f"tokens_{name[:-3]}"] = float(m.sum())
+                if m.any():
+                    term = ce[m].mean()
+                    total = total + w * term
+                    metrics[name] = float(term.detach())
+            metrics["latent_fraction"] = n_latent / max(n_segments, 1)
+            metrics["latent_probability"] = p
+        else:
+            if "action" not in batch:
+                raise LaraUserError("stage 3 needs batch['action'] (normalized chunks)")
+            actions = torch.as_tensor(batch["action"]).float().to(dev)  # (B, H, A)
+            if actions.shape[1:] != (cfg.chunk_size, cfg.action_dim):
+                raise LaraUserError(f"actions have shape {tuple(actions.shape[1:])}, model wants ({cfg.chunk_size}, {cfg.action_dim})")
+            ctx_mask = self._context_mask(t)
+            is_pad = torch.as_tensor(batch["action_is_pad"]).to(dev).bool() if "action_is_pad" in batch else None
+            state = torch.as_tensor(batch["state"]).float().to(dev) if cfg.expert.use_state else None
+            flow = self.expert.loss(actions, self.expert.project_context(hidden), ctx_mask, state, is_pad)
+            total = total + cfg.loss.flow_weight * flow
+            metrics["flow_mse"] = float(flow.detach())
+
+        w_vis = cfg.loss.visual_weight_stage1 if stage == 1 else cfg.loss.visual_weight
+        if w_vis > 0:
+            key = "next_image." + cfg.foresight.camera
+            if key not in batch:
+                raise LaraUserError(f"visual foresight is on (weight {w_vis}) but the batch has no {key!r}")
+            slot_hidden = hidden[t["part"] == IMG_NEXT].view(b, cfg.foresight.num_slots, -1)  # (B, N_v, D)
+            target = self.foresight.targets(torch.as_tensor(batch[key]).float().to(dev), self.vlm.model.visual)
+            vis = self.foresight.loss(slot_hidden, target)
+            total = total + w_vis * vis
+            metrics["visual_l1"] = float(vis.detach())
+        metrics["loss"] = float(total.detach())
+        metrics["seq_len"] = float(t["input_ids"].shape[1])
+        return total, metrics
+
+    @staticmethod
+    def _context_mask(t: dict[str, torch.Tensor]) -> torch.Tensor:
+        part = t["part"]
+        keep = torch.zeros_like(part, dtype=torch.bool)
+        for pid in CONTEXT_PARTS:
+            keep |= part == pid
+        return keep & t["attention_mask"].bool()  # (B, L)
+
+    # ------------------------------------------------------------------ inference
+    def _parse_obs(self, obs) -> tuple[torch.Tensor, np.ndarray | None, list[str], bool]:
+        """Observation (or batched dict) -> images (B*n_cam, 3, H, W), raw state (B, S), instructions, batched."""
+        if isinstance(obs, dict):
+            images, state, instr = obs["images"], obs.get("state"), obs["instruction"]
+        else:
+            images, state, instr = obs.images, getattr(obs, "state", None), obs.instruction
+        batched = isinstance(instr, (list, tuple))
+        instructions = list(instr) if batched else [instr]
+        per_cam = []
+        for cam in self.cfg.vision.cameras:
+            if cam not in images:
+                raise LaraUserError(f"observation lacks camera {cam!r}; has {sorted(images)}")
+            arr = np.asarray(images[cam])
+            per_cam.append(to_float_images(arr if batched else arr[None]))  # (B, 3, H, W)
+        imgs = rearrange(torch.stack(per_cam, 1), "b n c h w -> (b n) c h w")
+        st = None if state is None else np.asarray(state, dtype=np.float32).reshape(len(instructions), -1)
+        return imgs, st, instructions, batched
+
+    def _norm_state(self, state: np.ndarray | None, b: int) -> torch.Tensor | None:
+        if not self.cfg.expert.use_state:
+            return None
+        if state is None:
+            raise LaraUserError("this model reads the robot state (expert.use_state) but the observation has none")
+        if state.shape[-1] != self.cfg.state_dim:
+            raise LaraUserError(f"state has {state.shape[-1]} dims, the model expects {self.cfg.state_dim}")
+        if self.stats is not None and "state" in self.stats.features:
+            state = self.stats.normalize("state", state)
+        return torch.as_tensor(state, dtype=torch.float32, device=self.device).view(b, -1)
+
+    def _unnormalize(self, actions: np.ndarray) -> np.ndarray:
+        if self.stats is None or "action" not in self.stats.features:
+            raise LaraUserError("no action normalization statistics in the policy; call set_normalization(stats)")
+        out = self.stats.unnormalize("action", actions.astype(np.float32))
+        for d in self.stats.features["action"].passthrough_dims:  # gripper: env convention -1 open / +1 close
+            out[..., d] = np.where(out[..., d] >= 0, 1.0, -1.0)
+        return out.astype(np.float32)
+
+    @torch.no_grad()
+    def predict_action_chunk(self, obs, stage: int | None = None, num_steps: int | None = None) -> np.ndarray:
+        """Un-normalized action chunk (H, A) for one Observation, (B, H, A) for a batched dict."""
+        stage = stage or self.cfg.inference.stage
+        imgs, state, instructions, batched = self._parse_obs(obs)
+        imgs = imgs.to(self.device)
+        if stage == 3:
+            norm = self._predict_latent(imgs, self._norm_state(state, len(instructions)), instructions, num_steps)
+        else:
+            if self.fast is None:
+                raise LaraUserError("token-based inference (stages 1-2) needs the FAST tokenizer in the checkpoint")
+            n_cam = len(self.cfg.vision.cameras)
+            norm = np.stack([
+                self._predict_tokens(imgs[i * n_cam : (i + 1) * n_cam], instr, stage)
+                for i, instr in enumerate(instructions)])  # fmt: skip
+        actions = self._unnormalize(norm)  # (B, H, A)
+        return actions if batched else actions[0]
+
+    def _predict_latent(self, imgs, state, instructions, num_steps) -> np.ndarray:
+        """Stage 3: one prefill (latent slots + `<img_next>`) and the expert's Euler steps."""
+        seqs = [self.builder.build_prompt(s, latent=True, img_next=True, act_start=False) for s in instructions]
+        t = {k: v.to(self.device) for k, v in self.builder.collate(seqs, "left").items()}
+        hidden = self._hidden(t, imgs)  # (B, L, D)
+        ctx = self.expert.project_context(hidden)
+        return self.expert.sample(ctx, self._context_mask(t), state, num_steps).float().cpu().numpy()
+
+    def _step(self, cache, embeds: torch.Tensor, next_pos: int) -> torch.Tensor:
+        """Feed (1, n, D) embeddings at text positions next_pos.. through the cached decoder -> (1, n, D)."""
+        n = embeds.shape[1]
+        pos = torch.arange(next_pos, next_pos + n, device=self.device).view(1, 1, n).expand(3, 1, n)  # (3, 1, n)
+        return run_text(self.vlm, embeds, pos, None, cache)
+
+    def _greedy(self, cache, h_last, next_pos, allowed, stop_ids, max_new) -> tuple[list[int], int]:
+        """Greedy decoding; `allowed` (V_out,) bool over the output vocabulary's columns."""
+        emb = self.vlm.get_input_embeddings()
+        cols = self.output_vocab.global_ids(self.device)  # (V_out,) global id of each column
+        out: list[int] = []
+        for _ in range(max_new):
+            logits = self.output_vocab.logits(h_last, self.vlm.lm_head).masked_fill(~allowed, float("-inf"))
+            tok = int(cols[logits.argmax(-1)])  # (1, V_out) -> global id
+            out.append(tok)
+            self.num_generated_tokens += 1
+            if tok in stop_ids:
+                break
+            h_last = self._step(cache, emb(torch.tensor([[tok]], device=self.device)), next_pos)[:, -1]
+            next_pos += 1
+        return out, next_pos
+
+    def _predict_tokens(self, imgs: torch.Tensor, instruction: str, stage: int) -> np.ndarray:
+        """Stages 1-2, one sample: (explicit CoT generation | latent prefill), `<img_next>` slots, FAST tokens."""
+        tok, cfg = self.tokenizer, self.cfg
+        cols = self.output_vocab.global_ids(self.device)  # (V_out,)
+        cache = DynamicCache(config=self.vlm.config.text_config)
+        latent = stage == 2
+        seq = self.builder.build_prompt(instruction, latent=latent, img_next=latent, act_start=latent)
+        t = {k: v.to(self.device) for k, v in self.builder.collate([seq]).items()}
+        hidden = self._hidden(t, imgs, cache)  # (1, L, D)
+        next_pos = int(self._last_pos.max()) + 1  # text positions continue after the prompt's largest M-RoPE index
+        h_last = hidden[:, -1]
+        self.last_cot_text = ""
+        if not latent:
+            allowed = (cols < QWEN_SPECIAL_START) | (cols == tok.img_next_id)
+            cot, next_pos = self._greedy(cache, h_last, next_pos, allowed, {tok.img_next_id}, cfg.inference.max_cot_tokens)
+            self.last_cot_text = tok.decode([i for i in cot if i != tok.img_next_id])
+            n_v = cfg.foresight.num_slots
+            ids = torch.tensor([[tok.img_next_id] * n_v + [tok.act_start_id]], device=self.device)  # (1, N_v + 1)
+            emb = self.vlm.get_input_embeddings()(ids)
+            emb[:, :n_v] += self.foresight.slot_embed.to(emb.dtype)
+            h_last = self._step(cache, emb, next_pos)[:, -1]
+            next_pos += n_v + 1
+        off = tok.action_token_offset
+        allowed = ((cols >= off) & (cols < off + tok.num_action_tokens)) | (cols == tok.act_end_id)
+        acts, _ = self._greedy(cache, h_last, next_pos, allowed, {tok.act_end_id}, cfg.inference.max_action_tokens)
+        fast_ids = [i - tok.action_token_offset for i in acts if tok.is_action_token(i)]
+        return self.fast.decode(fast_ids)  # (H, A) normalized
+
+    def select_action(self, obs) -> np.ndarray:
+        """Next action (A,) from the queue, refilled with the first n_action_steps of a new chunk."""
+        if not self._queue:
+            chunk = self.predict_action_chunk(obs)
+            if chunk.ndim != 2:
+                raise LaraUserError("select_action takes one Observation, not a batch")
+            self._queue.extend(chunk[: self.cfg.inference.n_action_steps])
+        return self._queue.popleft()
+
+    def reset(self) -> None:
+        self._queue.clear()
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_pretrained(self, directory: str | Path) -> None:
+        from lara.checkpoint import save_pretrained
+
+        save_pretrained(self, directory)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> "LaraPolicy":
+        from lara.checkpoint import load_pretrained
+
+        return load_pretrained(directory, device)
