@@ -17,6 +17,7 @@ from lara.errors import LaraUserError
 # subcommand -> ("module:function", one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("envs.eval_cli:main", "closed-loop evaluation in LIBERO (success table, videos, report)"),
+    "eval-offline": ("envs.offline_cli:main", "open-loop action metrics on held-out episodes of a dataset"),
     "collect": ("data_pipeline.collect_cli:main", "collect scripted demonstrations into a LeRobot dataset"),
     "convert": ("data_pipeline.convert_cli:main", "convert a LIBERO HDF5 file/folder into a LeRobot dataset"),
     "annotate": ("data_pipeline.annotation.cli:main", "auto-annotate a dataset with a structured chain of thought"),
