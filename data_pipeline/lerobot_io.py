@@ -153,7 +153,8 @@ def _check_keys(root: Path, dataset: LeRobotDataset, mapping: KeyMapping) -> Non
 
 def episode_bounds(dataset: LeRobotDataset) -> list[tuple[int, int, int]]:
     """[(episode_index, from_row, to_row)] of the loaded hf_dataset, in row order."""
-    ep_col = np.asarray(dataset.hf_dataset.with_format("numpy", columns=["episode_index"])["episode_index"])
+    table = dataset.hf_dataset.with_format("numpy", columns=["episode_index"])[:]  # one vectorized arrow read
+    ep_col = np.asarray(table["episode_index"])  # (N,)
     if ep_col.size == 0:
         return []
     starts = np.flatnonzero(np.r_[True, ep_col[1:] != ep_col[:-1]])

@@ -102,3 +102,25 @@ def test_existing_destination_is_refused(tmp_path, make_episode):
     (tmp_path / "ds").mkdir()
     with pytest.raises(LaraUserError, match="already exists"):
         write_lerobot_dataset(tmp_path / "ds", [make_episode(3)])
+
+
+def test_foreign_dataset_with_nan_actions_is_named(tmp_path):
+    """A dataset written by someone else (plain lerobot, no validation) with a NaN action."""
+    features = {
+        "observation.images.image": {"dtype": "image", "shape": (8, 8, 3), "names": ["height", "width", "channel"]},
+        "observation.images.wrist_image": {"dtype": "image", "shape": (8, 8, 3), "names": ["height", "width", "channel"]},
+        "observation.state": {"dtype": "float32", "shape": (8,), "names": None},
+        "action": {"dtype": "float32", "shape": (7,), "names": None},
+    }
+    ds = LeRobotDataset.create("x/y", fps=10, features=features, root=tmp_path / "foreign", use_videos=False)
+    for t in range(3):
+        action = np.zeros(7, np.float32)
+        if t == 2:
+            action[0] = np.nan
+        ds.add_frame({"observation.images.image": np.zeros((8, 8, 3), np.uint8),
+                      "observation.images.wrist_image": np.zeros((8, 8, 3), np.uint8),
+                      "observation.state": np.zeros(8, np.float32), "action": action, "task": "t"})
+    ds.save_episode()
+    ds.finalize()
+    with pytest.raises(EpisodeError, match=r"foreign, episode 0, key 'action': NaN/inf at frame 2"):
+        list(read_lerobot_dataset(tmp_path / "foreign"))
