@@ -9,10 +9,13 @@ Policy contract (what `curriculum.trainer` calls):
     forward(batch, stage=int) -> (loss: Tensor, metrics: dict[str, float])   metrics: "loss/<term>"
     parameter_groups(backbone_lr, head_lr) -> list[dict]                       AdamW param groups
     set_latent_probability(p: float)                                           stage II schedule
-    set_loss_weights(weights: dict[str, float])                                keys: cot_ce, action_ce, visual_l1, flow
     ema_update()                                                               after each optimizer step
     save_pretrained(dir)                                                       safetensors + JSON, EMA encoder included
-A policy builder: (cfg, dataset, init_from: Path | None) -> policy. `init_from` is a
+Loss weights reach the policy through the registered `set_loss_weights(policy, stage, weights)`
+(default: `policy.set_loss_weights(weights)`), keys cot_ce, action_ce, visual_l1, flow. Metric
+names may be `loss/<term>` or `<term>` (`flow_mse` for flow): see `LOSS_METRIC_KEYS`.
+A policy builder: (cfg, dataset, init_from: Path | None) -> policy; it also applies
+`model.gradient_checkpointing`. `init_from` is a
 `save_pretrained` folder (previous stage, or the checkpoint being resumed); None means a fresh
 stage-I model, for which the builder also fits what needs the data (the FAST action tokenizer).
 
@@ -34,18 +37,49 @@ DatasetBuilder = Callable[[Any], tuple[Any, Callable]]
 POLICY_BUILDERS: dict[str, PolicyBuilder] = {}
 DATASET_BUILDERS: dict[str, DatasetBuilder] = {}
 
-REQUIRED_POLICY_METHODS = (
-    "forward",
-    "parameter_groups",
-    "set_latent_probability",
-    "set_loss_weights",
-    "ema_update",
-    "save_pretrained",
-)
+LossWeightSetter = Callable[[Any, int, dict], None]
+LOSS_WEIGHT_SETTERS: dict[str, LossWeightSetter] = {}
+
+REQUIRED_POLICY_METHODS = ("forward", "parameter_groups", "set_latent_probability", "ema_update", "save_pretrained")
+
+# term -> the metric names a policy may report it under (first found wins)
+LOSS_METRIC_KEYS = {
+    "cot_ce": ("loss/cot_ce", "cot_ce"),
+    "action_ce": ("loss/action_ce", "action_ce"),
+    "visual_l1": ("loss/visual_l1", "visual_l1"),
+    "flow": ("loss/flow", "flow", "flow_mse"),
+}
 
 
-def register_policy(name: str, builder: PolicyBuilder) -> None:
+def normalize_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """Policy metrics under the trainer's names: loss terms as `loss/<term>`, the rest as
+    `metrics/<name>` (the policy's own total, `loss`, is dropped: the trainer logs `loss/total`)."""
+    out, used = {}, {"loss"}
+    for term, keys in LOSS_METRIC_KEYS.items():
+        for key in keys:
+            if key in metrics:
+                out[f"loss/{term}"] = float(metrics[key])
+                used.add(key)
+                break
+    for key, value in metrics.items():
+        if key not in used and not key.startswith("loss/"):
+            out[f"metrics/{key.split('/')[-1]}"] = float(value)
+    return out
+
+
+def _default_set_loss_weights(policy, stage: int, weights: dict) -> None:
+    if not callable(getattr(policy, "set_loss_weights", None)):
+        raise TypeError(f"{type(policy).__name__} has no set_loss_weights and no setter is registered for it")
+    policy.set_loss_weights(weights)
+
+
+def register_policy(name: str, builder: PolicyBuilder, set_loss_weights: LossWeightSetter | None = None) -> None:
     POLICY_BUILDERS[name] = builder
+    LOSS_WEIGHT_SETTERS[name] = set_loss_weights or _default_set_loss_weights
+
+
+def loss_weight_setter(name: str) -> LossWeightSetter:
+    return _lookup(LOSS_WEIGHT_SETTERS, name, "model")
 
 
 def register_dataset(name: str, builder: DatasetBuilder) -> None:
@@ -90,11 +124,17 @@ def _lara_policy(cfg, dataset, init_from):
     return build_lara_policy(cfg, dataset, init_from)
 
 
+def _lara_loss_weights(policy, stage, weights):
+    from curriculum.lara_adapter import set_lara_loss_weights
+
+    set_lara_loss_weights(policy, stage, weights)
+
+
 def _lerobot_dataset(cfg):
     from curriculum.lara_adapter import build_lerobot_dataset
 
     return build_lerobot_dataset(cfg)
 
 
-register_policy("lara", _lara_policy)
+register_policy("lara", _lara_policy, _lara_loss_weights)
 register_dataset("lerobot", _lerobot_dataset)

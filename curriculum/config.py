@@ -22,7 +22,7 @@ from curriculum.schedules import LATENT_SCHEDULES
 from lara.errors import LaraUserError
 
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
-SLOT_MODES = ("embedding", "hidden")
+SLOT_MODES = ("learned", "recurrent")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -89,9 +89,12 @@ class LossConfig:
 
 @dataclass
 class LoraSettings:
-    """Optional LoRA adapters on the backbone (peft); the rest of the backbone is frozen."""
+    """Optional LoRA adapters on the backbone (peft); the rest of the backbone is frozen, except
+    the token embeddings and LM head when `train_embeddings` (LaRA's added tokens must learn)."""
 
     enabled: bool = False
+    module: str = "vlm"  # attribute of the policy holding the backbone (LaraPolicy.vlm)
+    train_embeddings: bool = True
     r: int = 16
     alpha: int = 32
     dropout: float = 0.05
@@ -103,27 +106,33 @@ class LoraSettings:
 
 @dataclass
 class ModelConfig:
-    """What the policy builder needs. `type` picks a registered builder (curriculum.builders)."""
+    """What the policy builder needs. `type` picks a registered builder (curriculum.builders).
+
+    For the LaRA policy, `preset` names a model preset (configs/model/<preset>.yaml) or a YAML
+    path, `overrides` are extra LaraConfig flags (`--expert.num_layers=16`), and the fields below
+    that are not None replace the preset's value (so the training preset states what it relies on).
+    """
 
     type: str = "lara"
-    preset: str = "tiny"  # tiny | qwen3vl-2b | qwen3vl-4b (lara.configuration_lara presets)
-    pretrained_path: str | None = None  # backbone weights (HF folder); None: random init from preset
-    chunk_size: int = 8  # H, actions per chunk
-    foresight_offset: int = 1  # k, the foresight target is frame t + k
-    num_visual_slots: int = 16  # <img_next> slots
-    latent_slots_per_segment: int = 1
-    slot_mode: str = "embedding"  # embedding (learnable, one pass) | hidden (Coconut, multi-pass)
-    use_ema_target: bool = True
-    ema_momentum: float = 0.999
-    gradient_checkpointing: bool = False
+    preset: str = "tiny"  # tiny | qwen3vl-2b | qwen3vl-4b, or a path to a LaraConfig YAML
+    overrides: list[str] = field(default_factory=list)
+    pretrained_path: str | None = None  # backbone weights (local Qwen3-VL folder); None: random init
+    chunk_size: int | None = None  # H, actions per chunk (also the dataset's chunk size)
+    num_visual_slots: int | None = None  # N_v <img_next> slots
+    latent_slots_per_segment: int | None = None
+    slot_mode: str | None = None  # learned (embedding table, one pass) | recurrent (Coconut, multi-pass)
+    use_ema_target: bool | None = None
+    ema_momentum: float | None = None
+    gradient_checkpointing: bool = False  # applied by the policy builder
     lora: LoraSettings = field(default_factory=LoraSettings)
 
     def __post_init__(self) -> None:
-        _check(self.chunk_size >= 1, "model.chunk_size must be >= 1")
-        _check(self.foresight_offset >= 0, "model.foresight_offset must be >= 0")
-        _check(self.latent_slots_per_segment >= 1, "model.latent_slots_per_segment must be >= 1")
-        _check(self.slot_mode in SLOT_MODES, f"model.slot_mode={self.slot_mode!r}: choose one of {SLOT_MODES}")
-        _check(0.0 <= self.ema_momentum < 1.0, "model.ema_momentum must be in [0, 1)")
+        _check(self.chunk_size is None or self.chunk_size >= 1, "model.chunk_size must be >= 1")
+        _check(self.latent_slots_per_segment is None or self.latent_slots_per_segment >= 1,
+               "model.latent_slots_per_segment must be >= 1")
+        _check(self.slot_mode is None or self.slot_mode in SLOT_MODES,
+               f"model.slot_mode={self.slot_mode!r}: choose one of {SLOT_MODES}")
+        _check(self.ema_momentum is None or 0.0 <= self.ema_momentum < 1.0, "model.ema_momentum must be in [0, 1)")
 
 
 @dataclass
@@ -132,10 +141,19 @@ class DataConfig:
 
     type: str = "lerobot"
     root: str = ""  # dataset folder (LeRobot v3 layout)
-    annotation: str | None = "latest"  # CoT sidecar version; required by stages I and II
-    image_size: int = 224
-    foresight_image_size: int = 112
+    mapping: str = "libero"  # key mapping preset (configs/data/<mapping>.yaml) or YAML path
+    annotation: str | None = "latest"  # CoT run name, "latest" (newest complete run); stages I-II need one
+    include_plan: bool = False  # prepend the episode PLAN segment to each frame's CoT
+    foresight_offset: int = 1  # k: the foresight target is frame t + k
+    image_size: int | None = None  # None: the model's vision.image_size
+    foresight_image_size: int | None = None  # None: the model's foresight.image_size
+    norm_mode: str = "quantile"  # quantile (q01/q99) | mean_std
     num_workers: int = 0
+    fast_fit_chunks: int = 20000  # action chunks the FAST tokenizer is fit on before stage I
+
+    def __post_init__(self) -> None:
+        _check(self.foresight_offset >= 0, "data.foresight_offset must be >= 0")
+        _check(self.num_workers >= 0, "data.num_workers must be >= 0")
 
 
 @dataclass
@@ -186,12 +204,11 @@ class TrainConfig:
     # -- what the trainer asks of the config ------------------------------------------------------
     def active_losses(self) -> dict[str, float]:
         """The loss terms this stage optimizes and their (final) weights: stage I/II CoT CE +
-        action CE + visual L1; stage III flow matching + visual L1 (no action tokens, no CoT)."""
+        action CE + visual L1; stage III flow matching + visual L1 (no action tokens, no CoT).
+        A term with weight 0 is passed as 0 (switched off on purpose, visibly, in the config)."""
         if self.stage in (1, 2):
-            terms = {"cot_ce": self.loss.cot_ce, "action_ce": self.loss.action_ce, "visual_l1": self.loss.visual_l1}
-        else:
-            terms = {"flow": self.loss.flow, "visual_l1": self.loss.visual_l1}
-        return {k: v for k, v in terms.items() if v > 0}
+            return {"cot_ce": self.loss.cot_ce, "action_ce": self.loss.action_ce, "visual_l1": self.loss.visual_l1}
+        return {"flow": self.loss.flow, "visual_l1": self.loss.visual_l1}
 
     def to_yaml(self) -> str:
         stream = io.StringIO()

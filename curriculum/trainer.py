@@ -23,7 +23,7 @@ from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch.utils.data import DataLoader
 
 from curriculum import checkpointing as ckpt
-from curriculum.builders import build_dataset, build_policy, resolve_init_from
+from curriculum.builders import build_dataset, build_policy, loss_weight_setter, normalize_metrics, resolve_init_from
 from curriculum.config import TrainConfig, training_identity
 from curriculum.memory import PeakMemory
 from curriculum.sampler import ResumableSampler
@@ -83,20 +83,22 @@ def build_accelerator(cfg: TrainConfig) -> Accelerator:
 
 
 def apply_lora(policy, cfg: TrainConfig) -> None:
-    """LoRA adapters on `policy.backbone` (peft); the backbone's other weights are frozen."""
+    """LoRA adapters in `policy.<lora.module>` (peft); its other weights are frozen except,
+    with `train_embeddings`, the token embeddings and LM head (the added LaRA tokens must learn)."""
     from peft import LoraConfig, inject_adapter_in_model
 
-    backbone = getattr(policy, "backbone", None)
-    if backbone is None:
-        raise LaraUserError(f"model.lora.enabled needs a policy with a .backbone; {type(policy).__name__} has none")
     s = cfg.model.lora
+    backbone = getattr(policy, s.module, None)
+    if not isinstance(backbone, torch.nn.Module):
+        raise LaraUserError(f"model.lora.module={s.module!r}: {type(policy).__name__} has no such submodule")
     lora_cfg = LoraConfig(r=s.r, lora_alpha=s.alpha, lora_dropout=s.dropout, target_modules=list(s.target_modules))
     try:
         inject_adapter_in_model(lora_cfg, backbone)
     except ValueError as err:
-        raise LaraUserError(f"model.lora.target_modules {s.target_modules} match no backbone layer ({err})") from err
+        raise LaraUserError(f"model.lora.target_modules {s.target_modules} match no layer of {s.module} ({err})") from err
+    keep = ("lora_",) + (("embed_tokens", "lm_head") if s.train_embeddings else ())
     for name, param in backbone.named_parameters():
-        param.requires_grad_("lora_" in name)
+        param.requires_grad_(any(k in name for k in keep))
 
 
 def build_optimizer(policy, cfg: TrainConfig) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
@@ -200,13 +202,10 @@ def train(cfg: TrainConfig) -> TrainResult:
     policy = build_policy(cfg, dataset, init_from)
     if cfg.model.lora.enabled:
         apply_lora(policy, cfg)
-    if cfg.model.gradient_checkpointing:
-        if not callable(getattr(policy, "gradient_checkpointing_enable", None)):
-            raise LaraUserError(f"{type(policy).__name__} does not support model.gradient_checkpointing")
-        policy.gradient_checkpointing_enable()
     optimizer, scheduler = build_optimizer(policy, cfg)
     model, optimizer, scheduler = accelerator.prepare(policy, optimizer, scheduler)
     policy = accelerator.unwrap_model(model)
+    set_loss_weights = loss_weight_setter(cfg.model.type)
 
     state = ckpt.TrainerState(0, cfg.stage, 0, 0, cfg.fingerprint(), training_identity(cfg), 0)
     if resume_from is not None:
@@ -238,9 +237,9 @@ def train(cfg: TrainConfig) -> TrainResult:
             p = latent_probability_at(cfg, step)
             weights = loss_weights_at(cfg, step)
             policy.set_latent_probability(p)
-            policy.set_loss_weights(weights)
+            set_loss_weights(policy, cfg.stage, weights)
             model.train()
-            losses, metric_sums, grad_norm = [], {}, None
+            losses, metric_sums, metric_counts, grad_norm = [], {}, {}, None
             for _ in range(cfg.grad_accum_steps):
                 batch = _to_device(batches.next(), accelerator.device)
                 with accelerator.accumulate(model):
@@ -249,8 +248,9 @@ def train(cfg: TrainConfig) -> TrainResult:
                         raise FloatingPointError(f"stage {cfg.stage} step {step}: loss is {loss.item()}")
                     accelerator.backward(loss)
                     losses.append(loss.detach().float())
-                    for k, v in metrics.items():
-                        metric_sums[k] = metric_sums.get(k, 0.0) + float(v)
+                    for k, v in normalize_metrics(metrics).items():  # averaged over the micro-batches reporting k
+                        metric_sums[k] = metric_sums.get(k, 0.0) + v
+                        metric_counts[k] = metric_counts.get(k, 0) + 1
                     if accelerator.sync_gradients:
                         if cfg.optim.grad_clip_norm > 0:
                             grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip_norm)
@@ -263,9 +263,9 @@ def train(cfg: TrainConfig) -> TrainResult:
             state.step += 1
             state.epoch, state.epoch_samples = batches.epoch, batches.start
             state.samples_seen += samples_per_step
-            metrics = {k: v / cfg.grad_accum_steps for k, v in metric_sums.items()}
+            metrics = {k: v / metric_counts[k] for k, v in metric_sums.items()}
             if step == start_step:
-                _check_losses_on(cfg, metrics, weights)
+                _check_losses_on(cfg, metrics, weights, p)
             record = {
                 "step": state.step,
                 "loss": torch.stack(losses).mean().item(),
@@ -299,12 +299,15 @@ def train(cfg: TrainConfig) -> TrainResult:
     )
 
 
-def _check_losses_on(cfg: TrainConfig, metrics: dict[str, float], weights: dict[str, float]) -> None:
+def _check_losses_on(cfg: TrainConfig, metrics: dict[str, float], weights: dict[str, float], p: float) -> None:
     """A loss that is configured on must be computed and nonzero (the reference implementation
-    once lost its visual loss to a launcher flag without anyone noticing)."""
+    once lost its visual loss to a launcher flag without anyone noticing). CoT CE is checked
+    only while no segment is latent (p = 0): a batch whose segments all drew latent has none."""
     for term, weight in weights.items():
+        if weight == 0 or (term == "cot_ce" and p > 0):
+            continue
         value = metrics.get(f"loss/{term}")
-        if value is None or not math.isfinite(value) or (weight > 0 and value == 0.0):
+        if value is None or not math.isfinite(value) or value == 0.0:
             raise RuntimeError(
                 f"stage {cfg.stage}: loss {term!r} is configured on (weight {weight}) but the policy reported "
                 f"{value!r} for 'loss/{term}'; metrics were {sorted(metrics)}"
@@ -316,6 +319,7 @@ def _log(writer, progress, record, weights, state, samples_per_step, t_start, st
     elapsed = max(time.perf_counter() - t_start, 1e-9)
     throughput = (state.step - start_step) * samples_per_step / elapsed
     terms = {k.split("/", 1)[1]: v for k, v in record.items() if k.startswith("loss/")}
+    terms.pop("total", None)
     progress.set_postfix(loss=f"{record['loss']:.4f}", **{k: f"{v:.3f}" for k, v in terms.items()},
                          p=f"{record['latent_probability']:.2f}", sps=f"{throughput:.1f}")
     if state.step % cfg.log_every and state.step != cfg.steps:
@@ -323,7 +327,7 @@ def _log(writer, progress, record, weights, state, samples_per_step, t_start, st
     s = state.step
     writer.add_scalar("loss/total", record["loss"], s)
     for k, v in record.items():
-        if k.startswith("loss/"):
+        if k.startswith(("loss/", "metrics/")):
             writer.add_scalar(k, v, s)
     for k, v in weights.items():
         writer.add_scalar(f"loss_weight/{k}", v, s)

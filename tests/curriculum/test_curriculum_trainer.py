@@ -180,7 +180,8 @@ def test_tensorboard_scalars(tmp_path):
 
 def test_lora_trains_only_adapters_in_backbone(tmp_path):
     cfg = toy_config(tmp_path / "lora", 1, "--steps", "5", "--model.lora.enabled", "true",
-                     "--model.lora.r", "2", "--model.lora.target_modules", "[q_proj]")
+                     "--model.lora.r", "2", "--model.lora.target_modules", "[q_proj]",
+                     "--model.lora.module", "backbone")
     train(cfg)
     w = weights(tmp_path / "lora")
     assert any("lora_A" in k for k in w)
