@@ -35,7 +35,7 @@ class AnnotationConfig:
     open_threshold: float = -0.5
     min_closed_frames: int = 3
     min_open_frames: int = 3
-    settle_dist: float = 0.01
+    settle_dist: float = 0.006
     max_settle_frames: int = 20
     # motion words (motion.MotionParams)
     motion_window: int = 4

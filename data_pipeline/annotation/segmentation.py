@@ -43,7 +43,7 @@ class SegmentationParams:
     open_threshold: float = -0.5  # ... below which it counts as open again (hysteresis)
     min_closed_frames: int = 3  # shorter closed blips are dropped
     min_open_frames: int = 3  # shorter open gaps between two closes are bridged (re-grasp bounce)
-    settle_dist: float = 0.01  # metres the end effector moves after close/open before grasp/place ends
+    settle_dist: float = 0.006  # metres the end effector moves after close/open before grasp/place ends
     max_settle_frames: int = 20
     min_opening_range: float = 1e-3  # an "opening" signal must vary at least this much to have events
 

@@ -1,0 +1,207 @@
+"""`sim` backend (LIBERO): task objects from the BDDL goal, boxes from the replayed MuJoCo state.
+
+Why replay: LIBERO episodes (official HDF5 and our scripted demos) store the flattened MuJoCo
+state of every frame. Setting it and calling `forward()` puts every object exactly where it was
+when the image was taken, so boxes are projected from the true poses through the true camera;
+no detector, no guessing. Which object is manipulated in which grasp cycle is read from the
+simulator too (the task object closest to the end effector when the gripper closes).
+
+Names: BDDL keys (`akita_black_bowl_1`) are shown with the instruction's own words ("black bowl")
+when they match, so the OBJECTS tag and the SUBTASK text agree with the instruction.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from data_pipeline.annotation.backends.base import Box, ObjectAnchor, SemanticAnchors, SkipEpisode
+from data_pipeline.annotation.instruction_parser import Step, parse_instruction
+from data_pipeline.annotation.projection import (
+    SceneGeometry,
+    box_from_uv,
+    camera_matrix,
+    project,
+    to_dataset_view,
+)
+from data_pipeline.annotation.segmentation import TemporalAnchors
+from data_pipeline.episode import Episode
+
+if TYPE_CHECKING:
+    from data_pipeline.annotation.config import AnnotationConfig
+
+logger = logging.getLogger(__name__)
+ROBOSUITE_CAMERA = {"agentview": "agentview", "wrist": "robot0_eye_in_hand"}
+_STOP = {"the", "a", "an", "of", "region", "contain", "1", "2", "3", "4"}
+_RELATION = {"on": "on", "in": "in"}
+
+
+def _tokens(text: str) -> set[str]:
+    return {t for t in re.split(r"[\s_]+", text.lower()) if t and t not in _STOP and not t.isdigit()}
+
+
+def humanize(key: str) -> str:
+    """'akita_black_bowl_1' -> 'akita black bowl'; 'wooden_cabinet_1_top_region' -> 'wooden cabinet top'."""
+    words = [w for w in key.split("_") if w and not w.isdigit() and w not in ("region", "contain")]
+    return " ".join(words)
+
+
+def match_name(key: str, phrases: list[str]) -> str:
+    """The instruction phrase sharing the most words with a BDDL key (ties: fewest extra words)."""
+    kt = _tokens(key)
+    best, best_score = "", (0.0, 0.0)
+    for phrase in phrases:
+        pt = _tokens(phrase)
+        if not pt:
+            continue
+        overlap = len(kt & pt)
+        score = (overlap / len(pt), overlap / max(1, len(kt)))
+        if overlap and score > best_score:
+            best, best_score = phrase, score
+    return best or humanize(key)
+
+
+class SimBackend:
+    name = "sim"
+
+    def __init__(self, config: "AnnotationConfig", env_factory: Callable[[Episode], Any] | None = None):
+        self.config = config
+        self._env_factory = env_factory
+        self._env_key: tuple[str, int, int, int] | None = None
+        self._env: Any = None
+        self._geometry: SceneGeometry | None = None
+
+    # ------------------------------------------------------------------ environment
+    def _default_env(self, episode: Episode) -> Any:
+        from envs.libero_env import LiberoEnv
+
+        return LiberoEnv(episode.suite, int(episode.task_index), camera_size=128, render=False)
+
+    def _env_for(self, episode: Episode) -> Any:
+        if not episode.suite:
+            raise SkipEpisode("no LIBERO suite/task recorded for the episode (needed to rebuild the scene)")
+        key = (episode.suite, int(episode.task_index), 0, 0)
+        if self._env is None or self._env_key != key:
+            self.close()
+            try:
+                self._env = (self._env_factory or self._default_env)(episode)
+            except Exception as err:  # a wrong suite/task id is the episode's problem, not the run's
+                raise SkipEpisode(f"cannot build the LIBERO scene for {episode.suite} task "
+                                  f"{episode.task_index}: {err}") from err
+            self._env_key = key
+            raw = self._env.raw_env
+            keys = list(raw.objects_dict) + list(raw.fixtures_dict)
+            self._geometry = SceneGeometry(self._env.sim, {k: raw.obj_body_id[k] for k in keys},
+                                           set(raw.object_sites_dict))
+        return self._env
+
+    def close(self) -> None:
+        if self._env is not None and self._env_factory is None:
+            self._env.close()
+        self._env, self._env_key, self._geometry = None, None, None
+
+    # ------------------------------------------------------------------ anchors
+    def _box_key(self, raw: Any, key: str) -> str:
+        """A region of a movable object (basket_1_contain_region) is boxed as that object."""
+        if key in raw.obj_body_id:
+            return key
+        site = raw.object_sites_dict.get(key)
+        parent = getattr(site, "parent_name", None)
+        if parent in raw.objects_dict:
+            return parent
+        return key
+
+    def _task_keys(self, raw: Any) -> tuple[list[tuple[str, str, str, str]], list[str]]:
+        """Goal atoms as (verb, obj key, relation, target key) and the task keys in listing order."""
+        atoms: list[tuple[str, str, str, str]] = []
+        for atom in raw.parsed_problem.get("goal_state", []):
+            pred, args = str(atom[0]).lower(), [str(a) for a in atom[1:]]
+            if pred in _RELATION and len(args) == 2:
+                atoms.append(("put", args[0], _RELATION[pred], args[1]))
+            elif pred in ("open", "close", "turnon", "turnoff") and args:
+                atoms.append(({"turnon": "turn_on", "turnoff": "turn_off"}.get(pred, pred), args[0], "", ""))
+        keys: list[str] = []
+        for _, obj, _, _ in atoms:
+            if obj not in keys:
+                keys.append(obj)
+        for _, _, _, tgt in atoms:
+            if tgt and tgt not in keys:
+                keys.append(tgt)
+        for k in list(raw.obj_of_interest):
+            if k not in keys:
+                keys.append(k)
+        if self.config.sim_distractors:
+            keys += [k for k in raw.objects_dict if k not in keys]
+        return atoms, keys
+
+    def anchors(self, episode: Episode, temporal: TemporalAnchors) -> SemanticAnchors:
+        if episode.sim_states is None:
+            raise SkipEpisode("no simulator states (the sim backend replays them; use --backend instruction)")
+        cam = self.config.camera
+        if cam not in episode.images or cam not in ROBOSUITE_CAMERA:
+            raise SkipEpisode(f"no {cam!r} images (boxes are given in that camera's pixels)")
+        env = self._env_for(episode)
+        raw, sim, geo = env.raw_env, env.sim, self._geometry
+        assert geo is not None
+        states = np.asarray(episode.sim_states, dtype=np.float64)  # (T, D)
+        expected_dim = int(np.asarray(sim.get_state().flatten()).shape[0])
+        if states.shape[1] != expected_dim:
+            raise SkipEpisode(f"simulator state has {states.shape[1]} values, the {episode.suite} task "
+                              f"{episode.task_index} scene has {expected_dim}: wrong task or another simulator version")
+        atoms, keys = self._task_keys(raw)
+        keys = [k for k in keys if geo.has(self._box_key(raw, k))]
+        parsed = parse_instruction(episode.instruction)
+        phrases = parsed.objects
+        names = {k: match_name(k, phrases) for k in keys}
+        steps = parsed.steps or [Step(verb=v, obj=names.get(o, humanize(o)), relation=r,
+                                      target=names.get(t, humanize(t)) if t else "") for v, o, r, t in atoms]
+        roles = {o: "object" for _, o, _, _ in atoms}
+        roles.update({t: "target" for _, _, _, t in atoms if t and t not in roles})
+        objects = [ObjectAnchor(name=names[k], role=roles.get(k, "other"), key=k) for k in keys]
+
+        H, W = episode.images[cam].shape[1:3]
+        cam_name = ROBOSUITE_CAMERA[cam]
+        boxes: list[dict[str, Box]] = []
+        closes = set(temporal.close_events)
+        cycle_steps: list[int] = []
+        step_keys = [self._step_key(st, names) for st in steps]
+        for t in range(states.shape[0]):
+            sim.set_state_from_flattened(states[t])
+            sim.forward()
+            P = camera_matrix(sim, cam_name, H, W)  # (4, 4); the camera may move (wrist)
+            frame: dict[str, Box] = {}
+            for k in keys:
+                uv, front = project(geo.points(self._box_key(raw, k)), P)
+                if not front.all():
+                    uv = uv[front]
+                box = box_from_uv(to_dataset_view(uv, W, H, "libero"), W, H, self.config.min_box_pixels)
+                if box is not None:
+                    frame[k] = box
+            boxes.append(frame)
+            if t in closes:
+                cycle_steps.append(self._grasped_step(geo, raw, step_keys, episode.ee_pos[t]))
+        flags = [f"object_never_in_view: {names[k]}" for k in keys if not any(k in fr for fr in boxes)]
+        return SemanticAnchors(objects=objects, steps=steps, boxes=boxes,
+                               cycle_steps=cycle_steps if steps else None, flags=flags)
+
+    @staticmethod
+    def _step_key(step: Step, names: dict[str, str]) -> str | None:
+        for key, name in names.items():
+            if name == step.obj:
+                return key
+        return None
+
+    def _grasped_step(self, geo: SceneGeometry, raw: Any, step_keys: list[str | None], ee: np.ndarray) -> int:
+        """Index of the step whose object is nearest the end effector (the one being grasped)."""
+        best, best_d = 0, float("inf")
+        for i, key in enumerate(step_keys):
+            if key is None:
+                continue
+            d = float(np.linalg.norm(geo.position(self._box_key(raw, key)) - np.asarray(ee, dtype=np.float64)))
+            if d < best_d - 1e-9:
+                best, best_d = i, d
+        return best
