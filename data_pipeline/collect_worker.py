@@ -170,3 +170,8 @@ def run_job(job: Job) -> dict[str, Any]:
             report["traceback"] = traceback.format_exc(limit=8)
     report["seconds"] = time.perf_counter() - start
     return report
+
+
+def run_batch(jobs: list[Job]) -> list[dict[str, Any]]:
+    """Run jobs in order in this worker (same task: the env is built once); one report per job."""
+    return [run_job(job) for job in jobs]

@@ -65,3 +65,19 @@ def test_collect_two_demos_resume_and_replay_to_success(tmp_path):
             assert done and t == ep.length - 1, f"replay of episode {ep.episode_index} did not succeed at its end"
     finally:
         env.close()
+
+
+def test_batches_keep_one_task_per_worker_build(tmp_path):
+    from data_pipeline.collect import batch_jobs
+    from data_pipeline.collect_worker import Job
+
+    def jobs(n_tasks, n_slots):
+        return [Job("libero_object", t, k, 64, 0.01, 5, 1, None, 7, str(tmp_path)) for t in range(n_tasks)
+                for k in range(n_slots)]
+
+    two_tasks = batch_jobs(jobs(2, 2), workers=2)
+    assert [[(j.task_id, j.slot) for j in b] for b in two_tasks] == [[(0, 0), (0, 1)], [(1, 0), (1, 1)]]
+    one_task = batch_jobs(jobs(1, 6), workers=2)
+    assert [len(b) for b in one_task] == [3, 3]
+    many = batch_jobs(jobs(10, 50), workers=2)
+    assert all(len(b) == 5 and len({j.task_id for j in b}) == 1 for b in many) and sum(map(len, many)) == 500
