@@ -236,7 +236,17 @@ def preset_path(name: str) -> Path:
 
 def load_config(name_or_path: str | Path = "tiny", args: list[str] | None = None) -> LaraConfig:
     """A preset name or a YAML path, with optional draccus overrides (`--expert.num_layers=16`)."""
+    from draccus.utils import ParsingError
+
+    from lara.errors import LaraUserError
+
     path = Path(name_or_path)
     if not path.suffix:
         path = preset_path(str(name_or_path))
-    return draccus.parse(config_class=LaraConfig, config_path=str(path), args=list(args or []))
+    if not path.exists():
+        raise LaraUserError(f"model config {path} does not exist")
+    try:
+        return draccus.parse(config_class=LaraConfig, config_path=str(path), args=list(args or []))
+    except ParsingError as err:  # validation errors arrive wrapped; surface the reason
+        cause = err.__cause__ or err
+        raise LaraUserError(f"invalid model config {path}: {cause}") from err

@@ -14,6 +14,12 @@ Public API (the trainer in curriculum/ and the evaluator in envs/ build against 
     policy.predict_action_chunk(obs, stage=None)           # (H, A) un-normalized (or (B, H, A) for a batched dict)
     policy.select_action(obs) -> (A,) ; policy.reset()     # chunk queue of inference.n_action_steps actions
 
+    policy.set_loss_weights({"cot_ce": 1, "action_ce": 1, "visual_l1": 0.1, "flow": 1})  # overrides cfg.loss
+    policy.backbone ; policy.gradient_checkpointing_enable()   # the Qwen3-VL module (LoRA target)
+
+Metrics: "loss/cot_ce", "loss/action_ce" (stages 1-2; 0.0 when no token of that kind), "loss/flow"
+(stage 3), "loss/visual_l1" (when its weight > 0), "loss/total", "tokens/cot", "tokens/action",
+"tokens/seq_len", "latent/fraction", "latent/probability".
 Losses per stage (metrics carry each term; a configured loss is always computed and logged):
 - stage 1: CoT CE (all segments explicit) + action CE (FAST tokens) + visual L1 x loss.visual_weight_stage1
 - stage 2: as stage 1, each CoT segment latent with probability p (no text loss on latent ones)
@@ -52,6 +58,7 @@ from lara.tokenizer import QWEN_SPECIAL_START, LaraTokenizer, build_tokenizer
 
 log = logging.getLogger(__name__)
 CONTEXT_PARTS = (IMAGE, PROMPT, LATENT, IMG_NEXT)
+LOSS_TERMS = ("cot_ce", "action_ce", "visual_l1", "flow")
 
 
 class LaraPolicy(nn.Module):
@@ -83,6 +90,7 @@ class LaraPolicy(nn.Module):
             range(tok.action_token_offset, tok.action_token_offset + tok.num_action_tokens))
         self.output_vocab = output_vocab or OutputVocab(cfg.backbone.output_vocab, self.vlm.lm_head.out_features, base_ids)
         self.latent_probability = 0.0
+        self.loss_weights: dict[str, float] | None = None  # set_loss_weights overrides cfg.loss
         self.num_generated_tokens = 0
         self.last_cot_text = ""
         self._queue: deque[np.ndarray] = deque()
@@ -96,6 +104,27 @@ class LaraPolicy(nn.Module):
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"latent probability must be in [0, 1], got {p}")
         self.latent_probability = float(p)
+
+    def set_loss_weights(self, weights: dict[str, float]) -> None:
+        """Loss weights from the curriculum schedule; keys among cot_ce, action_ce, visual_l1, flow."""
+        unknown = set(weights) - set(LOSS_TERMS)
+        if unknown:
+            raise ValueError(f"unknown loss terms {sorted(unknown)}; known: {LOSS_TERMS}")
+        self.loss_weights = {k: float(v) for k, v in weights.items()}
+
+    def _weights(self, stage: int) -> dict[str, float]:
+        lc = self.cfg.loss
+        w = {"cot_ce": lc.cot_weight, "action_ce": lc.action_ce_weight, "flow": lc.flow_weight,
+             "visual_l1": lc.visual_weight_stage1 if stage == 1 else lc.visual_weight}  # fmt: skip
+        return {**w, **(self.loss_weights or {})}
+
+    @property
+    def backbone(self) -> nn.Module:
+        """The Qwen3-VL model (LoRA adapters go here)."""
+        return self.vlm
+
+    def gradient_checkpointing_enable(self) -> None:
+        self.vlm.gradient_checkpointing_enable()
 
     def set_normalization(self, stats: NormalizationStats) -> None:
         if "action" in stats.features and stats.features["action"].dim != self.cfg.action_dim:
@@ -210,6 +239,7 @@ class LaraPolicy(nn.Module):
         hidden = self._hidden(t, self._camera_images(batch, cfg.vision.cameras).to(dev))  # (B, L, D)
 
         metrics: dict[str, float] = {}
+        weights = self._weights(stage)
         total = torch.zeros((), device=dev)
         if stage in (1, 2):
             labels = t["labels"][:, 1:]  # (B, L-1): token predicted at position i is labels[i + 1]
@@ -219,15 +249,14 @@ class LaraPolicy(nn.Module):
             logits = self.output_vocab.logits(hidden[:, :-1][sel], self.vlm.lm_head)  # (n_sel, V_out)
             ce = F.cross_entropy(logits, self.output_vocab.targets(labels[sel]), reduction="none")
             part = t["loss_part"][:, 1:][sel]
-            for name, pid, w in (("cot_ce", LOSS_COT, cfg.loss.cot_weight), ("action_ce", LOSS_ACTION, cfg.loss.action_ce_weight)):
+            for name, pid in (("cot_ce", LOSS_COT), ("action_ce", LOSS_ACTION)):
                 m = part == pid
-                metrics[f"tokens_{name[:-3]}"] = float(m.sum())
-                if m.any():
-                    term = ce[m].mean()
-                    total = total + w * term
-                    metrics[name] = float(term.detach())
-            metrics["latent_fraction"] = n_latent / max(n_segments, 1)
-            metrics["latent_probability"] = p
+                metrics[f"tokens/{name[:-3]}"] = float(m.sum())
+                term = ce[m].mean() if m.any() else ce.sum() * 0.0  # 0 when every segment is latent
+                total = total + weights[name] * term
+                metrics[f"loss/{name}"] = float(term.detach())
+            metrics["latent/fraction"] = n_latent / max(n_segments, 1)
+            metrics["latent/probability"] = p
         else:
             if "action" not in batch:
                 raise LaraUserError("stage 3 needs batch['action'] (normalized chunks)")
@@ -238,10 +267,10 @@ class LaraPolicy(nn.Module):
             is_pad = torch.as_tensor(batch["action_is_pad"]).to(dev).bool() if "action_is_pad" in batch else None
             state = torch.as_tensor(batch["state"]).float().to(dev) if cfg.expert.use_state else None
             flow = self.expert.loss(actions, self.expert.project_context(hidden), ctx_mask, state, is_pad)
-            total = total + cfg.loss.flow_weight * flow
-            metrics["flow_mse"] = float(flow.detach())
+            total = total + weights["flow"] * flow
+            metrics["loss/flow"] = float(flow.detach())
 
-        w_vis = cfg.loss.visual_weight_stage1 if stage == 1 else cfg.loss.visual_weight
+        w_vis = weights["visual_l1"]
         if w_vis > 0:
             key = "next_image." + cfg.foresight.camera
             if key not in batch:
@@ -250,9 +279,9 @@ class LaraPolicy(nn.Module):
             target = self.foresight.targets(torch.as_tensor(batch[key]).float().to(dev), self.vlm.model.visual)
             vis = self.foresight.loss(slot_hidden, target)
             total = total + w_vis * vis
-            metrics["visual_l1"] = float(vis.detach())
-        metrics["loss"] = float(total.detach())
-        metrics["seq_len"] = float(t["input_ids"].shape[1])
+            metrics["loss/visual_l1"] = float(vis.detach())
+        metrics["loss/total"] = float(total.detach())
+        metrics["tokens/seq_len"] = float(t["input_ids"].shape[1])
         return total, metrics
 
     @staticmethod
@@ -302,8 +331,17 @@ class LaraPolicy(nn.Module):
         return out.astype(np.float32)
 
     @torch.no_grad()
-    def predict_action_chunk(self, obs, stage: int | None = None, num_steps: int | None = None) -> np.ndarray:
-        """Un-normalized action chunk (H, A) for one Observation, (B, H, A) for a batched dict."""
+    def predict_action_chunk(
+        self,
+        obs,
+        stage: int | None = None,
+        num_steps: int | None = None,
+        fixed_lengths: tuple[int, int] | None = None,
+    ) -> np.ndarray:
+        """Un-normalized action chunk (H, A) for one Observation, (B, H, A) for a batched dict.
+        `stage` picks the inference path (default `inference.stage`), `num_steps` the expert's Euler
+        steps; `fixed_lengths=(cot_tokens, action_tokens)` forces the generated lengths of stages 1-2
+        (latency benchmarks with random weights)."""
         stage = stage or self.cfg.inference.stage
         imgs, state, instructions, batched = self._parse_obs(obs)
         imgs = imgs.to(self.device)
@@ -314,7 +352,7 @@ class LaraPolicy(nn.Module):
                 raise LaraUserError("token-based inference (stages 1-2) needs the FAST tokenizer in the checkpoint")
             n_cam = len(self.cfg.vision.cameras)
             norm = np.stack([
-                self._predict_tokens(imgs[i * n_cam : (i + 1) * n_cam], instr, stage)
+                self._predict_tokens(imgs[i * n_cam : (i + 1) * n_cam], instr, stage, fixed_lengths)
                 for i, instr in enumerate(instructions)])  # fmt: skip
         actions = self._unnormalize(norm)  # (B, H, A)
         return actions if batched else actions[0]
@@ -333,23 +371,26 @@ class LaraPolicy(nn.Module):
         pos = torch.arange(next_pos, next_pos + n, device=self.device).view(1, 1, n).expand(3, 1, n)  # (3, 1, n)
         return run_text(self.vlm, embeds, pos, None, cache)
 
-    def _greedy(self, cache, h_last, next_pos, allowed, stop_ids, max_new) -> tuple[list[int], int]:
-        """Greedy decoding; `allowed` (V_out,) bool over the output vocabulary's columns."""
+    def _greedy(self, cache, h_last, next_pos, allowed, stop_ids, max_new, exact=False) -> tuple[list[int], int]:
+        """Greedy decoding; `allowed` (V_out,) bool over the output vocabulary's columns. With `exact`
+        the stop tokens are disallowed and exactly max_new tokens are generated (benchmarks)."""
         emb = self.vlm.get_input_embeddings()
         cols = self.output_vocab.global_ids(self.device)  # (V_out,) global id of each column
+        if exact:
+            allowed = allowed & ~torch.isin(cols, torch.tensor(sorted(stop_ids), device=cols.device))
         out: list[int] = []
-        for _ in range(max_new):
+        for i in range(max_new):
             logits = self.output_vocab.logits(h_last, self.vlm.lm_head).masked_fill(~allowed, float("-inf"))
             tok = int(cols[logits.argmax(-1)])  # (1, V_out) -> global id
             out.append(tok)
             self.num_generated_tokens += 1
-            if tok in stop_ids:
+            if tok in stop_ids or (exact and i == max_new - 1):
                 break
             h_last = self._step(cache, emb(torch.tensor([[tok]], device=self.device)), next_pos)[:, -1]
             next_pos += 1
         return out, next_pos
 
-    def _predict_tokens(self, imgs: torch.Tensor, instruction: str, stage: int) -> np.ndarray:
+    def _predict_tokens(self, imgs: torch.Tensor, instruction: str, stage: int, fixed=None) -> np.ndarray:
         """Stages 1-2, one sample: (explicit CoT generation | latent prefill), `<img_next>` slots, FAST tokens."""
         tok, cfg = self.tokenizer, self.cfg
         cols = self.output_vocab.global_ids(self.device)  # (V_out,)
@@ -363,7 +404,8 @@ class LaraPolicy(nn.Module):
         self.last_cot_text = ""
         if not latent:
             allowed = (cols < QWEN_SPECIAL_START) | (cols == tok.img_next_id)
-            cot, next_pos = self._greedy(cache, h_last, next_pos, allowed, {tok.img_next_id}, cfg.inference.max_cot_tokens)
+            n_cot = fixed[0] if fixed else cfg.inference.max_cot_tokens
+            cot, next_pos = self._greedy(cache, h_last, next_pos, allowed, {tok.img_next_id}, n_cot, exact=bool(fixed))
             self.last_cot_text = tok.decode([i for i in cot if i != tok.img_next_id])
             n_v = cfg.foresight.num_slots
             ids = torch.tensor([[tok.img_next_id] * n_v + [tok.act_start_id]], device=self.device)  # (1, N_v + 1)
@@ -373,7 +415,8 @@ class LaraPolicy(nn.Module):
             next_pos += n_v + 1
         off = tok.action_token_offset
         allowed = ((cols >= off) & (cols < off + tok.num_action_tokens)) | (cols == tok.act_end_id)
-        acts, _ = self._greedy(cache, h_last, next_pos, allowed, {tok.act_end_id}, cfg.inference.max_action_tokens)
+        n_act = fixed[1] if fixed else cfg.inference.max_action_tokens
+        acts, _ = self._greedy(cache, h_last, next_pos, allowed, {tok.act_end_id}, n_act, exact=bool(fixed))
         fast_ids = [i - tok.action_token_offset for i in acts if tok.is_action_token(i)]
         return self.fast.decode(fast_ids)  # (H, A) normalized
 

@@ -1,0 +1,167 @@
+"""`lara bench latency`: ms per action chunk, explicit-CoT inference vs latent inference.
+
+Same process, same machine, same random-weight model:
+- explicit (stage 1 path): prefill, greedy generation of a CoT of `--cot-tokens` tokens (80 by
+  default, the length of a structured CoT), the forced `<img_next>` slots, then the FAST action
+  tokens (as many as the FAST tokenizer spends on a chunk on average), with a KV cache;
+- latent (stage 3 path): one prefill over image + instruction + latent slots + `<img_next>` slots
+  and the expert's Euler steps (`--steps`, 8 by default for the target), no token generation.
+Random weights cannot decide when to stop, so both generated lengths are fixed (`fixed_lengths`).
+Each figure is the median over `--reps` timed runs after `--warmup` runs of `predict_action_chunk`
+(pre-processing and un-normalization included). The FAST tokenizer and the normalization
+statistics are fitted on synthetic smooth chunks (only their sizes matter here).
+
+Targets: ratio latent/explicit <= 0.05 for the tiny preset on CPU; <= 20 ms per 8-step chunk for
+`qwen3vl-2b` (random weights, bf16) on an H100-class GPU (`--preset qwen3vl-2b --device cuda
+--dtype bfloat16 --stage3-only`). Writes `latency.json` under `--out` when given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lara.errors import LaraUserError
+
+
+def _synthetic(cfg, seed: int = 0):
+    from lara.normalization import NormalizationStats
+
+    rng = np.random.default_rng(seed)
+    h, a = cfg.chunk_size, cfg.action_dim
+    t = np.linspace(0, 1, h)[None, :, None]
+    chunks = np.sin(2 * np.pi * (t * rng.uniform(0.1, 0.8, (512, 1, a)) + rng.uniform(0, 1, (512, 1, a))))
+    chunks = (chunks * rng.uniform(0.2, 0.9, (512, 1, a))).astype(np.float32)  # (N, H, A)
+    stats = NormalizationStats.from_arrays(
+        {"action": chunks.reshape(-1, a), "state": rng.normal(size=(512, cfg.state_dim))},
+        passthrough_dims={"action": [a - 1]},
+    )
+    return chunks, stats
+
+
+def _obs(cfg, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    side = 256  # LIBERO renders 256 x 256; the model resizes
+    return {
+        "images": {c: rng.integers(0, 255, (side, side, 3), dtype=np.uint8) for c in cfg.vision.cameras},
+        "state": rng.normal(size=cfg.state_dim).astype(np.float32),
+        "instruction": "put the black bowl in the bottom drawer of the cabinet and close it",
+    }
+
+
+def _time(fn, reps: int, warmup: int, device: torch.device) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(reps):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        out.append((time.perf_counter() - t0) * 1000.0)
+    return out
+
+
+def run(args) -> dict:
+    from lara.configuration_lara import load_config
+    from lara.modeling_lara import LaraPolicy
+
+    overrides = [f"--backbone.dtype={args.dtype}", f"--backbone.attn_implementation={args.attn}"]
+    cfg = load_config(args.preset, overrides + list(args.override))
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise LaraUserError("--device cuda but torch sees no CUDA device")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    policy = LaraPolicy(cfg)
+    chunks, stats = _synthetic(cfg)
+    fast_report = policy.train_fast_tokenizer(chunks)
+    policy.set_normalization(stats)
+    policy.to(device).eval()
+    build_s = time.perf_counter() - t0
+    obs = _obs(cfg)
+    n_act = max(1, round(fast_report["mean_tokens"]))
+    result = {
+        "preset": args.preset, "device": str(device), "device_name": _device_name(device),
+        "dtype": args.dtype, "attn_implementation": args.attn, "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "host": platform.node(), "reps": args.reps, "warmup": args.warmup,
+        "params_m": round(sum(p.numel() for p in policy.parameters()) / 1e6, 2), "build_s": round(build_s, 2),
+        "expert_steps": args.steps, "cot_tokens": args.cot_tokens, "action_tokens": n_act,
+        "optimizations": "none: eager PyTorch, SDPA attention, KV cache (no CUDA graphs, no torch.compile)",
+    }  # fmt: skip
+    with torch.inference_mode():
+        before = policy.num_generated_tokens
+        lat = _time(lambda: policy.predict_action_chunk(obs, stage=3, num_steps=args.steps), args.reps, args.warmup, device)
+        if policy.num_generated_tokens != before:
+            raise RuntimeError("stage-3 inference generated tokens")
+        result["latent_ms"] = round(statistics.median(lat), 3)
+        result["latent_ms_all"] = [round(x, 3) for x in lat]
+        if not args.stage3_only:
+            fixed = (args.cot_tokens, n_act)
+            exp = _time(lambda: policy.predict_action_chunk(obs, stage=1, fixed_lengths=fixed), args.reps, args.warmup, device)
+            result["explicit_ms"] = round(statistics.median(exp), 3)
+            result["explicit_ms_all"] = [round(x, 3) for x in exp]
+            result["ratio"] = round(result["latent_ms"] / result["explicit_ms"], 4)
+    return result
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
+
+
+def _table(r: dict) -> str:
+    rows = [
+        ("preset / device / dtype", f"{r['preset']} / {r['device_name']} / {r['dtype']}"),
+        ("parameters (M)", f"{r['params_m']}"),
+        (f"explicit CoT ({r['cot_tokens']} CoT + {r['action_tokens']} action tokens)",
+         f"{r['explicit_ms']:.1f} ms/chunk" if "explicit_ms" in r else "not run"),
+        (f"latent ({r['expert_steps']} Euler steps, no generation)", f"{r['latent_ms']:.1f} ms/chunk"),
+        ("ratio latent / explicit", f"{r['ratio']:.4f}" if "ratio" in r else "n/a"),
+    ]  # fmt: skip
+    w = max(len(a) for a, _ in rows)
+    lines = [f"{'measure':<{w}}  value", f"{'-' * w}  {'-' * 24}"] + [f"{a:<{w}}  {b}" for a, b in rows]
+    lines.append(f"(median of {r['reps']} runs after {r['warmup']} warm-up; {r['threads']} torch threads; {r['optimizations']})")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="lara bench latency", description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="tiny", help="configs/model preset name or YAML path")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
+                    help="default: float32 on CPU, bfloat16 on CUDA")  # fmt: skip
+    ap.add_argument("--attn", default="sdpa", choices=["sdpa", "eager", "flash_attention_2"])
+    ap.add_argument("--steps", type=int, default=8, help="expert Euler steps per chunk")
+    ap.add_argument("--cot-tokens", type=int, default=80, help="generated CoT length for the explicit path")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    ap.add_argument("--stage3-only", action="store_true", help="time only the latent path (large presets)")
+    ap.add_argument("--out", type=Path, default=None, help="write latency.json here")
+    ap.add_argument("override", nargs="*", help="config overrides, e.g. --expert.num_layers=16 (after --)")
+    args = ap.parse_args(argv)
+    if args.dtype is None:
+        args.dtype = "bfloat16" if args.device.startswith("cuda") else "float32"
+    if args.reps < 1:
+        raise LaraUserError("--reps must be >= 1")
+    result = run(args)
+    print(_table(result))
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / "latency.json"
+        path.write_text(json.dumps(result, indent=2))
+        print(f"wrote {path}")
+    return 0

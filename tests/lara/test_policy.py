@@ -1,0 +1,237 @@
+"""LaraPolicy on the tiny preset: forward per stage, EMA, latent slots, inference, checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_batch, make_obs, tiny_policy
+
+from lara.errors import LaraUserError
+from lara.modeling_lara import LaraPolicy
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_checkpoint):
+    return LaraPolicy.from_pretrained(tiny_checkpoint)
+
+
+# ---------------------------------------------------------------- forward
+@pytest.mark.parametrize("stage", [1, 2, 3])
+def test_forward_shapes_and_loss_terms(loaded, stage):
+    loaded.train()
+    loss, m = loaded(make_batch(2), stage, latent_probability=0.5)
+    assert loss.shape == () and torch.isfinite(loss)
+    assert m["loss/visual_l1"] > 0  # a configured loss is computed and visibly nonzero
+    if stage in (1, 2):
+        assert m["loss/cot_ce"] > 0 and m["loss/action_ce"] > 0 and "loss/flow" not in m
+        assert m["tokens/action"] > 0
+    else:
+        assert m["loss/flow"] > 0 and "loss/cot_ce" not in m and "loss/action_ce" not in m
+    assert m["loss/total"] == pytest.approx(float(loss.detach()), rel=1e-5)
+
+
+def test_latent_probability_extremes(loaded):
+    loaded.train()
+    _, m0 = loaded(make_batch(2), 2, latent_probability=0.0)
+    _, m1 = loaded(make_batch(2), 2, latent_probability=1.0)
+    assert m0["latent/fraction"] == 0.0 and m0["tokens/cot"] > 20
+    assert m1["latent/fraction"] == 1.0 and m1["tokens/cot"] == 0 and m1["loss/cot_ce"] == 0.0
+    loaded.set_latent_probability(1.0)  # the curriculum's setter is what forward uses by default
+    _, m = loaded(make_batch(2), 2)
+    assert m["latent/probability"] == 1.0
+    loaded.set_latent_probability(0.0)
+
+
+def test_missing_foresight_target_and_fast_raise(loaded):
+    batch = make_batch(2)
+    del batch["next_image.agentview"]
+    with pytest.raises(LaraUserError, match="next_image"):
+        loaded(batch, 1)
+    fast, loaded.fast = loaded.fast, None
+    try:
+        with pytest.raises(LaraUserError, match="FAST"):
+            loaded(make_batch(2), 1)
+    finally:
+        loaded.fast = fast
+
+
+# ---------------------------------------------------------------- EMA
+def test_ema_gets_no_gradient_and_follows_the_momentum_rule():
+    policy = tiny_policy()
+    loss, _ = policy(make_batch(2), 1)
+    loss.backward()
+    ema = list(policy.foresight.ema_vision.parameters())
+    online = list(policy.vlm.model.visual.parameters())
+    assert all(p.grad is None and not p.requires_grad for p in ema)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in online)
+    opt = torch.optim.SGD([p for g in policy.parameter_groups(1e-2, 1e-2) for p in g["params"]], lr=1e-2)
+    opt.step()
+    before = [p.detach().clone() for p in ema]
+    tau = policy.cfg.foresight.ema_momentum
+    policy.ema_update()
+    moved = False
+    for e_new, e_old, o in zip(ema, before, online):
+        torch.testing.assert_close(e_new, tau * e_old + (1 - tau) * o.detach())
+        moved |= not torch.equal(e_new, e_old)
+    assert moved
+    ids = {id(p) for g in policy.parameter_groups(1e-5, 1e-4) for p in g["params"]}
+    assert not ids & {id(p) for p in ema}
+
+
+def test_ablation_without_ema_uses_the_online_tower():
+    policy = tiny_policy("--foresight.use_ema_target=false")
+    assert policy.foresight.ema_vision is None
+    batch = make_batch(2)
+    target = policy.foresight.targets(batch["next_image.agentview"], policy.vlm.model.visual)
+    assert target.shape == (2, policy.cfg.foresight.num_slots, policy.cfg.backbone.hidden_size)
+    assert not target.requires_grad
+    _, m = policy(batch, 1)
+    assert m["loss/visual_l1"] > 0
+    policy.ema_update()  # a no-op, not an error
+
+
+def test_parameter_groups_cover_trainable_params(loaded):
+    groups = loaded.parameter_groups(1e-5, 1e-4)
+    assert [g["lr"] for g in groups] == [1e-5, 1e-4]
+    seen = [id(p) for g in groups for p in g["params"]]
+    assert len(seen) == len(set(seen))
+    trainable = {id(p) for p in loaded.parameters() if p.requires_grad}
+    assert set(seen) == trainable
+    assert {id(p) for p in loaded.expert.parameters()} <= {id(p) for p in groups[1]["params"]}
+
+
+# ---------------------------------------------------------------- latent slot inputs
+@pytest.mark.parametrize("mode", ["learned", "recurrent"])
+def test_latent_slot_modes_run_and_train(mode):
+    policy = tiny_policy(f"--latent.slot_input={mode}")
+    loss, m = policy(make_batch(2), 2, latent_probability=1.0)
+    loss.backward()
+    assert torch.isfinite(loss) and m["latent/fraction"] == 1.0
+    if mode == "learned":
+        assert policy.latent.table.grad is not None and policy.latent.table.grad.abs().sum() > 0
+    policy.eval()
+    assert policy.predict_action_chunk(make_obs(), stage=3).shape == (8, 7)
+    assert policy.predict_action_chunk(make_obs(), stage=2).shape == (8, 7)
+
+
+def test_recurrent_slots_read_the_previous_hidden_state():
+    """The backbone's hidden states depend on the learned slot table in learned mode only; in
+    recurrent mode the slot inputs are the previous positions' hidden states."""
+    from lara.pixels import to_float_images
+
+    obs = make_obs()
+    imgs = torch.cat([to_float_images(obs.images[c]) for c in ("agentview", "wrist")])  # (2, 3, H, W)
+    diffs = {}
+    for mode in ("learned", "recurrent"):
+        policy = tiny_policy(f"--latent.slot_input={mode}").eval()
+        seq = policy.builder.build_prompt(obs.instruction, latent=True, img_next=True, act_start=False)
+        t = policy.builder.collate([seq])
+        with torch.no_grad():
+            a = policy._hidden(t, imgs)
+            policy.latent.table.add_(1.0)
+            b = policy._hidden(t, imgs)
+        diffs[mode] = float((a - b).abs().max())
+    assert diffs["learned"] > 1e-3 and diffs["recurrent"] == 0.0
+
+
+# ---------------------------------------------------------------- inference
+def test_predict_shapes_queue_and_unnormalization(loaded):
+    loaded.eval()
+    obs = make_obs()
+    for stage in (1, 2, 3):
+        chunk = loaded.predict_action_chunk(obs, stage=stage)
+        assert chunk.shape == (8, 7) and chunk.dtype == np.float32
+        assert set(np.unique(chunk[:, -1])) <= {-1.0, 1.0}  # gripper in the env convention
+    batched = {"images": {k: np.stack([v, v]) for k, v in obs.images.items()},
+               "state": np.stack([obs.state, obs.state]), "instruction": [obs.instruction] * 2}  # fmt: skip
+    torch.manual_seed(0)
+    out = loaded.predict_action_chunk(batched, stage=3)
+    assert out.shape == (2, 8, 7)
+    calls = []
+    real = loaded.predict_action_chunk
+    loaded.predict_action_chunk = lambda o, **k: calls.append(1) or real(o, stage=3)
+    try:
+        loaded.reset()
+        acts = [loaded.select_action(obs) for _ in range(10)]
+    finally:
+        del loaded.predict_action_chunk
+    assert all(a.shape == (7,) for a in acts) and len(calls) == 2  # n_action_steps = 8
+
+
+def test_stage3_inference_generates_no_tokens(loaded, monkeypatch):
+    loaded.eval()
+    def boom(*a, **k):
+        raise AssertionError("token generation during stage-3 inference")
+    monkeypatch.setattr(loaded, "_greedy", boom)
+    handle = loaded.vlm.lm_head.register_forward_hook(lambda *a: boom())
+    try:
+        before = loaded.num_generated_tokens
+        loaded.predict_action_chunk(make_obs(), stage=3)
+        assert loaded.num_generated_tokens == before
+    finally:
+        handle.remove()
+    monkeypatch.undo()
+    before = loaded.num_generated_tokens
+    loaded.predict_action_chunk(make_obs(), stage=1)
+    assert loaded.num_generated_tokens > before  # stage 1 does generate
+
+
+def test_observation_errors(loaded):
+    obs = make_obs()
+    del obs.images["wrist"]
+    with pytest.raises(LaraUserError, match="wrist"):
+        loaded.predict_action_chunk(obs)
+    obs = make_obs()
+    obs.state = np.zeros(5, dtype=np.float32)
+    with pytest.raises(LaraUserError, match="state"):
+        loaded.predict_action_chunk(obs)
+
+
+# ---------------------------------------------------------------- checkpoints
+def test_save_load_identical_predictions(tmp_path):
+    policy = tiny_policy(seed=3)
+    policy(make_batch(2), 1)  # grows the observed output vocabulary
+    policy.eval()
+    policy.save_pretrained(tmp_path / "ck")
+    again = LaraPolicy.from_pretrained(tmp_path / "ck")
+    for name, t in policy.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[name], t, rtol=0, atol=0, msg=name)
+    obs = make_obs(seed=4)
+    for stage in (1, 2, 3):
+        torch.manual_seed(0)
+        a = policy.predict_action_chunk(obs, stage=stage)
+        torch.manual_seed(0)
+        b = again.predict_action_chunk(obs, stage=stage)
+        np.testing.assert_array_equal(a, b)
+    assert again.last_cot_text == policy.last_cot_text
+    files = {p.name for p in (tmp_path / "ck").iterdir()}
+    assert {"config.json", "model.safetensors", "normalization.json", "fast_tokenizer.json", "tokenizer"} <= files
+    assert not any(p.suffix in (".bin", ".pt", ".pkl") for p in (tmp_path / "ck").rglob("*"))
+    json.loads((tmp_path / "ck" / "config.json").read_text())
+
+
+def test_load_missing_checkpoint_is_a_user_error(tmp_path):
+    with pytest.raises(LaraUserError, match="not a LaRA checkpoint"):
+        LaraPolicy.from_pretrained(tmp_path / "nope")
+
+
+# ---------------------------------------------------------------- overfit
+def test_a_few_steps_on_a_fixed_batch_reduce_each_loss():
+    policy = tiny_policy(seed=1)
+    batch = make_batch(2, seed=5)
+    opt = torch.optim.AdamW([p for g in policy.parameter_groups(3e-3, 3e-3) for p in g["params"]], lr=3e-3)
+    for stage, terms in ((1, ("loss/cot_ce", "loss/action_ce", "loss/visual_l1")), (3, ("loss/flow",))):
+        history = []
+        for _ in range(8):
+            torch.manual_seed(0)  # the same flow-matching times/noise each step: a fixed objective
+            loss, m = policy(batch, stage)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            policy.ema_update()
+            history.append(m)
+        for term in terms:
+            assert history[-1][term] < 0.8 * history[0][term], (stage, term, history[0][term], history[-1][term])
