@@ -35,7 +35,8 @@ class AnnotationConfig:
     open_threshold: float = -0.5
     min_closed_frames: int = 3
     min_open_frames: int = 3
-    settle_dist: float = 0.006
+    settle_speed: float = 0.004
+    settle_dist: float = 0.015
     max_settle_frames: int = 20
     # motion words (motion.MotionParams)
     motion_window: int = 4
@@ -64,7 +65,7 @@ class AnnotationConfig:
         return SegmentationParams(
             smooth_window=self.smooth_window, close_threshold=self.close_threshold,
             open_threshold=self.open_threshold, min_closed_frames=self.min_closed_frames,
-            min_open_frames=self.min_open_frames, settle_dist=self.settle_dist,
+            min_open_frames=self.min_open_frames, settle_speed=self.settle_speed, settle_dist=self.settle_dist,
             max_settle_frames=self.max_settle_frames,
         )
 

@@ -11,8 +11,11 @@ few frames, and the open->close / close->open events cut the episode into phases
 
     move_to_object | grasp | move_to_goal | place | retract | (next cycle: move_to_object ...)
 
-`grasp` runs from the close event until the end effector has moved `settle_dist` away from where
-it closed (the lift starts), at most `max_settle_frames`; `place` likewise from the open event.
+`grasp` runs from the close event until the end effector starts moving again (the lift): the first
+frame whose next two steps are faster than `settle_speed` on average, or that is `settle_dist` away from where it
+closed, at most `max_settle_frames` later; `place` likewise from the open event. A speed test and
+not only a distance: controllers keep settling by several millimetres while the fingers close,
+which a distance threshold alone mistakes for the lift.
 An episode with no events at all is one `execute` phase. A quality flag records when the events do
 not match what the task needs (e.g. a pick-and-place episode without exactly one grasp).
 """
@@ -43,7 +46,8 @@ class SegmentationParams:
     open_threshold: float = -0.5  # ... below which it counts as open again (hysteresis)
     min_closed_frames: int = 3  # shorter closed blips are dropped
     min_open_frames: int = 3  # shorter open gaps between two closes are bridged (re-grasp bounce)
-    settle_dist: float = 0.006  # metres the end effector moves after close/open before grasp/place ends
+    settle_speed: float = 0.004  # m/frame: grasp/place end when the end effector moves faster than this ...
+    settle_dist: float = 0.015  # ... or has moved this far (m) from where the gripper closed/opened
     max_settle_frames: int = 20
     min_opening_range: float = 1e-3  # an "opening" signal must vary at least this much to have events
 
@@ -54,8 +58,8 @@ class SegmentationParams:
             raise ValueError("open_threshold must be below close_threshold (hysteresis)")
         if self.min_closed_frames < 1 or self.min_open_frames < 1 or self.max_settle_frames < 1:
             raise ValueError("min_closed_frames, min_open_frames and max_settle_frames must be >= 1")
-        if self.settle_dist < 0:
-            raise ValueError("settle_dist must be >= 0")
+        if self.settle_dist < 0 or self.settle_speed < 0:
+            raise ValueError("settle_dist and settle_speed must be >= 0")
 
 
 @dataclass
@@ -164,13 +168,15 @@ def clean_blips(closed: np.ndarray, min_closed: int, min_open: int) -> np.ndarra
 
 
 def _settle_end(ee_pos: np.ndarray | None, start: int, limit: int, params: SegmentationParams) -> int:
-    """First frame after `start` where the end effector is `settle_dist` away (capped); >= start + 1."""
+    """First frame after `start` where the end effector starts moving (capped); >= start + 1."""
     cap = min(limit, start + params.max_settle_frames)
     if ee_pos is None:
         return max(start + 1, min(cap, start + params.max_settle_frames // 2))
     ref = ee_pos[start]
+    last = ee_pos.shape[0] - 1
     for t in range(start + 1, cap):
-        if float(np.linalg.norm(ee_pos[t] - ref)) > params.settle_dist:
+        step = float(np.linalg.norm(ee_pos[min(t + 2, last)] - ee_pos[t])) / 2.0  # mean speed over 2 steps
+        if step > params.settle_speed or float(np.linalg.norm(ee_pos[t] - ref)) > params.settle_dist:
             return t
     return max(start + 1, cap)
 

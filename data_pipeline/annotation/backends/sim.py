@@ -153,7 +153,14 @@ class SimBackend:
             raise SkipEpisode(f"simulator state has {states.shape[1]} values, the {episode.suite} task "
                               f"{episode.task_index} scene has {expected_dim}: wrong task or another simulator version")
         atoms, keys = self._task_keys(raw)
-        keys = [k for k in keys if geo.has(self._box_key(raw, k))]
+        seen_box: set[str] = set()
+        unique: list[str] = []
+        for k in keys:  # a container's region and the container itself are one box ("basket"), listed once
+            bk = self._box_key(raw, k)
+            if geo.has(bk) and bk not in seen_box:
+                seen_box.add(bk)
+                unique.append(k)
+        keys = unique
         parsed = parse_instruction(episode.instruction)
         phrases = parsed.objects
         names = {k: match_name(k, phrases) for k in keys}

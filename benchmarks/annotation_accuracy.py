@@ -1,0 +1,153 @@
+"""Accuracy and speed of `lara annotate --backend sim` on scripted-expert episodes in LIBERO.
+
+For each task: record one scripted-expert episode (no rendering), annotate it with the `sim`
+backend, then render MuJoCo's geom segmentation of the agentview camera at every `--stride`-th
+frame and compare each task object's projected box with the bounding box of its visible pixels
+(IoU; objects with fewer than `--min-pixels` visible pixels are left out: hidden by the arm).
+Also: phase boundaries vs the expert's own phases (frames), motion words vs the true sign of the
+end-effector displacement, and the `sim` backend's annotation time per frame.
+
+    .venv/bin/python benchmarks/annotation_accuracy.py --tasks libero_spatial:0 libero_object:0 --out result.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "data_pipeline" / "annotation"))  # sim_record (episode recorder)
+
+EXPERT_TO_PHASE = {"approach": "move_to_object", "descend": "move_to_object", "grasp": "grasp",
+                   "lift": "move_to_goal", "carry": "move_to_goal", "lower": "move_to_goal", "release": "place",
+                   "retract": "retract", "done": "retract"}
+
+
+def _bounds(phases: list[str]) -> list[tuple[int, str]]:
+    return [(t, p) for t, p in enumerate(phases) if t == 0 or p != phases[t - 1]]
+
+
+def run_task(suite: str, task: int, size: int, stride: int, min_pixels: int) -> dict:
+    from data_pipeline.annotation.annotate import annotate_episode
+    from data_pipeline.annotation.backends.sim import SimBackend
+    from data_pipeline.annotation.config import AnnotationConfig
+    from data_pipeline.annotation.motion import parse_words
+    from data_pipeline.annotation.projection import body_subtree_geoms, box_iou, render_geom_segmentation
+    from envs.libero_env import LiberoEnv
+    from sim_record import record_expert_episode
+
+    fast = LiberoEnv(suite, task, camera_size=size, render=False)
+    try:
+        episode = record_expert_episode(fast, 0)
+        success = fast.check_success()
+    finally:
+        fast.close()
+    env = LiberoEnv(suite, task, camera_size=size, render=True)
+    try:
+        cfg = AnnotationConfig(backend="sim")
+        backend = SimBackend(cfg, env_factory=lambda ep: env)
+        t0 = time.perf_counter()
+        ann = annotate_episode(episode, cfg, backend)
+        annotate_s = time.perf_counter() - t0
+        if ann.status != "ok":
+            return {"suite": suite, "task": task, "status": ann.status, "reason": ann.reason}
+        ious: list[float] = []
+        contained: list[float] = []  # fraction of the object's visible pixels inside its projected box
+        for t in range(0, episode.length, stride):
+            env.sim.set_state_from_flattened(episode.sim_states[t])
+            env.sim.forward()
+            seg = render_geom_segmentation(env.sim, "agentview", size, size)[::-1, ::-1]  # dataset orientation
+            objects_text = dict(ann.frames[t])["OBJECTS"]
+            boxes = {}
+            for part in objects_text.split("; "):
+                name, _, rest = part.partition(" [")
+                if rest:
+                    boxes[name] = [int(v) for v in rest.rstrip("]").split(", ")]
+            for obj in ann.objects:
+                key = backend._box_key(env.raw_env, obj["key"])
+                if key not in env.raw_env.obj_body_id or obj["name"] not in boxes:
+                    continue
+                mask = np.isin(seg, body_subtree_geoms(env.sim.model._model, env.raw_env.obj_body_id[key]))
+                if mask.sum() < min_pixels:
+                    continue
+                rows, cols = np.nonzero(mask)
+                x1, y1, x2, y2 = boxes[obj["name"]]
+                contained.append(float(np.mean((cols >= x1) & (cols < x2) & (rows >= y1) & (rows < y2))))
+                ious.append(box_iou(boxes[obj["name"]], [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]))
+    finally:
+        env.close()
+    truth = [EXPERT_TO_PHASE[p] for p in episode.expert_phases]
+    found: list[str] = []
+    for seg_ in ann.segments:
+        found += [seg_["phase"]] * (seg_["end"] - seg_["start"])
+    tb, fb = _bounds(truth), _bounds(found)
+    same_sequence = [p for _, p in tb] == [p for _, p in fb]
+    boundary_err = [abs(a - b) for (a, _), (b, _) in zip(tb, fb)] if same_sequence else []
+    T = episode.length
+    ahead = np.minimum(np.arange(T) + cfg.motion_window, T - 1)
+    disp = episode.ee_pos[ahead] - episode.ee_pos
+    named = agree = 0
+    for t in range(T):
+        signs = parse_words(dict(ann.frames[t])["MOVE"])
+        for axis in np.flatnonzero(signs):
+            named += 1
+            agree += int(np.sign(disp[t, axis]) == signs[axis])
+    return {
+        "suite": suite, "task": task, "instruction": episode.instruction, "expert_success": bool(success),
+        "frames": T, "status": ann.status, "quality_flags": ann.quality_flags, "plan": ann.plan,
+        "box_iou": {"n": len(ious), "mean": float(np.mean(ious)) if ious else None,
+                    "min": float(np.min(ious)) if ious else None,
+                    "frac_ge_0.5": float(np.mean(np.asarray(ious) >= 0.5)) if ious else None,
+                    "visible_pixels_inside_box": float(np.mean(contained)) if contained else None},
+        "phase_sequence_matches": same_sequence,
+        "boundary_error_frames": boundary_err,
+        "motion_words": {"named_axes": named, "agree": agree},
+        "sim_annotate_ms_per_frame": round(1000 * annotate_s / T, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tasks", nargs="+", default=["libero_spatial:0", "libero_object:0"], help="suite:task_id")
+    p.add_argument("--size", type=int, default=128, help="camera / dataset image size")
+    p.add_argument("--stride", type=int, default=5, help="check boxes every N-th frame")
+    p.add_argument("--min-pixels", type=int, default=30)
+    p.add_argument("--out", help="write the results as JSON here")
+    args = p.parse_args(argv)
+    from envs import libero_setup
+
+    libero_setup.configure()
+    results = []
+    for spec in args.tasks:
+        suite, task = spec.split(":")
+        res = run_task(suite, int(task), args.size, args.stride, args.min_pixels)
+        print(json.dumps(res), flush=True)
+        results.append(res)
+    ious = [r for r in results if r.get("box_iou", {}).get("n")]
+    all_err = [e for r in results for e in r.get("boundary_error_frames", [])]
+    summary = {
+        "tasks": len(results),
+        "mean_box_iou_over_tasks": float(np.mean([r["box_iou"]["mean"] for r in ious])) if ious else None,
+        "boxes_checked": int(sum(r["box_iou"]["n"] for r in ious)),
+        "frac_boxes_iou_ge_0.5": float(sum(r["box_iou"]["frac_ge_0.5"] * r["box_iou"]["n"] for r in ious)
+                                       / max(1, sum(r["box_iou"]["n"] for r in ious))),
+        "visible_pixels_inside_box": float(np.mean([r["box_iou"]["visible_pixels_inside_box"] for r in ious]))
+        if ious else None,
+        "max_boundary_error_frames": max(all_err) if all_err else None,
+        "phase_sequences_matching": sum(bool(r.get("phase_sequence_matches")) for r in results),
+        "motion_agreement": (sum(r["motion_words"]["agree"] for r in results if "motion_words" in r),
+                             sum(r["motion_words"]["named_axes"] for r in results if "motion_words" in r)),
+    }
+    print("summary:", json.dumps(summary))
+    if args.out:
+        Path(args.out).write_text(json.dumps({"results": results, "summary": summary}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
