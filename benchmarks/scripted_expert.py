@@ -1,0 +1,143 @@
+"""Success rate of the scripted expert per task of a LIBERO suite (no rendering).
+
+Episode i of a task starts from the suite's shipped init state i, after the protocol's no-op wait
+steps, and is a success when LIBERO's own predicate (`done`) holds before the suite's step limit.
+Tasks run in W worker processes (one env per task per worker; each worker is single-threaded).
+
+    python -m benchmarks.scripted_expert --suite libero_object --episodes 50 --workers 2 \
+        --out benchmarks/results_expert_libero_object.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+logger = logging.getLogger("benchmarks.scripted_expert")
+
+
+@dataclass
+class EpisodeResult:
+    task_id: int
+    episode: int
+    success: bool
+    steps: int
+    phases: list[tuple[str, int]] = field(default_factory=list)  # (phase, first step)
+
+
+def run_episode(env, expert, episode: int) -> EpisodeResult:  # noqa: ANN001 - LiberoEnv, ScriptedExpert
+    """Roll the expert out from init state `episode` until success or the suite's step limit."""
+    obs = env.reset(episode)
+    expert.reset()
+    phases: list[tuple[str, int]] = []
+    for t in range(env.max_steps):
+        action = expert.select_action(obs)  # (7,)
+        if not phases or phases[-1][0] != expert.phase:
+            phases.append((expert.phase, t))
+        obs, done, _ = env.step(action)
+        if done:
+            return EpisodeResult(env.task_id, episode, True, t + 1, phases)
+    return EpisodeResult(env.task_id, episode, False, env.max_steps, phases)
+
+
+def _run_task(args: tuple[str, int, list[int]]) -> list[EpisodeResult]:
+    suite, task_id, episodes = args
+    from envs.libero_env import LiberoEnv
+    from envs.scripted_expert import ScriptedExpert
+
+    env = LiberoEnv(suite, task_id, render=False)
+    try:
+        expert = ScriptedExpert(env)
+        return [run_episode(env, expert, ep) for ep in episodes]
+    finally:
+        env.close()
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a success proportion."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def markdown_table(suite: str, names: dict[int, str], results: list[EpisodeResult], episodes: int) -> str:
+    lines = [
+        f"### Scripted expert, {suite}, {episodes} episodes per task",
+        "",
+        "| task | name | successes / episodes | success % | 95% Wilson | mean steps (successes) |",
+        "|---|---|---|---|---|---|",
+    ]
+    total_s = total_n = 0
+    for tid in sorted(names):
+        rs = [r for r in results if r.task_id == tid]
+        s, n = sum(r.success for r in rs), len(rs)
+        total_s, total_n = total_s + s, total_n + n
+        lo, hi = wilson(s, n)
+        steps = [r.steps for r in rs if r.success]
+        mean_steps = f"{sum(steps) / len(steps):.0f}" if steps else "-"
+        lines.append(
+            f"| {tid} | {names[tid]} | {s} / {n} | {100 * s / max(n, 1):.1f} | "
+            f"[{100 * lo:.1f}, {100 * hi:.1f}] | {mean_steps} |"
+        )
+    lo, hi = wilson(total_s, total_n)
+    lines.append(
+        f"| all | **suite average** | {total_s} / {total_n} | **{100 * total_s / max(total_n, 1):.1f}** | "
+        f"[{100 * lo:.1f}, {100 * hi:.1f}] | |"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", default="libero_object")
+    parser.add_argument("--episodes", type=int, default=50, help="episodes per task (init states 0..N-1)")
+    parser.add_argument("--start", type=int, default=0, help="first init state")
+    parser.add_argument("--tasks", type=str, default="", help="comma-separated task ids (default: all)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=str, default="", help="write the markdown table here")
+    parser.add_argument("--verbose", action="store_true", help="print each episode's phases")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+    from envs.libero_env import _benchmark
+    from envs.protocol import check_suite
+
+    bench = _benchmark(check_suite(args.suite))
+    names = {i: bench.get_task(i).name for i in range(bench.n_tasks)}
+    if args.tasks:
+        names = {int(t): names[int(t)] for t in args.tasks.split(",")}
+    episodes = list(range(args.start, args.start + args.episodes))
+    jobs = [(args.suite, tid, episodes) for tid in names]
+    t0 = time.time()
+    results: list[EpisodeResult] = []
+    with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
+        for task_results in pool.map(_run_task, jobs):
+            results.extend(task_results)
+            s = sum(r.success for r in task_results)
+            logger.info("task %d: %d / %d (%.0f s elapsed)", task_results[0].task_id, s, len(task_results), time.time() - t0)
+            if args.verbose:
+                for r in task_results:
+                    logger.info("  ep %d success=%s steps=%d phases=%s", r.episode, r.success, r.steps, r.phases)
+    table = markdown_table(args.suite, names, results, args.episodes)
+    table += f"\n_{len(results)} episodes in {time.time() - t0:.0f} s with {args.workers} workers._\n"
+    sys.stdout.write(table)
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,539 @@
+"""A privileged-state pick-and-place expert for LIBERO `On` / `In` goals.
+
+Why: demonstrations with known phase boundaries (`.phase`) are the ground truth for the
+annotation pipeline, and a reliable expert is the cheapest way to get many of them. It reads
+object and target geometry straight from MuJoCo (world-frame corners of each collision geom's
+bounding box), plans a top-down grasp, and tracks waypoints with LIBERO's OSC_POSE delta actions:
+
+    approach -> descend -> grasp -> lift -> carry -> lower -> release -> retract -> done
+
+Grasps: objects narrower than the open gripper are grasped across their narrowest horizontal
+width (yaw chosen by scanning directions); wider ones (the black bowls) are grasped at the rim
+with the closing axis radial. Both pick the candidate with the most clearance from neighbours.
+While carrying and lowering, the *object's* measured position is servoed onto the target (not
+the gripper's), so a grasp offset or a swing does not move the placement off the 3 cm tolerance
+of LIBERO's `On` predicate. A failed grasp (object not lifted) re-plans, at most
+`max_regrasps` times.
+
+Actions: OSC_POSE maps input [-1, 1] linearly to output +-0.05 m (position) and +-0.5 rad
+(axis-angle) of *goal offset*; we convert the metric error with those limits (read from the
+controller) and clip to [-1, 1].
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs.bddl_goals import In, On, Predicate, goal_from_env
+from envs.libero_env import LiberoEnv
+from envs.protocol import GRIPPER_CLOSE, GRIPPER_OPEN, Observation
+from lara.errors import LaraUserError
+
+logger = logging.getLogger(__name__)
+
+PHASES: tuple[str, ...] = ("approach", "descend", "grasp", "lift", "carry", "lower", "release", "retract", "done")
+
+
+class UnsupportedTaskError(LaraUserError):
+    """The task's goal needs a skill the scripted expert does not have."""
+
+
+@dataclass
+class ExpertConfig:
+    """Heights in metres, gains in action units per unit of controller output range."""
+
+    kp_pos: float = 1.6  # action = kp * err / output_max   (err 3 cm saturates)
+    kd_pos: float = 1.0  # minus kd * velocity(m/step) / output_max
+    kp_rot: float = 1.5
+    max_open_width: float = 0.068  # objects up to this width are grasped across; wider: rim grasp
+    grasp_depth: float = 0.03  # eef below object top for across grasps
+    rim_depth: float = 0.022  # eef below rim top for rim grasps
+    min_bottom_clear: float = 0.012  # eef at least this above the object's bottom
+    pregrasp_height: float = 0.07  # above the grasp point
+    carry_clearance: float = 0.04  # held object's bottom above obstacles while carrying
+    place_clearance: float = 0.012  # held object's bottom above the target surface at release
+    in_region_bottom: float = 0.035  # held object's bottom above an In region's floor at release
+    retract_height: float = 0.08
+    pos_tol: float = 0.008
+    rot_tol: float = 0.08  # rad
+    max_regrasps: int = 2
+
+    def __post_init__(self) -> None:
+        if self.kp_pos <= 0 or self.kp_rot <= 0:
+            raise LaraUserError("expert gains must be positive")
+        if self.max_regrasps < 0:
+            raise LaraUserError("max_regrasps must be >= 0")
+
+
+# ---------------------------------------------------------------------------- geometry
+def _rot_to_axis_angle(mat: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation -> (3,) axis-angle (robust near 0 and pi)."""
+    cos = float(np.clip((np.trace(mat) - 1.0) / 2.0, -1.0, 1.0))
+    angle = math.acos(cos)
+    if angle < 1e-6:
+        return np.zeros(3)
+    if angle > math.pi - 1e-4:
+        # axis from the diagonal: R = 2 a a^T - I
+        axis = np.sqrt(np.clip((np.diag(mat) + 1.0) / 2.0, 0.0, None))
+        k = int(np.argmax(axis))
+        axis[[i for i in range(3) if i != k]] *= np.sign(mat[k, [i for i in range(3) if i != k]] + 1e-12)
+        return axis / np.linalg.norm(axis) * angle
+    vec = np.array([mat[2, 1] - mat[1, 2], mat[0, 2] - mat[2, 0], mat[1, 0] - mat[0, 1]])
+    return vec / (2.0 * math.sin(angle)) * angle
+
+
+def topdown_rotation(yaw: float) -> np.ndarray:
+    """(3, 3) eef orientation pointing down whose closing (x) axis is at angle `yaw` in the plane.
+
+    At yaw = pi/2 this is LIBERO's home orientation (x = +y_world, y = +x_world, z = -z_world).
+    """
+    c, s = math.cos(yaw), math.sin(yaw)
+    return np.array([[c, s, 0.0], [s, -c, 0.0], [0.0, 0.0, -1.0]])  # columns: x, y, z axes
+
+
+def _wrap_half_turn(angle: float) -> float:
+    """Wrap to (-pi/2, pi/2]: a closing axis and its opposite are the same grasp."""
+    return (angle + math.pi / 2) % math.pi - math.pi / 2
+
+
+class SceneGeometry:
+    """World-frame collision-geometry corners of LIBERO objects, fixtures and sites."""
+
+    def __init__(self, env: LiberoEnv):
+        self.env = env
+        self.names = list(env.raw_env.objects_dict) + list(env.raw_env.fixtures_dict)
+        self._signs = np.array(
+            [[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=float
+        )  # (8, 3) box corner signs
+        self._model_key: int | None = None
+        self._geoms: dict[str, np.ndarray] = {}
+
+    @property
+    def raw(self):  # noqa: ANN201 - LIBERO problem env
+        return self.env.raw_env
+
+    @property
+    def sim(self):  # noqa: ANN201 - robosuite MjSim; rebuilt by every hard reset, so never cached
+        return self.env.sim
+
+    def _geom_ids(self, name: str) -> np.ndarray:
+        """Collision geoms of an object's body subtree (recomputed when the model is rebuilt)."""
+        model = self.sim.model._model
+        if self._model_key != id(model):
+            self._model_key, self._geoms = id(model), {}
+            parents = model.body_parentid
+            collide = (model.geom_contype | model.geom_conaffinity) > 0
+            for obj in self.names:
+                root = self.raw.obj_body_id[obj]
+                in_tree = np.zeros(model.nbody, dtype=bool)
+                for b in range(model.nbody):  # bodies whose ancestor chain reaches `root`
+                    p = b
+                    while p > 0 and p != root:
+                        p = parents[p]
+                    in_tree[b] = p == root
+                self._geoms[obj] = np.flatnonzero(in_tree[model.geom_bodyid] & collide)
+        return self._geoms[name]
+
+    def points(self, name: str) -> np.ndarray:
+        """(8 * n_geoms, 3) world corners of the object's collision-geom bounding boxes."""
+        model, data = self.sim.model._model, self.sim.data._data
+        ids = self._geom_ids(name)
+        aabb = model.geom_aabb[ids]  # (G, 6): local centre (3), half sizes (3)
+        local = aabb[:, None, :3] + aabb[:, None, 3:] * self._signs[None]  # (G, 8, 3)
+        rot = data.geom_xmat[ids].reshape(-1, 3, 3)  # (G, 3, 3)
+        world = np.einsum("gij,gkj->gki", rot, local) + data.geom_xpos[ids][:, None, :]  # (G, 8, 3)
+        return world.reshape(-1, 3)
+
+    def oriented_boxes(self, names: list[str]) -> "OrientedBoxes":
+        """Exact (oriented) bounding boxes of the collision geoms of `names`."""
+        model, data = self.sim.model._model, self.sim.data._data
+        ids = np.concatenate([self._geom_ids(n) for n in names]) if names else np.zeros(0, dtype=int)
+        aabb = model.geom_aabb[ids]  # (K, 6): local centre, half sizes
+        rot = data.geom_xmat[ids].reshape(-1, 3, 3)  # (K, 3, 3)
+        centre = np.einsum("kij,kj->ki", rot, aabb[:, :3]) + data.geom_xpos[ids]  # (K, 3)
+        return OrientedBoxes(centre, rot, aabb[:, 3:])
+
+    def boxes(self, name: str) -> np.ndarray:
+        """(G, 2, 3) world axis-aligned box (lo, hi) of each collision geom of the object."""
+        corners = self.points(name).reshape(-1, 8, 3)  # (G, 8, 3)
+        return np.stack([corners.min(axis=1), corners.max(axis=1)], axis=1)
+
+    def body_pos(self, name: str) -> np.ndarray:
+        return np.array(self.sim.data.body_xpos[self.raw.obj_body_id[name]])
+
+    def site(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(centre (3,), half sizes (3,) rotated into the world, parent name) of a region site."""
+        site = self.raw.object_sites_dict[name]
+        pos = np.array(self.sim.data.get_site_xpos(name))
+        mat = np.array(self.sim.data.get_site_xmat(name))
+        return pos, np.abs(mat @ np.asarray(site.size, dtype=float)), site.parent_name
+
+    def has_articulation(self, name: str) -> bool:
+        """True when a fixture has hinge/slide joints (drawers, doors, knobs)."""
+        model = self.sim.model._model
+        bodies = set(model.geom_bodyid[self._geom_ids(name)].tolist()) if name in self.names else set()
+        root = self.raw.obj_body_id.get(name)
+        if root is not None:
+            bodies.add(root)
+        for j in range(model.njnt):
+            if model.jnt_bodyid[j] in bodies and model.jnt_type[j] in (2, 3):  # slide, hinge
+                return True
+        return False
+
+
+@dataclass
+class OrientedBoxes:
+    centre: np.ndarray  # (K, 3) world
+    rot: np.ndarray  # (K, 3, 3) box frame -> world
+    half: np.ndarray  # (K, 3)
+
+    def distance(self, points: np.ndarray) -> float:
+        """Smallest distance from any of the (P, 3) points to any box (0 inside)."""
+        if len(self.centre) == 0:
+            return math.inf
+        local = np.einsum("kji,pkj->pki", self.rot, points[:, None, :] - self.centre[None])  # (P, K, 3)
+        gap = np.maximum(np.abs(local) - self.half[None], 0.0)  # (P, K, 3)
+        return float(np.linalg.norm(gap, axis=-1).min())
+
+
+@dataclass
+class GraspPlan:
+    point: np.ndarray  # (3,) eef position at grasp
+    yaw: float  # closing-axis angle
+    width: float  # object extent along the closing axis
+    rim: bool
+
+
+def box_distance_xy(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Horizontal distance from each of P points (P, 2) to the nearest of K boxes (K, 2, 3) -> (P,)."""
+    if len(boxes) == 0:
+        return np.full(len(points), np.inf)
+    lo, hi = boxes[None, :, 0, :2], boxes[None, :, 1, :2]  # (1, K, 2)
+    gap = np.maximum(np.maximum(lo - points[:, None], points[:, None] - hi), 0.0)  # (P, K, 2)
+    return np.linalg.norm(gap, axis=-1).min(axis=1)
+
+
+def gripper_sweep_points(c: np.ndarray, z: float, axis: np.ndarray, perp: np.ndarray) -> np.ndarray:
+    """(P, 3) points on the open gripper swept from above down to eef (c, z): fingers and hand."""
+    pts = [
+        (c[0] + s * axis[0] + t * perp[0], c[1] + s * axis[1] + t * perp[1], z + h)
+        for s in (0.03, 0.045, -0.03, -0.045)  # open fingers at ~+-4 cm
+        for t in (-0.01, 0.01)
+        for h in (-0.01, 0.01, 0.03, 0.05, 0.08)
+    ]
+    pts += [
+        (c[0] + s * axis[0] + t * perp[0], c[1] + s * axis[1] + t * perp[1], z + h)
+        for s in (-0.1, -0.05, 0.0, 0.05, 0.1)  # the hand above the fingers
+        for t in (-0.03, 0.03)
+        for h in (0.07, 0.1, 0.14)
+    ]
+    return np.asarray(pts)
+
+
+def plan_grasp(
+    pts: np.ndarray,
+    obstacles: OrientedBoxes,
+    cur_yaw: float,
+    cfg: ExpertConfig,
+    obj_xy: np.ndarray,
+    place_xy: np.ndarray,
+    base_xy: np.ndarray,
+    avoid: list[np.ndarray] | None = None,
+) -> GraspPlan:
+    """Choose a top-down grasp on an object.
+
+    pts: (N, 3) corners of the object's geoms; obstacles: the other objects' geoms;
+    obj_xy / place_xy: the object's reference point now and where it must go; base_xy: the robot.
+    Candidates (closing-axis yaw every 10 degrees; for rim grasps both sides of the rim) are scored
+    by the clearance of the descending gripper from neighbours (3D, oriented boxes), a small yaw
+    change, and not reaching far from the robot base at pick and place (the arm is near full
+    extension at the far side of the table). Grasp points within 1.5 cm of an `avoid` point (xy of
+    a grasp that was blocked before) are tried last.
+    """
+    top, bottom = float(pts[:, 2].max()), float(pts[:, 2].min())
+    best = -np.inf
+    plan: GraspPlan | None = None
+    widths = []
+    for deg in range(0, 180, 10):
+        yaw = math.radians(deg)
+        axis = np.array([math.cos(yaw), math.sin(yaw)])
+        perp = np.array([-axis[1], axis[0]])
+        a, b = pts[:, :2] @ axis, pts[:, :2] @ perp  # (N,)
+        widths.append((float(a.max() - a.min()), yaw, axis, perp, a, b))
+    narrow = min(w[0] for w in widths)
+    rim = narrow > cfg.max_open_width
+    for width, yaw, axis, perp, a, b in widths:
+        centre = (a.max() + a.min()) / 2 * axis + (b.max() + b.min()) / 2 * perp  # (2,)
+        if rim:
+            # the wall at +-radius along the closing axis; both sides are candidates
+            # centred 1.2 cm inside the rim: the outer finger then needs only ~2.5 cm outside the bowl
+            cands = [centre + sgn * (width / 2 - 0.012) * axis for sgn in (-1.0, 1.0)]
+            z = top - cfg.rim_depth
+        else:
+            if width > narrow + 0.006:
+                continue
+            cands = [centre]
+            z = max(bottom + cfg.min_bottom_clear, top - cfg.grasp_depth)
+        for c in cands:
+            clear = obstacles.distance(gripper_sweep_points(c, z, axis, perp))
+            turn = abs(_wrap_half_turn(yaw - cur_yaw))
+            far = max(0.0, float(np.linalg.norm(c - base_xy)) - 0.7) + max(
+                0.0, float(np.linalg.norm(place_xy + (c - obj_xy) - base_xy)) - 0.7
+            )
+            score = 40.0 * min(clear, 0.015) - 0.1 * turn - 2.0 * far - 2.0 * width
+            if avoid and min(float(np.linalg.norm(c - v)) for v in avoid) < 0.015:
+                score -= 10.0
+            if score > best:
+                best = score
+                plan = GraspPlan(np.array([c[0], c[1], z]), cur_yaw + _wrap_half_turn(yaw - cur_yaw), width, rim)
+    assert plan is not None
+    return plan
+
+
+# ---------------------------------------------------------------------------- expert
+class ScriptedExpert:
+    """Privileged pick-and-place policy: `reset()`, `select_action(obs) -> (7,)`, `.phase`."""
+
+    def __init__(self, env: LiberoEnv, config: ExpertConfig | None = None):
+        self.env = env
+        self.cfg = config or ExpertConfig()
+        self.goal: list[Predicate] = goal_from_env(env)
+        self.geom = SceneGeometry(env)
+        for pred in self.goal:
+            if not isinstance(pred, (On, In)):
+                raise UnsupportedTaskError(
+                    f"scripted expert cannot handle goal predicate {pred} in task {env.task_name!r}: "
+                    "it only does pick-and-place (On / In)"
+                )
+        if len(self.goal) != 1:
+            raise UnsupportedTaskError(
+                f"scripted expert handles exactly one On/In goal, task {env.task_name!r} has "
+                f"{len(self.goal)}: {', '.join(map(str, self.goal))}"
+            )
+        pred = self.goal[0]
+        self.obj, self.target = pred.args
+        if self.obj not in self.geom.names:
+            raise UnsupportedTaskError(f"goal object {self.obj!r} of {pred} is not a movable object")
+        if self.target in self.raw.object_sites_dict:
+            parent = self.raw.object_sites_dict[self.target].parent_name
+            if parent and self.geom.has_articulation(parent):
+                raise UnsupportedTaskError(
+                    f"scripted expert cannot handle {pred}: region {self.target!r} belongs to the articulated "
+                    f"fixture {parent!r} (a drawer / door must be opened first)"
+                )
+        elif self.target not in self.geom.names:
+            raise UnsupportedTaskError(f"goal target {self.target!r} of {pred} is neither an object nor a region")
+        ctrl = env.raw_env.robots[0].controller
+        self._out_pos = float(np.max(np.abs(ctrl.output_max[:3])))  # m per unit action
+        self._out_rot = float(np.max(np.abs(ctrl.output_max[3:6])))  # rad per unit action
+        self.reset()
+
+    @property
+    def raw(self):  # noqa: ANN201 - LIBERO problem env
+        return self.env.raw_env
+
+    @property
+    def phase(self) -> str:
+        return self._phase
+
+    # ------------------------------------------------------------------ episode state
+    def reset(self) -> None:
+        self._phase = "approach"
+        self._phase_steps = 0
+        self._plan: GraspPlan | None = None
+        self._regrasps = 0
+        self._blocked: list[np.ndarray] = []  # (2,) grasp points where the descent was blocked
+        self._prev_pos: np.ndarray | None = None
+        self._prev_q: float | None = None
+        self._carry_z = 0.0
+        self._stuck = 0  # consecutive carry steps without motion (arm at full extension)
+        self._grasp_obj_z = 0.0
+        self._hold = np.zeros(3)  # (3,) eef position held while releasing / done
+
+    def _set_phase(self, phase: str) -> None:
+        logger.debug("phase %s -> %s after %d steps", self._phase, phase, self._phase_steps)
+        self._phase, self._phase_steps, self._stuck = phase, 0, 0
+
+    # ------------------------------------------------------------------ sim reads
+    def _eef(self) -> tuple[np.ndarray, np.ndarray]:
+        data, site = self.env.sim.data, self.raw.robots[0].eef_site_id
+        return np.array(data.site_xpos[site]), np.array(data.site_xmat[site]).reshape(3, 3)
+
+    def _obstacles(self, exclude: set[str]) -> np.ndarray:
+        """(K, 2, 3) geom boxes of every object and fixture not in `exclude`."""
+        boxes = [self.geom.boxes(n) for n in self.geom.names if n not in exclude]
+        return np.concatenate(boxes) if boxes else np.zeros((0, 2, 3))
+
+    def _base_xy(self) -> np.ndarray:
+        sim = self.env.sim
+        return np.array(sim.data.body_xpos[sim.model.body_name2id(self.raw.robots[0].robot_model.root_body)])[:2]
+
+    def _place_spec(self) -> tuple[np.ndarray, float, float]:
+        """(target xy (2,), release height of the held object's bottom, top of the target)."""
+        if self.target in self.raw.object_sites_dict:
+            centre, half, _ = self.geom.site(self.target)
+            surface = float(centre[2] - half[2])
+            if isinstance(self.goal[0], In):
+                return centre[:2], surface + self.cfg.in_region_bottom, float(centre[2] + half[2])
+            return centre[:2], float(centre[2] + half[2]) + self.cfg.place_clearance, float(centre[2] + half[2])
+        tpts = self.geom.points(self.target)
+        top = float(tpts[:, 2].max())
+        return self.geom.body_pos(self.target)[:2], top + self.cfg.place_clearance, top
+
+    def _clear_top(self, start_xy: np.ndarray, goal_xy: np.ndarray, radius: float) -> float:
+        """Highest top of the geom boxes (other than the held object's) within `radius` of start -> goal."""
+        boxes = self._obstacles({self.obj})  # (K, 2, 3)
+        if len(boxes) == 0:
+            return -np.inf
+        samples = start_xy + np.linspace(0.0, 1.0, 12)[:, None] * (goal_xy - start_xy)  # (12, 2)
+        lo, hi = boxes[None, :, 0, :2], boxes[None, :, 1, :2]  # (1, K, 2)
+        gap = np.maximum(np.maximum(lo - samples[:, None], samples[:, None] - hi), 0.0)  # (12, K, 2)
+        hit = np.linalg.norm(gap, axis=-1).min(axis=0) < radius  # (K,)
+        return float(boxes[hit, 1, 2].max()) if np.any(hit) else -np.inf
+
+    def _carry_height(self, start_xy: np.ndarray, goal_xy: np.ndarray, held_pts: np.ndarray, eef_z: float) -> float:
+        """eef z at which the held object (corners (N, 3)) clears everything along start -> goal.
+
+        Obstacles are geom boxes within the held object's radius (+3 cm) of the straight segment;
+        the target itself always counts (the object is lowered onto it last).
+        """
+        radius = 0.5 * float(np.max(held_pts[:, :2].max(0) - held_pts[:, :2].min(0)))
+        _, _, target_top = self._place_spec()
+        clear_top = max(self._clear_top(start_xy, goal_xy, radius + 0.03), target_top)
+        bottom_below_eef = eef_z - float(held_pts[:, 2].min())
+        return clear_top + self.cfg.carry_clearance + bottom_below_eef
+
+    # ------------------------------------------------------------------ control
+    def _track(self, pos: np.ndarray, mat: np.ndarray, target: np.ndarray, yaw: float, speed: float = 1.0) -> np.ndarray:
+        vel = np.zeros(3) if self._prev_pos is None else pos - self._prev_pos  # (3,) m/step
+        dpos = self.cfg.kp_pos * (target - pos) / self._out_pos - self.cfg.kd_pos * vel / self._out_pos
+        peak = float(np.max(np.abs(dpos)))
+        if peak > speed:  # scale, not clip, so that the path stays straight
+            dpos = dpos * (speed / peak)
+        rot_err = _rot_to_axis_angle(topdown_rotation(yaw) @ mat.T)  # world-frame rotation to go
+        drot = np.clip(self.cfg.kp_rot * rot_err / self._out_rot, -1.0, 1.0)
+        return np.concatenate([dpos, drot])  # (6,)
+
+    def _current_yaw(self, mat: np.ndarray) -> float:
+        return math.atan2(mat[1, 0], mat[0, 0])
+
+    def _new_plan(self, mat: np.ndarray) -> GraspPlan:
+        pts = self.geom.points(self.obj)
+        place_xy, _, _ = self._place_spec()
+        plan = plan_grasp(
+            pts,
+            self.geom.oriented_boxes([n for n in self.geom.names if n != self.obj]),
+            self._current_yaw(mat),
+            self.cfg,
+            self.geom.body_pos(self.obj)[:2],
+            place_xy,
+            self._base_xy(),
+            self._blocked,
+        )
+        logger.debug("grasp plan %s", plan)
+        return plan
+
+    def select_action(self, obs: Observation) -> np.ndarray:
+        """(7,) action `[dx, dy, dz, dax, day, daz, gripper]` in the controller's [-1, 1] units."""
+        pos, mat = self._eef()
+        cfg = self.cfg
+        if self._plan is None:
+            self._plan = self._new_plan(mat)
+        plan = self._plan
+        gripper = GRIPPER_OPEN
+        obj_pts = self.geom.points(self.obj)  # (N, 3)
+        obj_pos = self.geom.body_pos(self.obj)
+        finger_q = float(obs.state[6] - obs.state[7])  # opening, 0.0 (closed) .. 0.08
+        phase = self._phase
+        target = pos.copy()
+        speed = 1.0
+
+        if phase == "approach":
+            pre = plan.point + np.array([0.0, 0.0, cfg.pregrasp_height])
+            # the open fingers (half span ~5 cm) must pass above whatever lies on the way
+            pre[2] = max(pre[2], min(pos[2], self._clear_top(pos[:2], pre[:2], 0.06) + 0.04))
+            target = pre
+            yaw_err = abs(_wrap_half_turn(self._current_yaw(mat) - plan.yaw))
+            if np.linalg.norm(pre - pos) < 2 * cfg.pos_tol and yaw_err < cfg.rot_tol:
+                self._set_phase("descend")
+        elif phase == "descend":
+            target = plan.point
+            err = np.linalg.norm(target - pos)
+            speed = 1.0 if err > 0.04 else 0.5
+            stalled = self._prev_pos is not None and np.linalg.norm(pos - self._prev_pos) < 5e-4
+            self._stuck = self._stuck + 1 if stalled else 0
+            if err < cfg.pos_tol or (self._stuck > 3 and err < 0.015) or self._phase_steps > 60:
+                self._set_phase("grasp")
+            elif self._stuck > 5:
+                # the fingers sit on something above the grasp height: try another grasp
+                self._blocked.append(plan.point[:2].copy())
+                self._regrasp("descent blocked")
+        elif phase == "grasp":
+            target, gripper = plan.point, GRIPPER_CLOSE
+            moving = self._prev_q is not None and abs(finger_q - self._prev_q) > 2e-4
+            if self._phase_steps >= 6 and not moving or self._phase_steps > 20:
+                self._grasp_obj_z = float(obj_pos[2])
+                place_xy, _, _ = self._place_spec()
+                self._carry_z = min(self._carry_height(pos[:2], place_xy, obj_pts, pos[2]), pos[2] + 0.35)
+                self._set_phase("lift")
+        elif phase == "lift":
+            gripper = GRIPPER_CLOSE
+            target = np.array([plan.point[0], plan.point[1], self._carry_z])
+            lifted = pos[2] - plan.point[2]
+            if lifted > 0.04 and (obj_pos[2] - self._grasp_obj_z) < 0.5 * lifted or finger_q < 0.002:
+                self._regrasp("object not lifted")
+            elif pos[2] > self._carry_z - 0.02:
+                self._set_phase("carry")
+        elif phase in ("carry", "lower"):
+            gripper = GRIPPER_CLOSE
+            place_xy, release_bottom, _ = self._place_spec()
+            obj_bottom = float(obj_pts[:, 2].min())
+            xy = pos[:2] + (place_xy - obj_pos[:2])  # servo the object, not the hand
+            if phase == "carry":
+                # the clearance still needed shrinks once the object has passed the obstacles
+                remaining = self._carry_height(obj_pos[:2], place_xy, obj_pts, pos[2])
+                self._carry_z = min(self._carry_z, max(remaining, pos[2] - 0.03))
+                target = np.array([xy[0], xy[1], self._carry_z])
+                progress = self._prev_pos is not None and np.linalg.norm(pos - self._prev_pos) > 1e-3
+                self._stuck = 0 if progress else self._stuck + 1
+                if np.linalg.norm(place_xy - obj_pos[:2]) < 0.01 or self._stuck > 8:
+                    self._set_phase("lower")
+            else:
+                target = np.array([xy[0], xy[1], pos[2] + (release_bottom - obj_bottom)])
+                speed = 0.7
+                placed = obj_bottom < release_bottom + 0.004 and np.linalg.norm(place_xy - obj_pos[:2]) < 0.012
+                if placed or self._phase_steps > 50:
+                    self._hold = pos.copy()
+                    self._set_phase("release")
+            if pos[2] - float(obj_pts[:, 2].max()) > 0.03 or finger_q < 0.002:
+                self._regrasp("object dropped")
+        elif phase == "release":
+            target = self._hold
+            if finger_q > min(plan.width + 0.02, 0.075) or self._phase_steps > 12:
+                self._set_phase("retract")
+        elif phase == "retract":
+            target = self._hold + np.array([0.0, 0.0, cfg.retract_height])
+            if pos[2] > target[2] - 0.01:
+                self._set_phase("done")
+                self._hold = target
+        else:  # done: hold still above the placed object, gripper open
+            target = self._hold
+        action = np.zeros(7)
+        action[:6] = self._track(pos, mat, target, plan.yaw, speed)
+        action[6] = gripper
+        self._prev_pos, self._prev_q = pos, finger_q
+        self._phase_steps += 1
+        return action
+
+    def _regrasp(self, why: str) -> None:
+        if self._regrasps >= self.cfg.max_regrasps:
+            logger.debug("%s; no regrasps left", why)
+            return
+        self._regrasps += 1
+        logger.debug("%s; regrasp %d", why, self._regrasps)
+        self._plan = None
+        self._set_phase("approach")
