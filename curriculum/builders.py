@@ -52,9 +52,10 @@ LOSS_METRIC_KEYS = {
 
 
 def normalize_metrics(metrics: dict[str, float]) -> dict[str, float]:
-    """Policy metrics under the trainer's names: loss terms as `loss/<term>`, the rest as
-    `metrics/<name>` (the policy's own total, `loss`, is dropped: the trainer logs `loss/total`)."""
-    out, used = {}, {"loss"}
+    """Policy metrics under the trainer's names: loss terms as `loss/<term>`, other namespaced
+    names (`latent/fraction`) as they are, bare names as `metrics/<name>`. The policy's own total
+    (`loss`, `loss/total`) is dropped: the trainer logs `loss/total` itself."""
+    out, used = {}, {"loss", "loss/total"}
     for term, keys in LOSS_METRIC_KEYS.items():
         for key in keys:
             if key in metrics:
@@ -62,8 +63,8 @@ def normalize_metrics(metrics: dict[str, float]) -> dict[str, float]:
                 used.add(key)
                 break
     for key, value in metrics.items():
-        if key not in used and not key.startswith("loss/"):
-            out[f"metrics/{key.split('/')[-1]}"] = float(value)
+        if key not in used:
+            out[key if "/" in key else f"metrics/{key}"] = float(value)
     return out
 
 
@@ -136,5 +137,12 @@ def _lerobot_dataset(cfg):
     return build_lerobot_dataset(cfg)
 
 
+def _synthetic_dataset(cfg):
+    from curriculum.synthetic import build_synthetic_dataset
+
+    return build_synthetic_dataset(cfg)
+
+
 register_policy("lara", _lara_policy, _lara_loss_weights)
 register_dataset("lerobot", _lerobot_dataset)
+register_dataset("synthetic", _synthetic_dataset)

@@ -172,6 +172,7 @@ class TrainConfig:
     mixed_precision: str = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     save_every: int = 50
     keep_last: int = 2  # periodic checkpoints kept (the final one is always kept)
+    save_state: bool = True  # false: checkpoints hold the model only (no optimizer/RNG: no resume); benchmarks
     log_every: int = 10
     progress: bool = True
     ddp_find_unused_parameters: bool = True  # stage III leaves the token heads unused
@@ -222,7 +223,8 @@ class TrainConfig:
 
 
 # Fields that do not change the weights a run produces: free to differ on resume.
-_OPERATIONAL = {"resume", "output_dir", "save_every", "keep_last", "log_every", "progress", "data.num_workers"}
+_OPERATIONAL = {"resume", "output_dir", "save_every", "keep_last", "save_state", "log_every", "progress",
+                "data.num_workers"}
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -277,7 +279,13 @@ def load_train_config(config_paths: list[str | Path], overrides: list[str] | Non
                 config_class=TrainConfig, config_path=merged_path, args=list(overrides or []), exit_on_error=False
             )
         except draccus.utils.DraccusException as err:
+            cause = err
+            while cause is not None and not isinstance(cause, LaraUserError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is not None:  # a nested __post_init__ check: its own message is the clear one
+                raise LaraUserError(str(cause)) from err
             where = ", ".join(str(p) for p in config_paths) or "command line"
+            message = " ".join(str(err).split())  # one line
             raise LaraUserError(
-                f"bad training config ({where}): {err}; see curriculum/config.py for the valid keys and types"
+                f"bad training config ({where}): {message}; see curriculum/config.py for the valid keys and types"
             ) from err

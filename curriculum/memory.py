@@ -23,7 +23,8 @@ class PeakMemory:
     def __init__(self, device: torch.device, interval_s: float = 0.005) -> None:
         self.device = torch.device(device)
         self.interval_s = interval_s
-        self.peak_bytes = 0
+        self.peak_bytes = 0  # CUDA: peak allocated; CPU: peak RSS growth over the block
+        self.peak_total_bytes = 0  # CUDA: same; CPU: peak RSS of the process
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -45,9 +46,10 @@ class PeakMemory:
     def __exit__(self, *exc) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-            self.peak_bytes = torch.cuda.max_memory_allocated(self.device)
+            self.peak_bytes = self.peak_total_bytes = torch.cuda.max_memory_allocated(self.device)
             return
         self._stop.set()
         self._thread.join()
         self._peak_rss = max(self._peak_rss, rss_bytes())
         self.peak_bytes = self._peak_rss - self._base
+        self.peak_total_bytes = self._peak_rss

@@ -40,6 +40,7 @@ class TrainResult:
     step: int
     samples_per_s: float  # all processes, measured over the steps this invocation ran
     peak_memory_bytes: int  # this process: CUDA max allocated, or peak RSS growth on CPU
+    peak_total_memory_bytes: int  # CUDA max allocated, or the process's peak RSS on CPU
     history: list[dict] = field(default_factory=list)  # per step: step, loss, metrics, p, lr
 
 
@@ -181,6 +182,9 @@ def _prepare_output(cfg: TrainConfig, accelerator: Accelerator) -> Path | None:
             "or choose a new --output_dir"
         )
     ckpt.check_resumable(existing, cfg.fingerprint(), training_identity(cfg), cfg.stage)
+    if existing.name != "final" and not (existing / "state").is_dir():
+        raise LaraUserError(f"{existing} holds no training state (written with save_state false); it cannot be "
+                            "resumed: start a new --output_dir (use it as --init_from of the next stage)")
     return existing
 
 
@@ -268,6 +272,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 _check_losses_on(cfg, metrics, weights, p)
             record = {
                 "step": state.step,
+                "time": time.perf_counter(),
                 "loss": torch.stack(losses).mean().item(),
                 "latent_probability": p,
                 "lr": [g["lr"] for g in optimizer.param_groups],
@@ -295,6 +300,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         step=state.step,
         samples_per_s=steps_run * samples_per_step / elapsed if steps_run else 0.0,
         peak_memory_bytes=memory.peak_bytes,
+        peak_total_memory_bytes=memory.peak_total_bytes,
         history=history,
     )
 
@@ -327,7 +333,7 @@ def _log(writer, progress, record, weights, state, samples_per_step, t_start, st
     s = state.step
     writer.add_scalar("loss/total", record["loss"], s)
     for k, v in record.items():
-        if k.startswith(("loss/", "metrics/")):
+        if "/" in k:  # loss/<term>, latent/fraction, tokens/..., metrics/<name>
             writer.add_scalar(k, v, s)
     for k, v in weights.items():
         writer.add_scalar(f"loss_weight/{k}", v, s)
@@ -344,7 +350,8 @@ def _save(accelerator: Accelerator, policy, cfg: TrainConfig, state: ckpt.Traine
     main = accelerator.is_main_process
     tmp = ckpt.begin(target, main)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp / "state"))
+    if cfg.save_state:
+        accelerator.save_state(str(tmp / "state"))
     if main:
         policy.save_pretrained(str(tmp / "model"))
         (tmp / "config.yaml").write_text(cfg.to_yaml())

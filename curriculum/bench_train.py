@@ -1,0 +1,104 @@
+"""`lara bench train`: training throughput (samples/s) and peak memory, per curriculum stage.
+
+One run per stage, chained like the curriculum (stage k starts from stage k-1's final model),
+on synthetic samples at the model's image sizes (no dataset needed; `--data.root DIR` with
+`--data.type lerobot` measures a real one). The first `--warmup` steps are excluded from the
+throughput. CPU: the tiny preset by default. GPU: e.g. the Qwen3-VL-2B architecture (random
+weights) in bf16 at batch 16 with gradient checkpointing:
+    lara bench train --preset qwen3vl-2b --batch_size 16 --gradient_checkpointing true
+Peak memory: CUDA max allocated (weights, optimizer, activations) on GPU; on CPU the process's
+peak resident set (and its growth during the stage's loop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import tempfile
+from pathlib import Path
+
+import torch
+
+from curriculum.config import load_train_config
+
+log = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lara bench train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", default="tiny", help="configs/train/<preset>/stage{1,2,3}.yaml (tiny, qwen3vl-2b, ...)")
+    p.add_argument("--stages", default="1,2,3")
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--steps", type=int, default=8, help="measured optimizer steps per stage")
+    p.add_argument("--warmup", type=int, default=2, help="steps per stage excluded from the throughput")
+    p.add_argument("--gradient_checkpointing", default="false", choices=["true", "false"])
+    p.add_argument("--out", help="write the results as JSON here")
+    p.add_argument("--workdir", help="where the chained stage checkpoints go (default: a temp folder)")
+    return p
+
+
+def bench(preset: str, stages: list[int], batch_size: int, steps: int, warmup: int, gradient_checkpointing: bool,
+          workdir: Path, extra: list[str]) -> list[dict]:
+    from curriculum.trainer import train
+
+    rows = []
+    for k in stages:
+        overrides = [
+            "--output_dir", str(workdir / f"stage{k}"), "--steps", str(warmup + steps), "--batch_size", str(batch_size),
+            "--grad_accum_steps", "1", "--save_every", str(10**9), "--save_state", "false", "--log_every", str(10**9),
+            "--progress", "false", "--model.gradient_checkpointing", str(gradient_checkpointing).lower(),
+            "--data.type", "synthetic", "--data.root", str(max(256, batch_size * 4)), "--optim.warmup_steps", "1",
+        ]
+        if k > 1:
+            overrides += ["--init_from", str(workdir / f"stage{k - 1}")]
+        cfg = load_train_config([REPO / "configs" / "train" / preset / f"stage{k}.yaml"], [*overrides, *extra])
+        result = train(cfg)
+        times = [r["time"] for r in result.history]
+        measured = len(times) - warmup
+        sps = measured * batch_size * _world() / (times[-1] - times[warmup - 1]) if measured > 0 and warmup > 0 \
+            else result.samples_per_s
+        row = {
+            "stage": k, "preset": preset, "batch_size": batch_size, "processes": _world(), "measured_steps": measured,
+            "samples_per_s": round(sps, 3), "s_per_step": round(batch_size * _world() / sps, 4),
+            "peak_memory_gib": round(result.peak_total_memory_bytes / 2**30, 3),
+            "peak_memory_growth_gib": round(result.peak_memory_bytes / 2**30, 3),
+            "gradient_checkpointing": gradient_checkpointing, "mixed_precision": cfg.mixed_precision,
+            "final_loss": round(result.history[-1]["loss"], 4),
+        }
+        rows.append(row)
+        log.info("stage %d: %.2f samples/s, peak memory %.2f GiB", k, sps, row["peak_memory_gib"])
+    return rows
+
+
+def _world() -> int:
+    return torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+
+
+def _device() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}), torch {torch.__version__}"
+    return f"CPU {platform.processor() or platform.machine()} x {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def main(argv: list[str]) -> int:
+    args, extra = _parser().parse_known_args(argv)
+    stages = [int(s) for s in args.stages.split(",") if s.strip()]
+    if args.warmup < 1 or args.steps < 1:
+        raise SystemExit("--warmup and --steps must be >= 1")
+    with tempfile.TemporaryDirectory(prefix="lara-bench-train-") as tmp:
+        workdir = Path(args.workdir) if args.workdir else Path(tmp)
+        rows = bench(args.preset, stages, args.batch_size, args.steps, args.warmup,
+                     args.gradient_checkpointing == "true", workdir, extra)
+    device = _device()
+    print(f"lara bench train: preset {args.preset}, batch {args.batch_size}, {args.steps} measured steps "
+          f"(+{args.warmup} warmup) per stage, on {device}")
+    print(f"{'stage':>5} {'samples/s':>10} {'s/step':>8} {'peak GiB':>9} {'growth GiB':>10} {'precision':>9}")
+    for r in rows:
+        print(f"{r['stage']:>5} {r['samples_per_s']:>10.2f} {r['s_per_step']:>8.3f} {r['peak_memory_gib']:>9.2f} "
+              f"{r['peak_memory_growth_gib']:>10.2f} {r['mixed_precision']:>9}")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"device": device, "argv": argv, "results": rows}, indent=1))
+    return 0

@@ -1,0 +1,119 @@
+"""The real stack: LaraPolicy (tiny preset) on a tiny synthetic LeRobot dataset with a CoT
+annotation, through all three stages; each stage's losses fall on a fixed batch."""
+
+import os
+import tempfile
+
+os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lara-test-hf-datasets-"))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from conftest import REPO  # noqa: E402
+
+from curriculum.builders import normalize_metrics  # noqa: E402
+from curriculum.config import load_train_config  # noqa: E402
+from curriculum.trainer import train  # noqa: E402
+from lara.errors import LaraUserError  # noqa: E402
+
+TINY = REPO / "configs" / "train" / "tiny"
+
+
+def _episode(index: int, T: int = 12, size: int = 32):
+    from data_pipeline.episode import Episode
+
+    rng = np.random.default_rng(index)
+    action = np.clip(rng.normal(0, 0.3, (T, 7)), -1, 1).astype(np.float32)
+    action[:, -1] = np.where(np.arange(T) < T // 2, -1.0, 1.0)
+    state = rng.normal(size=(T, 8)).astype(np.float32)
+    return Episode(
+        images={c: rng.integers(0, 256, (T, size, size, 3), dtype=np.uint8) for c in ("agentview", "wrist")},
+        state=state, action=action, gripper=action[:, -1].copy(), ee_pos=state[:, :3].copy(),
+        ee_ori=state[:, 3:6].copy(), instruction=f"put bowl {index % 2} on the plate", task_index=index % 2,
+        task_name=f"task_{index % 2}", suite="libero_object", episode_index=index,
+        sim_states=rng.normal(size=(T, 4)), bddl_file="x.bddl", init_state=rng.normal(size=4),
+        expert_phases=["approach"] * T,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    from data_pipeline.annotation.sidecar import EpisodeAnnotation, annotation_dir, write_episode, write_meta
+    from data_pipeline.lerobot_io import write_lerobot_dataset
+
+    root = tmp_path_factory.mktemp("data") / "tiny"
+    episodes = [_episode(i) for i in range(3)]
+    write_lerobot_dataset(root, episodes)
+    run = annotation_dir(root, "v1")
+    for ep in episodes:
+        frames = [[("SUBTASK", "grasp the bowl" if t < 6 else "place the bowl"), ("MOVE", "move down"),
+                   ("GRIPPER", "open" if t < 6 else "close")] for t in range(ep.length)]
+        write_episode(run, EpisodeAnnotation(episode=ep.episode_index, status="ok", num_frames=ep.length,
+                                             frames=frames))
+    write_meta(run, {"complete": True})
+    return root
+
+
+def _cfg(stage, out, dataset, *extra):
+    return load_train_config([TINY / f"stage{stage}.yaml"], [
+        "--output_dir", str(out), "--data.root", str(dataset), "--batch_size", "4", "--progress", "false",
+        "--save_every", "100", "--optim.warmup_steps", "2", "--optim.head_lr", "3e-3", "--optim.backbone_lr", "1e-3",
+        *extra])
+
+
+def _fixed_batch(policy_or_dir, dataset, stage: int) -> dict:
+    from data_pipeline.samples import collate_samples
+    from lara.modeling_lara import LaraPolicy
+
+    policy = policy_or_dir if isinstance(policy_or_dir, torch.nn.Module) else LaraPolicy.from_pretrained(policy_or_dir)
+    policy.eval().set_latent_probability(1.0)
+    batch = collate_samples([dataset[i] for i in range(0, 36, 3)])  # 12 fixed frames of all episodes
+    torch.manual_seed(0)
+    with torch.no_grad():
+        metrics = normalize_metrics(policy(batch, stage)[1])
+    return {k.removeprefix("loss/"): v for k, v in metrics.items()}
+
+
+@pytest.mark.slow
+def test_three_stages_on_the_real_policy_losses_fall(tiny_dataset, tmp_path):
+    from accelerate.utils import set_seed
+
+    from curriculum.lara_adapter import build_lara_policy, build_lerobot_dataset
+
+    c1 = _cfg(1, tmp_path / "s1", tiny_dataset, "--steps", "25")
+    dataset, _ = build_lerobot_dataset(c1)
+    set_seed(c1.seed)  # the trainer's initial model
+    before = _fixed_batch(build_lara_policy(c1, dataset, None), dataset, 1)
+    r1 = train(c1)
+    after1 = _fixed_batch(tmp_path / "s1" / "final" / "model", dataset, 1)
+    for term in ("cot_ce", "action_ce", "visual_l1"):
+        assert after1[term] < 0.9 * before[term], (term, before, after1)
+
+    r2 = train(_cfg(2, tmp_path / "s2", tiny_dataset, "--steps", "20", "--init_from", str(tmp_path / "s1")))
+    p = [r["latent_probability"] for r in r2.history]
+    assert p[0] == 0.0 and p[-1] == 1.0 and p == sorted(p)
+    assert r2.history[-1]["latent/fraction"] == 1.0  # the final stretch: every segment latent
+    before2 = _fixed_batch(tmp_path / "s1" / "final" / "model", dataset, 2)  # all latent (p = 1)
+    after2 = _fixed_batch(tmp_path / "s2" / "final" / "model", dataset, 2)
+    assert after2["action_ce"] < 0.95 * before2["action_ce"], (before2, after2)
+    assert after2["visual_l1"] < 0.9 * before2["visual_l1"], (before2, after2)
+
+    r3 = train(_cfg(3, tmp_path / "s3", tiny_dataset, "--steps", "25", "--init_from", str(tmp_path / "s2")))
+    before3 = _fixed_batch(tmp_path / "s2" / "final" / "model", dataset, 3)
+    after3 = _fixed_batch(tmp_path / "s3" / "final" / "model", dataset, 3)
+    assert after3["flow"] < 0.8 * before3["flow"], (before3, after3)
+    assert "action_ce" not in r3.history[0] and "loss/action_ce" not in r3.history[0]
+    assert r3.history[0]["loss/visual_l1"] > 0 and r1.history[0]["loss/visual_l1"] > 0
+
+
+def test_stage1_real_policy_two_steps_and_bad_inputs(tiny_dataset, tmp_path):
+    result = train(_cfg(1, tmp_path / "s1", tiny_dataset, "--steps", "2"))
+    first = result.history[0]
+    assert {"loss/cot_ce", "loss/action_ce", "loss/visual_l1"} <= first.keys()
+    assert (tmp_path / "s1" / "final" / "model" / "fast_tokenizer.json").is_file()  # fit before stage I
+    with pytest.raises(LaraUserError, match="no annotation run 'v9'.*lara annotate"):
+        train(_cfg(1, tmp_path / "x", tiny_dataset, "--data.annotation", "v9"))
+    with pytest.raises(LaraUserError, match="needs the stage 2 checkpoint"):
+        train(_cfg(3, tmp_path / "y", tiny_dataset, "--init_from", str(tmp_path / "nothing")))
+    with pytest.raises(LaraUserError, match="no dataset: set --data.root"):
+        train(load_train_config([TINY / "stage1.yaml"], ["--output_dir", str(tmp_path / "z")]))
