@@ -154,9 +154,14 @@ def _run_jobs(jobs: list[Job], workers: int, partial: Path, result: CollectResul
                 close_cached_env()
         else:
             ctx = multiprocessing.get_context("spawn")  # fresh MuJoCo/GL state per worker
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+            try:
                 futures = [pool.submit(run_batch, batch) for batch in batch_jobs(jobs, workers)]
                 _consume((f.result() for f in as_completed(futures)), reports, bar, result)
+            except BaseException:  # Ctrl-C / kill: do not wait for queued batches; finished demos are kept
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
     finally:
         bar.close()
         reports.close()

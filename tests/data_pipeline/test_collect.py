@@ -81,3 +81,39 @@ def test_batches_keep_one_task_per_worker_build(tmp_path):
     assert [len(b) for b in one_task] == [3, 3]
     many = batch_jobs(jobs(10, 50), workers=2)
     assert all(len(b) == 5 and len({j.task_id for j in b}) == 1 for b in many) and sum(map(len, many)) == 500
+
+
+def test_perturb_objects_shifts_free_joints_only():
+    from types import SimpleNamespace
+
+    from data_pipeline.collect_worker import perturb_objects
+
+    class Data:
+        def __init__(self):
+            self.qpos = {"cup_joint0": np.array([0.1, 0.2, 0.05, 1, 0, 0, 0.0]), "hinge": np.array([0.3])}
+            self.qvel = {}
+
+        def get_joint_qpos(self, name):
+            return self.qpos[name].copy()
+
+        def set_joint_qpos(self, name, value):
+            self.qpos[name] = np.asarray(value)
+
+        def set_joint_qvel(self, name, value):
+            self.qvel[name] = np.asarray(value)
+
+    calls = []
+    data = Data()
+    env = SimpleNamespace(
+        sim=SimpleNamespace(data=data, forward=lambda: calls.append("forward")),
+        raw_env=SimpleNamespace(objects_dict={"cup": SimpleNamespace(joints=["cup_joint0"]),
+                                              "drawer": SimpleNamespace(joints=["hinge"])}),
+    )
+    perturb_objects(env, np.random.default_rng(0), 0.01)
+    moved = data.qpos["cup_joint0"]
+    delta = moved[:2] - np.array([0.1, 0.2])
+    assert np.all(np.abs(delta) <= 0.01) and np.any(delta != 0)
+    np.testing.assert_array_equal(moved[2:], [0.05, 1, 0, 0, 0])  # height and orientation kept
+    np.testing.assert_array_equal(data.qpos["hinge"], [0.3])  # not a free joint: untouched
+    np.testing.assert_array_equal(data.qvel["cup_joint0"], np.zeros(6))
+    assert calls == ["forward"]
