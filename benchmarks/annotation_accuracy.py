@@ -125,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for spec in args.tasks:
         suite, task = spec.split(":")
-        res = run_task(suite, int(task), args.size, args.stride, args.min_pixels)
+        try:
+            res = run_task(suite, int(task), args.size, args.stride, args.min_pixels)
+        except Exception as err:  # e.g. a task the scripted expert does not support: report, go on
+            res = {"suite": suite, "task": int(task), "status": "error", "reason": f"{type(err).__name__}: {err}"}
         print(json.dumps(res), flush=True)
         results.append(res)
     ious = [r for r in results if r.get("box_iou", {}).get("n")]

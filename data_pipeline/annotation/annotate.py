@@ -160,12 +160,12 @@ def summarize(run_dir: Any, name: str) -> RunSummary:
     return summary
 
 
-def _meta(name: str, config: AnnotationConfig, summary: RunSummary | None) -> dict[str, Any]:
+def _meta(name: str, config: AnnotationConfig, summary: RunSummary | None, complete: bool = False) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "name": name, "annotator_version": ANNOTATOR_VERSION, "backend": config.backend,
         "config": config.to_dict(), "config_hash": config.config_hash(),
         "frame_tags": list(sidecar.FRAME_TAGS), "episode_tags": list(sidecar.EPISODE_TAGS),
-        "complete": summary is not None,
+        "complete": bool(complete),  # every episode of the dataset has a file (ok or skipped)
     }
     if summary is not None:
         meta["counts"] = summary.to_json()
@@ -205,6 +205,7 @@ def annotate_dataset(
     run_dir.mkdir(parents=True, exist_ok=True)
     sidecar.write_meta(run_dir, _meta(name, config, None))
     all_indices = source.episode_indices()
+    dataset_indices = list(all_indices)
     if episodes is not None:
         missing = sorted(set(episodes) - set(all_indices))
         if missing:
@@ -245,7 +246,8 @@ def annotate_dataset(
             bar.close()
     summary = summarize(run_dir, name)
     summary.newly_done = newly
-    sidecar.write_meta(run_dir, _meta(name, config, summary))
+    complete = set(dataset_indices) <= set(sidecar.finished_episodes(run_dir))
+    sidecar.write_meta(run_dir, _meta(name, config, summary, complete=complete))
     return summary
 
 

@@ -94,3 +94,30 @@ def test_unknown_backend_and_bad_config():
         AnnotationConfig(smooth_window=4)
     with pytest.raises(LaraUserError, match="unknown annotation config keys"):
         AnnotationConfig.from_dict({"smoth_window": 3})
+
+
+def test_two_objects_two_cycles(pick_place_episode):
+    from conftest import PICK_PLACE_SCRIPT
+
+    ep = pick_place_episode(0, script=PICK_PLACE_SCRIPT * 2,
+                            instruction="put both the alphabet soup and the tomato sauce in the basket")
+    cfg = AnnotationConfig()
+    ann = annotate_episode(ep, cfg, make_backend(cfg))
+    assert ann.quality_flags == []
+    assert "grasp the alphabet soup" in ann.plan and "grasp the tomato sauce" in ann.plan
+    assert ann.plan.index("grasp the alphabet soup") < ann.plan.index("grasp the tomato sauce")
+    assert dict(ann.frames[92 + 31])["SUBTASK"] == "grasp the tomato sauce"
+    assert dict(ann.frames[78])["SUBTASK"] == "place it in the basket"
+
+
+def test_subset_run_is_not_complete(tmp_path, pick_place_episode):
+    src = InMemorySource(tmp_path, [pick_place_episode(i) for i in range(3)])
+    annotate_dataset(src, "v1", AnnotationConfig(), progress=False, episodes=[0, 2])
+    run = sidecar.annotation_dir(tmp_path, "v1")
+    assert sidecar.finished_episodes(run) == [0, 2] and not sidecar.read_meta(run)["complete"]
+    with pytest.raises(LaraUserError, match="incomplete"):
+        sidecar.load_annotations(tmp_path, "v1", require_complete=True)
+    annotate_dataset(src, "v1", AnnotationConfig(), progress=False)
+    assert sidecar.read_meta(run)["complete"]
+    with pytest.raises(LaraUserError, match="not in the dataset"):
+        annotate_dataset(src, "v1", AnnotationConfig(), progress=False, episodes=[7])
