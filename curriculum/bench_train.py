@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def bench(preset: str, stages: list[int], batch_size: int, steps: int, warmup: int, gradient_checkpointing: bool,
           workdir: Path, extra: list[str]) -> list[dict]:
-    from curriculum.trainer import train
+    from curriculum.trainer import resolved_mixed_precision, train
 
     rows = []
     for k in stages:
@@ -65,7 +65,7 @@ def bench(preset: str, stages: list[int], batch_size: int, steps: int, warmup: i
             "samples_per_s": round(sps, 3), "s_per_step": round(batch_size * _world() / sps, 4),
             "peak_memory_gib": round(result.peak_total_memory_bytes / 2**30, 3),
             "peak_memory_growth_gib": round(result.peak_memory_bytes / 2**30, 3),
-            "gradient_checkpointing": gradient_checkpointing, "mixed_precision": cfg.mixed_precision,
+            "gradient_checkpointing": gradient_checkpointing, "mixed_precision": resolved_mixed_precision(cfg),
             "final_loss": round(result.history[-1]["loss"], 4),
         }
         rows.append(row)

@@ -125,12 +125,6 @@ def _lara_policy(cfg, dataset, init_from):
     return build_lara_policy(cfg, dataset, init_from)
 
 
-def _lara_loss_weights(policy, stage, weights):
-    from curriculum.lara_adapter import set_lara_loss_weights
-
-    set_lara_loss_weights(policy, stage, weights)
-
-
 def _lerobot_dataset(cfg):
     from curriculum.lara_adapter import build_lerobot_dataset
 
@@ -143,6 +137,6 @@ def _synthetic_dataset(cfg):
     return build_synthetic_dataset(cfg)
 
 
-register_policy("lara", _lara_policy, _lara_loss_weights)
+register_policy("lara", _lara_policy)
 register_dataset("lerobot", _lerobot_dataset)
 register_dataset("synthetic", _synthetic_dataset)

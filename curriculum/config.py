@@ -93,7 +93,7 @@ class LoraSettings:
     the token embeddings and LM head when `train_embeddings` (LaRA's added tokens must learn)."""
 
     enabled: bool = False
-    module: str = "vlm"  # attribute of the policy holding the backbone (LaraPolicy.vlm)
+    module: str = "backbone"  # attribute of the policy holding the backbone (LaraPolicy.backbone is its Qwen3-VL)
     train_embeddings: bool = True
     r: int = 16
     alpha: int = 32

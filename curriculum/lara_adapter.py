@@ -2,8 +2,8 @@
 
 Maps the trainer's config onto `lara.configuration_lara.LaraConfig` and
 `data_pipeline.samples.SampleConfig`, fits what a fresh stage-I model learns from the data
-(normalization statistics, the FAST action tokenizer), and writes the trainer's scheduled loss
-weights into the policy's own loss config (LaraPolicy reads `cfg.loss` on every forward).
+(normalization statistics, the FAST action tokenizer). The scheduled loss weights reach the
+policy through its own `set_loss_weights`.
 """
 
 from __future__ import annotations
@@ -132,16 +132,3 @@ def build_lara_policy(cfg, dataset, init_from: Path | None):
     log.info("FAST tokenizer fit on the dataset's action chunks: %s", report)
     return policy.train()
 
-
-def set_lara_loss_weights(policy, stage: int, weights: dict[str, float]) -> None:
-    """LaraPolicy weighs its terms from `policy.cfg.loss`; write the trainer's values there."""
-    loss = policy.cfg.loss
-    if stage in (1, 2):
-        loss.cot_weight = weights["cot_ce"]
-        loss.action_ce_weight = weights["action_ce"]
-    else:
-        loss.flow_weight = weights["flow"]
-    if stage == 1:
-        loss.visual_weight_stage1 = weights["visual_l1"]
-    else:
-        loss.visual_weight = weights["visual_l1"]

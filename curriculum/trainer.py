@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from curriculum import checkpointing as ckpt
 from curriculum.builders import build_dataset, build_policy, loss_weight_setter, normalize_metrics, resolve_init_from
 from curriculum.config import TrainConfig, training_identity
+from curriculum.lora import apply_lora, merged_lora
 from curriculum.memory import PeakMemory
 from curriculum.sampler import ResumableSampler
 from curriculum.schedules import loss_weight, lr_multiplier, stage_latent_probability
@@ -68,10 +69,14 @@ def loss_weights_at(cfg: TrainConfig, step: int) -> dict[str, float]:
 
 
 # -- set-up --------------------------------------------------------------------------------------
+def resolved_mixed_precision(cfg: TrainConfig) -> str:
+    if cfg.mixed_precision == "auto":
+        return "bf16" if torch.cuda.is_available() else "no"
+    return cfg.mixed_precision
+
+
 def build_accelerator(cfg: TrainConfig) -> Accelerator:
-    precision = cfg.mixed_precision
-    if precision == "auto":
-        precision = "bf16" if torch.cuda.is_available() else "no"
+    precision = resolved_mixed_precision(cfg)
     return Accelerator(
         # On a machine without CUDA, processes started by `accelerate launch --multi_gpu` (torchrun)
         # join a gloo process group (MULTI_CPU); `--cpu --num_processes N` would start one process.
@@ -81,25 +86,6 @@ def build_accelerator(cfg: TrainConfig) -> Accelerator:
         step_scheduler_with_optimizer=False,  # we step the scheduler once per optimizer step
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.ddp_find_unused_parameters)],
     )
-
-
-def apply_lora(policy, cfg: TrainConfig) -> None:
-    """LoRA adapters in `policy.<lora.module>` (peft); its other weights are frozen except,
-    with `train_embeddings`, the token embeddings and LM head (the added LaRA tokens must learn)."""
-    from peft import LoraConfig, inject_adapter_in_model
-
-    s = cfg.model.lora
-    backbone = getattr(policy, s.module, None)
-    if not isinstance(backbone, torch.nn.Module):
-        raise LaraUserError(f"model.lora.module={s.module!r}: {type(policy).__name__} has no such submodule")
-    lora_cfg = LoraConfig(r=s.r, lora_alpha=s.alpha, lora_dropout=s.dropout, target_modules=list(s.target_modules))
-    try:
-        inject_adapter_in_model(lora_cfg, backbone)
-    except ValueError as err:
-        raise LaraUserError(f"model.lora.target_modules {s.target_modules} match no layer of {s.module} ({err})") from err
-    keep = ("lora_",) + (("embed_tokens", "lm_head") if s.train_embeddings else ())
-    for name, param in backbone.named_parameters():
-        param.requires_grad_(any(k in name for k in keep))
 
 
 def build_optimizer(policy, cfg: TrainConfig) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
@@ -205,7 +191,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     dataset, collate = build_dataset(cfg)
     policy = build_policy(cfg, dataset, init_from)
     if cfg.model.lora.enabled:
-        apply_lora(policy, cfg)
+        apply_lora(policy, cfg.model.lora)
     optimizer, scheduler = build_optimizer(policy, cfg)
     model, optimizer, scheduler = accelerator.prepare(policy, optimizer, scheduler)
     policy = accelerator.unwrap_model(model)
@@ -353,7 +339,8 @@ def _save(accelerator: Accelerator, policy, cfg: TrainConfig, state: ckpt.Traine
     if cfg.save_state:
         accelerator.save_state(str(tmp / "state"))
     if main:
-        policy.save_pretrained(str(tmp / "model"))
+        with merged_lora(policy):  # model/ is loadable without peft; state/ keeps the adapters
+            policy.save_pretrained(str(tmp / "model"))
         (tmp / "config.yaml").write_text(cfg.to_yaml())
         ckpt.write_trainer_state(tmp, state)
     accelerator.wait_for_everyone()

@@ -178,16 +178,25 @@ def test_tensorboard_scalars(tmp_path):
     assert lrs[0] > lrs[-1] > 0  # cosine decay after warmup is visible
 
 
-def test_lora_trains_only_adapters_in_backbone(tmp_path):
-    cfg = toy_config(tmp_path / "lora", 1, "--steps", "5", "--model.lora.enabled", "true",
-                     "--model.lora.r", "2", "--model.lora.target_modules", "[q_proj]",
-                     "--model.lora.module", "backbone")
-    train(cfg)
-    w = weights(tmp_path / "lora")
-    assert any("lora_A" in k for k in w)
+def test_lora_trains_adapters_exports_merged_and_resumes_exactly(tmp_path):
+    from safetensors.torch import load_file
+
     from curriculum_toy import ToyPolicy
 
+    lora = ("--model.lora.enabled", "true", "--model.lora.r", "2", "--model.lora.target_modules", "[q_proj]",
+            "--model.lora.module", "backbone", "--steps", "20", "--model.preset", "toy-noisy")
+    train(toy_config(tmp_path / "full", 1, *lora))
+    state = load_file(str(tmp_path / "full" / "final" / "state" / "model.safetensors"))  # unmerged: resume form
     torch.manual_seed(7)  # the trainer's seed: the same initial base weights
     fresh = ToyPolicy(horizon=4)
-    assert torch.equal(w["backbone.q_proj.base_layer.weight"], fresh.backbone.q_proj.weight)  # frozen
-    assert not torch.equal(w["action_head.weight"], fresh.action_head.weight)  # heads train
+    assert torch.equal(state["backbone.q_proj.base_layer.weight"], fresh.backbone.q_proj.weight)  # frozen
+    assert not torch.equal(state["action_head.weight"], fresh.action_head.weight)  # heads train
+    a, b = state["backbone.q_proj.lora_A.default.weight"], state["backbone.q_proj.lora_B.default.weight"]
+    exported = weights(tmp_path / "full")  # merged, plain names: loadable without peft
+    assert not any("lora_" in k or "base_layer" in k for k in exported)
+    torch.testing.assert_close(exported["backbone.q_proj.weight"], fresh.backbone.q_proj.weight + (32 / 2) * b @ a)
+    ToyPolicy.from_pretrained(tmp_path / "full" / "final" / "model")  # strict load
+    resumed = tmp_path / "resumed"
+    shutil.copytree(tmp_path / "full" / "checkpoints" / "step_000010", resumed / "checkpoints" / "step_000010")
+    train(toy_config(resumed, 1, *lora, "--resume", "true"))
+    assert_same_weights(weights(tmp_path / "full"), weights(resumed), atol=1e-6)
