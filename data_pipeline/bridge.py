@@ -90,9 +90,10 @@ def _task_strings(dataset) -> dict[int, str]:
     return {int(i): str(t) for t, i in zip(tasks.index, tasks["task_index"])}
 
 
-def language_by_episode(root: str | Path) -> dict[int, str]:
-    """episode index -> its instruction ('' when the episode has none), from the parquet index only."""
-    dataset = open_lerobot_dataset(root)
+def language_by_episode(root: str | Path, dataset=None) -> dict[int, str]:
+    """episode index -> its instruction ('' when the episode has none), from the parquet index only.
+    `dataset`: an already opened `LeRobotDataset` of `root` (opening one costs seconds)."""
+    dataset = dataset if dataset is not None else open_lerobot_dataset(root)
     tasks = _task_strings(dataset)
     table = dataset.hf_dataset.with_format("numpy", columns=["episode_index", "task_index"])[:]
     ep_col, task_col = np.asarray(table["episode_index"]), np.asarray(table["task_index"])  # (N,), (N,)
@@ -100,9 +101,9 @@ def language_by_episode(root: str | Path) -> dict[int, str]:
     return {int(ep_col[r]): tasks.get(int(task_col[r]), "").strip() for r in first}
 
 
-def episodes_without_language(root: str | Path) -> list[int]:
+def episodes_without_language(root: str | Path, dataset=None) -> list[int]:
     """Sorted episodes whose instruction is empty or whitespace."""
-    return sorted(ep for ep, text in language_by_episode(root).items() if not text)
+    return sorted(ep for ep, text in language_by_episode(root, dataset).items() if not text)
 
 
 def _feature_dim(dataset, key: str) -> int | None:
@@ -110,14 +111,15 @@ def _feature_dim(dataset, key: str) -> int | None:
     return None if feat is None else int(np.prod(feat["shape"]))
 
 
-def inspect_bridge(root: str | Path, mapping: str | Path | KeyMapping = "bridge", sample_episodes: int = 32) -> BridgeSummary:
+def inspect_bridge(root: str | Path, mapping: str | Path | KeyMapping = "bridge", sample_episodes: int = 32,
+                   dataset=None) -> BridgeSummary:
     """Cameras (and how often each is a blank placeholder), language coverage, dims, gripper range.
 
     Blank detection decodes only the first frame of up to `sample_episodes` evenly spaced episodes.
     """
     root = Path(root)
     mapping = load_key_mapping(mapping)
-    dataset = open_lerobot_dataset(root)
+    dataset = dataset if dataset is not None else open_lerobot_dataset(root)
     bounds = episode_bounds(dataset)
     if not bounds:
         raise LaraUserError(f"{root}: the dataset has no frames; it is empty")
@@ -133,7 +135,7 @@ def inspect_bridge(root: str | Path, mapping: str | Path | KeyMapping = "bridge"
     grip = action[:, -1]
     summary = BridgeSummary(
         root=str(root), num_episodes=len(bounds), num_frames=int(sum(e - s for _, s, e in bounds)),
-        image_keys=image_keys, blank_fraction=blank, no_language=episodes_without_language(root),
+        image_keys=image_keys, blank_fraction=blank, no_language=episodes_without_language(root, dataset),
         action_dim=_feature_dim(dataset, mapping.action) or 0, state_dim=_feature_dim(dataset, mapping.state) or 0,
         gripper_range=(float(grip.min()), float(grip.max())), tasks=len(_task_strings(dataset)),
     )
@@ -145,7 +147,7 @@ def inspect_bridge(root: str | Path, mapping: str | Path | KeyMapping = "bridge"
 
 def check_bridge_dataset(
     root: str | Path, mapping: str | Path | KeyMapping = "bridge", action_dim: int | None = None,
-    state_dim: int | None = None,
+    state_dim: int | None = None, dataset=None,
 ) -> BridgeSummary:
     """Raise one clear `LaraUserError` naming what differs; return the summary when all fits.
 
@@ -154,8 +156,8 @@ def check_bridge_dataset(
     episode has language.
     """
     mapping = load_key_mapping(mapping)
-    summary = inspect_bridge(root, mapping)
-    dataset = open_lerobot_dataset(root)
+    dataset = dataset if dataset is not None else open_lerobot_dataset(root)
+    summary = inspect_bridge(root, mapping, dataset=dataset)
     missing = [k for k in mapping.cameras.values() if k not in dataset.meta.features]
     if missing:
         raise LaraUserError(

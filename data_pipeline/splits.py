@@ -17,6 +17,7 @@ dataset is an error, never silently reused.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ import numpy as np
 
 from lara.errors import LaraUserError
 
+log = logging.getLogger(__name__)
 SPLIT_FILE = "meta/lara_split.json"
 SPLIT_VERSION = 1
 
@@ -60,11 +62,11 @@ class Split:
         return split
 
 
-def _dataset_counts(root: Path) -> tuple[list[int], int]:
+def _dataset_counts(root: Path, dataset=None) -> tuple[list[int], int]:
     """(sorted episode indices, number of frames) of a LeRobot dataset, read from its parquet index."""
     from data_pipeline.lerobot_io import episode_bounds, open_lerobot_dataset
 
-    bounds = episode_bounds(open_lerobot_dataset(root))
+    bounds = episode_bounds(dataset if dataset is not None else open_lerobot_dataset(root))
     if not bounds:
         raise LaraUserError(f"{root}: the dataset has no frames; it is empty")
     return sorted({ep for ep, _, _ in bounds}), int(sum(stop - start for _, start, stop in bounds))
@@ -92,6 +94,7 @@ def make_split(
     seed: int = 0,
     exclude: dict[str, list[int]] | None = None,
     overwrite: bool = False,
+    dataset=None,
 ) -> Split:
     """Make (or return the identical existing) split of `root` and record it in meta/lara_split.json.
 
@@ -111,7 +114,7 @@ def make_split(
                   excluded=exclude)
     path = split_path(root)
     if path.is_file() and not overwrite:
-        existing = load_split(root)
+        existing = load_split(root, check_dataset=False)  # same counts as `split` or it differs below
         if existing == split:
             return existing
         raise LaraUserError(
@@ -153,6 +156,21 @@ def load_split(root: str | Path, check_dataset: bool = True) -> Split:
 def train_episodes(root: str | Path) -> list[int]:
     """Episodes training may use (never a held-out or excluded one)."""
     return list(load_split(root).train)
+
+
+def training_episodes(root: str | Path) -> list[int]:
+    """What a trainer should read: the recorded split's train episodes when there is a split, else
+    every episode that has a language instruction (no held-out set is then reserved; logged)."""
+    if split_path(root).is_file():
+        return train_episodes(root)
+    from data_pipeline.bridge import language_by_episode
+
+    language = language_by_episode(root)
+    keep = sorted(e for e, text in language.items() if text)
+    log.warning("%s: no train/held-out split recorded; training on all %d episodes with language (%d without "
+                "skipped); make a split first to keep episodes for `lara eval-offline`", root, len(keep),
+                len(language) - len(keep))
+    return keep
 
 
 def heldout_episodes(root: str | Path) -> list[int]:

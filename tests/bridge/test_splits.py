@@ -69,3 +69,11 @@ def test_split_refuses_silent_changes(bridge_copy):
 def test_missing_split_is_a_clear_error(bridge_dataset):
     with pytest.raises(LaraUserError, match="no train/held-out split recorded"):
         heldout_episodes(bridge_dataset)
+
+
+def test_training_episodes_follow_the_split_or_skip_unlabelled(bridge_copy):
+    from data_pipeline.splits import training_episodes
+
+    assert training_episodes(bridge_copy) == [0, 1, 3, 4, 5]  # no split yet: every episode with language
+    split = make_split(bridge_copy, heldout_fraction=0.4, seed=1, exclude={"no_language": [2]})
+    assert training_episodes(bridge_copy) == split.train and not set(split.heldout) & set(training_episodes(bridge_copy))
