@@ -22,15 +22,20 @@ from diffusers.models.attention import FeedForward
 from diffusers.models.attention_processor import Attention
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.normalization import AdaLayerNormZero
+from einops import rearrange
 from torch import nn
 
 from lara.configuration_lara import ExpertConfig
 
 
 class DiTBlock(nn.Module):
+    """AdaLN-Zero block: (self- or cross-) attention + MLP, both gated by the timestep embedding.
+    The timestep modulation (`modulation`) and the cross-attention keys/values (`context_kv`) are
+    computed separately so that a whole Euler integration reuses them."""
+
     def __init__(self, dim: int, heads: int, ff_mult: int, cross: bool) -> None:
         super().__init__()
-        self.cross = cross
+        self.cross, self.heads = cross, heads
         self.norm1 = AdaLayerNormZero(dim)
         nn.init.zeros_(self.norm1.linear.weight)  # adaLN-Zero: each block starts as the identity
         nn.init.zeros_(self.norm1.linear.bias)
@@ -39,14 +44,29 @@ class DiTBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.ff = FeedForward(dim, mult=ff_mult, activation_fn="gelu-approximate")
 
-    def forward(
-        self, x: torch.Tensor, temb: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor
-    ) -> torch.Tensor:
-        h, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.norm1(x, emb=temb)  # h (B, T, D), others (B, D)
+    def modulation(self, temb: torch.Tensor) -> torch.Tensor:
+        """(..., D) timestep embedding -> (..., 6, D): shift/scale/gate for attention and MLP."""
+        mod = self.norm1.linear(self.norm1.silu(temb))  # (..., 6D)
+        return mod.unflatten(-1, (6, -1))  # (..., 6, D)
+
+    def context_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Projected context (B, L, D) -> keys, values (B, heads, L, D/heads) (cross blocks only)."""
+        if not self.cross:
+            return None
+        k = rearrange(self.attn.to_k(context), "b l (h d) -> b h l d", h=self.heads)
+        v = rearrange(self.attn.to_v(context), "b l (h d) -> b h l d", h=self.heads)
+        return k, v
+
+    def forward(self, x: torch.Tensor, mod: torch.Tensor, kv, context_mask: torch.Tensor) -> torch.Tensor:
+        """x (B, T, D), mod (B, 6, D), kv from `context_kv`, context_mask (B, L) bool (True = attend)."""
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod.unbind(1)  # (B, D) each
+        h = self.norm1.norm(x) * (1 + scale_msa[:, None]) + shift_msa[:, None]
         if self.cross:
-            a = self.attn(h, encoder_hidden_states=context, attention_mask=context_mask)
+            q = rearrange(self.attn.to_q(h), "b t (h d) -> b h t d", h=self.heads)
+            o = F.scaled_dot_product_attention(q, kv[0], kv[1], attn_mask=context_mask[:, None, None, :])
+            a = self.attn.to_out[0](rearrange(o, "b h t d -> b t (h d)"))  # (B, T, D)
         else:
-            a = self.attn(h)
+            a = self.attn(h)  # diffusers Attention, SDPA processor
         x = x + gate_msa[:, None] * a
         h = self.norm2(x) * (1 + scale_mlp[:, None]) + shift_mlp[:, None]
         return x + gate_mlp[:, None] * self.ff(h)
@@ -75,6 +95,16 @@ class ActionExpert(nn.Module):
         """Backbone hidden states (B, L, Dc) -> expert width (B, L, D); done once per chunk."""
         return self.context_proj(hidden.to(self.action_in.weight.dtype))
 
+    def prepare(self, context: torch.Tensor, t: torch.Tensor) -> tuple[list, list[torch.Tensor], torch.Tensor]:
+        """Per-chunk constants: cross-attention K/V per block, AdaLN modulation per block for the
+        times t (..., B), and the output modulation. context: projected (B, L, D)."""
+        dtype = self.action_in.weight.dtype
+        temb = self.time_embed(self.time_proj(t.flatten() * 1000.0).to(dtype)).view(*t.shape, -1)  # (..., B, D)
+        kvs = [blk.context_kv(context) for blk in self.blocks]
+        mods = [blk.modulation(temb) for blk in self.blocks]  # (..., B, 6, D) each
+        out_mod = self.out_mod(F.silu(temb))  # (..., B, 2D)
+        return kvs, mods, out_mod
+
     def velocity(
         self,
         x: torch.Tensor,
@@ -82,20 +112,26 @@ class ActionExpert(nn.Module):
         context: torch.Tensor,
         context_mask: torch.Tensor,
         state: torch.Tensor | None,
+        prepared=None,
+        step: int | None = None,
     ) -> torch.Tensor:
-        """x (B, H, A) noisy chunk, t (B,) in [0, 1], projected context (B, L, D), mask (B, L) bool -> (B, H, A)."""
+        """x (B, H, A) noisy chunk, t (B,) in [0, 1], projected context (B, L, D), mask (B, L) bool -> (B, H, A).
+        `prepared` (from `prepare` over all steps' times) and `step` reuse per-chunk constants."""
         dtype = self.action_in.weight.dtype
-        temb = self.time_embed(self.time_proj(t * 1000.0).to(dtype))  # (B, D)
+        if prepared is None:
+            kvs, mods, out_mod = self.prepare(context, t)
+        else:
+            kvs, mods_all, out_all = prepared
+            mods, out_mod = [m[step] for m in mods_all], out_all[step]
         tokens = self.action_in(x.to(dtype))  # (B, H, D)
         if self.state_in is not None:
             if state is None:
                 raise ValueError("the expert is configured with a state token (expert.use_state) but got no state")
             tokens = torch.cat([self.state_in(state.to(dtype))[:, None], tokens], dim=1)  # (B, 1 + H, D)
         tokens = tokens + self.pos[-tokens.shape[1] :]
-        attn_mask = context_mask[:, None, :]  # (B, 1, L) bool, True = attend
-        for block in self.blocks:
-            tokens = block(tokens, temb, context, attn_mask)
-        shift, scale = self.out_mod(F.silu(temb)).chunk(2, dim=-1)  # (B, D) each
+        for block, kv, mod in zip(self.blocks, kvs, mods):
+            tokens = block(tokens, mod, kv, context_mask)
+        shift, scale = out_mod.chunk(2, dim=-1)  # (B, D) each
         tokens = self.norm_out(tokens) * (1 + scale[:, None]) + shift[:, None]
         return self.action_out(tokens[:, -self.chunk_size :]).float()  # (B, H, A)
 
@@ -133,7 +169,8 @@ class ActionExpert(nn.Module):
         b = context.shape[0]
         x = noise if noise is not None else torch.randn(b, self.chunk_size, self.action_dim, device=context.device)
         x = x.float()
+        times = (1.0 - torch.arange(n, device=context.device, dtype=torch.float32) / n)[:, None].expand(n, b)  # (N, B)
+        prepared = self.prepare(context, times)  # K/V and AdaLN modulation for all steps, once
         for i in range(n):
-            t = torch.full((b,), 1.0 - i / n, device=context.device)
-            x = x - self.velocity(x, t, context, context_mask, state) / n
+            x = x - self.velocity(x, times[i], context, context_mask, state, prepared, i) / n
         return x

@@ -74,6 +74,9 @@ def build_backbone(
     if num_tokens > vlm.get_input_embeddings().num_embeddings:
         vlm.resize_token_embeddings(num_tokens, pad_to_multiple_of=64)
         log.info("resized embeddings to %d rows for LaRA's tokens", vlm.get_input_embeddings().num_embeddings)
+    if cfg.backbone.freeze_embeddings:
+        vlm.get_input_embeddings().weight.requires_grad_(False)
+        vlm.get_output_embeddings().weight.requires_grad_(False)
     if cfg.backbone.gradient_checkpointing:
         vlm.gradient_checkpointing_enable()
     return vlm

@@ -7,6 +7,9 @@ Same process, same machine, same random-weight model:
 - latent (stage 3 path): one prefill over image + instruction + latent slots + `<img_next>` slots
   and the expert's Euler steps (`--steps`, 8 by default for the target), no token generation.
 Random weights cannot decide when to stop, so both generated lengths are fixed (`fixed_lengths`).
+When the preset decodes over its observed output vocabulary (`backbone.output_vocab: observed`,
+the tiny preset), the explicit path is also timed over the full 151,936-way LM head that a real
+Qwen3-VL decodes with (`explicit_full_vocab_ms`, `ratio_full_vocab`).
 Each figure is the median over `--reps` timed runs after `--warmup` runs of `predict_action_chunk`
 (pre-processing and un-normalization included). The FAST tokenizer and the normalization
 statistics are fitted on synthetic smooth chunks (only their sizes matter here).
@@ -113,6 +116,12 @@ def run(args) -> dict:
             result["explicit_ms"] = round(statistics.median(exp), 3)
             result["explicit_ms_all"] = [round(x, 3) for x in exp]
             result["ratio"] = round(result["latent_ms"] / result["explicit_ms"], 4)
+            if not policy.output_vocab.full:  # also time decoding over the real 151,936-way LM head
+                policy.output_vocab.mode = "full"
+                exp = _time(lambda: policy.predict_action_chunk(obs, stage=1, fixed_lengths=fixed), args.reps, args.warmup, device)
+                policy.output_vocab.mode = cfg.backbone.output_vocab
+                result["explicit_full_vocab_ms"] = round(statistics.median(exp), 3)
+                result["ratio_full_vocab"] = round(result["latent_ms"] / result["explicit_full_vocab_ms"], 4)
     return result
 
 
@@ -131,6 +140,9 @@ def _table(r: dict) -> str:
         (f"latent ({r['expert_steps']} Euler steps, no generation)", f"{r['latent_ms']:.1f} ms/chunk"),
         ("ratio latent / explicit", f"{r['ratio']:.4f}" if "ratio" in r else "n/a"),
     ]  # fmt: skip
+    if "explicit_full_vocab_ms" in r:
+        rows += [("explicit CoT, full 151,936-way LM head", f"{r['explicit_full_vocab_ms']:.1f} ms/chunk"),
+                 ("ratio latent / explicit (full LM head)", f"{r['ratio_full_vocab']:.4f}")]  # fmt: skip
     w = max(len(a) for a, _ in rows)
     lines = [f"{'measure':<{w}}  value", f"{'-' * w}  {'-' * 24}"] + [f"{a:<{w}}  {b}" for a, b in rows]
     lines.append(f"(median of {r['reps']} runs after {r['warmup']} warm-up; {r['threads']} torch threads; {r['optimizations']})")

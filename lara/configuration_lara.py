@@ -49,6 +49,10 @@ class BackboneConfig:
     gradient_checkpointing: bool = False
     # LM-head softmax over the full vocabulary, or only over the ids the data uses (see lara/output_vocab.py)
     output_vocab: str = "full"  # full | observed
+    # Freeze the token embedding table (and the tied LM head). The tiny preset does: its 151,936 x D
+    # random table is ~90% of its parameters and dominated the CPU optimizer step; a fixed random
+    # table is still a valid code for every token. Real presets train it (new LaRA token rows).
+    freeze_embeddings: bool = False
 
     def __post_init__(self) -> None:
         if self.output_vocab not in ("full", "observed"):
