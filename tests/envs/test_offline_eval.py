@@ -178,3 +178,41 @@ def test_check_compatible_cameras_and_statistics():
                            allow_stats_mismatch=True)
     assert not res.stats_match and "action[0]" in res.warnings[0]
     assert stats_differences(_stats(), _stats()) == []
+
+
+def test_eval_offline_on_a_libero_dataset(tmp_path):
+    """The LIBERO path: two cameras (agentview + wrist), 8-action chunks, the libero mapping (auto)."""
+    import torch
+
+    from data_pipeline.episode import Episode
+    from data_pipeline.lerobot_io import write_lerobot_dataset
+    from data_pipeline.stats import load_or_compute_stats
+    from envs.offline_eval import OfflineEvalConfig, run_offline_eval
+    from lara.modeling_lara import LaraPolicy
+
+    rng = np.random.default_rng(0)
+    episodes = []
+    for i in range(4):
+        T = 14
+        action = rng.uniform(-0.5, 0.5, (T, 7)).astype(np.float32)
+        action[:, -1] = np.where(np.arange(T) < T // 2, -1.0, 1.0)
+        state = rng.normal(size=(T, 8)).astype(np.float32)
+        episodes.append(Episode(
+            images={c: rng.integers(0, 256, (T, 32, 32, 3), dtype=np.uint8) for c in ("agentview", "wrist")},
+            state=state, action=action, gripper=action[:, -1].copy(), ee_pos=state[:, :3].copy(),
+            ee_ori=state[:, 3:6].copy(), instruction="pick up the black bowl and place it on the plate",
+            episode_index=i))
+    data = write_lerobot_dataset(tmp_path / "libero", episodes, "libero")
+    torch.manual_seed(0)
+    policy = LaraPolicy(load_config("tiny"))
+    policy.set_normalization(load_or_compute_stats(data, "libero"))
+    policy.save_pretrained(tmp_path / "ckpt")
+    result, paths = run_offline_eval(OfflineEvalConfig(str(tmp_path / "ckpt"), str(data), out=str(tmp_path / "out"),
+                                                       heldout_fraction=0.25, probe_frames=2))
+    d = result.dataset
+    assert d["mapping"] == "libero" and d["chunk_size"] == 8 and d["no_language_episodes"] == 0
+    assert d["train_episodes"] == 3 and len(d["evaluated_episodes"]) == 1 and d["chunks"] == 2
+    assert result.metrics["model"]["num_actions"] == 14
+    # LIBERO's gripper is exactly +-1 and the model's output is binarized: accuracy is a multiple of 1/14
+    assert round(result.metrics["model"]["gripper_accuracy"] * 14, 6) % 1 == 0
+    assert all(p.is_file() for p in paths.values())
