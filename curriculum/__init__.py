@@ -1,1 +1,13 @@
+"""The three-stage LaRA curriculum on accelerate.
 
+    lara train --config configs/train/tiny/stage1.yaml --data.root <dataset>      one stage
+    lara train --curriculum configs/train/tiny --output_root outputs/tiny --data.root <dataset>
+    accelerate launch --config_file configs/accelerate/ddp_cpu.yaml -m lara.cli train --config ...
+    lara bench train [--preset qwen3vl-2b --batch_size 16 --gradient_checkpointing true]
+
+Modules (one concept each): `config` (typed stage config, YAML presets, validation),
+`schedules` (LR, latent probability, loss weights: pure functions of the step), `trainer` (the
+loop), `checkpointing` (atomic, complete checkpoints; resume), `sampler` (resumable data order),
+`builders` (policy/dataset registries and the trainer's contract), `lara_adapter` (LaraPolicy and
+the LeRobot sample dataset behind them), `lora`, `memory`, `synthetic`, `bench_train`, `cli`.
+"""
