@@ -2,8 +2,9 @@
 
 For each task: record one scripted-expert episode (no rendering), annotate it with the `sim`
 backend, then render MuJoCo's geom segmentation of the agentview camera at every `--stride`-th
-frame and compare each task object's projected box with the bounding box of its visible pixels
-(IoU; objects with fewer than `--min-pixels` visible pixels are left out: hidden by the arm).
+frame and compare each task object's projected box with the bounding box of its pixels (IoU),
+once with the robot hidden (the geometry check: boxes are amodal, the arm occludes held objects)
+and once as the camera sees it; objects with fewer than `--min-pixels` pixels are left out.
 Also: phase boundaries vs the expert's own phases (frames), motion words vs the true sign of the
 end-effector displacement, and the `sim` backend's annotation time per frame.
 
@@ -37,7 +38,9 @@ def run_task(suite: str, task: int, size: int, stride: int, min_pixels: int) -> 
     from data_pipeline.annotation.backends.sim import SimBackend
     from data_pipeline.annotation.config import AnnotationConfig
     from data_pipeline.annotation.motion import parse_words
-    from data_pipeline.annotation.projection import body_subtree_geoms, box_iou, render_geom_segmentation
+    from data_pipeline.annotation.projection import (
+        body_subtree_geoms, box_iou, render_geom_segmentation, robot_geoms,
+    )
     from envs.libero_env import LiberoEnv
     from sim_record import record_expert_episode
 
@@ -56,29 +59,32 @@ def run_task(suite: str, task: int, size: int, stride: int, min_pixels: int) -> 
         annotate_s = time.perf_counter() - t0
         if ann.status != "ok":
             return {"suite": suite, "task": task, "status": ann.status, "reason": ann.reason}
-        ious: list[float] = []
+        hide = robot_geoms(env.sim)
+        ious: list[float] = []  # robot hidden: the geometry check (boxes are amodal)
+        ious_arm: list[float] = []  # robot drawn: agreement with what the camera sees
         contained: list[float] = []  # fraction of the object's visible pixels inside its projected box
         for t in range(0, episode.length, stride):
             env.sim.set_state_from_flattened(episode.sim_states[t])
             env.sim.forward()
-            seg = render_geom_segmentation(env.sim, "agentview", size, size)[::-1, ::-1]  # dataset orientation
-            objects_text = dict(ann.frames[t])["OBJECTS"]
             boxes = {}
-            for part in objects_text.split("; "):
+            for part in dict(ann.frames[t])["OBJECTS"].split("; "):
                 name, _, rest = part.partition(" [")
                 if rest:
                     boxes[name] = [int(v) for v in rest.rstrip("]").split(", ")]
-            for obj in ann.objects:
-                key = backend._box_key(env.raw_env, obj["key"])
-                if key not in env.raw_env.obj_body_id or obj["name"] not in boxes:
-                    continue
-                mask = np.isin(seg, body_subtree_geoms(env.sim.model._model, env.raw_env.obj_body_id[key]))
-                if mask.sum() < min_pixels:
-                    continue
-                rows, cols = np.nonzero(mask)
-                x1, y1, x2, y2 = boxes[obj["name"]]
-                contained.append(float(np.mean((cols >= x1) & (cols < x2) & (rows >= y1) & (rows < y2))))
-                ious.append(box_iou(boxes[obj["name"]], [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]))
+            for hidden, out in ((hide, ious), (None, ious_arm)):
+                seg = render_geom_segmentation(env.sim, "agentview", size, size, hide_geoms=hidden)[::-1, ::-1]
+                for obj in ann.objects:
+                    key = backend._box_key(env.raw_env, obj["key"])
+                    if key not in env.raw_env.obj_body_id or obj["name"] not in boxes:
+                        continue
+                    mask = np.isin(seg, body_subtree_geoms(env.sim.model._model, env.raw_env.obj_body_id[key]))
+                    if mask.sum() < min_pixels:
+                        continue
+                    rows, cols = np.nonzero(mask)
+                    x1, y1, x2, y2 = boxes[obj["name"]]
+                    if hidden is None:
+                        contained.append(float(np.mean((cols >= x1) & (cols < x2) & (rows >= y1) & (rows < y2))))
+                    out.append(box_iou(boxes[obj["name"]], [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]))
     finally:
         env.close()
     truth = [EXPERT_TO_PHASE[p] for p in episode.expert_phases]
@@ -104,6 +110,8 @@ def run_task(suite: str, task: int, size: int, stride: int, min_pixels: int) -> 
                     "min": float(np.min(ious)) if ious else None,
                     "frac_ge_0.5": float(np.mean(np.asarray(ious) >= 0.5)) if ious else None,
                     "visible_pixels_inside_box": float(np.mean(contained)) if contained else None},
+        "box_iou_robot_drawn": {"n": len(ious_arm), "mean": float(np.mean(ious_arm)) if ious_arm else None,
+                                "frac_ge_0.5": float(np.mean(np.asarray(ious_arm) >= 0.5)) if ious_arm else None},
         "phase_sequence_matches": same_sequence,
         "boundary_error_frames": boundary_err,
         "motion_words": {"named_axes": named, "agree": agree},
@@ -141,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                                        / max(1, sum(r["box_iou"]["n"] for r in ious))),
         "visible_pixels_inside_box": float(np.mean([r["box_iou"]["visible_pixels_inside_box"] for r in ious]))
         if ious else None,
+        "mean_box_iou_robot_drawn": float(np.mean([r["box_iou_robot_drawn"]["mean"] for r in ious])) if ious else None,
         "max_boundary_error_frames": max(all_err) if all_err else None,
         "phase_sequences_matching": sum(bool(r.get("phase_sequence_matches")) for r in results),
         "motion_agreement": (sum(r["motion_words"]["agree"] for r in results if "motion_words" in r),

@@ -237,9 +237,11 @@ def annotate_dataset(
                 newly += len(done)
                 if bar is not None:
                     bar.update(len(done))
+            if pool is not None:
+                pool.close()
         finally:
             if pool is not None:
-                pool.terminate()
+                pool.terminate()  # no-op after close(); stops the workers on an error or Ctrl-C
                 pool.join()
     finally:
         if bar is not None:

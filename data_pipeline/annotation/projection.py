@@ -166,12 +166,22 @@ class SceneGeometry:
         return 0.5 * (pts.min(axis=0) + pts.max(axis=0))
 
 
-def render_geom_segmentation(sim: Any, camera: str, height: int, width: int) -> np.ndarray:
+def robot_geoms(sim: Any, prefixes: tuple[str, ...] = ("robot0_", "gripper0_", "mount0_")) -> np.ndarray:
+    """Geom ids of the robot arm, gripper and mount (bodies named with robosuite's prefixes)."""
+    model = sim.model._model
+    names = [sim.model.body_id2name(b) or "" for b in range(model.nbody)]
+    robot_body = np.array([n.startswith(prefixes) for n in names], dtype=bool)
+    return np.flatnonzero(robot_body[model.geom_bodyid])
+
+
+def render_geom_segmentation(sim: Any, camera: str, height: int, width: int,
+                             hide_geoms: np.ndarray | None = None) -> np.ndarray:
     """(H, W) int geom id per pixel (-1 = none), in robosuite's raw render orientation.
 
     Uses robosuite's offscreen context (an env built with a renderer) but decodes the id colours
     itself: robosuite 1.4's `read_pixels(segmentation=True)` overflows uint8 under numpy 2.
-    Used by the box accuracy check, not by annotation.
+    `hide_geoms` are left out of the render (moved to a geom group the renderer does not draw),
+    e.g. the robot, to see objects unoccluded by the arm. Used by the box accuracy check.
     """
     import mujoco
 
@@ -179,7 +189,16 @@ def render_geom_segmentation(sim: Any, camera: str, height: int, width: int) -> 
     if ctx is None:
         raise RuntimeError("the simulator has no offscreen renderer (build the env with render=True)")
     cam_id = sim.model.camera_name2id(camera)
-    ctx.render(width=width, height=height, camera_id=cam_id, segmentation=True)
+    model = sim.model._model
+    saved = None
+    if hide_geoms is not None and len(hide_geoms):
+        saved = model.geom_group[hide_geoms].copy()
+        model.geom_group[hide_geoms] = 5  # the default visual options draw groups 0-2 only
+    try:
+        ctx.render(width=width, height=height, camera_id=cam_id, segmentation=True)
+    finally:
+        if saved is not None:
+            model.geom_group[hide_geoms] = saved
     rgb = np.empty((height, width, 3), dtype=np.uint8)
     mujoco.mjr_readPixels(rgb=rgb, depth=None, viewport=mujoco.MjrRect(0, 0, width, height), con=ctx.con)
     seg = rgb[..., 0].astype(np.int64) + (rgb[..., 1].astype(np.int64) << 8) + (rgb[..., 2].astype(np.int64) << 16)

@@ -87,6 +87,7 @@ class SimBackend:
         key = (episode.suite, int(episode.task_index), 0, 0)
         if self._env is None or self._env_key != key:
             self.close()
+            logger.info("building the LIBERO scene %s task %d for state replay", episode.suite, episode.task_index)
             try:
                 self._env = (self._env_factory or self._default_env)(episode)
             except Exception as err:  # a wrong suite/task id is the episode's problem, not the run's

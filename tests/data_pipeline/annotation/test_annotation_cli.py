@@ -7,7 +7,6 @@ import tempfile
 
 os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lara-test-hf-datasets-"))
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from data_pipeline.annotation import sidecar  # noqa: E402
@@ -16,7 +15,7 @@ from lara.errors import LaraUserError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory, ):
+def dataset(tmp_path_factory):
     from conftest import synthetic_episode
 
     from data_pipeline.lerobot_io import write_lerobot_dataset
