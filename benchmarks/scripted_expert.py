@@ -11,13 +11,14 @@ Tasks run in W worker processes (one env per task per worker; each worker is sin
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 logger = logging.getLogger("benchmarks.scripted_expert")
 
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=str, default="", help="comma-separated task ids (default: all)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=str, default="", help="write the markdown table here")
+    parser.add_argument("--json", type=str, default="", help="also write one JSON line per episode here")
     parser.add_argument("--verbose", action="store_true", help="print each episode's phases")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -136,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         with open(args.out, "w") as fh:
             fh.write(table)
+    if args.json:
+        with open(args.json, "w") as fh:
+            for r in results:
+                fh.write(json.dumps({"suite": args.suite, **asdict(r)}) + "\n")
     return 0
 
 

@@ -484,6 +484,7 @@ class ScriptedExpert:
             gripper = GRIPPER_CLOSE
             target = np.array([plan.point[0], plan.point[1], self._carry_z])
             lifted = pos[2] - plan.point[2]
+            speed = 0.5 if lifted < 0.03 else 1.0  # gently first: a rim grasp slips under a jerk
             if lifted > 0.04 and (obj_pos[2] - self._grasp_obj_z) < 0.5 * lifted or finger_q < 0.002:
                 self._regrasp("object not lifted")
             elif pos[2] > self._carry_z - 0.02:
