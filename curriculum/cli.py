@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from curriculum import checkpointing as ckpt
@@ -25,7 +26,10 @@ log = logging.getLogger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lara train", description=__doc__.split("\n\n")[0], add_help=True)
+    p = argparse.ArgumentParser(
+        prog="lara train", description=__doc__.split("\n\n")[0],
+        epilog="Any TrainConfig field can follow as --a.b value (e.g. --steps 500 --optim.head_lr 2e-4 "
+        "--data.root DIR --resume true); see curriculum/config.py and configs/train/.")
     p.add_argument("--config", action="append", default=[], help="stage YAML (repeatable: later files override)")
     p.add_argument("--curriculum", help="folder with stage1.yaml, stage2.yaml, stage3.yaml: run all three")
     p.add_argument("--output_root", help="with --curriculum: stage k trains into <output_root>/stage<k>")
@@ -78,6 +82,7 @@ def main(argv: list[str]) -> int:
 
     cfg = load_train_config(args.config, overrides)
     result = train(cfg)
-    log.info("stage %d done: %d steps, %.1f samples/s, checkpoint %s", cfg.stage, result.step,
-             result.samples_per_s, result.final_dir)
+    if int(os.environ.get("RANK", "0")) == 0:  # logging on rank 0 only
+        log.info("stage %d done: %d steps, %.1f samples/s, checkpoint %s", cfg.stage, result.step,
+                 result.samples_per_s, result.final_dir)
     return 0

@@ -241,7 +241,9 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 def training_identity(cfg: TrainConfig) -> dict:
     """The flattened config minus operational fields (see `_OPERATIONAL`)."""
     flat = _flatten(yaml.safe_load(cfg.to_yaml()))
-    return {k: v for k, v in flat.items() if k not in _OPERATIONAL}
+    unused = "model.lora." if not cfg.model.lora.enabled else None  # LoRA settings matter only when on
+    return {k: v for k, v in flat.items()
+            if k not in _OPERATIONAL and not (unused and k.startswith(unused) and k != "model.lora.enabled")}
 
 
 def config_diff(a: dict, b: dict) -> list[str]:

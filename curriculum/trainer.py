@@ -159,7 +159,7 @@ def _prepare_output(cfg: TrainConfig, accelerator: Accelerator) -> Path | None:
     """The checkpoint to resume from, or None; refuses to train over an existing run."""
     existing = ckpt.latest_checkpoint(cfg.output_dir)
     if existing is None:
-        if cfg.resume:
+        if cfg.resume and accelerator.is_main_process:
             log.info("--resume: no checkpoint in %s yet, starting from step 0", cfg.output_dir)
         return None
     if not cfg.resume:
@@ -201,7 +201,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     if resume_from is not None:
         accelerator.load_state(str(resume_from / "state"))  # weights, optimizer, scheduler, RNG
         state = ckpt.read_trainer_state(resume_from)
-        log.info("resumed %s at step %d", resume_from, state.step)
+        if main:
+            log.info("resumed %s at step %d", resume_from, state.step)
     else:
         set_seed(cfg.seed + accelerator.process_index)  # per-rank noise / latent draws
         if main:
