@@ -3,8 +3,9 @@
 For each task: record one scripted-expert episode (no rendering), annotate it with the `sim`
 backend, then render MuJoCo's geom segmentation of the agentview camera at every `--stride`-th
 frame and compare each task object's projected box with the bounding box of its pixels (IoU),
-once with the robot hidden (the geometry check: boxes are amodal, the arm occludes held objects)
-and once as the camera sees it; objects with fewer than `--min-pixels` pixels are left out.
+with the robot hidden (boxes are amodal; the arm occludes held objects), with only the object drawn
+(pure geometry + camera convention check, no occlusion at all), and as the camera sees it; objects
+with fewer than `--min-pixels` pixels are left out.
 Also: phase boundaries vs the expert's own phases (frames), motion words vs the true sign of the
 end-effector displacement, and the `sim` backend's annotation time per frame.
 
@@ -62,6 +63,8 @@ def run_task(suite: str, task: int, size: int, stride: int, min_pixels: int) -> 
         hide = robot_geoms(env.sim)
         ious: list[float] = []  # robot hidden: the geometry check (boxes are amodal)
         ious_arm: list[float] = []  # robot drawn: agreement with what the camera sees
+        ious_alone: list[float] = []  # only the object drawn: pure geometry/camera check, no occlusion
+        all_geoms = np.arange(env.sim.model._model.ngeom)
         contained: list[float] = []  # fraction of the object's visible pixels inside its projected box
         for t in range(0, episode.length, stride):
             env.sim.set_state_from_flattened(episode.sim_states[t])
@@ -85,6 +88,18 @@ def run_task(suite: str, task: int, size: int, stride: int, min_pixels: int) -> 
                     if hidden is None:
                         contained.append(float(np.mean((cols >= x1) & (cols < x2) & (rows >= y1) & (rows < y2))))
                     out.append(box_iou(boxes[obj["name"]], [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]))
+            for obj in ann.objects:
+                key = backend._box_key(env.raw_env, obj["key"])
+                if key not in env.raw_env.obj_body_id or obj["name"] not in boxes:
+                    continue
+                own = body_subtree_geoms(env.sim.model._model, env.raw_env.obj_body_id[key])
+                seg = render_geom_segmentation(env.sim, "agentview", size, size,
+                                               hide_geoms=np.setdiff1d(all_geoms, own))[::-1, ::-1]
+                mask = np.isin(seg, own)
+                if mask.sum() >= min_pixels:
+                    rows, cols = np.nonzero(mask)
+                    ious_alone.append(box_iou(boxes[obj["name"]],
+                                              [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]))
     finally:
         env.close()
     truth = [EXPERT_TO_PHASE[p] for p in episode.expert_phases]
@@ -110,6 +125,8 @@ def run_task(suite: str, task: int, size: int, stride: int, min_pixels: int) -> 
                     "min": float(np.min(ious)) if ious else None,
                     "frac_ge_0.5": float(np.mean(np.asarray(ious) >= 0.5)) if ious else None,
                     "visible_pixels_inside_box": float(np.mean(contained)) if contained else None},
+        "box_iou_object_alone": {"n": len(ious_alone), "mean": float(np.mean(ious_alone)) if ious_alone else None,
+                                 "min": float(np.min(ious_alone)) if ious_alone else None},
         "box_iou_robot_drawn": {"n": len(ious_arm), "mean": float(np.mean(ious_arm)) if ious_arm else None,
                                 "frac_ge_0.5": float(np.mean(np.asarray(ious_arm) >= 0.5)) if ious_arm else None},
         "phase_sequence_matches": same_sequence,
@@ -149,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                                        / max(1, sum(r["box_iou"]["n"] for r in ious))),
         "visible_pixels_inside_box": float(np.mean([r["box_iou"]["visible_pixels_inside_box"] for r in ious]))
         if ious else None,
+        "mean_box_iou_object_alone": float(np.mean([r["box_iou_object_alone"]["mean"] for r in ious])) if ious else None,
+        "min_box_iou_object_alone": float(np.min([r["box_iou_object_alone"]["min"] for r in ious])) if ious else None,
         "mean_box_iou_robot_drawn": float(np.mean([r["box_iou_robot_drawn"]["mean"] for r in ious])) if ious else None,
         "max_boundary_error_frames": max(all_err) if all_err else None,
         "phase_sequences_matching": sum(bool(r.get("phase_sequence_matches")) for r in results),

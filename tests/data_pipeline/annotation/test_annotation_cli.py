@@ -79,3 +79,24 @@ def test_parse_episodes():
     assert parse_episodes(None) is None
     with pytest.raises(LaraUserError):
         parse_episodes("a-b")
+
+
+def test_preview_mp4_draws_boxes(tmp_path):
+    from conftest import synthetic_episode
+
+    from data_pipeline.annotation.preview import parse_objects, render_frame, render_previews
+    from data_pipeline.annotation.sidecar import EpisodeAnnotation, write_episode
+    from data_pipeline.annotation.source import InMemorySource
+
+    assert parse_objects("bowl [1, 2, 5, 6]; plate") == [("bowl", [1, 2, 5, 6]), ("plate", None)]
+    ep = synthetic_episode(0, size=16)
+    ep.images["agentview"][:] = 0
+    cot = [("SUBTASK", "grasp the bowl"), ("OBJECTS", "bowl [2, 2, 10, 10]"), ("MOVE", "stop"), ("GRIPPER", "open")]
+    frame = render_frame(ep.images["agentview"][0], cot, scale=3)
+    assert frame.shape[1] == 48 and frame.shape[0] > 48
+    assert frame[6, 6:30].max() > 0 and frame[20, 20].max() == 0  # box outline drawn, inside left alone
+    ann = EpisodeAnnotation(episode=0, status="ok", num_frames=ep.length, frames=[cot] * ep.length)
+    src = InMemorySource(tmp_path, [ep])
+    write_episode(sidecar.annotation_dir(tmp_path, "v1"), ann)
+    (path,) = render_previews(src, "v1", 1, tmp_path / "prev", fmt="mp4")
+    assert path.suffix == ".mp4" and path.stat().st_size > 1000
