@@ -97,6 +97,12 @@ def build_optimizer(policy, cfg: TrainConfig) -> tuple[torch.optim.Optimizer, to
             groups.append({**group, "params": params})
     if not groups:
         raise LaraUserError("nothing to train: every parameter is frozen")
+    low = sum(p.numel() for g in groups for p in g["params"] if p.dtype in (torch.bfloat16, torch.float16))
+    if low:
+        log.warning(
+            "%.0fM trainable parameters are stored in 16-bit: AdamW updates smaller than ~0.4%% of a weight "
+            "round away (at lr %.0e most do). For fp32 master weights with bf16 compute, train with "
+            "--model.overrides '[--backbone.dtype=float32]' (autocast stays bf16 on GPU)", low / 1e6, o.backbone_lr)
     optimizer = torch.optim.AdamW(groups, betas=(o.beta1, o.beta2), eps=o.eps, weight_decay=o.weight_decay)
     multiplier = functools.partial(
         lr_multiplier, total_steps=cfg.steps, warmup_steps=o.warmup_steps, min_lr_ratio=o.min_lr_ratio
