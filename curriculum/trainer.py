@@ -187,6 +187,11 @@ def train(cfg: TrainConfig) -> TrainResult:
     main = accelerator.is_main_process
     out = Path(cfg.output_dir)
     resume_from = _prepare_output(cfg, accelerator)
+    if resume_from is not None and resume_from.name == "final":  # finished: nothing to do
+        if main:
+            log.info("%s is complete (step %d); nothing to resume", resume_from, cfg.steps)
+        accelerator.end_training()
+        return TrainResult(out, resume_from, ckpt.read_trainer_state(resume_from).step, 0.0, 0, 0, [])
     init_from = None
     if resume_from is not None:
         init_from = resume_from / "model"
@@ -221,7 +226,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         from torch.utils.tensorboard import SummaryWriter
         from tqdm.auto import tqdm
 
-        writer = SummaryWriter(str(out / "tensorboard"))
+        writer = SummaryWriter(str(out / "tensorboard"), flush_secs=30)
         progress = tqdm(total=cfg.steps, initial=state.step, disable=not cfg.progress, desc=f"stage {cfg.stage}")
 
     samples_per_step = cfg.batch_size * cfg.grad_accum_steps * accelerator.num_processes
@@ -279,8 +284,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             if state.step % cfg.save_every == 0 and state.step < cfg.steps:  # the last step goes to final/
                 _save(accelerator, policy, cfg, state, ckpt.checkpoints_dir(out) / ckpt.step_name(state.step))
     elapsed = time.perf_counter() - t_start
-    if resume_from is None or resume_from.name != "final":
-        _save(accelerator, policy, cfg, state, ckpt.final_dir(out))
+    _save(accelerator, policy, cfg, state, ckpt.final_dir(out))
     if main:
         progress.close()
         writer.close()

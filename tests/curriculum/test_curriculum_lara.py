@@ -117,3 +117,16 @@ def test_stage1_real_policy_two_steps_and_bad_inputs(tiny_dataset, tmp_path):
         train(_cfg(3, tmp_path / "y", tiny_dataset, "--init_from", str(tmp_path / "nothing")))
     with pytest.raises(LaraUserError, match="no dataset: set --data.root"):
         train(load_train_config([TINY / "stage1.yaml"], ["--output_dir", str(tmp_path / "z")]))
+
+
+def test_latest_annotation_needs_a_complete_run(tmp_path):
+    from curriculum.lara_adapter import resolve_annotation
+
+    cfg = load_train_config([TINY / "stage1.yaml"], ["--data.root", str(tmp_path)])
+    with pytest.raises(LaraUserError, match="no complete CoT annotation run.*lara annotate"):
+        resolve_annotation(cfg)
+    stage3 = load_train_config([TINY / "stage3.yaml"], ["--data.root", str(tmp_path)])
+    assert resolve_annotation(stage3) is None  # stage III reads no CoT
+    no_cot = load_train_config([TINY / "stage1.yaml"], ["--data.root", str(tmp_path), "--data.annotation", "null"])
+    with pytest.raises(LaraUserError, match="data.annotation is null"):
+        resolve_annotation(no_cot)
