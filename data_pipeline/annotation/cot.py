@@ -102,7 +102,8 @@ def step_for_cycle(anchors: SemanticAnchors, cycle: int, phase: str) -> Step | N
     if anchors.cycle_steps is not None and cycle < len(anchors.cycle_steps):
         return anchors.steps[anchors.cycle_steps[cycle]]
     if phase == EXECUTE and len(anchors.steps) > 1:
-        return Step(verb="do", obj="", text=" and ".join(s.text for s in anchors.steps if s.text))
+        texts = list(dict.fromkeys(s.text for s in anchors.steps if s.text))  # "put both X and Y": one clause
+        return Step(verb="do", obj="", text=" and ".join(texts))
     return anchors.steps[min(cycle, len(anchors.steps) - 1)]
 
 

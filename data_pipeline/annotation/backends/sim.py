@@ -107,12 +107,21 @@ class SimBackend:
 
     # ------------------------------------------------------------------ anchors
     def _box_key(self, raw: Any, key: str) -> str:
-        """A region of a movable object (basket_1_contain_region) is boxed as that object."""
+        """What a goal key is boxed as: objects as themselves; a region on a moving part of a fixture
+        (a drawer) as that part's geoms; any other region as its whole object (basket, stove, cabinet)."""
         if key in raw.obj_body_id:
             return key
         site = raw.object_sites_dict.get(key)
         parent = getattr(site, "parent_name", None)
-        if parent in raw.objects_dict:
+        geo = self._geometry
+        if geo is not None and key in geo.site_names:
+            model = geo.model
+            body = int(model.site_bodyid[self._env.sim.model.site_name2id(key)])
+            root = raw.obj_body_id.get(parent)
+            if body != root and int(model.body_jntnum[body]) > 0:  # e.g. wooden_cabinet_1_cabinet_middle
+                geo.body_ids.setdefault(key, body)
+                return key
+        if parent in raw.obj_body_id:
             return parent
         return key
 
