@@ -72,7 +72,8 @@ def build_backbone(
         qc.vision_config._attn_implementation = cfg.backbone.attn_implementation
         vlm = Qwen3VLForConditionalGeneration(qc).to(dtype)
     if num_tokens > vlm.get_input_embeddings().num_embeddings:
-        vlm.resize_token_embeddings(num_tokens, pad_to_multiple_of=64)
+        # real weights: new rows from the old rows' mean/covariance; random init: plain init (fast)
+        vlm.resize_token_embeddings(num_tokens, pad_to_multiple_of=64, mean_resizing=bool(path and qwen_cfg is None))
         log.info("resized embeddings to %d rows for LaRA's tokens", vlm.get_input_embeddings().num_embeddings)
     if cfg.backbone.freeze_embeddings:
         vlm.get_input_embeddings().weight.requires_grad_(False)

@@ -264,9 +264,10 @@ class LaraPolicy(nn.Module):
             if actions.shape[1:] != (cfg.chunk_size, cfg.action_dim):
                 raise LaraUserError(f"actions have shape {tuple(actions.shape[1:])}, model wants ({cfg.chunk_size}, {cfg.action_dim})")
             ctx_mask = self._context_mask(t)
+            hidden_ctx = hidden.masked_fill(~ctx_mask[..., None], 0.0)  # padded rows may hold NaN/garbage
             is_pad = torch.as_tensor(batch["action_is_pad"]).to(dev).bool() if "action_is_pad" in batch else None
             state = torch.as_tensor(batch["state"]).float().to(dev) if cfg.expert.use_state else None
-            flow = self.expert.loss(actions, self.expert.project_context(hidden), ctx_mask, state, is_pad)
+            flow = self.expert.loss(actions, self.expert.project_context(hidden_ctx), ctx_mask, state, is_pad)
             total = total + weights["flow"] * flow
             metrics["loss/flow"] = float(flow.detach())
 
@@ -362,8 +363,9 @@ class LaraPolicy(nn.Module):
         seqs = [self.builder.build_prompt(s, latent=True, img_next=True, act_start=False) for s in instructions]
         t = {k: v.to(self.device) for k, v in self.builder.collate(seqs, "left").items()}
         hidden = self._hidden(t, imgs)  # (B, L, D)
-        ctx = self.expert.project_context(hidden)
-        return self.expert.sample(ctx, self._context_mask(t), state, num_steps).float().cpu().numpy()
+        mask = self._context_mask(t)
+        ctx = self.expert.project_context(hidden.masked_fill(~mask[..., None], 0.0))  # left padding zeroed
+        return self.expert.sample(ctx, mask, state, num_steps).float().cpu().numpy()
 
     def _step(self, cache, embeds: torch.Tensor, next_pos: int) -> torch.Tensor:
         """Feed (1, n, D) embeddings at text positions next_pos.. through the cached decoder -> (1, n, D)."""

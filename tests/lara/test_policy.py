@@ -235,3 +235,21 @@ def test_a_few_steps_on_a_fixed_batch_reduce_each_loss():
             history.append(m)
         for term in terms:
             assert history[-1][term] < 0.8 * history[0][term], (stage, term, history[0][term], history[-1][term])
+
+
+def test_left_padded_batch_matches_single_samples(loaded):
+    """Batched latent prefill with different instruction lengths (left padding, M-RoPE positions
+    over the valid tokens) gives each row the hidden states it gets alone."""
+    from lara.pixels import to_float_images
+
+    obs = make_obs()
+    imgs = torch.cat([to_float_images(obs.images[c]) for c in ("agentview", "wrist")])  # (2, 3, H, W)
+    texts = ["pick it", "put the black bowl in the bottom drawer of the cabinet and close it"]
+    seqs = [loaded.builder.build_prompt(s, latent=True, img_next=True, act_start=False) for s in texts]
+    loaded.eval()
+    with torch.no_grad():
+        t = loaded.builder.collate(seqs, "left")
+        both = loaded._hidden(t, torch.cat([imgs, imgs]))  # (2, L, D)
+        for i, seq in enumerate(seqs):
+            alone = loaded._hidden(loaded.builder.collate([seq]), imgs)[0]  # (L_i, D)
+            torch.testing.assert_close(both[i, -len(seq) :], alone, atol=2e-4, rtol=1e-4)
