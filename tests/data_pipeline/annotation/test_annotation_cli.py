@@ -16,7 +16,7 @@ from lara.errors import LaraUserError  # noqa: E402
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    from conftest import synthetic_episode
+    from annotation_fixtures import synthetic_episode
 
     from data_pipeline.lerobot_io import write_lerobot_dataset
 
@@ -82,7 +82,7 @@ def test_parse_episodes():
 
 
 def test_preview_mp4_draws_boxes(tmp_path):
-    from conftest import synthetic_episode
+    from annotation_fixtures import synthetic_episode
 
     from data_pipeline.annotation.preview import parse_objects, render_frame, render_previews
     from data_pipeline.annotation.sidecar import EpisodeAnnotation, write_episode

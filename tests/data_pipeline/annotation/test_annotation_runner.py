@@ -97,7 +97,7 @@ def test_unknown_backend_and_bad_config():
 
 
 def test_two_objects_two_cycles(pick_place_episode):
-    from conftest import PICK_PLACE_SCRIPT
+    from annotation_fixtures import PICK_PLACE_SCRIPT
 
     ep = pick_place_episode(0, script=PICK_PLACE_SCRIPT * 2,
                             instruction="put both the alphabet soup and the tomato sauce in the basket")
