@@ -133,3 +133,23 @@ def test_missing_sim_state_is_skipped(sim_setup):
     assert ann.status == "skipped" and "no simulator states" in ann.reason
     wrong = replace(episode, sim_states=episode.sim_states[:, :10])
     assert "simulator state has 10 values" in annotate_episode(wrong, cfg, backend).reason
+
+
+def test_runner_with_default_sim_backend_is_idempotent(sim_setup, tmp_path):
+    """The path `lara annotate --backend sim` takes: the backend builds its own scene from the episode."""
+    from data_pipeline.annotation import sidecar
+    from data_pipeline.annotation.annotate import annotate_dataset, close_cached_backend
+    from data_pipeline.annotation.source import InMemorySource
+
+    episode, _ = sim_setup
+    cfg = AnnotationConfig(backend="sim")
+    try:
+        for name in ("a", "b"):
+            summary = annotate_dataset(InMemorySource(tmp_path, [episode]), name, cfg, progress=False)
+            assert summary.annotated == 1 and summary.skipped == 0
+    finally:
+        close_cached_backend()
+    files = [sidecar.episode_path(sidecar.annotation_dir(tmp_path, n), episode.episode_index) for n in ("a", "b")]
+    assert files[0].read_bytes() == files[1].read_bytes()
+    cot = sidecar.load_annotations(tmp_path, "a")
+    assert "black bowl [" in dict(cot[(episode.episode_index, 0)])["OBJECTS"]
