@@ -132,9 +132,17 @@ def main(argv: list[str] | None = None) -> int:
             if args.verbose:
                 for r in task_results:
                     logger.info("  ep %d success=%s steps=%d phases=%s", r.episode, r.success, r.steps, r.phases)
+            if len(results) < len(jobs) * len(episodes):  # partial table, in case the run is cut short
+                done = {r.task_id: names[r.task_id] for r in results}
+                _write(args, markdown_table(args.suite, done, results, args.episodes) + "\n_partial run_\n", results)
     table = markdown_table(args.suite, names, results, args.episodes)
     table += f"\n_{len(results)} episodes in {time.time() - t0:.0f} s with {args.workers} workers._\n"
     sys.stdout.write(table)
+    _write(args, table, results)
+    return 0
+
+
+def _write(args: argparse.Namespace, table: str, results: list[EpisodeResult]) -> None:
     if args.out:
         with open(args.out, "w") as fh:
             fh.write(table)
@@ -142,7 +150,6 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w") as fh:
             for r in results:
                 fh.write(json.dumps({"suite": args.suite, **asdict(r)}) + "\n")
-    return 0
 
 
 if __name__ == "__main__":

@@ -208,15 +208,6 @@ class GraspPlan:
     rim: bool
 
 
-def box_distance_xy(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Horizontal distance from each of P points (P, 2) to the nearest of K boxes (K, 2, 3) -> (P,)."""
-    if len(boxes) == 0:
-        return np.full(len(points), np.inf)
-    lo, hi = boxes[None, :, 0, :2], boxes[None, :, 1, :2]  # (1, K, 2)
-    gap = np.maximum(np.maximum(lo - points[:, None], points[:, None] - hi), 0.0)  # (P, K, 2)
-    return np.linalg.norm(gap, axis=-1).min(axis=1)
-
-
 def gripper_sweep_points(c: np.ndarray, z: float, axis: np.ndarray, perp: np.ndarray) -> np.ndarray:
     """(P, 3) points on the open gripper swept from above down to eef (c, z): fingers and hand."""
     pts = [
