@@ -10,6 +10,7 @@ everything else a resume needs is in the checkpoint (curriculum.checkpointing).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set_seed
 from torch.utils.data import DataLoader
 
 from curriculum import checkpointing as ckpt
@@ -349,8 +350,11 @@ def _save(accelerator: Accelerator, policy, cfg: TrainConfig, state: ckpt.Traine
     accelerator.wait_for_everyone()
     if cfg.save_state:
         accelerator.save_state(str(tmp / "state"))
+    full = None
+    if accelerator.distributed_type == DistributedType.FSDP:  # sharded parameters: gather (collective)
+        full = accelerator.get_state_dict(model_of(accelerator, policy))
     if main:
-        with merged_lora(policy):  # model/ is loadable without peft; state/ keeps the adapters
+        with merged_lora(policy), _state_dict_override(policy, full):  # model/ loads without peft
             policy.save_pretrained(str(tmp / "model"))
         (tmp / "config.yaml").write_text(cfg.to_yaml())
         ckpt.write_trainer_state(tmp, state)
@@ -359,3 +363,25 @@ def _save(accelerator: Accelerator, policy, cfg: TrainConfig, state: ckpt.Traine
         ckpt.commit(tmp, target)
         ckpt.prune(cfg.output_dir, cfg.keep_last)
     accelerator.wait_for_everyone()
+
+
+def model_of(accelerator: Accelerator, policy):
+    """The prepared (wrapped) model whose unwrapped module is `policy`."""
+    for model in accelerator._models:
+        if accelerator.unwrap_model(model) is policy:
+            return model
+    raise RuntimeError("policy was not prepared by this accelerator")
+
+
+@contextlib.contextmanager
+def _state_dict_override(policy, full: dict | None):
+    """Under FSDP the module's own state_dict holds shards; the export must see the gathered
+    full tensors. UNTESTED here (no multi-GPU machine in the session that wrote it)."""
+    if full is None:
+        yield
+        return
+    policy.state_dict = lambda *args, **kwargs: full  # instance attribute shadows the method
+    try:
+        yield
+    finally:
+        del policy.state_dict
