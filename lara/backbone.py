@@ -79,8 +79,14 @@ def build_backbone(
         vlm.get_input_embeddings().weight.requires_grad_(False)
         vlm.get_output_embeddings().weight.requires_grad_(False)
     if cfg.backbone.gradient_checkpointing:
-        vlm.gradient_checkpointing_enable()
+        enable_checkpointing(vlm)
     return vlm
+
+
+def enable_checkpointing(vlm: Qwen3VLForConditionalGeneration) -> None:
+    """Activation (gradient) checkpointing of the decoder and vision blocks (transformers 5.x name)."""
+    fn = getattr(vlm, "activation_checkpointing_enable", None) or vlm.gradient_checkpointing_enable
+    fn()
 
 
 def encode_images(vision: torch.nn.Module, pixel_values: torch.Tensor, grid: torch.Tensor):

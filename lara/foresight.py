@@ -71,6 +71,12 @@ class Foresight(nn.Module):
         """theta_ema <- tau * theta_ema + (1 - tau) * theta (no-op when the EMA target is off)."""
         if self.ema_vision is None:
             return
-        ema = list(self.ema_vision.parameters())
-        online = list(online_vision.parameters())
-        torch._foreach_lerp_(ema, [p.detach() for p in online], 1.0 - self.cfg.foresight.ema_momentum)
+        # match by name; LoRA-wrapped online layers (peft: `.base_layer.`, `lora_*`) map onto the plain copy
+        online = {n.replace(".base_layer", ""): p for n, p in online_vision.named_parameters() if "lora_" not in n}
+        ema, src = [], []
+        for name, p in self.ema_vision.named_parameters():
+            if name not in online:
+                raise RuntimeError(f"EMA vision tower has {name!r}, the online tower does not")
+            ema.append(p)
+            src.append(online[name].detach().to(p.dtype))
+        torch._foreach_lerp_(ema, src, 1.0 - self.cfg.foresight.ema_momentum)

@@ -44,7 +44,7 @@ from torch import nn
 from transformers import DynamicCache
 
 from lara.action_expert import ActionExpert
-from lara.backbone import build_backbone, encode_images, rope_positions, run_text
+from lara.backbone import build_backbone, enable_checkpointing, encode_images, rope_positions, run_text
 from lara.configuration_lara import LaraConfig
 from lara.errors import LaraUserError
 from lara.fast_tokenizer import FastActionTokenizer
@@ -124,7 +124,7 @@ class LaraPolicy(nn.Module):
         return self.vlm
 
     def gradient_checkpointing_enable(self) -> None:
-        self.vlm.gradient_checkpointing_enable()
+        enable_checkpointing(self.vlm)
 
     def set_normalization(self, stats: NormalizationStats) -> None:
         if "action" in stats.features and stats.features["action"].dim != self.cfg.action_dim:

@@ -253,3 +253,19 @@ def test_left_padded_batch_matches_single_samples(loaded):
         for i, seq in enumerate(seqs):
             alone = loaded._hidden(loaded.builder.collate([seq]), imgs)[0]  # (L_i, D)
             torch.testing.assert_close(both[i, -len(seq) :], alone, atol=2e-4, rtol=1e-4)
+
+
+def test_gradient_checkpointing_and_lora_keep_training_and_ema_working():
+    from peft import LoraConfig, inject_adapter_in_model
+
+    policy = tiny_policy()
+    policy.gradient_checkpointing_enable()
+    inject_adapter_in_model(LoraConfig(r=4, target_modules=["q_proj", "v_proj", "qkv"]), policy.backbone)
+    for name, p in policy.backbone.named_parameters():
+        p.requires_grad_("lora_" in name)
+    policy.train()
+    loss, m = policy(make_batch(2), 1)
+    loss.backward()
+    lora = [p for n, p in policy.backbone.named_parameters() if "lora_B" in n]
+    assert lora and any(p.grad is not None for p in lora)
+    policy.ema_update()  # LoRA-wrapped online tower still maps onto the EMA copy by name
