@@ -49,8 +49,9 @@ def test_two_process_ddp_matches_single_process(tmp_path):
     run = subprocess.run([*launch, *common, "--batch_size", "4", "--output_dir", str(ddp)],
                          env=ENV, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stderr.count("stage 1 done") == 2  # two processes really ran
+    assert run.stderr.count("stage 1 done") == 1  # logs come from rank 0 only
     state = ckpt.final_dir(ddp) / "state"
+    # two processes really ran: one RNG state per rank
     assert (state / "random_states_0.pkl").is_file() and (state / "random_states_1.pkl").is_file()
     assert ckpt.read_trainer_state(ckpt.final_dir(ddp)).samples_seen == 6 * 8
     train(toy_config(tmp_path / "single", 1, "--steps", "6", "--save_every", "3", "--batch_size", "8"))
