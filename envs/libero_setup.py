@@ -24,6 +24,7 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +86,18 @@ def link_assets() -> Path:
         target.unlink()
     target.symlink_to(source, target_is_directory=True)
     return target
+
+
+def write_robosuite_macros() -> Path:
+    """robosuite warns at every import until a private macros file exists: create it (a copy of the
+    defaults, which is what robosuite's own `scripts/setup_macros.py` does, minus its prompt)."""
+    top = _package_dir("robosuite")
+    if top is None:
+        raise LiberoSetupError("robosuite is not installed. Run `make install`.")
+    private = top / "macros_private.py"
+    if not private.exists():
+        shutil.copyfile(top / "macros.py", private)
+    return private
 
 
 def write_config(dataset_dir: str | None = None) -> Path:
@@ -175,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.link_assets:
             print(f"LIBERO assets: {link_assets()}")
+            print(f"robosuite macros: {write_robosuite_macros()}")
         if args.write_config:
             print(f"LIBERO config: {write_config() / 'config.yaml'}")
         if args.check:
