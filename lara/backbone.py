@@ -76,6 +76,12 @@ def build_backbone(
         vlm.resize_token_embeddings(num_tokens, pad_to_multiple_of=64, mean_resizing=bool(path and qwen_cfg is None))
         log.info("resized embeddings to %d rows for LaRA's tokens", vlm.get_input_embeddings().num_embeddings)
     if cfg.backbone.freeze_embeddings:
+        if not path or qwen_cfg is not None:
+            # A frozen random table tied to the LM head bounds the logits by |h| * |row|: with Qwen's
+            # init (std 0.02) rows have norm ~0.02 * sqrt(D) and the softmax can never become sharp
+            # (CE plateaus near 2 on a memorized sequence). Unit-norm rows (std D^-1/2) remove that cap.
+            with torch.no_grad():
+                vlm.get_input_embeddings().weight.normal_(0.0, cfg.backbone.hidden_size**-0.5)
         vlm.get_input_embeddings().weight.requires_grad_(False)
         vlm.get_output_embeddings().weight.requires_grad_(False)
     if cfg.backbone.gradient_checkpointing:
