@@ -163,8 +163,7 @@ class LaraPolicy(nn.Module):
     def _embed(self, t: dict[str, torch.Tensor], images: torch.Tensor):
         """Input embeddings with image features, `<img_next>` slot offsets and learned latents.
         images (B * n_cam, 3, H, W). Returns embeds (B, L, D), positions (3, B, L), image mask, deepstack."""
-        pv, grid = self._pixels(images, self.cfg.vision.image_size)
-        grid_all = grid
+        pv, grid = self._pixels(images, self.cfg.vision.image_size)  # (N_patch, C*tp*p*p), (B*n_cam, 3)
         embeds = self.vlm.get_input_embeddings()(t["input_ids"])  # (B, L, D)
         img_mask = t["part"] == IMAGE  # (B, L)
         img_tokens, deepstack = encode_images(self.vlm.model.visual, pv, grid)  # (B*n_cam*n_tok, D)
@@ -174,7 +173,7 @@ class LaraPolicy(nn.Module):
         embeds = embeds + nxt[..., None].to(embeds.dtype) * self.foresight.slot_embed[slot].to(embeds.dtype)
         if self.cfg.latent.slot_input == "learned":
             embeds = self.latent.fill(embeds, t["latent_index"])
-        pos = rope_positions(self.vlm, t["input_ids"], t["mm_token_type_ids"], grid_all, t["attention_mask"])
+        pos = rope_positions(self.vlm, t["input_ids"], t["mm_token_type_ids"], grid, t["attention_mask"])
         return embeds, pos, img_mask, deepstack
 
     def _hidden(self, t: dict[str, torch.Tensor], images: torch.Tensor, cache=None) -> torch.Tensor:
