@@ -11,6 +11,7 @@ import sys
 # name -> ("module:function", one-line help)
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "latency": ("lara.bench_latency:main", "ms per action chunk: explicit-CoT (stage 1) vs latent (stage 3) inference"),
+    "train": ("curriculum.bench_train:main", "training samples/s and peak memory per curriculum stage"),
 }
 
 
