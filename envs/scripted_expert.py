@@ -165,7 +165,7 @@ class SceneGeometry:
     def body_pos(self, name: str) -> np.ndarray:
         return np.array(self.sim.data.body_xpos[self.raw.obj_body_id[name]])
 
-    def site(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def site(self, name: str) -> tuple[np.ndarray, np.ndarray, str | None]:
         """(centre (3,), half sizes (3,) rotated into the world, parent name) of a region site."""
         site = self.raw.object_sites_dict[name]
         pos = np.array(self.sim.data.get_site_xpos(name))
