@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from envs.worker_guard import exit_with_parent
 from data_pipeline.collect_worker import Job, close_cached_env, episode_file, run_batch, run_job
 from data_pipeline.episode import Episode
 from data_pipeline.libero_hdf5 import write_libero_hdf5
@@ -154,7 +155,7 @@ def _run_jobs(jobs: list[Job], workers: int, partial: Path, result: CollectResul
                 close_cached_env()
         else:
             ctx = multiprocessing.get_context("spawn")  # fresh MuJoCo/GL state per worker
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=exit_with_parent)
             try:
                 futures = [pool.submit(run_batch, batch) for batch in batch_jobs(jobs, workers)]
                 _consume((f.result() for f in as_completed(futures)), reports, bar, result)

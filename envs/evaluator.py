@@ -32,6 +32,7 @@ from tqdm import tqdm
 from envs.policies import BUILTIN_POLICIES, ChunkedPolicy, PolicyOutputError, build_policy, check_action, validate_policy_spec
 from envs.protocol import check_suite
 from envs.report import read_records, write_report
+from envs.worker_guard import exit_with_parent
 from lara.errors import LaraUserError
 
 logger = logging.getLogger(__name__)
@@ -116,10 +117,17 @@ def parse_tasks(spec: str, n_tasks: int) -> list[int]:
 _WORKER: dict = {}
 
 
-def _init_worker(cfg: EvalConfig) -> None:
+def _init_worker(cfg: EvalConfig, torch_threads: int | None = None, in_subprocess: bool = False) -> None:
     from envs import libero_setup
 
+    if in_subprocess:
+        exit_with_parent()
     libero_setup.configure()
+    if torch_threads and cfg.policy not in BUILTIN_POLICIES:
+        import torch
+
+        # W workers share the cores: oversubscribed OpenMP threads spin and slow everything down.
+        torch.set_num_threads(torch_threads)
     _WORKER.clear()
     _WORKER["cfg"] = cfg
 
@@ -284,7 +292,9 @@ def evaluate(cfg: EvalConfig) -> dict:
                 _record(run_episode(unit))
         else:
             ctx = mp.get_context("spawn")
-            with ctx.Pool(min(cfg.workers, len(units)), initializer=_init_worker, initargs=(cfg,)) as pool:
+            n_workers = min(cfg.workers, len(units))
+            threads = max(1, (os.cpu_count() or 1) // n_workers)
+            with ctx.Pool(n_workers, initializer=_init_worker, initargs=(cfg, threads, True)) as pool:
                 for result in pool.imap_unordered(run_episode, units, chunksize=1):
                     _record(result)
     bar.close()

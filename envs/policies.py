@@ -115,17 +115,27 @@ def check_action(action) -> np.ndarray:
         ) from None
 
 
-def validate_policy_spec(spec: str) -> None:
-    """Fail fast in the parent process, before workers start."""
-    if spec in BUILTIN_POLICIES:
-        return
+def resolve_checkpoint(spec: str) -> Path:
+    """A `save_pretrained` folder, or a trainer checkpoint (`.../final`, `.../checkpoints/step_N`)
+    whose `model/` subfolder is one. Raises a user error naming what is missing."""
     path = Path(spec)
     if not path.is_dir():
         raise LaraUserError(
             f"--policy {spec!r} is neither one of {', '.join(BUILTIN_POLICIES)} nor an existing checkpoint directory"
         )
-    if not (path / "config.json").exists():
-        raise LaraUserError(f"{path} is not a LaRA checkpoint (no config.json); pass the directory save_pretrained wrote")
+    for candidate in (path, path / "model", path / "final" / "model"):
+        if (candidate / "config.json").exists():
+            return candidate
+    raise LaraUserError(
+        f"{path} is not a LaRA checkpoint (no config.json in it or in model/); pass the folder save_pretrained "
+        "wrote, or a training run's final/ folder"
+    )
+
+
+def validate_policy_spec(spec: str) -> None:
+    """Fail fast in the parent process, before workers start."""
+    if spec not in BUILTIN_POLICIES:
+        resolve_checkpoint(spec)
 
 
 def build_policy(spec: str, env, execute_steps: int | None = None, replay_dataset: str | None = None):
@@ -143,4 +153,4 @@ def build_policy(spec: str, env, execute_steps: int | None = None, replay_datase
         return ReplayPolicy(load_task_episodes(replay_dataset, env.task_name, env.instruction))
     from lara.modeling_lara import LaraPolicy
 
-    return ChunkedPolicy(LaraPolicy.from_pretrained(spec), execute_steps=execute_steps)
+    return ChunkedPolicy(LaraPolicy.from_pretrained(str(resolve_checkpoint(spec))), execute_steps=execute_steps)

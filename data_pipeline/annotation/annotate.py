@@ -32,6 +32,7 @@ from data_pipeline.annotation.segmentation import GripperSignalError, segment_ep
 from data_pipeline.annotation.sidecar import EpisodeAnnotation
 from data_pipeline.annotation.source import EpisodeSource
 from data_pipeline.episode import Episode
+from envs.worker_guard import exit_with_parent
 from lara.errors import LaraUserError
 
 logger = logging.getLogger(__name__)
@@ -230,7 +231,7 @@ def annotate_dataset(
             results = map(_run_chunk, tasks)
             pool = None
         else:
-            pool = mp.get_context("spawn").Pool(min(workers, len(chunks)))
+            pool = mp.get_context("spawn").Pool(min(workers, len(chunks)), initializer=exit_with_parent)
             results = pool.imap_unordered(_run_chunk, tasks)
         try:
             for done in results:

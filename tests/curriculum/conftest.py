@@ -1,34 +1,8 @@
-"""Helpers for the trainer tests: toy stage configs written into tmp folders, final weights."""
-
-from pathlib import Path
+"""Fixtures for tests/curriculum; plain helpers live in curriculum_testing.py."""
 
 import pytest
-import torch
-from safetensors.torch import load_file
 
-import curriculum_toy  # noqa: F401  (registers the toy policy and dataset)
-from curriculum.config import load_train_config
-
-# The CI box has 2 cores shared with other jobs: one intra-op thread avoids spin contention that
-# made each tiny backward ~100x slower. Subprocess tests set OMP_NUM_THREADS=1 for the same reason.
-torch.set_num_threads(1)
-
-REPO = Path(__file__).resolve().parents[2]
-TOY = REPO / "configs" / "train" / "toy"
-
-
-def toy_config(out: Path, stage: int = 1, *overrides: str):
-    return load_train_config([TOY / f"stage{stage}.yaml"], ["--output_dir", str(out), *overrides])
-
-
-def weights(run_dir: Path) -> dict:
-    return load_file(str(Path(run_dir) / "final" / "model" / "model.safetensors"))
-
-
-def assert_same_weights(a: dict, b: dict, atol: float) -> None:
-    assert a.keys() == b.keys()
-    worst = max((a[k] - b[k]).abs().max().item() for k in a)
-    assert worst <= atol, f"weights differ by {worst}"
+from curriculum_testing import REPO, TOY, assert_same_weights, toy_config, weights  # noqa: F401
 
 
 @pytest.fixture

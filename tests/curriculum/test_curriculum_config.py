@@ -1,7 +1,7 @@
 """Configs: presets load, bad input is one clear LaraUserError naming the fix."""
 
 import pytest
-from conftest import REPO, TOY
+from curriculum_testing import REPO, TOY
 
 from curriculum.cli import main as train_main
 from curriculum.config import load_train_config

@@ -9,7 +9,7 @@ os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lara-test-hf
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from conftest import REPO  # noqa: E402
+from curriculum_testing import REPO  # noqa: E402
 
 from curriculum.builders import normalize_metrics  # noqa: E402
 from curriculum.config import load_train_config  # noqa: E402
@@ -142,7 +142,7 @@ def test_real_policy_sigkill_resume_is_exact(tiny_dataset, tmp_path):
     import sys
     import time
 
-    from conftest import assert_same_weights, weights
+    from curriculum_testing import assert_same_weights, weights
 
     train(_cfg(1, tmp_path / "s1", tiny_dataset, "--steps", "2"))
     args = ["train", "--config", str(TINY / "stage2.yaml"), "--data.root", str(tiny_dataset), "--init_from",

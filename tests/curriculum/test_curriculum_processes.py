@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import REPO, TOY, assert_same_weights, toy_config, weights
+from curriculum_testing import REPO, TOY, assert_same_weights, toy_config, weights
 
 from curriculum import checkpointing as ckpt
 from curriculum.trainer import train

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import TOY, assert_same_weights, toy_config, weights
+from curriculum_testing import TOY, assert_same_weights, toy_config, weights
 
 from curriculum import checkpointing as ckpt
 from curriculum.trainer import train

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import COT, smooth_chunks
+from lara_testing import COT, smooth_chunks
 
 from lara.configuration_lara import FastConfig, LaraConfig, load_config
 from lara.errors import LaraUserError

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import make_batch, make_obs, tiny_policy
+from lara_testing import make_batch, make_obs, tiny_policy
 
 from lara.errors import LaraUserError
 from lara.modeling_lara import LaraPolicy
@@ -274,7 +274,7 @@ def test_gradient_checkpointing_and_lora_keep_training_and_ema_working():
 def test_stage1_memorizes_one_sample_and_generation_reproduces_it():
     """End to end: training sequence and inference prompt agree. After fitting one sample, greedy
     stage-1 inference writes its CoT, stops at `<img_next>` and decodes its action chunk."""
-    from conftest import COT
+    from lara_testing import COT
 
     from lara.pixels import to_float_images
 
