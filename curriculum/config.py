@@ -149,11 +149,13 @@ class DataConfig:
     foresight_image_size: int | None = None  # None: the model's foresight.image_size
     norm_mode: str = "quantile"  # quantile (q01/q99) | mean_std
     num_workers: int = 0
+    split: str = "train"  # train: the recorded split's train episodes (data_pipeline.splits); all: every frame
     fast_fit_chunks: int = 20000  # action chunks the FAST tokenizer is fit on before stage I
 
     def __post_init__(self) -> None:
         _check(self.foresight_offset >= 0, "data.foresight_offset must be >= 0")
         _check(self.num_workers >= 0, "data.num_workers must be >= 0")
+        _check(self.split in ("train", "all"), f"data.split={self.split!r}: choose train or all")
 
 
 @dataclass

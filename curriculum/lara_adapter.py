@@ -85,7 +85,10 @@ def build_lerobot_dataset(cfg):
         annotation=annotation,
         include_plan=cfg.data.include_plan,
     )
-    dataset = LaraSampleDataset(cfg.data.root, sample_cfg)
+    from data_pipeline.splits import training_episodes
+
+    episodes = training_episodes(cfg.data.root) if cfg.data.split == "train" else None
+    dataset = LaraSampleDataset(cfg.data.root, sample_cfg, episodes=episodes)
     if annotation is not None and not dataset.cot:
         raise LaraUserError(
             f"annotation run {annotation!r} of {cfg.data.root} annotates no frame (all episodes skipped?); "
@@ -100,7 +103,8 @@ def action_chunks(dataset, max_chunks: int) -> np.ndarray:
     idx = np.unique(np.linspace(0, n - 1, min(n, max_chunks)).round().astype(int))  # evenly spread frames
     if hasattr(dataset, "action") and hasattr(dataset, "episode_end"):
         h = dataset.config.chunk_size
-        rows = np.minimum(idx[:, None] + np.arange(h)[None], dataset.episode_end[idx, None] - 1)  # (N, H)
+        start = dataset.rows[idx]  # (N,) item -> dataset row
+        rows = np.minimum(start[:, None] + np.arange(h)[None], dataset.episode_end[start, None] - 1)  # (N, H)
         raw = torch.from_numpy(np.asarray(dataset.action)[rows])  # (N, H, A)
         return dataset.stats.normalize("action", raw).float().numpy()
     return np.stack([np.asarray(dataset[int(i)]["action"]) for i in idx])

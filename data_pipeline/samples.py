@@ -74,9 +74,19 @@ def load_cot(root: str | Path, name: str | None, include_plan: bool = False) -> 
 
 
 class LaraSampleDataset(torch.utils.data.Dataset):
-    """Map-style dataset of training samples; one item per frame of every episode."""
+    """Map-style dataset of training samples; one item per frame of the selected episodes.
 
-    def __init__(self, root: str | Path, config: SampleConfig | None = None, stats: NormalizationStats | None = None):
+    `episodes` restricts the items to those episodes (e.g. a split's train episodes, so training
+    never sees held-out ones); None means every episode.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        config: SampleConfig | None = None,
+        stats: NormalizationStats | None = None,
+        episodes: list[int] | None = None,
+    ):
         self.root = Path(root)
         self.config = config or SampleConfig()
         self.mapping: KeyMapping = load_key_mapping(self.config.mapping)
@@ -93,6 +103,13 @@ class LaraSampleDataset(torch.utils.data.Dataset):
         starts = np.flatnonzero(np.r_[True, self.episode_index[1:] != self.episode_index[:-1]])
         ends = np.r_[starts[1:], len(self.episode_index)]
         self.episode_end = np.repeat(ends, ends - starts)  # (N,)
+        # item -> dataset row, restricted to the selected episodes
+        self.rows = (
+            np.arange(len(self.episode_index)) if episodes is None
+            else np.flatnonzero(np.isin(self.episode_index, np.asarray(episodes, dtype=np.int64)))
+        )  # (N',)
+        if len(self.rows) == 0:
+            raise LaraUserError(f"{self.root}: none of the selected episodes {list(episodes or [])[:10]} has frames")
         tasks = dataset.meta.tasks
         self.instructions = {int(i): str(t) for t, i in zip(tasks.index, tasks["task_index"])}
         cams = list(self.mapping.cameras.values())
@@ -101,7 +118,7 @@ class LaraSampleDataset(torch.utils.data.Dataset):
         self.cot = load_cot(self.root, self.config.annotation, self.config.include_plan)
 
     def __len__(self) -> int:
-        return len(self.episode_index)
+        return len(self.rows)
 
     def _image(self, row: dict, camera: str, size: int) -> torch.Tensor:
         img = row[self.mapping.cameras[camera]]  # (H, W, 3) uint8
@@ -111,7 +128,8 @@ class LaraSampleDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         cfg = self.config
-        t_row, end = int(index), int(self.episode_end[index])
+        t_row = int(self.rows[index])
+        end = int(self.episode_end[t_row])
         chunk_rows = np.minimum(np.arange(t_row, t_row + cfg.chunk_size), end - 1)  # (H,) repeat last past the end
         action_is_pad = np.arange(t_row, t_row + cfg.chunk_size) >= end  # (H,)
         future_row = min(t_row + cfg.foresight_offset, end - 1)

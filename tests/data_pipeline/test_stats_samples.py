@@ -79,6 +79,16 @@ def test_sample_shapes_and_padding_at_episode_end(dataset, make_episode):
     assert full[6]["episode_index"] == 1 and full[6]["action_is_pad"].sum() == 0
 
 
+def test_episode_selection_keeps_only_those_episodes(dataset):
+    cfg = SampleConfig(chunk_size=4, image_size=8, foresight_image_size=8)
+    only_1 = LaraSampleDataset(dataset, cfg, episodes=[1])
+    assert len(only_1) == 4
+    assert {only_1[i]["episode_index"] for i in range(4)} == {1}
+    assert only_1[3]["action_is_pad"].tolist() == [False, True, True, True]  # episode end still respected
+    with pytest.raises(LaraUserError, match="selected episodes"):
+        LaraSampleDataset(dataset, cfg, episodes=[7])
+
+
 def test_collate_and_dataloader_with_workers(dataset):
     ds = LaraSampleDataset(dataset, SampleConfig(chunk_size=3, image_size=8, foresight_image_size=8))
     loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate_samples)
