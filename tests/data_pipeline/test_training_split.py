@@ -1,14 +1,15 @@
 """Training reads only the recorded split's train episodes (held-out ones stay for eval-offline)."""
 
+from pathlib import Path
+
 import numpy as np
 
 from curriculum.config import load_train_config
 from curriculum.lara_adapter import action_chunks, build_lerobot_dataset
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[2]
 from data_pipeline.lerobot_io import write_lerobot_dataset
 from data_pipeline.splits import heldout_episodes, make_split
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_training_dataset_excludes_heldout_episodes(tmp_path, make_episode):
