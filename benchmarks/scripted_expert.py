@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=str, default="", help="write the markdown table here")
     parser.add_argument("--json", type=str, default="", help="also write one JSON line per episode here")
+    parser.add_argument("--merge", nargs="+", default=[], help="only tabulate these --json files (one suite)")
     parser.add_argument("--verbose", action="store_true", help="print each episode's phases")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -120,6 +121,19 @@ def main(argv: list[str] | None = None) -> int:
     names = {i: bench.get_task(i).name for i in range(bench.n_tasks)}
     if args.tasks:
         names = {int(t): names[int(t)] for t in args.tasks.split(",")}
+    if args.merge:  # combine earlier runs (e.g. init states 0-9 and 10-19) into one table
+        merged = []
+        for path in args.merge:
+            with open(path) as fh:
+                for line in fh:
+                    row = json.loads(line)
+                    if row.pop("suite") == args.suite:
+                        row["phases"] = [tuple(p) for p in row["phases"]]
+                        merged.append(EpisodeResult(**row))
+        per_task = min(sum(r.task_id == t for r in merged) for t in names)
+        _write(args, markdown_table(args.suite, names, merged, per_task), merged)
+        sys.stdout.write(markdown_table(args.suite, names, merged, per_task))
+        return 0
     episodes = list(range(args.start, args.start + args.episodes))
     jobs = [(args.suite, tid, episodes) for tid in names]
     t0 = time.time()
