@@ -38,7 +38,7 @@ from lara.errors import LaraUserError
 logger = logging.getLogger(__name__)
 
 # settings that change what an episode file contains: a resume must use the same values
-_RUN_KEYS = ("suite", "camera_size", "perturb_xy", "settle_steps", "max_steps", "seed")
+_RUN_KEYS = ("suite", "camera_size", "perturb_xy", "settle_steps", "max_steps", "seed", "finish_motion")
 
 
 @dataclass
@@ -53,6 +53,7 @@ class CollectConfig:
     settle_steps: int = 5  # no-op steps after the perturbation, before recording
     max_attempts: int = 3  # expert rollouts per episode slot before it is reported as failed
     max_steps: int | None = None  # per rollout; None = the suite's protocol limit
+    finish_motion: bool = True  # record release + retract after success (False: stop at the first success)
     seed: int = 7
     hdf5_dir: str | None = None  # also write LIBERO HDF5 files (one per task) here
     keep_partial: bool = False  # keep `<out>.partial/` after the dataset is written
@@ -199,7 +200,7 @@ def collect(cfg: CollectConfig) -> CollectResult:
     _check_resume(partial, cfg)
     all_jobs = [
         Job(cfg.suite, t, k, cfg.camera_size, cfg.perturb_xy, cfg.settle_steps, cfg.max_attempts, cfg.max_steps,
-            cfg.seed, str(partial))
+            cfg.seed, str(partial), cfg.finish_motion)
         for t in task_ids
         for k in range(cfg.episodes_per_task)
     ]

@@ -41,6 +41,7 @@ class Job:
     max_steps: int | None  # None: the suite's protocol limit
     seed: int
     out_dir: str  # the run's partial folder
+    finish_motion: bool = True  # after success, record the release and retract until the expert is done
 
     @property
     def file(self) -> Path:
@@ -122,9 +123,15 @@ def _rollout(job: Job, attempt: int) -> tuple[bool, dict[str, Any]]:
         frames["action"].append(action)
         frames["phase"].append(phase)
         obs, done, _ = env.step(action)
-        if done:
+        # LIBERO's predicate often holds while the object is still in the gripper (above the basket):
+        # demos that stop there never show the release, and a policy trained on them never learns it.
+        if done and not job.finish_motion:
             success = True
             break
+        if job.finish_motion and expert.phase == "done":
+            break
+    if job.finish_motion:
+        success = env.check_success()  # the object must still be in place after release and retract
     arrays = {
         "images.agentview": np.stack(frames["agentview"]),  # (T, S, S, 3) uint8
         "images.wrist": np.stack(frames["wrist"]),
