@@ -66,16 +66,9 @@ class CollectConfig:
             raise LaraUserError(f"perturb_xy={self.perturb_xy}: use 0..0.05 m (objects must not collide)")
 
     def task_ids(self, n_tasks: int) -> list[int]:
-        if self.tasks.strip() == "all":
-            return list(range(n_tasks))
-        try:
-            ids = [int(t) for t in self.tasks.split(",") if t.strip()]
-        except ValueError as err:
-            raise LaraUserError(f"--tasks must be 'all' or ids like 0,3,4; got {self.tasks!r}") from err
-        bad = [t for t in ids if not 0 <= t < n_tasks]
-        if bad or not ids:
-            raise LaraUserError(f"--tasks {self.tasks!r}: {self.suite} has tasks 0..{n_tasks - 1}")
-        return ids
+        from envs.protocol import parse_task_ids
+
+        return parse_task_ids(self.tasks, n_tasks)
 
 
 @dataclass

@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from envs.policies import BUILTIN_POLICIES, ChunkedPolicy, PolicyOutputError, build_policy, check_action, validate_policy_spec
-from envs.protocol import check_suite
+from envs.protocol import check_suite, parse_task_ids
 from envs.report import read_records, write_report
 from envs.worker_guard import exit_with_parent
 from lara.errors import LaraUserError
@@ -98,19 +98,6 @@ class EpisodeRecord:
     error: str | None = None
     video: str | None = None
     extra: dict = field(default_factory=dict)
-
-
-def parse_tasks(spec: str, n_tasks: int) -> list[int]:
-    if spec.strip() == "all":
-        return list(range(n_tasks))
-    try:
-        tasks = [int(tok) for tok in spec.split(",") if tok.strip()]
-    except ValueError:
-        raise LaraUserError(f"--tasks must be 'all' or comma-separated integers like 0,3; got {spec!r}") from None
-    bad = [t for t in tasks if not 0 <= t < n_tasks]
-    if bad or not tasks:
-        raise LaraUserError(f"--tasks {spec!r}: valid task ids are 0..{n_tasks - 1}")
-    return sorted(set(tasks))
 
 
 # ----------------------------------------------------------------------------- worker side
@@ -246,7 +233,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     from envs.libero_env import num_tasks
 
     validate_policy_spec(cfg.policy)
-    tasks = parse_tasks(cfg.tasks, num_tasks(cfg.suite))
+    tasks = parse_task_ids(cfg.tasks, num_tasks(cfg.suite))
     if cfg.episodes > 50:
         raise LaraUserError(f"--episodes {cfg.episodes}: each LIBERO task ships 50 init states (episode i uses state i)")
     cfg.out.mkdir(parents=True, exist_ok=True)

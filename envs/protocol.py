@@ -61,6 +61,19 @@ def check_suite(suite: str) -> str:
     return suite
 
 
+def parse_task_ids(spec: str, n_tasks: int) -> list[int]:
+    """`"all"` or comma-separated ids like `"0,3"` -> sorted unique task ids, checked against the suite."""
+    if spec.strip() == "all":
+        return list(range(n_tasks))
+    try:
+        tasks = [int(tok) for tok in spec.split(",") if tok.strip()]
+    except ValueError:
+        raise LaraUserError(f"--tasks must be 'all' or comma-separated integers like 0,3; got {spec!r}") from None
+    if not tasks or any(not 0 <= t < n_tasks for t in tasks):
+        raise LaraUserError(f"--tasks {spec!r}: valid task ids are 0..{n_tasks - 1}")
+    return sorted(set(tasks))
+
+
 def max_steps(suite: str) -> int:
     """Policy step limit for `suite` (the wait steps are not counted)."""
     return MAX_STEPS[check_suite(suite)]

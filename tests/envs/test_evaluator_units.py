@@ -5,18 +5,19 @@ import json
 import numpy as np
 import pytest
 
-from envs.evaluator import EvalConfig, _check_run_identity, parse_tasks
+from envs.evaluator import EvalConfig, _check_run_identity
+from envs.protocol import parse_task_ids
 from envs.policies import ChunkedPolicy, PolicyOutputError, check_action, validate_policy_spec
 from lara.config_cli import expand_bare_flags, parse_config
 from lara.errors import LaraUserError
 
 
-def test_parse_tasks():
-    assert parse_tasks("all", 3) == [0, 1, 2]
-    assert parse_tasks("3,0,3", 10) == [0, 3]
+def test_parse_task_ids():
+    assert parse_task_ids("all", 3) == [0, 1, 2]
+    assert parse_task_ids("3,0,3", 10) == [0, 3]
     for bad in ("10", "x", "-1", ""):
         with pytest.raises(LaraUserError):
-            parse_tasks(bad, 10)
+            parse_task_ids(bad, 10)
 
 
 def test_config_validation_and_flags():
