@@ -38,7 +38,7 @@ def run_task(suite: str, task: int, size: int, stride: int, min_pixels: int) -> 
     from data_pipeline.annotation.annotate import annotate_episode
     from data_pipeline.annotation.backends.sim import SimBackend
     from data_pipeline.annotation.config import AnnotationConfig
-    from data_pipeline.annotation.motion import parse_words
+    from data_pipeline.annotation.motion import motion_agreement
     from data_pipeline.annotation.projection import (
         body_subtree_geoms, box_iou, render_geom_segmentation, robot_geoms,
     )
@@ -110,14 +110,7 @@ def run_task(suite: str, task: int, size: int, stride: int, min_pixels: int) -> 
     same_sequence = [p for _, p in tb] == [p for _, p in fb]
     boundary_err = [abs(a - b) for (a, _), (b, _) in zip(tb, fb)] if same_sequence else []
     T = episode.length
-    ahead = np.minimum(np.arange(T) + cfg.motion_window, T - 1)
-    disp = episode.ee_pos[ahead] - episode.ee_pos
-    named = agree = 0
-    for t in range(T):
-        signs = parse_words(dict(ann.frames[t])["MOVE"])
-        for axis in np.flatnonzero(signs):
-            named += 1
-            agree += int(np.sign(disp[t, axis]) == signs[axis])
+    named, agree = motion_agreement(episode.ee_pos, [dict(f)["MOVE"] for f in ann.frames], cfg.motion_window)
     return {
         "suite": suite, "task": task, "instruction": episode.instruction, "expert_success": bool(success),
         "frames": T, "status": ann.status, "quality_flags": ann.quality_flags, "plan": ann.plan,

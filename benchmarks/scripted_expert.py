@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+
+from envs.report import wilson_interval
 
 logger = logging.getLogger("benchmarks.scripted_expert")
 
@@ -60,17 +61,6 @@ def _run_task(args: tuple[str, int, list[int]]) -> list[EpisodeResult]:
         env.close()
 
 
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a success proportion."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def markdown_table(suite: str, names: dict[int, str], results: list[EpisodeResult], episodes: int) -> str:
     lines = [
         f"### Scripted expert, {suite}, {episodes} episodes per task",
@@ -83,14 +73,14 @@ def markdown_table(suite: str, names: dict[int, str], results: list[EpisodeResul
         rs = [r for r in results if r.task_id == tid]
         s, n = sum(r.success for r in rs), len(rs)
         total_s, total_n = total_s + s, total_n + n
-        lo, hi = wilson(s, n)
+        lo, hi = wilson_interval(s, n)
         steps = [r.steps for r in rs if r.success]
         mean_steps = f"{sum(steps) / len(steps):.0f}" if steps else "-"
         lines.append(
             f"| {tid} | {names[tid]} | {s} / {n} | {100 * s / max(n, 1):.1f} | "
             f"[{100 * lo:.1f}, {100 * hi:.1f}] | {mean_steps} |"
         )
-    lo, hi = wilson(total_s, total_n)
+    lo, hi = wilson_interval(total_s, total_n)
     lines.append(
         f"| all | **suite average** | {total_s} / {total_n} | **{100 * total_s / max(total_n, 1):.1f}** | "
         f"[{100 * lo:.1f}, {100 * hi:.1f}] | |"

@@ -85,3 +85,20 @@ def parse_words(text: str) -> np.ndarray:
         elif neg_word in tokens:
             signs[axis] = -1
     return signs
+
+
+def motion_agreement(ee_pos: np.ndarray, move_texts: list[str], window: int) -> tuple[int, int]:
+    """(axes named, axes whose word agrees with the sign of the true displacement over `window`).
+
+    `move_texts[t]` is frame t's MOVE segment; the annotator's accuracy check (tests and
+    benchmarks/annotation_accuracy.py) is `agree == named`.
+    """
+    truth = displacements(ee_pos, window)  # (T, 3)
+    named = agree = 0
+    for t, text in enumerate(move_texts):
+        signs = parse_words(text)
+        for axis in np.flatnonzero(signs):
+            named += 1
+            agree += int(np.sign(truth[t, axis]) == signs[axis])
+    return named, agree
+

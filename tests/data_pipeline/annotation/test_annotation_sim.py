@@ -11,7 +11,7 @@ import pytest
 
 from data_pipeline.annotation.annotate import annotate_episode
 from data_pipeline.annotation.config import AnnotationConfig
-from data_pipeline.annotation.motion import parse_words
+from data_pipeline.annotation.motion import motion_agreement
 from data_pipeline.annotation.projection import body_subtree_geoms, box_iou, render_geom_segmentation, robot_geoms
 from data_pipeline.episode import Episode
 
@@ -108,15 +108,8 @@ def test_phases_within_3_frames_of_expert(sim_setup, annotated):
 def test_motion_words_agree_with_true_motion(sim_setup, annotated):
     episode, _ = sim_setup
     cfg = AnnotationConfig()
-    T = episode.length
-    ahead = np.minimum(np.arange(T) + cfg.motion_window, T - 1)
-    truth = episode.ee_pos[ahead] - episode.ee_pos  # (T, 3)
-    named = agree = 0
-    for t in range(T):
-        signs = parse_words(dict(annotated.frames[t])["MOVE"])
-        for axis in np.flatnonzero(signs):
-            named += 1
-            agree += int(np.sign(truth[t, axis]) == signs[axis])
+    moves = [dict(frame)["MOVE"] for frame in annotated.frames]
+    named, agree = motion_agreement(episode.ee_pos, moves, cfg.motion_window)
     assert named > 30 and agree == named
 
 
