@@ -275,8 +275,13 @@ def evaluate(cfg: EvalConfig) -> dict:
 
         if cfg.workers == 1 or len(units) <= 1:
             _init_worker(cfg)
-            for unit in units:
-                _record(run_episode(unit))
+            try:
+                for unit in units:
+                    _record(run_episode(unit))
+            finally:  # close the GL context now: freeing it at interpreter exit raises EGL errors
+                if "env" in _WORKER:
+                    _WORKER.pop("env").close()
+                _WORKER.clear()
         else:
             ctx = mp.get_context("spawn")
             n_workers = min(cfg.workers, len(units))
