@@ -5,8 +5,7 @@ Add a benchmark by adding a line to BENCHMARKS; its module is imported only when
 
 from __future__ import annotations
 
-import importlib
-import sys
+from lara.registry import dispatch
 
 # name -> ("module:function", one-line help)
 BENCHMARKS: dict[str, tuple[str, str]] = {
@@ -15,19 +14,5 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
 }
 
 
-def _usage() -> str:
-    lines = ["usage: lara bench <benchmark> [options]", "", "benchmarks:"]
-    lines += [f"  {name:<10}  {help_}" for name, (_, help_) in BENCHMARKS.items()]
-    return "\n".join(lines)
-
-
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        print(_usage())
-        return 0
-    name, rest = argv[0], argv[1:]
-    if name not in BENCHMARKS:
-        print(f"error: unknown benchmark {name!r}\n\n{_usage()}", file=sys.stderr)
-        return 2
-    module_name, func = BENCHMARKS[name][0].split(":")
-    return int(getattr(importlib.import_module(module_name), func)(rest) or 0)
+    return dispatch(BENCHMARKS, argv, "usage: lara bench <benchmark> [options]", "benchmarks", "lara bench")

@@ -7,12 +7,14 @@ MuJoCo). User errors (`LaraUserError`) print one line and exit 2, without a trac
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import sys
 
 from lara.errors import LaraUserError
+from lara.registry import dispatch
+
+USAGE = "usage: lara <command> [options]   (lara <command> --help for its options)"
 
 # subcommand -> ("module:function", one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -22,16 +24,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("data_pipeline.convert_cli:main", "convert a LIBERO HDF5 file/folder into a LeRobot dataset"),
     "annotate": ("data_pipeline.annotation.cli:main", "auto-annotate a dataset with a structured chain of thought"),
     "train": ("curriculum.cli:main", "train one curriculum stage, or all three (--curriculum)"),
-    "bench": ("lara.bench_cli:main", "benchmarks: latency, train, eval, data"),
+    "bench": ("lara.bench_cli:main", "benchmarks: latency, train"),
     "demo": ("lara.demo:main", "the whole pipeline on the tiny default, with a report"),
 }
-
-
-def _usage() -> str:
-    width = max(len(name) for name in SUBCOMMANDS)
-    lines = ["usage: lara <command> [options]   (lara <command> --help for its options)", "", "commands:"]
-    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,23 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        print(_usage())
-        return 0
-    name, rest = argv[0], argv[1:]
-    if name not in SUBCOMMANDS:
-        print(f"error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
-        return 2
-    module_name, func_name = SUBCOMMANDS[name][0].split(":")
     try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name and module_name.startswith(err.name):
-            print(f"error: `lara {name}` is not available in this build ({module_name} is missing)", file=sys.stderr)
-            return 2
-        raise
-    try:
-        return int(getattr(module, func_name)(rest) or 0)
+        return dispatch(SUBCOMMANDS, argv, USAGE, "commands", "lara")
     except LaraUserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,0 +1,18 @@
+"""The `lara` entry point: usage, unknown commands, and user errors as one line (no traceback)."""
+
+from lara.cli import main
+
+
+def test_usage_lists_every_command(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    for name in ("eval", "eval-offline", "collect", "convert", "annotate", "train", "bench", "demo"):
+        assert f"  {name} " in out
+
+
+def test_unknown_command_and_user_error(capsys):
+    assert main(["no-such-command"]) == 2
+    assert "unknown command 'no-such-command'" in capsys.readouterr().err
+    assert main(["eval", "--suite", "libero_nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown LIBERO suite 'libero_nope'") and "Traceback" not in err
