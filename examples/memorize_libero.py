@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/memorize"))
     parser.add_argument("--task", type=int, default=0, help="libero_object task id")
     parser.add_argument("--episodes", type=int, default=10, help="demos collected = episodes evaluated")
-    parser.add_argument("--stage-steps", type=int, nargs=3, default=(200, 200, 1500), metavar=("I", "II", "III"))
+    parser.add_argument("--stage-steps", type=int, nargs=3, default=(200, 200, 3000), metavar=("I", "II", "III"))
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -36,7 +36,7 @@ class PipelineConfig:
     camera_size: int = 128  # collection and evaluation cameras (the tiny model sees 64 px)
     annotation: str = "sim-v1"
     curriculum: Path = REPO / "configs" / "train" / "tiny"
-    stage_steps: tuple[int, int, int] = (200, 200, 1500)
+    stage_steps: tuple[int, int, int] = (200, 200, 3000)
     eval_episodes: int = 10  # per task, from init states 0..N-1 (the ones the demos started from)
     workers: int = 2
     video: bool = True
