@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from lara.atomic import atomic_write_text
 from lara.errors import LaraUserError
 
 log = logging.getLogger(__name__)
@@ -123,10 +123,7 @@ def make_split(
             f"{heldout_fraction}, {len(heldout)} held out); models trained on the old split may have seen the new "
             "held-out episodes: keep it, or pass overwrite (--overwrite-split) deliberately"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(split.to_json(), indent=1, sort_keys=True))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(split.to_json(), indent=1, sort_keys=True))
     return split
 
 

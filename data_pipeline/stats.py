@@ -13,13 +13,13 @@ read time, before statistics), and the action's gripper dimension is passthrough
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from data_pipeline.key_mapping import KeyMapping, load_key_mapping
 from data_pipeline.lerobot_io import open_lerobot_dataset
+from lara.atomic import atomic_write_text
 from lara.errors import LaraUserError
 from lara.normalization import NormalizationStats
 
@@ -95,8 +95,5 @@ def load_or_compute_stats(
         except ValueError:
             pass  # unreadable or stale: recompute below
     stats = compute_stats(low_dim, mode)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({**stats.to_dict(), "dataset": fingerprint}, indent=2))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps({**stats.to_dict(), "dataset": fingerprint}, indent=2))
     return stats

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from envs.protocol import MAX_STEPS, NOOP_ACTION, NUM_WAIT_STEPS
+from lara.atomic import atomic_write_text
 
 Z_95 = 1.959963984540054
 
@@ -132,9 +133,7 @@ def write_report(out_dir: Path, run_info: dict, records: list[dict]) -> dict:
         "suites": [row.to_dict() for row in suite_rows],
         "tasks": [row.to_dict() for row in task_rows],
     }
-    tmp = out_dir / "results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(out_dir / "results.json")
+    atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2))
     if task_rows:
         plot_success(task_rows, out_dir / "success.png")
 

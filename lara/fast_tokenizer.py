@@ -27,6 +27,7 @@ import numpy as np
 from tokenizers import Tokenizer, models, trainers
 
 from lara.configuration_lara import FastConfig
+from lara.atomic import atomic_write_text
 from lara.errors import LaraUserError
 
 _CHAR_OFFSET = 0x4E00  # CJK block: printable single characters, no whitespace/normalization surprises
@@ -127,7 +128,7 @@ class FastActionTokenizer:
                    data["vocab_size"], bpe)  # fmt: skip
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict()))
+        atomic_write_text(path, json.dumps(self.to_dict()))
 
     @classmethod
     def load(cls, path: str | Path) -> "FastActionTokenizer":

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lara.atomic import atomic_write_text
+
 MODES = ("quantile", "mean_std")
 _EPS = 1e-6
 
@@ -98,10 +100,7 @@ class NormalizationStats:
             raise ValueError(f"malformed normalization statistics ({err}); recompute them for the dataset") from err
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2))
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def load(cls, path: str | Path) -> "NormalizationStats":

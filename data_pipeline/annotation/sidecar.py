@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from lara.atomic import atomic_write_text
 from lara.errors import LaraUserError
 
 ANNOTATIONS_DIR = "annotations"
@@ -75,17 +76,6 @@ def annotation_dir(dataset_dir: str | os.PathLike, name: str) -> Path:
 
 def episode_path(run_dir: Path, episode: int) -> Path:
     return run_dir / EPISODES_DIR / f"episode_{episode:06d}.jsonl"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` via a temp file + rename in the same folder (no torn files)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 @dataclass
