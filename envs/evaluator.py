@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from envs.policies import BUILTIN_POLICIES, ChunkedPolicy, PolicyOutputError, build_policy, check_action, validate_policy_spec
+from envs.policies import BUILTIN_POLICIES, ChunkedPolicy, build_policy, check_action, validate_policy_spec
 from envs.protocol import check_suite, parse_task_ids
 from envs.report import read_records, write_report
 from envs.worker_guard import exit_with_parent
@@ -181,9 +181,7 @@ def run_episode(unit: EpisodeUnit) -> dict:
                 break
         if cfg.video:
             frames.append(np.concatenate([obs.images["agentview"], obs.images["wrist"]], axis=1))
-    except PolicyOutputError:
-        raise
-    except LaraUserError:
+    except LaraUserError:  # bad input or a malformed action (PolicyOutputError): stop the run
         raise
     except Exception as err:  # a crash in the simulator or the policy: keep the run going
         record.error = f"{type(err).__name__}: {err}"
