@@ -125,6 +125,37 @@ def run(args) -> dict:
     return result
 
 
+def checkpoint_latency(explicit_dir, latent_dir, obs=None, reps: int = 5, warmup: int = 1, threads: int = 0) -> dict:
+    """Trained checkpoints, one observation: ms per chunk of the stage-1 checkpoint's explicit path
+    (it generates its own CoT and action tokens until it stops, greedy, KV cache) and of the
+    stage-3 checkpoint's latent path (one prefill + its configured Euler steps), and the ratio.
+    `obs` defaults to a synthetic observation (random 256 px images) of the right cameras."""
+    from envs.policies import resolve_checkpoint
+    from lara.modeling_lara import LaraPolicy
+
+    if threads:
+        torch.set_num_threads(threads)
+    cpu = torch.device("cpu")
+    explicit = LaraPolicy.from_pretrained(resolve_checkpoint(str(explicit_dir)), device="cpu").eval()
+    latent = LaraPolicy.from_pretrained(resolve_checkpoint(str(latent_dir)), device="cpu").eval()
+    obs = obs if obs is not None else _obs(latent.cfg)
+    with torch.inference_mode():
+        before = explicit.num_generated_tokens
+        exp = _time(lambda: explicit.predict_action_chunk(obs, stage=1), reps, warmup, cpu)
+        generated = (explicit.num_generated_tokens - before) / (reps + warmup)
+        lat = _time(lambda: latent.predict_action_chunk(obs, stage=3), reps, warmup, cpu)
+    result = {
+        "explicit_checkpoint": str(explicit_dir), "latent_checkpoint": str(latent_dir),
+        "explicit_ms": round(statistics.median(exp), 2), "latent_ms": round(statistics.median(lat), 2),
+        "tokens_generated_per_chunk": round(generated, 1), "cot_text": explicit.last_cot_text,
+        "latent_tokens_generated": latent.num_generated_tokens, "expert_steps": latent.cfg.expert.num_inference_steps,
+        "reps": reps, "warmup": warmup, "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "device_name": _device_name(cpu),
+    }  # fmt: skip
+    result["ratio"] = round(result["latent_ms"] / result["explicit_ms"], 4)
+    return result
+
+
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -149,6 +180,21 @@ def _table(r: dict) -> str:
     return "\n".join(lines)
 
 
+def checkpoint_table(r: dict) -> str:
+    """Markdown table of `checkpoint_latency` figures."""
+    rows = [
+        ("explicit CoT (stage I)", r["explicit_checkpoint"], r["explicit_ms"], r["tokens_generated_per_chunk"]),
+        (f"latent (stage III, {r['expert_steps']} Euler steps)", r["latent_checkpoint"], r["latent_ms"],
+         r["latent_tokens_generated"]),
+    ]  # fmt: skip
+    return "\n".join([
+        "| path | checkpoint | ms per chunk | tokens generated per chunk |",
+        "|---|---|---|---|",
+        *[f"| {name} | `{ckpt}` | {ms:.1f} | {tokens:.0f} |" for name, ckpt, ms, tokens in rows],
+        f"| **ratio latent / explicit** | | **{r['ratio']:.3f}** | |",
+    ])  # fmt: skip
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="lara bench latency", description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="tiny", help="configs/model preset name or YAML path")
@@ -163,14 +209,24 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     ap.add_argument("--stage3-only", action="store_true", help="time only the latent path (large presets)")
     ap.add_argument("--out", type=Path, default=None, help="write latency.json here")
+    ap.add_argument("--explicit-checkpoint", type=Path, default=None,
+                    help="time trained checkpoints instead of a random model: the stage-I run (explicit CoT) ...")
+    ap.add_argument("--latent-checkpoint", type=Path, default=None, help="... and the stage-III run (latent)")
     ap.add_argument("override", nargs="*", help="config overrides, e.g. --expert.num_layers=16 (after --)")
     args = ap.parse_args(argv)
     if args.dtype is None:
         args.dtype = "bfloat16" if args.device.startswith("cuda") else "float32"
     if args.reps < 1:
         raise LaraUserError("--reps must be >= 1")
-    result = run(args)
-    print(_table(result))
+    if (args.explicit_checkpoint is None) != (args.latent_checkpoint is None):
+        raise LaraUserError("pass both --explicit-checkpoint (stage I) and --latent-checkpoint (stage III), or neither")
+    if args.explicit_checkpoint is not None:
+        result = checkpoint_latency(args.explicit_checkpoint, args.latent_checkpoint, None, args.reps, args.warmup,
+                                    args.threads)
+        print(checkpoint_table(result))
+    else:
+        result = run(args)
+        print(_table(result))
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         path = args.out / "latency.json"

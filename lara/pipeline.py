@@ -8,8 +8,10 @@ same command continues where a killed run stopped. Each step's wall time is reco
 Layout under `out/`:
     data/                       LeRobot dataset of scripted demos (+ annotations/<name>/)
     train/stage{1,2,3}/         curriculum runs (final/model is the checkpoint)
-    eval/                       closed-loop evaluation (report.md, videos/)
-    timings.json                seconds per step, this run and earlier ones
+    preview/                    annotation preview strips (PNG)
+    eval/                       closed-loop evaluation (report.md, results.json, videos/)
+    collect.json                collection figures (demos/min, failed attempts)
+    timings.json                seconds per step, recorded by the run that did the step
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from lara.atomic import atomic_write_text
 from lara.errors import LaraUserError
 
 log = logging.getLogger(__name__)
@@ -58,23 +61,33 @@ class PipelineConfig:
     def eval_dir(self) -> Path:
         return self.out / "eval"
 
+    @property
+    def preview_dir(self) -> Path:
+        return self.out / "preview"
 
-def _timed(cfg: PipelineConfig, name: str, fn) -> None:
+
+def timed_step(cfg: PipelineConfig, name: str, fn) -> None:
+    """Run one step; record its wall time in timings.json only when it did work (a skipped step
+    keeps the figure of the run that did it, so every timing is a measured one)."""
     start = time.perf_counter()
-    fn()
+    ran = fn()
     seconds = time.perf_counter() - start
     path = cfg.out / "timings.json"
     timings = json.loads(path.read_text()) if path.exists() else {}
-    timings[name] = round(seconds, 1)
-    path.write_text(json.dumps(timings, indent=2))
-    cfg.timings[name] = seconds
-    log.info("step %s: %.0f s", name, seconds)
+    if ran:
+        timings[name] = round(seconds, 1)
+        atomic_write_text(path, json.dumps(timings, indent=2))
+        log.info("step %s: %.0f s", name, seconds)
+    else:
+        log.info("step %s: already done, skipped", name)
+    if name in timings:
+        cfg.timings[name] = timings[name]
 
 
-def collect_step(cfg: PipelineConfig) -> None:
+def collect_step(cfg: PipelineConfig) -> bool:
     if (cfg.data_dir / "meta" / "info.json").exists():
         log.info("collect: %s exists, skipping", cfg.data_dir)
-        return
+        return False
     from data_pipeline.collect import CollectConfig, collect, summary
 
     result = collect(CollectConfig(
@@ -82,46 +95,76 @@ def collect_step(cfg: PipelineConfig) -> None:
         workers=cfg.workers, camera_size=cfg.camera_size, perturb_xy=cfg.perturb_xy,
     ))
     print(summary(result))
+    atomic_write_text(cfg.out / "collect.json", json.dumps({
+        "episodes": result.episodes, "frames": result.frames, "collected_now": result.collected_now,
+        "seconds": round(result.seconds, 1), "demos_per_minute": round(result.demos_per_minute, 2),
+        "not_collected": len(result.failed), "attempt_outcomes": result.status_counts,
+    }, indent=2))  # fmt: skip
+    return True
 
 
-def annotate_step(cfg: PipelineConfig, preview: int = 0) -> None:
+def annotate_step(cfg: PipelineConfig, preview: int = 0) -> bool:
     from data_pipeline.annotation.annotate import annotate_dataset
     from data_pipeline.annotation.config import AnnotationConfig
+    from data_pipeline.annotation.sidecar import annotation_dir, read_meta
     from data_pipeline.annotation.source import LeRobotSource
 
+    meta = read_meta(annotation_dir(cfg.data_dir, cfg.annotation))
+    previews_done = not preview or any(cfg.preview_dir.glob("*.png"))
+    if meta and meta.get("complete") and previews_done:
+        return False
     result = annotate_dataset(LeRobotSource(cfg.data_dir), cfg.annotation, AnnotationConfig(backend="sim"),
                               workers=cfg.workers)
     log.info("annotation %s: %s", cfg.annotation, result)
     if preview:
         from data_pipeline.annotation.preview import render_previews
 
-        render_previews(LeRobotSource(cfg.data_dir), cfg.annotation, preview, cfg.out / "preview", fmt="png")
+        render_previews(LeRobotSource(cfg.data_dir), cfg.annotation, preview, cfg.preview_dir, fmt="png")
+    return True
 
 
-def train_step(cfg: PipelineConfig) -> None:
+def train_stage_step(cfg: PipelineConfig, stage: int) -> bool:
+    from curriculum.checkpointing import TRAINER_STATE, final_dir
     from curriculum.cli import run_curriculum
 
-    common = ["--data.root", str(cfg.data_dir), "--data.annotation", cfg.annotation]
-    for stage, steps in zip((1, 2, 3), cfg.stage_steps):
-        run_curriculum(cfg.curriculum, [], [*common, "--steps", str(steps)], str(cfg.out / "train"), [stage])
+    if (final_dir(cfg.stage_dir(stage)) / TRAINER_STATE).is_file():
+        return False
+    overrides = ["--data.root", str(cfg.data_dir), "--data.annotation", cfg.annotation,
+                 "--steps", str(cfg.stage_steps[stage - 1])]  # fmt: skip
+    run_curriculum(cfg.curriculum, [], overrides, str(cfg.out / "train"), [stage])
+    return True
 
 
-def eval_step(cfg: PipelineConfig) -> dict:
+def eval_step(cfg: PipelineConfig, results: dict) -> bool:
+    """Evaluate the stage-III checkpoint; fills `results` (a finished evaluation is read back)."""
     from envs.evaluator import EvalConfig, evaluate
 
-    return evaluate(EvalConfig(
+    done = cfg.eval_dir / "results.json"
+    if done.exists():
+        results.update(json.loads(done.read_text()))
+        return False
+    results.update(evaluate(EvalConfig(
         policy=str(cfg.stage_dir(3) / "final"), suite=cfg.suite, tasks=cfg.tasks, episodes=cfg.eval_episodes,
         workers=cfg.workers, out=cfg.eval_dir, video=cfg.video, camera_size=cfg.camera_size,
-    ))
+    )))  # fmt: skip
+    return True
 
 
 def run_pipeline(cfg: PipelineConfig, preview: int = 0) -> dict:
     """All steps in order (each skipped when already done); returns the evaluation results."""
     cfg.out.mkdir(parents=True, exist_ok=True)
-    (cfg.out / "pipeline.json").write_text(json.dumps(asdict(cfg), indent=2, default=str))
-    _timed(cfg, "collect", lambda: collect_step(cfg))
-    _timed(cfg, "annotate", lambda: annotate_step(cfg, preview))
-    _timed(cfg, "train", lambda: train_step(cfg))
+    settings = json.loads(json.dumps({k: v for k, v in asdict(cfg).items() if k != "timings"}, default=str))
+    previous = cfg.out / "pipeline.json"
+    if previous.exists() and json.loads(previous.read_text()) != settings:
+        old = json.loads(previous.read_text())
+        changed = sorted(k for k in settings if old.get(k) != settings[k])
+        raise LaraUserError(f"{cfg.out} holds a run with other settings ({', '.join(changed)} differ); "
+                            "pass --fresh to start over or choose another --out")  # fmt: skip
+    atomic_write_text(previous, json.dumps(settings, indent=2))
+    timed_step(cfg, "collect", lambda: collect_step(cfg))
+    timed_step(cfg, "annotate", lambda: annotate_step(cfg, preview))
+    for stage in (1, 2, 3):
+        timed_step(cfg, f"train_stage{stage}", lambda: train_stage_step(cfg, stage))
     results: dict = {}
-    _timed(cfg, "evaluate", lambda: results.update(eval_step(cfg)))
+    timed_step(cfg, "evaluate", lambda: eval_step(cfg, results))
     return results
