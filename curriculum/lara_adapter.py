@@ -2,8 +2,9 @@
 
 Maps the trainer's config onto `lara.configuration_lara.LaraConfig` and
 `data_pipeline.samples.SampleConfig`, fits what a fresh stage-I model learns from the data
-(normalization statistics, the FAST action tokenizer). The scheduled loss weights reach the
-policy through its own `set_loss_weights`.
+(normalization statistics, the FAST action tokenizer), and seeds an `observed` output
+vocabulary with every CoT label id the dataset serves (every stage, every rank alike). The
+scheduled loss weights reach the policy through its own `set_loss_weights`.
 """
 
 from __future__ import annotations
@@ -110,7 +111,33 @@ def action_chunks(dataset, max_chunks: int) -> np.ndarray:
     return np.stack([np.asarray(dataset[int(i)]["action"]) for i in idx])
 
 
+def served_cots(dataset) -> list:
+    """The CoT ([(tag, text)] or None) of every item the dataset serves, in item order: read from
+    the annotation without decoding images for a LaraSampleDataset, item by item otherwise."""
+    if hasattr(dataset, "cot") and hasattr(dataset, "rows"):
+        if dataset.cot is None:  # no annotation (stage III)
+            return []
+        rows = dataset.rows  # (N',) item -> dataset row
+        keys = zip(dataset.episode_index[rows].tolist(), dataset.frame_index[rows].tolist())
+        return [dataset.cot.get((int(e), int(f))) for e, f in keys]
+    return [dataset[i].get("cot") for i in range(len(dataset))]
+
+
+def seed_output_vocab(policy, dataset) -> None:
+    """Every rank builds the same id set from the whole dataset (not its shard), so the softmax
+    columns agree across DDP ranks and rank 0's checkpoint holds all of them."""
+    if policy.output_vocab.full:
+        return
+    policy.seed_output_vocab(served_cots(dataset))
+
+
 def build_lara_policy(cfg, dataset, init_from: Path | None):
+    policy = _build_lara_policy(cfg, dataset, init_from)
+    seed_output_vocab(policy, dataset)  # after loading: the checkpoint's ids are kept
+    return policy
+
+
+def _build_lara_policy(cfg, dataset, init_from: Path | None):
     from lara.modeling_lara import LaraPolicy
 
     if init_from is not None:

@@ -139,6 +139,21 @@ class LaraPolicy(nn.Module):
         log.info("FAST tokenizer: %s", report)
         return report
 
+    def seed_output_vocab(self, cots) -> int:
+        """Add the label ids of every CoT segment in `cots` (iterable of [(tag, text)] or None) to an
+        `observed` output vocabulary before training (all ranks alike); returns how many were new.
+        Each segment is tokenized by the sequence builder itself, exactly as training will."""
+        if self.output_vocab.full:
+            return 0
+        segments = sorted({(str(tag), str(text)) for cot in cots if cot for tag, text in cot})
+        ids: set[int] = set()
+        for seg in segments:  # a segment's tokens do not depend on its neighbours
+            ids.update(i for i in self.builder.build("", [seg], None, None).labels if i >= 0)
+        added = self.output_vocab.seed(ids)
+        log.info("output vocabulary seeded from %d CoT segments: %d new ids, %d in all",
+                 len(segments), added, len(self.output_vocab.ids))  # fmt: skip
+        return added
+
     def parameter_groups(self, backbone_lr: float, head_lr: float) -> list[dict]:
         """AdamW groups: the Qwen3-VL backbone at backbone_lr, everything LaRA adds at head_lr.
         The EMA tower is never included (it is updated by `ema_update` only)."""
