@@ -62,12 +62,15 @@ def main(argv: list[str]) -> int:
                         metavar=("I", "II", "III"), help="training steps per stage")
     parser.add_argument("--workers", type=int, default=DEMO_DEFAULTS["workers"],
                         help="simulator processes for collection and evaluation")
+    parser.add_argument("--eval-max-steps", type=int, default=None,
+                        help="cap policy steps per evaluation episode (smoke runs; the report says so)")
     args = parser.parse_args(argv)
     if args.fresh and args.out.exists():
         shutil.rmtree(args.out)
     cfg = PipelineConfig(
         out=args.out, suite="libero_object", tasks=args.tasks, episodes_per_task=args.episodes_per_task,
         eval_episodes=args.eval_episodes, stage_steps=tuple(args.stage_steps), workers=args.workers, video=True,
+        eval_max_steps=args.eval_max_steps,
     )  # fmt: skip
     run_pipeline(cfg, preview=1)
     timed_step(cfg, "latency", lambda: latency_step(cfg))

@@ -154,7 +154,9 @@ def _eval_section(cfg: PipelineConfig) -> list[str]:
     lines += [
         f"{cfg.eval_episodes} episode(s) per task from init states 0..{cfg.eval_episodes - 1}: the states the demos "
         "started from, so this checks that the whole spine (data, normalization, gripper sign, image flip, chunk "
-        "execution) can reproduce what it was shown. It is not a generalization result.",
+        "execution) can reproduce what it was shown. It is not a generalization result."
+        + (f" **Episodes capped at {cfg.eval_max_steps} steps (smoke run; the protocol's limit is higher).**"
+           if cfg.eval_max_steps else ""),
         "",
         "| | successes | rate | 95% Wilson CI | mean steps |",
         "|---|---|---|---|---|",

@@ -41,6 +41,7 @@ class PipelineConfig:
     curriculum: Path = REPO / "configs" / "train" / "tiny"
     stage_steps: tuple[int, int, int] = (200, 200, 3000)
     eval_episodes: int = 10  # per task, from init states 0..N-1 (the ones the demos started from)
+    eval_max_steps: int | None = None  # cap on policy steps per episode (smoke runs only; None = the suite's limit)
     workers: int = 2
     video: bool = True
     timings: dict = field(default_factory=dict)
@@ -146,6 +147,7 @@ def eval_step(cfg: PipelineConfig, results: dict) -> bool:
     results.update(evaluate(EvalConfig(
         policy=str(cfg.stage_dir(3) / "final"), suite=cfg.suite, tasks=cfg.tasks, episodes=cfg.eval_episodes,
         workers=cfg.workers, out=cfg.eval_dir, video=cfg.video, camera_size=cfg.camera_size,
+        max_steps=cfg.eval_max_steps,
     )))  # fmt: skip
     return True
 
@@ -155,9 +157,9 @@ def run_pipeline(cfg: PipelineConfig, preview: int = 0) -> dict:
     cfg.out.mkdir(parents=True, exist_ok=True)
     settings = json.loads(json.dumps({k: v for k, v in asdict(cfg).items() if k != "timings"}, default=str))
     previous = cfg.out / "pipeline.json"
-    if previous.exists() and json.loads(previous.read_text()) != settings:
-        old = json.loads(previous.read_text())
-        changed = sorted(k for k in settings if old.get(k) != settings[k])
+    old = json.loads(previous.read_text()) if previous.exists() else {}
+    changed = sorted(k for k in settings if k in old and old[k] != settings[k])  # keys new since then: not compared
+    if changed:
         raise LaraUserError(f"{cfg.out} holds a run with other settings ({', '.join(changed)} differ); "
                             "pass --fresh to start over or choose another --out")  # fmt: skip
     atomic_write_text(previous, json.dumps(settings, indent=2))
