@@ -109,6 +109,8 @@ def _init_worker(cfg: EvalConfig, torch_threads: int | None = None, in_subproces
 
     if in_subprocess:
         exit_with_parent()
+        if torch_threads:  # Mesa's llvmpipe renderer starts one thread per core in every worker otherwise
+            os.environ.setdefault("LP_NUM_THREADS", str(torch_threads))
     libero_setup.configure()
     if torch_threads and cfg.policy not in BUILTIN_POLICIES:
         import torch
