@@ -11,6 +11,11 @@ Policy contract (what `curriculum.trainer` calls):
     set_latent_probability(p: float)                                           stage II schedule
     ema_update()                                                               after each optimizer step
     save_pretrained(dir)                                                       safetensors + JSON, EMA encoder included
+Optional (the trainer uses it when present; a policy without it keeps its micro-batch means):
+    prepare_batch(batch, stage) -> (batch, loss_items: dict[str, int])       sequences built, random
+        draws made, loss items counted per term; forward then also gets loss_norm={term: float},
+        the step's average item count per micro-batch (trainer.step_loss_norm), and divides each
+        term's item sum by it: accumulation and DDP then give the update of one big batch.
 Loss weights reach the policy through the registered `set_loss_weights(policy, stage, weights)`
 (default: `policy.set_loss_weights(weights)`), keys cot_ce, action_ce, visual_l1, flow. Metric
 names may be `loss/<term>` or `<term>` (`flow_mse` for flow): see `LOSS_METRIC_KEYS`.

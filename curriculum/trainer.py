@@ -3,9 +3,12 @@
 One optimizer step = `grad_accum_steps` micro-batches inside `accelerator.accumulate`, which
 scales each micro-batch loss by 1/N and synchronizes (DDP all-reduce) only on the last one; the
 trainer asserts that the last micro-batch really was a sync step, so accumulation cannot
-silently degrade into N small updates. Everything that varies with time (LR, latent
-probability, loss weights) is a pure function of the global step (curriculum.schedules), and
-everything else a resume needs is in the checkpoint (curriculum.checkpointing).
+silently degrade into N small updates. The micro-batches of a step are fetched and prepared up
+front (`prepare_step`): loss terms summed over a varying number of items (CE tokens) are divided
+by the step-wide count, so accumulation and DDP give the update of one big batch. Everything that
+varies with time (LR, latent probability, loss weights) is a pure function of the global step
+(curriculum.schedules), and everything else a resume needs is in the checkpoint
+(curriculum.checkpointing).
 """
 
 from __future__ import annotations
@@ -162,6 +165,44 @@ class _Batches:
             return batch
 
 
+def prepare_step(policy, micro_batches: list, stage: int, accelerator: Accelerator) -> tuple[list, dict]:
+    """All micro-batches of one optimizer step, prepared in order, and the forward kwargs that make
+    their accumulated gradient the gradient of one big batch over every rank.
+
+    A policy with `prepare_batch(batch, stage) -> (batch, loss_items)` (builds its sequences and
+    draws its random latent segments in the order of one big batch, and counts each term's loss
+    items) gets `loss_norm` = `step_loss_norm(...)`; one without keeps its own micro-batch means.
+    """
+    prepare = getattr(policy, "prepare_batch", None)
+    if not callable(prepare):
+        return micro_batches, {}
+    prepared, items = zip(*(prepare(batch, stage) for batch in micro_batches))
+    return list(prepared), {"loss_norm": step_loss_norm(list(items), accelerator)}
+
+
+def step_loss_norm(items: list[dict[str, int]], accelerator: Accelerator) -> dict[str, float]:
+    """term -> the step's average number of loss items per micro-batch, C / (N W).
+
+    The algebra. N micro-batches per rank, W ranks; S_rm the item-summed loss of micro-batch m on
+    rank r (e.g. CE summed over its CoT tokens), n_rm its item count, C = sum_rm n_rm (summed over
+    ranks with `accelerator.reduce`). The update we want is that of one batch of all of them:
+        grad L,   L = sum_rm S_rm / C.
+    What the trainer applies: `accelerator.backward` divides each micro-batch loss l_rm by N
+    (DeepSpeed's engine does the same), gradients add up over the N micro-batches, and DDP (FSDP
+    alike) averages them over the W ranks:
+        g = (1 / W) sum_r sum_m (1 / N) grad l_rm.
+    With l_rm = S_rm / d and d = C / (N W):  g = sum_rm grad S_rm / (W N d) = grad L.  So every
+    micro-batch divides its sum by the same d; with equal counts d = n_rm and l_rm is the plain
+    micro-batch mean (what a policy without counts computes). A count of 0 everywhere (e.g. every
+    CoT segment latent) has all S_rm = 0; d is then clamped to 1 / (N W) so the term stays 0.
+    """
+    names = sorted(items[0])
+    local = torch.tensor([[it[k] for k in names] for it in items], dtype=torch.long).sum(0)  # (n_terms,)
+    total = accelerator.reduce(local.to(accelerator.device), reduction="sum").cpu()  # over ranks
+    n = len(items) * accelerator.num_processes
+    return {k: max(int(c), 1) / n for k, c in zip(names, total.tolist())}
+
+
 def _prepare_output(cfg: TrainConfig, accelerator: Accelerator) -> Path | None:
     """The checkpoint to resume from, or None; refuses to train over an existing run."""
     existing = ckpt.latest_checkpoint(cfg.output_dir)
@@ -243,10 +284,13 @@ def train(cfg: TrainConfig) -> TrainResult:
             set_loss_weights(policy, cfg.stage, weights)
             model.train()
             losses, metric_sums, metric_counts, grad_norm = [], {}, {}, None
-            for _ in range(cfg.grad_accum_steps):
-                batch = _to_device(batches.next(), accelerator.device)
+            micro_batches, forward_kwargs = prepare_step(
+                policy, [batches.next() for _ in range(cfg.grad_accum_steps)], cfg.stage, accelerator
+            )
+            for batch in micro_batches:
+                batch = _to_device(batch, accelerator.device)
                 with accelerator.accumulate(model):
-                    loss, metrics = model(batch, stage=cfg.stage)
+                    loss, metrics = model(batch, stage=cfg.stage, **forward_kwargs)
                     if not torch.isfinite(loss):
                         raise FloatingPointError(f"stage {cfg.stage} step {step}: loss is {loss.item()}")
                     accelerator.backward(loss)

@@ -6,9 +6,12 @@ Public API (the trainer in curriculum/ and the evaluator in envs/ build against 
     policy = LaraPolicy.from_pretrained(dir, device=None)  # safetensors + JSON, never pickle
     policy.save_pretrained(dir)
     policy.train_fast_tokenizer(chunks) -> dict            # (N, H, A) normalized chunks, before stage I; returns round-trip error
+    policy.seed_output_vocab(cots) -> int                  # `observed` output vocab: every CoT label id, before training
     policy.set_normalization(stats)                        # lara.normalization.NormalizationStats (stored in checkpoints)
     policy.set_latent_probability(p)                       # stage II curriculum; forward(..., latent_probability=p) overrides
     loss, metrics = policy.forward(batch, stage)           # stage 1, 2 or 3; batch = collate_samples(...) (docs/interfaces.md)
+    batch, items = policy.prepare_batch(batch, stage)      # sequences built, latents drawn, loss items counted
+    policy.forward(batch, stage, loss_norm={"cot_ce": ...})  # term sums / step-wide counts (lara.losses)
     policy.ema_update()                                    # after each optimizer step
     policy.parameter_groups(backbone_lr, head_lr)          # AdamW groups: backbone lower LR than heads/expert
     policy.predict_action_chunk(obs, stage=None)           # (H, A) un-normalized (or (B, H, A) for a batched dict)
@@ -50,15 +53,17 @@ from lara.errors import LaraUserError
 from lara.fast_tokenizer import FastActionTokenizer
 from lara.foresight import Foresight
 from lara.latent_cot import LatentSlots, recurrent_forward, sample_latent_mask
+from lara.losses import TOKEN_TERMS, count_loss_items, normalized
 from lara.normalization import NormalizationStats
 from lara.output_vocab import OutputVocab
 from lara.pixels import patchify, to_float_images
-from lara.sequence import IMAGE, IMG_NEXT, LATENT, LOSS_ACTION, LOSS_COT, PROMPT, SequenceBuilder
+from lara.sequence import IMAGE, IMG_NEXT, LATENT, PROMPT, SequenceBuilder
 from lara.tokenizer import QWEN_SPECIAL_START, LaraTokenizer, build_tokenizer
 
 log = logging.getLogger(__name__)
 CONTEXT_PARTS = (IMAGE, PROMPT, LATENT, IMG_NEXT)
 LOSS_TERMS = ("cot_ce", "action_ce", "visual_l1", "flow")
+PREPARED = "lara.prepared"  # batch key of prepare_batch's sequences and loss-item counts
 
 
 class LaraPolicy(nn.Module):
@@ -224,80 +229,119 @@ class LaraPolicy(nn.Module):
         return rearrange(imgs, "b n c h w -> (b n) c h w").float()
 
     # ------------------------------------------------------------------ training
-    def forward(
+    def prepare_batch(
         self, batch: dict, stage: int, latent_probability: float | None = None
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Loss and metrics for one collated batch at curriculum stage 1, 2 or 3."""
+    ) -> tuple[dict, dict[str, int]]:
+        """The batch with its token sequences built (FAST-encoded actions, latent segments drawn:
+        the only random draws of stages 1-2) under `PREPARED`, and the number of loss items of
+        each normalized term (lara.losses). The trainer prepares all micro-batches of an optimizer
+        step in order before their forwards, so the draws follow the order of one big batch and
+        the step-wide counts are known (`forward(..., loss_norm=...)`)."""
         if stage not in (1, 2, 3):
             raise ValueError(f"stage must be 1, 2 or 3, got {stage}")
-        cfg, dev = self.cfg, self.device
         b = len(batch["instruction"])
         p = 0.0 if stage == 1 else (1.0 if stage == 3 else (
             self.latent_probability if latent_probability is None else latent_probability))  # fmt: skip
+        if stage in (1, 2) and self.fast is None:
+            raise LaraUserError("stages 1-2 need the FAST tokenizer: call policy.train_fast_tokenizer(chunks)")
+        if stage == 3 and "action" not in batch:
+            raise LaraUserError("stage 3 needs batch['action'] (normalized chunks)")
         seqs, n_latent, n_segments = [], 0, 0
         for i in range(b):
-            cot = batch.get("cot", [None] * b)[i] or []
-            action_ids = None
-            if stage in (1, 2):
-                if self.fast is None:
-                    raise LaraUserError("stages 1-2 need the FAST tokenizer: call policy.train_fast_tokenizer(chunks)")
-                chunk = torch.as_tensor(batch["action"][i]).float().cpu().numpy()
-                action_ids = self.tokenizer.action_token_ids(self.fast.encode(chunk))
             if stage == 3:
                 seqs.append(self.builder.build(batch["instruction"][i], None, None, None, canonical_latent=True))
                 continue
+            cot = batch.get("cot", [None] * b)[i] or []
+            chunk = torch.as_tensor(batch["action"][i]).float().cpu().numpy()
+            action_ids = self.tokenizer.action_token_ids(self.fast.encode(chunk))
             mask = sample_latent_mask(len(cot), p)
             n_latent, n_segments = n_latent + sum(mask), n_segments + len(mask)
             seqs.append(self.builder.build(batch["instruction"][i], cot, mask, action_ids))
-        t = {k: v.to(dev) for k, v in self.builder.collate(seqs, "right").items()}
+        tensors = self.builder.collate(seqs, "right")
+        items = count_loss_items(tensors, batch, stage)
+        prepared = {"stage": stage, "tensors": tensors, "latent_probability": p, "n_latent": n_latent,
+                    "n_segments": n_segments, "loss_items": items}  # fmt: skip
+        return {**batch, PREPARED: prepared}, items
+
+    def forward(
+        self,
+        batch: dict,
+        stage: int,
+        latent_probability: float | None = None,
+        loss_norm: dict[str, float] | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss and metrics for one collated (or `prepare_batch`-ed) batch at curriculum stage 1, 2
+        or 3. `loss_norm[term]` divides the term's item sum instead of this batch's own count
+        (lara.losses: the step-wide normalization of gradient accumulation and DDP)."""
+        if PREPARED not in batch:
+            batch, _ = self.prepare_batch(batch, stage, latent_probability)
+        prep = batch[PREPARED]
+        if prep["stage"] != stage:
+            raise ValueError(f"batch was prepared for stage {prep['stage']}, forward asked for stage {stage}")
+        cfg, dev, norm = self.cfg, self.device, loss_norm or {}
+        t = {k: v.to(dev) for k, v in prep["tensors"].items()}
         hidden = self._hidden(t, self._camera_images(batch, cfg.vision.cameras).to(dev))  # (B, L, D)
 
         metrics: dict[str, float] = {}
         weights = self._weights(stage)
-        total = torch.zeros((), device=dev)
         if stage in (1, 2):
-            labels = t["labels"][:, 1:]  # (B, L-1): token predicted at position i is labels[i + 1]
-            sel = labels != -100
-            if self.training:
-                self.output_vocab.update(labels[sel])
-            logits = self.output_vocab.logits(hidden[:, :-1][sel], self.vlm.lm_head)  # (n_sel, V_out)
-            ce = F.cross_entropy(logits, self.output_vocab.targets(labels[sel]), reduction="none")
-            part = t["loss_part"][:, 1:][sel]
-            for name, pid in (("cot_ce", LOSS_COT), ("action_ce", LOSS_ACTION)):
-                m = part == pid
-                metrics[f"tokens/{name[:-3]}"] = float(m.sum())
-                term = ce[m].mean() if m.any() else ce.sum() * 0.0  # 0 when every segment is latent
-                total = total + weights[name] * term
-                metrics[f"loss/{name}"] = float(term.detach())
-            metrics["latent/fraction"] = n_latent / max(n_segments, 1)
-            metrics["latent/probability"] = p
+            terms = self._token_losses(t, hidden, norm, metrics)
+            metrics["latent/fraction"] = prep["n_latent"] / max(prep["n_segments"], 1)
+            metrics["latent/probability"] = prep["latent_probability"]
         else:
-            if "action" not in batch:
-                raise LaraUserError("stage 3 needs batch['action'] (normalized chunks)")
-            actions = torch.as_tensor(batch["action"]).float().to(dev)  # (B, H, A)
-            if actions.shape[1:] != (cfg.chunk_size, cfg.action_dim):
-                raise LaraUserError(f"actions have shape {tuple(actions.shape[1:])}, model wants ({cfg.chunk_size}, {cfg.action_dim})")
-            ctx_mask = self._context_mask(t)
-            hidden_ctx = hidden.masked_fill(~ctx_mask[..., None], 0.0)  # padded rows may hold NaN/garbage
-            is_pad = torch.as_tensor(batch["action_is_pad"]).to(dev).bool() if "action_is_pad" in batch else None
-            state = torch.as_tensor(batch["state"]).float().to(dev) if cfg.expert.use_state else None
-            flow = self.expert.loss(actions, self.expert.project_context(hidden_ctx), ctx_mask, state, is_pad)
-            total = total + weights["flow"] * flow
-            metrics["loss/flow"] = float(flow.detach())
-
-        w_vis = weights["visual_l1"]
-        if w_vis > 0:
-            key = "next_image." + cfg.foresight.camera
-            if key not in batch:
-                raise LaraUserError(f"visual foresight is on (weight {w_vis}) but the batch has no {key!r}")
-            slot_hidden = hidden[t["part"] == IMG_NEXT].view(b, cfg.foresight.num_slots, -1)  # (B, N_v, D)
-            target = self.foresight.targets(torch.as_tensor(batch[key]).float().to(dev), self.vlm.model.visual)
-            vis = self.foresight.loss(slot_hidden, target)
-            total = total + w_vis * vis
-            metrics["loss/visual_l1"] = float(vis.detach())
+            terms = self._flow_loss(batch, t, hidden, norm)
+        if weights["visual_l1"] > 0:
+            terms["visual_l1"] = self._visual_loss(batch, t, hidden)
+        total = torch.zeros((), device=dev)
+        for name, term in terms.items():
+            total = total + weights[name] * term
+            metrics[f"loss/{name}"] = float(term.detach())
         metrics["loss/total"] = float(total.detach())
         metrics["tokens/seq_len"] = float(t["input_ids"].shape[1])
         return total, metrics
+
+    def _token_losses(self, t, hidden, norm, metrics) -> dict[str, torch.Tensor]:
+        """Stages 1-2: CoT and action-token CE, each its token sum / (norm or its token count)."""
+        labels = t["labels"][:, 1:]  # (B, L-1): token predicted at position i is labels[i + 1]
+        sel = labels != -100
+        if self.training:
+            self.output_vocab.update(labels[sel])
+        logits = self.output_vocab.logits(hidden[:, :-1][sel], self.vlm.lm_head)  # (n_sel, V_out)
+        ce = F.cross_entropy(logits, self.output_vocab.targets(labels[sel]), reduction="none")  # (n_sel,)
+        part = t["loss_part"][:, 1:][sel]
+        terms = {}
+        for name, pid in TOKEN_TERMS.items():
+            m = part == pid
+            metrics[f"tokens/{name[:-3]}"] = float(m.sum())
+            terms[name] = normalized(ce[m].sum(), int(m.sum()), norm.get(name))  # 0 when all segments latent
+        return terms
+
+    def _flow_loss(self, batch, t, hidden, norm) -> dict[str, torch.Tensor]:
+        """Stage 3: flow matching of the expert on the hidden states of the context positions."""
+        cfg, dev = self.cfg, self.device
+        actions = torch.as_tensor(batch["action"]).float().to(dev)  # (B, H, A)
+        if actions.shape[1:] != (cfg.chunk_size, cfg.action_dim):
+            raise LaraUserError(f"actions have shape {tuple(actions.shape[1:])}, model wants ({cfg.chunk_size}, {cfg.action_dim})")
+        ctx_mask = self._context_mask(t)
+        hidden_ctx = hidden.masked_fill(~ctx_mask[..., None], 0.0)  # padded rows may hold NaN/garbage
+        is_pad = torch.as_tensor(batch["action_is_pad"]).to(dev).bool() if "action_is_pad" in batch else None
+        state = torch.as_tensor(batch["state"]).float().to(dev) if cfg.expert.use_state else None
+        flow = self.expert.loss(actions, self.expert.project_context(hidden_ctx), ctx_mask, state, is_pad)
+        if norm.get("flow") is None:
+            return {"flow": flow}  # the mean over this batch's unpadded steps
+        count = batch[PREPARED]["loss_items"]["flow"]
+        return {"flow": normalized(flow * max(count, 1), count, norm["flow"])}  # mean x count = the sum
+
+    def _visual_loss(self, batch, t, hidden) -> torch.Tensor:
+        cfg = self.cfg
+        key = "next_image." + cfg.foresight.camera
+        if key not in batch:
+            raise LaraUserError(f"visual foresight is on (loss weight > 0) but the batch has no {key!r}")
+        b = hidden.shape[0]
+        slot_hidden = hidden[t["part"] == IMG_NEXT].view(b, cfg.foresight.num_slots, -1)  # (B, N_v, D)
+        images = torch.as_tensor(batch[key]).float().to(self.device)  # (B, 3, H, W)
+        target = self.foresight.targets(images, self.vlm.model.visual)
+        return self.foresight.loss(slot_hidden, target)
 
     @staticmethod
     def _context_mask(t: dict[str, torch.Tensor]) -> torch.Tensor:

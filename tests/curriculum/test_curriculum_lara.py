@@ -36,22 +36,37 @@ def _episode(index: int, T: int = 12, size: int = 32):
     )
 
 
-@pytest.fixture(scope="module")
-def tiny_dataset(tmp_path_factory):
+def _write_dataset(root, subtask):
+    """3 episodes of 12 frames, annotated as run "v1"; `subtask(episode, t)` is the SUBTASK text."""
     from data_pipeline.annotation.sidecar import EpisodeAnnotation, annotation_dir, write_episode, write_meta
     from data_pipeline.lerobot_io import write_lerobot_dataset
 
-    root = tmp_path_factory.mktemp("data") / "tiny"
     episodes = [_episode(i) for i in range(3)]
     write_lerobot_dataset(root, episodes)
     run = annotation_dir(root, "v1")
     for ep in episodes:
-        frames = [[("SUBTASK", "grasp the bowl" if t < 6 else "place the bowl"), ("MOVE", "move down"),
+        frames = [[("SUBTASK", subtask(ep.episode_index, t)), ("MOVE", "move down"),
                    ("GRIPPER", "open" if t < 6 else "close")] for t in range(ep.length)]
         write_episode(run, EpisodeAnnotation(episode=ep.episode_index, status="ok", num_frames=ep.length,
                                              frames=frames))
     write_meta(run, {"complete": True})
     return root
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    return _write_dataset(tmp_path_factory.mktemp("data") / "tiny",
+                          lambda e, t: "grasp the bowl" if t < 6 else "place the bowl")
+
+
+WORDS = "grasp the black bowl between the plate and the wooden cabinet on the left".split()
+
+
+@pytest.fixture(scope="module")
+def varied_cot_dataset(tmp_path_factory):
+    """CoT of 1 to 14 words: every micro-batch holds a different number of CoT tokens."""
+    return _write_dataset(tmp_path_factory.mktemp("data") / "varied",
+                          lambda e, t: " ".join(WORDS[: 1 + (5 * e + 3 * t) % len(WORDS)]))
 
 
 def _cfg(stage, out, dataset, *extra):
@@ -161,3 +176,84 @@ def test_real_policy_sigkill_resume_is_exact(tiny_dataset, tmp_path):
     subprocess.run([sys.executable, "-m", "lara.cli", *args, "--output_dir", str(tmp_path / "full")], env=env,
                    check=True, capture_output=True, timeout=600)
     assert_same_weights(weights(tmp_path / "full"), weights(tmp_path / "killed"), atol=1e-6)
+
+
+def _max_weight_difference(run_a, run_b) -> float:
+    from curriculum_testing import weights
+
+    a, b = weights(run_a), weights(run_b)
+    assert a.keys() == b.keys()
+    return max((a[k] - b[k]).abs().max().item() for k in a)
+
+
+def test_accumulation_equals_large_batch_on_the_real_policy(varied_cot_dataset, tmp_path, monkeypatch):
+    """Stage I (no random draws): batch 4 x accumulation 2 must give the weights of batch 8 although
+    the micro-batches hold different numbers of CoT and action tokens (a mean of micro-batch means
+    is not the batch's token mean). AdamW eps 1e-6: its first steps divide by |g| + eps, which turns
+    float summation noise of gradient entries near 1e-8 into ~lr-sized differences at eps 1e-8."""
+    args = ("--steps", "3", "--optim.eps", "1e-6")
+    train(_cfg(1, tmp_path / "b8", varied_cot_dataset, *args, "--batch_size", "8"))
+    import curriculum.trainer
+
+    counts, step_loss_norm = [], curriculum.trainer.step_loss_norm
+    monkeypatch.setattr(curriculum.trainer, "step_loss_norm", lambda items, acc: counts.append(items) or
+                        step_loss_norm(items, acc))  # fmt: skip
+    acc = ("--batch_size", "4", "--grad_accum_steps", "2")
+    train(_cfg(1, tmp_path / "b4x2", varied_cot_dataset, *args, *acc))
+    assert len(counts) == 3 and all(c[0]["cot_ce"] != c[1]["cot_ce"] for c in counts), counts  # really differ
+    difference = _max_weight_difference(tmp_path / "b8", tmp_path / "b4x2")
+    print(f"max weight difference, batch 8 vs 4 x 2: {difference:.3g}")
+    assert difference <= 1e-6
+    # the control: micro-batch means (no step-wide normalization) give a different update
+    monkeypatch.setattr(curriculum.trainer, "step_loss_norm", lambda items, accelerator: {})
+    train(_cfg(1, tmp_path / "means", varied_cot_dataset, *args, *acc))
+    control = _max_weight_difference(tmp_path / "b8", tmp_path / "means")
+    print(f"max weight difference, batch 8 vs 4 x 2 with micro-batch means: {control:.3g}")
+    assert control > 100 * max(difference, 1e-7)
+
+
+def test_accumulation_and_two_ddp_ranks_equal_large_batch(varied_cot_dataset, tmp_path):
+    """2 processes (gloo) x batch 2 x accumulation 2 give the weights of one process with batch 8:
+    the token counts are summed over micro-batches and ranks (see trainer.step_loss_norm)."""
+    import subprocess
+    import sys
+
+    args = ["--steps", "2", "--optim.eps", "1e-6", "--log_every", "1"]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+              str(REPO / "configs" / "accelerate" / "ddp_cpu.yaml"), "-m", "lara.cli", "train"]
+    cfg = _cfg(1, tmp_path / "ddp", varied_cot_dataset, *args, "--batch_size", "2", "--grad_accum_steps", "2")
+    cfg_file = tmp_path / "ddp.yaml"
+    cfg_file.write_text(cfg.to_yaml())
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run([*launch, "--config", str(cfg_file)], env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (tmp_path / "ddp" / "final" / "state" / "random_states_1.pkl").is_file()  # two ranks really ran
+    train(_cfg(1, tmp_path / "b8", varied_cot_dataset, *args, "--batch_size", "8"))
+    difference = _max_weight_difference(tmp_path / "b8", tmp_path / "ddp")
+    print(f"max weight difference, batch 8 vs 2 ranks x 2 x 2: {difference:.3g}")
+    assert difference <= 1e-6
+
+
+def test_output_vocab_seeded_from_the_whole_annotation(tiny_dataset, tmp_path, caplog):
+    """Every CoT label id of the annotation is in the observed output vocabulary before training
+    (all ranks build it alike), and the trained checkpoint holds exactly that set."""
+    import json
+    import logging
+
+    from curriculum.lara_adapter import build_lara_policy, build_lerobot_dataset, served_cots
+
+    cfg = _cfg(1, tmp_path / "s1", tiny_dataset, "--steps", "2")
+    dataset, _ = build_lerobot_dataset(cfg)
+    policy = build_lara_policy(cfg, dataset, None)
+    vocab, tok = policy.output_vocab, policy.tokenizer
+    assert not vocab.full and vocab.seeded
+    cots = served_cots(dataset)
+    assert len(cots) == len(dataset) == 36 and all(cots)
+    cot_ids = {i for cot in cots for tag, text in cot for i in tok.encode(f"{tag}: {text.strip()}\n")}
+    assert cot_ids and cot_ids <= set(vocab.ids)
+    seeded = list(vocab.ids)
+    with caplog.at_level(logging.WARNING, logger="lara.output_vocab"):
+        train(cfg)
+    assert "output vocabulary" not in caplog.text  # forward's growth found nothing to add
+    saved = json.loads((tmp_path / "s1" / "final" / "model" / "output_vocab.json").read_text())
+    assert saved["ids"] == seeded

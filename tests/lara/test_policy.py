@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from lara_testing import make_batch, make_obs, tiny_policy
+from lara_testing import COT, make_batch, make_obs, tiny_policy
 
 from lara.errors import LaraUserError
-from lara.modeling_lara import LaraPolicy
+from lara.modeling_lara import PREPARED, LaraPolicy
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,56 @@ def test_missing_foresight_target_and_fast_raise(loaded):
             loaded(make_batch(2), 1)
     finally:
         loaded.fast = fast
+
+
+def _rows(batch: dict, rows: slice) -> dict:
+    return {k: v[rows] for k, v in batch.items()}
+
+
+def test_step_normalized_halves_add_up_to_the_whole_batch(loaded):
+    """Two micro-batches with different CoT token counts, each dividing its token sums by the step's
+    mean count per micro-batch (`loss_norm`), average to the loss of the whole batch; their own
+    micro-batch means do not."""
+    loaded.eval()
+    batch = make_batch(4, seed=3)
+    batch["cot"] = [list(COT[: 1 + (i % 2) * 3]) for i in range(4)]  # 1 or 4 segments
+    halves = (_rows(batch, slice(0, 1)), _rows(batch, slice(1, 4)))
+    with torch.no_grad():
+        _, whole = loaded(batch, 1)
+        prepared, items = zip(*(loaded.prepare_batch(h, 1) for h in halves))
+        norm = {k: (items[0][k] + items[1][k]) / 2 for k in items[0]}
+        parts = [loaded(b, 1, loss_norm=norm)[1] for b in prepared]
+        means = [loaded(b, 1)[1] for b in prepared]  # each micro-batch's own mean
+    assert items[0]["cot_ce"] != items[1]["cot_ce"]
+    for term in ("loss/cot_ce", "loss/action_ce"):
+        assert (parts[0][term] + parts[1][term]) / 2 == pytest.approx(whole[term], rel=1e-5)
+    assert (means[0]["loss/cot_ce"] + means[1]["loss/cot_ce"]) / 2 != pytest.approx(whole["loss/cot_ce"], rel=1e-3)
+
+
+def test_prepare_draws_latents_in_the_order_of_one_big_batch(loaded):
+    """Stage II latent draws happen in prepare_batch: two halves prepared in order draw what the
+    whole batch draws, so accumulation keeps the draws of one big batch."""
+    batch = make_batch(4, seed=4)
+    torch.manual_seed(0)
+    whole, _ = loaded.prepare_batch(batch, 2, latent_probability=0.5)
+    torch.manual_seed(0)
+    halves = [loaded.prepare_batch(_rows(batch, r), 2, latent_probability=0.5)[0] for r in (slice(0, 2), slice(2, 4))]
+    latent = [(b[PREPARED]["tensors"]["latent_index"] >= 0).sum(1) for b in (whole, *halves)]  # (B,) slots per row
+    assert torch.equal(latent[0], torch.cat(latent[1:])) and 0 < int(latent[0].sum()) < 4 * 4
+
+
+def test_flow_loss_normalization_keeps_the_masked_mean(loaded):
+    """Stage 3: with padded action steps, flow = its sum over unpadded steps / loss_norm['flow']."""
+    loaded.train()
+    batch = make_batch(2, seed=6)
+    batch["action_is_pad"][0, 5:] = True
+    prepared, items = loaded.prepare_batch(batch, 3)
+    assert items == {"flow": 2 * 8 - 3}
+    torch.manual_seed(0)
+    _, own = loaded(prepared, 3)
+    torch.manual_seed(0)
+    _, half = loaded(prepared, 3, loss_norm={"flow": 2.0 * items["flow"]})
+    assert half["loss/flow"] == pytest.approx(own["loss/flow"] / 2, rel=1e-5)
 
 
 # ---------------------------------------------------------------- EMA
