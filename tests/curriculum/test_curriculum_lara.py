@@ -257,3 +257,16 @@ def test_output_vocab_seeded_from_the_whole_annotation(tiny_dataset, tmp_path, c
     assert "output vocabulary" not in caplog.text  # forward's growth found nothing to add
     saved = json.loads((tmp_path / "s1" / "final" / "model" / "output_vocab.json").read_text())
     assert saved["ids"] == seeded
+
+
+@pytest.mark.slow
+def test_stage2_accumulation_keeps_the_latent_draws_of_one_large_batch(varied_cot_dataset, tmp_path):
+    """Stage II draws latent segments while the trainer prepares a step's micro-batches, in the
+    order of one big batch: batch 4 x accumulation 2 still gives the weights of batch 8."""
+    train(_cfg(1, tmp_path / "s1", varied_cot_dataset, "--steps", "2"))
+    args = ("--steps", "4", "--optim.eps", "1e-6", "--init_from", str(tmp_path / "s1"))
+    big = train(_cfg(2, tmp_path / "b8", varied_cot_dataset, *args, "--batch_size", "8"))
+    acc = train(_cfg(2, tmp_path / "b4x2", varied_cot_dataset, *args, "--batch_size", "4", "--grad_accum_steps", "2"))
+    assert 0 < big.history[2]["latent/fraction"] < 1  # some segments latent, some not
+    assert [r["latent/fraction"] for r in big.history] == pytest.approx([r["latent/fraction"] for r in acc.history])
+    assert _max_weight_difference(tmp_path / "b8", tmp_path / "b4x2") <= 1e-6
