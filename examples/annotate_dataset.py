@@ -21,7 +21,7 @@ from data_pipeline.annotation.config import AnnotationConfig
 from data_pipeline.annotation.preview import render_previews
 from data_pipeline.annotation.sidecar import annotation_dir, load_annotations, read_meta
 from data_pipeline.annotation.source import LeRobotSource
-from lara.errors import LaraUserError
+from lara.errors import LaraUserError, run_main
 
 
 def collect_default_demos(out: Path, workers: int) -> Path:
@@ -76,4 +76,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))

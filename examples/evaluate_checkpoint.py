@@ -21,6 +21,7 @@ from pathlib import Path
 
 from envs.evaluator import EvalConfig, evaluate
 from envs.report import wilson_interval
+from lara.errors import run_main
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,4 +56,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))

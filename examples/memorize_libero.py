@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from lara.pipeline import PipelineConfig, run_pipeline
+from lara.errors import run_main
 
 TARGET = 0.8
 
@@ -50,4 +51,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))

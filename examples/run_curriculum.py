@@ -23,6 +23,7 @@ from data_pipeline.lerobot_io import read_lerobot_dataset
 from envs.policies import resolve_checkpoint
 from envs.protocol import Observation
 from lara.modeling_lara import LaraPolicy
+from lara.errors import run_main
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "train" / "tiny"
 
@@ -61,4 +62,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 
-from lara.errors import LaraUserError
+from lara.errors import run_main
 from lara.registry import dispatch
 
 USAGE = "usage: lara <command> [options]   (lara <command> --help for its options)"
@@ -36,14 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        return dispatch(SUBCOMMANDS, argv, USAGE, "commands", "lara")
-    except LaraUserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; finished work is kept, re-run the same command to resume", file=sys.stderr)
-        return 130
+    return run_main(dispatch, SUBCOMMANDS, argv, USAGE, "commands", "lara")
 
 
 if __name__ == "__main__":

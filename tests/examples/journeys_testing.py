@@ -12,10 +12,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
-# Under a bare `pytest` (not `python -m pytest`, as `make test` runs it) the repo root is not on
-# sys.path and tests/data_pipeline, tests/curriculum would shadow the packages as namespace packages.
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lara-test-hf-datasets-"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
