@@ -61,7 +61,8 @@ class OutputVocab:
                 "output vocabulary: %d label ids not in the seeded set appeared during training (e.g. %s); "
                 "under DDP the ranks now softmax over different columns and the checkpoint may miss ids. "
                 "Seed it from all the data the dataset serves (LaraPolicy.seed_output_vocab)",
-                len(new), sorted(new)[:5],
+                len(new),
+                sorted(new)[:5],
             )
 
     def tensor(self, device) -> torch.Tensor:
@@ -90,6 +91,6 @@ class OutputVocab:
         Path(path).write_text(json.dumps({"mode": self.mode, "rows": self.rows, "ids": self.ids}))
 
     @classmethod
-    def load(cls, path: str | Path) -> "OutputVocab":
+    def load(cls, path: str | Path) -> OutputVocab:
         d = json.loads(Path(path).read_text())
         return cls(d["mode"], d["rows"], d["ids"])

@@ -79,7 +79,8 @@ def test_step_normalized_halves_add_up_to_the_whole_batch(loaded):
     assert items[0]["cot_ce"] != items[1]["cot_ce"]
     for term in ("loss/cot_ce", "loss/action_ce"):
         assert (parts[0][term] + parts[1][term]) / 2 == pytest.approx(whole[term], rel=1e-5)
-    assert (means[0]["loss/cot_ce"] + means[1]["loss/cot_ce"]) / 2 != pytest.approx(whole["loss/cot_ce"], rel=1e-3)
+    mean_of_means = (means[0]["loss/cot_ce"] + means[1]["loss/cot_ce"]) / 2
+    assert mean_of_means != pytest.approx(whole["loss/cot_ce"], rel=1e-3)
 
 
 def test_prepare_draws_latents_in_the_order_of_one_big_batch(loaded):
@@ -89,8 +90,11 @@ def test_prepare_draws_latents_in_the_order_of_one_big_batch(loaded):
     torch.manual_seed(0)
     whole, _ = loaded.prepare_batch(batch, 2, latent_probability=0.5)
     torch.manual_seed(0)
-    halves = [loaded.prepare_batch(_rows(batch, r), 2, latent_probability=0.5)[0] for r in (slice(0, 2), slice(2, 4))]
-    latent = [(b[PREPARED]["tensors"]["latent_index"] >= 0).sum(1) for b in (whole, *halves)]  # (B,) slots per row
+    halves = [
+        loaded.prepare_batch(_rows(batch, r), 2, latent_probability=0.5)[0] for r in (slice(0, 2), slice(2, 4))
+    ]
+    # (B,) latent slots per row
+    latent = [(b[PREPARED]["tensors"]["latent_index"] >= 0).sum(1) for b in (whole, *halves)]
     assert torch.equal(latent[0], torch.cat(latent[1:])) and 0 < int(latent[0].sum()) < 4 * 4
 
 
