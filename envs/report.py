@@ -28,7 +28,9 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
     denom = 1.0 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denom
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low = 0.0 if successes == 0 else max(0.0, centre - half)  # exact at the ends: centre - half rounds below 0
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return low, high
 
 
 @dataclass
@@ -115,7 +117,9 @@ def plot_success(task_rows: list[SuccessRow], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(task_rows) + 2), 3.5))
     names = [row.name.split(":")[0] for row in task_rows]
     rates = [100 * row.rate for row in task_rows]
-    errs = [[100 * (row.rate - row.interval[0]) for row in task_rows], [100 * (row.interval[1] - row.rate) for row in task_rows]]
+    # Wilson bounds can land a rounding error past the rate (0/n, n/n); matplotlib rejects negative bars
+    errs = [[max(0.0, 100 * (row.rate - row.interval[0])) for row in task_rows],
+            [max(0.0, 100 * (row.interval[1] - row.rate)) for row in task_rows]]  # fmt: skip
     ax.bar(range(len(rates)), rates, yerr=errs, capsize=3, color="#4C72B0")
     ax.set_xticks(range(len(rates)), names, rotation=45, ha="right", fontsize=8)
     ax.set_ylim(0, 105)

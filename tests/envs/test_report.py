@@ -47,3 +47,16 @@ def test_write_report_files(tmp_path):
     assert "1/2" in text and "2 episodes per task" in text
     assert (tmp_path / "success.png").stat().st_size > 1000
     assert json.loads((tmp_path / "results.json").read_text())["tasks"][0]["episodes"] == 2
+
+
+def test_wilson_interval_contains_the_rate_exactly_at_the_ends(tmp_path):
+    """0/n and n/n once gave bounds a rounding error past the rate, and the bar chart crashed."""
+    from envs.report import SuccessRow, plot_success
+
+    for n in range(1, 60):
+        assert wilson_interval(0, n)[0] == 0.0
+        assert wilson_interval(n, n)[1] == 1.0
+    rows = [SuccessRow(name=f"libero_object  {i}: t", successes=k, episodes=n, errors=0, mean_steps=1.0,
+                       mean_latency_ms=0.0) for i, (k, n) in enumerate([(0, 3), (3, 3), (1, 3)])]
+    plot_success(rows, tmp_path / "success.png")
+    assert (tmp_path / "success.png").stat().st_size > 1000
