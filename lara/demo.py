@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # The embedded tiny default (flags of `lara demo` override each).
 DEMO_DEFAULTS = {
-    "tasks": "0,1", "episodes_per_task": 5, "eval_episodes": 3, "stage_steps": (200, 200, 2000), "workers": 2,
+    "tasks": "0,1", "episodes_per_task": 6, "eval_episodes": 3, "stage_steps": (200, 200, 4000), "workers": 2,
 }  # fmt: skip
 
 
