@@ -438,6 +438,9 @@ class LaraPolicy(nn.Module):
         cols = self.output_vocab.global_ids(self.device)  # (V_out,) global id of each column
         if exact:
             allowed = allowed & ~torch.isin(cols, torch.tensor(sorted(stop_ids), device=cols.device))
+        if not bool(allowed.any()):  # argmax over all -inf would emit column 0, a token nobody chose
+            raise LaraUserError("the output vocabulary allows no token to generate here; an `observed` vocabulary "
+                                "must be seeded with the CoT ids first (seed_output_vocab, done by training)")
         out: list[int] = []
         for i in range(max_new):
             logits = self.output_vocab.logits(h_last, self.vlm.lm_head).masked_fill(~allowed, float("-inf"))

@@ -17,6 +17,9 @@ def test_bench_latency_writes_figures(tmp_path, capsys):
     assert r["latent_ms"] > 0 and r["explicit_ms"] > 0
     assert r["ratio"] == round(r["latent_ms"] / r["explicit_ms"], 4)
     assert r["cot_tokens"] == 6 and r["expert_steps"] == 2 and r["action_tokens"] >= 1
+    # the explicit path really generates the CoT and the action tokens (an unseeded observed
+    # vocabulary once stopped it after one token and made explicit inference look 4x cheaper)
+    assert r["explicit_tokens_generated"] == r["cot_tokens"] + r["action_tokens"]
 
 
 def test_bench_registry(capsys):
