@@ -46,6 +46,7 @@ def plot_stage(stage: int, scalars: dict[str, list[tuple[int, float]]], path: Pa
     fig, ax = plt.subplots(figsize=(6, 3.4))
     for tag in sorted(t for t in scalars if t.startswith("loss/")):
         steps, values = zip(*scalars[tag])
+        values = [v if v > 0 else float("nan") for v in values]  # 0 (e.g. CoT CE once all latent): no log point
         ax.plot(steps, values, label=tag.split("/", 1)[1], lw=1.4 if tag == "loss/total" else 1.0,
                 marker="o" if len(steps) < 5 else None)
     ax.set_yscale("log")
