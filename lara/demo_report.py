@@ -14,7 +14,6 @@ import platform
 import subprocess
 from pathlib import Path
 
-from envs.report import wilson_interval
 from lara.atomic import atomic_write_text
 from lara.pipeline import REPO, PipelineConfig
 
@@ -163,7 +162,7 @@ def _eval_section(cfg: PipelineConfig) -> list[str]:
         "|---|---|---|---|---|",
     ]  # fmt: skip
     for row in [*results["tasks"], *results["suites"]]:
-        low, high = wilson_interval(row["successes"], row["episodes"])
+        low, high = row["ci95_low"], row["ci95_high"]  # results.json carries the Wilson interval
         lines.append(f"| {row['name']} | {row['successes']}/{row['episodes']} | {100 * row['success_rate']:.0f}% | "
                      f"[{100 * low:.0f}, {100 * high:.0f}] | {row['mean_steps']:.0f} |")  # fmt: skip
     lines += ["", "![success per task](eval/success.png)", "", "Full report: [eval/report.md](eval/report.md)"]
