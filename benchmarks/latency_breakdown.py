@@ -20,9 +20,8 @@ import time
 import torch
 from transformers import DynamicCache
 
-from lara.bench_latency import _obs, _synthetic
+from lara.bench_latency import _obs, random_policy
 from lara.configuration_lara import load_config
-from lara.modeling_lara import LaraPolicy
 
 
 def median_ms(fn, reps: int, warmup: int = 3) -> float:
@@ -44,13 +43,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
     cfg = load_config(args.preset, [])
-    policy = LaraPolicy(cfg)
-    chunks, stats = _synthetic(cfg)
-    policy.train_fast_tokenizer(chunks)
-    policy.set_normalization(stats)
-    policy.eval()
+    policy, _ = random_policy(cfg)
     obs = _obs(cfg)
 
     with torch.inference_mode():

@@ -58,6 +58,21 @@ def _synthetic(cfg, seed: int = 0):
     return chunks, stats
 
 
+def random_policy(cfg, seed: int = 0):
+    """A random-weight LaraPolicy ready for both inference paths (eval mode, CPU) and the FAST
+    fit report: FAST tokenizer and normalization from synthetic chunks, and the output
+    vocabulary seeded with a CoT (an `observed` vocabulary needs CoT ids to generate a CoT from)."""
+    from lara.modeling_lara import LaraPolicy
+
+    torch.manual_seed(seed)
+    policy = LaraPolicy(cfg)
+    chunks, stats = _synthetic(cfg, seed)
+    fast_report = policy.train_fast_tokenizer(chunks)
+    policy.set_normalization(stats)
+    policy.seed_output_vocab([BENCH_COT])
+    return policy.eval(), fast_report
+
+
 def _obs(cfg, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     side = 256  # LIBERO renders 256 x 256; the model resizes
@@ -85,7 +100,6 @@ def _time(fn, reps: int, warmup: int, device: torch.device) -> list[float]:
 
 def run(args) -> dict:
     from lara.configuration_lara import load_config
-    from lara.modeling_lara import LaraPolicy
 
     overrides = [f"--backbone.dtype={args.dtype}", f"--backbone.attn_implementation={args.attn}"]
     cfg = load_config(args.preset, overrides + list(args.override))
@@ -94,14 +108,9 @@ def run(args) -> dict:
         raise LaraUserError("--device cuda but torch sees no CUDA device")
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
     t0 = time.perf_counter()
-    policy = LaraPolicy(cfg)
-    chunks, stats = _synthetic(cfg)
-    fast_report = policy.train_fast_tokenizer(chunks)
-    policy.set_normalization(stats)
-    policy.seed_output_vocab([BENCH_COT])  # an `observed` vocabulary needs CoT ids to generate a CoT from
-    policy.to(device).eval()
+    policy, fast_report = random_policy(cfg)
+    policy.to(device)
     build_s = time.perf_counter() - t0
     obs = _obs(cfg)
     n_act = max(1, round(fast_report["mean_tokens"]))
