@@ -16,6 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from lara_testing import tiny_policy  # noqa: E402,F401  (re-exported for test_journeys)
 
 # 2 shared cores: one intra-op thread avoids the spin contention that slows tiny backwards ~100x
 torch.set_num_threads(1)
@@ -76,26 +77,3 @@ def write_sidecar(root: Path, name: str, episodes: int = 3) -> None:
                    ("GRIPPER", "open" if t < 20 else "close")] for t in range(T)]
         write_episode(run, EpisodeAnnotation(episode=ep, status="ok", num_frames=T, frames=frames))
     write_meta(run, {"complete": True})
-
-
-# A sibling of tests/lara/lara_testing.tiny_policy: that module is not importable from here (tests/lara
-# is not on sys.path, and `tests` is a third-party package's name in the venv).
-def tiny_policy(seed: int = 0):
-    """A random-init tiny LaraPolicy with a FAST tokenizer and normalization stats (saveable)."""
-    from lara.configuration_lara import load_config
-    from lara.modeling_lara import LaraPolicy
-    from lara.normalization import NormalizationStats
-
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    policy = LaraPolicy(load_config("tiny", []))
-    t = np.linspace(0, 1, 8)[None, :, None]
-    phase = t * rng.uniform(0.1, 0.8, (400, 1, 7)) + rng.uniform(0, 1, (400, 1, 7))  # (N, H, A)
-    chunks = np.sin(2 * np.pi * phase)  # smooth chunks in [-1, 1]
-    chunks[..., -1] = np.where(rng.uniform(size=(400, 1)) > 0.5, 1.0, -1.0)
-    policy.train_fast_tokenizer(chunks.astype(np.float32))
-    act = rng.normal(0, 0.3, (500, 7))
-    act[:, -1] = np.where(rng.uniform(size=500) > 0.5, 1.0, -1.0)
-    policy.set_normalization(NormalizationStats.from_arrays(
-        {"action": act, "state": rng.normal(0, 1, (500, 8))}, passthrough_dims={"action": [6]}))
-    return policy

@@ -1,4 +1,4 @@
-"""Fixtures for tests/lara; plain helpers live in lara_testing.py."""
+"""Fixtures for tests/lara; plain helpers live in tests/lara_testing.py."""
 
 import pytest
 

@@ -1,5 +1,6 @@
-"""Helpers shared by tests/lara (a uniquely named module: `from conftest import` resolves to
-whichever conftest.py pytest loaded first)."""
+"""Tiny-model helpers shared by tests/lara and tests/examples (a uniquely named module at the top
+of tests/, which pytest puts on sys.path for tests/conftest.py: `from conftest import` resolves to
+whichever conftest.py pytest loaded first, and `tests.` imports collide with a third-party package)."""
 
 
 from __future__ import annotations
