@@ -143,7 +143,8 @@ class ActionExpert(nn.Module):
         state: torch.Tensor | None,
         is_pad: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Flow-matching MSE on normalized actions (B, H, A); padded steps (B, H) carry no loss."""
+        """Flow-matching squared error on normalized actions (B, H, A), averaged over A and summed
+        over the unpadded steps (B, H); the caller divides by the step count (lara.losses)."""
         b = actions.shape[0]
         t = self.beta.sample((b,)).to(actions.device) * 0.999 + 0.001  # (B,)
         eps = torch.randn_like(actions)
@@ -151,9 +152,8 @@ class ActionExpert(nn.Module):
         v = self.velocity(x_t, t, context, context_mask, state)
         err = (v - (eps - actions)).pow(2).mean(-1)  # (B, H)
         if is_pad is not None:
-            keep = (~is_pad).float()
-            return (err * keep).sum() / keep.sum().clamp(min=1.0)
-        return err.mean()
+            err = err * (~is_pad).float()  # padded steps carry no loss
+        return err.sum()
 
     @torch.no_grad()
     def sample(

@@ -326,11 +326,8 @@ class LaraPolicy(nn.Module):
         hidden_ctx = hidden.masked_fill(~ctx_mask[..., None], 0.0)  # padded rows may hold NaN/garbage
         is_pad = torch.as_tensor(batch["action_is_pad"]).to(dev).bool() if "action_is_pad" in batch else None
         state = torch.as_tensor(batch["state"]).float().to(dev) if cfg.expert.use_state else None
-        flow = self.expert.loss(actions, self.expert.project_context(hidden_ctx), ctx_mask, state, is_pad)
-        if norm.get("flow") is None:
-            return {"flow": flow}  # the mean over this batch's unpadded steps
-        count = batch[PREPARED]["loss_items"]["flow"]
-        return {"flow": normalized(flow * max(count, 1), count, norm["flow"])}  # mean x count = the sum
+        flow_sum = self.expert.loss(actions, self.expert.project_context(hidden_ctx), ctx_mask, state, is_pad)
+        return {"flow": normalized(flow_sum, batch[PREPARED]["loss_items"]["flow"], norm.get("flow"))}
 
     def _visual_loss(self, batch, t, hidden) -> torch.Tensor:
         cfg = self.cfg
