@@ -15,17 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import shlex
 import shutil
-import sys
 from pathlib import Path
 
 from lara.atomic import atomic_write_text
 from lara.pipeline import PipelineConfig, run_pipeline, timed_step
-
-log = logging.getLogger(__name__)
-
 
 # The embedded tiny default (flags of `lara demo` override each).
 DEMO_DEFAULTS = {
@@ -72,17 +67,16 @@ def main(argv: list[str]) -> int:
         eval_episodes=args.eval_episodes, stage_steps=tuple(args.stage_steps), workers=args.workers, video=True,
         eval_max_steps=args.eval_max_steps,
     )  # fmt: skip
-    run_pipeline(cfg, preview=1)
+    results = run_pipeline(cfg, preview=1)
     timed_step(cfg, "latency", lambda: latency_step(cfg))
 
     from lara.demo_report import write_report
 
     report = write_report(cfg, "lara demo " + shlex.join(argv) if argv else "lara demo")
-    results = json.loads((cfg.eval_dir / "results.json").read_text())
     latency = json.loads((cfg.out / "latency.json").read_text())
     row = results["suites"][0]
     print(f"\nstage-III policy on {cfg.suite} tasks {cfg.tasks}: {row['successes']}/{row['episodes']} closed-loop "
           f"successes; latency latent/explicit {latency['latent_ms']:.0f}/{latency['explicit_ms']:.0f} ms "
           f"= {latency['ratio']:.3f}; {sum(cfg.timings.values()) / 60:.1f} min of steps")  # fmt: skip
-    print(f"report: {report}", file=sys.stdout)
+    print(f"report: {report}")
     return 0

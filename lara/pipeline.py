@@ -87,7 +87,6 @@ def timed_step(cfg: PipelineConfig, name: str, fn) -> None:
 
 def collect_step(cfg: PipelineConfig) -> bool:
     if (cfg.data_dir / "meta" / "info.json").exists():
-        log.info("collect: %s exists, skipping", cfg.data_dir)
         return False
     from data_pipeline.collect import CollectConfig, collect, summary
 
