@@ -14,6 +14,7 @@ from pathlib import Path
 
 from envs.protocol import MAX_STEPS, NOOP_ACTION, NUM_WAIT_STEPS
 from lara.atomic import atomic_write_text
+from lara.jsonl import read_jsonl
 
 Z_95 = 1.959963984540054
 
@@ -56,16 +57,8 @@ class SuccessRow:
 
 
 def read_records(jsonl: Path) -> list[dict]:
-    """Episode records, skipping a torn last line (a run killed mid-write)."""
-    if not jsonl.exists():
-        return []
-    records = []
-    for line in jsonl.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
+    """Episode records, skipping a torn last line (a run killed mid-write); see lara.jsonl."""
+    return read_jsonl(jsonl)[0]
 
 
 def _row(name: str, records: list[dict]) -> SuccessRow:
