@@ -31,9 +31,10 @@ from tqdm import tqdm
 
 from envs.policies import BUILTIN_POLICIES, ChunkedPolicy, build_policy, check_action, validate_policy_spec
 from envs.protocol import check_suite, parse_task_ids
-from envs.report import read_records, write_report
+from envs.report import write_report
 from envs.worker_guard import exit_with_parent
 from lara.errors import LaraUserError
+from lara.jsonl import append_jsonl, read_jsonl, repair_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +136,14 @@ def _worker_env(task: int):
     return _WORKER["env"], _WORKER["policy"]
 
 
+def _close_worker() -> None:
+    """Close the env now: freeing its GL context at interpreter exit prints EGL tracebacks."""
+    if "env" in _WORKER:
+        _WORKER.pop("env").close()
+    _WORKER.pop("task", None)
+    _WORKER.pop("policy", None)
+
+
 def _write_video(frames: list[np.ndarray], path: Path, fps: int = 20) -> None:
     import imageio.v2 as imageio
 
@@ -157,6 +166,13 @@ def run_episode(unit: EpisodeUnit) -> dict:
     frames: list[np.ndarray] = []
     try:
         env, policy = _worker_env(unit.task)
+    except LaraUserError:
+        raise
+    except Exception as err:  # the env or the policy could not be built: not a result (see _never_started)
+        record.error = f"{type(err).__name__}: {err}"
+        _WORKER.pop("task", None)
+        return asdict(record)
+    try:
         record.task_name = env.task_name
         obs = env.reset(unit.episode)
         if hasattr(policy, "start"):  # replay: start from the recorded episode's own initial state
@@ -228,11 +244,32 @@ def _check_run_identity(cfg: EvalConfig) -> None:
             )
 
 
+def _never_started(record: dict) -> bool:
+    """An episode whose env or policy could not be built (no task name, no step) is no result:
+    never written, and dropped on resume from logs of older versions, which recorded them."""
+    return bool(record.get("error")) and not record.get("steps") and not record.get("task_name")
+
+
+def _read_episodes(jsonl: Path, suite: str) -> list[dict]:
+    records, _ = read_jsonl(jsonl)
+    return [r for r in records if r.get("suite") == suite and not _never_started(r)]
+
+
+def _check_policy(spec: str) -> None:
+    """Resolve and check a checkpoint once in the parent, before any worker starts or any file is
+    written: a broken one is one line naming the file, not N failed episodes."""
+    validate_policy_spec(spec)
+    if spec not in BUILTIN_POLICIES:
+        from lara.checkpoint import check_checkpoint, resolve_checkpoint_dir
+
+        check_checkpoint(resolve_checkpoint_dir(spec))
+
+
 def evaluate(cfg: EvalConfig) -> dict:
     """Run (or resume) the evaluation described by `cfg`; returns the results dict."""
     from envs.libero_env import num_tasks
 
-    validate_policy_spec(cfg.policy)
+    _check_policy(cfg.policy)
     tasks = parse_task_ids(cfg.tasks, num_tasks(cfg.suite))
     if cfg.episodes > 50:
         raise LaraUserError(f"--episodes {cfg.episodes}: each LIBERO task ships 50 init states (episode i uses state i)")
@@ -253,42 +290,49 @@ def evaluate(cfg: EvalConfig) -> dict:
     (cfg.out / "run.json").write_text(json.dumps(run_info, indent=2))
 
     jsonl = cfg.out / "episodes.jsonl"
-    done = {(r["task"], r["episode"]) for r in read_records(jsonl) if r["suite"] == cfg.suite}
+    repair_jsonl(jsonl)  # a torn last line would swallow the next record appended after it
+    previous = _read_episodes(jsonl, cfg.suite)
+    done = {(r["task"], r["episode"]) for r in previous}
     units = [EpisodeUnit(t, e) for t in tasks for e in range(cfg.episodes) if (t, e) not in done]
     if done:
         logger.info("resuming: %d episodes already in %s, %d to run", len(done), jsonl, len(units))
 
-    successes = sum(r["success"] for r in read_records(jsonl) if (r["task"], r["episode"]) in done)
+    successes = sum(bool(r["success"]) for r in previous)
     bar = tqdm(total=len(units) + len(done), initial=len(done), desc=f"eval {cfg.suite}", unit="ep", dynamic_ncols=True)
     finished = len(done)
-    with open(jsonl, "a") as sink:
+    not_started: list[dict] = []
 
-        def _record(result: dict) -> None:
-            nonlocal successes, finished
-            sink.write(json.dumps(result) + "\n")
-            sink.flush()
-            os.fsync(sink.fileno())
-            successes += bool(result["success"])
-            finished += 1
-            bar.set_postfix(success=f"{successes}/{finished}")
-            bar.update(1)
+    def _record(result: dict) -> None:
+        nonlocal successes, finished
+        if _never_started(result):
+            not_started.append(result)
+            logger.warning("task %d episode %d could not start: %s", result["task"], result["episode"], result["error"])
+            return
+        append_jsonl(jsonl, result)
+        successes += bool(result["success"])
+        finished += 1
+        bar.set_postfix(success=f"{successes}/{finished}")
+        bar.update(1)
 
-        if cfg.workers == 1 or len(units) <= 1:
-            _init_worker(cfg)
-            try:
-                for unit in units:
-                    _record(run_episode(unit))
-            finally:  # close the GL context now: freeing it at interpreter exit raises EGL errors
-                if "env" in _WORKER:
-                    _WORKER.pop("env").close()
-                _WORKER.clear()
-        else:
-            ctx = mp.get_context("spawn")
-            n_workers = min(cfg.workers, len(units))
-            threads = max(1, (os.cpu_count() or 1) // n_workers)
-            with ctx.Pool(n_workers, initializer=_init_worker, initargs=(cfg, threads, True)) as pool:
-                for result in pool.imap_unordered(run_episode, units, chunksize=1):
-                    _record(result)
+    if cfg.workers == 1 or len(units) <= 1:
+        _init_worker(cfg)
+        try:
+            for unit in units:
+                _record(run_episode(unit))
+        finally:
+            _close_worker()
+    else:
+        ctx = mp.get_context("spawn")
+        n_workers = min(cfg.workers, len(units))
+        threads = max(1, (os.cpu_count() or 1) // n_workers)
+        with ctx.Pool(n_workers, initializer=_init_worker, initargs=(cfg, threads, True)) as pool:
+            for result in pool.imap_unordered(run_episode, units, chunksize=1):
+                _record(result)
     bar.close()
-    selected = [r for r in read_records(jsonl) if r["suite"] == cfg.suite and r["task"] in tasks and r["episode"] < cfg.episodes]
+    if not_started:
+        raise LaraUserError(
+            f"{len(not_started)} episode(s) could not start (first: {not_started[0]['error']}); nothing was "
+            f"recorded for them: fix the cause and re-run the same command to run them"
+        )
+    selected = [r for r in _read_episodes(jsonl, cfg.suite) if r["task"] in tasks and r["episode"] < cfg.episodes]
     return write_report(cfg.out, run_info, selected)

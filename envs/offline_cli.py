@@ -15,7 +15,7 @@ from lara.errors import LaraUserError
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lara eval-offline",
                                 description="open-loop action metrics of a checkpoint on held-out episodes of a dataset")
-    p.add_argument("checkpoint", help="LaRA checkpoint folder (save_pretrained output)")
+    p.add_argument("checkpoint", help="LaRA checkpoint: the save_pretrained folder, or a training run's final/ folder")
     p.add_argument("dataset", help="LeRobot dataset folder (LIBERO or Bridge)")
     p.add_argument("--out", default="outputs/eval_offline", help="output folder (metrics.json, report.md, trajectories.png)")
     p.add_argument("--episodes", type=int, help="evaluate at most N held-out episodes (default: all)")

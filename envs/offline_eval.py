@@ -185,13 +185,15 @@ def evaluate_offline(cfg: OfflineEvalConfig) -> OfflineResult:
     from data_pipeline.splits import make_split
     from data_pipeline.stats import compute_stats, read_low_dim
     from envs.offline_probes import check_compatible, cot_token_accuracy, foresight_l1
+    from lara.checkpoint import check_checkpoint, resolve_checkpoint_dir
     from lara.modeling_lara import LaraPolicy
 
     root = Path(cfg.dataset)
     t0 = time.perf_counter()
+    checkpoint = check_checkpoint(resolve_checkpoint_dir(cfg.checkpoint))  # before the dataset: seconds, not minutes
     dataset = open_lerobot_dataset(root)  # opened once: each opening costs seconds
     features = dict(dataset.meta.features)
-    policy = LaraPolicy.from_pretrained(cfg.checkpoint, device=cfg.device)
+    policy = LaraPolicy.from_pretrained(checkpoint, device=cfg.device)
     mapping = resolve_mapping(cfg, features, list(policy.cfg.vision.cameras))
     if mapping.name.startswith("bridge"):
         check_bridge_dataset(root, mapping, action_dim=policy.cfg.action_dim, dataset=dataset)

@@ -10,6 +10,9 @@ A checkpoint directory holds:
     fast_tokenizer.json    FAST action tokenizer (if trained)
     output_vocab.json      the LM head's output vocabulary (full, or the observed id set)
 Writes go to a temporary sibling directory first and are renamed into place (atomic for readers).
+Every loader accepts that folder or a training run's folder holding it (`RUN/final`, `RUN/final/model`,
+`RUN/checkpoints/step_N`): `resolve_checkpoint_dir`. `check_checkpoint` verifies a folder without
+building the model (seconds before a dataset is opened or workers start, not after).
 """
 
 from __future__ import annotations
@@ -57,13 +60,56 @@ def save_pretrained(policy, directory: str | Path) -> Path:
     return directory
 
 
-def load_pretrained(directory: str | Path, device: str | torch.device | None = None):
-    from lara.modeling_lara import LaraPolicy
+def resolve_checkpoint_dir(path: str | Path) -> Path:
+    """The `save_pretrained` folder at `path` or inside it (`model/`, `final/model/`): both the
+    model folder and a training run's `final/` (or `checkpoints/step_N/`) name a checkpoint."""
+    path = Path(path)
+    if not path.is_dir():
+        raise LaraUserError(f"{path}: no such checkpoint folder; pass the folder save_pretrained wrote, "
+                            "or a training run's final/ folder")
+    for candidate in (path, path / "model", path / "final" / "model"):
+        if (candidate / "config.json").is_file() and (candidate / "model.safetensors").exists():
+            return candidate
+    for candidate in (path, path / "model", path / "final" / "model"):
+        if (candidate / "config.json").is_file():
+            return candidate  # incomplete: check_checkpoint names what is missing
+    raise LaraUserError(
+        f"{path} is not a LaRA checkpoint (no config.json in it, in model/ or in final/model/); pass the "
+        "folder save_pretrained wrote, or a training run's final/ folder"
+    )
+
+
+def check_checkpoint(directory: str | Path) -> Path:
+    """Check a checkpoint folder without building the model: the files exist, the configs parse,
+    the safetensors header is whole (a truncated file fails here). One line naming the file if not."""
+    from safetensors import safe_open
 
     directory = Path(directory)
     missing = [f for f in FILES if not (directory / f).exists()]
     if missing:
-        raise LaraUserError(f"{directory} is not a LaRA checkpoint (missing {missing})")
+        raise LaraUserError(f"{directory} is not a LaRA checkpoint (missing {missing}); it was not written "
+                            "completely: use another checkpoint or re-run the training that writes it")
+    for name in ("config.json", "backbone_config.json"):
+        try:
+            json.loads((directory / name).read_text())
+        except (ValueError, OSError) as err:
+            raise LaraUserError(f"{directory / name} is unreadable ({err}); the checkpoint is corrupt: use "
+                                "another one or re-run the training that writes it") from None
+    weights = directory / "model.safetensors"
+    try:
+        with safe_open(str(weights), "pt") as fh:
+            if not list(fh.keys()):
+                raise ValueError("no tensors")
+    except Exception as err:  # SafetensorError (truncated/corrupt), OSError
+        raise LaraUserError(f"{weights} is corrupt or truncated ({type(err).__name__}: {err}); use another "
+                            "checkpoint, or re-run the training that writes it") from None
+    return directory
+
+
+def load_pretrained(directory: str | Path, device: str | torch.device | None = None):
+    from lara.modeling_lara import LaraPolicy
+
+    directory = check_checkpoint(resolve_checkpoint_dir(directory))
     cfg = LaraConfig.load(directory / "config.json")
     qwen_cfg = Qwen3VLConfig.from_dict(json.loads((directory / "backbone_config.json").read_text()))
     stats = NormalizationStats.load(directory / "normalization.json") if (directory / "normalization.json").exists() else None
