@@ -13,6 +13,7 @@ read time, before statistics), and the action's gripper dimension is passthrough
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from lara.errors import LaraUserError
 from lara.normalization import NormalizationStats
 
 STATS_FILE = "lara/norm_stats.json"
+logger = logging.getLogger(__name__)
 
 
 def read_low_dim(root: str | Path, mapping: str | KeyMapping = "libero") -> dict[str, np.ndarray]:
@@ -50,22 +52,44 @@ def read_low_dim(root: str | Path, mapping: str | KeyMapping = "libero") -> dict
     }
 
 
+def check_finite(low_dim: dict[str, np.ndarray], source: str | Path = "") -> None:
+    """Refuse NaN/inf in state or action with one line naming the dataset, episode, frame and count.
+
+    Run whenever a dataset is opened for statistics or training (not only when statistics are first
+    computed): data changed after its statistics were stored would otherwise reach the loss as NaN."""
+    for key in ("state", "action"):
+        bad = ~np.isfinite(low_dim[key])  # (N, D)
+        if bad.any():
+            rows = np.flatnonzero(bad.any(axis=1))
+            row, dim = int(rows[0]), int(np.argwhere(bad[rows[0]])[0][0])
+            episodes = np.unique(low_dim["episode_index"][rows])
+            where = f"{source}: " if source else ""
+            raise LaraUserError(
+                f"{where}{key} is NaN/inf in episode {int(low_dim['episode_index'][row])}, frame "
+                f"{int(low_dim['frame_index'][row])}, dim {dim} ({len(rows)} frame(s) in {len(episodes)} episode(s): "
+                f"{episodes[:10].tolist()}); drop those episodes or re-convert/re-collect the dataset"
+            )
+
+
 def compute_stats(low_dim: dict[str, np.ndarray], mode: str = "quantile") -> NormalizationStats:
     """Per-dimension mean/std/q01/q99/min/max of state and action; the action gripper is passthrough."""
-    for key in ("state", "action"):
-        bad = ~np.isfinite(low_dim[key])
-        if bad.any():
-            row = int(np.argwhere(bad)[0][0])
-            raise LaraUserError(
-                f"{key}: NaN/inf in episode {int(low_dim['episode_index'][row])}, frame "
-                f"{int(low_dim['frame_index'][row])}; clean or drop that episode before computing statistics"
-            )
+    check_finite(low_dim)
     action_dim = low_dim["action"].shape[1]
     return NormalizationStats.from_arrays(
         {"state": low_dim["state"], "action": low_dim["action"]},
         mode=mode,
         passthrough_dims={"action": [action_dim - 1]},
     )
+
+
+def _stale_dims(stats: NormalizationStats, low_dim: dict[str, np.ndarray]) -> str:
+    """'' when the stored statistics cover every state/action dimension of the data, else what differs."""
+    diffs = []
+    for key in ("state", "action"):
+        have = stats.features[key].dim if key in stats.features else None
+        if have != low_dim[key].shape[1]:
+            diffs.append(f"{key}: {have} dims stored, {low_dim[key].shape[1]} in the data")
+    return "; ".join(diffs)
 
 
 def _fingerprint(low_dim: dict[str, np.ndarray], mapping: KeyMapping) -> dict:
@@ -85,15 +109,20 @@ def load_or_compute_stats(
     root = Path(root)
     mapping = load_key_mapping(mapping)
     low_dim = low_dim if low_dim is not None else read_low_dim(root, mapping)
+    check_finite(low_dim, root)
     fingerprint = _fingerprint(low_dim, mapping)
     path = root / STATS_FILE
     if path.is_file():
         try:
             data = json.loads(path.read_text())
             if data.get("dataset") == fingerprint and data.get("mode") == mode:
-                return NormalizationStats.from_dict(data)
-        except ValueError:
-            pass  # unreadable or stale: recompute below
+                stored = NormalizationStats.from_dict(data)
+                stale = _stale_dims(stored, low_dim)
+                if not stale:
+                    return stored
+                logger.warning("%s: stored statistics are stale (%s); recomputing them", path, stale)
+        except (ValueError, KeyError, TypeError):
+            logger.warning("%s: unreadable; recomputing the statistics", path)
     stats = compute_stats(low_dim, mode)
     atomic_write_text(path, json.dumps({**stats.to_dict(), "dataset": fingerprint}, indent=2))
     return stats
