@@ -144,6 +144,7 @@ class DataConfig:
     mapping: str = "libero"  # key mapping preset (configs/data/<mapping>.yaml) or YAML path
     annotation: str | None = "latest"  # CoT run name, "latest" (newest complete run); stages I-II need one
     include_plan: bool = False  # prepend the episode PLAN segment to each frame's CoT
+    allow_incomplete_annotation: bool = False  # train on an interrupted annotation run's episodes only
     foresight_offset: int = 1  # k: the foresight target is frame t + k
     image_size: int | None = None  # None: the model's vision.image_size
     foresight_image_size: int | None = None  # None: the model's foresight.image_size

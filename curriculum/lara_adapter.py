@@ -69,6 +69,28 @@ def resolve_annotation(cfg) -> str | None:
     return max(runs, key=lambda r: (Path(r["path"]) / "meta.json").stat().st_mtime)["name"]
 
 
+def check_annotation_complete(cfg, name: str, episodes: list[int]) -> None:
+    """Refuse an annotation run that lacks some of the episodes trained on (an interrupted run: the
+    CoT vocabulary and the CoT loss would silently cover only the episodes it reached) unless
+    data.allow_incomplete_annotation says so."""
+    from data_pipeline.annotation.sidecar import annotation_dir, missing_episodes, read_meta
+
+    missing = missing_episodes(cfg.data.root, name, episodes)
+    if not missing:  # every episode trained on has its file (a run limited to them is fine)
+        return
+    meta = read_meta(annotation_dir(cfg.data.root, name)) or {}
+    what = f"{len(missing)} of {len(episodes)} episodes have no annotation ({missing[:10]}{' ...' if len(missing) > 10 else ''})"
+    if cfg.data.allow_incomplete_annotation:
+        log.warning("annotation run %r of %s is incomplete: %s; training anyway "
+                    "(data.allow_incomplete_annotation)", name, cfg.data.root, what)
+        return
+    backend = f" --backend {meta['backend']}" if meta.get("backend") else ""
+    raise LaraUserError(
+        f"annotation run {name!r} of {cfg.data.root} is incomplete (interrupted): {what}; finish it with "
+        f"`lara annotate {cfg.data.root} --name {name}{backend}`, or pass --data.allow_incomplete_annotation true"
+    )
+
+
 def build_lerobot_dataset(cfg):
     from data_pipeline.samples import LaraSampleDataset, SampleConfig, collate_samples
 
@@ -90,6 +112,8 @@ def build_lerobot_dataset(cfg):
 
     episodes = training_episodes(cfg.data.root) if cfg.data.split == "train" else None
     dataset = LaraSampleDataset(cfg.data.root, sample_cfg, episodes=episodes)
+    if annotation is not None:
+        check_annotation_complete(cfg, annotation, np.unique(dataset.episode_index).tolist())
     if annotation is not None and not dataset.cot:
         raise LaraUserError(
             f"annotation run {annotation!r} of {cfg.data.root} annotates no frame (all episodes skipped?); "

@@ -236,6 +236,12 @@ def load_annotations(
     return out
 
 
+def missing_episodes(dataset_dir: str | os.PathLike, name: str, episodes: Iterable[int]) -> list[int]:
+    """Which of `episodes` have no file (ok or skipped) in the run `name`: what an interrupted run lacks."""
+    done = set(finished_episodes(_resolve_run(dataset_dir, name)))
+    return sorted(int(e) for e in set(episodes) if int(e) not in done)
+
+
 def load_plans(dataset_dir: str | os.PathLike, name: str) -> dict[int, list[str]]:
     """Per-episode PLAN (ordered subtasks) of a run, for annotated episodes."""
     return {a.episode: list(a.plan) for a in iter_episode_annotations(dataset_dir, name) if a.status == "ok"}

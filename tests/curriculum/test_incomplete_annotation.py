@@ -1,0 +1,44 @@
+"""Training on an interrupted annotation run is refused with one line (issue 14, case 4)."""
+
+import pytest
+from test_curriculum_lara import TINY, _write_dataset
+
+from data_pipeline.annotation.sidecar import annotation_dir, episode_path, write_meta
+from lara.cli import main as lara_main
+
+
+@pytest.fixture(scope="module")
+def half_annotated(tmp_path_factory):
+    """3 episodes; annotation run v1 was killed after episode 0 (meta.json: complete false)."""
+    root = _write_dataset(tmp_path_factory.mktemp("data") / "half", lambda e, t: "grasp the bowl")
+    run = annotation_dir(root, "v1")
+    for ep in (1, 2):
+        episode_path(run, ep).unlink()
+    write_meta(run, {"complete": False, "backend": "parser"})
+    return root
+
+
+def _train(root, out, *extra) -> list[str]:
+    return ["train", "--config", str(TINY / "stage1.yaml"), "--data.root", str(root), "--data.annotation", "v1",
+            "--data.split", "all", "--output_dir", str(out), "--steps", "1", "--progress", "false", *extra]
+
+
+def test_train_refuses_an_incomplete_annotation(half_annotated, tmp_path, capsys):
+    assert lara_main(_train(half_annotated, tmp_path / "run")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "'v1'" in err and "2 of 3 episodes" in err and "[1, 2]" in err
+    assert f"lara annotate {half_annotated} --name v1 --backend parser" in err  # the command that completes it
+    assert "--data.allow_incomplete_annotation true" in err
+    assert not (tmp_path / "run" / "final").exists()
+
+
+def test_allow_incomplete_annotation_trains_with_a_warning(half_annotated, tmp_path, caplog):
+    from curriculum.config import load_train_config
+    from curriculum.lara_adapter import build_lerobot_dataset
+
+    cfg = load_train_config([TINY / "stage1.yaml"], _train(half_annotated, tmp_path / "run",
+                                                            "--data.allow_incomplete_annotation", "true")[3:])
+    dataset, _ = build_lerobot_dataset(cfg)
+    assert {e for e, _ in dataset.cot} == {0}
+    assert "incomplete" in caplog.text and "training anyway" in caplog.text
