@@ -19,7 +19,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,13 +27,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from envs.worker_guard import exit_with_parent
+from envs.worker_guard import worker_init
 from data_pipeline.collect_worker import Job, close_cached_env, episode_file, run_batch, run_job
 from data_pipeline.episode import Episode
-from data_pipeline.libero_hdf5 import write_libero_hdf5
-from data_pipeline.lerobot_io import write_lerobot_dataset
-from data_pipeline.stats import load_or_compute_stats
+from lara.atomic import remove_stale_temps
 from lara.errors import LaraUserError
+from lara.jsonl import append_jsonl, repair_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -137,36 +136,60 @@ def batch_jobs(jobs: list[Job], workers: int, max_batch: int = 5) -> list[list[J
     return batches
 
 
+class _Progress:
+    """The bar counts demos as they land on disk (a worker returns a whole batch at once) plus the
+    slots that finished without one, on top of those a previous run collected."""
+
+    def __init__(self, jobs: list[Job], resumed: int):
+        self.jobs, self.failed = jobs, 0
+        self.bar = tqdm(total=len(jobs) + resumed, initial=resumed, desc="collecting demos", unit="demo")
+        self.resumed = resumed
+
+    def refresh(self) -> None:
+        on_disk = sum(job.file.is_file() for job in self.jobs)
+        if self.bar.n != self.resumed + on_disk + self.failed:
+            self.bar.n = self.resumed + on_disk + self.failed
+            self.bar.set_postfix(ok=on_disk, failed=self.failed)  # redraws the bar
+
+
 def _run_jobs(jobs: list[Job], workers: int, partial: Path, result: CollectResult) -> None:
-    reports = (partial / "reports.jsonl").open("a")
-    bar = tqdm(total=len(jobs), desc="collecting demos", unit="demo")
+    reports = partial / "reports.jsonl"
+    repair_jsonl(reports)  # a torn last line would swallow the next report appended after it
+    progress = _Progress(jobs, result.resumed)
     try:
         if workers == 1:
             iterator: Iterator[list[dict[str, Any]]] = ([run_job(job)] for job in jobs)
             try:
-                _consume(iterator, reports, bar, result)
+                _consume(iterator, reports, progress, result)
             finally:
                 close_cached_env()
         else:
             ctx = multiprocessing.get_context("spawn")  # fresh MuJoCo/GL state per worker
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=exit_with_parent)
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=worker_init,
+                                       initargs=(close_cached_env,))  # closes the env before EGL goes away
             try:
-                futures = [pool.submit(run_batch, batch) for batch in batch_jobs(jobs, workers)]
-                _consume((f.result() for f in as_completed(futures)), reports, bar, result)
+                pending = {pool.submit(run_batch, batch) for batch in batch_jobs(jobs, workers)}
+
+                def finished_batches() -> Iterator[list[dict[str, Any]]]:
+                    nonlocal pending
+                    while pending:
+                        done, pending = wait(pending, timeout=2.0, return_when=FIRST_COMPLETED)
+                        progress.refresh()
+                        yield from (f.result() for f in done)
+
+                _consume(finished_batches(), reports, progress, result)
             except BaseException:  # Ctrl-C / kill: do not wait for queued batches; finished demos are kept
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
             pool.shutdown()
     finally:
-        bar.close()
-        reports.close()
+        progress.bar.close()
 
 
-def _consume(batches: Iterator[list[dict[str, Any]]], reports: Any, bar: tqdm, result: CollectResult) -> None:
+def _consume(batches: Iterator[list[dict[str, Any]]], reports: Path, progress: _Progress, result: CollectResult) -> None:
     counts: Counter = Counter()
     for report in (r for batch in batches for r in batch):
-        reports.write(json.dumps({k: v for k, v in report.items() if k != "traceback"}) + "\n")
-        reports.flush()
+        append_jsonl(reports, {k: v for k, v in report.items() if k != "traceback"})
         counts[report["status"]] += 1
         if report["status"] == "ok":
             result.collected_now += 1
@@ -174,8 +197,8 @@ def _consume(batches: Iterator[list[dict[str, Any]]], reports: Any, bar: tqdm, r
             result.failed.append(report)
             if report["status"] == "error":
                 logger.warning("job %s crashed: %s\n%s", report["job"], report.get("error"), report.get("traceback"))
-        bar.update(1)
-        bar.set_postfix(ok=counts["ok"], failed=len(result.failed))
+            progress.failed += 1
+        progress.refresh()
     result.status_counts = dict(counts)
 
 
@@ -191,6 +214,10 @@ def collect(cfg: CollectConfig) -> CollectResult:
     task_ids = cfg.task_ids(num_tasks(cfg.suite))
     partial = partial_dir(out)
     _check_resume(partial, cfg)
+    remove_stale_temps(out.parent, f".{out.name}.tmp-")  # a run killed while writing the dataset
+    remove_stale_temps(partial / "episodes", ".")  # ... or while a worker saved a demo
+    if cfg.hdf5_dir:
+        remove_stale_temps(cfg.hdf5_dir, ".")
     all_jobs = [
         Job(cfg.suite, t, k, cfg.camera_size, cfg.perturb_xy, cfg.settle_steps, cfg.max_attempts, cfg.max_steps,
             cfg.seed, str(partial), cfg.finish_motion)
@@ -217,6 +244,9 @@ def collect(cfg: CollectConfig) -> CollectResult:
 
 def write_collected(partial: Path, done: list[tuple[int, int]], cfg: CollectConfig, out: Path) -> None:
     """Assemble the finished episode files into the LeRobot dataset (+ optional HDF5), atomically."""
+    from data_pipeline.libero_hdf5 import write_libero_hdf5  # heavy (h5py, lerobot): not for `--help`
+    from data_pipeline.lerobot_io import write_lerobot_dataset
+    from data_pipeline.stats import load_or_compute_stats
 
     def episodes() -> Iterator[Episode]:
         for index, (task_id, slot) in enumerate(done):
@@ -233,11 +263,12 @@ def write_collected(partial: Path, done: list[tuple[int, int]], cfg: CollectConf
 
 
 def summary(result: CollectResult) -> str:
-    lines = [
-        f"wrote {result.out}: {result.episodes} episodes, {result.frames} frames "
-        f"({result.collected_now} collected now in {result.seconds:.0f} s = {result.demos_per_minute:.2f} demos/min, "
-        f"{result.resumed} from a previous run)"
-    ]
+    if result.collected_now or result.failed:
+        how = (f"{result.collected_now} collected now in {result.seconds:.0f} s = {result.demos_per_minute:.2f} "
+               f"demos/min, {result.resumed} from a previous run")
+    else:
+        how = f"all {result.resumed} from a previous run"
+    lines = [f"wrote {result.out}: {result.episodes} episodes, {result.frames} frames ({how})"]
     for rep in result.failed:
         job = rep["job"]
         lines.append(f"  not collected: task {job['task_id']} slot {job['slot']}: {rep['status']} after "

@@ -13,12 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-
 from data_pipeline.episode import Episode, noop_mask
-from data_pipeline.libero_hdf5 import iter_libero_hdf5
-from data_pipeline.lerobot_io import write_lerobot_dataset
-from data_pipeline.stats import load_or_compute_stats
+from lara.atomic import remove_stale_temps
 from lara.errors import LaraUserError
 
 logger = logging.getLogger(__name__)
@@ -54,6 +50,10 @@ def iter_converted(
     files: list[Path], summary: ConvertSummary, keep_noops: bool = False, image_orientation: str = "auto",
 ) -> Iterator[Episode]:
     """Episodes of every file, no-ops dropped, re-indexed 0..N-1; task index = file position."""
+    from tqdm import tqdm
+
+    from data_pipeline.libero_hdf5 import iter_libero_hdf5
+
     index = 0
     for task_index, path in enumerate(tqdm(files, desc="converting files", unit="file")):
         for ep in iter_libero_hdf5(path, task_index=task_index, image_orientation=image_orientation):
@@ -78,7 +78,11 @@ def convert_libero_hdf5(
     mapping: str = "libero", repo_id: str = "lara/converted",
 ) -> ConvertSummary:
     """Convert and write atomically; computes and stores the normalization statistics too."""
+    from data_pipeline.lerobot_io import write_lerobot_dataset  # heavy (lerobot, torch): not for `--help`
+    from data_pipeline.stats import load_or_compute_stats
+
     files = hdf5_files(src)
+    remove_stale_temps(Path(dst).parent, f".{Path(dst).name}.tmp-")  # left by a conversion killed mid-write
     summary = ConvertSummary()
     write_lerobot_dataset(dst, iter_converted(files, summary, keep_noops, image_orientation), mapping, repo_id)
     load_or_compute_stats(dst, mapping)
