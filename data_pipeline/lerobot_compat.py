@@ -20,6 +20,7 @@ lerobot's modules keep their own reference to it.
 from __future__ import annotations
 
 import importlib.machinery
+import importlib.util
 import sys
 import types
 from typing import Any
@@ -98,7 +99,28 @@ def _import_lerobot() -> types.ModuleType:
 
 
 _lerobot_dataset = _import_lerobot()
-LeRobotDataset = _lerobot_dataset.LeRobotDataset
+
+
+def _video_backend(requested: str | None) -> str:
+    """lerobot's own default, chosen here without its warning: every open of a dataset logged
+    "'torchcodec' is not available ... falling back to 'pyav'", 2-3 times per command, about
+    videos we never decode (image mode)."""
+    if requested:
+        return requested
+    return "torchcodec" if importlib.util.find_spec("torchcodec") else "pyav"
+
+
+class LeRobotDataset(_lerobot_dataset.LeRobotDataset):
+    """lerobot's `LeRobotDataset` with the video backend chosen quietly (see `_video_backend`)."""
+
+    def __init__(self, *args: Any, video_backend: str | None = None, **kwargs: Any):
+        super().__init__(*args, video_backend=_video_backend(video_backend), **kwargs)
+
+    @classmethod
+    def create(cls, *args: Any, video_backend: str | None = None, **kwargs: Any):  # type: ignore[override]
+        return super().create(*args, video_backend=_video_backend(video_backend), **kwargs)
+
+
 LeRobotDatasetMetadata = _lerobot_dataset.LeRobotDatasetMetadata
 CODEBASE_VERSION: str = _lerobot_dataset.CODEBASE_VERSION
 

@@ -12,6 +12,8 @@ faster stepping), for the scripted expert and data replays that only need privil
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 from typing import Any
 
@@ -39,7 +41,8 @@ def _benchmark(suite: str) -> Any:
     libero_setup.configure()
     from libero.libero import benchmark
 
-    return benchmark.get_benchmark_dict()[suite]()
+    with contextlib.redirect_stdout(io.StringIO()):  # LIBERO prints "[info] using task orders" each time
+        return benchmark.get_benchmark_dict()[suite]()
 
 
 def num_tasks(suite: str) -> int:

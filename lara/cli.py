@@ -3,6 +3,10 @@
 Each subcommand lives in its own module as `main(argv: list[str]) -> int`, imported only when
 that subcommand runs (so `lara eval` never imports the model stack and `lara train` never imports
 MuJoCo). User errors (`LaraUserError`) print one line and exit 2, without a traceback.
+
+Logging: this project's own loggers at INFO; third-party libraries only from WARNING, minus known
+warnings a user cannot act on (`QUIET`). `lara --verbose <command>` (or `LARA_LOG_LEVEL=DEBUG`)
+shows everything.
 """
 
 from __future__ import annotations
@@ -14,7 +18,13 @@ import sys
 from lara.errors import run_main
 from lara.registry import dispatch
 
-USAGE = "usage: lara <command> [options]   (lara <command> --help for its options)"
+USAGE = "usage: lara [--verbose] <command> [options]   (lara <command> --help for its options)"
+OWN_LOGGERS = ("lara", "envs", "data_pipeline", "curriculum", "benchmarks", "__main__")
+# Third-party messages that say nothing a user can act on, hidden unless --verbose.
+QUIET = (
+    "Removed shared tensor",  # accelerate at every save of tied weights: safetensors de-duplicates them
+    "is not available in your platform, falling back to 'pyav'",  # lerobot: we read image datasets
+)
 
 # subcommand -> ("module:function", one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -29,11 +39,33 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def _quiet_filter(record: logging.LogRecord) -> bool:
+    if record.name.split(".")[0] in OWN_LOGGERS:
+        return True
+    return record.levelno >= logging.WARNING and not any(q in record.getMessage() for q in QUIET)
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """basicConfig, plus `_quiet_filter` on the handler unless verbose; a process that already has
+    handlers (a test runner, an embedding application) keeps its own set-up."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    level = os.environ.get("LARA_LOG_LEVEL", "DEBUG" if verbose else "INFO")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if not verbose and level != "DEBUG":
+        handler.addFilter(_quiet_filter)
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        level=os.environ.get("LARA_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    verbose = "--verbose" in argv[:1] or "-v" in argv[:1]
+    if verbose:
+        argv = argv[1:]
+    configure_logging(verbose)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return run_main(dispatch, SUBCOMMANDS, argv, USAGE, "commands", "lara")
