@@ -65,8 +65,8 @@ def resolve_checkpoint_dir(path: str | Path) -> Path:
     model folder and a training run's `final/` (or `checkpoints/step_N/`) name a checkpoint."""
     path = Path(path)
     if not path.is_dir():
-        raise LaraUserError(f"{path}: no such checkpoint folder; pass the folder save_pretrained wrote, "
-                            "or a training run's final/ folder")
+        raise LaraUserError(f"{path} is not a LaRA checkpoint: no such folder; pass the folder save_pretrained "
+                            "wrote, or a training run's final/ folder")
     for candidate in (path, path / "model", path / "final" / "model"):
         if (candidate / "config.json").is_file() and (candidate / "model.safetensors").exists():
             return candidate

@@ -33,7 +33,7 @@ def test_every_layout_resolves_to_the_model_folder(run_dir):
     model = run_dir / "final" / "model"
     for spec in (run_dir, run_dir / "final", model):
         assert resolve_checkpoint_dir(spec) == model
-    with pytest.raises(LaraUserError, match="no such checkpoint folder"):
+    with pytest.raises(LaraUserError, match="not a LaRA checkpoint: no such folder"):
         resolve_checkpoint_dir(run_dir / "nothing")
 
 
@@ -74,7 +74,7 @@ def test_eval_offline_checks_the_checkpoint_before_the_dataset(run_dir, tmp_path
     err = _one_line(capsys)
     assert "model.safetensors is corrupt or truncated" in err and "no_dataset" not in err
     assert lara_main(["eval-offline", str(tmp_path / "nope"), str(missing_data)]) == 2
-    assert "no such checkpoint folder" in _one_line(capsys)
+    assert "not a LaRA checkpoint: no such folder" in _one_line(capsys)
 
 
 def test_episodes_that_never_started_are_not_results(tmp_path, monkeypatch):
