@@ -74,6 +74,7 @@ def _edit(path, fn):
     "edit, words",
     [
         (lambda g: g.__delitem__("obs/ee_pos"), ["'obs/ee_pos'", "missing"]),
+        (lambda g: g.__delitem__("actions"), ["'actions'", "missing"]),
         (lambda g: (g.__delitem__("actions"), g.create_dataset("actions", data=np.zeros((3, 7)))),
          ["has 4 frames but action has 3"]),
         (lambda g: (g.__delitem__("actions"), g.create_dataset("actions", data=np.full((4, 7), np.nan))),

@@ -59,3 +59,23 @@ def test_collect_with_workers_ends_without_egl_tracebacks(tmp_path):
     assert "no successful demos" in run.stderr  # 5 steps are too few for a demo: the run ends early, cleanly
     assert "Exception ignored" not in run.stderr and "Traceback" not in run.stderr
     assert "[info] using task orders" not in run.stdout + run.stderr
+
+
+@pytest.mark.slow
+def test_eval_killed_with_sigkill_resumes_each_episode_once(tmp_path):
+    import signal
+    import time
+
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    cmd = [sys.executable, "-m", "lara.cli", "eval", "--policy", "noop", "--tasks", "0", "--episodes", "3",
+           "--max_steps", "2", "--camera_size", "64", "--out", str(tmp_path)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    jsonl, deadline = tmp_path / "episodes.jsonl", time.time() + 300
+    while not (jsonl.is_file() and jsonl.read_text().count("\n") >= 1):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    results = evaluate(_cfg(tmp_path, 3))
+    episodes = [json.loads(line)["episode"] for line in jsonl.read_text().splitlines()]
+    assert sorted(episodes) == [0, 1, 2] and results["suites"][0]["episodes"] == 3
