@@ -79,6 +79,10 @@ def resolve_checkpoint_dir(path: str | Path) -> Path:
     )
 
 
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
 def check_checkpoint(directory: str | Path) -> Path:
     """Check a checkpoint folder without building the model: the files exist, the configs parse,
     the safetensors header is whole (a truncated file fails here). One line naming the file if not."""
@@ -89,12 +93,14 @@ def check_checkpoint(directory: str | Path) -> Path:
     if missing:
         raise LaraUserError(f"{directory} is not a LaRA checkpoint (missing {missing}); it was not written "
                             "completely: use another checkpoint or re-run the training that writes it")
-    for name in ("config.json", "backbone_config.json"):
+    for name, parse in (("config.json", LaraConfig.load), ("backbone_config.json", _read_json)):
         try:
-            json.loads((directory / name).read_text())
-        except (ValueError, OSError) as err:
-            raise LaraUserError(f"{directory / name} is unreadable ({err}); the checkpoint is corrupt: use "
-                                "another one or re-run the training that writes it") from None
+            parse(directory / name)
+        except LaraUserError:
+            raise
+        except Exception as err:  # JSON syntax, or fields the model config rejects
+            raise LaraUserError(f"{directory / name} is unreadable ({type(err).__name__}: {err}); the checkpoint is "
+                                "corrupt: use another one or re-run the training that writes it") from None
     weights = directory / "model.safetensors"
     try:
         with safe_open(str(weights), "pt") as fh:

@@ -50,6 +50,10 @@ def test_truncated_weights_fail_the_check_naming_the_file(run_dir):
     _truncate(weights)
     with pytest.raises(LaraUserError, match=r"model\.safetensors is corrupt or truncated"):
         check_checkpoint(weights.parent)
+    config = json.loads((weights.parent / "config.json").read_text())
+    (weights.parent / "config.json").write_text(json.dumps({**config, "bogus": 1}))  # another version's field
+    with pytest.raises(LaraUserError, match=r"config\.json is unreadable.*bogus"):
+        check_checkpoint(weights.parent)
     (weights.parent / "config.json").write_text("{")
     with pytest.raises(LaraUserError, match=r"config\.json is unreadable"):
         check_checkpoint(weights.parent)
