@@ -136,14 +136,6 @@ def _worker_env(task: int):
     return _WORKER["env"], _WORKER["policy"]
 
 
-def _close_worker() -> None:
-    """Close the env now: freeing its GL context at interpreter exit prints EGL tracebacks."""
-    if "env" in _WORKER:
-        _WORKER.pop("env").close()
-    _WORKER.pop("task", None)
-    _WORKER.pop("policy", None)
-
-
 def _write_video(frames: list[np.ndarray], path: Path, fps: int = 20) -> None:
     import imageio.v2 as imageio
 
@@ -170,6 +162,7 @@ def run_episode(unit: EpisodeUnit) -> dict:
         raise
     except Exception as err:  # the env or the policy could not be built: not a result (see _never_started)
         record.error = f"{type(err).__name__}: {err}"
+        record.extra["traceback"] = traceback.format_exc()  # logged by the parent with --verbose
         _WORKER.pop("task", None)
         return asdict(record)
     try:
@@ -307,6 +300,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         if _never_started(result):
             not_started.append(result)
             logger.warning("task %d episode %d could not start: %s", result["task"], result["episode"], result["error"])
+            logger.debug("%s", result["extra"].get("traceback"))
             return
         append_jsonl(jsonl, result)
         successes += bool(result["success"])
@@ -319,8 +313,10 @@ def evaluate(cfg: EvalConfig) -> dict:
         try:
             for unit in units:
                 _record(run_episode(unit))
-        finally:
-            _close_worker()
+        finally:  # close the GL context now: freeing it at interpreter exit raises EGL errors
+            if "env" in _WORKER:
+                _WORKER.pop("env").close()
+            _WORKER.clear()
     else:
         ctx = mp.get_context("spawn")
         n_workers = min(cfg.workers, len(units))
