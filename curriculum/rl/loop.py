@@ -94,9 +94,14 @@ def _units(policy, results: list[dict], kind: str):
 
 
 def _resume_point(cfg: RLConfig) -> Path | None:
-    existing = ckpt.latest_checkpoint(cfg.output_dir)
-    if existing is None:
+    # the newest by iteration: a run extended past its final/ (more --iterations) writes step_*
+    # checkpoints newer than final/, which curriculum's latest_checkpoint would rank below it
+    found = ckpt.list_checkpoints(cfg.output_dir)
+    if ckpt.latest_checkpoint(cfg.output_dir) is not None:
+        found.append(ckpt.latest_checkpoint(cfg.output_dir))
+    if not found:
         return None
+    existing = max(found, key=lambda c: ckpt.read_trainer_state(c).step)
     if not cfg.resume:
         raise LaraUserError(f"{cfg.output_dir} already holds an RL run ({existing.name}); pass --resume true to "
                             "continue it, or choose a new --output_dir")
@@ -166,12 +171,14 @@ def train_rl(cfg: RLConfig, pool_factory=RolloutPool, layouts: list[Layout] | No
             state.step += 1
             state.samples_seen += len(results)
             record = _record(it, results, rewards, metrics, cfg, t_roll, time.perf_counter() - t0, chunks)
+            # log first, checkpoint second: a run killed in between redoes the iteration and
+            # `_sync_log` drops the record it had written; the other order would lose the record
+            append_jsonl(out / LOG_FILE, record)
+            records.append(record)
             if state.step % cfg.save_every == 0 or state.step == cfg.iterations:
                 target = ckpt.final_dir(out) if state.step == cfg.iterations else (
                     ckpt.checkpoints_dir(out) / ckpt.step_name(state.step))  # fmt: skip
                 _save(policy, named, optimizer, state, target, cfg)
-            append_jsonl(out / LOG_FILE, record)
-            records.append(record)
             bar.update(1)
             bar.set_postfix(success=f"{record['successes']}/{record['rollouts']}",
                             informative=f"{record['informative_fraction']:.2f}", kl=f"{record.get('kl', 0.0):.4f}")
