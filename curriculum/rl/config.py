@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from curriculum.config import LoraSettings
 from lara.errors import LaraUserError
 
 POLICY_KINDS = ("flow", "tokens")
@@ -44,6 +45,9 @@ class RLConfig:
     minibatch_units: int = 64  # chunks per optimizer step
     grad_clip_norm: float = 1.0
     step_cost: float = 0.0  # reward = success - step_cost * steps (off by default)
+    # LoRA adapters on the backbone (trained with the expert / instead of the whole decoder);
+    # off = backbone frozen (flow) or decoder trained (tokens). No dropout: log-probs must be exact.
+    lora: LoraSettings = field(default_factory=lambda: LoraSettings(dropout=0.0, train_embeddings=False))
     seed: int = 0
     output_dir: Path = Path("outputs/rl")
     resume: bool = False
@@ -76,11 +80,17 @@ class RLConfig:
         check(0 < self.clip_eps < 1, f"--clip_eps must be in (0, 1), got {self.clip_eps}")
         check(self.kl_weight >= 0 and self.step_cost >= 0 and self.grad_clip_norm >= 0,
               "--kl_weight, --step_cost and --grad_clip_norm must be >= 0")
+        check(not self.lora.enabled or self.lora.dropout == 0, "--lora.dropout must be 0 for RL: dropout makes "
+              "the re-scored log-probabilities differ from the sampled ones")
+        check(not self.lora.train_embeddings, "--lora.train_embeddings must be false for RL (the tied table stays frozen)")
         check(0 <= self.eval_episodes <= 50, f"--eval_episodes must be in 0..50 (init states per task), got {self.eval_episodes}")
         self.output_dir = Path(self.output_dir)
 
     def identity(self) -> dict:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items() if k not in OPERATIONAL}
+        out = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items() if k not in OPERATIONAL}
+        if not self.lora.enabled:  # LoRA settings matter only when it is on
+            out["lora"] = {"enabled": False}
+        return out
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:16]

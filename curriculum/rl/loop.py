@@ -32,7 +32,7 @@ import yaml
 from curriculum import checkpointing as ckpt
 from curriculum.rl.config import RLConfig, resolve_policy_dir
 from curriculum.rl.layouts import Layout, load_layouts, pick_layouts
-from curriculum.rl.scorers import ExpertScorer, TokenScorer, TokenUnits, flow_units
+from curriculum.rl.scorers import BackboneFlowScorer, ChunkUnits, ExpertScorer, TokenScorer, flow_units
 from curriculum.rl.update import UpdateSettings, grpo_update
 from envs.protocol import parse_task_ids
 from envs.rollouts import RolloutPool, RolloutSettings, RolloutSpec, task_ids_by_name
@@ -58,18 +58,30 @@ def rollout_seed(seed: int, iteration: int, group: int, member: int) -> int:
     return int(np.random.default_rng([seed, iteration, group, member]).integers(2**62))
 
 
-def _trainable(policy, kind: str) -> dict[str, torch.nn.Parameter]:
-    """Flow: the expert only (backbone frozen). Tokens: the decoder (its embedding table stays frozen)."""
-    prefix = "expert." if kind == "flow" else "vlm."
+def _trainable(policy, cfg: RLConfig) -> tuple[dict[str, torch.nn.Parameter], list[str]]:
+    """What the update trains, and the LoRA-wrapped module names (empty without LoRA).
+    Flow: the expert (+ LoRA adapters). Tokens: the LoRA adapters, or without LoRA the decoder
+    (its tied embedding table stays frozen, as in SFT)."""
+    lora_modules: list[str] = []
+    if cfg.lora.enabled:
+        from peft.tuners.lora import LoraLayer
+
+        from curriculum.lora import apply_lora
+
+        apply_lora(policy, cfg.lora)
+        lora_modules = [n for n, m in policy.named_modules() if isinstance(m, LoraLayer)]
     named = {}
     for name, p in policy.named_parameters():
-        train = name.startswith(prefix) and (kind == "flow" or p.requires_grad)
+        if cfg.lora.enabled:
+            train = "lora_" in name or (cfg.kind == "flow" and name.startswith("expert."))
+        else:
+            train = name.startswith("expert.") if cfg.kind == "flow" else (name.startswith("vlm.") and p.requires_grad)
         p.requires_grad_(train)
         if train:
             named[name] = p
     if not named:
-        raise LaraUserError(f"--kind {kind}: the policy has no trainable parameters for it")
-    return named
+        raise LaraUserError(f"--kind {cfg.kind}: the policy has no trainable parameters for it")
+    return named, lora_modules
 
 
 def _save_weights(named: dict, path: Path) -> None:
@@ -80,17 +92,31 @@ def _save_weights(named: dict, path: Path) -> None:
     tmp.replace(path)
 
 
+def _rollout_weights(policy, named: dict, lora_modules: list[str], path: Path) -> None:
+    """The weights rollout workers load into their plain (LoRA-free) policy: the trained
+    parameters, with LoRA merged into its base layers under their plain names."""
+    if not lora_modules:
+        _save_weights(named, path)
+        return
+    from curriculum.lora import merged_lora
+
+    with merged_lora(policy):
+        params = dict(policy.named_parameters())
+        merged = {k: v for k, v in params.items() if k.startswith("expert.") and k in named}
+        merged.update({k: v for k, v in params.items() if any(k.startswith(m + ".") for m in lora_modules)})
+        _save_weights(merged, path)
+
+
 def _rewards(results: list[dict], cfg: RLConfig) -> torch.Tensor:
     r = [float(x["success"]) - cfg.step_cost * x["steps"] for x in results]
     return torch.tensor(r).view(cfg.groups, cfg.group_size)  # (groups, G), results are group-major
 
 
-def _units(policy, results: list[dict], kind: str):
+def _units(policy, results: list[dict], cached_features: bool):
+    """The update's units: cached backbone features (frozen backbone) or the recorded chunks."""
     chunks = [c for r in results for c in r["chunks"]]
     counts = [len(r["chunks"]) for r in results]
-    if kind == "flow":
-        return flow_units(policy, chunks), counts, chunks
-    return TokenUnits(chunks), counts, chunks
+    return (flow_units(policy, chunks) if cached_features else ChunkUnits(chunks)), counts, chunks
 
 
 def _resume_point(cfg: RLConfig) -> Path | None:
@@ -127,8 +153,13 @@ def train_rl(cfg: RLConfig, pool_factory=RolloutPool, layouts: list[Layout] | No
 
     torch.manual_seed(cfg.seed)
     policy = LaraPolicy.from_pretrained(str(policy_dir)).eval()
-    named = _trainable(policy, cfg.kind)
-    scorer = ExpertScorer(policy.expert, cfg.noise_scale) if cfg.kind == "flow" else TokenScorer(policy, cfg.temperature)
+    named, lora_modules = _trainable(policy, cfg)
+    if cfg.kind == "tokens":
+        scorer = TokenScorer(policy, cfg.temperature)
+    elif lora_modules:  # the backbone learns: features are recomputed with gradients
+        scorer = BackboneFlowScorer(policy, cfg.noise_scale)
+    else:
+        scorer = ExpertScorer(policy.expert, cfg.noise_scale)
     optimizer = torch.optim.AdamW(list(named.values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if resume_from is not None:
         _load_state(resume_from / "state", policy, optimizer)
@@ -141,7 +172,7 @@ def train_rl(cfg: RLConfig, pool_factory=RolloutPool, layouts: list[Layout] | No
         return RLResult(out, ckpt.final_dir(out), state.step, records)
 
     weights = out / WEIGHTS_FILE
-    _save_weights(named, weights)
+    _rollout_weights(policy, named, lora_modules, weights)
     settings = RolloutSettings(str(policy_dir), cfg.suite, cfg.kind, cfg.noise_scale, cfg.temperature, cfg.num_steps,
                                cfg.execute_steps, cfg.max_steps, cfg.camera_size)  # fmt: skip
     update = UpdateSettings(cfg.clip_eps, cfg.kl_weight, cfg.epochs, cfg.minibatch_units, cfg.grad_clip_norm)
@@ -158,7 +189,7 @@ def train_rl(cfg: RLConfig, pool_factory=RolloutPool, layouts: list[Layout] | No
             results = pool.run(specs, str(weights), it)
             t_roll = time.perf_counter() - t0
             rewards = _rewards(results, cfg)
-            units, counts, chunks = _units(policy, results, cfg.kind)
+            units, counts, chunks = _units(policy, results, cfg.kind == "flow" and not lora_modules)
             metrics = {"informative_fraction": 0.0, "updated": 0.0}
             if all(c > 0 for c in counts):
                 logp = torch.tensor([c["log_prob"] for c in chunks], device=policy.device)
@@ -167,7 +198,7 @@ def train_rl(cfg: RLConfig, pool_factory=RolloutPool, layouts: list[Layout] | No
                 metrics = grpo_update(scorer, units, rewards, counts, optimizer, update, gen, logp)
             else:
                 log.warning("iteration %d: a rollout produced no chunk (it crashed at once); no update", it)
-            _save_weights(named, weights)
+            _rollout_weights(policy, named, lora_modules, weights)
             state.step += 1
             state.samples_seen += len(results)
             record = _record(it, results, rewards, metrics, cfg, t_roll, time.perf_counter() - t0, chunks)
@@ -232,8 +263,11 @@ def _sync_log(path: Path, done: int) -> list[dict]:
 
 
 def _save(policy, named, optimizer, state: ckpt.TrainerState, target: Path, cfg: RLConfig) -> None:
+    from curriculum.lora import merged_lora
+
     tmp = ckpt.begin(target, True)
-    policy.save_pretrained(str(tmp / "model"))
+    with merged_lora(policy):  # model/ loads without peft; state/ keeps the unmerged adapters
+        policy.save_pretrained(str(tmp / "model"))
     (tmp / "state").mkdir()
     _save_weights(named, tmp / "state" / "trainable.safetensors")
     torch.save(optimizer.state_dict(), tmp / "state" / "optimizer.pt")

@@ -4,6 +4,8 @@
   (computed once per batch: the backbone is frozen), the normalized state and the sampled Euler
   path; its log-probability is `lara.flow_sampling.path_log_prob`. The reference is a frozen copy
   of the starting expert, scored on the same features.
+- `BackboneFlowScorer`: the same with LoRA adapters on the backbone: units are the recorded
+  observations, and the features are recomputed, with gradients, at every scoring.
 - `TokenScorer`: the stage-II FAST-token policy. A unit is one chunk's sampled tokens with its
   observation; its log-probability is the sum of `lara.token_logprobs.token_log_probs`. The
   backbone's decoder is what learns here (the tied embedding table stays frozen, as in SFT); the
@@ -80,14 +82,39 @@ def flow_units(policy, chunks: list[dict], batch_size: int = 32) -> FlowUnits:
 
 
 @dataclass
-class TokenUnits:
-    chunks: list[dict]  # images, state, instruction, tokens
+class ChunkUnits:
+    chunks: list[dict]  # images, state, instruction, and tokens (FAST) or path (flow)
 
     def __len__(self) -> int:
         return len(self.chunks)
 
-    def select(self, idx: torch.Tensor) -> "TokenUnits":
-        return TokenUnits([self.chunks[i] for i in idx.tolist()])
+    def select(self, idx: torch.Tensor) -> "ChunkUnits":
+        return ChunkUnits([self.chunks[i] for i in idx.tolist()])
+
+
+class BackboneFlowScorer:
+    def __init__(self, policy, noise_scale: float, batch_size: int = 32) -> None:
+        self.policy, self.noise_scale, self.batch_size = policy.eval(), noise_scale, batch_size
+        self.reference = copy.deepcopy(policy).requires_grad_(False).eval()
+
+    def parameters(self):
+        return self.policy.parameters()
+
+    def _score(self, policy, units: ChunkUnits) -> torch.Tensor:
+        out = []
+        for lo in range(0, len(units), self.batch_size):
+            chunks = units.chunks[lo : lo + self.batch_size]
+            hidden, mask, state = backbone_context(policy, obs_batch(chunks))
+            path = torch.stack([torch.as_tensor(ch["path"]) for ch in chunks]).to(policy.device)  # (b, N + 1, H, A)
+            ctx = policy.expert.project_context(hidden)
+            out.append(path_log_prob(policy.expert, ctx, mask, state, path, self.noise_scale))
+        return torch.cat(out)
+
+    def log_prob(self, units: ChunkUnits) -> torch.Tensor:
+        return self._score(self.policy, units)
+
+    def ref_log_prob(self, units: ChunkUnits) -> torch.Tensor:
+        return self._score(self.reference, units)
 
 
 class TokenScorer:
@@ -98,15 +125,15 @@ class TokenScorer:
     def parameters(self):
         return self.policy.vlm.parameters()
 
-    def _score(self, policy, units: TokenUnits) -> torch.Tensor:
+    def _score(self, policy, units: ChunkUnits) -> torch.Tensor:
         out = []
         for ch in units.chunks:
             imgs, _, _, _ = policy._parse_obs(obs_batch([ch]))
             out.append(token_log_probs(policy, imgs, ch["instruction"], list(ch["tokens"]), self.temperature).sum())
         return torch.stack(out)
 
-    def log_prob(self, units: TokenUnits) -> torch.Tensor:
+    def log_prob(self, units: ChunkUnits) -> torch.Tensor:
         return self._score(self.policy, units)
 
-    def ref_log_prob(self, units: TokenUnits) -> torch.Tensor:
+    def ref_log_prob(self, units: ChunkUnits) -> torch.Tensor:
         return self._score(self.reference, units)
