@@ -18,7 +18,7 @@ POLICY_KINDS = ("flow", "tokens")
 # Free to change between a run and its resume: they do not change the weights.
 # `iterations` among them: the learning rate is constant, so a longer run is a continuation.
 OPERATIONAL = ("output_dir", "resume", "iterations", "save_every", "keep_last", "progress", "workers", "eval_episodes",
-               "eval_workers", "eval_max_steps")  # fmt: skip
+               "eval_workers", "eval_max_steps", "device")  # fmt: skip
 
 
 @dataclass
@@ -49,6 +49,7 @@ class RLConfig:
     # off = backbone frozen (flow) or decoder trained (tokens). No dropout: log-probs must be exact.
     lora: LoraSettings = field(default_factory=lambda: LoraSettings(dropout=0.0, train_embeddings=False))
     seed: int = 0
+    device: str = "cpu"  # the learner's device (rollout workers run on the CPU); "cuda" untested so far
     output_dir: Path = Path("outputs/rl")
     resume: bool = False
     save_every: int = 1  # iterations between checkpoints

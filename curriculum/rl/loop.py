@@ -152,7 +152,7 @@ def train_rl(cfg: RLConfig, pool_factory=RolloutPool, layouts: list[Layout] | No
         layouts = load_layouts(cfg.dataset, task_ids, parse_task_ids(cfg.tasks, len(task_ids)))
 
     torch.manual_seed(cfg.seed)
-    policy = LaraPolicy.from_pretrained(str(policy_dir)).eval()
+    policy = LaraPolicy.from_pretrained(str(policy_dir), device=cfg.device).eval()
     named, lora_modules = _trainable(policy, cfg)
     if cfg.kind == "tokens":
         scorer = TokenScorer(policy, cfg.temperature)

@@ -66,8 +66,10 @@ def grpo_update(
     with torch.no_grad():
         logp_old = _batched(scorer.log_prob, kept, settings.minibatch_units)
         logp_ref = _batched(scorer.ref_log_prob, kept, settings.minibatch_units) if settings.kl_weight > 0 else None
+    unit_adv, weights = unit_adv.to(logp_old.device), weights.to(logp_old.device)
     if rollout_log_probs is not None:
-        metrics["rollout_logp_gap"] = float((rollout_log_probs[index] - logp_old).abs().max())
+        metrics["rollout_logp_gap"] = float((rollout_log_probs[index.to(rollout_log_probs.device)].to(logp_old.device)
+                                             - logp_old).abs().max())  # fmt: skip
 
     params = [p for p in scorer.parameters() if p.requires_grad]
     u = len(kept)
