@@ -2,8 +2,8 @@
 
 Starting from one stage-III checkpoint and the dataset it was trained on:
 1. evaluate the starting policy on the standard protocol (the suite's init states 0..E-1 per task);
-2. GRPO: `lara rl` (configs/rl/tiny.yaml plus flags), one iteration at a time (`--resume` with
-   `--iterations k+1`) until the wall-time budget is spent; evaluate its final/;
+2. GRPO: `lara rl` (configs/rl/tiny.yaml plus flags) with `--max_minutes` = the budget (it stops
+   after the iteration that reaches it); evaluate its final/;
 3. supervised baseline: `lara train` stage III from the same checkpoint on the same data, with
    as many steps as fit in the same budget (its speed is measured on a short first run); evaluate;
 4. write <out>/results.json and <out>/RESULTS.md: success before, after GRPO, after SFT, with 95%
@@ -57,22 +57,18 @@ def _timed(out: Path, name: str, fn) -> float:
 
 
 def run_grpo(args, budget_s: float) -> tuple[Path, float]:
+    """`lara rl` with a wall-time budget (`--max_minutes`, counted over resumes from its own log)."""
     from curriculum.rl.config import RLConfig
     from curriculum.rl.loop import train_rl
     from lara.config_cli import parse_config
-    from lara.jsonl import read_jsonl
 
     out = args.out / "grpo"
-    records, _ = read_jsonl(out / "iterations.jsonl")
-    spent, k = sum(r["wall_s"] for r in records), len(records)
-    while spent < budget_s:  # one iteration per call: the budget is checked between iterations
-        argv = ["--config_path", str(args.rl_config), "--policy", args.policy, "--dataset", args.dataset,
-                "--suite", args.suite, "--tasks", args.tasks, "--workers", str(args.workers), "--iterations",
-                str(k + 1), "--resume", "true", "--output_dir", str(out), "--eval_episodes", "0", *args.rl_flags]  # fmt: skip
-        result = train_rl(parse_config(RLConfig, argv, prog="rl_vs_sft"))
-        spent += result.records[-1]["wall_s"]
-        k += 1
-    return out / "final" / "model", spent
+    argv = ["--config_path", str(args.rl_config), "--policy", args.policy, "--dataset", args.dataset,
+            "--suite", args.suite, "--tasks", args.tasks, "--workers", str(args.workers), "--iterations", "100000",
+            "--max_minutes", str(budget_s / 60.0), "--resume", "true", "--output_dir", str(out), "--eval_episodes", "0",
+            *args.rl_flags]  # fmt: skip
+    result = train_rl(parse_config(RLConfig, argv, prog="rl_vs_sft"))
+    return out / "final" / "model", sum(r["wall_s"] for r in result.records)
 
 
 def run_sft(args, budget_s: float) -> tuple[Path, float]:

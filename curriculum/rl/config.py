@@ -18,7 +18,8 @@ POLICY_KINDS = ("flow", "tokens")
 # Free to change between a run and its resume: they do not change the weights.
 # `iterations` among them: the learning rate is constant, so a longer run is a continuation.
 OPERATIONAL = ("output_dir", "resume", "iterations", "save_every", "keep_last", "progress", "workers", "eval_episodes",
-               "eval_workers", "eval_max_steps", "device")  # fmt: skip
+               "eval_workers", "eval_max_steps", "device",
+               "max_minutes")  # fmt: skip
 
 
 @dataclass
@@ -35,6 +36,7 @@ class RLConfig:
     max_steps: int | None = None  # rollout step limit (None = the suite's protocol limit)
     camera_size: int = 256
     iterations: int = 10
+    max_minutes: float = 0.0  # wall-time budget over all invocations of the run (0 = none): stops after the iteration that reaches it
     groups: int = 4  # layouts per iteration
     group_size: int = 4  # rollouts per layout (G)
     lr: float = 1e-5
@@ -77,6 +79,7 @@ class RLConfig:
         for name in ("num_steps", "execute_steps", "max_steps", "eval_max_steps"):
             v = getattr(self, name)
             check(v is None or v >= 1, f"--{name} must be >= 1, got {v}")
+        check(self.max_minutes >= 0, f"--max_minutes must be >= 0 (0 = no budget), got {self.max_minutes}")
         check(self.lr > 0, f"--lr must be > 0, got {self.lr}")
         check(0 < self.clip_eps < 1, f"--clip_eps must be in (0, 1), got {self.clip_eps}")
         check(self.kl_weight >= 0 and self.step_cost >= 0 and self.grad_clip_norm >= 0,

@@ -167,7 +167,7 @@ def train_rl(cfg: RLConfig, pool_factory=RolloutPool, layouts: list[Layout] | No
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg.identity() | {"output_dir": str(out)}))
     records = _sync_log(out / LOG_FILE, state.step)
-    if state.step >= cfg.iterations:
+    if state.step >= cfg.iterations or (cfg.max_minutes > 0 and sum(r["wall_s"] for r in records) >= 60 * cfg.max_minutes):
         log.info("%s is complete (%d iterations)", out, state.step)
         return RLResult(out, ckpt.final_dir(out), state.step, records)
 
@@ -206,13 +206,17 @@ def train_rl(cfg: RLConfig, pool_factory=RolloutPool, layouts: list[Layout] | No
             # `_sync_log` drops the record it had written; the other order would lose the record
             append_jsonl(out / LOG_FILE, record)
             records.append(record)
-            if state.step % cfg.save_every == 0 or state.step == cfg.iterations:
-                target = ckpt.final_dir(out) if state.step == cfg.iterations else (
-                    ckpt.checkpoints_dir(out) / ckpt.step_name(state.step))  # fmt: skip
+            out_of_time = cfg.max_minutes > 0 and sum(r["wall_s"] for r in records) >= 60.0 * cfg.max_minutes
+            last = state.step == cfg.iterations or out_of_time
+            if state.step % cfg.save_every == 0 or last:
+                target = ckpt.final_dir(out) if last else ckpt.checkpoints_dir(out) / ckpt.step_name(state.step)
                 _save(policy, named, optimizer, state, target, cfg)
             bar.update(1)
             bar.set_postfix(success=f"{record['successes']}/{record['rollouts']}",
                             informative=f"{record['informative_fraction']:.2f}", kl=f"{record.get('kl', 0.0):.4f}")
+            if out_of_time:
+                log.info("time budget of %.1f min spent after iteration %d", cfg.max_minutes, state.step)
+                break
     bar.close()
     return RLResult(out, ckpt.final_dir(out), state.step, records)
 

@@ -108,3 +108,12 @@ def test_rl_loop_logs_checkpoints_and_resumes_exactly(tmp_path, tiny_checkpoint)
     again, _ = read_jsonl(run / "iterations.jsonl")
     keys = ("successes", "informative_fraction", "kl", "loss")
     assert [[x.get(k) for k in keys] for x in again] == [[x.get(k) for k in keys] for x in records]
+
+
+@pytest.mark.slow
+def test_time_budget_stops_after_the_iteration_that_spends_it(tmp_path, tiny_checkpoint):
+    cfg = _cfg(tmp_path, tiny_checkpoint, "budget", iterations=5, max_minutes=1e-6)
+    result = train_rl(cfg, FakePool, LAYOUTS)
+    assert result.iterations == 1 and (result.final_dir / "trainer_state.json").is_file()
+    again = train_rl(_cfg(tmp_path, tiny_checkpoint, "budget", iterations=5, max_minutes=1e-6, resume=True), FakePool, LAYOUTS)
+    assert again.iterations == 1  # the budget is counted over resumes: nothing left to run
