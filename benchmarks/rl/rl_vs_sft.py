@@ -40,7 +40,7 @@ def _evaluate(policy: str, out: Path, args) -> dict:
 
     if not (out / "results.json").is_file():
         evaluate(EvalConfig(policy=policy, suite=args.suite, tasks=args.tasks, episodes=args.eval_episodes,
-                            workers=args.workers, out=out))  # fmt: skip
+                            workers=args.workers, out=out, max_steps=args.eval_max_steps))  # fmt: skip
     return json.loads((out / "results.json").read_text())["suites"][0]
 
 
@@ -104,15 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", required=True, help="the dataset it was trained on (layouts + SFT data)")
     p.add_argument("--train-config", type=Path, default=REPO / "configs/train/tiny/stage3.yaml")
     p.add_argument("--rl-config", type=Path, default=REPO / "configs/rl/tiny.yaml")
-    p.add_argument("--rl-flags", nargs="*", default=[], help="extra `lara rl` flags, e.g. --noise_scale 0.2")
     p.add_argument("--suite", default="libero_object")
     p.add_argument("--tasks", default="0,1")
     p.add_argument("--eval-episodes", type=int, default=10)
     p.add_argument("--minutes", type=float, default=60.0, help="wall-time budget of each arm")
     p.add_argument("--probe-steps", type=int, default=20)
+    p.add_argument("--eval-max-steps", type=int, default=None, help="smoke runs only: caps evaluation episodes")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", type=Path, default=REPO / "benchmarks/rl/results")
-    args = p.parse_args(argv)
+    p.epilog = "Any other flag goes to `lara rl` (e.g. --noise_scale 0.2 --lr 3e-5)."
+    args, rl_flags = p.parse_known_args(argv)
+    args.rl_flags = rl_flags
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     budget = 60.0 * args.minutes
@@ -135,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         "# GRPO vs. equal-time supervised training", "",
         f"Suite {args.suite}, tasks {args.tasks}, init states 0..{args.eval_episodes - 1} per task (standard "
         f"protocol). Starting policy `{args.policy}`, data `{args.dataset}`. Budget {args.minutes:.0f} min per arm.", "",
+        *([f"**Smoke run: evaluation episodes capped at {args.eval_max_steps} steps; not success rates.**", ""]
+          if args.eval_max_steps else []),
         "| policy | successes | rate | 95% Wilson | minutes |", "|---|---|---|---|---|",
         _row("start", before, None), _row("GRPO", after_rl, grpo_s), _row("SFT (same time)", after_sft, sft_s), "",
         f"GRPO vs. start: {gain:+.1f} points (target: +10 or more, and above the SFT baseline).", "",
