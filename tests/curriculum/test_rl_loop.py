@@ -11,6 +11,7 @@ from curriculum.rl.layouts import Layout
 from curriculum.rl.loop import train_rl
 from lara.errors import LaraUserError
 from lara.jsonl import read_jsonl
+from rl_testing import tiny_checkpoint  # noqa: F401  (fixture)
 
 
 class FakePool:
@@ -49,15 +50,6 @@ class FakePool:
             out.append({"group": spec.group, "member": spec.member, "task": spec.task, "success": bool(sum(xs) > 0),
                         "steps": 16, "seconds": 0.0, "chunks": chunks, "error": None})
         return out
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    from lara_testing import tiny_policy
-
-    path = tmp_path_factory.mktemp("rl") / "tiny"
-    tiny_policy().save_pretrained(path)
-    return path
 
 
 LAYOUTS = [Layout(task=t, episode=t, state=np.zeros(3)) for t in range(3)]

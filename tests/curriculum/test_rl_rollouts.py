@@ -10,15 +10,7 @@ from curriculum.rl.layouts import Layout, pick_layouts
 from curriculum.rl.loop import _rewards, rollout_seed
 from envs.rollouts import RolloutSettings, _sample_chunk
 from lara.errors import LaraUserError
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    from lara_testing import tiny_policy
-
-    path = tmp_path_factory.mktemp("rl") / "tiny"
-    tiny_policy().save_pretrained(path)
-    return path
+from rl_testing import tiny_checkpoint  # noqa: F401  (fixture)
 
 
 @pytest.fixture()
