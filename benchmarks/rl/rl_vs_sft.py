@@ -5,7 +5,8 @@ Starting from one stage-III checkpoint and the dataset it was trained on:
 2. GRPO: `lara rl` (configs/rl/tiny.yaml plus flags) with `--max_minutes` = the budget (it stops
    after the iteration that reaches it); evaluate its final/;
 3. supervised baseline: `lara train` stage III from the same checkpoint on the same data, with
-   as many steps as fit in the same budget (its speed is measured on a short first run); evaluate;
+   as many steps as fit in the wall time GRPO really used (its speed is measured on a short first
+   run); evaluate;
 4. write <out>/results.json and <out>/RESULTS.md: success before, after GRPO, after SFT, with 95%
    Wilson intervals, the wall times actually spent, and the RL report's per-iteration table.
 
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     before = _evaluate(args.policy, args.out / "eval_before", args)
     grpo_model, grpo_s = run_grpo(args, budget)
     after_rl = _evaluate(str(grpo_model), args.out / "eval_grpo", args)
-    sft_model, sft_s = run_sft(args, budget)
+    sft_model, sft_s = run_sft(args, grpo_s)  # the time GRPO really used (its last iteration overshoots the budget)
     after_sft = _evaluate(str(sft_model), args.out / "eval_sft", args)
 
     from lara.rl_report import write_rl_report
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# GRPO vs. equal-time supervised training", "",
         f"Suite {args.suite}, tasks {args.tasks}, init states 0..{args.eval_episodes - 1} per task (standard "
-        f"protocol). Starting policy `{args.policy}`, data `{args.dataset}`. Budget {args.minutes:.0f} min per arm.", "",
+        f"protocol). Starting policy `{args.policy}`, data `{args.dataset}`. Budget {args.minutes:.1f} min; the SFT arm gets the time GRPO used.", "",
         *([f"**Smoke run: evaluation episodes capped at {args.eval_max_steps} steps; not success rates.**", ""]
           if args.eval_max_steps else []),
         "| policy | successes | rate | 95% Wilson | minutes |", "|---|---|---|---|---|",
