@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from lara.atomic import atomic_write_text
-from lara.errors import run_main
+from lara.errors import LaraUserError, run_main
 
 REPO = Path(__file__).resolve().parents[2]
 log = logging.getLogger("rl_vs_sft")
@@ -79,12 +79,25 @@ def run_sft(args, budget_s: float) -> tuple[Path, float]:
     probe_dir, out = args.out / "sft_probe", args.out / "sft"
     common = ["--init_from", args.policy, "--data.root", args.dataset, "--progress", "false"]
     if not (out / "final" / "model" / "config.json").is_file():
-        start = time.perf_counter()  # speed on a short run, set-up included (as the real run pays it too)
-        train(load_train_config([args.train_config], [*common, "--steps", str(args.probe_steps), "--output_dir",
-                                                      str(probe_dir), "--resume", "true"]))  # fmt: skip
-        per_step = (time.perf_counter() - start) / args.probe_steps
-        steps = max(1, int(budget_s / per_step))
-        log.info("SFT baseline: %.2f s/step measured, %d steps for %.0f s", per_step, steps, budget_s)
+        # speed on a short first run: steady-state seconds per step, and the set-up time around them
+        # (kept in sft_probe.json: a resumed probe run reports no speed)
+        probe_file = args.out / "sft_probe.json"
+        if not probe_file.is_file():
+            start = time.perf_counter()
+            probe_cfg = load_train_config([args.train_config], [*common, "--steps", str(args.probe_steps),
+                                                                "--output_dir", str(probe_dir), "--resume", "true"])  # fmt: skip
+            probe = train(probe_cfg)
+            if probe.samples_per_s <= 0:  # the probe had finished before a kill: it measured nothing now
+                raise LaraUserError(f"delete {probe_dir} and re-run: the speed probe must run in one go")
+            total = time.perf_counter() - start
+            per_step = probe_cfg.batch_size * probe_cfg.grad_accum_steps / max(probe.samples_per_s, 1e-9)
+            atomic_write_text(probe_file, json.dumps({"per_step": per_step,
+                                                      "setup": max(0.0, total - args.probe_steps * per_step)}))
+        probe = json.loads(probe_file.read_text())
+        per_step, setup = probe["per_step"], probe["setup"]
+        steps = max(1, int((budget_s - setup) / per_step))
+        log.info("SFT baseline: %.2f s/step + %.0f s set-up measured, %d steps for %.0f s", per_step, setup, steps,
+                 budget_s)  # fmt: skip
         cfg = load_train_config([args.train_config], [*common, "--steps", str(steps), "--output_dir", str(out),
                                                       "--resume", "true"])  # fmt: skip
         spent = _timed(args.out, "sft", lambda: train(cfg))
