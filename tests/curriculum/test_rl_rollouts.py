@@ -66,3 +66,15 @@ def test_config_refuses_settings_that_break_exact_log_probs():
     a, b = RLConfig(policy="p", dataset="d"), RLConfig(policy="p", dataset="d", workers=3, iterations=50)
     assert a.fingerprint() == b.fingerprint()  # operational settings may change on resume
     assert a.fingerprint() != RLConfig(policy="p", dataset="d", lr=2e-5).fingerprint()
+
+
+def test_tiny_preset_parses_and_flags_override_it():
+    from pathlib import Path
+
+    from lara.config_cli import parse_config
+
+    preset = Path(__file__).resolve().parents[2] / "configs" / "rl" / "tiny.yaml"
+    cfg = parse_config(RLConfig, ["--config_path", str(preset), "--policy", "p", "--dataset", "d", "--groups", "2"])
+    assert cfg.kind == "flow" and cfg.groups == 2 and cfg.group_size == 4 and cfg.noise_scale == 0.1
+    with pytest.raises(LaraUserError, match="group_size"):
+        parse_config(RLConfig, ["--config_path", str(preset), "--policy", "p", "--dataset", "d", "--group_size", "1"])
