@@ -34,6 +34,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("data_pipeline.convert_cli:main", "convert a LIBERO HDF5 file/folder into a LeRobot dataset"),
     "annotate": ("data_pipeline.annotation.cli:main", "auto-annotate a dataset with a structured chain of thought"),
     "train": ("curriculum.cli:main", "train one curriculum stage, or all three (--curriculum)"),
+    "rl": ("lara.rl_cli:main", "GRPO fine-tuning of a trained policy in LIBERO with success rewards"),
     "bench": ("lara.bench_cli:main", "benchmarks: latency, train"),
     "demo": ("lara.demo:main", "the whole pipeline on the tiny default, with a report"),
 }

@@ -1,0 +1,224 @@
+"""Stochastic LIBERO rollouts for RL, in worker processes (simulator layer: env + protocol only).
+
+A rollout starts from a given layout (a flattened MuJoCo state from the training data, never an
+evaluation init state), runs a LaRA checkpoint whose chunks are *sampled* (stage III: noisy
+Euler steps, `lara.flow_sampling`; stage II: FAST tokens at a temperature, `lara.token_logprobs`),
+and records per chunk what the GRPO update needs: the observation the chunk was planned from
+(camera images, state, instruction), the sample (Euler path or tokens) and its log-probability.
+Its outcome is LIBERO's own success predicate within the step limit.
+
+Workers follow the evaluator's pattern (envs/evaluator.py: spawned processes, each owning its
+simulator and keeping the env of its last task, `exit_with_parent`) but are written here on
+their own, because the RL learner sits below the evaluation layer and must not import it. The
+policy is loaded once per worker from the starting checkpoint; after each update the learner
+writes the trained parameters to a safetensors file and workers reload it when its version
+changes. Every rollout draws its noise from its own seed, so an iteration is reproducible from
+the weights and the seeds alone (what exact resume relies on).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from envs.protocol import validate_action
+from envs.worker_guard import exit_with_parent
+from lara.errors import LaraUserError
+
+log = logging.getLogger(__name__)
+POLICY_KINDS = ("flow", "tokens")
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    policy_dir: str  # the starting checkpoint (save_pretrained layout)
+    suite: str
+    kind: str = "flow"  # flow (stage III expert) | tokens (stage II FAST tokens)
+    noise_scale: float = 0.1  # flow: std of each Euler step's Gaussian (normalized action units)
+    temperature: float = 1.0  # tokens: sampling temperature
+    num_steps: int | None = None  # flow: Euler steps (None = the checkpoint's)
+    execute_steps: int | None = None  # actions run open-loop per chunk (None = the whole chunk)
+    max_steps: int | None = None  # step limit (None = the suite's protocol limit)
+    camera_size: int = 256
+    env_seed: int = 7
+
+    def __post_init__(self) -> None:
+        if self.kind not in POLICY_KINDS:
+            raise LaraUserError(f"policy kind {self.kind!r}: choose one of {', '.join(POLICY_KINDS)}")
+        if self.kind == "flow" and not self.noise_scale > 0:
+            raise LaraUserError(f"noise_scale must be > 0 for flow RL (got {self.noise_scale})")
+        if self.kind == "tokens" and not self.temperature > 0:
+            raise LaraUserError(f"temperature must be > 0 for token RL (got {self.temperature})")
+
+
+@dataclass(frozen=True)
+class RolloutSpec:
+    task: int
+    layout: np.ndarray  # (D,) flattened MuJoCo state to start from
+    seed: int  # the rollout's own noise seed
+    group: int
+    member: int
+
+
+@dataclass
+class RolloutResult:
+    group: int
+    member: int
+    task: int
+    success: bool
+    steps: int
+    seconds: float
+    chunks: list[dict] = field(default_factory=list)  # images, state, instruction, path|tokens, log_prob
+    error: str | None = None
+
+
+# ----------------------------------------------------------------------------- worker side
+_W: dict = {}
+
+
+def _init_worker(settings: RolloutSettings, threads: int | None = None, in_subprocess: bool = False) -> None:
+    from envs import libero_setup
+
+    if in_subprocess:
+        exit_with_parent()
+        if threads:
+            os.environ.setdefault("LP_NUM_THREADS", str(threads))
+    libero_setup.configure()
+    import torch
+
+    from lara.modeling_lara import LaraPolicy
+
+    if threads:
+        torch.set_num_threads(threads)
+    _W.clear()
+    _W["settings"] = settings
+    _W["policy"] = LaraPolicy.from_pretrained(settings.policy_dir).eval()
+    _W["version"] = None
+
+
+def _sync_weights(weights: str | None, version: int) -> None:
+    if weights is None or _W["version"] == version:
+        return
+    from safetensors.torch import load_file
+
+    unknown = _W["policy"].load_state_dict(load_file(weights), strict=False).unexpected_keys
+    if unknown:
+        raise RuntimeError(f"rollout weights hold parameters the policy lacks: {unknown[:3]}")
+    _W["version"] = version
+
+
+def _env(task: int):
+    s: RolloutSettings = _W["settings"]
+    if _W.get("task") != task:
+        from envs.libero_env import LiberoEnv
+
+        if "env" in _W:
+            _W.pop("env").close()
+        _W["env"] = LiberoEnv(s.suite, task, camera_size=s.camera_size, render=True, seed=s.env_seed)
+        _W["task"] = task
+    return _W["env"]
+
+
+def _sample_chunk(policy, obs, s: RolloutSettings, generator) -> tuple[np.ndarray, dict]:
+    """Un-normalized (H, A) actions and the chunk's record (observation + sample)."""
+    record = {"images": dict(obs.images), "state": np.asarray(obs.state, np.float32), "instruction": obs.instruction}
+    if s.kind == "flow":
+        from lara.flow_sampling import sample_flow_chunk
+
+        batch = {"images": {k: v[None] for k, v in obs.images.items()}, "state": obs.state[None],
+                 "instruction": [obs.instruction]}  # fmt: skip
+        actions, sample = sample_flow_chunk(policy, batch, s.noise_scale, s.num_steps, generator)
+        record.update(path=sample.path[0].cpu().numpy(), log_prob=float(sample.log_prob[0]))
+        return actions[0], record
+    from lara.token_logprobs import decode_actions, sample_tokens
+
+    imgs, _, _, _ = policy._parse_obs(obs)
+    sample = sample_tokens(policy, imgs, obs.instruction, s.temperature, generator)
+    record.update(tokens=list(sample.tokens), log_prob=sample.log_prob)
+    return decode_actions(policy, sample.tokens), record
+
+
+def run_rollout(job: tuple[RolloutSpec, str | None, int]) -> dict:
+    """One rollout in this worker. Simulator/policy crashes are recorded, not raised."""
+    import torch
+
+    spec, weights, version = job
+    s: RolloutSettings = _W["settings"]
+    start = time.perf_counter()
+    result = RolloutResult(spec.group, spec.member, spec.task, False, 0, 0.0)
+    try:
+        _sync_weights(weights, version)
+        policy, env = _W["policy"], _env(spec.task)
+        generator = torch.Generator().manual_seed(spec.seed)
+        env.reset(0)  # builds the episode; the layout below replaces the whole simulator state
+        obs = env.set_sim_state(spec.layout)
+        queue: list[np.ndarray] = []
+        for _ in range(s.max_steps or env.max_steps):
+            if not queue:
+                actions, record = _sample_chunk(policy, obs, s, generator)
+                result.chunks.append(record)
+                queue = list(actions[: s.execute_steps or len(actions)])
+            obs, done, _ = env.step(validate_action(queue.pop(0)))
+            result.steps += 1
+            if done:
+                result.success = True
+                break
+    except LaraUserError:
+        raise
+    except Exception as err:  # MuJoCo instability or a policy crash: the rollout counts as failed
+        result.error = f"{type(err).__name__}: {err}"
+        log.warning("rollout task %d group %d member %d raised:\n%s", spec.task, spec.group, spec.member,
+                    traceback.format_exc())  # fmt: skip
+        _W.pop("task", None)
+    result.seconds = time.perf_counter() - start
+    return asdict(result)
+
+
+# ----------------------------------------------------------------------------- parent side
+class RolloutPool:
+    """Workers that live across iterations: `run(specs, weights, version)` -> results in spec order."""
+
+    def __init__(self, settings: RolloutSettings, workers: int) -> None:
+        if workers < 1:
+            raise LaraUserError(f"workers must be >= 1, got {workers}")
+        self.settings, self.workers, self._pool = settings, workers, None
+
+    def __enter__(self) -> "RolloutPool":
+        if self.workers == 1:
+            _init_worker(self.settings)
+        else:
+            threads = max(1, (os.cpu_count() or 1) // self.workers)
+            self._pool = mp.get_context("spawn").Pool(self.workers, _init_worker, (self.settings, threads, True))
+        return self
+
+    def run(self, specs: list[RolloutSpec], weights: str | None, version: int, on_result=None) -> list[dict]:
+        jobs = [(spec, weights, version) for spec in specs]
+        it = map(run_rollout, jobs) if self._pool is None else self._pool.imap(run_rollout, jobs, chunksize=1)
+        out = []
+        for result in it:
+            out.append(result)
+            if on_result is not None:
+                on_result(result)
+        return out
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+        elif "env" in _W:  # close the GL context now: freeing it at interpreter exit raises EGL errors
+            _W.pop("env").close()
+        _W.clear()
+
+
+def task_ids_by_name(suite: str) -> dict[str, int]:
+    """{task name: task id} of a suite (to place a dataset's layouts in their tasks)."""
+    from envs.libero_env import _benchmark
+
+    bench = _benchmark(suite)
+    return {bench.get_task(i).name: i for i in range(int(bench.n_tasks))}
