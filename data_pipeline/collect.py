@@ -54,7 +54,7 @@ class CollectConfig:
     out: str = ""  # output LeRobot dataset folder
     workers: int = 1
     camera_size: int = 128  # both cameras, square (official LIBERO demos: 128)
-    # start layouts: "shipped" = the suite's init state k % 50 (the evaluation's own states, jittered by
+    # start layouts: "shipped" = the suite's init state k mod 50 (the evaluation's own states, jittered by
     # perturb_xy); "sampled" = LIBERO's placement sampler, never within min_layout_distance of one
     init: str = "shipped"
     min_layout_distance: float = 0.01  # sampled: metres (x/y) some object must be from each evaluation state

@@ -55,3 +55,11 @@ def test_collection_meta_records_how_layouts_were_drawn(tmp_path):
 
     shipped = collection_meta(partial, [(0, 0)], CollectConfig())
     assert shipped["starts_from_evaluation_states"] and shipped["min_layout_distance_m"] is None
+
+
+def test_collect_help_lists_init(capsys):
+    from data_pipeline.collect_cli import main
+
+    with pytest.raises(SystemExit) as exit_info:  # argparse formats every field's comment: a stray % breaks it
+        main(["--help"])
+    assert exit_info.value.code == 0 and "--init str" in capsys.readouterr().out
