@@ -27,17 +27,21 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from envs.libero_env import REGION_FITS
 from envs.worker_guard import worker_init
 from data_pipeline.collect_worker import Job, close_cached_env, episode_file, run_batch, run_job
 from data_pipeline.episode import Episode
-from lara.atomic import remove_stale_temps
+from lara.atomic import atomic_write_text, remove_stale_temps
 from lara.errors import LaraUserError
-from lara.jsonl import append_jsonl, repair_jsonl
+from lara.jsonl import append_jsonl, read_jsonl, repair_jsonl
 
 logger = logging.getLogger(__name__)
 
 # settings that change what an episode file contains: a resume must use the same values
-_RUN_KEYS = ("suite", "camera_size", "perturb_xy", "settle_steps", "max_steps", "seed", "finish_motion")
+_RUN_KEYS = ("suite", "camera_size", "perturb_xy", "settle_steps", "max_steps", "seed", "finish_motion", "init",
+             "min_layout_distance", "region_fit")
+INIT_MODES = ("shipped", "sampled")
+COLLECTION_FILE = "lara/collection.json"  # inside the dataset: how its start layouts were drawn
 
 
 @dataclass
@@ -48,7 +52,15 @@ class CollectConfig:
     out: str = ""  # output LeRobot dataset folder
     workers: int = 1
     camera_size: int = 128  # both cameras, square (official LIBERO demos: 128)
-    perturb_xy: float = 0.01  # metres of uniform x/y jitter per object on top of the shipped init state
+    # start layouts: "shipped" = the suite's init state k mod 50 (the evaluation's own states, jittered by
+    # perturb_xy); "sampled" = LIBERO's placement sampler, never within min_layout_distance of one
+    init: str = "shipped"
+    min_layout_distance: float = 0.01  # sampled: metres (x/y) some object must be from each evaluation state
+    max_layout_draws: int = 20  # sampled: layouts drawn per attempt before the slot is reported as failed
+    # sampled: "center" = an object's center anywhere in its BDDL region; "footprint" = LIBERO's default,
+    # the whole footprint inside (libero_object then leaves 0-1.5 cm of play: nearly every draw is refused)
+    region_fit: str = "center"
+    perturb_xy: float = 0.01  # metres of uniform x/y jitter per object on top of the start layout
     settle_steps: int = 5  # no-op steps after the perturbation, before recording
     max_attempts: int = 3  # expert rollouts per episode slot before it is reported as failed
     max_steps: int | None = None  # per rollout; None = the suite's protocol limit
@@ -61,6 +73,12 @@ class CollectConfig:
     def __post_init__(self) -> None:
         if self.episodes_per_task < 1 or self.workers < 1 or self.max_attempts < 1 or self.camera_size < 8:
             raise LaraUserError("episodes_per_task, workers and max_attempts must be >= 1, camera_size >= 8")
+        if self.init not in INIT_MODES:
+            raise LaraUserError(f"--init {self.init!r}: choose one of {', '.join(INIT_MODES)}")
+        if self.region_fit not in REGION_FITS:
+            raise LaraUserError(f"--region_fit {self.region_fit!r}: choose one of {', '.join(REGION_FITS)}")
+        if not 0 <= self.min_layout_distance <= 0.1 or self.max_layout_draws < 1:
+            raise LaraUserError("min_layout_distance must be in 0..0.1 m and max_layout_draws >= 1")
         if not 0 <= self.perturb_xy <= 0.05:
             raise LaraUserError(f"perturb_xy={self.perturb_xy}: use 0..0.05 m (objects must not collide)")
 
@@ -94,7 +112,8 @@ def _check_resume(partial: Path, cfg: CollectConfig) -> None:
     path = partial / "config.json"
     mine = {k: getattr(cfg, k) for k in _RUN_KEYS}
     if path.is_file():
-        theirs = json.loads(path.read_text())
+        # a key the run's config.json predates had its default then (runs before --init were "shipped")
+        theirs = {k: getattr(CollectConfig, k) for k in _RUN_KEYS} | json.loads(path.read_text())
         diff = {k: (theirs.get(k), mine[k]) for k in _RUN_KEYS if theirs.get(k) != mine[k]}
         if diff:
             raise LaraUserError(
@@ -220,7 +239,8 @@ def collect(cfg: CollectConfig) -> CollectResult:
         remove_stale_temps(cfg.hdf5_dir, ".")
     all_jobs = [
         Job(cfg.suite, t, k, cfg.camera_size, cfg.perturb_xy, cfg.settle_steps, cfg.max_attempts, cfg.max_steps,
-            cfg.seed, str(partial), cfg.finish_motion)
+            cfg.seed, str(partial), cfg.finish_motion, cfg.init, cfg.min_layout_distance, cfg.max_layout_draws,
+            cfg.region_fit)
         for t in task_ids
         for k in range(cfg.episodes_per_task)
     ]
@@ -259,7 +279,30 @@ def write_collected(partial: Path, done: list[tuple[int, int]], cfg: CollectConf
                    for i, (t, k) in enumerate(done) if t == task_id]
             write_libero_hdf5(hdf5_dir / f"{eps[0].task_name}_demo.hdf5", eps)
     write_lerobot_dataset(out, episodes(), "libero", repo_id=cfg.repo_id, fps=20, progress=True)
+    atomic_write_text(out / COLLECTION_FILE, json.dumps(collection_meta(partial, done, cfg), indent=1))
     load_or_compute_stats(out, "libero")
+
+
+def collection_meta(partial: Path, done: list[tuple[int, int]], cfg: CollectConfig) -> dict[str, Any]:
+    """How the dataset's start layouts were drawn: the run's settings, the layouts refused for being
+    too close to an evaluation init state, and each episode's start (seed, nearest init state)."""
+    lines, _ = read_jsonl(partial / "reports.jsonl")
+    starts = []
+    for index, (task_id, slot) in enumerate(done):
+        with np.load(episode_file(partial, task_id, slot), allow_pickle=False) as z:
+            layout = json.loads(str(z["layout"])) if "layout" in z.files else {}  # files of runs before --init
+        starts.append({"episode_index": index, "task_id": task_id, "slot": slot, **layout})
+    distances = [s["distance_m"] for s in starts if "distance_m" in s]
+    return {
+        "init": cfg.init, "seed": cfg.seed, "perturb_xy": cfg.perturb_xy,
+        "min_layout_distance_m": cfg.min_layout_distance if cfg.init == "sampled" else None,
+        "max_layout_draws": cfg.max_layout_draws if cfg.init == "sampled" else None,
+        "region_fit": cfg.region_fit if cfg.init == "sampled" else None,
+        "starts_from_evaluation_states": cfg.init == "shipped",
+        "layouts_refused": sum(r.get("layouts_refused", 0) for r in lines),
+        "min_distance_to_evaluation_states_m": min(distances) if distances else None,
+        "episodes": starts,
+    }  # fmt: skip
 
 
 def summary(result: CollectResult) -> str:
@@ -269,6 +312,11 @@ def summary(result: CollectResult) -> str:
     else:
         how = f"all {result.resumed} from a previous run"
     lines = [f"wrote {result.out}: {result.episodes} episodes, {result.frames} frames ({how})"]
+    meta_path = result.out / COLLECTION_FILE
+    if meta_path.is_file() and (meta := json.loads(meta_path.read_text()))["init"] == "sampled":
+        lines.append(f"  start layouts: LIBERO's placement sampler (seed {meta['seed']}); "
+                     f"{meta['layouts_refused']} refused within {meta['min_layout_distance_m']} m of an evaluation "
+                     f"init state; nearest kept: {meta['min_distance_to_evaluation_states_m']:.3f} m")
     for rep in result.failed:
         job = rep["job"]
         lines.append(f"  not collected: task {job['task_id']} slot {job['slot']}: {rep['status']} after "
@@ -276,4 +324,5 @@ def summary(result: CollectResult) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["CollectConfig", "CollectResult", "collect", "summary", "load_episode_file", "write_collected"]
+__all__ = ["CollectConfig", "CollectResult", "collect", "collection_meta", "summary", "load_episode_file",
+           "write_collected"]

@@ -4,16 +4,20 @@ Why a separate module: worker processes import only this (MuJoCo, LIBERO, the ex
 LeRobot/arrow stack, and each job is self-contained (task, episode slot, attempt -> npz file), so
 the parent can resume a killed run by listing finished files.
 
-Start states: episode slot k of a task starts from the suite's shipped init state
-`k % num_init_states` (as the benchmark does), then every free-jointed object is shifted in x/y by
-a uniform offset in [-perturb_xy, perturb_xy] (default 1 cm, seeded per job and attempt), and the
-scene settles for a few no-op steps. The recorded `init_state` is the MuJoCo state after settling:
+Start states (`init`): with "shipped", episode slot k of a task starts from the suite's shipped init
+state `k % num_init_states` (as the benchmark does); with "sampled", from a new layout drawn by
+LIBERO's placement sampler (seeded per job, attempt and draw). Then every free-jointed object is
+shifted in x/y by a uniform offset in [-perturb_xy, perturb_xy] (seeded per job and attempt), and
+the scene settles for a few no-op steps. A sampled layout whose objects all lie within
+`min_layout_distance` of one of the task's shipped (evaluation) init states is drawn again, so no
+demo starts from an evaluation state. The recorded `init_state` is the MuJoCo state after settling:
 the exact state the episode's first frame was rendered from, so a replay starts there.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import time
@@ -42,6 +46,10 @@ class Job:
     seed: int
     out_dir: str  # the run's partial folder
     finish_motion: bool = True  # after success, record the release and retract until the expert is done
+    init: str = "shipped"  # shipped | sampled (see the module docstring)
+    min_layout_distance: float = 0.01  # sampled: metres an object must be from every evaluation init state
+    max_layout_draws: int = 20  # sampled: draws per attempt before the job fails
+    region_fit: str = "center"  # sampled: how an object sits in its BDDL region (LiberoEnv.reset_sampled)
 
     @property
     def file(self) -> Path:
@@ -97,15 +105,42 @@ def perturb_objects(env: Any, rng: np.random.Generator, perturb_xy: float) -> No
     env.sim.forward()
 
 
+class LayoutDrawError(RuntimeError):
+    """Every sampled layout of an attempt was too close to an evaluation init state."""
+
+
+def _start(job: Job, attempt: int, env: Any) -> tuple[Any, dict[str, Any]]:
+    """Put the env in the episode's start state; returns (first obs, how the layout was drawn)."""
+    from envs.layouts import check_env_layout, layout_seed
+    from envs.protocol import noop_action
+
+    for draw in range(job.max_layout_draws if job.init == "sampled" else 1):
+        if job.init == "sampled":
+            seed = layout_seed(job.seed, job.suite, job.task_id, job.slot, attempt, draw)
+            obs = env.reset_sampled(seed, job.region_fit)
+        else:
+            obs = env.reset(job.slot % env.num_init_states)
+        perturb_objects(env, _job_rng(job, attempt), job.perturb_xy)
+        for _ in range(job.settle_steps):
+            obs, _, _ = env.step(noop_action())
+        if job.init != "sampled":
+            return obs, {"init_state_index": job.slot % env.num_init_states}
+        # checked on the state the demo really starts from (after jitter and settling)
+        check = check_env_layout(env, job.min_layout_distance)
+        if not check.too_close:
+            return obs, {"layout_seed": seed, "resampled": draw, **check.as_dict()}
+        logger.info("task %d slot %d: layout %d within %.3f m of init state %d, drawing again", job.task_id,
+                    job.slot, seed, check.distance, check.nearest_index)
+    raise LayoutDrawError(f"{job.max_layout_draws} sampled layouts were all within {job.min_layout_distance} m "
+                          "of an evaluation init state; lower --min_layout_distance or raise --max_layout_draws")
+
+
 def _rollout(job: Job, attempt: int) -> tuple[bool, dict[str, Any]]:
     """Run the expert once; returns (success, arrays of the episode)."""
-    from envs.protocol import max_steps, noop_action
+    from envs.protocol import max_steps
 
     env, expert = _env_and_expert(job)
-    obs = env.reset(job.slot % env.num_init_states)
-    perturb_objects(env, _job_rng(job, attempt), job.perturb_xy)
-    for _ in range(job.settle_steps):
-        obs, _, _ = env.step(noop_action())
+    obs, layout = _start(job, attempt, env)
     init_state = env.get_sim_state()
     expert.reset()
     limit = job.max_steps or max_steps(job.suite)
@@ -141,7 +176,8 @@ def _rollout(job: Job, attempt: int) -> tuple[bool, dict[str, Any]]:
         "joint_states": np.stack(frames["joints"]),  # (T, 7)
         "expert_phases": np.array(frames["phase"]),
         "init_state": init_state,
-        "init_state_index": np.array(job.slot % env.num_init_states),
+        "init_state_index": np.array(layout.get("init_state_index", -1)),  # -1: a sampled layout
+        "layout": np.array(json.dumps(layout)),
         "instruction": np.array(env.instruction),
         "task_name": np.array(env.task_name),
         "bddl_file": np.array(env.bddl_path),
@@ -152,7 +188,7 @@ def _rollout(job: Job, attempt: int) -> tuple[bool, dict[str, Any]]:
 def run_job(job: Job) -> dict[str, Any]:
     """Try a job up to `max_attempts` times; a success is saved atomically to `job.file`.
 
-    Returns a small report (never raises): status "ok" | "failed" | "unsupported" | "error".
+    Returns a small report (never raises): status "ok" | "failed" | "unsupported" | "layout" | "error".
     """
     start = time.perf_counter()
     report: dict[str, Any] = {"job": asdict(job), "status": "failed", "attempts": 0, "steps": []}
@@ -161,6 +197,8 @@ def run_job(job: Job) -> dict[str, Any]:
             report["attempts"] = attempt + 1
             success, arrays = _rollout(job, attempt)
             report["steps"].append(int(len(arrays["action"])))
+            report["layout"] = json.loads(str(arrays["layout"]))  # the last attempt's start
+            report["layouts_refused"] = report.get("layouts_refused", 0) + report["layout"].get("resampled", 0)
             if success:
                 job.file.parent.mkdir(parents=True, exist_ok=True)
                 tmp = job.file.with_name(f".{job.file.stem}.tmp-{os.getpid()}.npz")
@@ -171,8 +209,11 @@ def run_job(job: Job) -> dict[str, Any]:
     except Exception as err:  # one bad job must not kill the run; the report says what happened
         from envs.scripted_expert import UnsupportedTaskError
 
-        report["status"] = "unsupported" if isinstance(err, UnsupportedTaskError) else "error"
+        kinds = {UnsupportedTaskError: "unsupported", LayoutDrawError: "layout"}
+        report["status"] = next((v for k, v in kinds.items() if isinstance(err, k)), "error")
         report["error"] = f"{type(err).__name__}: {err}"
+        if isinstance(err, LayoutDrawError):
+            report["layouts_refused"] = report.get("layouts_refused", 0) + job.max_layout_draws
         if report["status"] == "error":
             report["traceback"] = traceback.format_exc(limit=8)
     report["seconds"] = time.perf_counter() - start

@@ -243,7 +243,9 @@ def plan_grasp(
     by the clearance of the descending gripper from neighbours (3D, oriented boxes), a small yaw
     change, and not reaching far from the robot base at pick and place (the arm is near full
     extension at the far side of the table). Grasp points within 1.5 cm of an `avoid` point (xy of
-    a grasp that was blocked before) are tried last.
+    a grasp that was blocked before) are tried last; once there is one, across-grasps also try points
+    2-3 cm along the object's long side (a flat box next to a tall jar in a sampled layout: the hand,
+    long along the closing axis, lands on the jar at the centre).
     """
     top, bottom = float(pts[:, 2].max()), float(pts[:, 2].min())
     best = -np.inf
@@ -268,6 +270,9 @@ def plan_grasp(
             if width > narrow + 0.006:
                 continue
             cands = [centre]
+            if avoid:  # a descent was blocked (e.g. the hand on a tall neighbour): also try along the long side
+                half = (b.max() - b.min()) / 2 - 0.012  # keep the fingers' pads on the object
+                cands += [centre + off * perp for off in (-0.03, -0.02, 0.02, 0.03) if abs(off) <= half]
             z = max(bottom + cfg.min_bottom_clear, top - cfg.grasp_depth)
         for c in cands:
             clear = obstacles.distance(gripper_sweep_points(c, z, axis, perp))

@@ -81,14 +81,20 @@ def _dataset_section(cfg: PipelineConfig) -> list[str]:
 
     info = _read_json(cfg.data_dir / "meta" / "info.json") or {}
     episodes = pd.concat(pd.read_parquet(f) for f in sorted((cfg.data_dir / "meta" / "episodes").glob("*/*.parquet")))
-    start_note = " (no perturbation)" if cfg.perturb_xy == 0 else f" (objects moved up to {cfg.perturb_xy} m)"
+    jitter = "" if cfg.perturb_xy == 0 else f" (objects moved up to {cfg.perturb_xy} m)"
+    starts = f"demo k of a task starts from the suite's init state k{jitter or ' (no perturbation)'}"
+    layouts = _read_json(cfg.data_dir / "lara" / "collection.json")
+    if cfg.init == "sampled" and layouts:
+        starts = (f"demos start from layouts drawn by LIBERO's placement sampler{jitter} (seed {layouts['seed']}, "
+                  f"region fit {layouts['region_fit']}), never within {layouts['min_layout_distance_m']} m of an "
+                  f"evaluation init state: {layouts['layouts_refused']} draw(s) refused, nearest kept layout "
+                  f"{layouts['min_distance_to_evaluation_states_m']:.3f} m")  # fmt: skip
     per_task = episodes.assign(task=episodes["tasks"].map(lambda t: t[0])).groupby("task")["length"]
     lines = [
         "## 1. Dataset: scripted demonstrations",
         "",
         f"`{cfg.data_dir}` (LeRobot v3): {info.get('total_episodes')} episode(s), {info.get('total_frames')} frames at "
-        f"{info.get('fps')} Hz, cameras {cfg.camera_size} px, {cfg.suite} tasks {cfg.tasks}; demo k of a task starts "
-        f"from the suite's init state k{start_note}.",
+        f"{info.get('fps')} Hz, cameras {cfg.camera_size} px, {cfg.suite} tasks {cfg.tasks}; {starts}.",
         "",
         "| instruction | demos | mean frames |",
         "|---|---|---|",
@@ -123,7 +129,7 @@ def _annotation_section(cfg: PipelineConfig) -> list[str]:
 
 def _training_section(cfg: PipelineConfig) -> list[str]:
     lines = [
-        "", "## 3. Training: the three-stage curriculum (tiny preset, CPU)", "",
+        "", f"## 3. Training: the three-stage curriculum ({cfg.curriculum.name} preset, CPU)", "",
         "| stage | steps | first loss | last loss | samples/s | checkpoint |", "|---|---|---|---|---|---|",
     ]  # fmt: skip
     plots = []
@@ -146,6 +152,16 @@ def _training_section(cfg: PipelineConfig) -> list[str]:
             *plots]  # fmt: skip
 
 
+def success_table(results: dict) -> list[str]:
+    """Markdown rows: successes, rate and 95% Wilson interval per task, then per suite (results.json)."""
+    lines = ["| | successes | rate | 95% Wilson CI | mean steps |", "|---|---|---|---|---|"]
+    for row in [*results["tasks"], *results["suites"]]:
+        low, high = row["ci95_low"], row["ci95_high"]  # results.json carries the Wilson interval
+        lines.append(f"| {row['name']} | {row['successes']}/{row['episodes']} | {100 * row['success_rate']:.0f}% | "
+                     f"[{100 * low:.0f}, {100 * high:.0f}] | {row['mean_steps']:.0f} |")  # fmt: skip
+    return lines
+
+
 def _eval_section(cfg: PipelineConfig) -> list[str]:
     results = _read_json(cfg.eval_dir / "results.json")
     lines = ["", "## 4. Closed-loop evaluation in LIBERO (stage-III policy)", ""]
@@ -158,13 +174,8 @@ def _eval_section(cfg: PipelineConfig) -> list[str]:
         + (f" **Episodes capped at {cfg.eval_max_steps} steps (smoke run; the protocol's limit is higher).**"
            if cfg.eval_max_steps else ""),
         "",
-        "| | successes | rate | 95% Wilson CI | mean steps |",
-        "|---|---|---|---|---|",
+        *success_table(results),
     ]  # fmt: skip
-    for row in [*results["tasks"], *results["suites"]]:
-        low, high = row["ci95_low"], row["ci95_high"]  # results.json carries the Wilson interval
-        lines.append(f"| {row['name']} | {row['successes']}/{row['episodes']} | {100 * row['success_rate']:.0f}% | "
-                     f"[{100 * low:.0f}, {100 * high:.0f}] | {row['mean_steps']:.0f} |")  # fmt: skip
     lines += ["", "![success per task](eval/success.png)", "", "Full report: [eval/report.md](eval/report.md)"]
     videos = sorted((cfg.eval_dir / "videos").glob("*.mp4"))
     if videos:
@@ -197,13 +208,13 @@ def _latency_section(cfg: PipelineConfig, latency: dict | None) -> list[str]:
     ]
 
 
-def write_report(cfg: PipelineConfig, command: str) -> Path:
+def report_header(cfg: PipelineConfig, title: str, command: str) -> list[str]:
+    """Title, command, code and machine, and the wall time of every step (timings.json)."""
     import torch
 
     timings = _read_json(cfg.out / "timings.json") or {}
-    latency = _read_json(cfg.out / "latency.json")
-    lines = [
-        "# LaRA demo report",
+    return [
+        f"# {title}",
         "",
         f"Command: `{command}`  ",
         f"Code: commit {_git_commit()}; torch {torch.__version__}; python {platform.python_version()}; "
@@ -217,6 +228,11 @@ def write_report(cfg: PipelineConfig, command: str) -> Path:
         "(each step's time was measured by the run that did it; a resumed run skips finished steps)",
         "",
     ]  # fmt: skip
+
+
+def write_report(cfg: PipelineConfig, command: str) -> Path:
+    latency = _read_json(cfg.out / "latency.json")
+    lines = report_header(cfg, "LaRA demo report", command)
     lines += _dataset_section(cfg)
     lines += _annotation_section(cfg)
     lines += _training_section(cfg)

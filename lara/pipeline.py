@@ -1,6 +1,8 @@
 """The whole LaRA pipeline in one place: collect -> annotate -> train I/II/III -> evaluate.
 
-Used by `examples/memorize_libero.py` (the closed-loop learning check) and `lara demo`. Every step
+Used by `examples/memorize_libero.py` (the closed-loop learning check), `lara demo` (both start
+demos from the evaluation's own init states) and benchmarks/generalization/ (`init="sampled"` demos,
+evaluated with the standard protocol's `lara eval` preset via `eval_config`). Every step
 is resumable: a finished step is detected from its output (the dataset folder, a complete
 annotation run, a stage's `final/`, the evaluation's JSON lines) and skipped, so re-running the
 same command continues where a killed run stopped. Each step's wall time is recorded.
@@ -34,20 +36,25 @@ class PipelineConfig:
     out: Path = Path("runs/pipeline")
     suite: str = "libero_object"
     tasks: str = "0"
-    episodes_per_task: int = 10  # demos collected per task (slot k starts from init state k)
+    episodes_per_task: int = 10  # demos collected per task (init "shipped": slot k starts from init state k)
+    init: str = "shipped"  # demo start layouts: shipped init states, or "sampled" (never an evaluation state)
     perturb_xy: float = 0.0  # 0: demos start exactly from the shipped init states the evaluation uses
     camera_size: int = 128  # collection and evaluation cameras (the tiny model sees 64 px)
     annotation: str = "sim-v1"
     curriculum: Path = REPO / "configs" / "train" / "tiny"
     stage_steps: tuple[int, int, int] = (200, 200, 3000)
-    eval_episodes: int = 10  # per task, from init states 0..N-1 (the ones the demos started from)
+    eval_episodes: int = 10  # per task, from init states 0..N-1 (init "shipped": the ones the demos started from)
     eval_max_steps: int | None = None  # cap on policy steps per episode (smoke runs only; None = the suite's limit)
+    # a `lara eval` preset (e.g. configs/eval/libero_object.yaml: the standard protocol's cameras and seed);
+    # None: evaluate at `camera_size` with EvalConfig's defaults
+    eval_config: Path | None = None
     workers: int = 2
     video: bool = True
     timings: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
+        self.eval_config = Path(self.eval_config) if self.eval_config is not None else None
         if len(self.stage_steps) != 3 or min(self.stage_steps) < 1:
             raise LaraUserError(f"stage_steps must be three positive step counts, got {self.stage_steps}")
 
@@ -85,15 +92,21 @@ def timed_step(cfg: PipelineConfig, name: str, fn) -> None:
         cfg.timings[name] = timings[name]
 
 
+def collect_config(cfg: PipelineConfig):  # -> data_pipeline.collect.CollectConfig (imported lazily)
+    from data_pipeline.collect import CollectConfig
+
+    return CollectConfig(
+        suite=cfg.suite, tasks=cfg.tasks, episodes_per_task=cfg.episodes_per_task, out=str(cfg.data_dir),
+        workers=cfg.workers, camera_size=cfg.camera_size, perturb_xy=cfg.perturb_xy, init=cfg.init,
+    )
+
+
 def collect_step(cfg: PipelineConfig) -> bool:
     if (cfg.data_dir / "meta" / "info.json").exists():
         return False
-    from data_pipeline.collect import CollectConfig, collect, summary
+    from data_pipeline.collect import collect, summary
 
-    result = collect(CollectConfig(
-        suite=cfg.suite, tasks=cfg.tasks, episodes_per_task=cfg.episodes_per_task, out=str(cfg.data_dir),
-        workers=cfg.workers, camera_size=cfg.camera_size, perturb_xy=cfg.perturb_xy,
-    ))
+    result = collect(collect_config(cfg))
     print(summary(result))
     atomic_write_text(cfg.out / "collect.json", json.dumps({
         "episodes": result.episodes, "frames": result.frames, "collected_now": result.collected_now,
@@ -135,19 +148,25 @@ def train_stage_step(cfg: PipelineConfig, stage: int) -> bool:
     return True
 
 
+def eval_args(cfg: PipelineConfig) -> list[str]:
+    """The `lara eval` flags of the evaluation step (run in-process; also the command a report shows)."""
+    args = ["--config_path", str(cfg.eval_config)] if cfg.eval_config else ["--camera_size", str(cfg.camera_size)]
+    args += ["--policy", str(cfg.stage_dir(3) / "final"), "--suite", cfg.suite, "--tasks", cfg.tasks,
+             "--episodes", str(cfg.eval_episodes), "--workers", str(cfg.workers), "--out", str(cfg.eval_dir),
+             "--video", str(cfg.video).lower()]  # fmt: skip
+    return args + (["--max_steps", str(cfg.eval_max_steps)] if cfg.eval_max_steps else [])
+
+
 def eval_step(cfg: PipelineConfig, results: dict) -> bool:
     """Evaluate the stage-III checkpoint; fills `results` (a finished evaluation is read back)."""
     from envs.evaluator import EvalConfig, evaluate
+    from lara.config_cli import parse_config
 
     done = cfg.eval_dir / "results.json"
     if done.exists():
         results.update(json.loads(done.read_text()))
         return False
-    results.update(evaluate(EvalConfig(
-        policy=str(cfg.stage_dir(3) / "final"), suite=cfg.suite, tasks=cfg.tasks, episodes=cfg.eval_episodes,
-        workers=cfg.workers, out=cfg.eval_dir, video=cfg.video, camera_size=cfg.camera_size,
-        max_steps=cfg.eval_max_steps,
-    )))  # fmt: skip
+    results.update(evaluate(parse_config(EvalConfig, eval_args(cfg), prog="lara eval")))
     return True
 
 

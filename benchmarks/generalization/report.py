@@ -1,0 +1,130 @@
+"""`<out>/report.md` of the generalization benchmark, rebuilt at any time from the run's own files.
+
+The dataset, annotation and training sections are the demo report's (lara/demo_report.py); this
+module adds what a generalization result needs: the standard protocol's success table (Wilson
+intervals per task and overall), how far the demos' start layouts were from the evaluation init
+states, failure videos, and the equivalent `lara` command of every step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import shlex
+from pathlib import Path
+
+from envs.report import read_records
+from lara.atomic import atomic_write_text
+from lara.demo_report import (
+    _annotation_section,
+    _dataset_section,
+    _read_json,
+    _training_section,
+    report_header,
+    success_table,
+)
+from envs.protocol import max_steps
+from lara.pipeline import REPO, PipelineConfig, collect_config, eval_args
+
+
+def cli_flags(config: object) -> list[str]:
+    """`--field value` for every dataclass field that differs from its default."""
+    flags = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if value != default:
+            flags += [f"--{f.name}", str(value).lower() if isinstance(value, bool) else str(value)]
+    return flags
+
+
+def step_commands(cfg: PipelineConfig) -> dict[str, str]:
+    """The `lara` command equivalent to each pipeline step (the steps call the same functions in-process)."""
+    data, ann = str(cfg.data_dir), cfg.annotation
+    commands = {
+        "collect": "lara collect " + shlex.join(cli_flags(collect_config(cfg))),
+        "annotate": f"lara annotate {shlex.quote(data)} --backend sim --name {ann} --workers {cfg.workers}",
+    }
+    for stage in (1, 2, 3):
+        commands[f"train_stage{stage}"] = (
+            f"lara train --curriculum {shlex.quote(str(cfg.curriculum))} --output_root "
+            f"{shlex.quote(str(cfg.out / 'train'))} --stages {stage} --data.root {shlex.quote(data)} "
+            f"--data.annotation {ann} --steps {cfg.stage_steps[stage - 1]}"
+        )
+    commands["evaluate"] = "lara eval " + shlex.join(eval_args(cfg))
+    return {name: cmd.replace(f"{REPO}/", "") for name, cmd in commands.items()}  # presets as repo paths
+
+
+def failure_videos(cfg: PipelineConfig, limit: int) -> list[dict]:
+    """Up to `limit` failed episodes with a video, one per task first (variety over count)."""
+    by_task: dict[int, list[dict]] = {}
+    for r in sorted(read_records(cfg.eval_dir / "episodes.jsonl"), key=lambda r: (r["task"], r["episode"])):
+        if not r.get("success") and r.get("video"):
+            by_task.setdefault(r["task"], []).append(r)
+    rounds = itertools.zip_longest(*by_task.values())  # each task's 1st failure, then each task's 2nd, ...
+    return [r for row in rounds for r in row if r is not None][:limit]
+
+
+def _eval_section(cfg: PipelineConfig, max_videos: int) -> list[str]:
+    results = _read_json(cfg.eval_dir / "results.json")
+    lines = ["", "## 4. Standard-protocol evaluation (stage-III policy)", ""]
+    if results is None:
+        return [*lines, "not run yet"]
+    layouts = _read_json(cfg.data_dir / "lara" / "collection.json") or {}
+    run = _read_json(cfg.eval_dir / "run.json") or {}
+    k = cfg.eval_episodes
+    nearest = layouts.get("min_distance_to_evaluation_states_m")
+    lines += [
+        f"{k} episode(s) per task from the suite's evaluation init states 0..{k - 1} ({run.get('camera_size', '?')} "
+        f"px cameras, seed {run.get('seed', '?')}, step limit {cfg.eval_max_steps or max_steps(cfg.suite)}). "
+        "No training demo started from one of them"
+        + (f" (nearest demo start {nearest:.3f} m, largest object offset)." if nearest is not None else ".")
+        + (" **Fewer episodes than the full protocol (50 per task): a quick result.**" if k < 50 else "")
+        + (f" **Episodes capped at {cfg.eval_max_steps} steps: a smoke run, not the protocol.**"
+           if cfg.eval_max_steps else ""),
+        "",
+        *success_table(results),
+        "",
+        "![success per task](eval/success.png)",
+    ]  # fmt: skip
+    videos = failure_videos(cfg, max_videos)
+    if videos:
+        lines += ["", "Failure videos (agentview | wrist):",
+                  *[f"- task {v['task']}, init state {v['episode']}: [{Path(v['video']).name}](eval/{v['video']})"
+                    for v in videos]]  # fmt: skip
+    return lines
+
+
+def _baseline_section() -> list[str]:
+    return [
+        "", "## 5. Baseline (same data and compute, no reasoning)", "",
+        "Not run: the model cannot be trained without reasoning yet. A stage-III-only run is refused "
+        "(`TrainConfig` requires `init_from` for stage 3), and `foresight.num_slots: 0` (no `<img_next>`) "
+        "fails in `LaraPolicy._embed` (`% num_slots`); `latent.tags: []` (no latent segments) already works.",
+    ]  # fmt: skip
+
+
+def write_report(cfg: PipelineConfig, command: str, max_videos: int = 3) -> Path:
+    lines = report_header(cfg, "LaRA generalization benchmark (libero_object, standard protocol)", command)
+    lines += _dataset_section(cfg)
+    lines += _annotation_section(cfg)
+    lines += _training_section(cfg)
+    lines += _eval_section(cfg, max_videos)
+    lines += _baseline_section()
+    lines += ["", "## Commands", "", "Each step as a standalone `lara` command (the script runs the same code "
+              "in-process and skips a step whose output exists):", "", "```"]  # fmt: skip
+    lines += [f"# {name}\n{cmd}" for name, cmd in step_commands(cfg).items()]
+    lines += ["```"]
+    path = cfg.out / "report.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def published_files(cfg: PipelineConfig, max_videos: int = 3) -> list[str]:
+    """Paths (relative to `cfg.out`) of the report and the small files it shows or summarizes."""
+    names = ["report.md", "timings.json", "collect.json", "pipeline.json", "data/lara/collection.json",
+             "eval/results.json", "eval/episodes.jsonl", "eval/run.json", "eval/success.png"]  # fmt: skip
+    names += [p.name for p in sorted(cfg.out.glob("loss_stage*.png"))]
+    names += [str(p.relative_to(cfg.out)) for p in sorted(cfg.preview_dir.glob("*.png"))]
+    names += [f"eval/{v['video']}" for v in failure_videos(cfg, max_videos)]
+    return [n for n in names if (cfg.out / n).is_file()]
