@@ -84,10 +84,12 @@ class Foresight(nn.Module):
         pooled = F.adaptive_avg_pool2d(grid_tokens.float(), (s, s))  # (B, D, s, s)
         return rearrange(pooled, "b d h w -> b (h w) d").detach()  # (B, N_v, D)
 
-    def loss(self, slot_hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """L1 between head(slot hidden states) (B, N_v, D) and targets (B, N_v, D)."""
+    def loss(self, slot_hidden: torch.Tensor, target: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """L1 between head(slot hidden states) (B, N_v, D) and targets (B, N_v, D): the sum over the
+        samples where `keep` (B,) bool (a real future frame) of each one's mean absolute error."""
         pred = self.head(slot_hidden.float() if self.head[1].weight.dtype == torch.float32 else slot_hidden)
-        return F.l1_loss(pred.float(), target.float())
+        per_sample = (pred.float() - target.float()).abs().mean(dim=(1, 2))  # (B,)
+        return (per_sample * keep.to(per_sample.device, per_sample.dtype)).sum()
 
     @torch.no_grad()
     def ema_update(self, online_vision: nn.Module) -> None:

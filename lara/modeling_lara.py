@@ -53,7 +53,7 @@ from lara.errors import LaraUserError
 from lara.fast_tokenizer import FastActionTokenizer
 from lara.foresight import Foresight
 from lara.latent_cot import LatentSlots, recurrent_forward, sample_latent_mask
-from lara.losses import TOKEN_TERMS, count_loss_items, normalized
+from lara.losses import TOKEN_TERMS, count_loss_items, normalized, visual_items
 from lara.normalization import NormalizationStats
 from lara.output_vocab import OutputVocab
 from lara.pixels import patchify, to_float_images
@@ -291,7 +291,8 @@ class LaraPolicy(nn.Module):
         else:
             terms = self._flow_loss(batch, t, hidden, norm)
         if weights["visual_l1"] > 0:
-            terms["visual_l1"] = self._visual_loss(batch, t, hidden)
+            terms["visual_l1"] = normalized(self._visual_loss(batch, t, hidden), prep["loss_items"]["visual_l1"],
+                                            norm.get("visual_l1"))
         total = torch.zeros((), device=dev)
         for name, term in terms.items():
             total = total + weights[name] * term
@@ -338,7 +339,7 @@ class LaraPolicy(nn.Module):
         slot_hidden = hidden[t["part"] == IMG_NEXT].view(b, cfg.foresight.num_slots, -1)  # (B, N_v, D)
         images = torch.as_tensor(batch[key]).float().to(self.device)  # (B, 3, H, W)
         target = self.foresight.targets(images, self.vlm.model.visual)
-        return self.foresight.loss(slot_hidden, target)
+        return self.foresight.loss(slot_hidden, target, visual_items(batch))  # samples without a future frame: 0
 
     @staticmethod
     def _context_mask(t: dict[str, torch.Tensor]) -> torch.Tensor:

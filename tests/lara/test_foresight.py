@@ -39,3 +39,23 @@ def test_ema_targets_are_float32_for_a_bf16_model():
     target = policy.foresight.targets(images, policy.vlm.model.visual)  # (B, N_v, D)
     assert target.dtype == torch.float32 and torch.isfinite(target).all()
     assert target.shape == (2, policy.cfg.foresight.num_slots, policy.cfg.backbone.hidden_size)
+
+
+def test_visual_loss_ignores_samples_without_a_future_frame():
+    """A sample whose next frame was clamped to the current one (`next_image_is_pad`) adds nothing
+    to the visual L1: changing its next image leaves the loss unchanged; the others' mean is kept."""
+    from lara_testing import make_batch
+
+    policy = tiny_policy().eval()
+    batch = make_batch(b=3)
+    batch["next_image_is_pad"] = torch.tensor([False, True, False])
+    _, m1 = policy(batch, stage=1)
+    changed = dict(batch, **{"next_image.agentview": batch["next_image.agentview"].clone()})
+    changed["next_image.agentview"][1] = 1.0 - changed["next_image.agentview"][1]
+    _, m2 = policy(changed, stage=1)
+    assert m1["loss/visual_l1"] == m2["loss/visual_l1"] > 0
+    changed["next_image.agentview"][0] = 1.0 - changed["next_image.agentview"][0]  # a kept sample does count
+    _, m3 = policy(changed, stage=1)
+    assert m3["loss/visual_l1"] != m1["loss/visual_l1"]
+    _, items = policy.prepare_batch(batch, stage=3)
+    assert items["visual_l1"] == 2
