@@ -26,6 +26,7 @@ import draccus
 
 STAGES = (1, 2, 3)
 SLOT_INPUTS = ("learned", "recurrent")
+FORESIGHT_ATTENTION = ("bidirectional", "causal")
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -108,8 +109,13 @@ class ForesightConfig:
     use_ema_target: bool = True  # False = target from the online tower, detached (ablation)
     ema_momentum: float = 0.999  # tau in theta_ema = tau * theta_ema + (1 - tau) * theta
     head_hidden_mult: int = 2
+    # bidirectional: the N_v slots see each other both ways (causal elsewhere), as the reference
+    # code does; the block is written at once, also at inference. causal: slot k never sees k+1.
+    attention: str = "bidirectional"
 
     def __post_init__(self) -> None:
+        if self.attention not in FORESIGHT_ATTENTION:
+            raise ValueError(f"foresight.attention {self.attention!r} not in {FORESIGHT_ATTENTION}")
         if math.isqrt(self.num_slots) ** 2 != self.num_slots:
             raise ValueError(f"foresight.num_slots {self.num_slots} must be a perfect square (2-D pooling)")
         if not 0.0 <= self.ema_momentum < 1.0:
@@ -203,6 +209,9 @@ class LaraConfig:
             raise ValueError("foresight.image_size must be a multiple of vision patch*merge")
         if self.foresight.camera not in self.vision.cameras:
             raise ValueError(f"foresight.camera {self.foresight.camera!r} not in vision.cameras {self.vision.cameras}")
+        if self.foresight.attention == "bidirectional" and self.backbone.attn_implementation not in ("sdpa", "eager"):
+            raise ValueError("foresight.attention bidirectional needs backbone.attn_implementation sdpa or eager "
+                             "(a 4-D mask); use foresight.attention causal with flash attention")
         if self.inference.n_action_steps > self.chunk_size:
             raise ValueError("inference.n_action_steps must be <= chunk_size")
         if self.chunk_size < 1 or self.action_dim < 1:
