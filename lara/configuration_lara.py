@@ -125,7 +125,10 @@ class ForesightConfig:
 @dataclass
 class LatentConfig:
     slots_per_segment: int = 1
-    slot_input: str = "learned"  # learned (embedding table, one pass) | recurrent (Coconut, KV cache)
+    # recurrent (default, the paper's continuous thoughts): a slot's input is the previous position's
+    # last hidden state, pass by pass with a KV cache (Coconut). learned: a fixed embedding per tag
+    # ("pause tokens", one pass; the ablation).
+    slot_input: str = "recurrent"
     # The CoT tags in order; at latent inference one latent segment per tag is placed.
     tags: list[str] = field(default_factory=lambda: ["SUBTASK", "OBJECTS", "MOVE", "GRIPPER"])
     max_segments: int = 8  # rows of the learned slot table = max_segments * slots_per_segment

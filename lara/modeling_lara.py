@@ -263,7 +263,9 @@ class LaraPolicy(nn.Module):
             mask = sample_latent_mask(len(cot), p)
             n_latent, n_segments = n_latent + sum(mask), n_segments + len(mask)
             seqs.append(self.builder.build(batch["instruction"][i], cot, mask, action_ids))
-        tensors = self.builder.collate(seqs, "right")
+        # stage III: left padding lines up the rows' (identical) latent and <img_next> suffixes, so the
+        # recurrent latent passes are shared by the whole batch (2 x tags + 1 decoder calls)
+        tensors = self.builder.collate(seqs, "left" if stage == 3 else "right")
         items = count_loss_items(tensors, batch, stage)
         prepared = {"stage": stage, "tensors": tensors, "latent_probability": p, "n_latent": n_latent,
                     "n_segments": n_segments, "loss_items": items}  # fmt: skip
