@@ -133,8 +133,19 @@ def seed_output_vocab(policy, dataset) -> None:
 
 def build_lara_policy(cfg, dataset, init_from: Path | None):
     policy = _build_lara_policy(cfg, dataset, init_from)
+    apply_latent_schedule(policy, cfg)
     seed_output_vocab(policy, dataset)  # after loading: the checkpoint's ids are kept
     return policy
+
+
+def apply_latent_schedule(policy, cfg) -> None:
+    """The stage's `latent.kind` / `latent.order` decide how the policy turns p into latent segments
+    (tag_order: the first tags of the order; the other kinds: random draws). Set on the policy's
+    own config, so the checkpoint records what the stage trained with."""
+    lat = policy.cfg.latent
+    lat.selection = "tag_order" if cfg.latent.kind == "tag_order" else "random"
+    lat.order = list(cfg.latent.order)
+    lat.__post_init__()
 
 
 def _build_lara_policy(cfg, dataset, init_from: Path | None):

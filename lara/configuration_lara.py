@@ -26,6 +26,7 @@ import draccus
 
 STAGES = (1, 2, 3)
 SLOT_INPUTS = ("learned", "recurrent")
+LATENT_SELECTIONS = ("tag_order", "random")
 FORESIGHT_ATTENTION = ("bidirectional", "causal")
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -132,10 +133,20 @@ class LatentConfig:
     # The CoT tags in order; at latent inference one latent segment per tag is placed.
     tags: list[str] = field(default_factory=lambda: ["SUBTASK", "OBJECTS", "MOVE", "GRIPPER"])
     max_segments: int = 8  # rows of the learned slot table = max_segments * slots_per_segment
+    # Stage II, how the latent probability p picks segments. tag_order (the reference): the first
+    # round(p * len(order)) tags of `order` are latent in every sample (tags outside `order` only
+    # at p = 1). random: each segment latent with probability p. The curriculum sets both from
+    # its `latent.kind` / `latent.order` (curriculum.lara_adapter).
+    selection: str = "tag_order"
+    order: list[str] = field(default_factory=lambda: ["SUBTASK", "OBJECTS", "MOVE", "GRIPPER"])
 
     def __post_init__(self) -> None:
         if self.slot_input not in SLOT_INPUTS:
             raise ValueError(f"latent.slot_input {self.slot_input!r} not in {SLOT_INPUTS}")
+        if self.selection not in LATENT_SELECTIONS:
+            raise ValueError(f"latent.selection {self.selection!r} not in {LATENT_SELECTIONS}")
+        if not self.order or len(set(self.order)) != len(self.order):
+            raise ValueError(f"latent.order {self.order} must name each tag once")
         if self.slots_per_segment < 1:
             raise ValueError("latent.slots_per_segment must be >= 1")
         if len(self.tags) > self.max_segments:

@@ -1,8 +1,10 @@
 """Latent chain of thought: which CoT segments become latent, and what the latent slots read.
 
-- `sample_latent_mask(n, p, generator)`: each of the n CoT segments is latent with probability p
-  (the curriculum sets p with `LaraPolicy.set_latent_probability`; p=0 -> all explicit, p=1 -> all
-  latent). A latent segment becomes `<|latent_start|> <|latent|> x k <|latent_end|>` (k =
+- `select_latent(tags, p, cfg)`: which CoT segments are latent at latent probability p (the
+  curriculum sets p with `LaraPolicy.set_latent_probability`; p=0 -> all explicit, p=1 -> all
+  latent). `latent.selection` tag_order (default, the reference): the first round(p * len(order))
+  tags of `latent.order` in every sample; random (`sample_latent_mask`): each segment latent with
+  probability p. A latent segment becomes `<|latent_start|> <|latent|> x k <|latent_end|>` (k =
   `latent.slots_per_segment`), with no text loss.
 - Slot inputs, `latent.slot_input`:
   - `learned`: a learnable table (max_segments * k, D); slot j of the segment with tag index i
@@ -21,7 +23,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from lara.configuration_lara import LaraConfig
+from lara.configuration_lara import LaraConfig, LatentConfig
 
 
 def sample_latent_mask(num_segments: int, p: float, generator: torch.Generator | None = None) -> list[bool]:
@@ -33,6 +35,20 @@ def sample_latent_mask(num_segments: int, p: float, generator: torch.Generator |
     if p >= 1.0:
         return [True] * num_segments
     return (torch.rand(num_segments, generator=generator) < p).tolist()
+
+
+def select_latent(
+    tags: list[str], p: float, cfg: LatentConfig, generator: torch.Generator | None = None
+) -> list[bool]:
+    """Latent mask of one sample's CoT segments (their tags, in sequence order) at probability p."""
+    if cfg.selection == "random":
+        return sample_latent_mask(len(tags), p, generator)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"latent probability must be in [0, 1], got {p}")
+    if p >= 1.0:
+        return [True] * len(tags)
+    chosen = set(cfg.order[: round(p * len(cfg.order))])
+    return [tag in chosen for tag in tags]
 
 
 class LatentSlots(nn.Module):

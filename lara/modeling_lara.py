@@ -53,7 +53,7 @@ from lara.configuration_lara import LaraConfig
 from lara.errors import LaraUserError
 from lara.fast_tokenizer import FastActionTokenizer
 from lara.foresight import Foresight
-from lara.latent_cot import LatentSlots, recurrent_forward, sample_latent_mask
+from lara.latent_cot import LatentSlots, recurrent_forward, select_latent
 from lara.losses import TOKEN_TERMS, count_loss_items, normalized, visual_items
 from lara.normalization import NormalizationStats
 from lara.output_vocab import OutputVocab
@@ -260,7 +260,7 @@ class LaraPolicy(nn.Module):
             cot = batch.get("cot", [None] * b)[i] or []
             chunk = torch.as_tensor(batch["action"][i]).float().cpu().numpy()
             action_ids = self.tokenizer.action_token_ids(self.fast.encode(chunk))
-            mask = sample_latent_mask(len(cot), p)
+            mask = select_latent([tag for tag, _ in cot], p, self.cfg.latent)
             n_latent, n_segments = n_latent + sum(mask), n_segments + len(mask)
             seqs.append(self.builder.build(batch["instruction"][i], cot, mask, action_ids))
         # stage III: left padding lines up the rows' (identical) latent and <img_next> suffixes, so the

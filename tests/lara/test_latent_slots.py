@@ -48,3 +48,43 @@ def test_recurrent_training_step_has_gradients_through_the_chain():
     assert torch.isfinite(loss) and metrics["loss/flow"] > 0
     grads = [p.grad for p in policy.vlm.model.language_model.parameters() if p.grad is not None]
     assert grads and sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_tag_order_turns_tags_latent_in_order_whatever_their_position():
+    from lara.configuration_lara import LatentConfig
+    from lara.latent_cot import select_latent
+
+    cfg = LatentConfig()  # order SUBTASK, OBJECTS, MOVE, GRIPPER
+    tags = ["PLAN", "MOVE", "SUBTASK", "GRIPPER", "OBJECTS"]
+    assert select_latent(tags, 0.0, cfg) == [False] * 5
+    assert select_latent(tags, 0.25, cfg) == [False, False, True, False, False]  # SUBTASK first, never MOVE
+    assert select_latent(tags, 0.5, cfg) == [False, False, True, False, True]
+    assert select_latent(tags, 0.75, cfg) == [False, True, True, False, True]
+    assert select_latent(tags, 1.0, cfg) == [True] * 5  # tags outside the order (PLAN) only in the all-latent stretch
+    custom = LatentConfig(order=["MOVE", "SUBTASK", "OBJECTS", "GRIPPER"])
+    assert select_latent(tags, 0.25, custom) == [False, True, False, False, False]
+    random = LatentConfig(selection="random")
+    draws = [select_latent(tags[1:], 0.5, random, torch.Generator().manual_seed(s)) for s in range(20)]
+    assert len({tuple(d) for d in draws}) > 2  # per-segment draws, not a fixed order
+
+
+def test_stage_two_batch_follows_the_tag_order():
+    policy = tiny_policy()
+    batch, _ = policy.prepare_batch(make_batch(2), stage=2, latent_probability=0.25)
+    t = batch["lara.prepared"]["tensors"]
+    assert batch["lara.prepared"]["n_latent"] == 2  # SUBTASK of each sample, nothing else
+    ids = t["input_ids"][0][t["part"][0] != LATENT].tolist()
+    text = policy.tokenizer.decode(ids)
+    assert "SUBTASK:" not in text and "OBJECTS:" in text and "MOVE:" in text
+
+
+def test_the_curriculum_sets_the_policy_selection():
+    from types import SimpleNamespace
+
+    from curriculum.lara_adapter import apply_latent_schedule
+
+    policy = tiny_policy()
+    apply_latent_schedule(policy, SimpleNamespace(latent=SimpleNamespace(kind="linear", order=["MOVE"])))
+    assert policy.cfg.latent.selection == "random"
+    apply_latent_schedule(policy, SimpleNamespace(latent=SimpleNamespace(kind="tag_order", order=["MOVE", "SUBTASK"])))
+    assert (policy.cfg.latent.selection, policy.cfg.latent.order) == ("tag_order", ["MOVE", "SUBTASK"])
