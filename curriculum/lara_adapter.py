@@ -38,6 +38,7 @@ def lara_model_config(cfg):
         "foresight.ema_momentum": m.ema_momentum,
         "latent.slots_per_segment": m.latent_slots_per_segment,
         "latent.slot_input": m.slot_mode,
+        "latent.include_plan": cfg.data.include_plan,  # the CoT starts with PLAN: so does the latent sequence
     }
     args += [f"--{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in explicit.items() if v is not None]
     try:
@@ -134,6 +135,7 @@ def seed_output_vocab(policy, dataset) -> None:
 def build_lara_policy(cfg, dataset, init_from: Path | None):
     policy = _build_lara_policy(cfg, dataset, init_from)
     apply_latent_schedule(policy, cfg)
+    check_plan(policy, cfg)
     seed_output_vocab(policy, dataset)  # after loading: the checkpoint's ids are kept
     return policy
 
@@ -146,6 +148,15 @@ def apply_latent_schedule(policy, cfg) -> None:
     lat.selection = "tag_order" if cfg.latent.kind == "tag_order" else "random"
     lat.order = list(cfg.latent.order)
     lat.__post_init__()
+
+
+def check_plan(policy, cfg) -> None:
+    """Stage II reads the CoT again: with or without PLAN, as the stage-I model was built."""
+    if cfg.stage == 2 and policy.cfg.latent.include_plan != cfg.data.include_plan:
+        raise LaraUserError(
+            f"data.include_plan is {cfg.data.include_plan} but the stage-I model was trained with "
+            f"include_plan {policy.cfg.latent.include_plan}; use the same data.include_plan in every stage"
+        )
 
 
 def _build_lara_policy(cfg, dataset, init_from: Path | None):

@@ -27,6 +27,7 @@ import draccus
 STAGES = (1, 2, 3)
 SLOT_INPUTS = ("learned", "recurrent")
 LATENT_SELECTIONS = ("tag_order", "random")
+PLAN_TAG = "PLAN"  # the episode-level CoT segment (data_pipeline's include_plan prepends it)
 FORESIGHT_ATTENTION = ("bidirectional", "causal")
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -132,6 +133,9 @@ class LatentConfig:
     slot_input: str = "recurrent"
     # The CoT tags in order; at latent inference one latent segment per tag is placed.
     tags: list[str] = field(default_factory=lambda: ["SUBTASK", "OBJECTS", "MOVE", "GRIPPER"])
+    # The CoT starts with the episode's PLAN segment (training data's `include_plan`): the latent
+    # sequence of stage III and of latent inference then starts with a PLAN segment too.
+    include_plan: bool = False
     max_segments: int = 8  # rows of the learned slot table = max_segments * slots_per_segment
     # Stage II, how the latent probability p picks segments. tag_order (the reference): the first
     # round(p * len(order)) tags of `order` are latent in every sample (tags outside `order` only
@@ -149,8 +153,18 @@ class LatentConfig:
             raise ValueError(f"latent.order {self.order} must name each tag once")
         if self.slots_per_segment < 1:
             raise ValueError("latent.slots_per_segment must be >= 1")
-        if len(self.tags) > self.max_segments:
-            raise ValueError("latent.tags has more entries than latent.max_segments")
+        if len(self.row_tags) > self.max_segments:
+            raise ValueError(f"latent.max_segments {self.max_segments} < {len(self.row_tags)} slot rows {self.row_tags}")
+
+    @property
+    def row_tags(self) -> list[str]:
+        """One learned slot row per tag: the configured tags, then PLAN (its own row, never another tag's)."""
+        return [*self.tags, *(["PLAN"] if PLAN_TAG not in self.tags else [])]
+
+    @property
+    def canonical_tags(self) -> list[str]:
+        """The latent segments of stage III and latent inference, in the order training's CoT has them."""
+        return [PLAN_TAG, *self.tags] if self.include_plan and PLAN_TAG not in self.tags else list(self.tags)
 
 
 @dataclass

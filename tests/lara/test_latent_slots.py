@@ -88,3 +88,21 @@ def test_the_curriculum_sets_the_policy_selection():
     assert policy.cfg.latent.selection == "random"
     apply_latent_schedule(policy, SimpleNamespace(latent=SimpleNamespace(kind="tag_order", order=["MOVE", "SUBTASK"])))
     assert (policy.cfg.latent.selection, policy.cfg.latent.order) == ("tag_order", ["MOVE", "SUBTASK"])
+
+
+def test_plan_has_its_own_slot_row_and_inference_places_it_as_training_does():
+    policy = tiny_policy("--latent.include_plan=true")
+    b = policy.builder
+    cot = [("PLAN", "grasp bowl; place on plate"), *COT]
+    trained = b.build("pick up the bowl", cot, [True] * len(cot), None)
+    rows = [r for r in trained.latent_index if r >= 0]
+    assert len(set(rows)) == len(cot)  # PLAN no longer shares SUBTASK's row
+    assert rows[0] == policy.cfg.latent.row_tags.index("PLAN") and rows[1] == 0
+    prompt = b.build_prompt("pick up the bowl", latent=True, img_next=True, act_start=False)
+    stage3 = b.build("pick up the bowl", None, None, None, canonical_latent=True)
+    assert [r for r in prompt.latent_index if r >= 0] == rows == [r for r in stage3.latent_index if r >= 0]
+    assert prompt.input_ids == trained.input_ids  # the all-latent stage-II sequence is the inference prompt
+    without = tiny_policy().builder.build_prompt("pick up the bowl", latent=True, img_next=False, act_start=False)
+    assert [r for r in without.latent_index if r >= 0] == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="no latent slot row"):
+        b.build("x", [("WHATEVER", "y")], [True], None)
