@@ -20,6 +20,7 @@ import yaml
 
 from curriculum.schedules import LATENT_SCHEDULES
 from lara.errors import LaraUserError
+from lara.normalization import MODES as NORM_MODES
 
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 SLOT_MODES = ("learned", "recurrent")
@@ -156,7 +157,7 @@ class DataConfig:
     foresight_offset: int = 1  # k: the foresight target is frame t + k
     image_size: int | None = None  # None: the model's vision.image_size
     foresight_image_size: int | None = None  # None: the model's foresight.image_size
-    norm_mode: str = "quantile"  # quantile (q01/q99) | mean_std
+    norm_mode: str = "quantile"  # quantile (q01/q99) | min_max (the reference's LIBERO setting) | mean_std
     num_workers: int = 0
     split: str = "train"  # train: the recorded split's train episodes (data_pipeline.splits); all: every frame
     fast_fit_chunks: int = 20000  # action chunks the FAST tokenizer is fit on before stage I
@@ -165,6 +166,7 @@ class DataConfig:
         _check(self.foresight_offset >= 0, "data.foresight_offset must be >= 0")
         _check(self.num_workers >= 0, "data.num_workers must be >= 0")
         _check(self.split in ("train", "all"), f"data.split={self.split!r}: choose train or all")
+        _check(self.norm_mode in NORM_MODES, f"data.norm_mode={self.norm_mode!r}: choose one of {NORM_MODES}")
 
 
 @dataclass

@@ -41,7 +41,7 @@ class SampleConfig:
     foresight_offset: int = 1  # k: the foresight target is frame t + k (clamped to the episode end)
     image_size: int = 128  # S: both cameras are resized to S x S
     foresight_image_size: int = 112  # S_f: the future frame's size
-    norm_mode: str = "quantile"  # "quantile" (q01/q99) or "mean_std"
+    norm_mode: str = "quantile"  # "quantile" (q01/q99), "min_max" or "mean_std"
     annotation: str | None = None  # annotation run name (data_pipeline.annotation); None = no CoT
     include_plan: bool = False  # prepend the episode PLAN segment to each frame's CoT
 

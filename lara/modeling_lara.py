@@ -390,7 +390,8 @@ class LaraPolicy(nn.Module):
     def _unnormalize(self, actions: np.ndarray) -> np.ndarray:
         if self.stats is None or "action" not in self.stats.features:
             raise LaraUserError("no action normalization statistics in the policy; call set_normalization(stats)")
-        out = self.stats.unnormalize("action", actions.astype(np.float32))
+        # predictions outside [-1, 1] (flow integration, FAST decoding) are clipped first: as the reference
+        out = self.stats.unnormalize("action", self.stats.clip(actions.astype(np.float32)))
         for d in self.stats.features["action"].passthrough_dims:  # gripper: env convention -1 open / +1 close
             out[..., d] = np.where(out[..., d] >= 0, 1.0, -1.0)
         return out.astype(np.float32)
