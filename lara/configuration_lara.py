@@ -188,10 +188,19 @@ class ExpertConfig:
     time_beta_alpha: float = 1.5  # training times t ~ Beta(alpha, beta) (pi0 convention: t=1 is noise)
     time_beta_beta: float = 1.0
     use_state: bool = True  # a state token in the expert's self-attention
+    # The reference's GR00T head: learned tokens between the state and the action tokens (32),
+    # dropout in attention and MLP (0.2), and every sample's flow loss drawn with 4 noise/time pairs.
+    num_future_tokens: int = 32
+    dropout: float = 0.2
+    flow_repeats: int = 4
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads:
             raise ValueError("expert.hidden_size must be a multiple of expert.num_heads")
+        if self.num_future_tokens < 0 or self.flow_repeats < 1:
+            raise ValueError("expert.num_future_tokens must be >= 0 and expert.flow_repeats >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("expert.dropout must be in [0, 1)")
         if not 1 <= self.num_inference_steps <= 100:
             raise ValueError("expert.num_inference_steps must be in [1, 100]")
 
