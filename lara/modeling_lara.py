@@ -47,13 +47,14 @@ from torch import nn
 from transformers import DynamicCache
 
 from lara.action_expert import ActionExpert
-from lara.backbone import build_backbone, enable_checkpointing, encode_images, rope_positions, run_text
+from lara.backbone import (block_causal_mask, build_backbone, enable_checkpointing, encode_images, rope_positions,
+                           run_text)
 from lara.configuration_lara import LaraConfig
 from lara.errors import LaraUserError
 from lara.fast_tokenizer import FastActionTokenizer
 from lara.foresight import Foresight
-from lara.latent_cot import LatentSlots, recurrent_forward, sample_latent_mask
-from lara.losses import TOKEN_TERMS, count_loss_items, normalized
+from lara.latent_cot import LatentSlots, recurrent_forward, select_latent
+from lara.losses import TOKEN_TERMS, count_loss_items, normalized, visual_items
 from lara.normalization import NormalizationStats
 from lara.output_vocab import OutputVocab
 from lara.pixels import patchify, to_float_images
@@ -196,29 +197,34 @@ class LaraPolicy(nn.Module):
         pos = rope_positions(self.vlm, t["input_ids"], t["mm_token_type_ids"], grid, t["attention_mask"])
         return embeds, pos, img_mask, deepstack
 
+    def _attention_mask(self, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, L) padding mask (causal `<img_next>` block), or the (B, 1, L, L) block-causal mask
+        where the `<img_next>` slots see each other both ways (`foresight.attention`)."""
+        if self.cfg.foresight.attention == "causal":
+            return t["attention_mask"]
+        return block_causal_mask(t["attention_mask"].bool(), t["part"] == IMG_NEXT, 0,
+                                 self.cfg.backbone.attn_implementation, self.vlm.dtype)  # fmt: skip
+
     def _hidden(self, t: dict[str, torch.Tensor], images: torch.Tensor, cache=None) -> torch.Tensor:
         """Last hidden states (B, L, D) of the backbone over a collated batch (its M-RoPE positions kept in self._last_pos)."""
         embeds, pos, img_mask, deepstack = self._embed(t, images)
         self._last_pos = pos  # (3, B, L)
-        has_latent = bool((t["part"] == LATENT).any())
-        if self.cfg.latent.slot_input == "learned" or not has_latent:
-            return run_text(self.vlm, embeds, pos, t["attention_mask"], cache, img_mask, deepstack)
-        # recurrent (Coconut): one sample at a time, pass by pass with its own KV cache
-        hidden = torch.zeros_like(embeds)
-        counts = img_mask.sum(1).tolist()
-        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int)
-        for b in range(embeds.shape[0]):
-            valid = t["attention_mask"][b].bool()
-            row_cache = cache if cache is not None else DynamicCache(config=self.vlm.config.text_config)
+        mask = self._attention_mask(t)
+        is_latent = t["part"] == LATENT  # (B, L)
+        if self.cfg.latent.slot_input == "learned" or not bool(is_latent.any()):
+            return run_text(self.vlm, embeds, pos, mask, cache, img_mask, deepstack)
+        # recurrent (Coconut): pass by pass over the whole batch with one KV cache
+        cache = cache if cache is not None else DynamicCache(config=self.vlm.config.text_config)
+        vis_cols = torch.nonzero(img_mask)[:, 1]  # (n_vis,) column of each visual token, in feature order
 
-            def step(e, p, vm, ds, _c=row_cache):
-                return run_text(self.vlm, e, p, None, _c, vm, ds)
+        def step(x: torch.Tensor, start: int, end: int) -> torch.Tensor:
+            sel = (vis_cols >= start) & (vis_cols < end)  # this pass's visual tokens, row-major like the features
+            vis = bool(sel.any())
+            m = mask[:, :, start:end, :end] if mask.dim() == 4 else mask[:, :end]
+            return run_text(self.vlm, x, pos[:, :, start:end], m, cache, img_mask[:, start:end] if vis else None,
+                            [f[sel] for f in deepstack] if vis else None)  # fmt: skip
 
-            ds = [f[offsets[b] : offsets[b + 1]] for f in deepstack]
-            h = recurrent_forward(step, embeds[b][valid], pos[:, b][:, valid], (t["part"][b] == LATENT)[valid],
-                                  img_mask[b][valid], ds)  # fmt: skip
-            hidden[b, valid] = h
-        return hidden
+        return recurrent_forward(step, embeds, is_latent)
 
     @staticmethod
     def _camera_images(batch: dict, cameras: list[str], prefix: str = "image.") -> torch.Tensor:
@@ -254,10 +260,12 @@ class LaraPolicy(nn.Module):
             cot = batch.get("cot", [None] * b)[i] or []
             chunk = torch.as_tensor(batch["action"][i]).float().cpu().numpy()
             action_ids = self.tokenizer.action_token_ids(self.fast.encode(chunk))
-            mask = sample_latent_mask(len(cot), p)
+            mask = select_latent([tag for tag, _ in cot], p, self.cfg.latent)
             n_latent, n_segments = n_latent + sum(mask), n_segments + len(mask)
             seqs.append(self.builder.build(batch["instruction"][i], cot, mask, action_ids))
-        tensors = self.builder.collate(seqs, "right")
+        # stage III: left padding lines up the rows' (identical) latent and <img_next> suffixes, so the
+        # recurrent latent passes are shared by the whole batch (2 x tags + 1 decoder calls)
+        tensors = self.builder.collate(seqs, "left" if stage == 3 else "right")
         items = count_loss_items(tensors, batch, stage)
         prepared = {"stage": stage, "tensors": tensors, "latent_probability": p, "n_latent": n_latent,
                     "n_segments": n_segments, "loss_items": items}  # fmt: skip
@@ -291,7 +299,8 @@ class LaraPolicy(nn.Module):
         else:
             terms = self._flow_loss(batch, t, hidden, norm)
         if weights["visual_l1"] > 0:
-            terms["visual_l1"] = self._visual_loss(batch, t, hidden)
+            terms["visual_l1"] = normalized(self._visual_loss(batch, t, hidden), prep["loss_items"]["visual_l1"],
+                                            norm.get("visual_l1"))
         total = torch.zeros((), device=dev)
         for name, term in terms.items():
             total = total + weights[name] * term
@@ -338,7 +347,7 @@ class LaraPolicy(nn.Module):
         slot_hidden = hidden[t["part"] == IMG_NEXT].view(b, cfg.foresight.num_slots, -1)  # (B, N_v, D)
         images = torch.as_tensor(batch[key]).float().to(self.device)  # (B, 3, H, W)
         target = self.foresight.targets(images, self.vlm.model.visual)
-        return self.foresight.loss(slot_hidden, target)
+        return self.foresight.loss(slot_hidden, target, visual_items(batch))  # samples without a future frame: 0
 
     @staticmethod
     def _context_mask(t: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -381,7 +390,8 @@ class LaraPolicy(nn.Module):
     def _unnormalize(self, actions: np.ndarray) -> np.ndarray:
         if self.stats is None or "action" not in self.stats.features:
             raise LaraUserError("no action normalization statistics in the policy; call set_normalization(stats)")
-        out = self.stats.unnormalize("action", actions.astype(np.float32))
+        # predictions outside [-1, 1] (flow integration, FAST decoding) are clipped first: as the reference
+        out = self.stats.unnormalize("action", self.stats.clip(actions.astype(np.float32)))
         for d in self.stats.features["action"].passthrough_dims:  # gripper: env convention -1 open / +1 close
             out[..., d] = np.where(out[..., d] >= 0, 1.0, -1.0)
         return out.astype(np.float32)
@@ -422,11 +432,27 @@ class LaraPolicy(nn.Module):
         ctx = self.expert.project_context(hidden.masked_fill(~mask[..., None], 0.0))  # left padding zeroed
         return self.expert.sample(ctx, mask, state, num_steps).float().cpu().numpy()
 
-    def _step(self, cache, embeds: torch.Tensor, next_pos: int) -> torch.Tensor:
+    def _step(self, cache, embeds: torch.Tensor, next_pos: int, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Feed (1, n, D) embeddings at text positions next_pos.. through the cached decoder -> (1, n, D)."""
         n = embeds.shape[1]
         pos = torch.arange(next_pos, next_pos + n, device=self.device).view(1, 1, n).expand(3, 1, n)  # (3, 1, n)
-        return run_text(self.vlm, embeds, pos, None, cache)
+        return run_text(self.vlm, embeds, pos, mask, cache)
+
+    def _feed_img_next(self, cache, next_pos: int) -> torch.Tensor:
+        """After a generated CoT: the N_v `<img_next>` slots and `<|act_start|>` in one piece, the slots
+        seeing each other as in training (`foresight.attention`) -> hidden states (1, N_v + 1, D)."""
+        tok, n_v = self.tokenizer, self.cfg.foresight.num_slots
+        ids = torch.tensor([[tok.img_next_id] * n_v + [tok.act_start_id]], device=self.device)  # (1, N_v + 1)
+        emb = self.vlm.get_input_embeddings()(ids)
+        emb[:, :n_v] += self.foresight.slot_embed.to(emb.dtype)
+        mask = None
+        if self.cfg.foresight.attention == "bidirectional":
+            past = cache.get_seq_length()
+            block = torch.zeros(1, past + n_v + 1, dtype=torch.bool, device=self.device)  # (1, K)
+            block[:, past : past + n_v] = True
+            mask = block_causal_mask(torch.ones_like(block), block, past, self.cfg.backbone.attn_implementation,
+                                     self.vlm.dtype)  # fmt: skip
+        return self._step(cache, emb, next_pos, mask)
 
     def _greedy(self, cache, h_last, next_pos, allowed, stop_ids, max_new, exact=False) -> tuple[list[int], int]:
         """Greedy decoding; `allowed` (V_out,) bool over the output vocabulary's columns. With `exact`
@@ -467,12 +493,8 @@ class LaraPolicy(nn.Module):
             n_cot = fixed[0] if fixed else cfg.inference.max_cot_tokens
             cot, next_pos = self._greedy(cache, h_last, next_pos, allowed, {tok.img_next_id}, n_cot, exact=bool(fixed))
             self.last_cot_text = tok.decode([i for i in cot if i != tok.img_next_id])
-            n_v = cfg.foresight.num_slots
-            ids = torch.tensor([[tok.img_next_id] * n_v + [tok.act_start_id]], device=self.device)  # (1, N_v + 1)
-            emb = self.vlm.get_input_embeddings()(ids)
-            emb[:, :n_v] += self.foresight.slot_embed.to(emb.dtype)
-            h_last = self._step(cache, emb, next_pos)[:, -1]
-            next_pos += n_v + 1
+            h_last = self._feed_img_next(cache, next_pos)[:, -1]
+            next_pos += cfg.foresight.num_slots + 1
         off = tok.action_token_offset
         allowed = ((cols >= off) & (cols < off + tok.num_action_tokens)) | (cols == tok.act_end_id)
         n_act = fixed[1] if fixed else cfg.inference.max_action_tokens
