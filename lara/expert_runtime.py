@@ -1,0 +1,201 @@
+"""The action expert's Euler integration as one captured unit (inference only).
+
+`ActionExpert.sample` is the reference: readable, module by module, ~100 small ops per Euler
+step (diffusers' `Attention` also inspects its processor's signature on every call). At inference
+a chunk's cost on a small model is that op overhead, not arithmetic. `ExpertRuntime.sample`
+computes the same integration as one function of plain tensors:
+
+- per weight version (cached until a parameter changes in place or moves): the fused Q/K/V
+  matrices of the self-attention blocks and, per (steps, batch), the timestep conditioning
+  (AdaLN modulations of every block and the output modulation for all steps);
+- per chunk, inside the unit: the context keys/values of the cross-attention blocks, the state
+  and future tokens, then the N Euler steps x <- x - v / N.
+
+Execution (`inference.compile`, `inference.cuda_graph`): eager by default; `compile` wraps the unit
+in `torch.compile` (CPU: Inductor's C++ kernels, needs a C++ compiler; GPU: Triton); `cuda_graph`
+records the unit once per input shape on a CUDA device and replays it (one launch per chunk). If
+compilation or capture fails, the runtime logs it once and falls back to eager. Results equal the
+reference within float tolerance (tests/lara/test_inference_fast.py).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+log = logging.getLogger(__name__)
+
+
+def _layer_norm(x: torch.Tensor) -> torch.Tensor:
+    return F.layer_norm(x, x.shape[-1:], eps=1e-6)  # the expert's norms: no affine, eps 1e-6
+
+
+def _block(x, kind, w, mod, kv, mask, heads: int) -> torch.Tensor:
+    """One DiT block (as `DiTBlock.forward`, eval mode). x (B, T, D), mod (B, 6, D)."""
+    shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod.unbind(1)  # (B, D) each
+    h = _layer_norm(x) * (1 + scale_msa[:, None]) + shift_msa[:, None]
+    if kind == "cross":
+        q = rearrange(F.linear(h, w["q_w"], w["q_b"]), "b t (h d) -> b h t d", h=heads)
+        o = F.scaled_dot_product_attention(q, kv[0], kv[1], attn_mask=mask)
+    else:
+        q, k, v = rearrange(F.linear(h, w["qkv_w"], w["qkv_b"]), "b t (n h d) -> n b h t d", n=3, h=heads)
+        o = F.scaled_dot_product_attention(q, k, v)
+    a = F.linear(rearrange(o, "b h t d -> b t (h d)"), w["o_w"], w["o_b"])  # (B, T, D)
+    x = x + gate_msa[:, None] * a
+    h = _layer_norm(x) * (1 + scale_mlp[:, None]) + shift_mlp[:, None]
+    h = F.linear(F.gelu(F.linear(h, w["ff1_w"], w["ff1_b"]), approximate="tanh"), w["ff2_w"], w["ff2_b"])
+    return x + gate_mlp[:, None] * h
+
+
+def euler_chunk(noise, context, context_mask, state, mods, out_mods, w: dict, heads: int, kinds: tuple[str, ...]):
+    """The captured unit. noise (B, H, A) float32, projected context (B, L, D), context_mask (B, L)
+    bool, state (B, S) or None, mods per block (N, B, 6, D), out_mods (N, B, 2D) -> actions (B, H, A)."""
+    n, horizon = out_mods.shape[0], noise.shape[1]
+    dtype = context.dtype
+    mask = context_mask[:, None, None, :]  # (B, 1, 1, L)
+    kvs = [None if kind != "cross" else
+           tuple(rearrange(F.linear(context, bw[k + "_w"], bw[k + "_b"]), "b l (h d) -> b h l d", h=heads)
+                 for k in ("k", "v"))
+           for kind, bw in zip(kinds, w["blocks"])]  # fmt: skip
+    prefix = []  # tokens that do not depend on x: [state] + future, each (B, *, D)
+    if state is not None:
+        prefix.append((F.linear(state.to(dtype), w["state_w"], w["state_b"]) + w["pos"][0])[:, None])  # (B, 1, D)
+    if w["future"] is not None:
+        prefix.append(w["future"].expand(noise.shape[0], -1, -1))  # (B, F, D)
+    pos = w["pos"][-horizon:]  # (H, D)
+    # after the last self-attention block every op is per token (cross-attention to the context,
+    # MLP, output norm): only the H action tokens, which the output reads, are carried on
+    trim = max((j + 1 for j, kind in enumerate(kinds) if kind == "self"), default=0)
+    x = noise
+    for i in range(n):
+        tokens = torch.cat([*prefix, F.linear(x.to(dtype), w["in_w"], w["in_b"]) + pos], dim=1)  # (B, T, D)
+        for j, (kind, bw, kv, mod) in enumerate(zip(kinds, w["blocks"], kvs, mods)):
+            if j == trim:
+                tokens = tokens[:, -horizon:]  # (B, H, D)
+            tokens = _block(tokens, kind, bw, mod[i], kv, mask, heads)
+        shift, scale = out_mods[i].chunk(2, dim=-1)  # (B, D) each
+        tokens = _layer_norm(tokens[:, -horizon:]) * (1 + scale[:, None]) + shift[:, None]  # (B, H, D)
+        x = x - F.linear(tokens, w["out_w"], w["out_b"]).float() / n
+    return x
+
+
+class ExpertRuntime:
+    """`sample(context, mask, state, num_steps, noise)` like `ActionExpert.sample`, captured."""
+
+    def __init__(self, expert, compile: bool = False, cuda_graph: bool = False) -> None:
+        self.expert = expert
+        self.compile, self.cuda_graph = compile, cuda_graph
+        self.heads = expert.cfg.num_heads
+        self.kinds = tuple("cross" if blk.cross else "self" for blk in expert.blocks)
+        self._key = None
+        self._weights: dict = {}
+        self._cond: dict = {}
+        self._graphs: dict = {}
+        self._fn = euler_chunk
+        self._failed: set[str] = set()
+
+    # ------------------------------------------------------------------ cached constants
+    def _version(self) -> tuple:
+        """Changes when any expert parameter is updated in place (optimizer, load_state_dict) or moved."""
+        params = list(self.expert.parameters())
+        return (params[0].data_ptr(), params[0].dtype, sum(p._version for p in params))
+
+    def _refresh(self) -> None:
+        key = self._version()
+        if key == self._key:
+            return
+        e = self.expert
+        blocks = []
+        for blk in e.blocks:
+            at = blk.attn
+            bw = {"q_w": at.to_q.weight, "q_b": at.to_q.bias, "o_w": at.to_out[0].weight, "o_b": at.to_out[0].bias,
+                  "ff1_w": blk.ff.net[0].proj.weight, "ff1_b": blk.ff.net[0].proj.bias,
+                  "ff2_w": blk.ff.net[2].weight, "ff2_b": blk.ff.net[2].bias}  # fmt: skip
+            if blk.cross:
+                bw.update(k_w=at.to_k.weight, k_b=at.to_k.bias, v_w=at.to_v.weight, v_b=at.to_v.bias)
+            else:  # one (3D, D) projection instead of three
+                bw["qkv_w"] = torch.cat([at.to_q.weight, at.to_k.weight, at.to_v.weight])
+                bw["qkv_b"] = torch.cat([at.to_q.bias, at.to_k.bias, at.to_v.bias])
+            blocks.append(bw)
+        dtype = e.action_in.weight.dtype
+        self._weights = {
+            "blocks": blocks, "in_w": e.action_in.weight, "in_b": e.action_in.bias, "pos": e.pos,
+            "future": None if e.future is None else e.future.to(dtype)[None],
+            "state_w": None if e.state_in is None else e.state_in.weight,
+            "state_b": None if e.state_in is None else e.state_in.bias,
+            "out_w": e.action_out.weight, "out_b": e.action_out.bias,
+        }  # fmt: skip
+        self._cond.clear()
+        self._graphs.clear()
+        self._key = key
+
+    def _conditioning(self, n: int, b: int, device) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """AdaLN modulations (N, B, 6, D) per block and output modulation (N, B, 2D) for the uniform
+        grid t = 1, 1 - 1/N, ...: they depend on the step count only, not on the observation."""
+        if (n, b) not in self._cond:
+            times = (1.0 - torch.arange(n, device=device, dtype=torch.float32) / n)[:, None].expand(n, b)  # (N, B)
+            e = self.expert
+            temb = e.time_embed(e.time_proj(times.flatten() * 1000.0).to(e.action_in.weight.dtype)).view(n, b, -1)
+            self._cond[(n, b)] = ([blk.modulation(temb) for blk in e.blocks], e.out_mod(F.silu(temb)))
+        return self._cond[(n, b)]
+
+    # ------------------------------------------------------------------ execution
+    def _fallback(self, what: str, err: Exception) -> None:
+        log.warning("expert %s failed (%s: %s); falling back to eager", what, type(err).__name__, err)
+        self._failed.add(what)
+
+    def sample(self, context, context_mask, state, num_steps: int | None = None, noise=None) -> torch.Tensor:
+        """context (B, L, D) projected, context_mask (B, L) bool, state (B, S) normalized or None -> (B, H, A)."""
+        e = self.expert
+        if e.state_in is not None and state is None:
+            raise ValueError("the expert is configured with a state token (expert.use_state) but got no state")
+        n = num_steps or e.cfg.num_inference_steps
+        b = context.shape[0]
+        if noise is None:  # the same draw as ActionExpert.sample
+            noise = torch.randn(b, e.chunk_size, e.action_dim, device=context.device)
+        with torch.inference_mode():
+            self._refresh()
+            mods, out_mods = self._conditioning(n, b, context.device)
+            args = (noise.float(), context, context_mask, state if e.state_in is not None else None, mods, out_mods)
+            if self.cuda_graph and context.device.type == "cuda" and "cuda_graph" not in self._failed:
+                try:
+                    return self._replay(*args)
+                except Exception as err:  # noqa: BLE001 - any capture error: eager still works
+                    self._fallback("cuda_graph", err)
+            if self.compile and "compile" not in self._failed:
+                try:
+                    return self._compiled()(*args, self._weights, self.heads, self.kinds)
+                except Exception as err:  # noqa: BLE001 - e.g. no C++ compiler for Inductor
+                    self._fallback("compile", err)
+            return euler_chunk(*args, self._weights, self.heads, self.kinds)
+
+    def _compiled(self):
+        if self._fn is euler_chunk:
+            self._fn = torch.compile(euler_chunk, dynamic=False)
+        return self._fn
+
+    def _replay(self, noise, context, context_mask, state, mods, out_mods) -> torch.Tensor:
+        """CUDA graph of the unit per input shape: static buffers are filled, the graph replayed."""
+        key = (tuple(context.shape), context.dtype, len(out_mods), state is None)
+        fn = self._compiled() if self.compile and "compile" not in self._failed else euler_chunk
+        if key not in self._graphs:
+            static = [t.clone() for t in (noise, context, context_mask)] + [None if state is None else state.clone()]
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):  # warm-up off the capture stream (compilation, allocator)
+                for _ in range(2):
+                    fn(*static, mods, out_mods, self._weights, self.heads, self.kinds)
+            torch.cuda.current_stream().wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                out = fn(*static, mods, out_mods, self._weights, self.heads, self.kinds)
+            self._graphs = {key: (graph, static, out)}  # one shape at a time: graphs hold their memory pool
+        graph, static, out = self._graphs[key]
+        for buf, value in zip(static, (noise, context, context_mask, state)):
+            if buf is not None:
+                buf.copy_(value)
+        graph.replay()
+        return out.clone()
