@@ -114,8 +114,16 @@ class ForesightConfig:
     # bidirectional: the N_v slots see each other both ways (causal elsewhere), as the reference
     # code does; the block is written at once, also at inference. causal: slot k never sees k+1.
     attention: str = "bidirectional"
+    # Deliberate deviations from the reference (docs/method.md), each a switch back to it:
+    # head mlp: a 2-layer MLP maps the slot hidden states to the target space (reference: none, the
+    # raw last hidden state is compared with the target); slot_offsets: a learned offset per slot
+    # added to the `<img_next>` embedding (reference: 16 identical tokens, told apart by position only).
+    head: str = "mlp"  # mlp | none
+    slot_offsets: bool = True
 
     def __post_init__(self) -> None:
+        if self.head not in ("mlp", "none"):
+            raise ValueError(f"foresight.head {self.head!r} not in ('mlp', 'none')")
         if self.attention not in FORESIGHT_ATTENTION:
             raise ValueError(f"foresight.attention {self.attention!r} not in {FORESIGHT_ATTENTION}")
         if math.isqrt(self.num_slots) ** 2 != self.num_slots:

@@ -191,7 +191,9 @@ class LaraPolicy(nn.Module):
         embeds = embeds.masked_scatter(img_mask[..., None], img_tokens.to(embeds.dtype))
         nxt = t["part"] == IMG_NEXT
         slot = (nxt.long().cumsum(1) - 1).clamp(min=0) % self.cfg.foresight.num_slots  # (B, L) slot number
-        embeds = embeds + nxt[..., None].to(embeds.dtype) * self.foresight.slot_embed[slot].to(embeds.dtype)
+        offsets = self.foresight.offsets(slot, embeds.dtype)  # (B, L, D) or None (foresight.slot_offsets false)
+        if offsets is not None:
+            embeds = embeds + nxt[..., None].to(embeds.dtype) * offsets
         if self.cfg.latent.slot_input == "learned":
             embeds = self.latent.fill(embeds, t["latent_index"])
         pos = rope_positions(self.vlm, t["input_ids"], t["mm_token_type_ids"], grid, t["attention_mask"])
@@ -444,7 +446,9 @@ class LaraPolicy(nn.Module):
         tok, n_v = self.tokenizer, self.cfg.foresight.num_slots
         ids = torch.tensor([[tok.img_next_id] * n_v + [tok.act_start_id]], device=self.device)  # (1, N_v + 1)
         emb = self.vlm.get_input_embeddings()(ids)
-        emb[:, :n_v] += self.foresight.slot_embed.to(emb.dtype)
+        offsets = self.foresight.offsets(torch.arange(n_v, device=self.device), emb.dtype)  # (N_v, D) or None
+        if offsets is not None:
+            emb[:, :n_v] += offsets
         mask = None
         if self.cfg.foresight.attention == "bidirectional":
             past = cache.get_seq_length()

@@ -116,3 +116,26 @@ def test_kv_cache_inference_writes_the_block_like_training():
         next_pos = int(policy._last_pos.max()) + 1
         block = policy._feed_img_next(cache, next_pos)[:, :n_v]  # (1, N_v, D)
     torch.testing.assert_close(block, full[:, -n_v:], atol=1e-4, rtol=1e-4)
+
+
+def test_reference_foresight_switches_raw_hidden_and_identical_slots():
+    """foresight.head none + slot_offsets false: the reference's raw last hidden state against the
+    target and N_v identical `<img_next>` inputs; the visual loss is still computed and trains."""
+    from lara_testing import make_batch
+
+    policy = tiny_policy("--foresight.head=none", "--foresight.slot_offsets=false")
+    assert policy.foresight.slot_embed is None and not list(policy.foresight.head.parameters())
+    batch = make_batch(b=2)
+    prepared, _ = policy.prepare_batch(batch, stage=1)
+    t = prepared["lara.prepared"]["tensors"]
+    embeds, *_ = policy._embed(t, policy._camera_images(batch, policy.cfg.vision.cameras))
+    from lara.sequence import IMG_NEXT
+
+    slots = embeds[0][t["part"][0] == IMG_NEXT]  # (N_v, D)
+    assert torch.equal(slots, slots[:1].expand_as(slots))
+    policy.set_loss_weights({"cot_ce": 0.0, "action_ce": 0.0, "visual_l1": 1.0})
+    loss, metrics = policy(prepared, stage=1)
+    loss.backward()
+    assert metrics["loss/visual_l1"] > 0
+    grad = policy.vlm.model.language_model.norm.weight.grad  # only the L1 on the raw hidden states reaches it
+    assert grad is not None and grad.abs().sum() > 0
