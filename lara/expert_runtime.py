@@ -50,9 +50,12 @@ def _block(x, kind, w, mod, kv, mask, heads: int) -> torch.Tensor:
     return x + gate_mlp[:, None] * h
 
 
-def euler_chunk(noise, context, context_mask, state, mods, out_mods, w: dict, heads: int, kinds: tuple[str, ...]):
+def euler_chunk(noise, context, context_mask, state, mods, out_mods, w: dict, heads: int, kinds: tuple[str, ...],
+                trim: int):
     """The captured unit. noise (B, H, A) float32, projected context (B, L, D), context_mask (B, L)
-    bool, state (B, S) or None, mods per block (N, B, 6, D), out_mods (N, B, 2D) -> actions (B, H, A)."""
+    bool, state (B, S) or None, mods per block (N, B, 6, D), out_mods (N, B, 2D) -> actions (B, H, A).
+    From block `trim` on (after the last self-attention block) every op is per token (cross-attention
+    to the context, MLP, output norm): only the H action tokens, which the output reads, are carried."""
     n, horizon = out_mods.shape[0], noise.shape[1]
     dtype = context.dtype
     mask = context_mask[:, None, None, :]  # (B, 1, 1, L)
@@ -66,9 +69,6 @@ def euler_chunk(noise, context, context_mask, state, mods, out_mods, w: dict, he
     if w["future"] is not None:
         prefix.append(w["future"].expand(noise.shape[0], -1, -1))  # (B, F, D)
     pos = w["pos"][-horizon:]  # (H, D)
-    # after the last self-attention block every op is per token (cross-attention to the context,
-    # MLP, output norm): only the H action tokens, which the output reads, are carried on
-    trim = max((j + 1 for j, kind in enumerate(kinds) if kind == "self"), default=0)
     x = noise
     for i in range(n):
         tokens = torch.cat([*prefix, F.linear(x.to(dtype), w["in_w"], w["in_b"]) + pos], dim=1)  # (B, T, D)
@@ -90,6 +90,7 @@ class ExpertRuntime:
         self.compile, self.cuda_graph = compile, cuda_graph
         self.heads = expert.cfg.num_heads
         self.kinds = tuple("cross" if blk.cross else "self" for blk in expert.blocks)
+        self.trim = max((j + 1 for j, kind in enumerate(self.kinds) if kind == "self"), default=0)
         self._key = None
         self._weights: dict = {}
         self._cond: dict = {}
@@ -167,10 +168,10 @@ class ExpertRuntime:
                     self._fallback("cuda_graph", err)
             if self.compile and "compile" not in self._failed:
                 try:
-                    return self._compiled()(*args, self._weights, self.heads, self.kinds)
+                    return self._compiled()(*args, self._weights, self.heads, self.kinds, self.trim)
                 except Exception as err:  # noqa: BLE001 - e.g. no C++ compiler for Inductor
                     self._fallback("compile", err)
-            return euler_chunk(*args, self._weights, self.heads, self.kinds)
+            return euler_chunk(*args, self._weights, self.heads, self.kinds, self.trim)
 
     def _compiled(self):
         if self._fn is euler_chunk:
@@ -187,11 +188,11 @@ class ExpertRuntime:
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):  # warm-up off the capture stream (compilation, allocator)
                 for _ in range(2):
-                    fn(*static, mods, out_mods, self._weights, self.heads, self.kinds)
+                    fn(*static, mods, out_mods, self._weights, self.heads, self.kinds, self.trim)
             torch.cuda.current_stream().wait_stream(stream)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
-                out = fn(*static, mods, out_mods, self._weights, self.heads, self.kinds)
+                out = fn(*static, mods, out_mods, self._weights, self.heads, self.kinds, self.trim)
             self._graphs = {key: (graph, static, out)}  # one shape at a time: graphs hold their memory pool
         graph, static, out = self._graphs[key]
         for buf, value in zip(static, (noise, context, context_mask, state)):

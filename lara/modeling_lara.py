@@ -53,7 +53,9 @@ from lara.configuration_lara import LaraConfig
 from lara.errors import LaraUserError
 from lara.fast_tokenizer import FastActionTokenizer
 from lara.foresight import Foresight
+from lara.expert_runtime import ExpertRuntime
 from lara.latent_cot import LatentSlots, recurrent_forward, select_latent
+from lara.latent_inference import ObsOnDevice, PromptCache, transfer
 from lara.losses import TOKEN_TERMS, count_loss_items, normalized, visual_items
 from lara.normalization import NormalizationStats
 from lara.output_vocab import OutputVocab
@@ -100,6 +102,8 @@ class LaraPolicy(nn.Module):
         self.num_generated_tokens = 0
         self.last_cot_text = ""
         self._queue: deque[np.ndarray] = deque()
+        self.prompt_cache = PromptCache()  # stage-III inference (lara.latent_inference)
+        self._runtime: ExpertRuntime | None = None
 
     # ------------------------------------------------------------------ setup / trainer hooks
     @property
@@ -136,6 +140,7 @@ class LaraPolicy(nn.Module):
         if "action" in stats.features and stats.features["action"].dim != self.cfg.action_dim:
             raise LaraUserError(f"action statistics have {stats.features['action'].dim} dims, model has {self.cfg.action_dim}")
         self.stats = stats
+        self.prompt_cache.clear()
 
     def train_fast_tokenizer(self, chunks: np.ndarray) -> dict[str, float]:
         """Train the FAST BPE on normalized chunks (N, H, A); returns its round-trip error on them."""
@@ -181,14 +186,10 @@ class LaraPolicy(nn.Module):
                             v.image_mean, v.image_std)  # fmt: skip
         return pv.to(self.device), grid.to(self.device)
 
-    def _embed(self, t: dict[str, torch.Tensor], images: torch.Tensor):
-        """Input embeddings with image features, `<img_next>` slot offsets and learned latents.
-        images (B * n_cam, 3, H, W). Returns embeds (B, L, D), positions (3, B, L), image mask, deepstack."""
-        pv, grid = self._pixels(images, self.cfg.vision.image_size)  # (N_patch, C*tp*p*p), (B*n_cam, 3)
+    def _text_embeds(self, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Input embeddings (B, L, D) of everything but the image features: token embeddings,
+        `<img_next>` slot offsets, learned latents (fixed per prompt: cached at inference)."""
         embeds = self.vlm.get_input_embeddings()(t["input_ids"])  # (B, L, D)
-        img_mask = t["part"] == IMAGE  # (B, L)
-        img_tokens, deepstack = encode_images(self.vlm.model.visual, pv, grid)  # (B*n_cam*n_tok, D)
-        embeds = embeds.masked_scatter(img_mask[..., None], img_tokens.to(embeds.dtype))
         nxt = t["part"] == IMG_NEXT
         slot = (nxt.long().cumsum(1) - 1).clamp(min=0) % self.cfg.foresight.num_slots  # (B, L) slot number
         offsets = self.foresight.offsets(slot, embeds.dtype)  # (B, L, D) or None (foresight.slot_offsets false)
@@ -196,8 +197,23 @@ class LaraPolicy(nn.Module):
             embeds = embeds + nxt[..., None].to(embeds.dtype) * offsets
         if self.cfg.latent.slot_input == "learned":
             embeds = self.latent.fill(embeds, t["latent_index"])
-        pos = rope_positions(self.vlm, t["input_ids"], t["mm_token_type_ids"], grid, t["attention_mask"])
-        return embeds, pos, img_mask, deepstack
+        return embeds
+
+    def _positions(self, t: dict[str, torch.Tensor], grid: torch.Tensor) -> torch.Tensor:
+        """M-RoPE positions (3, B, L) of a collated batch whose images have grid (B*n_cam, 3)."""
+        return rope_positions(self.vlm, t["input_ids"], t["mm_token_type_ids"], grid, t["attention_mask"])
+
+    def _embed(self, t: dict[str, torch.Tensor], images: torch.Tensor):
+        """Input embeddings with image features, `<img_next>` slot offsets and learned latents.
+        images (B * n_cam, 3, H, W). Returns embeds (B, L, D), positions (3, B, L), image mask, deepstack.
+        The image features are scattered in last (image rows hold no offset or latent), so the
+        result equals the prompt cache's `text_embeds` with the features scattered in."""
+        pv, grid = self._pixels(images, self.cfg.vision.image_size)  # (N_patch, C*tp*p*p), (B*n_cam, 3)
+        img_mask = t["part"] == IMAGE  # (B, L)
+        img_tokens, deepstack = encode_images(self.vlm.model.visual, pv, grid)  # (B*n_cam*n_tok, D)
+        embeds = self._text_embeds(t)
+        embeds = embeds.masked_scatter(img_mask[..., None], img_tokens.to(embeds.dtype))
+        return embeds, self._positions(t, grid), img_mask, deepstack
 
     def _attention_mask(self, t: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, L) padding mask (causal `<img_next>` block), or the (B, 1, L, L) block-causal mask
@@ -211,8 +227,10 @@ class LaraPolicy(nn.Module):
         """Last hidden states (B, L, D) of the backbone over a collated batch (its M-RoPE positions kept in self._last_pos)."""
         embeds, pos, img_mask, deepstack = self._embed(t, images)
         self._last_pos = pos  # (3, B, L)
-        mask = self._attention_mask(t)
-        is_latent = t["part"] == LATENT  # (B, L)
+        return self._backbone(embeds, pos, self._attention_mask(t), img_mask, deepstack, t["part"] == LATENT, cache)
+
+    def _backbone(self, embeds, pos, mask, img_mask, deepstack, is_latent, cache=None) -> torch.Tensor:
+        """Decoder over embeds (B, L, D): one pass, or pass by pass through the latent slots (recurrent)."""
         if self.cfg.latent.slot_input == "learned" or not bool(is_latent.any()):
             return run_text(self.vlm, embeds, pos, mask, cache, img_mask, deepstack)
         # recurrent (Coconut): pass by pass over the whole batch with one KV cache
@@ -378,13 +396,19 @@ class LaraPolicy(nn.Module):
         st = None if state is None else np.asarray(state, dtype=np.float32).reshape(len(instructions), -1)
         return imgs, st, instructions, batched
 
-    def _norm_state(self, state: np.ndarray | None, b: int) -> torch.Tensor | None:
+    def _check_state(self, state) -> bool:
+        """Whether the expert reads the state; raises if it does and `state` (B, S) is missing or mis-sized."""
         if not self.cfg.expert.use_state:
-            return None
+            return False
         if state is None:
             raise LaraUserError("this model reads the robot state (expert.use_state) but the observation has none")
         if state.shape[-1] != self.cfg.state_dim:
             raise LaraUserError(f"state has {state.shape[-1]} dims, the model expects {self.cfg.state_dim}")
+        return True
+
+    def _norm_state(self, state: np.ndarray | None, b: int) -> torch.Tensor | None:
+        if not self._check_state(state):
+            return None
         if self.stats is not None and "state" in self.stats.features:
             state = self.stats.normalize("state", state)
         return torch.as_tensor(state, dtype=torch.float32, device=self.device).view(b, -1)
@@ -409,8 +433,14 @@ class LaraPolicy(nn.Module):
         """Un-normalized action chunk (H, A) for one Observation, (B, H, A) for a batched dict.
         `stage` picks the inference path (default `inference.stage`), `num_steps` the expert's Euler
         steps; `fixed_lengths=(cot_tokens, action_tokens)` forces the generated lengths of stages 1-2
-        (latency benchmarks with random weights)."""
+        (latency benchmarks with random weights). Stage 3 with `inference.cache` (default) is
+        `finish_actions(latent_actions(*latent_prefill(x), x), x.batched)` for `x = latent_inputs(obs)`."""
         stage = stage or self.cfg.inference.stage
+        if stage == 3 and self.cfg.inference.cache:
+            with torch.inference_mode():
+                x = self.latent_inputs(obs)
+                context, mask = self.latent_prefill(x)
+                return self.finish_actions(self.latent_actions(context, mask, x, num_steps), x.batched)
         imgs, state, instructions, batched = self._parse_obs(obs)
         imgs = imgs.to(self.device)
         if stage == 3:
@@ -426,13 +456,60 @@ class LaraPolicy(nn.Module):
         return actions if batched else actions[0]
 
     def _predict_latent(self, imgs, state, instructions, num_steps) -> np.ndarray:
-        """Stage 3: one prefill (latent slots + `<img_next>`) and the expert's Euler steps."""
+        """Stage 3 without the prompt cache (`inference.cache false`): the reference of the fast path."""
         seqs = [self.builder.build_prompt(s, latent=True, img_next=True, act_start=False) for s in instructions]
         t = {k: v.to(self.device) for k, v in self.builder.collate(seqs, "left").items()}
         hidden = self._hidden(t, imgs)  # (B, L, D)
         mask = self._context_mask(t)
         ctx = self.expert.project_context(hidden.masked_fill(~mask[..., None], 0.0))  # left padding zeroed
-        return self.expert.sample(ctx, mask, state, num_steps).float().cpu().numpy()
+        return self._sample(ctx, mask, state, num_steps).float().cpu().numpy()
+
+    # ------------------------------------------------------------------ stage-III fast path, public parts
+    def latent_inputs(self, obs) -> ObsOnDevice:
+        """Pre-processing: the observation's images (as floats) and raw state on the device, one copy."""
+        return transfer(obs, self.cfg.vision.cameras, self.device)
+
+    def latent_prefill(self, x: ObsOnDevice) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pixels + vision tower + backbone over the cached stage-III prompt (image, instruction,
+        latent slots, `<img_next>` slots) -> projected expert context (B, L, D_e), context mask (B, L)."""
+        pv, grid = self._pixels(x.images, self.cfg.vision.image_size)  # (N_patch, C*tp*p*p), (B*n_cam, 3)
+        e = self.prompt_cache.get(self, x.instructions, grid)
+        img_tokens, deepstack = encode_images(self.vlm.model.visual, pv, grid)  # (B*n_cam*n_tok, D)
+        embeds = e.text_embeds.masked_scatter(e.image_mask[..., None], img_tokens.to(e.text_embeds.dtype))
+        hidden = self._backbone(embeds, e.positions, e.attention_mask, e.image_mask, deepstack, e.is_latent)
+        ctx = self.expert.project_context(hidden.masked_fill(~e.context_mask[..., None], 0.0))  # left padding zeroed
+        return ctx, e.context_mask
+
+    def latent_actions(self, context, context_mask, x: ObsOnDevice, num_steps: int | None = None) -> torch.Tensor:
+        """The expert's Euler steps on `latent_prefill`'s context -> normalized chunk (B, H, A) on the device."""
+        state = x.state if self._check_state(x.state) else None
+        affine = self.prompt_cache.entry.affine if self.prompt_cache.entry is not None else {}
+        if state is not None and "state" in affine:
+            offset, scale = affine["state"]
+            state = self.stats.clip((state - offset) / scale)  # as NormalizationStats.normalize
+        return self._sample(context, context_mask, state, num_steps)
+
+    def finish_actions(self, norm: torch.Tensor, batched: bool = True) -> np.ndarray:
+        """Normalized (B, H, A) on the device -> un-normalized numpy chunk(s), one device-to-host copy
+        (as `_unnormalize`: clipped first, gripper dims to the env's -1 / +1)."""
+        affine = self.prompt_cache.entry.affine if self.prompt_cache.entry is not None else {}
+        if "action" not in affine:
+            raise LaraUserError("no action normalization statistics in the policy; call set_normalization(stats)")
+        offset, scale = affine["action"]
+        out = self.stats.clip(norm.float()) * scale + offset  # (B, H, A)
+        for d in self.stats.features["action"].passthrough_dims:
+            out[..., d] = torch.where(out[..., d] >= 0, 1.0, -1.0)
+        out = out.cpu().numpy()
+        return out if batched else out[0]
+
+    def _sample(self, context, context_mask, state, num_steps) -> torch.Tensor:
+        """Euler integration: the captured runtime at inference, the module's own loop in training mode."""
+        if self.expert.training:
+            return self.expert.sample(context, context_mask, state, num_steps)
+        inf = self.cfg.inference
+        if self._runtime is None or (self._runtime.compile, self._runtime.cuda_graph) != (inf.compile, inf.cuda_graph):
+            self._runtime = ExpertRuntime(self.expert, compile=inf.compile, cuda_graph=inf.cuda_graph)
+        return self._runtime.sample(context, context_mask, state, num_steps)
 
     def _step(self, cache, embeds: torch.Tensor, next_pos: int, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Feed (1, n, D) embeddings at text positions next_pos.. through the cached decoder -> (1, n, D)."""
@@ -517,6 +594,7 @@ class LaraPolicy(nn.Module):
 
     def reset(self) -> None:
         self._queue.clear()
+        self.prompt_cache.clear()  # a new episode may bring a new instruction
 
     # ------------------------------------------------------------------ checkpoints
     def save_pretrained(self, directory: str | Path) -> None:
