@@ -24,7 +24,6 @@ import logging
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 
 log = logging.getLogger(__name__)
 
@@ -33,36 +32,41 @@ def _layer_norm(x: torch.Tensor) -> torch.Tensor:
     return F.layer_norm(x, x.shape[-1:], eps=1e-6)  # the expert's norms: no affine, eps 1e-6
 
 
+def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    b, t, d = x.shape
+    return x.view(b, t, heads, d // heads).transpose(1, 2)  # (B, heads, T, D/heads)
+
+
 def _block(x, kind, w, mod, kv, mask, heads: int) -> torch.Tensor:
-    """One DiT block (as `DiTBlock.forward`, eval mode). x (B, T, D), mod (B, 6, D)."""
-    shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod.unbind(1)  # (B, D) each
-    h = _layer_norm(x) * (1 + scale_msa[:, None]) + shift_msa[:, None]
+    """One DiT block (as `DiTBlock.forward`, eval mode). x (B, T, D); mod: the step's six (B, 1, D)
+    modulations, scales as 1 + scale (see ExpertRuntime._conditioning)."""
+    shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod
+    b, t, d = x.shape
+    h = torch.addcmul(shift_msa, _layer_norm(x), scale_msa)  # norm * (1 + scale) + shift
     if kind == "cross":
-        q = rearrange(F.linear(h, w["q_w"], w["q_b"]), "b t (h d) -> b h t d", h=heads)
-        o = F.scaled_dot_product_attention(q, kv[0], kv[1], attn_mask=mask)
+        o = F.scaled_dot_product_attention(_heads(F.linear(h, w["q_w"], w["q_b"]), heads), kv[0], kv[1], attn_mask=mask)
     else:
-        q, k, v = rearrange(F.linear(h, w["qkv_w"], w["qkv_b"]), "b t (n h d) -> n b h t d", n=3, h=heads)
-        o = F.scaled_dot_product_attention(q, k, v)
-    a = F.linear(rearrange(o, "b h t d -> b t (h d)"), w["o_w"], w["o_b"])  # (B, T, D)
-    x = x + gate_msa[:, None] * a
-    h = _layer_norm(x) * (1 + scale_mlp[:, None]) + shift_mlp[:, None]
+        q, k, v = F.linear(h, w["qkv_w"], w["qkv_b"]).view(b, t, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
+        o = F.scaled_dot_product_attention(q, k, v)  # (B, heads, T, D/heads)
+    x = torch.addcmul(x, gate_msa, F.linear(o.transpose(1, 2).reshape(b, t, d), w["o_w"], w["o_b"]))
+    h = torch.addcmul(shift_mlp, _layer_norm(x), scale_mlp)
     h = F.linear(F.gelu(F.linear(h, w["ff1_w"], w["ff1_b"]), approximate="tanh"), w["ff2_w"], w["ff2_b"])
-    return x + gate_mlp[:, None] * h
+    return torch.addcmul(x, gate_mlp, h)
 
 
 def euler_chunk(noise, context, context_mask, state, mods, out_mods, w: dict, heads: int, kinds: tuple[str, ...],
                 trim: int):
     """The captured unit. noise (B, H, A) float32, projected context (B, L, D), context_mask (B, L)
-    bool, state (B, S) or None, mods per block (N, B, 6, D), out_mods (N, B, 2D) -> actions (B, H, A).
+    bool, state (B, S) or None, mods[block][step] and out_mods[step] from `ExpertRuntime._conditioning`
+    -> actions (B, H, A).
     From block `trim` on (after the last self-attention block) every op is per token (cross-attention
     to the context, MLP, output norm): only the H action tokens, which the output reads, are carried."""
-    n, horizon = out_mods.shape[0], noise.shape[1]
+    n, horizon = len(out_mods), noise.shape[1]
     dtype = context.dtype
     mask = context_mask[:, None, None, :]  # (B, 1, 1, L)
-    kvs = [None if kind != "cross" else
-           tuple(rearrange(F.linear(context, bw[k + "_w"], bw[k + "_b"]), "b l (h d) -> b h l d", h=heads)
-                 for k in ("k", "v"))
-           for kind, bw in zip(kinds, w["blocks"])]  # fmt: skip
+    kvs = [None if kind != "cross" else tuple(_heads(F.linear(context, bw[k + "_w"], bw[k + "_b"]), heads)
+                                              for k in ("k", "v"))
+           for kind, bw in zip(kinds, w["blocks"])]  # (B, heads, L, D/heads) each  # fmt: skip
     prefix = []  # tokens that do not depend on x: [state] + future, each (B, *, D)
     if state is not None:
         prefix.append((F.linear(state.to(dtype), w["state_w"], w["state_b"]) + w["pos"][0])[:, None])  # (B, 1, D)
@@ -76,8 +80,8 @@ def euler_chunk(noise, context, context_mask, state, mods, out_mods, w: dict, he
             if j == trim:
                 tokens = tokens[:, -horizon:]  # (B, H, D)
             tokens = _block(tokens, kind, bw, mod[i], kv, mask, heads)
-        shift, scale = out_mods[i].chunk(2, dim=-1)  # (B, D) each
-        tokens = _layer_norm(tokens[:, -horizon:]) * (1 + scale[:, None]) + shift[:, None]  # (B, H, D)
+        shift, scale = out_mods[i]  # (B, 1, D) each, scale as 1 + scale
+        tokens = torch.addcmul(shift, _layer_norm(tokens[:, -horizon:]), scale)  # (B, H, D)
         x = x - F.linear(tokens, w["out_w"], w["out_b"]).float() / n
     return x
 
@@ -133,14 +137,20 @@ class ExpertRuntime:
         self._graphs.clear()
         self._key = key
 
-    def _conditioning(self, n: int, b: int, device) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """AdaLN modulations (N, B, 6, D) per block and output modulation (N, B, 2D) for the uniform
-        grid t = 1, 1 - 1/N, ...: they depend on the step count only, not on the observation."""
+    def _conditioning(self, n: int, b: int, device) -> tuple[list, list]:
+        """Timestep conditioning for the uniform grid t = 1, 1 - 1/N, ...: it depends on the step
+        count only, not on the observation. Per block and step the six AdaLN modulations as (B, 1, D)
+        (scales as 1 + scale), and per step the output (shift, 1 + scale)."""
         if (n, b) not in self._cond:
             times = (1.0 - torch.arange(n, device=device, dtype=torch.float32) / n)[:, None].expand(n, b)  # (N, B)
             e = self.expert
             temb = e.time_embed(e.time_proj(times.flatten() * 1000.0).to(e.action_in.weight.dtype)).view(n, b, -1)
-            self._cond[(n, b)] = ([blk.modulation(temb) for blk in e.blocks], e.out_mod(F.silu(temb)))
+            ones = torch.tensor([0, 1, 0, 0, 1, 0], dtype=temb.dtype, device=device)[:, None]  # (6, 1): +1 on scales
+            mods = [[tuple((m[i] + ones)[:, :, None].unbind(1)) for i in range(n)]  # six (B, 1, D)
+                    for m in (blk.modulation(temb) for blk in e.blocks)]  # (N, B, 6, D) each  # fmt: skip
+            shift, scale = e.out_mod(F.silu(temb)).chunk(2, dim=-1)  # (N, B, D) each
+            outs = [(shift[i][:, None], 1 + scale[i][:, None]) for i in range(n)]
+            self._cond[(n, b)] = (mods, outs)
         return self._cond[(n, b)]
 
     # ------------------------------------------------------------------ execution
