@@ -96,6 +96,7 @@ class ExpertRuntime:
         self.kinds = tuple("cross" if blk.cross else "self" for blk in expert.blocks)
         self.trim = max((j + 1 for j, kind in enumerate(self.kinds) if kind == "self"), default=0)
         self._key = None
+        self._params: list[torch.Tensor] = list(expert.parameters())
         self._weights: dict = {}
         self._cond: dict = {}
         self._graphs: dict = {}
@@ -104,15 +105,19 @@ class ExpertRuntime:
 
     # ------------------------------------------------------------------ cached constants
     def _version(self) -> tuple:
-        """Changes when any expert parameter is updated in place (optimizer, load_state_dict) or moved."""
-        params = list(self.expert.parameters())
-        return (params[0].data_ptr(), params[0].dtype, sum(p._version for p in params))
+        """Changes when an expert parameter is updated in place (optimizer, load_state_dict), moved or
+        replaced (the parameter list is re-read on refresh; iterating modules every call costs more
+        than a small chunk's arithmetic)."""
+        w = self.expert.action_in.weight
+        return (w.data_ptr(), w.dtype, sum(p._version for p in self._params))
 
     def _refresh(self) -> None:
         key = self._version()
         if key == self._key:
             return
         e = self.expert
+        self._params = list(e.parameters())
+        key = self._version()
         blocks = []
         for blk in e.blocks:
             at = blk.attn
