@@ -9,8 +9,8 @@ the normalization offsets/scales of state and action. The entry is rebuilt when 
 the device or any parameter it was derived from changes (in-place updates bump a tensor's version).
 
 `transfer` packs the state (float32 bytes) and the uint8 camera images of an observation into one
-buffer, moves it in one copy (pinned on CUDA), and splits it on the device; images become floats
-there, with the same ops as `lara.pixels.to_float_images`, so the result is bit-identical.
+pinned buffer, moves it in one copy and splits it on the device (on the CPU it only wraps the
+arrays); images become floats there, with the values of `lara.pixels.to_float_images`.
 """
 
 from __future__ import annotations
@@ -52,16 +52,17 @@ def transfer(obs, cameras: list[str], device: torch.device) -> ObsOnDevice:
         raise LaraUserError(f"camera images must be uint8 (H, W, 3) of one size, got {[a.shape for a in arrays]}")
     imgs = np.stack(arrays, axis=1)  # (B, n_cam, H, W, 3)
     st = None if state is None else np.ascontiguousarray(np.asarray(state, dtype=np.float32).reshape(b, -1))
-    # state first: its float32 bytes stay 4-byte aligned at offset 0 of the buffer
-    parts = ([st.reshape(-1).view(np.uint8)] if st is not None else []) + [imgs.reshape(-1)]
-    host = torch.from_numpy(np.concatenate(parts))  # (n_bytes,) uint8
-    if device.type == "cuda":
-        host = host.pin_memory()
-    buf = host.to(device, non_blocking=True)
-    n_state = 0 if st is None else st.size * 4
-    state_t = None if st is None else buf[:n_state].view(torch.float32).view(b, -1)  # (B, S)
-    pix = buf[n_state:].view(b * len(cameras), *imgs.shape[2:])  # (B * n_cam, H, W, 3)
-    x = pix.float().div_(255.0)  # as to_float_images
+    if device.type == "cpu":  # nothing to transfer: no packing copy
+        state_t = None if st is None else torch.from_numpy(st)  # (B, S)
+        pix = torch.from_numpy(imgs).view(b * len(cameras), *imgs.shape[2:])  # (B * n_cam, H, W, 3)
+    else:  # state first: its float32 bytes stay 4-byte aligned at offset 0 of the buffer
+        parts = ([st.reshape(-1).view(np.uint8)] if st is not None else []) + [imgs.reshape(-1)]
+        host = torch.from_numpy(np.concatenate(parts))  # (n_bytes,) uint8
+        buf = (host.pin_memory() if device.type == "cuda" else host).to(device, non_blocking=True)
+        n_state = 0 if st is None else st.size * 4
+        state_t = None if st is None else buf[:n_state].view(torch.float32).view(b, -1)  # (B, S)
+        pix = buf[n_state:].view(b * len(cameras), *imgs.shape[2:])  # (B * n_cam, H, W, 3)
+    x = torch.div(pix, 255.0)  # float32 in one pass, the same values as to_float_images' float().div_(255)
     return ObsOnDevice(rearrange(x, "n h w c -> n c h w"), state_t, instructions, batched)
 
 
