@@ -37,16 +37,23 @@ def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     return x.view(b, t, heads, d // heads).transpose(1, 2)  # (B, heads, T, D/heads)
 
 
-def _block(x, kind, w, mod, kv, mask, heads: int) -> torch.Tensor:
+def _block(x, kind, w, mod, kv, mask, heads: int, fixed=None) -> torch.Tensor:
     """One DiT block (as `DiTBlock.forward`, eval mode). x (B, T, D); mod: the step's six (B, 1, D)
-    modulations, scales as 1 + scale (see ExpertRuntime._conditioning)."""
+    modulations, scales as 1 + scale (see ExpertRuntime._conditioning). `fixed` = (start, end, qkv):
+    Q/K/V rows start..end-1 of a self-attention block, computed beforehand (they do not depend on x)."""
     shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod
     b, t, d = x.shape
     h = torch.addcmul(shift_msa, _layer_norm(x), scale_msa)  # norm * (1 + scale) + shift
     if kind == "cross":
         o = F.scaled_dot_product_attention(_heads(F.linear(h, w["q_w"], w["q_b"]), heads), kv[0], kv[1], attn_mask=mask)
     else:
-        q, k, v = F.linear(h, w["qkv_w"], w["qkv_b"]).view(b, t, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
+        if fixed is None:
+            qkv = F.linear(h, w["qkv_w"], w["qkv_b"])  # (B, T, 3D)
+        else:
+            start, end, rows = fixed
+            var = F.linear(torch.cat([h[:, :start], h[:, end:]], dim=1), w["qkv_w"], w["qkv_b"])  # (B, T - F, 3D)
+            qkv = torch.cat([var[:, :start], rows, var[:, start:]], dim=1)  # (B, T, 3D)
+        q, k, v = qkv.view(b, t, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
         o = F.scaled_dot_product_attention(q, k, v)  # (B, heads, T, D/heads)
     x = torch.addcmul(x, gate_msa, F.linear(o.transpose(1, 2).reshape(b, t, d), w["o_w"], w["o_b"]))
     h = torch.addcmul(shift_mlp, _layer_norm(x), scale_mlp)
@@ -54,11 +61,12 @@ def _block(x, kind, w, mod, kv, mask, heads: int) -> torch.Tensor:
     return torch.addcmul(x, gate_mlp, h)
 
 
-def euler_chunk(noise, context, context_mask, state, mods, out_mods, w: dict, heads: int, kinds: tuple[str, ...],
-                trim: int):
+def euler_chunk(noise, context, context_mask, state, mods, out_mods, future_qkv, w: dict, heads: int,
+                kinds: tuple[str, ...], trim: int):
     """The captured unit. noise (B, H, A) float32, projected context (B, L, D), context_mask (B, L)
     bool, state (B, S) or None, mods[block][step] and out_mods[step] from `ExpertRuntime._conditioning`
-    -> actions (B, H, A).
+    -> actions (B, H, A). `future_qkv[step]`: the first block's Q/K/V rows of the learned future tokens
+    (None when the first block is not self-attention or there are none).
     From block `trim` on (after the last self-attention block) every op is per token (cross-attention
     to the context, MLP, output norm): only the H action tokens, which the output reads, are carried."""
     n, horizon = len(out_mods), noise.shape[1]
@@ -73,13 +81,15 @@ def euler_chunk(noise, context, context_mask, state, mods, out_mods, w: dict, he
     if w["future"] is not None:
         prefix.append(w["future"].expand(noise.shape[0], -1, -1))  # (B, F, D)
     pos = w["pos"][-horizon:]  # (H, D)
+    start = int(state is not None)  # the future tokens' first row
     x = noise
     for i in range(n):
         tokens = torch.cat([*prefix, F.linear(x.to(dtype), w["in_w"], w["in_b"]) + pos], dim=1)  # (B, T, D)
         for j, (kind, bw, kv, mod) in enumerate(zip(kinds, w["blocks"], kvs, mods)):
             if j == trim:
                 tokens = tokens[:, -horizon:]  # (B, H, D)
-            tokens = _block(tokens, kind, bw, mod[i], kv, mask, heads)
+            fixed = None if j or future_qkv is None else (start, start + future_qkv[i].shape[1], future_qkv[i])
+            tokens = _block(tokens, kind, bw, mod[i], kv, mask, heads, fixed)
         shift, scale = out_mods[i]  # (B, 1, D) each, scale as 1 + scale
         tokens = torch.addcmul(shift, _layer_norm(tokens[:, -horizon:]), scale)  # (B, H, D)
         x = x - F.linear(tokens, w["out_w"], w["out_b"]).float() / n
@@ -142,10 +152,11 @@ class ExpertRuntime:
         self._graphs.clear()
         self._key = key
 
-    def _conditioning(self, n: int, b: int, device) -> tuple[list, list]:
+    def _conditioning(self, n: int, b: int, device) -> tuple[list, list, list | None]:
         """Timestep conditioning for the uniform grid t = 1, 1 - 1/N, ...: it depends on the step
         count only, not on the observation. Per block and step the six AdaLN modulations as (B, 1, D)
-        (scales as 1 + scale), and per step the output (shift, 1 + scale)."""
+        (scales as 1 + scale), per step the output (shift, 1 + scale), and per step the first block's
+        Q/K/V of the learned future tokens (a function of the weights and the step only)."""
         if (n, b) not in self._cond:
             times = (1.0 - torch.arange(n, device=device, dtype=torch.float32) / n)[:, None].expand(n, b)  # (N, B)
             e = self.expert
@@ -155,7 +166,12 @@ class ExpertRuntime:
                     for m in (blk.modulation(temb) for blk in e.blocks)]  # (N, B, 6, D) each  # fmt: skip
             shift, scale = e.out_mod(F.silu(temb)).chunk(2, dim=-1)  # (N, B, D) each
             outs = [(shift[i][:, None], 1 + scale[i][:, None]) for i in range(n)]
-            self._cond[(n, b)] = (mods, outs)
+            future = None
+            if self.kinds[0] == "self" and self._weights["future"] is not None:  # the same in every chunk
+                w0, fut = self._weights["blocks"][0], _layer_norm(self._weights["future"].expand(b, -1, -1))  # (B, F, D)
+                future = [F.linear(torch.addcmul(mods[0][i][0], fut, mods[0][i][1]), w0["qkv_w"], w0["qkv_b"])
+                          for i in range(n)]  # (B, F, 3D) per step  # fmt: skip
+            self._cond[(n, b)] = (mods, outs, future)
         return self._cond[(n, b)]
 
     # ------------------------------------------------------------------ execution
@@ -174,8 +190,8 @@ class ExpertRuntime:
             noise = torch.randn(b, e.chunk_size, e.action_dim, device=context.device)
         with torch.inference_mode():
             self._refresh()
-            mods, out_mods = self._conditioning(n, b, context.device)
-            args = (noise.float(), context, context_mask, state if e.state_in is not None else None, mods, out_mods)
+            cond = self._conditioning(n, b, context.device)
+            args = (noise.float(), context, context_mask, state if e.state_in is not None else None, *cond)
             if self.cuda_graph and context.device.type == "cuda" and "cuda_graph" not in self._failed:
                 try:
                     return self._replay(*args)
@@ -193,7 +209,7 @@ class ExpertRuntime:
             self._fn = torch.compile(euler_chunk, dynamic=False)
         return self._fn
 
-    def _replay(self, noise, context, context_mask, state, mods, out_mods) -> torch.Tensor:
+    def _replay(self, noise, context, context_mask, state, mods, out_mods, future_qkv) -> torch.Tensor:
         """CUDA graph of the unit per input shape: static buffers are filled, the graph replayed."""
         key = (tuple(context.shape), context.dtype, len(out_mods), state is None)
         fn = self._compiled() if self.compile and "compile" not in self._failed else euler_chunk
@@ -203,11 +219,11 @@ class ExpertRuntime:
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):  # warm-up off the capture stream (compilation, allocator)
                 for _ in range(2):
-                    fn(*static, mods, out_mods, self._weights, self.heads, self.kinds, self.trim)
+                    fn(*static, mods, out_mods, future_qkv, self._weights, self.heads, self.kinds, self.trim)
             torch.cuda.current_stream().wait_stream(stream)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
-                out = fn(*static, mods, out_mods, self._weights, self.heads, self.kinds, self.trim)
+                out = fn(*static, mods, out_mods, future_qkv, self._weights, self.heads, self.kinds, self.trim)
             self._graphs = {key: (graph, static, out)}  # one shape at a time: graphs hold their memory pool
         graph, static, out = self._graphs[key]
         for buf, value in zip(static, (noise, context, context_mask, state)):

@@ -152,3 +152,27 @@ def test_cuda_graph_equals_eager():
     torch.testing.assert_close(graphed.sample(ctx2, mask, state, 4, noise.clone()),
                                ExpertRuntime(policy.expert).sample(ctx2, mask, state, 4, noise.clone()),
                                rtol=1e-4, atol=1e-4)  # fmt: skip
+
+
+@pytest.mark.parametrize("future, use_state, layers", [(0, True, 4), (3, False, 3), (2, True, 1)])
+def test_captured_loop_equals_the_module_for_other_expert_shapes(future, use_state, layers):
+    """Without future tokens, without a state token, ending on a self-attention block, one block."""
+    from dataclasses import replace
+
+    from lara.action_expert import ActionExpert
+    from lara.configuration_lara import load_config
+    from lara.expert_runtime import ExpertRuntime
+
+    cfg = load_config("tiny", [])
+    ecfg = replace(cfg.expert, num_future_tokens=future, use_state=use_state, num_layers=layers)
+    torch.manual_seed(0)
+    expert = ActionExpert(ecfg, 32, 7, 8, 8).eval()
+    with torch.no_grad():
+        for p in expert.parameters():
+            p.copy_(torch.randn_like(p) * 0.05)
+    ctx, mask = expert.project_context(torch.randn(2, 12, 32)), torch.rand(2, 12) > 0.3
+    mask[:, -1] = True
+    state = torch.randn(2, 8) if use_state else None
+    noise = torch.randn(2, 8, 7)
+    ref = expert.sample(ctx, mask, state, 3, noise.clone())
+    torch.testing.assert_close(ExpertRuntime(expert).sample(ctx, mask, state, 3, noise.clone()), ref, rtol=1e-5, atol=1e-5)
