@@ -108,7 +108,8 @@ def _time(fn, reps: int, warmup: int, device: torch.device) -> list[float]:
 
 def expert_gflop_per_step(cfg, context_len: int) -> float:
     """Multiply-add work (GFLOP, 2 per MAC) of one Euler step of the expert as `lara.expert_runtime`
-    runs it: the state/future/action tokens through every block, the per-token tail trimmed."""
+    runs it: the state/future/action tokens through every block, the per-token tail trimmed, the
+    future tokens' first-block Q/K/V cached."""
     e, h = cfg.expert, cfg.chunk_size
     d, ff = e.hidden_size, e.hidden_size * e.ff_mult
     tokens = int(e.use_state) + e.num_future_tokens + h
@@ -118,7 +119,8 @@ def expert_gflop_per_step(cfg, context_len: int) -> float:
     for j, kind in enumerate(kinds):
         t = h if j >= trim else tokens
         if kind == "self":
-            macs += t * d * 3 * d + 2 * t * t * d
+            fixed = e.num_future_tokens if j == 0 else 0  # cached with the timestep conditioning
+            macs += (t - fixed) * d * 3 * d + 2 * t * t * d
         else:
             macs += t * d * d + 2 * t * context_len * d
         macs += t * d * d + 2 * t * d * ff  # attention output, MLP
