@@ -96,10 +96,11 @@ class EpisodeRecord:
     seconds: float
     policy_latency_ms: float | None  # mean per select_action call
     chunk_latency_ms: float | None = None  # mean per predicted chunk (chunked policies)
-    # where the episode's `seconds` went (see EpisodeClock); the rest is set-up, checks and video
+    # where the episode's `seconds` went (see EpisodeClock); the rest is checks, policy reset and video
     sim_seconds: float | None = None  # physics, controller, observation building (reset included)
     render_seconds: float | None = None  # MuJoCo offscreen rendering of the cameras
     policy_seconds: float | None = None  # select_action calls
+    setup_seconds: float | None = None  # building the env and the policy (when the task changed)
     error: str | None = None
     video: str | None = None
     extra: dict = field(default_factory=dict)
@@ -215,6 +216,7 @@ def run_episode(unit: EpisodeUnit) -> dict:
     clock = EpisodeClock()
     try:
         env, policy = _worker_env(unit.task)
+        record.setup_seconds = _clock() - start
     except LaraUserError:
         raise
     except Exception as err:  # the env or the policy could not be built: not a result (see _never_started)

@@ -101,16 +101,17 @@ def _table(rows: list[SuccessRow]) -> list[str]:
     return lines
 
 
-TIME_PARTS = (("simulator", "sim_seconds"), ("rendering", "render_seconds"), ("policy", "policy_seconds"))
+TIME_PARTS = (("simulator", "sim_seconds"), ("rendering", "render_seconds"), ("policy", "policy_seconds"),
+              ("set-up", "setup_seconds"))  # fmt: skip
 
 
 def time_split(records: list[dict]) -> dict[str, float] | None:
     """Seconds of the episodes that recorded a split (evaluator's EpisodeClock), summed per part;
-    `other` = episode time outside the three (set-up, checks, video). None if none recorded one."""
+    `other` = episode time outside them (checks, policy reset, video). None if none recorded one."""
     timed = [r for r in records if r.get("policy_seconds") is not None]
     if not timed:
         return None
-    out = {name: sum(r[key] for r in timed) for name, key in TIME_PARTS}
+    out = {name: sum(r.get(key) or 0.0 for r in timed) for name, key in TIME_PARTS}
     out["other"] = max(0.0, sum(r["seconds"] for r in timed) - sum(out.values()))
     out["episodes"] = len(timed)
     return out
@@ -121,7 +122,7 @@ def _time_lines(split: dict[str, float] | None) -> list[str]:
         return []
     total = sum(v for k, v in split.items() if k != "episodes") or 1.0
     parts = [name for name, _ in TIME_PARTS] + ["other"]
-    bound = max(parts[:3], key=lambda k: split[k])
+    bound = max(parts[:3], key=lambda k: split[k])  # of the three that scale with the episode count
     return [
         "## Where the time went",
         f"Summed over {split['episodes']} episodes; this evaluation is bound by **{bound}**.",
