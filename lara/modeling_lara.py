@@ -16,6 +16,10 @@ Public API (the trainer in curriculum/ and the evaluator in envs/ build against 
     policy.parameter_groups(backbone_lr, head_lr)          # AdamW groups: backbone lower LR than heads/expert
     policy.predict_action_chunk(obs, stage=None)           # (H, A) un-normalized (or (B, H, A) for a batched dict)
     policy.select_action(obs) -> (A,) ; policy.reset()     # chunk queue of inference.n_action_steps actions
+    x = policy.latent_inputs(obs)                          # stage III in parts (benchmarks): one host-to-device copy,
+    ctx, mask = policy.latent_prefill(x)                   # prefill over the cached prompt (lara.latent_inference),
+    norm = policy.latent_actions(ctx, mask, x, num_steps)  # the Euler steps (lara.expert_runtime),
+    policy.finish_actions(norm, batched)                   # un-normalized numpy chunk(s)
 
     policy.set_loss_weights({"cot_ce": 1, "action_ce": 1, "visual_l1": 0.1, "flow": 1})  # overrides cfg.loss
     policy.backbone ; policy.gradient_checkpointing_enable()   # the Qwen3-VL module (LoRA target)
@@ -28,6 +32,9 @@ Losses per stage (metrics carry each term; a configured loss is always computed 
 - stage 2: as stage 1, each CoT segment latent with probability p (no text loss on latent ones)
 - stage 3: flow-matching MSE (expert, context = hidden states at image/prompt/latent/`<img_next>`
   positions of a fully latent sequence without action tokens) + visual L1 x loss.visual_weight
+Longer than ~400 lines because the model's one concept (sequence in, losses or actions out) spans
+training and three inference paths over the same private helpers; the stage-III hot path's cache
+and the expert's captured loop live in lara/latent_inference.py and lara/expert_runtime.py.
 Inference: stage 1 generates CoT text then (after the forced `<img_next>` slots) FAST tokens with
 a KV cache; stage 2 prefills latent slots and generates FAST tokens; stage 3 is one prefill and
 the expert's Euler steps (no token generation; `num_generated_tokens` counts generated tokens).
