@@ -143,19 +143,13 @@ class EpisodeClock:
         timed_render._lara_timed = True
         kind.render = timed_render
 
-    def env_call(self, fn, *args):
+    def call(self, part: str, fn, *args):
+        """fn(*args), its time added to `part` ("env" or "policy")."""
         t0 = _clock()
         try:
             return fn(*args)
         finally:
-            self.env += _clock() - t0
-
-    def policy_call(self, fn, *args):
-        t0 = _clock()
-        try:
-            return fn(*args)
-        finally:
-            self.policy += _clock() - t0
+            setattr(self, part, getattr(self, part) + _clock() - t0)
 
     def fill(self, record: "EpisodeRecord") -> None:
         render = EpisodeClock.render_total - self._render_start
@@ -227,13 +221,13 @@ def run_episode(unit: EpisodeUnit) -> dict:
     try:
         record.task_name = env.task_name
         EpisodeClock.watch(env)
-        obs = clock.env_call(env.reset, unit.episode)
+        obs = clock.call("env", env.reset, unit.episode)
         EpisodeClock.watch(env)  # a reset may have built a new simulator
         if hasattr(policy, "start"):  # replay: start from the recorded episode's own initial state
             demo = policy.episode_for(unit.episode)
             policy.start(demo)
             if getattr(demo, "sim_states", None) is not None:
-                obs = clock.env_call(env.set_sim_state, demo.sim_states[0])
+                obs = clock.call("env", env.set_sim_state, demo.sim_states[0])
                 record.init_state_index = None
                 record.extra["replayed_episode"] = int(demo.episode_index)
         policy.reset()
@@ -244,9 +238,9 @@ def run_episode(unit: EpisodeUnit) -> dict:
             if cfg.video:
                 frames.append(np.concatenate([obs.images["agentview"], obs.images["wrist"]], axis=1))  # (H, 2W, 3)
             spent = clock.policy
-            action = check_action(clock.policy_call(policy.select_action, obs))
+            action = check_action(clock.call("policy", policy.select_action, obs))
             latencies.append(1e3 * (clock.policy - spent))
-            obs, done, _ = clock.env_call(env.step, action)
+            obs, done, _ = clock.call("env", env.step, action)
             record.steps += 1
             if done:
                 record.success = True

@@ -63,19 +63,6 @@ def test_cache_follows_weight_updates_and_batches(policy):
     np.testing.assert_array_equal(out, _predict(policy, batched, cache=False))
 
 
-def test_fast_path_errors_match_the_reference(policy):
-    from lara.errors import LaraUserError
-
-    obs = make_obs()
-    del obs.images["wrist"]
-    with pytest.raises(LaraUserError, match="wrist"):
-        policy.predict_action_chunk(obs)
-    obs = make_obs()
-    obs.state = np.zeros(5, dtype=np.float32)
-    with pytest.raises(LaraUserError, match="state"):
-        policy.predict_action_chunk(obs)
-
-
 def _expert_inputs(policy, b: int = 2, length: int = 30):
     g = torch.Generator().manual_seed(3)
     ctx = torch.randn(b, length, policy.cfg.expert.hidden_size, generator=g)
