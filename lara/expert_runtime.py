@@ -224,7 +224,9 @@ class ExpertRuntime:
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 out = fn(*static, mods, out_mods, future_qkv, self._weights, self.heads, self.kinds, self.trim)
-            self._graphs = {key: (graph, static, out)}  # one shape at a time: graphs hold their memory pool
+            if len(self._graphs) >= 4:  # each graph holds its memory pool; a few shapes (e.g. step counts) at a time
+                self._graphs.pop(next(iter(self._graphs)))
+            self._graphs[key] = (graph, static, out)
         graph, static, out = self._graphs[key]
         for buf, value in zip(static, (noise, context, context_mask, state)):
             if buf is not None:
