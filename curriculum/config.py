@@ -20,6 +20,7 @@ import yaml
 
 from curriculum.schedules import LATENT_SCHEDULES
 from lara.errors import LaraUserError
+from lara.normalization import MODES as NORM_MODES
 
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 SLOT_MODES = ("learned", "recurrent")
@@ -53,14 +54,19 @@ class OptimConfig:
 
 @dataclass
 class LatentScheduleConfig:
-    """Stage II: the probability that a CoT segment is latent rises 0 -> 1 on the ramp
+    """Stage II: which CoT segments are latent, rising to all of them on the ramp
     [start_fraction, end_fraction] of the stage's steps; after end_fraction all segments are
-    latent (the final all-latent stretch)."""
+    latent (the final all-latent stretch).
 
-    kind: str = "linear"  # linear | cosine | stepwise
+    tag_order (default, as the reference): tags turn latent in `order`, one more per level
+    (SUBTASK first), the same tags in every sample; `num_segments` levels = len(order).
+    linear | cosine | stepwise: every segment is drawn latent at random with the scheduled p."""
+
+    kind: str = "tag_order"  # tag_order | linear | cosine | stepwise
     start_fraction: float = 0.0
     end_fraction: float = 0.8
-    num_segments: int = 3  # stepwise: levels of the staircase (one per CoT tag)
+    num_segments: int = 4  # levels: tag_order = len(order); stepwise: steps of the staircase
+    order: list[str] = field(default_factory=lambda: ["SUBTASK", "OBJECTS", "MOVE", "GRIPPER"])  # tag_order
 
     def __post_init__(self) -> None:
         _check(self.kind in LATENT_SCHEDULES, f"latent.kind={self.kind!r}: choose one of {LATENT_SCHEDULES}")
@@ -69,6 +75,10 @@ class LatentScheduleConfig:
             "latent: need 0 <= start_fraction <= end_fraction < 1 (the stretch after end_fraction is all-latent)",
         )
         _check(self.num_segments >= 1, "latent.num_segments must be >= 1")
+        _check(len(set(self.order)) == len(self.order) >= 1, f"latent.order {self.order}: name each tag once")
+        _check(self.kind != "tag_order" or self.num_segments == len(self.order),
+               f"latent.kind tag_order has one level per tag: set latent.num_segments to len(latent.order) = "
+               f"{len(self.order)} (got {self.num_segments})")
 
 
 @dataclass
@@ -148,7 +158,7 @@ class DataConfig:
     foresight_offset: int = 1  # k: the foresight target is frame t + k
     image_size: int | None = None  # None: the model's vision.image_size
     foresight_image_size: int | None = None  # None: the model's foresight.image_size
-    norm_mode: str = "quantile"  # quantile (q01/q99) | mean_std
+    norm_mode: str = "quantile"  # quantile (q01/q99) | min_max (the reference's LIBERO setting) | mean_std
     num_workers: int = 0
     split: str = "train"  # train: the recorded split's train episodes (data_pipeline.splits); all: every frame
     fast_fit_chunks: int = 20000  # action chunks the FAST tokenizer is fit on before stage I
@@ -157,6 +167,7 @@ class DataConfig:
         _check(self.foresight_offset >= 0, "data.foresight_offset must be >= 0")
         _check(self.num_workers >= 0, "data.num_workers must be >= 0")
         _check(self.split in ("train", "all"), f"data.split={self.split!r}: choose train or all")
+        _check(self.norm_mode in NORM_MODES, f"data.norm_mode={self.norm_mode!r}: choose one of {NORM_MODES}")
 
 
 @dataclass

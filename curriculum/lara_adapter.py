@@ -38,6 +38,7 @@ def lara_model_config(cfg):
         "foresight.ema_momentum": m.ema_momentum,
         "latent.slots_per_segment": m.latent_slots_per_segment,
         "latent.slot_input": m.slot_mode,
+        "latent.include_plan": cfg.data.include_plan,  # the CoT starts with PLAN: so does the latent sequence
     }
     args += [f"--{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in explicit.items() if v is not None]
     try:
@@ -157,8 +158,29 @@ def seed_output_vocab(policy, dataset) -> None:
 
 def build_lara_policy(cfg, dataset, init_from: Path | None):
     policy = _build_lara_policy(cfg, dataset, init_from)
+    apply_latent_schedule(policy, cfg)
+    check_plan(policy, cfg)
     seed_output_vocab(policy, dataset)  # after loading: the checkpoint's ids are kept
     return policy
+
+
+def apply_latent_schedule(policy, cfg) -> None:
+    """The stage's `latent.kind` / `latent.order` decide how the policy turns p into latent segments
+    (tag_order: the first tags of the order; the other kinds: random draws). Set on the policy's
+    own config, so the checkpoint records what the stage trained with."""
+    lat = policy.cfg.latent
+    lat.selection = "tag_order" if cfg.latent.kind == "tag_order" else "random"
+    lat.order = list(cfg.latent.order)
+    lat.__post_init__()
+
+
+def check_plan(policy, cfg) -> None:
+    """Stage II reads the CoT again: with or without PLAN, as the stage-I model was built."""
+    if cfg.stage == 2 and policy.cfg.latent.include_plan != cfg.data.include_plan:
+        raise LaraUserError(
+            f"data.include_plan is {cfg.data.include_plan} but the stage-I model was trained with "
+            f"include_plan {policy.cfg.latent.include_plan}; use the same data.include_plan in every stage"
+        )
 
 
 def _build_lara_policy(cfg, dataset, init_from: Path | None):

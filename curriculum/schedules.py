@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-LATENT_SCHEDULES = ("linear", "cosine", "stepwise")
+LATENT_SCHEDULES = ("tag_order", "linear", "cosine", "stepwise")
 
 
 def lr_multiplier(step: int, *, total_steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
@@ -49,15 +49,23 @@ def latent_probability(
     0 before the ramp, rising monotonically to exactly 1 at `end_fraction * total_steps`, and 1
     for the rest of the stage (the final all-latent stretch, which is what stage III starts
     from). Shapes:
-      linear:   p = x
+      tag_order: p = (1 + floor(x * (n - 1))) / n, n = tags: the fraction of the tag order that is
+                 latent (the policy turns the first round(p * n) tags of its order latent, every
+                 sample alike): SUBTASK from the ramp's first step, one more tag per level, all
+                 n after the ramp, as the reference's stage runs do
+      linear:   p = x                               (each segment drawn latent with probability p)
       cosine:   p = (1 - cos(pi x)) / 2              (slow start, slow finish)
-      stepwise: p = floor(x * n) / n, n = segments  (Coconut: one more segment latent per level)
+      stepwise: p = floor(x * n) / n, n = segments  (random draws, p one level higher per step)
     """
     if kind not in LATENT_SCHEDULES:
         raise ValueError(f"unknown latent schedule {kind!r}; choose one of {LATENT_SCHEDULES}")
     x = ramp_progress(step, total_steps=total_steps, start_fraction=start_fraction, end_fraction=end_fraction)
     if x >= 1.0:
         return 1.0
+    if kind == "tag_order":
+        if step < start_fraction * total_steps:
+            return 0.0
+        return (1 + math.floor(x * (num_segments - 1))) / num_segments
     if kind == "linear":
         return x
     if kind == "cosine":

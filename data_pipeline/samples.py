@@ -1,7 +1,8 @@
 """Training samples (docs/interfaces.md, "Training sample"): a torch Dataset over a LeRobot dataset.
 
 Per frame t of an episode of T frames it yields both cameras at frame t resized to S x S, the
-future agentview frame min(t + k, T - 1) at S_f x S_f (visual-foresight target), the normalized
+future agentview frame min(t + k, T - 1) at S_f x S_f (visual-foresight target; `next_image_is_pad`
+is True when t + k is past the episode's end, and the visual loss skips that sample), the normalized
 8-dim state, the normalized action chunk a[t : t + H] (padded past the episode end by repeating
 the last action, with `action_is_pad` True there), the instruction, and the CoT of (episode, t)
 when an annotation run is named (else None).
@@ -40,7 +41,7 @@ class SampleConfig:
     foresight_offset: int = 1  # k: the foresight target is frame t + k (clamped to the episode end)
     image_size: int = 128  # S: both cameras are resized to S x S
     foresight_image_size: int = 112  # S_f: the future frame's size
-    norm_mode: str = "quantile"  # "quantile" (q01/q99) or "mean_std"
+    norm_mode: str = "quantile"  # "quantile" (q01/q99), "min_max" or "mean_std"
     annotation: str | None = None  # annotation run name (data_pipeline.annotation); None = no CoT
     include_plan: bool = False  # prepend the episode PLAN segment to each frame's CoT
 
@@ -133,6 +134,7 @@ class LaraSampleDataset(torch.utils.data.Dataset):
         chunk_rows = np.minimum(np.arange(t_row, t_row + cfg.chunk_size), end - 1)  # (H,) repeat last past the end
         action_is_pad = np.arange(t_row, t_row + cfg.chunk_size) >= end  # (H,)
         future_row = min(t_row + cfg.foresight_offset, end - 1)
+        next_image_is_pad = t_row + cfg.foresight_offset > end - 1  # clamped: no real future frame
         row = self._rows[t_row]
         sample: dict[str, Any] = {
             f"image.{cam}": self._image(row, cam, cfg.image_size) for cam in self.mapping.cameras
@@ -147,6 +149,7 @@ class LaraSampleDataset(torch.utils.data.Dataset):
             state=self.stats.normalize("state", state).float(),
             action=self.stats.normalize("action", action).float(),
             action_is_pad=torch.from_numpy(action_is_pad),
+            next_image_is_pad=torch.tensor(next_image_is_pad),
             instruction=self.instructions.get(int(self.task_index[t_row]), ""),
             cot=None if self.cot is None else self.cot.get((episode, frame)),
             episode_index=episode,

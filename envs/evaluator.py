@@ -96,6 +96,11 @@ class EpisodeRecord:
     seconds: float
     policy_latency_ms: float | None  # mean per select_action call
     chunk_latency_ms: float | None = None  # mean per predicted chunk (chunked policies)
+    # where the episode's `seconds` went (see EpisodeClock); the rest is checks, policy reset and video
+    sim_seconds: float | None = None  # physics, controller, observation building (reset included)
+    render_seconds: float | None = None  # MuJoCo offscreen rendering of the cameras
+    policy_seconds: float | None = None  # select_action calls
+    setup_seconds: float | None = None  # building the env and the policy (when the task changed)
     error: str | None = None
     video: str | None = None
     extra: dict = field(default_factory=dict)
@@ -103,6 +108,52 @@ class EpisodeRecord:
 
 # ----------------------------------------------------------------------------- worker side
 _WORKER: dict = {}
+_clock = time.perf_counter  # one clock for every figure of a record (tests substitute it)
+
+
+class EpisodeClock:
+    """Splits an episode's time into simulator, rendering and policy.
+
+    robosuite renders the cameras inside `env.step` (its camera observables call `MjSim.render`),
+    so rendering is timed by wrapping the `render` method of the simulator's class once per worker
+    process (the env rebuilds its MjSim on reset; the class stays). Simulator time is the time in
+    env calls minus the rendering inside them."""
+
+    render_total = 0.0  # process-wide running sum of render time
+
+    def __init__(self) -> None:
+        self.env = self.policy = 0.0
+        self._render_start = EpisodeClock.render_total
+
+    @classmethod
+    def watch(cls, env) -> None:
+        sim = getattr(env, "sim", None)
+        kind = type(sim)
+        render = getattr(kind, "render", None)
+        if sim is None or render is None or getattr(render, "_lara_timed", False):
+            return
+
+        def timed_render(self, *args, **kwargs):
+            t0 = _clock()
+            try:
+                return render(self, *args, **kwargs)
+            finally:
+                cls.render_total += _clock() - t0
+
+        timed_render._lara_timed = True
+        kind.render = timed_render
+
+    def call(self, part: str, fn, *args):
+        """fn(*args), its time added to `part` ("env" or "policy")."""
+        t0 = _clock()
+        try:
+            return fn(*args)
+        finally:
+            setattr(self, part, getattr(self, part) + _clock() - t0)
+
+    def fill(self, record: "EpisodeRecord") -> None:
+        render = EpisodeClock.render_total - self._render_start
+        record.render_seconds, record.sim_seconds, record.policy_seconds = render, self.env - render, self.policy
 
 
 def _init_worker(cfg: EvalConfig, torch_threads: int | None = None, in_subprocess: bool = False) -> None:
@@ -149,15 +200,17 @@ def _write_video(frames: list[np.ndarray], path: Path, fps: int = 20) -> None:
 def run_episode(unit: EpisodeUnit) -> dict:
     """Run one episode in this worker; never raises for simulator/policy crashes (recorded instead)."""
     cfg: EvalConfig = _WORKER["cfg"]
-    start = time.perf_counter()
+    start = _clock()
     record = EpisodeRecord(
         suite=cfg.suite, task=unit.task, task_name="", episode=unit.episode, init_state_index=unit.episode,
         success=False, steps=0, seconds=0.0, policy_latency_ms=None,
     )
     latencies: list[float] = []
     frames: list[np.ndarray] = []
+    clock = EpisodeClock()
     try:
         env, policy = _worker_env(unit.task)
+        record.setup_seconds = _clock() - start
     except LaraUserError:
         raise
     except Exception as err:  # the env or the policy could not be built: not a result (see _never_started)
@@ -167,12 +220,14 @@ def run_episode(unit: EpisodeUnit) -> dict:
         return asdict(record)
     try:
         record.task_name = env.task_name
-        obs = env.reset(unit.episode)
+        EpisodeClock.watch(env)
+        obs = clock.call("env", env.reset, unit.episode)
+        EpisodeClock.watch(env)  # a reset may have built a new simulator
         if hasattr(policy, "start"):  # replay: start from the recorded episode's own initial state
             demo = policy.episode_for(unit.episode)
             policy.start(demo)
             if getattr(demo, "sim_states", None) is not None:
-                obs = env.set_sim_state(demo.sim_states[0])
+                obs = clock.call("env", env.set_sim_state, demo.sim_states[0])
                 record.init_state_index = None
                 record.extra["replayed_episode"] = int(demo.episode_index)
         policy.reset()
@@ -182,10 +237,10 @@ def run_episode(unit: EpisodeUnit) -> dict:
         for _ in range(limit):
             if cfg.video:
                 frames.append(np.concatenate([obs.images["agentview"], obs.images["wrist"]], axis=1))  # (H, 2W, 3)
-            tick = time.perf_counter()
-            action = check_action(policy.select_action(obs))
-            latencies.append(1e3 * (time.perf_counter() - tick))
-            obs, done, _ = env.step(action)
+            spent = clock.policy
+            action = check_action(clock.call("policy", policy.select_action, obs))
+            latencies.append(1e3 * (clock.policy - spent))
+            obs, done, _ = clock.call("env", env.step, action)
             record.steps += 1
             if done:
                 record.success = True
@@ -198,8 +253,9 @@ def run_episode(unit: EpisodeUnit) -> dict:
         record.error = f"{type(err).__name__}: {err}"
         logger.warning("task %d episode %d raised:\n%s", unit.task, unit.episode, traceback.format_exc())
         _WORKER.pop("task", None)  # rebuild the env: its state is unknown after a crash
-    record.seconds = time.perf_counter() - start
+    record.seconds = _clock() - start
     record.policy_latency_ms = float(np.mean(latencies)) if latencies else None
+    clock.fill(record)
     policy = _WORKER.get("policy")
     if isinstance(policy, ChunkedPolicy) and policy.chunk_latency_ms:
         record.chunk_latency_ms = float(np.mean(policy.chunk_latency_ms))

@@ -101,6 +101,39 @@ def _table(rows: list[SuccessRow]) -> list[str]:
     return lines
 
 
+TIME_PARTS = (("simulator", "sim_seconds"), ("rendering", "render_seconds"), ("policy", "policy_seconds"),
+              ("set-up", "setup_seconds"))  # fmt: skip
+
+
+def time_split(records: list[dict]) -> dict[str, float] | None:
+    """Seconds of the episodes that recorded a split (evaluator's EpisodeClock), summed per part;
+    `other` = episode time outside them (checks, policy reset, video). None if none recorded one."""
+    timed = [r for r in records if r.get("policy_seconds") is not None]
+    if not timed:
+        return None
+    out = {name: sum(r.get(key) or 0.0 for r in timed) for name, key in TIME_PARTS}
+    out["other"] = max(0.0, sum(r["seconds"] for r in timed) - sum(out.values()))
+    out["episodes"] = len(timed)
+    return out
+
+
+def _time_lines(split: dict[str, float] | None) -> list[str]:
+    if split is None:
+        return []
+    total = sum(v for k, v in split.items() if k != "episodes") or 1.0
+    parts = [name for name, _ in TIME_PARTS] + ["other"]
+    bound = max(parts[:3], key=lambda k: split[k])  # of the three that scale with the episode count
+    return [
+        "## Where the time went",
+        f"Summed over {split['episodes']} episodes; this evaluation is bound by **{bound}**.",
+        "",
+        "| part | seconds | share |",
+        "|---|---|---|",
+        *[f"| {k} | {split[k]:.1f} | {100 * split[k] / total:.1f}% |" for k in parts],
+        "",
+    ]
+
+
 def plot_success(task_rows: list[SuccessRow], path: Path) -> None:
     import matplotlib
 
@@ -129,6 +162,7 @@ def write_report(out_dir: Path, run_info: dict, records: list[dict]) -> dict:
         "run": run_info,
         "suites": [row.to_dict() for row in suite_rows],
         "tasks": [row.to_dict() for row in task_rows],
+        "time_split": time_split(records),
     }
     atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2))
     if task_rows:
@@ -152,6 +186,7 @@ def write_report(out_dir: Path, run_info: dict, records: list[dict]) -> dict:
         "",
         "![success per task](success.png)" if task_rows else "",
         "",
+        *_time_lines(results["time_split"]),
         "## Protocol",
         f"- Episode i starts from the suite's init state i; seed {run_info.get('seed')}; "
         f"{NUM_WAIT_STEPS} wait steps with the no-op {NOOP_ACTION} before the policy acts.",

@@ -1,6 +1,7 @@
 """DiT action expert trained with flow matching (stage III).
 
-Tokens: [state token] + H noisy action tokens (linear in, learned positions). Blocks alternate
+Tokens: [state token] + F learned future tokens + H noisy action tokens (linear in, learned
+positions), as the reference's GR00T head (F = 32 there); the output reads the last H. Blocks alternate
 self-attention over these tokens (even blocks) and cross-attention to the backbone's hidden
 states (odd blocks; context = image, instruction, latent and `<img_next>` positions, projected to
 the expert width, padding masked). Every block is AdaLN-Zero conditioned on the timestep
@@ -8,7 +9,9 @@ the expert width, padding masked). Every block is AdaLN-Zero conditioned on the 
 `Attention` (SDPA processor), the MLP diffusers' `FeedForward`.
 
 Flow matching (pi0 convention, t=1 is noise): x_t = t * eps + (1 - t) * a, target velocity
-u = eps - a, t ~ Beta(alpha, beta) (1.5, 1 by default) scaled into [0.001, 1]. Inference: Euler
+u = eps - a, t ~ Beta(alpha, beta) (1.5, 1 by default) scaled into [0.001, 1]; each sample's loss
+is the mean over `flow_repeats` (noise, time) draws (4 in the reference), which costs that many
+expert passes per sample but no extra backbone pass. Dropout (`expert.dropout`) in attention and MLP. Inference: Euler
 from t=1 to t=0 in `num_inference_steps` uniform steps, x <- x - v / N. The Euler loop is written
 out (fixed shapes, no Python-side scheduler state) so that it can be captured by CUDA graphs /
 torch.compile; it matches diffusers' `FlowMatchEulerDiscreteScheduler.step` on a uniform grid.
@@ -33,16 +36,16 @@ class DiTBlock(nn.Module):
     The timestep modulation (`modulation`) and the cross-attention keys/values (`context_kv`) are
     computed separately so that a whole Euler integration reuses them."""
 
-    def __init__(self, dim: int, heads: int, ff_mult: int, cross: bool) -> None:
+    def __init__(self, dim: int, heads: int, ff_mult: int, cross: bool, dropout: float = 0.0) -> None:
         super().__init__()
         self.cross, self.heads = cross, heads
         self.norm1 = AdaLayerNormZero(dim)
         nn.init.zeros_(self.norm1.linear.weight)  # adaLN-Zero: each block starts as the identity
         nn.init.zeros_(self.norm1.linear.bias)
         self.attn = Attention(query_dim=dim, cross_attention_dim=dim if cross else None, heads=heads,
-                              dim_head=dim // heads, bias=True, out_bias=True)  # fmt: skip
+                              dim_head=dim // heads, bias=True, out_bias=True, dropout=dropout)  # fmt: skip
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
-        self.ff = FeedForward(dim, mult=ff_mult, activation_fn="gelu-approximate")
+        self.ff = FeedForward(dim, mult=ff_mult, activation_fn="gelu-approximate", dropout=dropout, final_dropout=True)
 
     def modulation(self, temb: torch.Tensor) -> torch.Tensor:
         """(..., D) timestep embedding -> (..., 6, D): shift/scale/gate for attention and MLP."""
@@ -64,7 +67,7 @@ class DiTBlock(nn.Module):
         if self.cross:
             q = rearrange(self.attn.to_q(h), "b t (h d) -> b h t d", h=self.heads)
             o = F.scaled_dot_product_attention(q, kv[0], kv[1], attn_mask=context_mask[:, None, None, :])
-            a = self.attn.to_out[0](rearrange(o, "b h t d -> b t (h d)"))  # (B, T, D)
+            a = self.attn.to_out[1](self.attn.to_out[0](rearrange(o, "b h t d -> b t (h d)")))  # (B, T, D), dropout
         else:
             a = self.attn(h)  # diffusers Attention, SDPA processor
         x = x + gate_msa[:, None] * a
@@ -81,10 +84,12 @@ class ActionExpert(nn.Module):
         self.time_embed = TimestepEmbedding(256, d)
         self.action_in = nn.Linear(action_dim, d)
         self.pos = nn.Parameter(torch.randn(chunk_size + 1, d) * 0.02)
+        self.future = nn.Parameter(torch.randn(cfg.num_future_tokens, d) * 0.02) if cfg.num_future_tokens else None
         self.state_in = nn.Linear(state_dim, d) if cfg.use_state else None
         self.context_proj = nn.Sequential(nn.LayerNorm(context_dim), nn.Linear(context_dim, d))
         self.blocks = nn.ModuleList(
-            [DiTBlock(d, cfg.num_heads, cfg.ff_mult, cross=(i % 2 == 1)) for i in range(cfg.num_layers)]
+            [DiTBlock(d, cfg.num_heads, cfg.ff_mult, cross=(i % 2 == 1), dropout=cfg.dropout)
+             for i in range(cfg.num_layers)]  # fmt: skip
         )
         self.norm_out = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         self.out_mod = nn.Linear(d, 2 * d)
@@ -129,6 +134,9 @@ class ActionExpert(nn.Module):
                 raise ValueError("the expert is configured with a state token (expert.use_state) but got no state")
             tokens = torch.cat([self.state_in(state.to(dtype))[:, None], tokens], dim=1)  # (B, 1 + H, D)
         tokens = tokens + self.pos[-tokens.shape[1] :]
+        if self.future is not None:  # [state] + future + actions, as the GR00T head
+            future = self.future.to(dtype).expand(tokens.shape[0], -1, -1)  # (B, F, D)
+            tokens = torch.cat([tokens[:, : -self.chunk_size], future, tokens[:, -self.chunk_size :]], dim=1)
         for block, kv, mod in zip(self.blocks, kvs, mods):
             tokens = block(tokens, mod, kv, context_mask)
         shift, scale = out_mod.chunk(2, dim=-1)  # (B, D) each
@@ -143,8 +151,14 @@ class ActionExpert(nn.Module):
         state: torch.Tensor | None,
         is_pad: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Flow-matching squared error on normalized actions (B, H, A), averaged over A and summed
-        over the unpadded steps (B, H); the caller divides by the step count (lara.losses)."""
+        """Flow-matching squared error on normalized actions (B, H, A), averaged over A and over the
+        `flow_repeats` (noise, time) draws, summed over the unpadded steps (B, H); the caller
+        divides by the step count (lara.losses)."""
+        r = self.cfg.flow_repeats
+        if r > 1:  # each sample r times in the batch: (B * r, ...), the repeats of a sample adjacent
+            actions, context, context_mask = (x.repeat_interleave(r, 0) for x in (actions, context, context_mask))
+            state = None if state is None else state.repeat_interleave(r, 0)
+            is_pad = None if is_pad is None else is_pad.repeat_interleave(r, 0)
         b = actions.shape[0]
         t = self.beta.sample((b,)).to(actions.device) * 0.999 + 0.001  # (B,)
         eps = torch.randn_like(actions)
@@ -153,7 +167,7 @@ class ActionExpert(nn.Module):
         err = (v - (eps - actions)).pow(2).mean(-1)  # (B, H)
         if is_pad is not None:
             err = err * (~is_pad).float()  # padded steps carry no loss
-        return err.sum()
+        return err.sum() / r
 
     @torch.no_grad()
     def sample(

@@ -7,6 +7,8 @@
 - `rope_positions(vlm, ...)`: Qwen3-VL's 3-D (t, h, w) M-RoPE positions (3, B, L) for a padded batch.
 - `run_text(vlm, embeds, ...)`: the decoder over input embeddings (our own embeddings: latent
   slots, `<img_next>` slot offsets, image features already scattered) -> last hidden states.
+- `block_causal_mask(valid, block, q_start, ...)`: causal attention except inside one block of
+  positions that see each other both ways (the `<img_next>` slots), as a 4-D mask for `run_text`.
 The vision tower is called by LaRA directly (not through `Qwen3VLModel.forward`) so that latent
 slots can be injected as embeddings and a KV cache reused across passes.
 """
@@ -114,6 +116,26 @@ def rope_positions(
         input_ids, mm_token_type_ids=mm_token_type_ids, image_grid_thw=grid, attention_mask=attention_mask
     )
     return pos
+
+
+def block_causal_mask(
+    valid: torch.Tensor, block: torch.Tensor, q_start: int, attn_implementation: str, dtype: torch.dtype
+) -> torch.Tensor:
+    """4-D mask (B, 1, K - q_start, K) for queries q_start..K-1 over keys 0..K-1: causal, padding
+    (`valid` (B, K) False) hidden, and full attention among the `block` (B, K) positions (one block
+    per row). Every query also sees itself, so a left-padding row is never fully masked (SDPA would
+    return NaN). sdpa takes the boolean mask (True = attend); eager an additive float mask."""
+    k = valid.shape[1]
+    q = torch.arange(q_start, k, device=valid.device)  # (Q,) absolute query positions
+    keys = torch.arange(k, device=valid.device)  # (K,)
+    causal = keys[None, :] <= q[:, None]  # (Q, K)
+    both = block[:, q_start:, None] & block[:, None, :]  # (B, Q, K): query and key in the block
+    allowed = (causal[None] | both) & valid[:, None, :]  # (B, Q, K)
+    allowed = allowed | (keys[None, :] == q[:, None])[None]  # the diagonal
+    if attn_implementation == "eager":
+        return torch.zeros(allowed.shape, dtype=dtype, device=valid.device).masked_fill(
+            ~allowed, torch.finfo(dtype).min)[:, None]  # fmt: skip
+    return allowed[:, None]  # (B, 1, Q, K)
 
 
 def run_text(

@@ -17,11 +17,19 @@ statistics are fitted on synthetic smooth chunks (only their sizes matter here).
 Targets: ratio latent/explicit <= 0.05 for the tiny preset on CPU; <= 20 ms per 8-step chunk for
 `qwen3vl-2b` (random weights, bf16) on an H100-class GPU (`--preset qwen3vl-2b --device cuda
 --dtype bfloat16 --stage3-only`). Writes `latency.json` under `--out` when given.
+
+`--breakdown` adds where a stage-III chunk's time goes (table and `breakdown` in the JSON), through
+the policy's public fast-path parts (`latent_inputs`, `latent_prefill`, `latent_actions`,
+`finish_actions`); targets for the tiny preset on CPU: end to end <= 1.5x the prefill, the Euler
+steps <= 0.5x. The inference switches are config overrides after `--`, e.g.
+`-- --inference.compile=true --inference.cuda_graph=true` (and `--inference.cache=false` for the
+reference path without the prompt cache).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import statistics
@@ -98,6 +106,98 @@ def _time(fn, reps: int, warmup: int, device: torch.device) -> list[float]:
     return out
 
 
+def expert_gflop_per_step(cfg, context_len: int) -> float:
+    """Multiply-add work (GFLOP, 2 per MAC) of one Euler step of the expert as `lara.expert_runtime`
+    runs it: the state/future/action tokens through every block, the per-token tail trimmed, the
+    future tokens' first-block Q/K/V cached."""
+    e, h = cfg.expert, cfg.chunk_size
+    d, ff = e.hidden_size, e.hidden_size * e.ff_mult
+    tokens = int(e.use_state) + e.num_future_tokens + h
+    kinds = ["cross" if i % 2 == 1 else "self" for i in range(e.num_layers)]
+    trim = max((j + 1 for j, k in enumerate(kinds) if k == "self"), default=0)
+    macs = h * cfg.action_dim * d + h * d * cfg.action_dim  # action in / out
+    for j, kind in enumerate(kinds):
+        t = h if j >= trim else tokens
+        if kind == "self":
+            fixed = e.num_future_tokens if j == 0 else 0  # cached with the timestep conditioning
+            macs += (t - fixed) * d * 3 * d + 2 * t * t * d
+        else:
+            macs += t * d * d + 2 * t * context_len * d
+        macs += t * d * d + 2 * t * d * ff  # attention output, MLP
+    return 2 * macs / 1e9
+
+
+def breakdown(policy, obs, steps: int, reps: int, warmup: int, device: torch.device) -> dict:
+    """Where one stage-III chunk's time goes, through the policy's public fast-path parts (ms, medians):
+    pre-processing (`latent_inputs`), prefill (`latent_prefill`: pixels, vision tower, backbone,
+    context projection), the expert (`latent_actions`) with 1 and with `steps` Euler steps,
+    post-processing (`finish_actions`), and `predict_action_chunk` end to end."""
+    with torch.inference_mode():
+        x = policy.latent_inputs(obs)
+        context, mask = policy.latent_prefill(x)
+        norm = policy.latent_actions(context, mask, x, steps)
+        parts = {
+            "preprocess_ms": lambda: policy.latent_inputs(obs),
+            "prefill_ms": lambda: policy.latent_prefill(x),
+            "expert_1_step_ms": lambda: policy.latent_actions(context, mask, x, 1),
+            "expert_ms": lambda: policy.latent_actions(context, mask, x, steps),
+            "postprocess_ms": lambda: policy.finish_actions(norm),
+            "end_to_end_ms": lambda: policy.predict_action_chunk(obs, stage=3, num_steps=steps),
+        }
+        for fn in parts.values():
+            _time(fn, 0, warmup, device)
+        wall: dict[str, list[float]] = {k: [] for k in parts}
+        cpu: dict[str, list[float]] = {k: [] for k in parts}
+        for _ in range(reps):  # interleaved: a busy machine's slow moments hit every part alike
+            for name, fn in parts.items():
+                c0 = time.process_time()
+                wall[name] += _time(fn, 1, 0, device)
+                cpu[name].append((time.process_time() - c0) * 1000.0)
+    r = {name: round(statistics.median(ts), 3) for name, ts in wall.items()}
+    # CPU time of this process: what the parts cost when the machine is shared (waits excluded)
+    r["cpu_ms"] = {name: round(statistics.median(ts), 3) for name, ts in cpu.items()}
+    r["spread_ms"] = {name: [round(min(ts), 3), round(max(ts), 3)] for name, ts in wall.items()}
+    r["expert_further_step_ms"] = round((r["expert_ms"] - r["expert_1_step_ms"]) / max(steps - 1, 1), 3)
+    r["prefill_tokens"] = int(mask.shape[1])
+    r["expert_gflop_per_step"] = round(expert_gflop_per_step(policy.cfg, int(mask.shape[1])), 4)
+    r["expert_gflops_achieved"] = round(steps * r["expert_gflop_per_step"] / (r["expert_ms"] / 1e3), 2)
+    r["ratio_end_to_end_to_prefill"] = round(r["end_to_end_ms"] / r["prefill_ms"], 3)
+    r["ratio_expert_to_prefill"] = round(r["expert_ms"] / r["prefill_ms"], 3)
+    c = r["cpu_ms"]
+    r["cpu_ratio_end_to_end_to_prefill"] = round(c["end_to_end_ms"] / c["prefill_ms"], 3)
+    r["cpu_ratio_expert_to_prefill"] = round(c["expert_ms"] / c["prefill_ms"], 3)
+    return r
+
+
+def breakdown_table(r: dict, steps: int) -> str:
+    b, c = r["breakdown"], r["breakdown"]["cpu_ms"]
+    further = (c["expert_ms"] - c["expert_1_step_ms"]) / max(steps - 1, 1)
+    rows = [
+        ("pre-processing (observation -> device, one copy)", "preprocess_ms"),
+        (f"prefill (pixels + vision tower + backbone, {b['prefill_tokens']} tokens)", "prefill_ms"),
+        ("expert, 1 Euler step (with per-chunk context K/V)", "expert_1_step_ms"),
+        ("expert, each further Euler step", None),
+        (f"expert, {steps} Euler steps ({b['expert_gflop_per_step']} GFLOP/step)", "expert_ms"),
+        ("post-processing (un-normalize, device -> host)", "postprocess_ms"),
+        (f"latent path end to end ({steps} steps)", "end_to_end_ms"),
+    ]  # fmt: skip
+    lines = ["| part | ms (wall) | ms (process CPU) |", "|---|---|---|"]
+    for name, key in rows:
+        wall, cpu = (b["expert_further_step_ms"], further) if key is None else (b[key], c[key])
+        lines.append(f"| {name} | {wall:.2f} | {cpu:.2f} |")
+    lines.append(f"end to end / prefill = {b['ratio_end_to_end_to_prefill']:.2f} (CPU time "
+                 f"{b['cpu_ratio_end_to_end_to_prefill']:.2f}); {steps} Euler steps / prefill = "
+                 f"{b['ratio_expert_to_prefill']:.2f} (CPU time {b['cpu_ratio_expert_to_prefill']:.2f})")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _optimizations(cfg) -> str:
+    inf = cfg.inference
+    return (f"prompt cache {'on' if inf.cache else 'off'}, expert loop captured"
+            f"{', torch.compile' if inf.compile else ''}{', CUDA graph (on CUDA)' if inf.cuda_graph else ''}; "
+            "SDPA attention, KV cache")  # fmt: skip
+
+
 def run(args) -> dict:
     from lara.configuration_lara import load_config
 
@@ -120,8 +220,10 @@ def run(args) -> dict:
         "threads": torch.get_num_threads(), "host": platform.node(), "reps": args.reps, "warmup": args.warmup,
         "params_m": round(sum(p.numel() for p in policy.parameters()) / 1e6, 2), "build_s": round(build_s, 2),
         "expert_steps": args.steps, "cot_tokens": args.cot_tokens, "action_tokens": n_act,
-        "optimizations": "none: eager PyTorch, SDPA attention, KV cache (no CUDA graphs, no torch.compile)",
+        "optimizations": _optimizations(cfg), "inference": dataclasses.asdict(cfg.inference),
     }  # fmt: skip
+    if args.breakdown:
+        result["breakdown"] = breakdown(policy, obs, args.steps, args.reps, args.warmup, device)
     with torch.inference_mode():
         before = policy.num_generated_tokens
         lat = _time(lambda: policy.predict_action_chunk(obs, stage=3, num_steps=args.steps), args.reps, args.warmup, device)
@@ -229,6 +331,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     ap.add_argument("--stage3-only", action="store_true", help="time only the latent path (large presets)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also time the latent path's parts (pre-processing, prefill, expert steps, post-processing)")
     ap.add_argument("--out", type=Path, default=None, help="write latency.json here")
     ap.add_argument("--explicit-checkpoint", type=Path, default=None,
                     help="time trained checkpoints instead of a random model: the stage-I run (explicit CoT) ...")
@@ -248,6 +352,8 @@ def main(argv: list[str]) -> int:
     else:
         result = run(args)
         print(_table(result))
+        if "breakdown" in result:
+            print(breakdown_table(result, args.steps))
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         path = args.out / "latency.json"

@@ -26,6 +26,9 @@ import draccus
 
 STAGES = (1, 2, 3)
 SLOT_INPUTS = ("learned", "recurrent")
+LATENT_SELECTIONS = ("tag_order", "random")
+PLAN_TAG = "PLAN"  # the episode-level CoT segment (data_pipeline's include_plan prepends it)
+FORESIGHT_ATTENTION = ("bidirectional", "causal")
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -108,8 +111,21 @@ class ForesightConfig:
     use_ema_target: bool = True  # False = target from the online tower, detached (ablation)
     ema_momentum: float = 0.999  # tau in theta_ema = tau * theta_ema + (1 - tau) * theta
     head_hidden_mult: int = 2
+    # bidirectional: the N_v slots see each other both ways (causal elsewhere), as the reference
+    # code does; the block is written at once, also at inference. causal: slot k never sees k+1.
+    attention: str = "bidirectional"
+    # Deliberate deviations from the reference (docs/method.md), each a switch back to it:
+    # head mlp: a 2-layer MLP maps the slot hidden states to the target space (reference: none, the
+    # raw last hidden state is compared with the target); slot_offsets: a learned offset per slot
+    # added to the `<img_next>` embedding (reference: 16 identical tokens, told apart by position only).
+    head: str = "mlp"  # mlp | none
+    slot_offsets: bool = True
 
     def __post_init__(self) -> None:
+        if self.head not in ("mlp", "none"):
+            raise ValueError(f"foresight.head {self.head!r} not in ('mlp', 'none')")
+        if self.attention not in FORESIGHT_ATTENTION:
+            raise ValueError(f"foresight.attention {self.attention!r} not in {FORESIGHT_ATTENTION}")
         if math.isqrt(self.num_slots) ** 2 != self.num_slots:
             raise ValueError(f"foresight.num_slots {self.num_slots} must be a perfect square (2-D pooling)")
         if not 0.0 <= self.ema_momentum < 1.0:
@@ -119,18 +135,44 @@ class ForesightConfig:
 @dataclass
 class LatentConfig:
     slots_per_segment: int = 1
-    slot_input: str = "learned"  # learned (embedding table, one pass) | recurrent (Coconut, KV cache)
+    # recurrent (default, the paper's continuous thoughts): a slot's input is the previous position's
+    # last hidden state, pass by pass with a KV cache (Coconut). learned: a fixed embedding per tag
+    # ("pause tokens", one pass; the ablation).
+    slot_input: str = "recurrent"
     # The CoT tags in order; at latent inference one latent segment per tag is placed.
     tags: list[str] = field(default_factory=lambda: ["SUBTASK", "OBJECTS", "MOVE", "GRIPPER"])
+    # The CoT starts with the episode's PLAN segment (training data's `include_plan`): the latent
+    # sequence of stage III and of latent inference then starts with a PLAN segment too.
+    include_plan: bool = False
     max_segments: int = 8  # rows of the learned slot table = max_segments * slots_per_segment
+    # Stage II, how the latent probability p picks segments. tag_order (the reference): the first
+    # round(p * len(order)) tags of `order` are latent in every sample (tags outside `order` only
+    # at p = 1). random: each segment latent with probability p. The curriculum sets both from
+    # its `latent.kind` / `latent.order` (curriculum.lara_adapter).
+    selection: str = "tag_order"
+    order: list[str] = field(default_factory=lambda: ["SUBTASK", "OBJECTS", "MOVE", "GRIPPER"])
 
     def __post_init__(self) -> None:
         if self.slot_input not in SLOT_INPUTS:
             raise ValueError(f"latent.slot_input {self.slot_input!r} not in {SLOT_INPUTS}")
+        if self.selection not in LATENT_SELECTIONS:
+            raise ValueError(f"latent.selection {self.selection!r} not in {LATENT_SELECTIONS}")
+        if not self.order or len(set(self.order)) != len(self.order):
+            raise ValueError(f"latent.order {self.order} must name each tag once")
         if self.slots_per_segment < 1:
             raise ValueError("latent.slots_per_segment must be >= 1")
-        if len(self.tags) > self.max_segments:
-            raise ValueError("latent.tags has more entries than latent.max_segments")
+        if len(self.row_tags) > self.max_segments:
+            raise ValueError(f"latent.max_segments {self.max_segments} < {len(self.row_tags)} slot rows {self.row_tags}")
+
+    @property
+    def row_tags(self) -> list[str]:
+        """One learned slot row per tag: the configured tags, then PLAN (its own row, never another tag's)."""
+        return [*self.tags, *(["PLAN"] if PLAN_TAG not in self.tags else [])]
+
+    @property
+    def canonical_tags(self) -> list[str]:
+        """The latent segments of stage III and latent inference, in the order training's CoT has them."""
+        return [PLAN_TAG, *self.tags] if self.include_plan and PLAN_TAG not in self.tags else list(self.tags)
 
 
 @dataclass
@@ -154,10 +196,19 @@ class ExpertConfig:
     time_beta_alpha: float = 1.5  # training times t ~ Beta(alpha, beta) (pi0 convention: t=1 is noise)
     time_beta_beta: float = 1.0
     use_state: bool = True  # a state token in the expert's self-attention
+    # The reference's GR00T head: learned tokens between the state and the action tokens (32),
+    # dropout in attention and MLP (0.2), and every sample's flow loss drawn with 4 noise/time pairs.
+    num_future_tokens: int = 32
+    dropout: float = 0.2
+    flow_repeats: int = 4
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads:
             raise ValueError("expert.hidden_size must be a multiple of expert.num_heads")
+        if self.num_future_tokens < 0 or self.flow_repeats < 1:
+            raise ValueError("expert.num_future_tokens must be >= 0 and expert.flow_repeats >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("expert.dropout must be in [0, 1)")
         if not 1 <= self.num_inference_steps <= 100:
             raise ValueError("expert.num_inference_steps must be in [1, 100]")
 
@@ -177,6 +228,10 @@ class InferenceConfig:
     max_action_tokens: int = 64
     n_action_steps: int = 8  # actions popped from each chunk by `select_action`
     stage: int = 3  # which inference path `predict_action_chunk` takes by default
+    # stage-III speed (lara.latent_inference, lara.expert_runtime); predictions do not depend on them
+    cache: bool = True  # per-episode prompt cache, one host-to-device copy per call (false: the reference path)
+    compile: bool = False  # torch.compile the expert's Euler loop (CPU needs a C++ compiler; eager fallback)
+    cuda_graph: bool = False  # on CUDA: replay the Euler loop as a CUDA graph (ignored on CPU; eager fallback)
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -203,6 +258,9 @@ class LaraConfig:
             raise ValueError("foresight.image_size must be a multiple of vision patch*merge")
         if self.foresight.camera not in self.vision.cameras:
             raise ValueError(f"foresight.camera {self.foresight.camera!r} not in vision.cameras {self.vision.cameras}")
+        if self.foresight.attention == "bidirectional" and self.backbone.attn_implementation not in ("sdpa", "eager"):
+            raise ValueError("foresight.attention bidirectional needs backbone.attn_implementation sdpa or eager "
+                             "(a 4-D mask); use foresight.attention causal with flash attention")
         if self.inference.n_action_steps > self.chunk_size:
             raise ValueError("inference.n_action_steps must be <= chunk_size")
         if self.chunk_size < 1 or self.action_dim < 1:

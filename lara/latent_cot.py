@@ -1,16 +1,19 @@
 """Latent chain of thought: which CoT segments become latent, and what the latent slots read.
 
-- `sample_latent_mask(n, p, generator)`: each of the n CoT segments is latent with probability p
-  (the curriculum sets p with `LaraPolicy.set_latent_probability`; p=0 -> all explicit, p=1 -> all
-  latent). A latent segment becomes `<|latent_start|> <|latent|> x k <|latent_end|>` (k =
+- `select_latent(tags, p, cfg)`: which CoT segments are latent at latent probability p (the
+  curriculum sets p with `LaraPolicy.set_latent_probability`; p=0 -> all explicit, p=1 -> all
+  latent). `latent.selection` tag_order (default, the reference): the first round(p * len(order))
+  tags of `latent.order` in every sample; random (`sample_latent_mask`): each segment latent with
+  probability p. A latent segment becomes `<|latent_start|> <|latent|> x k <|latent_end|>` (k =
   `latent.slots_per_segment`), with no text loss.
 - Slot inputs, `latent.slot_input`:
   - `learned`: a learnable table (max_segments * k, D); slot j of the segment with tag index i
     reads row i * k + j. One forward pass.
-  - `recurrent` (Coconut): a slot's input embedding is the last hidden state of the previous
-    position. `recurrent_forward` runs the decoder pass by pass with a KV cache: the span up to
-    a slot, then the slot fed with the previous hidden state, and so on. Gradients flow through
-    the whole chain (the cache is not detached). One sample at a time.
+  - `recurrent` (Coconut, the default): a slot's input embedding is the last hidden state of the
+    previous position. `recurrent_forward` runs the decoder pass by pass with a KV cache: the span
+    up to a slot, then the slot fed with the previous hidden state, and so on, the whole batch in
+    each pass (2 x (latent columns) + 1 decoder calls; stage III left-pads so that the rows' slots
+    share columns). Gradients flow through the whole chain (the cache is not detached).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from lara.configuration_lara import LaraConfig
+from lara.configuration_lara import LaraConfig, LatentConfig
 
 
 def sample_latent_mask(num_segments: int, p: float, generator: torch.Generator | None = None) -> list[bool]:
@@ -32,6 +35,20 @@ def sample_latent_mask(num_segments: int, p: float, generator: torch.Generator |
     if p >= 1.0:
         return [True] * num_segments
     return (torch.rand(num_segments, generator=generator) < p).tolist()
+
+
+def select_latent(
+    tags: list[str], p: float, cfg: LatentConfig, generator: torch.Generator | None = None
+) -> list[bool]:
+    """Latent mask of one sample's CoT segments (their tags, in sequence order) at probability p."""
+    if cfg.selection == "random":
+        return sample_latent_mask(len(tags), p, generator)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"latent probability must be in [0, 1], got {p}")
+    if p >= 1.0:
+        return [True] * len(tags)
+    chosen = set(cfg.order[: round(p * len(cfg.order))])
+    return [tag in chosen for tag in tags]
 
 
 class LatentSlots(nn.Module):
@@ -51,47 +68,39 @@ class LatentSlots(nn.Module):
         return out
 
 
-# step(embeds (1, n, D), positions (3, 1, n), visual_mask (1, n) | None, deepstack list | None) -> hidden (1, n, D)
-StepFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None, list[torch.Tensor] | None], torch.Tensor]
+# step(embeds (B, n, D), start, end) -> hidden (B, n, D) of columns start..end-1; owns the KV cache,
+# the positions, the attention mask and the visual features of those columns.
+StepFn = Callable[[torch.Tensor, int, int], torch.Tensor]
 
 
-def recurrent_forward(
-    step: StepFn,
-    embeds: torch.Tensor,
-    positions: torch.Tensor,
-    is_latent: torch.Tensor,
-    visual_mask: torch.Tensor,
-    deepstack: list[torch.Tensor] | None,
-) -> torch.Tensor:
-    """One sample, Coconut-style. embeds (L, D), positions (3, L), is_latent (L,), visual_mask (L,),
-    deepstack features of this sample's visual positions (n_vis, D) each. `step` owns the KV cache.
-    Returns the last hidden states (L, D)."""
-    length = embeds.shape[0]
-    latent_pos = torch.nonzero(is_latent).flatten().tolist()
-    spans: list[tuple[int, int, bool]] = []  # (start, end, fed_by_previous_hidden)
+def latent_spans(is_latent: torch.Tensor) -> list[tuple[int, int, bool]]:
+    """Columns of a (B, L) batch cut into passes: (start, end, recurrent). Every column that is a
+    latent slot in any row is a one-column recurrent pass; the columns between are one pass each."""
+    length = is_latent.shape[1]
+    spans: list[tuple[int, int, bool]] = []
     cursor = 0
-    for s in latent_pos:
+    for s in torch.nonzero(is_latent.any(0)).flatten().tolist():
         if s > cursor:
             spans.append((cursor, s, False))
         spans.append((s, s + 1, True))
         cursor = s + 1
     if cursor < length:
         spans.append((cursor, length, False))
-    hidden_parts: list[torch.Tensor] = []
-    vis_offset = 0
-    for start, end, recurrent in spans:
+    return spans
+
+
+def recurrent_forward(step: StepFn, embeds: torch.Tensor, is_latent: torch.Tensor) -> torch.Tensor:
+    """Coconut over a batch: embeds (B, L, D), is_latent (B, L). In a recurrent pass a row whose
+    column is a latent slot reads the previous column's last hidden state, the other rows their
+    own embedding (so rows with latents at different columns share the passes). Gradients flow
+    through the whole chain (the cache is not detached). Returns the last hidden states (B, L, D)."""
+    parts: list[torch.Tensor] = []
+    for start, end, recurrent in latent_spans(is_latent):
+        chunk = embeds[:, start:end]  # (B, n, D)
         if recurrent:
-            if not hidden_parts:
+            if not parts:
                 raise ValueError("a latent slot cannot be the first position of a sequence")
-            chunk = hidden_parts[-1][-1:].to(embeds.dtype)  # (1, D): previous position's last hidden state
-        else:
-            chunk = embeds[start:end]  # (n, D)
-        vmask = visual_mask[start:end]
-        n_vis = int(vmask.sum())
-        ds = None
-        if n_vis and deepstack:
-            ds = [f[vis_offset : vis_offset + n_vis] for f in deepstack]
-        vis_offset += n_vis
-        h = step(chunk[None], positions[:, None, start:end], vmask[None] if n_vis else None, ds)  # (1, n, D)
-        hidden_parts.append(h[0])
-    return torch.cat(hidden_parts, dim=0)  # (L, D)
+            prev = parts[-1][:, -1:].to(embeds.dtype)  # (B, 1, D): previous column's last hidden state
+            chunk = torch.where(is_latent[:, start:end, None], prev, chunk)
+        parts.append(step(chunk, start, end))
+    return torch.cat(parts, dim=1)  # (B, L, D)

@@ -8,9 +8,9 @@ micro-batch (all micro-batches of all ranks; see `curriculum.trainer.step_loss_n
 algebra), and sum / loss_norm gives exactly the update of one big batch. With equal counts
 both are the same number.
 
-Terms normalized this way: `NORMALIZED_TERMS`. The visual L1 is a mean over a fixed number of
-elements per sample (N_v x D) and micro-batches have equal sizes (drop_last), so its mean of
-means is already exact.
+Terms normalized this way: `NORMALIZED_TERMS`. The visual L1 is one per-sample mean (over N_v x D)
+per sample with a real future frame (`next_image_is_pad` False; the last frames of an episode
+have none), so its item count varies like the others'.
 """
 
 from __future__ import annotations
@@ -20,19 +20,29 @@ import torch
 from lara.sequence import LOSS_ACTION, LOSS_COT
 
 TOKEN_TERMS = {"cot_ce": LOSS_COT, "action_ce": LOSS_ACTION}  # term -> loss_part id (stages 1-2)
-NORMALIZED_TERMS = (*TOKEN_TERMS, "flow")
+NORMALIZED_TERMS = (*TOKEN_TERMS, "flow", "visual_l1")
+
+
+def visual_items(batch: dict) -> torch.Tensor:
+    """(B,) bool: which samples have a real future frame (all of them without `next_image_is_pad`)."""
+    b = len(batch["instruction"])
+    if "next_image_is_pad" not in batch:
+        return torch.ones(b, dtype=torch.bool)
+    return ~torch.as_tensor(batch["next_image_is_pad"]).bool().reshape(b)
 
 
 def count_loss_items(tensors: dict[str, torch.Tensor], batch: dict, stage: int) -> dict[str, int]:
     """How many items each normalized term of this micro-batch sums over: CE tokens in stages 1-2
-    (`tensors` = the collated sequences), unpadded action steps in stage 3."""
+    (`tensors` = the collated sequences), unpadded action steps in stage 3, and samples with a
+    real future frame (visual L1) in every stage."""
+    visual = {"visual_l1": int(visual_items(batch).sum())}
     if stage in (1, 2):
         part = tensors["loss_part"][:, 1:]  # (B, L-1), aligned with the shifted labels
-        return {name: int((part == pid).sum()) for name, pid in TOKEN_TERMS.items()}
+        return {**{name: int((part == pid).sum()) for name, pid in TOKEN_TERMS.items()}, **visual}
     if "action_is_pad" in batch:
-        return {"flow": int((~torch.as_tensor(batch["action_is_pad"]).bool()).sum())}
+        return {"flow": int((~torch.as_tensor(batch["action_is_pad"]).bool()).sum()), **visual}
     b, h = torch.as_tensor(batch["action"]).shape[:2]
-    return {"flow": int(b * h)}
+    return {"flow": int(b * h), **visual}
 
 
 def normalized(total: torch.Tensor, count: int, norm: float | None) -> torch.Tensor:

@@ -16,6 +16,10 @@ Public API (the trainer in curriculum/ and the evaluator in envs/ build against 
     policy.parameter_groups(backbone_lr, head_lr)          # AdamW groups: backbone lower LR than heads/expert
     policy.predict_action_chunk(obs, stage=None)           # (H, A) un-normalized (or (B, H, A) for a batched dict)
     policy.select_action(obs) -> (A,) ; policy.reset()     # chunk queue of inference.n_action_steps actions
+    x = policy.latent_inputs(obs)                          # stage III in parts (benchmarks): one host-to-device copy,
+    ctx, mask = policy.latent_prefill(x)                   # prefill over the cached prompt (lara.latent_inference),
+    norm = policy.latent_actions(ctx, mask, x, num_steps)  # the Euler steps (lara.expert_runtime),
+    policy.finish_actions(norm, batched)                   # un-normalized numpy chunk(s)
 
     policy.set_loss_weights({"cot_ce": 1, "action_ce": 1, "visual_l1": 0.1, "flow": 1})  # overrides cfg.loss
     policy.backbone ; policy.gradient_checkpointing_enable()   # the Qwen3-VL module (LoRA target)
@@ -28,6 +32,9 @@ Losses per stage (metrics carry each term; a configured loss is always computed 
 - stage 2: as stage 1, each CoT segment latent with probability p (no text loss on latent ones)
 - stage 3: flow-matching MSE (expert, context = hidden states at image/prompt/latent/`<img_next>`
   positions of a fully latent sequence without action tokens) + visual L1 x loss.visual_weight
+Longer than ~400 lines because the model's one concept (sequence in, losses or actions out) spans
+training and three inference paths over the same private helpers; the stage-III hot path's cache
+and the expert's captured loop live in lara/latent_inference.py and lara/expert_runtime.py.
 Inference: stage 1 generates CoT text then (after the forced `<img_next>` slots) FAST tokens with
 a KV cache; stage 2 prefills latent slots and generates FAST tokens; stage 3 is one prefill and
 the expert's Euler steps (no token generation; `num_generated_tokens` counts generated tokens).
@@ -47,13 +54,16 @@ from torch import nn
 from transformers import DynamicCache
 
 from lara.action_expert import ActionExpert
-from lara.backbone import build_backbone, enable_checkpointing, encode_images, rope_positions, run_text
+from lara.backbone import (block_causal_mask, build_backbone, enable_checkpointing, encode_images, rope_positions,
+                           run_text)
 from lara.configuration_lara import LaraConfig
 from lara.errors import LaraUserError
 from lara.fast_tokenizer import FastActionTokenizer
 from lara.foresight import Foresight
-from lara.latent_cot import LatentSlots, recurrent_forward, sample_latent_mask
-from lara.losses import TOKEN_TERMS, count_loss_items, normalized
+from lara.expert_runtime import ExpertRuntime
+from lara.latent_cot import LatentSlots, recurrent_forward, select_latent
+from lara.latent_inference import ObsOnDevice, PromptCache, transfer
+from lara.losses import TOKEN_TERMS, count_loss_items, normalized, visual_items
 from lara.normalization import NormalizationStats
 from lara.output_vocab import OutputVocab
 from lara.pixels import patchify, to_float_images
@@ -99,6 +109,8 @@ class LaraPolicy(nn.Module):
         self.num_generated_tokens = 0
         self.last_cot_text = ""
         self._queue: deque[np.ndarray] = deque()
+        self.prompt_cache = PromptCache()  # stage-III inference (lara.latent_inference)
+        self._runtime: ExpertRuntime | None = None
 
     # ------------------------------------------------------------------ setup / trainer hooks
     @property
@@ -135,6 +147,7 @@ class LaraPolicy(nn.Module):
         if "action" in stats.features and stats.features["action"].dim != self.cfg.action_dim:
             raise LaraUserError(f"action statistics have {stats.features['action'].dim} dims, model has {self.cfg.action_dim}")
         self.stats = stats
+        self.prompt_cache.clear()
 
     def train_fast_tokenizer(self, chunks: np.ndarray) -> dict[str, float]:
         """Train the FAST BPE on normalized chunks (N, H, A); returns its round-trip error on them."""
@@ -180,45 +193,65 @@ class LaraPolicy(nn.Module):
                             v.image_mean, v.image_std)  # fmt: skip
         return pv.to(self.device), grid.to(self.device)
 
-    def _embed(self, t: dict[str, torch.Tensor], images: torch.Tensor):
-        """Input embeddings with image features, `<img_next>` slot offsets and learned latents.
-        images (B * n_cam, 3, H, W). Returns embeds (B, L, D), positions (3, B, L), image mask, deepstack."""
-        pv, grid = self._pixels(images, self.cfg.vision.image_size)  # (N_patch, C*tp*p*p), (B*n_cam, 3)
+    def _text_embeds(self, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Input embeddings (B, L, D) of everything but the image features: token embeddings,
+        `<img_next>` slot offsets, learned latents (fixed per prompt: cached at inference)."""
         embeds = self.vlm.get_input_embeddings()(t["input_ids"])  # (B, L, D)
-        img_mask = t["part"] == IMAGE  # (B, L)
-        img_tokens, deepstack = encode_images(self.vlm.model.visual, pv, grid)  # (B*n_cam*n_tok, D)
-        embeds = embeds.masked_scatter(img_mask[..., None], img_tokens.to(embeds.dtype))
         nxt = t["part"] == IMG_NEXT
         slot = (nxt.long().cumsum(1) - 1).clamp(min=0) % self.cfg.foresight.num_slots  # (B, L) slot number
-        embeds = embeds + nxt[..., None].to(embeds.dtype) * self.foresight.slot_embed[slot].to(embeds.dtype)
+        offsets = self.foresight.offsets(slot, embeds.dtype)  # (B, L, D) or None (foresight.slot_offsets false)
+        if offsets is not None:
+            embeds = embeds + nxt[..., None].to(embeds.dtype) * offsets
         if self.cfg.latent.slot_input == "learned":
             embeds = self.latent.fill(embeds, t["latent_index"])
-        pos = rope_positions(self.vlm, t["input_ids"], t["mm_token_type_ids"], grid, t["attention_mask"])
-        return embeds, pos, img_mask, deepstack
+        return embeds
+
+    def _positions(self, t: dict[str, torch.Tensor], grid: torch.Tensor) -> torch.Tensor:
+        """M-RoPE positions (3, B, L) of a collated batch whose images have grid (B*n_cam, 3)."""
+        return rope_positions(self.vlm, t["input_ids"], t["mm_token_type_ids"], grid, t["attention_mask"])
+
+    def _embed(self, t: dict[str, torch.Tensor], images: torch.Tensor):
+        """Input embeddings with image features, `<img_next>` slot offsets and learned latents.
+        images (B * n_cam, 3, H, W). Returns embeds (B, L, D), positions (3, B, L), image mask, deepstack.
+        The image features are scattered in last (image rows hold no offset or latent), so the
+        result equals the prompt cache's `text_embeds` with the features scattered in."""
+        pv, grid = self._pixels(images, self.cfg.vision.image_size)  # (N_patch, C*tp*p*p), (B*n_cam, 3)
+        img_mask = t["part"] == IMAGE  # (B, L)
+        img_tokens, deepstack = encode_images(self.vlm.model.visual, pv, grid)  # (B*n_cam*n_tok, D)
+        embeds = self._text_embeds(t)
+        embeds = embeds.masked_scatter(img_mask[..., None], img_tokens.to(embeds.dtype))
+        return embeds, self._positions(t, grid), img_mask, deepstack
+
+    def _attention_mask(self, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, L) padding mask (causal `<img_next>` block), or the (B, 1, L, L) block-causal mask
+        where the `<img_next>` slots see each other both ways (`foresight.attention`)."""
+        if self.cfg.foresight.attention == "causal":
+            return t["attention_mask"]
+        return block_causal_mask(t["attention_mask"].bool(), t["part"] == IMG_NEXT, 0,
+                                 self.cfg.backbone.attn_implementation, self.vlm.dtype)  # fmt: skip
 
     def _hidden(self, t: dict[str, torch.Tensor], images: torch.Tensor, cache=None) -> torch.Tensor:
         """Last hidden states (B, L, D) of the backbone over a collated batch (its M-RoPE positions kept in self._last_pos)."""
         embeds, pos, img_mask, deepstack = self._embed(t, images)
         self._last_pos = pos  # (3, B, L)
-        has_latent = bool((t["part"] == LATENT).any())
-        if self.cfg.latent.slot_input == "learned" or not has_latent:
-            return run_text(self.vlm, embeds, pos, t["attention_mask"], cache, img_mask, deepstack)
-        # recurrent (Coconut): one sample at a time, pass by pass with its own KV cache
-        hidden = torch.zeros_like(embeds)
-        counts = img_mask.sum(1).tolist()
-        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int)
-        for b in range(embeds.shape[0]):
-            valid = t["attention_mask"][b].bool()
-            row_cache = cache if cache is not None else DynamicCache(config=self.vlm.config.text_config)
+        return self._backbone(embeds, pos, self._attention_mask(t), img_mask, deepstack, t["part"] == LATENT, cache)
 
-            def step(e, p, vm, ds, _c=row_cache):
-                return run_text(self.vlm, e, p, None, _c, vm, ds)
+    def _backbone(self, embeds, pos, mask, img_mask, deepstack, is_latent, cache=None) -> torch.Tensor:
+        """Decoder over embeds (B, L, D): one pass, or pass by pass through the latent slots (recurrent)."""
+        if self.cfg.latent.slot_input == "learned" or not bool(is_latent.any()):
+            return run_text(self.vlm, embeds, pos, mask, cache, img_mask, deepstack)
+        # recurrent (Coconut): pass by pass over the whole batch with one KV cache
+        cache = cache if cache is not None else DynamicCache(config=self.vlm.config.text_config)
+        vis_cols = torch.nonzero(img_mask)[:, 1]  # (n_vis,) column of each visual token, in feature order
 
-            ds = [f[offsets[b] : offsets[b + 1]] for f in deepstack]
-            h = recurrent_forward(step, embeds[b][valid], pos[:, b][:, valid], (t["part"][b] == LATENT)[valid],
-                                  img_mask[b][valid], ds)  # fmt: skip
-            hidden[b, valid] = h
-        return hidden
+        def step(x: torch.Tensor, start: int, end: int) -> torch.Tensor:
+            sel = (vis_cols >= start) & (vis_cols < end)  # this pass's visual tokens, row-major like the features
+            vis = bool(sel.any())
+            m = mask[:, :, start:end, :end] if mask.dim() == 4 else mask[:, :end]
+            return run_text(self.vlm, x, pos[:, :, start:end], m, cache, img_mask[:, start:end] if vis else None,
+                            [f[sel] for f in deepstack] if vis else None)  # fmt: skip
+
+        return recurrent_forward(step, embeds, is_latent)
 
     @staticmethod
     def _camera_images(batch: dict, cameras: list[str], prefix: str = "image.") -> torch.Tensor:
@@ -254,10 +287,12 @@ class LaraPolicy(nn.Module):
             cot = batch.get("cot", [None] * b)[i] or []
             chunk = torch.as_tensor(batch["action"][i]).float().cpu().numpy()
             action_ids = self.tokenizer.action_token_ids(self.fast.encode(chunk))
-            mask = sample_latent_mask(len(cot), p)
+            mask = select_latent([tag for tag, _ in cot], p, self.cfg.latent)
             n_latent, n_segments = n_latent + sum(mask), n_segments + len(mask)
             seqs.append(self.builder.build(batch["instruction"][i], cot, mask, action_ids))
-        tensors = self.builder.collate(seqs, "right")
+        # stage III: left padding lines up the rows' (identical) latent and <img_next> suffixes, so the
+        # recurrent latent passes are shared by the whole batch (2 x tags + 1 decoder calls)
+        tensors = self.builder.collate(seqs, "left" if stage == 3 else "right")
         items = count_loss_items(tensors, batch, stage)
         prepared = {"stage": stage, "tensors": tensors, "latent_probability": p, "n_latent": n_latent,
                     "n_segments": n_segments, "loss_items": items}  # fmt: skip
@@ -291,7 +326,8 @@ class LaraPolicy(nn.Module):
         else:
             terms = self._flow_loss(batch, t, hidden, norm)
         if weights["visual_l1"] > 0:
-            terms["visual_l1"] = self._visual_loss(batch, t, hidden)
+            terms["visual_l1"] = normalized(self._visual_loss(batch, t, hidden), prep["loss_items"]["visual_l1"],
+                                            norm.get("visual_l1"))
         total = torch.zeros((), device=dev)
         for name, term in terms.items():
             total = total + weights[name] * term
@@ -338,7 +374,7 @@ class LaraPolicy(nn.Module):
         slot_hidden = hidden[t["part"] == IMG_NEXT].view(b, cfg.foresight.num_slots, -1)  # (B, N_v, D)
         images = torch.as_tensor(batch[key]).float().to(self.device)  # (B, 3, H, W)
         target = self.foresight.targets(images, self.vlm.model.visual)
-        return self.foresight.loss(slot_hidden, target)
+        return self.foresight.loss(slot_hidden, target, visual_items(batch))  # samples without a future frame: 0
 
     @staticmethod
     def _context_mask(t: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -367,13 +403,19 @@ class LaraPolicy(nn.Module):
         st = None if state is None else np.asarray(state, dtype=np.float32).reshape(len(instructions), -1)
         return imgs, st, instructions, batched
 
-    def _norm_state(self, state: np.ndarray | None, b: int) -> torch.Tensor | None:
+    def _check_state(self, state) -> bool:
+        """Whether the expert reads the state; raises if it does and `state` (B, S) is missing or mis-sized."""
         if not self.cfg.expert.use_state:
-            return None
+            return False
         if state is None:
             raise LaraUserError("this model reads the robot state (expert.use_state) but the observation has none")
         if state.shape[-1] != self.cfg.state_dim:
             raise LaraUserError(f"state has {state.shape[-1]} dims, the model expects {self.cfg.state_dim}")
+        return True
+
+    def _norm_state(self, state: np.ndarray | None, b: int) -> torch.Tensor | None:
+        if not self._check_state(state):
+            return None
         if self.stats is not None and "state" in self.stats.features:
             state = self.stats.normalize("state", state)
         return torch.as_tensor(state, dtype=torch.float32, device=self.device).view(b, -1)
@@ -381,7 +423,8 @@ class LaraPolicy(nn.Module):
     def _unnormalize(self, actions: np.ndarray) -> np.ndarray:
         if self.stats is None or "action" not in self.stats.features:
             raise LaraUserError("no action normalization statistics in the policy; call set_normalization(stats)")
-        out = self.stats.unnormalize("action", actions.astype(np.float32))
+        # predictions outside [-1, 1] (flow integration, FAST decoding) are clipped first: as the reference
+        out = self.stats.unnormalize("action", self.stats.clip(actions.astype(np.float32)))
         for d in self.stats.features["action"].passthrough_dims:  # gripper: env convention -1 open / +1 close
             out[..., d] = np.where(out[..., d] >= 0, 1.0, -1.0)
         return out.astype(np.float32)
@@ -397,8 +440,14 @@ class LaraPolicy(nn.Module):
         """Un-normalized action chunk (H, A) for one Observation, (B, H, A) for a batched dict.
         `stage` picks the inference path (default `inference.stage`), `num_steps` the expert's Euler
         steps; `fixed_lengths=(cot_tokens, action_tokens)` forces the generated lengths of stages 1-2
-        (latency benchmarks with random weights)."""
+        (latency benchmarks with random weights). Stage 3 with `inference.cache` (default) is
+        `finish_actions(latent_actions(*latent_prefill(x), x), x.batched)` for `x = latent_inputs(obs)`."""
         stage = stage or self.cfg.inference.stage
+        if stage == 3 and self.cfg.inference.cache:
+            with torch.inference_mode():
+                x = self.latent_inputs(obs)
+                context, mask = self.latent_prefill(x)
+                return self.finish_actions(self.latent_actions(context, mask, x, num_steps), x.batched)
         imgs, state, instructions, batched = self._parse_obs(obs)
         imgs = imgs.to(self.device)
         if stage == 3:
@@ -414,19 +463,84 @@ class LaraPolicy(nn.Module):
         return actions if batched else actions[0]
 
     def _predict_latent(self, imgs, state, instructions, num_steps) -> np.ndarray:
-        """Stage 3: one prefill (latent slots + `<img_next>`) and the expert's Euler steps."""
+        """Stage 3 without the prompt cache (`inference.cache false`): the reference of the fast path."""
         seqs = [self.builder.build_prompt(s, latent=True, img_next=True, act_start=False) for s in instructions]
         t = {k: v.to(self.device) for k, v in self.builder.collate(seqs, "left").items()}
         hidden = self._hidden(t, imgs)  # (B, L, D)
         mask = self._context_mask(t)
         ctx = self.expert.project_context(hidden.masked_fill(~mask[..., None], 0.0))  # left padding zeroed
-        return self.expert.sample(ctx, mask, state, num_steps).float().cpu().numpy()
+        return self._sample(ctx, mask, state, num_steps).float().cpu().numpy()
 
-    def _step(self, cache, embeds: torch.Tensor, next_pos: int) -> torch.Tensor:
+    # ------------------------------------------------------------------ stage-III fast path, public parts
+    def latent_inputs(self, obs) -> ObsOnDevice:
+        """Pre-processing: the observation's images (as floats) and raw state on the device, one copy."""
+        return transfer(obs, self.cfg.vision.cameras, self.device)
+
+    def latent_prefill(self, x: ObsOnDevice) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pixels + vision tower + backbone over the cached stage-III prompt (image, instruction,
+        latent slots, `<img_next>` slots) -> projected expert context (B, L, D_e), context mask (B, L)."""
+        pv, grid = self._pixels(x.images, self.cfg.vision.image_size)  # (N_patch, C*tp*p*p), (B*n_cam, 3)
+        e = self.prompt_cache.get(self, x.instructions, grid)
+        img_tokens, deepstack = encode_images(self.vlm.model.visual, pv, grid)  # (B*n_cam*n_tok, D)
+        embeds = e.text_embeds.masked_scatter(e.image_mask[..., None], img_tokens.to(e.text_embeds.dtype))
+        hidden = self._backbone(embeds, e.positions, e.attention_mask, e.image_mask, deepstack, e.is_latent)
+        ctx = self.expert.project_context(hidden.masked_fill(~e.context_mask[..., None], 0.0))  # left padding zeroed
+        return ctx, e.context_mask
+
+    def latent_actions(self, context, context_mask, x: ObsOnDevice, num_steps: int | None = None) -> torch.Tensor:
+        """The expert's Euler steps on `latent_prefill`'s context -> normalized chunk (B, H, A) on the device."""
+        state = x.state if self._check_state(x.state) else None
+        affine = self.prompt_cache.entry.affine if self.prompt_cache.entry is not None else {}
+        if state is not None and "state" in affine:
+            offset, scale = affine["state"]
+            state = self.stats.clip((state - offset) / scale)  # as NormalizationStats.normalize
+        return self._sample(context, context_mask, state, num_steps)
+
+    def finish_actions(self, norm: torch.Tensor, batched: bool = True) -> np.ndarray:
+        """Normalized (B, H, A) on the device -> un-normalized numpy chunk(s), one device-to-host copy
+        (as `_unnormalize`: clipped first, gripper dims to the env's -1 / +1)."""
+        affine = self.prompt_cache.entry.affine if self.prompt_cache.entry is not None else {}
+        if "action" not in affine:
+            raise LaraUserError("no action normalization statistics in the policy; call set_normalization(stats)")
+        offset, scale = affine["action"]
+        out = self.stats.clip(norm.float()) * scale + offset  # (B, H, A)
+        for d in self.stats.features["action"].passthrough_dims:
+            out[..., d] = torch.where(out[..., d] >= 0, 1.0, -1.0)
+        out = out.cpu().numpy()
+        return out if batched else out[0]
+
+    def _sample(self, context, context_mask, state, num_steps) -> torch.Tensor:
+        """Euler integration: the captured runtime at inference, the module's own loop in training mode."""
+        if self.expert.training:
+            return self.expert.sample(context, context_mask, state, num_steps)
+        inf = self.cfg.inference
+        if self._runtime is None or (self._runtime.compile, self._runtime.cuda_graph) != (inf.compile, inf.cuda_graph):
+            self._runtime = ExpertRuntime(self.expert, compile=inf.compile, cuda_graph=inf.cuda_graph)
+        return self._runtime.sample(context, context_mask, state, num_steps)
+
+    def _step(self, cache, embeds: torch.Tensor, next_pos: int, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Feed (1, n, D) embeddings at text positions next_pos.. through the cached decoder -> (1, n, D)."""
         n = embeds.shape[1]
         pos = torch.arange(next_pos, next_pos + n, device=self.device).view(1, 1, n).expand(3, 1, n)  # (3, 1, n)
-        return run_text(self.vlm, embeds, pos, None, cache)
+        return run_text(self.vlm, embeds, pos, mask, cache)
+
+    def _feed_img_next(self, cache, next_pos: int) -> torch.Tensor:
+        """After a generated CoT: the N_v `<img_next>` slots and `<|act_start|>` in one piece, the slots
+        seeing each other as in training (`foresight.attention`) -> hidden states (1, N_v + 1, D)."""
+        tok, n_v = self.tokenizer, self.cfg.foresight.num_slots
+        ids = torch.tensor([[tok.img_next_id] * n_v + [tok.act_start_id]], device=self.device)  # (1, N_v + 1)
+        emb = self.vlm.get_input_embeddings()(ids)
+        offsets = self.foresight.offsets(torch.arange(n_v, device=self.device), emb.dtype)  # (N_v, D) or None
+        if offsets is not None:
+            emb[:, :n_v] += offsets
+        mask = None
+        if self.cfg.foresight.attention == "bidirectional":
+            past = cache.get_seq_length()
+            block = torch.zeros(1, past + n_v + 1, dtype=torch.bool, device=self.device)  # (1, K)
+            block[:, past : past + n_v] = True
+            mask = block_causal_mask(torch.ones_like(block), block, past, self.cfg.backbone.attn_implementation,
+                                     self.vlm.dtype)  # fmt: skip
+        return self._step(cache, emb, next_pos, mask)
 
     def _greedy(self, cache, h_last, next_pos, allowed, stop_ids, max_new, exact=False) -> tuple[list[int], int]:
         """Greedy decoding; `allowed` (V_out,) bool over the output vocabulary's columns. With `exact`
@@ -467,12 +581,8 @@ class LaraPolicy(nn.Module):
             n_cot = fixed[0] if fixed else cfg.inference.max_cot_tokens
             cot, next_pos = self._greedy(cache, h_last, next_pos, allowed, {tok.img_next_id}, n_cot, exact=bool(fixed))
             self.last_cot_text = tok.decode([i for i in cot if i != tok.img_next_id])
-            n_v = cfg.foresight.num_slots
-            ids = torch.tensor([[tok.img_next_id] * n_v + [tok.act_start_id]], device=self.device)  # (1, N_v + 1)
-            emb = self.vlm.get_input_embeddings()(ids)
-            emb[:, :n_v] += self.foresight.slot_embed.to(emb.dtype)
-            h_last = self._step(cache, emb, next_pos)[:, -1]
-            next_pos += n_v + 1
+            h_last = self._feed_img_next(cache, next_pos)[:, -1]
+            next_pos += cfg.foresight.num_slots + 1
         off = tok.action_token_offset
         allowed = ((cols >= off) & (cols < off + tok.num_action_tokens)) | (cols == tok.act_end_id)
         n_act = fixed[1] if fixed else cfg.inference.max_action_tokens
@@ -491,6 +601,7 @@ class LaraPolicy(nn.Module):
 
     def reset(self) -> None:
         self._queue.clear()
+        self.prompt_cache.clear()  # a new episode may bring a new instruction
 
     # ------------------------------------------------------------------ checkpoints
     def save_pretrained(self, directory: str | Path) -> None:

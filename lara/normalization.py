@@ -8,7 +8,10 @@ inside every checkpoint (`to_dict` / `from_dict`; plain numbers, never pickle).
 Modes:
 - `quantile` (default, as openpi/OpenVLA): x -> 2 * (x - q01) / (q99 - q01) - 1, clipped to [-1, 1]
   on the way in (un-normalizing inverts the affine map).
+- `min_max` (the reference's LIBERO setting): the same with min/max instead of q01/q99.
 - `mean_std`: x -> (x - mean) / std.
+In the two bounded modes the model's normalized predictions are clipped to [-1, 1] before they are
+un-normalized (`clip`), so an action never leaves the range the data spans.
 Dimensions listed in `passthrough_dims` (the gripper) are never rescaled: the gripper command is
 already in [-1, 1] (-1 open, +1 close) and a rescale could squash a rarely-used value away.
 """
@@ -24,7 +27,8 @@ import torch
 
 from lara.atomic import atomic_write_text
 
-MODES = ("quantile", "mean_std")
+MODES = ("quantile", "min_max", "mean_std")
+BOUNDED_MODES = ("quantile", "min_max")  # normalized values live in [-1, 1]
 _EPS = 1e-6
 
 
@@ -117,8 +121,9 @@ class NormalizationStats:
         stats = self.features[key]
         if like.shape[-1] != stats.dim:
             raise ValueError(f"{key}: last dimension is {like.shape[-1]}, statistics are for {stats.dim} dims")
-        if self.mode == "quantile":
-            low, high = np.asarray(stats.q01), np.asarray(stats.q99)
+        if self.mode in BOUNDED_MODES:
+            low, high = (stats.q01, stats.q99) if self.mode == "quantile" else (stats.min, stats.max)
+            low, high = np.asarray(low), np.asarray(high)
             offset, scale = (high + low) / 2.0, np.maximum((high - low) / 2.0, _EPS)
         else:
             offset, scale = np.asarray(stats.mean), np.maximum(np.asarray(stats.std), _EPS)
@@ -131,10 +136,13 @@ class NormalizationStats:
 
     def normalize(self, key: str, x):
         offset, scale = self._affine(key, x)
-        y = (x - offset) / scale
-        if self.mode == "quantile":
-            y = y.clamp(-1.0, 1.0) if isinstance(y, torch.Tensor) else np.clip(y, -1.0, 1.0)
-        return y
+        return self.clip((x - offset) / scale)
+
+    def clip(self, y):
+        """Normalized values clipped to [-1, 1] in the bounded modes (unchanged for mean_std)."""
+        if self.mode not in BOUNDED_MODES:
+            return y
+        return y.clamp(-1.0, 1.0) if isinstance(y, torch.Tensor) else np.clip(y, -1.0, 1.0)
 
     def unnormalize(self, key: str, y):
         offset, scale = self._affine(key, y)

@@ -59,9 +59,12 @@ class SequenceBuilder:
         self._head = tokenizer.encode("user\n")
         self._tail = tokenizer.encode("<|im_end|>") + tokenizer.encode("\n<|im_start|>assistant\n")
 
-    def _slot_rows(self, tag: str, seg_idx: int) -> list[int]:
-        tags = self.cfg.latent.tags
-        row = tags.index(tag) if tag in tags else min(seg_idx, self.cfg.latent.max_segments - 1)
+    def _slot_rows(self, tag: str) -> list[int]:
+        """Rows of the learned slot table for a latent segment of `tag`: one row per tag (PLAN too)."""
+        tags = self.cfg.latent.row_tags
+        if tag not in tags:
+            raise ValueError(f"CoT tag {tag!r} has no latent slot row; add it to latent.tags (have {tags})")
+        row = tags.index(tag)
         return [row * self.k + j for j in range(self.k)]
 
     def _prompt(self, instruction: str) -> BuiltSequence:
@@ -76,9 +79,9 @@ class SequenceBuilder:
         seq.add(ids + self._tail, PROMPT)
         return seq
 
-    def _latent_segment(self, seq: BuiltSequence, tag: str, seg_idx: int) -> None:
+    def _latent_segment(self, seq: BuiltSequence, tag: str) -> None:
         seq.add([self.tok.latent_start_id], MARKER)
-        seq.add([self.tok.latent_id] * self.k, LATENT, latent=self._slot_rows(tag, seg_idx))
+        seq.add([self.tok.latent_id] * self.k, LATENT, latent=self._slot_rows(tag))
         seq.add([self.tok.latent_end_id], MARKER)
 
     def build(
@@ -90,21 +93,22 @@ class SequenceBuilder:
         canonical_latent: bool = False,
     ) -> BuiltSequence:
         """A training sequence. `latent_mask[i]` makes CoT segment i latent; `canonical_latent`
-        replaces the CoT by one latent segment per configured tag (stage 3, latent inference);
+        replaces the CoT by one latent segment per tag of `latent.canonical_tags` (stage 3, latent
+        inference; PLAN first when the model was trained with it);
         `action_ids` (FAST ids, already offset into the vocabulary) adds the action block."""
         seq = self._prompt(instruction)
         last_explicit = False
         if canonical_latent:
-            for i, tag in enumerate(self.cfg.latent.tags):
-                self._latent_segment(seq, tag, i)
+            for tag in self.cfg.latent.canonical_tags:
+                self._latent_segment(seq, tag)
         else:
             cot = cot or []
             latent_mask = latent_mask or [False] * len(cot)
             if len(latent_mask) != len(cot):
                 raise ValueError(f"latent_mask has {len(latent_mask)} entries for {len(cot)} CoT segments")
-            for i, ((tag, text), is_latent) in enumerate(zip(cot, latent_mask)):
+            for (tag, text), is_latent in zip(cot, latent_mask):
                 if is_latent:
-                    self._latent_segment(seq, tag, i)
+                    self._latent_segment(seq, tag)
                 else:
                     seq.add(self.tok.encode(f"{tag}: {text.strip()}\n"), COT, LOSS_COT)
                 last_explicit = not is_latent
@@ -121,9 +125,9 @@ class SequenceBuilder:
         """An inference prompt: explicit mode stops after the template (CoT is generated);
         latent mode places one latent segment per tag, then the `<img_next>` slots."""
         seq = self._prompt(instruction)
-        if latent:
-            for i, tag in enumerate(self.cfg.latent.tags):
-                self._latent_segment(seq, tag, i)
+        if latent:  # the same latent segments as stage III training (`canonical_latent`)
+            for tag in self.cfg.latent.canonical_tags:
+                self._latent_segment(seq, tag)
         if img_next:
             seq.add([self.tok.img_next_id] * self.cfg.foresight.num_slots, IMG_NEXT)
         if act_start:

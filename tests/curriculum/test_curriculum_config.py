@@ -47,6 +47,8 @@ def test_overrides_and_fingerprint():
         ("stage: 4\n", [], "stage=4: must be 1, 2 or 3"),
         ("latent:\n  kind: exponential\n", [], "latent.kind='exponential'"),
         ("latent:\n  end_fraction: 1.0\n", [], "all-latent"),
+        ("latent:\n  num_segments: 3\n", [], "tag_order has one level per tag"),
+        ("latent:\n  order: [SUBTASK, SUBTASK]\n  num_segments: 2\n", [], "name each tag once"),
         ("model:\n  slot_mode: hidden\n", [], "model.slot_mode='hidden'"),
         ("stage: 3\ninit_from: x\nloss:\n  flow: 0\n", [], "loss.flow must be > 0"),
         ("mixed_precision: fp8\n", [], "mixed_precision"),

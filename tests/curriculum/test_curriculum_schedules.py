@@ -54,3 +54,14 @@ def test_loss_weight_ramp_never_zero():
     w = [loss_weight(s, weight=0.2, warmup_steps=4) for s in range(6)]
     assert w == pytest.approx([0.05, 0.1, 0.15, 0.2, 0.2, 0.2])
     assert loss_weight(0, weight=0.1, warmup_steps=0) == 0.1
+
+
+def test_tag_order_one_more_tag_per_level_from_the_first_ramp_step():
+    """tag_order: 0 before the ramp, the first tag from its first step, one more tag per level
+    (levels of equal length over the ramp), all tags after it."""
+    sched = dict(total_steps=100, start_fraction=0.1, end_fraction=0.7, num_segments=4)
+    p = [latent_probability(s, kind="tag_order", **sched) for s in range(100)]
+    assert p[:10] == [0.0] * 10 and p[10] == 0.25
+    assert all(a <= b for a, b in zip(p, p[1:]))
+    assert p[29] == 0.25 and p[30] == 0.5 and p[49] == 0.5 and p[50] == 0.75 and p[69] == 0.75
+    assert p[70:] == [1.0] * 30

@@ -77,6 +77,8 @@ def test_sample_shapes_and_padding_at_episode_end(dataset, make_episode):
     torch.testing.assert_close(full[4]["next_image.agentview"], last)
     torch.testing.assert_close(full[5]["next_image.agentview"], last)
     assert full[6]["episode_index"] == 1 and full[6]["action_is_pad"].sum() == 0
+    # frames 4, 5 of the 6-frame episode have no real frame t + 2: the visual loss masks them out
+    assert [bool(full[i]["next_image_is_pad"]) for i in range(7)] == [False] * 4 + [True, True, False]
 
 
 def test_episode_selection_keeps_only_those_episodes(dataset):

@@ -78,3 +78,61 @@ def test_chunked_policy_executes_first_k_then_replans():
     assert policy.select_action(None)[0] == 300  # reset drops the queue
     with pytest.raises(LaraUserError, match="execute_steps"):
         ChunkedPolicy(_CountingChunker(), execute_steps=9).select_action(None)
+
+
+def test_episode_time_is_split_into_simulator_rendering_and_policy(monkeypatch, tmp_path):
+    """A fake env whose step renders once and a fake clock that ticks 1 s per reading: the split
+    counts every env call, every render and every select_action exactly."""
+    from envs import evaluator
+    from envs.protocol import Observation
+    from envs.report import time_split, write_report
+
+    ticks = iter(range(10_000))
+    monkeypatch.setattr(evaluator, "_clock", lambda: float(next(ticks)))
+    monkeypatch.setattr(evaluator.EpisodeClock, "render_total", 0.0)
+
+    class Sim:
+        def render(self, *args, **kwargs):
+            return None
+
+    class Env:
+        task_name, max_steps = "fake task", 3
+
+        def __init__(self):
+            self.sim = Sim()
+
+        def _obs(self):
+            return Observation({}, np.zeros(8, np.float32), "do it", None)
+
+        def reset(self, episode):
+            return self._obs()
+
+        def step(self, action):
+            self.sim.render()
+            return self._obs(), False, {}
+
+    class Policy:
+        def reset(self):
+            pass
+
+        def select_action(self, obs):
+            return np.zeros(7, np.float32)
+
+    cfg = EvalConfig(out=tmp_path)
+    monkeypatch.setattr(evaluator, "_WORKER", {"cfg": cfg, "task": 0, "env": Env(), "policy": Policy()})
+    rec = evaluator.run_episode(evaluator.EpisodeUnit(task=0, episode=0))
+    assert rec["steps"] == 3 and rec["error"] is None
+    # each timed span reads the clock twice (1 s); a step span holds its render span (1 s) and the
+    # two extra ticks the render readings take: 3 s per step, 1 s of which is rendering
+    assert rec["policy_seconds"] == 3.0
+    assert rec["render_seconds"] == 3.0
+    assert rec["sim_seconds"] == 1.0 + 3 * 3.0 - 3.0  # reset (1 s) + steps (3 x 3 s) - rendering
+    assert rec["setup_seconds"] == 1.0  # the worker's env was ready: start and this reading
+    assert rec["sim_seconds"] + rec["render_seconds"] + rec["policy_seconds"] + rec["setup_seconds"] <= rec["seconds"]
+    split = time_split([rec, {**rec, "policy_seconds": None}])  # an old record without a split is left out
+    assert split["episodes"] == 1 and split["policy"] == 3.0 and split["rendering"] == 3.0
+    assert split["other"] == rec["seconds"] - 14.0
+    info = {"policy": "fake", "suite": "libero_object", "seed": 7, "camera_size": 256}
+    results = write_report(tmp_path, info, [rec])
+    assert results["time_split"]["simulator"] == 7.0
+    assert "bound by **simulator**" in (tmp_path / "report.md").read_text()

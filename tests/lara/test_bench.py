@@ -26,3 +26,22 @@ def test_bench_registry(capsys):
     assert bench_cli.main(["--help"]) == 0
     assert "latency" in capsys.readouterr().out
     assert bench_cli.main(["no-such-benchmark"]) == 2
+
+
+def test_bench_latency_breakdown(tmp_path, capsys):
+    """`--breakdown`: the parts of a stage-III chunk, in the table and the JSON, through public methods only."""
+    import inspect
+
+    from lara import bench_latency
+
+    rc = bench_cli.main(["latency", "--stage3-only", "--breakdown", "--reps", "2", "--warmup", "0", "--steps", "3",
+                         "--threads", "1", "--out", str(tmp_path)])  # fmt: skip
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "prefill (pixels + vision tower + backbone" in out and "end to end / prefill" in out
+    b = json.loads((tmp_path / "latency.json").read_text())["breakdown"]
+    for key in ("preprocess_ms", "prefill_ms", "expert_1_step_ms", "expert_ms", "postprocess_ms", "end_to_end_ms"):
+        assert b[key] > 0 and b["cpu_ms"][key] >= 0 and b["spread_ms"][key][0] <= b[key] <= b["spread_ms"][key][1]
+    assert b["ratio_end_to_end_to_prefill"] == round(b["end_to_end_ms"] / b["prefill_ms"], 3)
+    assert b["prefill_tokens"] > 0 and b["expert_gflop_per_step"] > 0
+    assert "policy._" not in inspect.getsource(bench_latency.breakdown)  # the policy's public API only

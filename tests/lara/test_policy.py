@@ -104,7 +104,7 @@ def test_flow_loss_normalization_keeps_the_masked_mean(loaded):
     batch = make_batch(2, seed=6)
     batch["action_is_pad"][0, 5:] = True
     prepared, items = loaded.prepare_batch(batch, 3)
-    assert items == {"flow": 2 * 8 - 3}
+    assert items == {"flow": 2 * 8 - 3, "visual_l1": 2}
     torch.manual_seed(0)
     _, own = loaded(prepared, 3)
     torch.manual_seed(0)

@@ -1,0 +1,141 @@
+"""Visual foresight: the float32 EMA target (finding 1 of issue 12)."""
+
+import pytest
+import torch
+
+from lara_testing import tiny_policy
+
+
+def test_ema_tower_moves_in_bfloat16_as_in_float32():
+    """bf16 model, online tower 5% away from the EMA copy: after N updates the gap closes by
+    1 - tau^N (a bf16 EMA rounds each 0.001 step to nothing and closes 0%)."""
+    policy = tiny_policy("--backbone.dtype=bfloat16")
+    ema = policy.foresight.ema_vision
+    assert all(p.dtype == torch.float32 for p in ema.parameters())
+    policy.to(torch.bfloat16)  # a later cast of the whole policy must not touch the EMA copy either
+    assert all(p.dtype == torch.float32 for p in ema.parameters())
+    online = policy.vlm.model.visual
+    assert next(online.parameters()).dtype == torch.bfloat16
+    start = {n: p.detach().clone() for n, p in ema.named_parameters()}
+    with torch.no_grad():
+        for p in online.parameters():
+            p.mul_(1.05)
+    target = {n: p.detach().float() for n, p in online.named_parameters()}
+    n, tau = 300, policy.cfg.foresight.ema_momentum
+    for _ in range(n):
+        policy.ema_update()
+    closed, expected = [], 1 - tau**n
+    for name, p in ema.named_parameters():
+        gap0 = (target[name] - start[name]).abs()
+        sel = gap0 > 1e-3 * target[name].abs().clamp(min=1e-6)  # entries that really differ
+        if sel.any():
+            closed.append((1 - (target[name] - p)[sel].abs() / gap0[sel]).mean())
+    frac = float(torch.stack(closed).mean())
+    assert abs(frac - expected) < 0.03 * expected, (frac, expected)
+
+
+def test_ema_targets_are_float32_for_a_bf16_model():
+    policy = tiny_policy("--backbone.dtype=bfloat16")
+    images = torch.rand(2, 3, 64, 64)
+    target = policy.foresight.targets(images, policy.vlm.model.visual)  # (B, N_v, D)
+    assert target.dtype == torch.float32 and torch.isfinite(target).all()
+    assert target.shape == (2, policy.cfg.foresight.num_slots, policy.cfg.backbone.hidden_size)
+
+
+def test_visual_loss_ignores_samples_without_a_future_frame():
+    """A sample whose next frame was clamped to the current one (`next_image_is_pad`) adds nothing
+    to the visual L1: changing its next image leaves the loss unchanged; the others' mean is kept."""
+    from lara_testing import make_batch
+
+    policy = tiny_policy().eval()
+    batch = make_batch(b=3)
+    batch["next_image_is_pad"] = torch.tensor([False, True, False])
+    _, m1 = policy(batch, stage=1)
+    changed = dict(batch, **{"next_image.agentview": batch["next_image.agentview"].clone()})
+    changed["next_image.agentview"][1] = 1.0 - changed["next_image.agentview"][1]
+    _, m2 = policy(changed, stage=1)
+    assert m1["loss/visual_l1"] == m2["loss/visual_l1"] > 0
+    changed["next_image.agentview"][0] = 1.0 - changed["next_image.agentview"][0]  # a kept sample does count
+    _, m3 = policy(changed, stage=1)
+    assert m3["loss/visual_l1"] != m1["loss/visual_l1"]
+    _, items = policy.prepare_batch(batch, stage=3)
+    assert items["visual_l1"] == 2
+
+
+def _hidden_with_last_slot(policy, t, images, shift: float) -> torch.Tensor:
+    with torch.no_grad():
+        policy.foresight.slot_embed[-1] += shift
+        try:
+            return policy._hidden(t, images)
+        finally:
+            policy.foresight.slot_embed[-1] -= shift
+
+
+@pytest.mark.parametrize("slot_input", ["learned", "recurrent"])
+def test_img_next_block_attention_both_ways_and_nothing_before_sees_it(slot_input):
+    from lara_testing import COT, make_batch
+    from lara.sequence import IMG_NEXT
+
+    hidden = {}
+    for attention in ("bidirectional", "causal"):
+        policy = tiny_policy(f"--foresight.attention={attention}", f"--latent.slot_input={slot_input}").eval()
+        batch = make_batch(b=2)
+        seqs = [policy.builder.build(batch["instruction"][i], list(COT), [True, False, True, False], None)
+                for i in range(2)]  # fmt: skip
+        t = policy.builder.collate(seqs, "right")  # rows of different lengths: padding in row 1
+        images = policy._camera_images(batch, policy.cfg.vision.cameras)
+        base, moved = (_hidden_with_last_slot(policy, t, images, s) for s in (0.0, 1.0))
+        block = t["part"] == IMG_NEXT  # (B, L)
+        first = block.int().argmax(1)  # (B,) first slot column per row
+        for b in range(2):
+            before = torch.arange(t["part"].shape[1]) < first[b]
+            torch.testing.assert_close(moved[b, before], base[b, before])  # no earlier token sees the block
+        rows = torch.arange(2)
+        hidden[attention] = (base[rows, first] - moved[rows, first]).abs().max()
+    assert hidden["bidirectional"] > 1e-4  # slot 0 sees slot N_v - 1
+    assert hidden["causal"] == 0  # slot 0 never sees a later slot
+
+
+def test_kv_cache_inference_writes_the_block_like_training():
+    """Stage-I inference feeds the `<img_next>` block after the generated CoT in one cached piece:
+    its hidden states equal those of the training-time forward over the whole sequence."""
+    from lara_testing import COT, make_batch
+    from transformers import DynamicCache
+
+    policy = tiny_policy().eval()
+    batch = make_batch(b=1)
+    seq = policy.builder.build(batch["instruction"][0], list(COT), None, None)  # prompt, CoT, <img_next> x N_v
+    t = policy.builder.collate([seq], "right")
+    images = policy._camera_images(batch, policy.cfg.vision.cameras)
+    n_v = policy.cfg.foresight.num_slots
+    with torch.no_grad():
+        full = policy._hidden(t, images)  # (1, L, D)
+        cache = DynamicCache(config=policy.vlm.config.text_config)
+        prefix = {k: v[:, :-n_v] for k, v in t.items()}
+        policy._hidden(prefix, images, cache)
+        next_pos = int(policy._last_pos.max()) + 1
+        block = policy._feed_img_next(cache, next_pos)[:, :n_v]  # (1, N_v, D)
+    torch.testing.assert_close(block, full[:, -n_v:], atol=1e-4, rtol=1e-4)
+
+
+def test_reference_foresight_switches_raw_hidden_and_identical_slots():
+    """foresight.head none + slot_offsets false: the reference's raw last hidden state against the
+    target and N_v identical `<img_next>` inputs; the visual loss is still computed and trains."""
+    from lara_testing import make_batch
+
+    policy = tiny_policy("--foresight.head=none", "--foresight.slot_offsets=false")
+    assert policy.foresight.slot_embed is None and not list(policy.foresight.head.parameters())
+    batch = make_batch(b=2)
+    prepared, _ = policy.prepare_batch(batch, stage=1)
+    t = prepared["lara.prepared"]["tensors"]
+    embeds, *_ = policy._embed(t, policy._camera_images(batch, policy.cfg.vision.cameras))
+    from lara.sequence import IMG_NEXT
+
+    slots = embeds[0][t["part"][0] == IMG_NEXT]  # (N_v, D)
+    assert torch.equal(slots, slots[:1].expand_as(slots))
+    policy.set_loss_weights({"cot_ce": 0.0, "action_ce": 0.0, "visual_l1": 1.0})
+    loss, metrics = policy(prepared, stage=1)
+    loss.backward()
+    assert metrics["loss/visual_l1"] > 0
+    grad = policy.vlm.model.language_model.norm.weight.grad  # only the L1 on the raw hidden states reaches it
+    assert grad is not None and grad.abs().sum() > 0
