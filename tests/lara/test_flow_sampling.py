@@ -20,7 +20,7 @@ def _expert(seed=0):
     with torch.no_grad():  # adaLN-Zero starts as the identity (zero velocity): give it a real field
         for p in expert.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    return expert
+    return expert.eval()  # no dropout (expert.dropout 0.2 by default): the velocity field must be deterministic
 
 
 def _inputs(b=3, seed=1):
