@@ -362,7 +362,7 @@ class LaraPolicy(nn.Module):
             if cam not in images:
                 raise LaraUserError(f"observation lacks camera {cam!r}; has {sorted(images)}")
             arr = np.asarray(images[cam])
-            per_cam.append(to_float_images(arr if batched else arr[None]))  # (B, 3, H, W)
+            per_cam.append(to_float_images(arr if batched else arr[None], self.cfg.vision.image_size))  # (B, 3, S, S)
         imgs = rearrange(torch.stack(per_cam, 1), "b n c h w -> (b n) c h w")
         st = None if state is None else np.asarray(state, dtype=np.float32).reshape(len(instructions), -1)
         return imgs, st, instructions, batched
