@@ -78,7 +78,7 @@ class LaraPolicy(nn.Module):
     ) -> None:
         super().__init__()
         self.cfg = cfg
-        self.tokenizer = tokenizer or build_tokenizer(cfg.fast.vocab_size)
+        self.tokenizer = tokenizer or build_tokenizer(cfg.fast.vocab_size, cfg.backbone.pretrained_path)
         if self.tokenizer.num_action_tokens != cfg.fast.vocab_size:
             raise ValueError("tokenizer action tokens differ from fast.vocab_size")
         self.vlm = build_backbone(cfg, len(self.tokenizer), qwen_cfg)
