@@ -35,8 +35,9 @@ HF_FILES = ("config.json", "preprocessor_config.json", "video_preprocessor_confi
 log = logging.getLogger("full_size_dry_run")
 
 
-def make_checkpoint(folder: Path) -> dict:
-    """The HF-layout folder with random bf16 weights (run inside a child process)."""
+def make_checkpoint(folder: Path, smoke: bool = False) -> dict:
+    """The HF-layout folder with random bf16 weights (run inside a child process). `smoke`: the tiny
+    preset's architecture instead of the published config (a quick check of the script itself)."""
     import torch
     from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
@@ -45,6 +46,11 @@ def make_checkpoint(folder: Path) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     for name in HF_FILES:
         shutil.copy(PUBLISHED / name, folder / name)
+    if smoke:
+        from lara.backbone import qwen_config
+        from lara.configuration_lara import load_config
+
+        qwen_config(load_config("tiny")).save_pretrained(folder)  # overwrites config.json
     cfg = Qwen3VLConfig.from_pretrained(folder)
     torch.manual_seed(0)
     torch.set_default_dtype(torch.bfloat16)  # build in bf16 directly: a float32 2B model is 8.5 GB
@@ -63,10 +69,11 @@ def predict(checkpoint: Path) -> dict:
     import numpy as np
     import torch
 
+    from envs.policies import resolve_checkpoint
     from lara.modeling_lara import LaraPolicy
 
     t0 = time.perf_counter()
-    policy = LaraPolicy.from_pretrained(checkpoint)
+    policy = LaraPolicy.from_pretrained(resolve_checkpoint(str(checkpoint)))  # a run's final/ -> final/model
     t_load = time.perf_counter() - t0
     rng = np.random.default_rng(0)
     size = policy.cfg.vision.image_size
@@ -99,7 +106,7 @@ def run_step(name: str, cmd: list[str], log_dir: Path) -> dict:
     return result
 
 
-def train_cmd(stage: int, out: Path, ckpt: Path, init_from: Path | None) -> list[str]:
+def train_cmd(stage: int, out: Path, ckpt: Path, init_from: Path | None, smoke: bool = False) -> list[str]:
     cmd = [sys.executable, "-m", "lara.cli", "train", "--config", f"configs/train/qwen3vl-2b/stage{stage}.yaml",
            "--model.pretrained_path", str(ckpt), "--model.lora.enabled", "true",
            "--data.type", "synthetic", "--data.root", "8", "--data.num_workers", "0", "--data.annotation", "null",
@@ -108,6 +115,8 @@ def train_cmd(stage: int, out: Path, ckpt: Path, init_from: Path | None) -> list
            "--output_dir", str(out / f"stage{stage}")]  # fmt: skip
     if init_from is not None:
         cmd += ["--init_from", str(init_from)]
+    if smoke:
+        cmd += ["--model.preset", "tiny"]
     return cmd
 
 
@@ -116,20 +125,24 @@ def main() -> None:
     p.add_argument("--out", default="runs/full_size_dry_run")
     p.add_argument("--child", choices=("make_checkpoint", "predict"), help=argparse.SUPPRESS)
     p.add_argument("--path", help=argparse.SUPPRESS)
+    p.add_argument("--smoke", action="store_true", help="tiny architecture: checks this script in a minute")
     args = p.parse_args()
     if args.child:  # inside a measured child process
-        fn = make_checkpoint if args.child == "make_checkpoint" else predict
-        print(json.dumps({args.child: fn(Path(args.path))}))
+        result = make_checkpoint(Path(args.path), args.smoke) if args.child == "make_checkpoint" else predict(Path(args.path))
+        print(json.dumps({args.child: result}))
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "Qwen3-VL-2B-Instruct-random"
+    for old in (ckpt, out / "stage1", out / "stage3"):  # this script's own outputs of an earlier run
+        shutil.rmtree(old, ignore_errors=True)
     me = [sys.executable, str(Path(__file__).resolve())]
+    smoke = ["--smoke"] if args.smoke else []
     steps = [
-        run_step("make_checkpoint", me + ["--child", "make_checkpoint", "--path", str(ckpt)], out),
-        run_step("train_stage1", train_cmd(1, out, ckpt, None), out),
-        run_step("train_stage3", train_cmd(3, out, ckpt, out / "stage1" / "final"), out),
+        run_step("make_checkpoint", me + ["--child", "make_checkpoint", "--path", str(ckpt)] + smoke, out),
+        run_step("train_stage1", train_cmd(1, out, ckpt, None, args.smoke), out),
+        run_step("train_stage3", train_cmd(3, out, ckpt, out / "stage1" / "final", args.smoke), out),
         run_step("from_pretrained_predict", me + ["--child", "predict", "--path", str(out / "stage3" / "final")], out),
     ]
     details = {}
