@@ -1,5 +1,6 @@
 """Dry run of benchmarks/gpu_check.sh on CPU with the tiny preset: the script runs end to end and
-writes one JSON with the latency and training-memory sections the GPU run reports."""
+writes one JSON with the latency and training-memory sections the GPU run reports. Marked slow
+(about 20 s: a subprocess that builds a policy and fits its FAST tokenizer); `make test-slow` runs it."""
 
 import json
 import math
@@ -7,9 +8,12 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_gpu_check_dry_run_on_cpu(tmp_path):
     out = tmp_path / "gpu_check.json"
     env = {**os.environ, "OUT": str(out), "PYTHON": os.environ.get("PYTHON", "python"), "OMP_NUM_THREADS": "1"}

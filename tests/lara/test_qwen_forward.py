@@ -31,12 +31,13 @@ def frames(n_cams: int, batch: int) -> list[dict[str, np.ndarray]]:
             for _ in range(batch)]
 
 
-@pytest.mark.parametrize("batch", [1, 2], ids=["single", "padded_batch"])
-def test_lara_path_equals_qwen_forward(policy, batch):
+@pytest.mark.parametrize("batch, side", [(1, "left"), (2, "left"), (2, "right")],
+                         ids=["single", "padded_left", "padded_right"])  # inference pads left, training right
+def test_lara_path_equals_qwen_forward(policy, batch, side):
     cams = policy.cfg.vision.cameras
     obs_frames = frames(len(cams), batch)
     instructions = INSTRUCTIONS[:batch]
-    proc = processor(policy.tokenizer, padding_side="left")
+    proc = processor(policy.tokenizer, padding_side=side)
     texts = [proc.apply_chat_template(user_message(s, len(cams)), add_generation_prompt=True, tokenize=False)
              for s in instructions]  # fmt: skip
     images = [f[c] for f in obs_frames for c in cams]
@@ -48,7 +49,7 @@ def test_lara_path_equals_qwen_forward(policy, batch):
         obs = {"images": {c: np.stack([f[c] for f in obs_frames]) for c in cams}, "instruction": instructions}
         imgs, _, _, _ = policy._parse_obs(obs)  # (B * n_cam, 3, 256, 256)
         seqs = [policy.builder.build_prompt(s, latent=False, img_next=False, act_start=False) for s in instructions]
-        t = policy.builder.collate(seqs, "left")
+        t = policy.builder.collate(seqs, side)
         hidden = policy._hidden(t, imgs)  # (B, L, D)
 
     assert t["input_ids"].tolist() == ref["input_ids"].tolist()
