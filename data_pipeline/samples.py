@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from data_pipeline.key_mapping import KeyMapping, load_key_mapping
 from data_pipeline.lerobot_io import open_lerobot_dataset
 from data_pipeline.stats import load_or_compute_stats, read_low_dim
 from lara.errors import LaraUserError
+from lara.pixels import resize_uint8
 from lara.normalization import NormalizationStats
 
 FORESIGHT_CAMERA = "agentview"
@@ -56,11 +56,11 @@ class SampleConfig:
 def resize_image(image: np.ndarray, size: int) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, size, size) float32 in [0, 1].
 
-    Resizing is PIL's antialiased bilinear on uint8 and the float conversion is numpy: both are
-    several times cheaper per image than torch ops in a DataLoader worker on a small CPU.
+    Resizing is `lara.pixels.resize_uint8` (PIL bicubic on uint8: Qwen3-VL's own processor rule, and
+    the one inference uses, so training and inference frames are identical); the float conversion
+    is numpy, several times cheaper per image than torch ops in a DataLoader worker on a small CPU.
     """
-    if image.shape[:2] != (size, size):
-        image = np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((size, size), Image.BILINEAR))
+    image = resize_uint8(image, size, size)
     x = np.asarray(image, dtype=np.float32).transpose(2, 0, 1) * np.float32(1.0 / 255.0)  # (3, size, size)
     return torch.from_numpy(np.ascontiguousarray(x))
 

@@ -23,6 +23,7 @@ from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
 from lara.configuration_lara import LaraConfig
 from lara.errors import LaraUserError
+from lara.pixels import check_preprocessor
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def build_backbone(
     if path and qwen_cfg is None:
         if not (Path(path) / "config.json").exists():
             raise LaraUserError(f"backbone.pretrained_path {path} has no config.json (a local Qwen3-VL directory)")
+        _check_preprocessor(cfg, Path(path))  # before the (large) weights load
         vlm = Qwen3VLForConditionalGeneration.from_pretrained(
             path, dtype=dtype, attn_implementation=cfg.backbone.attn_implementation
         )
@@ -89,6 +91,22 @@ def build_backbone(
     if cfg.backbone.gradient_checkpointing:
         enable_checkpointing(vlm)
     return vlm
+
+
+def _check_preprocessor(cfg: LaraConfig, path: Path) -> None:
+    """The checkpoint's preprocessor_config.json (when present) against vision.*: other normalization or
+    patching is an error (pretrained weights would see foreign inputs); a size Qwen would resize is logged."""
+    pre = path / "preprocessor_config.json"
+    if not pre.is_file():
+        log.warning("%s has no preprocessor_config.json: pixel normalization not checked against the checkpoint", path)
+        return
+    v = cfg.vision
+    try:
+        note = check_preprocessor(pre, v.image_size, v.image_mean, v.image_std, v.patch_size, v.spatial_merge_size)
+    except ValueError as err:
+        raise LaraUserError(f"{err}; set vision.* to the checkpoint's values") from err
+    if note:
+        log.warning(note)
 
 
 def enable_checkpointing(vlm: Qwen3VLForConditionalGeneration) -> None:

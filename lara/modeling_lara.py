@@ -88,7 +88,7 @@ class LaraPolicy(nn.Module):
     ) -> None:
         super().__init__()
         self.cfg = cfg
-        self.tokenizer = tokenizer or build_tokenizer(cfg.fast.vocab_size)
+        self.tokenizer = tokenizer or build_tokenizer(cfg.fast.vocab_size, cfg.backbone.pretrained_path)
         if self.tokenizer.num_action_tokens != cfg.fast.vocab_size:
             raise ValueError("tokenizer action tokens differ from fast.vocab_size")
         self.vlm = build_backbone(cfg, len(self.tokenizer), qwen_cfg)
@@ -398,7 +398,7 @@ class LaraPolicy(nn.Module):
             if cam not in images:
                 raise LaraUserError(f"observation lacks camera {cam!r}; has {sorted(images)}")
             arr = np.asarray(images[cam])
-            per_cam.append(to_float_images(arr if batched else arr[None]))  # (B, 3, H, W)
+            per_cam.append(to_float_images(arr if batched else arr[None], self.cfg.vision.image_size))  # (B, 3, S, S)
         imgs = rearrange(torch.stack(per_cam, 1), "b n c h w -> (b n) c h w")
         st = None if state is None else np.asarray(state, dtype=np.float32).reshape(len(instructions), -1)
         return imgs, st, instructions, batched

@@ -11,8 +11,11 @@ tokens take ids 151643..151668 as in a real Qwen3-VL checkpoint (`<|vision_start
     151673 <|act_start|>      151674 <|act_end|>
     151675 ... <|act_0|> .. <|act_{V-1}|>     FAST action tokens (V = fast.vocab_size)
 
-`build_tokenizer(num_action_tokens)` returns a `LaraTokenizer` (a `PreTrainedTokenizerFast`
-plus the ids above as attributes); `LaraTokenizer.save(dir)` / `load_tokenizer(dir)` use
+`build_tokenizer(num_action_tokens, pretrained_path)` returns a `LaraTokenizer` (a `tokenizers`
+tokenizer plus the ids above as attributes). With a checkpoint folder (`backbone.pretrained_path`)
+that holds a `tokenizer.json`, that file is the base instead of the offline BPE: the checkpoint's
+own tokenizer, its special tokens checked at Qwen's ids, and LaRA's tokens appended after its
+whole vocabulary (whatever its size). `LaraTokenizer.save(dir)` / `load_tokenizer(dir)` use
 `tokenizer.json` (no pickle).
 """
 
@@ -132,9 +135,24 @@ class LaraTokenizer:
         return PreTrainedTokenizerFast(tokenizer_object=self.tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
 
 
-def build_tokenizer(num_action_tokens: int) -> LaraTokenizer:
-    """Qwen BPE + Qwen specials (real ids) + LaRA tokens + `num_action_tokens` action tokens."""
-    tok = _base_qwen_tokenizer()
+def _checkpoint_tokenizer(path: Path) -> Tokenizer:
+    """A checkpoint's tokenizer.json, after checking that Qwen's special tokens sit at their ids."""
+    tok = Tokenizer.from_file(str(path))
+    wrong = [(t, tok.token_to_id(t)) for i, t in enumerate(QWEN_SPECIAL_TOKENS) if tok.token_to_id(t) != QWEN_SPECIAL_START + i]
+    if wrong:
+        raise LaraUserError(f"{path}: Qwen special tokens at unexpected ids {wrong[:3]}; not a Qwen3-VL tokenizer")
+    clash = [t for t in LARA_TOKENS if tok.token_to_id(t) is not None]
+    if clash:
+        raise LaraUserError(f"{path} already holds LaRA's tokens {clash}: pass the original Qwen3-VL checkpoint")
+    return tok
+
+
+def build_tokenizer(num_action_tokens: int, pretrained_path: str | Path | None = None) -> LaraTokenizer:
+    """Base (the checkpoint's tokenizer.json when `pretrained_path` has one, else the offline Qwen BPE
+    with Qwen's specials at their real ids) + LaRA tokens + `num_action_tokens` action tokens,
+    appended after the base's last id."""
+    ckpt = Path(pretrained_path) / "tokenizer.json" if pretrained_path else None
+    tok = _checkpoint_tokenizer(ckpt) if ckpt is not None and ckpt.is_file() else _base_qwen_tokenizer()
     added = LARA_TOKENS + [f"<|act_{i}|>" for i in range(num_action_tokens)]
     tok.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in added])
     return LaraTokenizer(tok, num_action_tokens)

@@ -1,21 +1,28 @@
-"""`vlm` backend: a Qwen3-VL checkpoint names the task objects and phrases the subtasks.
+"""`vlm` backend: a Qwen3-VL checkpoint names the task objects, boxes them, and phrases the subtasks.
 
 Why: datasets without a simulator or a clean instruction grammar (real robots, Bridge) still
-deserve object lists and natural subtask wording. One prompt per episode (the first frame and
-the instruction) asks for JSON: the objects, and one phrase per phase. Answers are validated and
-anything missing or malformed falls back to the instruction parser (with a quality flag), so a
-poor model degrades to the `instruction` backend instead of writing garbage or nothing.
+deserve object lists, boxes (the OBJECTS tag's semantic anchors) and natural subtask wording.
+1. One prompt per episode (the first frame and the instruction) asks for JSON: the objects, and
+   one phrase per phase. Answers are validated; anything missing or malformed falls back to the
+   instruction parser (flag `vlm_parse_fallback`), so a poor model degrades to the `instruction`
+   backend instead of writing garbage or nothing.
+2. Boxes: one grounding prompt per key frame (the first frame of each gripper phase segment) in
+   Qwen3-VL's native format (`bbox_2d`, 0..1000 relative coordinates; `vlm_grounding.py`); every
+   frame takes the boxes of its segment's key frame. Unusable answers are counted (`box_stats`,
+   logged at close) and fall back: to the nearest key frame with boxes (flag `vlm_box_partial`), or
+   to names without boxes when no key frame has any (flag `vlm_box_fallback`).
+Real weights want a GPU; a tiny random model exercises the plumbing on CPU.
 
-No boxes: a generic VLM's box coordinates are not accurate enough to train on; use `sim` for
-boxes. Real weights want a GPU; a tiny random model exercises the plumbing on CPU.
-
-Inputs are built without the HF processor (torchvision must not be imported): the tokenizer is
-the checkpoint's `tokenizer.json` read with `tokenizers`, pixels are patchified with torch ops
-(`lara.pixels.patchify`), and the chat template is written out (Qwen's im_start/im_end format).
+Inputs are what Qwen's own processor would give the model, built without the HF processor
+(torchvision must not be imported): the tokenizer is the checkpoint's `tokenizer.json` read with
+`tokenizers`; pixels follow the checkpoint's `preprocessor_config.json` (aspect ratio kept,
+`lara.pixels.qwen_preprocess`; `vlm_image_size` only raises the minimum pixel count to its square);
+the prompt is Qwen3-VL's chat template for one user turn (image, then text) and the generation prompt.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -26,17 +33,17 @@ import numpy as np
 
 from data_pipeline.annotation.backends.base import ObjectAnchor, SemanticAnchors
 from data_pipeline.annotation.backends.instruction import anchors_from_instruction
+from data_pipeline.annotation.backends.vlm_grounding import BoxParseStats, grounding_prompt, parse_boxes
 from data_pipeline.annotation.segmentation import GRASP, MOVE_TO_GOAL, MOVE_TO_OBJECT, PLACE, RETRACT, TemporalAnchors
 from data_pipeline.episode import Episode
 from lara.errors import LaraUserError
+from lara.pixels import QwenImageSpec, qwen_preprocess
 
 if TYPE_CHECKING:
     from data_pipeline.annotation.config import AnnotationConfig
 
 logger = logging.getLogger(__name__)
 PHRASE_PHASES = (MOVE_TO_OBJECT, GRASP, MOVE_TO_GOAL, PLACE, RETRACT)
-DEFAULT_MEAN = [0.5, 0.5, 0.5]  # Qwen3-VL's image processor normalisation
-DEFAULT_STD = [0.5, 0.5, 0.5]
 _NAME_OK = re.compile(r"^[a-z][a-z0-9 '\-]{0,39}$")
 _PHRASE_OK = re.compile(r"^[a-z][a-z0-9 ,'\-]{2,79}$")
 
@@ -49,11 +56,14 @@ PROMPT = (
 )
 
 
-def build_prompt(instruction: str, num_image_tokens: int) -> str:
+def objects_prompt(instruction: str) -> str:
+    return PROMPT.format(instruction=instruction.strip())
+
+
+def build_prompt(question: str, num_image_tokens: int) -> str:
     """Qwen chat format with the image placeholder expanded to the number of merged visual tokens."""
     image = "<|vision_start|>" + "<|image_pad|>" * num_image_tokens + "<|vision_end|>"
-    return (f"<|im_start|>user\n{image}{PROMPT.format(instruction=instruction.strip())}<|im_end|>\n"
-            "<|im_start|>assistant\n")
+    return f"<|im_start|>user\n{image}{question}<|im_end|>\n<|im_start|>assistant\n"
 
 
 def parse_response(text: str) -> tuple[list[str], dict[str, str]] | None:
@@ -114,14 +124,13 @@ class VlmBackend:
         self.model.eval()
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         vc = self.model.config.vision_config
-        self.patch, self.merge, self.temporal = int(vc.patch_size), int(vc.spatial_merge_size), int(vc.temporal_patch_size)
-        unit = self.patch * self.merge
-        self.size = max(unit, (config.vlm_image_size // unit) * unit)
-        self.mean, self.std = DEFAULT_MEAN, DEFAULT_STD
         pre = model_dir / "preprocessor_config.json"
-        if pre.is_file():
-            cfg = json.loads(pre.read_text())
-            self.mean, self.std = cfg.get("image_mean", self.mean), cfg.get("image_std", self.std)
+        spec = QwenImageSpec.from_file(pre) if pre.is_file() else QwenImageSpec()  # defaults: the published 2B file
+        self.spec = dataclasses.replace(
+            spec, patch_size=int(vc.patch_size), merge_size=int(vc.spatial_merge_size),
+            temporal_patch_size=int(vc.temporal_patch_size), min_pixels=max(spec.min_pixels, config.vlm_image_size**2))
+        self.merge = self.spec.merge_size
+        self.box_stats = BoxParseStats()
         ids = {t: self.tokenizer.token_to_id(t) for t in ("<|image_pad|>", "<|im_end|>", "<|endoftext|>")}
         if ids["<|image_pad|>"] is None:
             raise LaraUserError(f"{model_dir}/tokenizer.json lacks Qwen's <|image_pad|> token")
@@ -129,16 +138,13 @@ class VlmBackend:
         self.eos_ids = [int(i) for i in (ids["<|im_end|>"], ids["<|endoftext|>"]) if i is not None]
         self.calls = 0
 
-    def generate(self, image: np.ndarray, instruction: str) -> str:
-        """Greedy answer of the model to the prompt for one (H, W, 3) uint8 image."""
+    def generate(self, image: np.ndarray, question: str) -> str:
+        """Greedy answer of the model to `question` about one (H, W, 3) uint8 image."""
         import torch
 
-        from lara.pixels import patchify, to_float_images
-
-        pixel_values, grid = patchify(to_float_images(image), self.size, self.patch, self.merge, self.temporal,
-                                      self.mean, self.std)  # (N_patch, C*tp*p*p), (1, 3)
+        pixel_values, grid = qwen_preprocess([image], self.spec)  # (N_patch, C*tp*p*p), (1, 3)
         n_tokens = int(grid[0].prod().item()) // (self.merge * self.merge)
-        ids = self.tokenizer.encode(build_prompt(instruction, n_tokens), add_special_tokens=False).ids
+        ids = self.tokenizer.encode(build_prompt(question, n_tokens), add_special_tokens=False).ids
         input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)  # (1, L)
         mm = (input_ids == self.image_pad_id).long()  # (1, L): 1 at image tokens
         if int(mm.sum()) != n_tokens:
@@ -156,19 +162,47 @@ class VlmBackend:
     def anchors(self, episode: Episode, temporal: TemporalAnchors) -> SemanticAnchors:
         base = anchors_from_instruction(episode.instruction)  # SkipEpisode without an instruction
         cam = self.config.camera if self.config.camera in episode.images else next(iter(episode.images))
-        answer = self.generate(episode.images[cam][0], episode.instruction)
+        frames = episode.images[cam]  # (T, H, W, 3)
+        answer = self.generate(frames[0], objects_prompt(episode.instruction))
         parsed = parse_response(answer)
         if parsed is None:
             logger.debug("episode %d: unusable VLM answer %r", episode.episode_index, answer[:200])
             base.flags.append("vlm_parse_fallback: instruction parser used")
-            return base
-        objects, phrases = parsed
-        if objects:
-            roles = {o.name: o.role for o in base.objects}
-            base.objects = [ObjectAnchor(name=n, role=roles.get(n, "other"), key=n) for n in objects]
-        if phrases and temporal.num_grasps <= 1:  # one phrase per phase only fits single-cycle episodes
-            base.phrases = {(0, phase): text for phase, text in phrases.items()}
+        else:
+            objects, phrases = parsed
+            if objects:
+                roles = {o.name: o.role for o in base.objects}
+                base.objects = [ObjectAnchor(name=n, role=roles.get(n, "other"), key=n) for n in objects]
+            if phrases and temporal.num_grasps <= 1:  # one phrase per phase only fits single-cycle episodes
+                base.phrases = {(0, phase): text for phase, text in phrases.items()}
+        if base.objects:
+            self._boxes(base, frames, temporal)
         return base
 
+    def _boxes(self, anchors: SemanticAnchors, frames: np.ndarray, temporal: TemporalAnchors) -> None:
+        """Per-frame boxes from grounding answers at each phase segment's first frame (see the docstring)."""
+        keys = {o.name: o.key or o.name for o in anchors.objects}
+        names = list(keys)
+        starts = sorted({0, *(seg.start for seg in temporal.segments)})
+        found: dict[int, dict[str, list[int]]] = {}
+        for t in starts:
+            answer = self.generate(frames[t], grounding_prompt(names))
+            boxes, stats = parse_boxes(answer, names, frames.shape[2], frames.shape[1], self.config.min_box_pixels)
+            self.box_stats.add(stats)
+            if boxes:
+                found[t] = {keys[n]: b for n, b in boxes.items()}
+        if not found:
+            anchors.flags.append(f"vlm_box_fallback: no usable box in {len(starts)} grounding answers")
+            return
+        if len(found) < len(starts):
+            anchors.flags.append(f"vlm_box_partial: {len(starts) - len(found)} of {len(starts)} key frames without "
+                                 "a box (the nearest key frame's boxes used)")
+        usable = sorted(found)
+        per_start = {t: found[max([u for u in usable if u <= t], default=usable[0])] for t in starts}
+        key_of_frame = np.searchsorted(np.asarray(starts), np.arange(len(frames)), side="right") - 1  # (T,)
+        anchors.boxes = [dict(per_start[starts[k]]) for k in key_of_frame]
+
     def close(self) -> None:
+        if self.box_stats.answers:
+            logger.info("vlm boxes: %s", self.box_stats.summary())
         self.model = None  # type: ignore[assignment]
