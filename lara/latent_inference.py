@@ -22,6 +22,7 @@ import torch
 from einops import rearrange
 
 from lara.errors import LaraUserError
+from lara.pixels import resize_uint8
 from lara.sequence import IMAGE, LATENT
 
 
@@ -33,8 +34,12 @@ class ObsOnDevice:
     batched: bool
 
 
-def transfer(obs, cameras: list[str], device: torch.device) -> ObsOnDevice:
-    """Observation (or batched dict) -> images and state on `device`, in one host-to-device copy."""
+def transfer(obs, cameras: list[str], device: torch.device, size: int | None = None) -> ObsOnDevice:
+    """Observation (or batched dict) -> images and state on `device`, in one host-to-device copy.
+
+    Frames of another size than `size` are first resized on uint8 by `lara.pixels.resize_uint8`
+    (PIL bicubic, Qwen3-VL's processor rule), as training samples and `to_float_images` are: the model
+    must see the same pixels at inference as in training."""
     if isinstance(obs, dict):
         images, state, instr = obs["images"], obs.get("state"), obs["instruction"]
     else:
@@ -50,6 +55,8 @@ def transfer(obs, cameras: list[str], device: torch.device) -> ObsOnDevice:
         arrays.append(arr if batched else arr[None])  # (B, H, W, 3)
     if any(a.dtype != np.uint8 or a.ndim != 4 or a.shape[-1] != 3 or a.shape != arrays[0].shape for a in arrays):
         raise LaraUserError(f"camera images must be uint8 (H, W, 3) of one size, got {[a.shape for a in arrays]}")
+    if size is not None and arrays[0].shape[1:3] != (size, size):
+        arrays = [np.stack([resize_uint8(frame, size, size) for frame in a]) for a in arrays]  # (B, S, S, 3)
     imgs = np.stack(arrays, axis=1)  # (B, n_cam, H, W, 3)
     st = None if state is None else np.ascontiguousarray(np.asarray(state, dtype=np.float32).reshape(b, -1))
     if device.type == "cpu":  # nothing to transfer: no packing copy

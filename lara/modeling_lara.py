@@ -474,7 +474,7 @@ class LaraPolicy(nn.Module):
     # ------------------------------------------------------------------ stage-III fast path, public parts
     def latent_inputs(self, obs) -> ObsOnDevice:
         """Pre-processing: the observation's images (as floats) and raw state on the device, one copy."""
-        return transfer(obs, self.cfg.vision.cameras, self.device)
+        return transfer(obs, self.cfg.vision.cameras, self.device, self.cfg.vision.image_size)
 
     def latent_prefill(self, x: ObsOnDevice) -> tuple[torch.Tensor, torch.Tensor]:
         """Pixels + vision tower + backbone over the cached stage-III prompt (image, instruction,
