@@ -272,6 +272,12 @@ class LaraConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "LaraConfig":
+        """A saved config; keys it lacks (a checkpoint written before they existed) take the value
+        that reproduces how that checkpoint was trained (`LEGACY`), not today's default."""
+        data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+        for (section, key), value in LEGACY.items():
+            if isinstance(data.get(section), dict) and key not in data[section]:
+                data[section][key] = value
         return draccus.decode(cls, data)
 
     def save(self, path: str | Path) -> None:
@@ -281,6 +287,16 @@ class LaraConfig:
     def load(cls, path: str | Path) -> "LaraConfig":
         return cls.from_dict(json.loads(Path(path).read_text()))
 
+
+# Behaviour of checkpoints saved before these keys existed (issue 12 changed the defaults): a causal
+# `<img_next>` block, no future tokens, no dropout, one flow draw, random stage-II draws.
+LEGACY = {
+    ("foresight", "attention"): "causal",
+    ("expert", "num_future_tokens"): 0,
+    ("expert", "dropout"): 0.0,
+    ("expert", "flow_repeats"): 1,
+    ("latent", "selection"): "random",
+}
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "model"
 

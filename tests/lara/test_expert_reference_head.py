@@ -69,4 +69,4 @@ def test_each_sample_is_drawn_flow_repeats_times():
     torch.testing.assert_close(l4, l1 / 4)
     torch.manual_seed(5)
     single = one.loss(actions, ctx, mask, state)
-    assert abs(float(single) - float(l4)) > 1e-6  # really different draws, not one draw scaled
+    assert abs(single.item() - l4.item()) > 1e-6  # really different draws, not one draw scaled

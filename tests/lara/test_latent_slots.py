@@ -106,3 +106,20 @@ def test_plan_has_its_own_slot_row_and_inference_places_it_as_training_does():
     assert [r for r in without.latent_index if r >= 0] == [0, 1, 2, 3]
     with pytest.raises(ValueError, match="no latent slot row"):
         b.build("x", [("WHATEVER", "y")], [True], None)
+
+
+def test_a_checkpoint_config_from_before_issue_12_keeps_its_behaviour(tmp_path):
+    """Old config.json files lack the new keys: they load with the values they were trained with
+    (causal block, no future tokens, ...), so their weights still fit; new configs round-trip."""
+    from lara.configuration_lara import LaraConfig
+
+    old = LaraConfig().to_dict()
+    for section, key in (("foresight", "attention"), ("expert", "num_future_tokens"), ("expert", "dropout"),
+                         ("expert", "flow_repeats"), ("latent", "selection")):
+        del old[section][key]
+    cfg = LaraConfig.from_dict(old)
+    assert (cfg.foresight.attention, cfg.expert.num_future_tokens, cfg.expert.flow_repeats) == ("causal", 0, 1)
+    assert cfg.latent.selection == "random" and cfg.expert.dropout == 0.0
+    new = LaraConfig()
+    new.save(tmp_path / "config.json")
+    assert LaraConfig.load(tmp_path / "config.json") == new
