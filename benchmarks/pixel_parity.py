@@ -16,7 +16,8 @@ for h, w in [(128, 128), (224, 224), (256, 256), (480, 640), (200, 300)]:
     f = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
     want = ref(images=[f], return_tensors="pt")
     pv, g = qwen_preprocess([f], spec)
-    line = f"{h}x{w}: Qwen grid {want['image_grid_thw'][0].tolist()}, qwen_preprocess max|diff| {float((pv - want['pixel_values']).abs().max()):.1e}"
+    diff = float((pv - want["pixel_values"]).abs().max())
+    line = f"{h}x{w}: Qwen grid {want['image_grid_thw'][0].tolist()}, qwen_preprocess max|diff| {diff:.1e}"
     if h == w:
         pm, gm = patchify(to_float_images(f, 256), 256, 16, 2, 2, [0.5] * 3, [0.5] * 3)
         line += f"; model path (256 px) grid {gm[0].tolist()}, max|diff| {float((pm - want['pixel_values']).abs().max()):.1e}"

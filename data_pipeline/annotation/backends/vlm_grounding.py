@@ -113,7 +113,9 @@ def _match(label, names: list[str]) -> str | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def parse_boxes(text: str, names: list[str], width: int, height: int, min_pixels: int = 2) -> tuple[dict[str, Box], BoxParseStats]:
+def parse_boxes(
+    text: str, names: list[str], width: int, height: int, min_pixels: int = 2
+) -> tuple[dict[str, Box], BoxParseStats]:
     """name -> [x1, y1, x2, y2] pixels of a width x height frame, from one grounding answer."""
     stats = BoxParseStats(answers=1)
     boxes: dict[str, Box] = {}
