@@ -41,11 +41,11 @@ def expand_bare_flags(config_class: type, argv: list[str]) -> list[str]:
 def parse_config(config_class: type[T], argv: list[str], prog: str | None = None) -> T:
     argv = expand_bare_flags(config_class, list(argv))
     if any(a in ("-h", "--help") for a in argv):
-        draccus.parse(config_class=config_class, args=argv)  # prints help and exits 0
+        draccus.parse(config_class=config_class, args=argv, prog=prog)  # prints help and exits 0
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):
-            return draccus.parse(config_class=config_class, args=argv)
+            return draccus.parse(config_class=config_class, args=argv, prog=prog)
     except SystemExit as err:  # argparse: unknown option or missing value
         message = [line for line in stderr.getvalue().splitlines() if "error:" in line]
         detail = message[-1].split("error:", 1)[1].strip() if message else f"exit {err.code}"
