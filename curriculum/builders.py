@@ -112,15 +112,16 @@ def build_policy(cfg, dataset, init_from: Path | None):
 
 def resolve_init_from(path: str | Path, stage: int) -> Path:
     """Accept a run folder, its `final/`, or a `save_pretrained` folder; return the latter."""
-    path = Path(path)
-    for candidate in (path / "final" / "model", path / "model", path):
-        if (candidate / "config.json").is_file():
-            return candidate
-    raise LaraUserError(
-        f"stage {stage} needs the stage {stage - 1} checkpoint, and {path} holds none (no final/model/config.json); "
-        f"train stage {stage - 1} first (`lara train --config <stage{stage - 1}.yaml>`), or run "
-        "`lara train --curriculum <preset dir>`"
-    )
+    from lara.checkpoint import resolve_checkpoint_dir  # torch + transformers: not at import (CLI start-up)
+
+    try:
+        return resolve_checkpoint_dir(path)
+    except LaraUserError:
+        raise LaraUserError(
+            f"stage {stage} needs the stage {stage - 1} checkpoint, and {path} holds none (no final/model/config.json); "
+            f"train stage {stage - 1} first (`lara train --config <stage{stage - 1}.yaml>`), or run "
+            "`lara train --curriculum <preset dir>`"
+        ) from None
 
 
 # -- the defaults: the real model and dataset, imported only when used ---------------------------

@@ -117,19 +117,15 @@ def check_action(action) -> np.ndarray:
 
 def resolve_checkpoint(spec: str) -> Path:
     """A `save_pretrained` folder, or a trainer checkpoint (`.../final`, `.../checkpoints/step_N`)
-    whose `model/` subfolder is one. Raises a user error naming what is missing."""
-    path = Path(spec)
-    if not path.is_dir():
+    whose `model/` subfolder is one (`lara.checkpoint.resolve_checkpoint_dir`). Raises a user error
+    naming what is missing."""
+    from lara.checkpoint import resolve_checkpoint_dir  # torch + transformers: not at import (CLI start-up)
+
+    if not Path(spec).is_dir():
         raise LaraUserError(
             f"--policy {spec!r} is neither one of {', '.join(BUILTIN_POLICIES)} nor an existing checkpoint directory"
         )
-    for candidate in (path, path / "model", path / "final" / "model"):
-        if (candidate / "config.json").exists():
-            return candidate
-    raise LaraUserError(
-        f"{path} is not a LaRA checkpoint (no config.json in it or in model/); pass the folder save_pretrained "
-        "wrote, or a training run's final/ folder"
-    )
+    return resolve_checkpoint_dir(spec)
 
 
 def validate_policy_spec(spec: str) -> None:

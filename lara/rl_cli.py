@@ -15,7 +15,8 @@ import logging
 import shlex
 import sys
 
-from curriculum.rl.config import RLConfig, resolve_policy_dir
+from curriculum.rl.config import RLConfig
+from lara.checkpoint import resolve_checkpoint_dir
 from lara.config_cli import parse_config
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def main(argv: list[str]) -> int:
     from lara.rl_report import write_rl_report
 
     cfg = parse_config(RLConfig, argv, prog="lara rl")
-    start = str(resolve_policy_dir(cfg.policy))
+    start = str(resolve_checkpoint_dir(cfg.policy))
     if cfg.eval_episodes:
         cfg.output_dir.mkdir(parents=True, exist_ok=True)
         _evaluate(cfg, start, "eval_before")

@@ -98,12 +98,3 @@ class RLConfig:
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:16]
-
-
-def resolve_policy_dir(spec: str) -> Path:
-    """A save_pretrained folder, or a run folder / checkpoint whose model/ is one."""
-    path = Path(spec)
-    for candidate in (path, path / "model", path / "final" / "model"):
-        if (candidate / "config.json").is_file():
-            return candidate
-    raise LaraUserError(f"--policy {spec}: no LaRA checkpoint there (no config.json in it, model/ or final/model/)")

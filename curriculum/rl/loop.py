@@ -30,7 +30,8 @@ import torch
 import yaml
 
 from curriculum import checkpointing as ckpt
-from curriculum.rl.config import RLConfig, resolve_policy_dir
+from curriculum.rl.config import RLConfig
+from lara.checkpoint import resolve_checkpoint_dir
 from curriculum.rl.layouts import Layout, load_layouts, pick_layouts
 from curriculum.rl.scorers import BackboneFlowScorer, ChunkUnits, ExpertScorer, TokenScorer, flow_units
 from curriculum.rl.update import UpdateSettings, grpo_update
@@ -146,7 +147,7 @@ def train_rl(cfg: RLConfig, pool_factory=RolloutPool, layouts: list[Layout] | No
     if resume_from is not None:
         state = ckpt.read_trainer_state(resume_from)
         log.info("resuming %s after iteration %d", resume_from, state.step)
-    policy_dir = resolve_policy_dir(cfg.policy)
+    policy_dir = resolve_checkpoint_dir(cfg.policy)
     if layouts is None:
         task_ids = task_ids_by_name(cfg.suite)
         layouts = load_layouts(cfg.dataset, task_ids, parse_task_ids(cfg.tasks, len(task_ids)))
