@@ -107,7 +107,7 @@ def run_step(name: str, cmd: list[str], log_dir: Path) -> dict:
 
 
 def train_cmd(stage: int, out: Path, ckpt: Path, init_from: Path | None, smoke: bool = False) -> list[str]:
-    cmd = [sys.executable, "-m", "lara.cli", "train", "--config", f"configs/train/qwen3vl-2b/stage{stage}.yaml",
+    cmd = [sys.executable, "-m", "lara.scripts.cli", "train", "--config", f"configs/train/qwen3vl-2b/stage{stage}.yaml",
            "--model.pretrained_path", str(ckpt), "--model.lora.enabled", "true",
            "--data.type", "synthetic", "--data.root", "8", "--data.num_workers", "0", "--data.annotation", "null",
            "--steps", "2", "--batch_size", "1", "--grad_accum_steps", "1", "--save_every", "2", "--log_every", "1",

@@ -51,7 +51,7 @@ def _batch(cfg, n: int, stage: int) -> dict:
 
 
 def latency(policy, args, device) -> dict:
-    from lara.bench_latency import _obs, _time
+    from lara.scripts.bench_latency import _obs, _time
 
     obs = _obs(policy.cfg)
     out = {}
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("gpu_check.json"))
     args = p.parse_args(argv)
 
-    from lara.bench_latency import random_policy
+    from lara.scripts.bench_latency import random_policy
     from lara.configuration_lara import load_config
 
     device = torch.device(args.device)

@@ -1,8 +1,9 @@
-"""The three-stage LaRA curriculum on accelerate.
+"""The training layer: the three-stage LaRA curriculum on accelerate, offline validation
+(`curriculum.offline`) and GRPO fine-tuning (`curriculum.rl`). Imports every layer below it.
 
     lara train --config configs/train/tiny/stage1.yaml --data.root <dataset>      one stage
     lara train --curriculum configs/train/tiny --output_root outputs/tiny --data.root <dataset>
-    accelerate launch --config_file configs/accelerate/ddp_cpu.yaml -m lara.cli train --config ...
+    accelerate launch --config_file configs/accelerate/ddp_cpu.yaml -m lara.scripts.cli train --config ...
     lara bench train [--preset qwen3vl-2b --batch_size 16 --gradient_checkpointing true]
 
 Modules (one concept each): `config` (typed stage config, YAML presets, validation),

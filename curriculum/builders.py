@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 PolicyBuilder = Callable[[Any, Any, "Path | None"], Any]
 DatasetBuilder = Callable[[Any], tuple[Any, Callable]]

@@ -26,7 +26,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 log = logging.getLogger(__name__)
 

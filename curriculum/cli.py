@@ -8,7 +8,7 @@ remaining `--key value` flags override single fields (`--optim.head_lr 2e-4`). W
 `--curriculum`, the folder's stage1.yaml, stage2.yaml, stage3.yaml run in order into
 `<output_root>/stage{1,2,3}`, each starting from the previous stage's `final/`; a stage whose
 `final/` exists is skipped, an interrupted one is resumed, so the same command can be re-run.
-Under `accelerate launch --num_processes N -m lara.cli train ...` every process runs this.
+Under `accelerate launch --num_processes N -m lara.scripts.cli train ...` every process runs this.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from curriculum import checkpointing as ckpt
 from curriculum.config import load_train_config
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import draccus
 import yaml
 
 from curriculum.schedules import LATENT_SCHEDULES
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 from lara.normalization import MODES as NORM_MODES
 
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 log = logging.getLogger(__name__)
 

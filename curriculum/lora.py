@@ -14,7 +14,7 @@ import contextlib
 
 import torch
 
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 
 def apply_lora(policy, settings) -> None:

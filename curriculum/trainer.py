@@ -33,7 +33,7 @@ from curriculum.lora import apply_lora, merged_lora
 from curriculum.memory import PeakMemory
 from curriculum.sampler import ResumableSampler
 from curriculum.schedules import loss_weight, lr_multiplier, stage_latent_probability
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 log = logging.getLogger(__name__)
 

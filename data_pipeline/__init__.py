@@ -1,4 +1,5 @@
-"""Episodes in and out, scripted demos, training samples (DESIGN.md, "Data").
+"""The data layer: episodes in and out, scripted demos, annotations, training samples. Imports
+`envs` (collection and the `sim` annotator step the simulator), `lara` and `lara.utils`.
 
 Modules (import the one you need; nothing heavy runs at package import):
 - `episode`: the one in-memory `Episode` schema + `noop_mask`;
@@ -9,5 +10,6 @@ Modules (import the one you need; nothing heavy runs at package import):
 - `convert` / `convert_cli`: `lara convert SRC DST`;
 - `collect` / `collect_worker` / `collect_cli`: `lara collect`;
 - `stats`: normalization statistics stored with a dataset;
-- `samples`: the training-sample `Dataset` and `collate_samples` (docs/interfaces.md).
+- `samples`: the training-sample `Dataset` and `collate_samples` (docs/interfaces.md);
+- `replay`: `--policy replay`, a dataset's actions played back in the evaluator.
 """

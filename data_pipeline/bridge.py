@@ -24,7 +24,7 @@ import numpy as np
 from data_pipeline.episode import Episode
 from data_pipeline.key_mapping import KeyMapping, load_key_mapping
 from data_pipeline.lerobot_io import episode_bounds, open_lerobot_dataset, read_lerobot_dataset
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 log = logging.getLogger(__name__)
 

@@ -28,12 +28,12 @@ import numpy as np
 from tqdm import tqdm
 
 from envs.libero_env import REGION_FITS
-from envs.worker_guard import worker_init
+from lara.utils.process_guard import worker_init
 from data_pipeline.collect_worker import Job, close_cached_env, episode_file, run_batch, run_job
 from data_pipeline.episode import Episode
-from lara.atomic import atomic_write_text, remove_stale_temps
-from lara.errors import LaraUserError
-from lara.jsonl import append_jsonl, read_jsonl, repair_jsonl
+from lara.utils.atomic import atomic_write_text, remove_stale_temps
+from lara.utils.errors import LaraUserError
+from lara.utils.jsonl import append_jsonl, read_jsonl, repair_jsonl
 
 logger = logging.getLogger(__name__)
 

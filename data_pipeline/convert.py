@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_pipeline.episode import Episode, noop_mask
-from lara.atomic import remove_stale_temps
-from lara.errors import LaraUserError
+from lara.utils.atomic import remove_stale_temps
+from lara.utils.errors import LaraUserError
 
 logger = logging.getLogger(__name__)
 

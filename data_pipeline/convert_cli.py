@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import draccus
 
 from data_pipeline.convert import convert_libero_hdf5
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 
 @dataclass

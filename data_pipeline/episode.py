@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 CAMERAS = ("agentview", "wrist")
 LIBERO_ACTION_DIM = 7

@@ -15,7 +15,7 @@ from pathlib import Path
 import draccus
 import numpy as np
 
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 # gripper conventions a dataset may store in its last action dimension
 GRIPPER_CONVENTIONS = (

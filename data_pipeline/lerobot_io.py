@@ -27,7 +27,7 @@ import numpy as np
 from data_pipeline.episode import Episode, EpisodeError
 from data_pipeline.key_mapping import KeyMapping, load_key_mapping
 from data_pipeline.lerobot_compat import LeRobotDataset
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 SIDECAR_DIR = "lara/episodes"
 STATE_NAMES = ["eef_x", "eef_y", "eef_z", "eef_ax", "eef_ay", "eef_az", "gripper_q0", "gripper_q1"]

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lara.atomic import atomic_write_text
-from lara.errors import LaraUserError
+from lara.utils.atomic import atomic_write_text
+from lara.utils.errors import LaraUserError
 
 log = logging.getLogger(__name__)
 SPLIT_FILE = "meta/lara_split.json"

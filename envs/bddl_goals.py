@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 
 @dataclass(frozen=True)

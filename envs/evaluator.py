@@ -32,9 +32,9 @@ from tqdm import tqdm
 from envs.policies import BUILTIN_POLICIES, ChunkedPolicy, build_policy, check_action, validate_policy_spec
 from envs.protocol import check_suite, parse_task_ids
 from envs.report import write_report
-from envs.worker_guard import exit_with_parent
-from lara.errors import LaraUserError
-from lara.jsonl import append_jsonl, read_jsonl, repair_jsonl
+from lara.utils.process_guard import exit_with_parent
+from lara.utils.errors import LaraUserError
+from lara.utils.jsonl import append_jsonl, read_jsonl, repair_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +156,9 @@ class EpisodeClock:
         record.render_seconds, record.sim_seconds, record.policy_seconds = render, self.env - render, self.policy
 
 
-def _init_worker(cfg: EvalConfig, torch_threads: int | None = None, in_subprocess: bool = False) -> None:
+def _init_worker(
+    cfg: EvalConfig, torch_threads: int | None = None, in_subprocess: bool = False, policy_builder=None
+) -> None:
     from envs import libero_setup
 
     if in_subprocess:
@@ -171,6 +173,7 @@ def _init_worker(cfg: EvalConfig, torch_threads: int | None = None, in_subproces
         torch.set_num_threads(torch_threads)
     _WORKER.clear()
     _WORKER["cfg"] = cfg
+    _WORKER["policy_builder"] = policy_builder
 
 
 def _worker_env(task: int):
@@ -183,7 +186,9 @@ def _worker_env(task: int):
             _WORKER["env"].close()
         needs_images = cfg.render if cfg.render is not None else (cfg.video or cfg.policy not in BUILTIN_POLICIES)
         env = LiberoEnv(cfg.suite, task, camera_size=cfg.camera_size, render=needs_images, seed=cfg.seed)
-        _WORKER.update(task=task, env=env, policy=build_policy(cfg.policy, env, cfg.execute_steps, cfg.replay_dataset))
+        builder = _WORKER.get("policy_builder")
+        policy = builder(env) if builder is not None else build_policy(cfg.policy, env, cfg.execute_steps)
+        _WORKER.update(task=task, env=env, policy=policy)
     return _WORKER["env"], _WORKER["policy"]
 
 
@@ -314,11 +319,16 @@ def _check_policy(spec: str) -> None:
         check_checkpoint(resolve_checkpoint_dir(spec))
 
 
-def evaluate(cfg: EvalConfig) -> dict:
-    """Run (or resume) the evaluation described by `cfg`; returns the results dict."""
+def evaluate(cfg: EvalConfig, policy_builder=None) -> dict:
+    """Run (or resume) the evaluation described by `cfg`; returns the results dict.
+
+    `policy_builder`: a picklable callable `env -> policy` that replaces `build_policy` in every
+    worker (how a higher layer supplies a policy this package cannot build, e.g. `--policy replay`,
+    which reads a dataset: `data_pipeline.replay.ReplayPolicyBuilder`)."""
     from envs.libero_env import num_tasks
 
-    _check_policy(cfg.policy)
+    if policy_builder is None:
+        _check_policy(cfg.policy)
     tasks = parse_task_ids(cfg.tasks, num_tasks(cfg.suite))
     if cfg.episodes > 50:
         raise LaraUserError(f"--episodes {cfg.episodes}: each LIBERO task ships 50 init states (episode i uses state i)")
@@ -365,7 +375,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         bar.update(1)
 
     if cfg.workers == 1 or len(units) <= 1:
-        _init_worker(cfg)
+        _init_worker(cfg, policy_builder=policy_builder)
         try:
             for unit in units:
                 _record(run_episode(unit))
@@ -377,7 +387,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         ctx = mp.get_context("spawn")
         n_workers = min(cfg.workers, len(units))
         threads = max(1, (os.cpu_count() or 1) // n_workers)
-        with ctx.Pool(n_workers, initializer=_init_worker, initargs=(cfg, threads, True)) as pool:
+        with ctx.Pool(n_workers, initializer=_init_worker, initargs=(cfg, threads, True, policy_builder)) as pool:
             for result in pool.imap_unordered(run_episode, units, chunksize=1):
                 _record(result)
     bar.close()

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 LAYOUT_THRESHOLD_M: float = 0.01  # the "within 1 cm of an evaluation init state"
 _REFERENCES: dict[tuple[str, int], np.ndarray] = {}  # (suite, task_id) -> (N, O, 2), per process

@@ -32,7 +32,7 @@ from envs.protocol import (
     noop_action,
     validate_action,
 )
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 logger = logging.getLogger(__name__)
 REGION_FITS = ("footprint", "center")  # how a sampled object must sit in its BDDL region (reset_sampled)

@@ -4,7 +4,9 @@ A policy is anything with `reset()` and `select_action(obs) -> (7,)`. `--policy`
 - `noop`: always the no-op (gripper open); a floor for any success table.
 - `scripted`: the privileged-state expert (`envs.scripted_expert`), needs no images.
 - `replay`: plays back the recorded actions of a dataset's episodes of the same task, starting
-  from the recorded initial simulator state (checks action alignment end to end).
+  from the recorded initial simulator state (checks action alignment end to end). Reading a
+  dataset is the data layer's job: `data_pipeline.replay.ReplayPolicyBuilder`, which the `lara eval`
+  command passes to `evaluate(cfg, policy_builder=...)`.
 - a checkpoint directory: a trained `LaraPolicy` (`save_pretrained` layout), wrapped in
   `ChunkedPolicy` so the first k actions of each predicted chunk run open-loop.
 Policies are built inside the worker process that owns the simulator (`build_policy`).
@@ -19,7 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from envs.protocol import NOOP_ACTION, Observation, validate_action
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 BUILTIN_POLICIES = ("noop", "scripted", "replay")
 
@@ -76,30 +78,6 @@ class ChunkedPolicy:
         return self._queue.pop(0)
 
 
-class ReplayPolicy:
-    """Plays back one recorded episode's actions; the evaluator resets to its initial state."""
-
-    needs_images = False
-
-    def __init__(self, episodes: list):
-        if not episodes:
-            raise LaraUserError("the replay dataset holds no episode of this task")
-        self.episodes = episodes
-        self._actions: list[np.ndarray] = []
-
-    def episode_for(self, index: int):
-        return self.episodes[index % len(self.episodes)]
-
-    def start(self, episode) -> None:
-        self._actions = list(np.asarray(episode.action, dtype=np.float32))
-
-    def reset(self) -> None:
-        pass
-
-    def select_action(self, obs: Observation) -> np.ndarray:
-        return self._actions.pop(0) if self._actions else np.asarray(NOOP_ACTION, dtype=np.float32)
-
-
 class PolicyOutputError(LaraUserError):
     """The policy returned an action the environment cannot take (shape, NaN)."""
 
@@ -134,19 +112,15 @@ def validate_policy_spec(spec: str) -> None:
         resolve_checkpoint(spec)
 
 
-def build_policy(spec: str, env, execute_steps: int | None = None, replay_dataset: str | None = None):
+def build_policy(spec: str, env, execute_steps: int | None = None):
     if spec == "noop":
         return NoopPolicy()
     if spec == "scripted":
         from envs.scripted_expert import ScriptedExpert
 
         return ScriptedExpert(env)
-    if spec == "replay":
-        if not replay_dataset:
-            raise LaraUserError("--policy replay needs --replay_dataset DIR (a LeRobot or LIBERO HDF5 dataset)")
-        from envs.replay import load_task_episodes
-
-        return ReplayPolicy(load_task_episodes(replay_dataset, env.task_name, env.instruction))
+    if spec == "replay":  # built by data_pipeline.replay.ReplayPolicyBuilder, passed to evaluate()
+        raise LaraUserError("--policy replay needs --replay_dataset DIR (a LeRobot or LIBERO HDF5 dataset)")
     from lara.modeling_lara import LaraPolicy
 
     return ChunkedPolicy(LaraPolicy.from_pretrained(str(resolve_checkpoint(spec))), execute_steps=execute_steps)

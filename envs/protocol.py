@@ -14,7 +14,7 @@ from typing import Mapping
 
 import numpy as np
 
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 SUITES: tuple[str, ...] = ("libero_spatial", "libero_object", "libero_goal", "libero_10", "libero_90")
 

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from envs.protocol import MAX_STEPS, NOOP_ACTION, NUM_WAIT_STEPS
-from lara.atomic import atomic_write_text
-from lara.jsonl import read_jsonl
+from lara.utils.atomic import atomic_write_text
+from lara.utils.jsonl import read_jsonl
 
 Z_95 = 1.959963984540054
 
@@ -57,7 +57,7 @@ class SuccessRow:
 
 
 def read_records(jsonl: Path) -> list[dict]:
-    """Episode records, skipping a torn last line (a run killed mid-write); see lara.jsonl."""
+    """Episode records, skipping a torn last line (a run killed mid-write); see lara.utils.jsonl."""
     return read_jsonl(jsonl)[0]
 
 

@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from envs.protocol import validate_action
-from envs.worker_guard import exit_with_parent
-from lara.errors import LaraUserError
+from lara.utils.process_guard import exit_with_parent
+from lara.utils.errors import LaraUserError
 
 log = logging.getLogger(__name__)
 POLICY_KINDS = ("flow", "tokens")

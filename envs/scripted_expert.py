@@ -31,7 +31,7 @@ import numpy as np
 from envs.bddl_goals import In, On, Predicate, goal_from_env
 from envs.libero_env import LiberoEnv
 from envs.protocol import GRIPPER_CLOSE, GRIPPER_OPEN, Observation
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 logger = logging.getLogger(__name__)
 

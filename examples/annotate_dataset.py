@@ -21,7 +21,7 @@ from data_pipeline.annotation.config import AnnotationConfig
 from data_pipeline.annotation.preview import render_previews
 from data_pipeline.annotation.sidecar import annotation_dir, load_annotations, read_meta
 from data_pipeline.annotation.source import LeRobotSource
-from lara.errors import LaraUserError, run_main
+from lara.utils.errors import LaraUserError, run_main
 
 
 def collect_default_demos(out: Path, workers: int) -> Path:

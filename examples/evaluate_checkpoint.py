@@ -21,7 +21,7 @@ from pathlib import Path
 
 from envs.evaluator import EvalConfig, evaluate
 from envs.report import wilson_interval
-from lara.errors import run_main
+from lara.utils.errors import run_main
 
 
 def main(argv: list[str] | None = None) -> int:

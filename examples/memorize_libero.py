@@ -17,8 +17,8 @@ import logging
 import time
 from pathlib import Path
 
-from lara.pipeline import PipelineConfig, run_pipeline
-from lara.errors import run_main
+from lara.scripts.pipeline import PipelineConfig, run_pipeline
+from lara.utils.errors import run_main
 
 TARGET = 0.8
 

@@ -23,7 +23,7 @@ from data_pipeline.lerobot_io import read_lerobot_dataset
 from envs.policies import resolve_checkpoint
 from envs.protocol import Observation
 from lara.modeling_lara import LaraPolicy
-from lara.errors import run_main
+from lara.utils.errors import run_main
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "train" / "tiny"
 

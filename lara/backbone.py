@@ -22,7 +22,7 @@ import torch
 from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
 from lara.configuration_lara import LaraConfig
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 from lara.pixels import check_preprocessor
 
 log = logging.getLogger(__name__)

@@ -305,7 +305,7 @@ def preset_path(name: str) -> Path:
     """Path of a named preset in configs/model/ (`tiny`, `qwen3vl-2b`, `qwen3vl-4b`)."""
     path = CONFIG_DIR / f"{name}.yaml"
     if not path.exists():
-        from lara.errors import LaraUserError
+        from lara.utils.errors import LaraUserError
 
         have = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
         raise LaraUserError(f"no model preset {name!r} in {CONFIG_DIR}; have {have}")
@@ -316,7 +316,7 @@ def load_config(name_or_path: str | Path = "tiny", args: list[str] | None = None
     """A preset name or a YAML path, with optional draccus overrides (`--expert.num_layers=16`)."""
     from draccus.utils import ParsingError
 
-    from lara.errors import LaraUserError
+    from lara.utils.errors import LaraUserError
 
     path = Path(name_or_path)
     if not path.suffix:

@@ -27,8 +27,8 @@ import numpy as np
 from tokenizers import Tokenizer, models, trainers
 
 from lara.configuration_lara import FastConfig
-from lara.atomic import atomic_write_text
-from lara.errors import LaraUserError
+from lara.utils.atomic import atomic_write_text
+from lara.utils.errors import LaraUserError
 
 _CHAR_OFFSET = 0x4E00  # CJK block: printable single characters, no whitespace/normalization surprises
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 from lara.pixels import resize_uint8
 from lara.sequence import IMAGE, LATENT
 

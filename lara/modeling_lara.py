@@ -57,7 +57,7 @@ from lara.action_expert import ActionExpert
 from lara.backbone import (block_causal_mask, build_backbone, enable_checkpointing, encode_images, rope_positions,
                            run_text)
 from lara.configuration_lara import LaraConfig
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 from lara.fast_tokenizer import FastActionTokenizer
 from lara.foresight import Foresight
 from lara.expert_runtime import ExpertRuntime

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lara.atomic import atomic_write_text
+from lara.utils.atomic import atomic_write_text
 
 MODES = ("quantile", "min_max", "mean_std")
 BOUNDED_MODES = ("quantile", "min_max")  # normalized values live in [-1, 1]

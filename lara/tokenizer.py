@@ -28,7 +28,7 @@ from pathlib import Path
 
 from tokenizers import AddedToken, Regex, Tokenizer, normalizers, pre_tokenizers
 
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 QWEN_PATTERN = (
     r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""

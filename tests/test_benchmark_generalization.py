@@ -9,7 +9,7 @@ os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lara-test-hf
 
 import pytest  # noqa: E402
 
-from lara.errors import LaraUserError  # noqa: E402
+from lara.utils.errors import LaraUserError  # noqa: E402
 
 SMOKE = ["--tasks", "0", "--demos-per-task", "1", "--eval-episodes", "1", "--stage-steps", "2", "2", "2",
          "--workers", "1", "--eval-max-steps", "16"]  # fmt: skip

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lara.cli import main
+from lara.scripts.cli import main
 
 
 def test_usage_lists_every_command(capsys):

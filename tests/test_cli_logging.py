@@ -2,7 +2,7 @@
 
 import logging
 
-from lara.cli import _quiet_filter
+from lara.scripts.cli import _quiet_filter
 
 
 def _record(name: str, level: int, msg: str) -> logging.LogRecord:
@@ -20,12 +20,12 @@ def test_third_party_info_and_known_warnings_are_hidden():
 
 def test_own_messages_and_real_third_party_warnings_are_kept():
     assert _quiet_filter(_record("envs.evaluator", logging.INFO, "resuming: 3 episodes already in x"))
-    assert _quiet_filter(_record("lara.jsonl", logging.WARNING, "x: dropped 1 torn/invalid line(s)"))
+    assert _quiet_filter(_record("lara.utils.jsonl", logging.WARNING, "x: dropped 1 torn/invalid line(s)"))
     assert _quiet_filter(_record("transformers.modeling_utils", logging.WARNING, "some weights were not used"))
 
 
 def test_verbose_flag_is_taken_before_the_command(capsys):
-    from lara.cli import main
+    from lara.scripts.cli import main
 
     assert main(["--verbose", "help"]) == 0
     assert "usage: lara [--verbose] <command>" in capsys.readouterr().out

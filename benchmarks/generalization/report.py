@@ -1,6 +1,6 @@
 """`<out>/report.md` of the generalization benchmark, rebuilt at any time from the run's own files.
 
-The dataset, annotation and training sections are the demo report's (lara/demo_report.py); this
+The dataset, annotation and training sections are the demo report's (lara/scripts/demo_report.py); this
 module adds what a generalization result needs: the standard protocol's success table (Wilson
 intervals per task and overall), how far the demos' start layouts were from the evaluation init
 states, failure videos, and the equivalent `lara` command of every step.
@@ -14,8 +14,8 @@ import shlex
 from pathlib import Path
 
 from envs.report import read_records
-from lara.atomic import atomic_write_text
-from lara.demo_report import (
+from lara.utils.atomic import atomic_write_text
+from lara.scripts.demo_report import (
     _annotation_section,
     _dataset_section,
     _read_json,
@@ -24,7 +24,7 @@ from lara.demo_report import (
     success_table,
 )
 from envs.protocol import max_steps
-from lara.pipeline import REPO, PipelineConfig, collect_config, eval_args
+from lara.scripts.pipeline import REPO, PipelineConfig, collect_config, eval_args
 
 
 def cli_flags(config: object) -> list[str]:

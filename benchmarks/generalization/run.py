@@ -13,7 +13,7 @@
 5. write `<out>/report.md`: success per task with 95% Wilson intervals, the overall rate, loss
    curves, a few failure videos, the commands, the wall time of every step.
 
-Every step is skipped when its output exists (lara/pipeline.py), so after a kill the same command
+Every step is skipped when its output exists (lara/scripts/pipeline.py), so after a kill the same command
 continues; a changed setting on the same `--out` is refused. `--publish DIR` copies the report and
 the small result files (JSON lines, plots, at most `--videos` failure videos) into DIR.
 """
@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # run as a script from anywhere: the repository's packages first
     sys.path.insert(0, str(REPO))
 
-from lara.pipeline import PipelineConfig, run_pipeline  # noqa: E402
+from lara.scripts.pipeline import PipelineConfig, run_pipeline  # noqa: E402
 
 # The issue's budget for one run on a 2-core CPU (~2.5 h): 20 demos per task (~3.3 demos/min with 2
 # workers), the demo's stage steps, K = 10 evaluation init states per task (100 episodes).
@@ -103,6 +103,6 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from lara.errors import run_main
+    from lara.utils.errors import run_main
 
     sys.exit(run_main(main, sys.argv[1:]))

@@ -29,8 +29,8 @@ import shlex
 import time
 from pathlib import Path
 
-from lara.atomic import atomic_write_text
-from lara.errors import LaraUserError, run_main
+from lara.utils.atomic import atomic_write_text
+from lara.utils.errors import LaraUserError, run_main
 
 REPO = Path(__file__).resolve().parents[2]
 log = logging.getLogger("rl_vs_sft")
@@ -61,7 +61,7 @@ def run_grpo(args, budget_s: float) -> tuple[Path, float]:
     """`lara rl` with a wall-time budget (`--max_minutes`, counted over resumes from its own log)."""
     from curriculum.rl.config import RLConfig
     from curriculum.rl.loop import train_rl
-    from lara.config_cli import parse_config
+    from lara.utils.config_parsing import parse_config
 
     out = args.out / "grpo"
     argv = ["--config_path", str(args.rl_config), "--policy", args.policy, "--dataset", args.dataset,
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     sft_model, sft_s = run_sft(args, grpo_s)  # the time GRPO really used (its last iteration overshoots the budget)
     after_sft = _evaluate(str(sft_model), args.out / "eval_sft", args)
 
-    from lara.rl_report import write_rl_report
+    from lara.scripts.rl_report import write_rl_report
 
     write_rl_report(args.out / "grpo", "benchmarks/rl/rl_vs_sft.py " + shlex.join(argv or []))
     summary = {"before": before, "grpo": after_rl, "sft": after_sft, "grpo_seconds": grpo_s, "sft_seconds": sft_s,

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from curriculum.config import LoraSettings
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 POLICY_KINDS = ("flow", "tokens")
 # Free to change between a run and its resume: they do not change the weights.

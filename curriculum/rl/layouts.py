@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,9 @@ from curriculum.rl.scorers import BackboneFlowScorer, ChunkUnits, ExpertScorer, 
 from curriculum.rl.update import UpdateSettings, grpo_update
 from envs.protocol import parse_task_ids
 from envs.rollouts import RolloutPool, RolloutSettings, RolloutSpec, task_ids_by_name
-from lara.atomic import atomic_write_text
-from lara.errors import LaraUserError
-from lara.jsonl import append_jsonl, read_jsonl, repair_jsonl
+from lara.utils.atomic import atomic_write_text
+from lara.utils.errors import LaraUserError
+from lara.utils.jsonl import append_jsonl, read_jsonl, repair_jsonl
 
 log = logging.getLogger(__name__)
 RL_STAGE = 4  # the curriculum's fourth stage, in trainer_state.json

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from data_pipeline.annotation.config import BACKEND_NAMES, AnnotationConfig
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 logger = logging.getLogger(__name__)
 PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "annotation"

@@ -18,7 +18,7 @@ import yaml
 from data_pipeline.annotation.motion import MotionParams
 from data_pipeline.annotation.segmentation import SegmentationParams
 from data_pipeline.annotation.sidecar import dumps
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 # Bump when the output for the same input and config changes (wording, phases, format).
 ANNOTATOR_VERSION = "1.0.0"

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from data_pipeline.annotation import sidecar
 from data_pipeline.annotation.source import EpisodeSource
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 logger = logging.getLogger(__name__)
 COLORS = [(255, 64, 64), (64, 200, 255), (255, 210, 0), (120, 255, 120), (255, 120, 255), (255, 160, 60)]

@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from lara.atomic import atomic_write_text
-from lara.errors import LaraUserError
+from lara.utils.atomic import atomic_write_text
+from lara.utils.errors import LaraUserError
 
 ANNOTATIONS_DIR = "annotations"
 EPISODES_DIR = "episodes"

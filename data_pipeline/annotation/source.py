@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from data_pipeline.episode import Episode
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 
 class EpisodeSource(Protocol):

@@ -18,7 +18,7 @@ from data_pipeline.bridge import (
     read_bridge_episodes,
 )
 from data_pipeline.key_mapping import load_key_mapping
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 
 def test_inspect_reports_cameras_language_and_dims(bridge_dataset):

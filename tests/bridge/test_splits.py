@@ -15,7 +15,7 @@ from data_pipeline.splits import (
     make_split,
     train_episodes,
 )
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 
 def test_choose_heldout_is_deterministic_and_sized():

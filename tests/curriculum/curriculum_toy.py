@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from curriculum.builders import register_dataset, register_policy
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 STATE, ACTION, HIDDEN = 8, 7, 32
 

@@ -6,7 +6,7 @@ import sys
 
 import curriculum_toy  # noqa: F401  (registers model.type / data.type "toy"; this folder is sys.path[0])
 from curriculum.cli import main
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)

@@ -5,7 +5,7 @@ from curriculum_testing import REPO, TOY
 
 from curriculum.cli import main as train_main
 from curriculum.config import load_train_config
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 PRESETS = sorted((REPO / "configs" / "train").glob("*/stage*.yaml"))
 OVERLAYS = sorted((REPO / "configs" / "train" / "data").glob("*.yaml"))

@@ -14,7 +14,7 @@ from curriculum_testing import REPO  # noqa: E402
 from curriculum.builders import normalize_metrics  # noqa: E402
 from curriculum.config import load_train_config  # noqa: E402
 from curriculum.trainer import train  # noqa: E402
-from lara.errors import LaraUserError  # noqa: E402
+from lara.utils.errors import LaraUserError  # noqa: E402
 
 TINY = REPO / "configs" / "train" / "tiny"
 
@@ -164,7 +164,7 @@ def test_real_policy_sigkill_resume_is_exact(tiny_dataset, tmp_path):
     args = ["train", "--config", str(TINY / "stage2.yaml"), "--data.root", str(tiny_dataset), "--init_from",
             str(tmp_path / "s1"), "--steps", "10", "--save_every", "4", "--batch_size", "4", "--progress", "false"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "lara.cli", *args, "--output_dir", str(tmp_path / "killed")]
+    cmd = [sys.executable, "-m", "lara.scripts.cli", *args, "--output_dir", str(tmp_path / "killed")]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not (tmp_path / "killed" / "checkpoints" / "step_000004").exists():
@@ -174,7 +174,7 @@ def test_real_policy_sigkill_resume_is_exact(tiny_dataset, tmp_path):
     proc.wait()
     assert not (tmp_path / "killed" / "final").exists()
     subprocess.run([*cmd, "--resume", "true"], env=env, check=True, capture_output=True, timeout=600)
-    subprocess.run([sys.executable, "-m", "lara.cli", *args, "--output_dir", str(tmp_path / "full")], env=env,
+    subprocess.run([sys.executable, "-m", "lara.scripts.cli", *args, "--output_dir", str(tmp_path / "full")], env=env,
                    check=True, capture_output=True, timeout=600)
     assert_same_weights(weights(tmp_path / "full"), weights(tmp_path / "killed"), atol=1e-6)
 
@@ -221,7 +221,7 @@ def test_accumulation_and_two_ddp_ranks_equal_large_batch(varied_cot_dataset, tm
 
     args = ["--steps", "2", "--optim.eps", "1e-6", "--log_every", "1"]
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-              str(REPO / "configs" / "accelerate" / "ddp_cpu.yaml"), "-m", "lara.cli", "train"]
+              str(REPO / "configs" / "accelerate" / "ddp_cpu.yaml"), "-m", "lara.scripts.cli", "train"]
     cfg = _cfg(1, tmp_path / "ddp", varied_cot_dataset, *args, "--batch_size", "2", "--grad_accum_steps", "2")
     cfg_file = tmp_path / "ddp.yaml"
     cfg_file.write_text(cfg.to_yaml())

@@ -9,7 +9,7 @@ from curriculum_testing import TOY, assert_same_weights, toy_config, weights
 
 from curriculum import checkpointing as ckpt
 from curriculum.trainer import train
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 
 def test_accumulation_equals_large_batch(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 from test_curriculum_lara import TINY, _write_dataset
 
 from data_pipeline.annotation.sidecar import annotation_dir, episode_path, write_meta
-from lara.cli import main as lara_main
+from lara.scripts.cli import main as lara_main
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import torch
 from curriculum.rl.config import RLConfig
 from curriculum.rl.layouts import Layout
 from curriculum.rl.loop import train_rl
-from lara.errors import LaraUserError
-from lara.jsonl import read_jsonl
+from lara.utils.errors import LaraUserError
+from lara.utils.jsonl import read_jsonl
 from rl_testing import tiny_checkpoint  # noqa: F401  (fixture)
 
 

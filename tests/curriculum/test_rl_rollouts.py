@@ -9,7 +9,7 @@ from curriculum.rl.config import RLConfig
 from curriculum.rl.layouts import Layout, pick_layouts
 from curriculum.rl.loop import _rewards, rollout_seed
 from envs.rollouts import RolloutSettings, _sample_chunk
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 from rl_testing import tiny_checkpoint  # noqa: F401  (fixture)
 
 
@@ -71,7 +71,7 @@ def test_config_refuses_settings_that_break_exact_log_probs():
 def test_tiny_preset_parses_and_flags_override_it():
     from pathlib import Path
 
-    from lara.config_cli import parse_config
+    from lara.utils.config_parsing import parse_config
 
     preset = Path(__file__).resolve().parents[2] / "configs" / "rl" / "tiny.yaml"
     cfg = parse_config(RLConfig, ["--config_path", str(preset), "--policy", "p", "--dataset", "d", "--groups", "2"])

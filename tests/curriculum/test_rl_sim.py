@@ -10,7 +10,7 @@ os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lara-test-hf
 
 import pytest  # noqa: E402
 
-from lara.jsonl import read_jsonl  # noqa: E402
+from lara.utils.jsonl import read_jsonl  # noqa: E402
 
 pytestmark = pytest.mark.sim
 PRESET = Path(__file__).resolve().parents[2] / "configs" / "rl" / "tiny.yaml"
@@ -18,7 +18,7 @@ PRESET = Path(__file__).resolve().parents[2] / "configs" / "rl" / "tiny.yaml"
 
 def test_lara_rl_smoke_run_report_and_resume(tmp_path, capsys):
     from data_pipeline.collect import CollectConfig, collect
-    from lara.cli import main
+    from lara.scripts.cli import main
     from lara_testing import tiny_policy
 
     data = tmp_path / "demos"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from data_pipeline.collect import CollectConfig, _check_resume, collect, partial_dir
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 
 def test_config_validation():

@@ -8,7 +8,7 @@ import pytest
 
 from data_pipeline.collect import CollectConfig, _check_resume, collection_meta, partial_dir
 from data_pipeline.collect_worker import episode_file
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 
 def test_init_settings_are_validated():

@@ -6,7 +6,7 @@ from data_pipeline.episode import EpisodeError
 from data_pipeline.libero_hdf5 import write_libero_hdf5
 from data_pipeline.lerobot_io import read_lerobot_dataset
 from data_pipeline.stats import STATS_FILE
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 
 def test_convert_drops_noops_and_reports(tmp_path, make_episode, capsys):

@@ -15,8 +15,8 @@ from data_pipeline.libero_hdf5 import write_libero_hdf5
 from data_pipeline.lerobot_io import write_lerobot_dataset
 from data_pipeline.samples import LaraSampleDataset, SampleConfig
 from data_pipeline.stats import STATS_FILE, load_or_compute_stats
-from lara.atomic import remove_stale_temps
-from lara.errors import LaraUserError
+from lara.utils.atomic import remove_stale_temps
+from lara.utils.errors import LaraUserError
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_stale_temp_folders_of_dead_processes_are_removed(tmp_path, caplog):
     live.mkdir()
     other = tmp_path / f".other.tmp-{_dead_pid()}"  # another destination: not ours to delete
     other.mkdir()
-    with caplog.at_level(logging.INFO, logger="lara.atomic"):
+    with caplog.at_level(logging.INFO, logger="lara.utils.atomic"):
         assert remove_stale_temps(tmp_path, ".ds.tmp-") == [stale]
     assert not stale.exists() and live.exists() and other.exists()
     assert str(stale) in caplog.text and "no longer runs" in caplog.text
@@ -87,7 +87,7 @@ def test_convert_removes_the_temp_folder_a_killed_conversion_left(tmp_path, make
     write_libero_hdf5(tmp_path / "a_demo.hdf5", [make_episode(5)])
     stale = tmp_path / f".out.tmp-{_dead_pid()}"
     (stale / "meta").mkdir(parents=True)
-    with caplog.at_level(logging.INFO, logger="lara.atomic"):
+    with caplog.at_level(logging.INFO, logger="lara.utils.atomic"):
         assert main([str(tmp_path / "a_demo.hdf5"), str(tmp_path / "out")]) == 0
     assert not stale.exists() and (tmp_path / "out" / "meta" / "info.json").is_file()
     assert f"removed {stale}" in caplog.text
@@ -134,7 +134,7 @@ def test_collect_summary_of_a_fully_resumed_run(tmp_path):
 def test_help_imports_no_heavy_module(command):
     """`lara collect --help` took 3.9 s warm: the dataset writers (lerobot, torch, h5py) load only
     when the command runs."""
-    code = (f"import sys\nfrom lara.cli import main\ntry:\n    main(['{command}', '--help'])\nexcept SystemExit:\n    pass\n"
+    code = (f"import sys\nfrom lara.scripts.cli import main\ntry:\n    main(['{command}', '--help'])\nexcept SystemExit:\n    pass\n"
             "heavy = [m for m in ('torch', 'lerobot', 'h5py', 'datasets', 'mujoco') if m in sys.modules]\n"
             "print('HEAVY', heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -8,7 +8,7 @@ from data_pipeline.episode import EpisodeError
 from data_pipeline.key_mapping import KeyMapping, load_key_mapping
 from data_pipeline.lerobot_compat import LeRobotDataset
 from data_pipeline.lerobot_io import read_lerobot_dataset, write_lerobot_dataset
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 
 def test_round_trip_is_bit_exact(tmp_path, make_episode):

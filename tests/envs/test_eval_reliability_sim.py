@@ -41,7 +41,7 @@ def test_resume_reruns_episodes_an_unloadable_policy_poisoned(tmp_path):
 
 def test_successful_eval_prints_no_traceback_and_no_libero_noise(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    cmd = [sys.executable, "-m", "lara.cli", "eval", "--policy", "noop", "--tasks", "0", "--episodes", "1",
+    cmd = [sys.executable, "-m", "lara.scripts.cli", "eval", "--policy", "noop", "--tasks", "0", "--episodes", "1",
            "--max_steps", "2", "--render", "true", "--out", str(tmp_path)]
     run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0, run.stderr
@@ -53,7 +53,7 @@ def test_successful_eval_prints_no_traceback_and_no_libero_noise(tmp_path):
 def test_collect_with_workers_ends_without_egl_tracebacks(tmp_path):
     """Workers that exit with a cached env printed EGL 'Exception ignored' tracebacks."""
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    cmd = [sys.executable, "-m", "lara.cli", "collect", "--tasks", "0", "--episodes_per_task", "2", "--workers", "2",
+    cmd = [sys.executable, "-m", "lara.scripts.cli", "collect", "--tasks", "0", "--episodes_per_task", "2", "--workers", "2",
            "--max_steps", "5", "--max_attempts", "1", "--camera_size", "32", "--out", str(tmp_path / "ds")]
     run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert "no successful demos" in run.stderr  # 5 steps are too few for a demo: the run ends early, cleanly
@@ -67,7 +67,7 @@ def test_eval_killed_with_sigkill_resumes_each_episode_once(tmp_path):
     import time
 
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    cmd = [sys.executable, "-m", "lara.cli", "eval", "--policy", "noop", "--tasks", "0", "--episodes", "3",
+    cmd = [sys.executable, "-m", "lara.scripts.cli", "eval", "--policy", "noop", "--tasks", "0", "--episodes", "3",
            "--max_steps", "2", "--camera_size", "64", "--out", str(tmp_path)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     jsonl, deadline = tmp_path / "episodes.jsonl", time.time() + 300

@@ -8,8 +8,8 @@ import pytest
 from envs.evaluator import EvalConfig, _check_run_identity
 from envs.protocol import parse_task_ids
 from envs.policies import ChunkedPolicy, PolicyOutputError, check_action, validate_policy_spec
-from lara.config_cli import expand_bare_flags, parse_config
-from lara.errors import LaraUserError
+from lara.utils.config_parsing import expand_bare_flags, parse_config
+from lara.utils.errors import LaraUserError
 
 
 def test_parse_task_ids():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from envs.layouts import LayoutSpec, check_layout, layout_seed
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 
 def test_check_layout_refuses_near_duplicates_and_accepts_far_layouts():

@@ -24,7 +24,7 @@ from envs.protocol import (
     quat_to_axis_angle,
     validate_action,
 )
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 
 def test_suites_and_step_limits_match_the_standard() -> None:

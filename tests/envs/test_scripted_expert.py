@@ -52,7 +52,7 @@ def test_expert_solves_a_libero_spatial_task() -> None:
 def test_expert_refuses_unsupported_tasks() -> None:
     from envs.libero_env import LiberoEnv
     from envs.scripted_expert import ScriptedExpert, UnsupportedTaskError
-    from lara.errors import LaraUserError
+    from lara.utils.errors import LaraUserError
 
     env = LiberoEnv("libero_goal", 0, render=False)  # open the middle drawer of the cabinet
     try:
@@ -66,7 +66,7 @@ def test_expert_refuses_unsupported_tasks() -> None:
 
 def test_env_rejects_bad_inputs() -> None:
     from envs.libero_env import LiberoEnv
-    from lara.errors import LaraUserError
+    from lara.utils.errors import LaraUserError
 
     with pytest.raises(LaraUserError, match="libero_spatial"):
         LiberoEnv("libero_100", 0, render=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from lara import bench_cli
+from lara.scripts import bench_cli
 
 
 def test_bench_latency_writes_figures(tmp_path, capsys):
@@ -32,7 +32,7 @@ def test_bench_latency_breakdown(tmp_path, capsys):
     """`--breakdown`: the parts of a stage-III chunk, in the table and the JSON, through public methods only."""
     import inspect
 
-    from lara import bench_latency
+    from lara.scripts import bench_latency
 
     rc = bench_cli.main(["latency", "--stage3-only", "--breakdown", "--reps", "2", "--warmup", "0", "--steps", "3",
                          "--threads", "1", "--out", str(tmp_path)])  # fmt: skip

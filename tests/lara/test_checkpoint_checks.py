@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from lara.checkpoint import check_checkpoint, resolve_checkpoint_dir
-from lara.cli import main as lara_main
-from lara.errors import LaraUserError
+from lara.scripts.cli import main as lara_main
+from lara.utils.errors import LaraUserError
 
 
 @pytest.fixture()

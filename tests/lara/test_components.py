@@ -8,7 +8,7 @@ import torch
 from lara_testing import COT, smooth_chunks
 
 from lara.configuration_lara import FastConfig, LaraConfig, load_config
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 from lara.fast_tokenizer import FastActionTokenizer
 from lara.pixels import patchify
 from lara.sequence import COT as COT_PART

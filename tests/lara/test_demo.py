@@ -9,7 +9,7 @@ os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lara-test-hf
 
 import pytest  # noqa: E402
 
-from lara.errors import LaraUserError  # noqa: E402
+from lara.utils.errors import LaraUserError  # noqa: E402
 
 SMOKE = ["--tasks", "0", "--episodes-per-task", "1", "--eval-episodes", "1", "--stage-steps", "2", "2", "2",
          "--workers", "1", "--eval-max-steps", "16"]  # fmt: skip
@@ -17,7 +17,7 @@ SMOKE = ["--tasks", "0", "--episodes-per-task", "1", "--eval-episodes", "1", "--
 
 @pytest.mark.sim
 def test_demo_smoke_run_report_and_resume(tmp_path, capsys):
-    from lara.demo import main
+    from lara.scripts.demo import main
 
     out = tmp_path / "demo"
     assert main(["--out", str(out), *SMOKE]) == 0

@@ -1,9 +1,9 @@
-"""lara.jsonl: append-only logs survive a kill mid-write (issue 14, case 2)."""
+"""lara.utils.jsonl: append-only logs survive a kill mid-write (issue 14, case 2)."""
 
 import json
 import logging
 
-from lara.jsonl import append_jsonl, read_jsonl, repair_jsonl
+from lara.utils.jsonl import append_jsonl, read_jsonl, repair_jsonl
 
 
 def test_missing_file_reads_empty(tmp_path):
@@ -22,7 +22,7 @@ def test_read_counts_torn_and_invalid_lines(tmp_path):
 def test_repair_truncates_to_last_complete_line_and_says_so(tmp_path, caplog):
     path = tmp_path / "log.jsonl"
     path.write_text('{"a": 1}\n{"a": 2}\n{"a": 3, "b":')
-    with caplog.at_level(logging.WARNING, logger="lara.jsonl"):
+    with caplog.at_level(logging.WARNING, logger="lara.utils.jsonl"):
         assert repair_jsonl(path) == 1
     assert path.read_text() == '{"a": 1}\n{"a": 2}\n'
     assert str(path) in caplog.text and "dropped 1" in caplog.text

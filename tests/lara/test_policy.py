@@ -9,7 +9,7 @@ import pytest
 import torch
 from lara_testing import COT, make_batch, make_obs, tiny_policy
 
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 from lara.modeling_lara import PREPARED, LaraPolicy
 
 

@@ -8,7 +8,7 @@ from qwen_reference import processor, user_message
 from tokenizers import AddedToken
 
 from lara.configuration_lara import load_config
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 from lara.sequence import SequenceBuilder
 from lara.tokenizer import QWEN_SPECIAL_START, QWEN_SPECIAL_TOKENS, _base_qwen_tokenizer, build_tokenizer
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 if TYPE_CHECKING:
     from data_pipeline.annotation.backends.base import SemanticBackend

@@ -36,7 +36,7 @@ from data_pipeline.annotation.backends.instruction import anchors_from_instructi
 from data_pipeline.annotation.backends.vlm_grounding import BoxParseStats, grounding_prompt, parse_boxes
 from data_pipeline.annotation.segmentation import GRASP, MOVE_TO_GOAL, MOVE_TO_OBJECT, PLACE, RETRACT, TemporalAnchors
 from data_pipeline.episode import Episode
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 from lara.pixels import QwenImageSpec, qwen_preprocess
 
 if TYPE_CHECKING:

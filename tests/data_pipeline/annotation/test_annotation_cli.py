@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 
 from data_pipeline.annotation import sidecar  # noqa: E402
 from data_pipeline.annotation.cli import main, parse_episodes  # noqa: E402
-from lara.errors import LaraUserError  # noqa: E402
+from lara.utils.errors import LaraUserError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_cli_errors(dataset, tmp_path):
 
 
 def test_lara_dispatcher_prints_user_errors(tmp_path, capsys):
-    from lara.cli import main as lara_main
+    from lara.scripts.cli import main as lara_main
 
     assert lara_main(["annotate", str(tmp_path / "missing"), "--backend", "instruction", "--name", "v1"]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from data_pipeline.annotation.annotate import annotate_dataset, annotate_episode
 from data_pipeline.annotation.backends import make_backend
 from data_pipeline.annotation.config import AnnotationConfig
 from data_pipeline.annotation.source import InMemorySource
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 
 def _files(root, name):

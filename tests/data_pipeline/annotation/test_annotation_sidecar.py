@@ -6,7 +6,7 @@ import pytest
 
 from data_pipeline.annotation import sidecar
 from data_pipeline.annotation.sidecar import EpisodeAnnotation
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 
 def _ann(ep: int, T: int = 3) -> EpisodeAnnotation:

@@ -12,7 +12,7 @@ import pytest
 from data_pipeline.annotation.annotate import annotate_episode
 from data_pipeline.annotation.backends.vlm import VlmBackend, build_prompt, objects_prompt, parse_response
 from data_pipeline.annotation.config import AnnotationConfig
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 
 @pytest.fixture(scope="module")

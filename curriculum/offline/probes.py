@@ -1,6 +1,6 @@
 """Checkpoint-vs-dataset checks and the model-side probes of offline evaluation.
 
-Why separate from the action metrics (`envs/offline_eval.py`): these functions look inside a
+Why separate from the action metrics (`curriculum/offline/evaluate.py`): these functions look inside a
 `LaraPolicy` (its config, normalization statistics, sequence builder, foresight head), so they are
 the part that follows the model's evolution; the action metrics only need `predict_action_chunk`.
 
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from data_pipeline.key_mapping import KeyMapping
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 from lara.normalization import NormalizationStats
 
 STATS_TOLERANCE = 0.25  # |offset difference| <= tol * scale and scale ratio within [1/(1+4 tol), 1+4 tol]

@@ -1,4 +1,4 @@
-"""report.md and trajectories.png of `lara eval-offline` (envs/offline_eval.py computes the numbers).
+"""report.md and trajectories.png of `lara eval-offline` (curriculum/offline/evaluate.py computes the numbers).
 
 Why the baselines sit in the same table as the model: an action L1 of 0.03 says nothing until one
 sees that repeating the last action scores 0.02 on the same frames. The plot shows, per action
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from envs.offline_eval import EpisodeTrace, OfflineResult
+    from curriculum.offline.evaluate import EpisodeTrace, OfflineResult
 
 METHODS = (("model", "model"), ("baseline_last_action", "repeat last action"),
            ("baseline_dataset_mean", "dataset mean"))  # fmt: skip

@@ -17,7 +17,7 @@ import sys
 
 from curriculum.rl.config import RLConfig
 from lara.checkpoint import resolve_checkpoint_dir
-from lara.config_cli import parse_config
+from lara.utils.config_parsing import parse_config
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def _evaluate(cfg: RLConfig, policy: str, name: str) -> None:
 
 def main(argv: list[str]) -> int:
     from curriculum.rl.loop import train_rl
-    from lara.rl_report import write_rl_report
+    from lara.scripts.rl_report import write_rl_report
 
     cfg = parse_config(RLConfig, argv, prog="lara rl")
     start = str(resolve_checkpoint_dir(cfg.policy))

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import draccus
 
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 T = TypeVar("T")
 

@@ -1,4 +1,4 @@
-"""Episodes of one task from a dataset, for `--policy replay` (recorded actions played back).
+"""`--policy replay`: a dataset's recorded actions played back in the closed-loop evaluator.
 
 Replaying a dataset's actions from its own recorded initial simulator state and reaching LIBERO's
 success predicate checks, end to end, that actions, gripper sign and state layout line up between
@@ -8,9 +8,13 @@ Episodes are matched to the environment's task by task name, or else by instruct
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from lara.errors import LaraUserError
+import numpy as np
+
+from envs.protocol import NOOP_ACTION, Observation
+from lara.utils.errors import LaraUserError
 
 
 def _read_all(path: Path) -> list:
@@ -41,3 +45,38 @@ def load_task_episodes(path: str | Path, task_name: str, instruction: str) -> li
     if not matched:
         raise LaraUserError(f"{path} holds no episode of task {task_name!r} ({instruction!r})")
     return matched
+
+
+class ReplayPolicy:
+    """Plays back one recorded episode's actions; the evaluator resets to its initial state."""
+
+    needs_images = False
+
+    def __init__(self, episodes: list):
+        if not episodes:
+            raise LaraUserError("the replay dataset holds no episode of this task")
+        self.episodes = episodes
+        self._actions: list[np.ndarray] = []
+
+    def episode_for(self, index: int):
+        return self.episodes[index % len(self.episodes)]
+
+    def start(self, episode) -> None:
+        self._actions = list(np.asarray(episode.action, dtype=np.float32))
+
+    def reset(self) -> None:
+        pass
+
+    def select_action(self, obs: Observation) -> np.ndarray:
+        return self._actions.pop(0) if self._actions else np.asarray(NOOP_ACTION, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class ReplayPolicyBuilder:
+    """`env -> ReplayPolicy` for `envs.evaluator.evaluate(cfg, policy_builder=...)`; picklable, so
+    each evaluator worker reads the episodes of its own task."""
+
+    dataset: str
+
+    def __call__(self, env) -> ReplayPolicy:
+        return ReplayPolicy(load_task_episodes(self.dataset, env.task_name, env.instruction))

@@ -13,7 +13,7 @@ held-out episode (`data_pipeline.splits`: deterministic, recorded in the dataset
   (steps past the episode end are not counted), in the environment's units, and the arm L1 in
   normalized units (dimensions comparable); L1 per chunk step (error grows along the horizon);
 - gripper open/close accuracy (sign of the gripper command, -1 open / +1 close);
-- visual-foresight L1 and per-tag CoT token accuracy (`envs.offline_probes`).
+- visual-foresight L1 and per-tag CoT token accuracy (`curriculum.offline.probes`).
 Outputs: `metrics.json`, `report.md`, `trajectories.png` (predicted vs recorded, a few episodes).
 """
 
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from data_pipeline.key_mapping import KeyMapping, load_key_mapping
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 log = logging.getLogger(__name__)
 ARM = slice(0, -1)  # every action dim but the gripper (last)
@@ -184,7 +184,7 @@ def evaluate_offline(cfg: OfflineEvalConfig) -> OfflineResult:
     from data_pipeline.lerobot_io import open_lerobot_dataset, read_lerobot_dataset
     from data_pipeline.splits import make_split
     from data_pipeline.stats import compute_stats, read_low_dim
-    from envs.offline_probes import check_compatible, cot_token_accuracy, foresight_l1
+    from curriculum.offline.probes import check_compatible, cot_token_accuracy, foresight_l1
     from lara.checkpoint import check_checkpoint, resolve_checkpoint_dir
     from lara.modeling_lara import LaraPolicy
 
@@ -295,7 +295,7 @@ def _run_probes(cfg, root, mapping, policy, frames, foresight_fn, cot_fn) -> dic
 
 def write_outputs(result: OfflineResult, out_dir: str | Path) -> dict[str, Path]:
     """metrics.json, report.md, trajectories.png in `out_dir`; returns their paths."""
-    from envs.offline_report import plot_trajectories, render_report
+    from curriculum.offline.report import plot_trajectories, render_report
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,8 @@ import platform
 import subprocess
 from pathlib import Path
 
-from lara.atomic import atomic_write_text
-from lara.pipeline import REPO, PipelineConfig
+from lara.utils.atomic import atomic_write_text
+from lara.scripts.pipeline import REPO, PipelineConfig
 
 STAGE_NAMES = {1: "I (explicit CoT + FAST tokens)", 2: "II (CoT progressively latent)", 3: "III (DiT expert, flow)"}
 
@@ -184,7 +184,7 @@ def _eval_section(cfg: PipelineConfig) -> list[str]:
 
 
 def _latency_section(cfg: PipelineConfig, latency: dict | None) -> list[str]:
-    from lara.bench_latency import checkpoint_table
+    from lara.scripts.bench_latency import checkpoint_table
 
     lines = ["", "## 5. Latency: explicit CoT vs latent reasoning (trained checkpoints, CPU)", ""]
     if latency is None:

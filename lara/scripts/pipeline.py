@@ -24,8 +24,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lara.atomic import atomic_write_text
-from lara.errors import LaraUserError
+from lara.utils.atomic import atomic_write_text
+from lara.utils.errors import LaraUserError
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
@@ -160,7 +160,7 @@ def eval_args(cfg: PipelineConfig) -> list[str]:
 def eval_step(cfg: PipelineConfig, results: dict) -> bool:
     """Evaluate the stage-III checkpoint; fills `results` (a finished evaluation is read back)."""
     from envs.evaluator import EvalConfig, evaluate
-    from lara.config_cli import parse_config
+    from lara.utils.config_parsing import parse_config
 
     done = cfg.eval_dir / "results.json"
     if done.exists():

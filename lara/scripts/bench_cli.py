@@ -5,11 +5,11 @@ Add a benchmark by adding a line to BENCHMARKS; its module is imported only when
 
 from __future__ import annotations
 
-from lara.registry import dispatch
+from lara.utils.registry import dispatch
 
 # name -> ("module:function", one-line help)
 BENCHMARKS: dict[str, tuple[str, str]] = {
-    "latency": ("lara.bench_latency:main", "ms per action chunk: explicit-CoT (stage 1) vs latent (stage 3) inference"),
+    "latency": ("lara.scripts.bench_latency:main", "ms per action chunk: explicit-CoT (stage 1) vs latent (stage 3) inference"),
     "train": ("curriculum.bench_train:main", "training samples/s and peak memory per curriculum stage"),
 }
 

@@ -20,10 +20,10 @@ from bridge_data import tiny_bridge_checkpoint, write_bridge_dataset  # noqa: E4
 
 from data_pipeline.key_mapping import load_key_mapping  # noqa: E402
 from data_pipeline.lerobot_io import read_lerobot_dataset  # noqa: E402
-from envs.offline_eval import chunk_metrics, last_action_baseline, recorded_chunks  # noqa: E402
-from envs.offline_probes import check_compatible, stats_differences  # noqa: E402
+from curriculum.offline.evaluate import chunk_metrics, last_action_baseline, recorded_chunks  # noqa: E402
+from curriculum.offline.probes import check_compatible, stats_differences  # noqa: E402
 from lara.configuration_lara import load_config  # noqa: E402
-from lara.errors import LaraUserError  # noqa: E402
+from lara.utils.errors import LaraUserError  # noqa: E402
 from lara.normalization import NormalizationStats  # noqa: E402
 
 
@@ -68,7 +68,7 @@ def bridge_setup(tmp_path_factory):
 
 
 def test_eval_offline_cli_on_bridge(bridge_setup, tmp_path, capsys):
-    from lara.cli import main as lara_main
+    from lara.scripts.cli import main as lara_main
 
     data, ckpt = bridge_setup
     data = Path(shutil.copytree(data, tmp_path / "data"))
@@ -113,7 +113,7 @@ def test_eval_offline_cli_on_bridge(bridge_setup, tmp_path, capsys):
 
 def test_cot_accuracy_for_stage1_inference(bridge_setup, tmp_path):
     from data_pipeline.annotation.cli import main as annotate_main
-    from envs.offline_eval import OfflineEvalConfig, evaluate_offline
+    from curriculum.offline.evaluate import OfflineEvalConfig, evaluate_offline
 
     data, ckpt = bridge_setup
     data = Path(shutil.copytree(data, tmp_path / "data"))
@@ -130,7 +130,7 @@ def test_cot_accuracy_for_stage1_inference(bridge_setup, tmp_path):
 
 # ------------------------------------------------------------------ bad input
 def test_cli_errors_name_what_differs(bridge_setup, tmp_path, capsys):
-    from lara.cli import main as lara_main
+    from lara.scripts.cli import main as lara_main
 
     data, ckpt = bridge_setup
     no_stats = Path(shutil.copytree(ckpt, tmp_path / "no_stats"))
@@ -187,7 +187,7 @@ def test_eval_offline_on_a_libero_dataset(tmp_path):
     from data_pipeline.episode import Episode
     from data_pipeline.lerobot_io import write_lerobot_dataset
     from data_pipeline.stats import load_or_compute_stats
-    from envs.offline_eval import OfflineEvalConfig, run_offline_eval
+    from curriculum.offline.evaluate import OfflineEvalConfig, run_offline_eval
     from lara.modeling_lara import LaraPolicy
 
     rng = np.random.default_rng(0)

@@ -7,12 +7,20 @@
 from __future__ import annotations
 
 from envs.evaluator import EvalConfig, evaluate
-from lara.config_cli import parse_config
+from lara.utils.config_parsing import parse_config
+from lara.utils.errors import LaraUserError
 
 
 def main(argv: list[str]) -> int:
     cfg = parse_config(EvalConfig, argv, prog="lara eval")
-    results = evaluate(cfg)
+    builder = None
+    if cfg.policy == "replay":
+        if not cfg.replay_dataset:
+            raise LaraUserError("--policy replay needs --replay_dataset DIR (a LeRobot or LIBERO HDF5 dataset)")
+        from data_pipeline.replay import ReplayPolicyBuilder
+
+        builder = ReplayPolicyBuilder(cfg.replay_dataset)
+    results = evaluate(cfg, policy_builder=builder)
     for row in results["suites"]:
         print(
             f"{row['name']}: {row['successes']}/{row['episodes']} = {100 * row['success_rate']:.1f}% "

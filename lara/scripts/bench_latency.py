@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lara.errors import LaraUserError
+from lara.utils.errors import LaraUserError
 
 
 # What a trained model's output vocabulary holds for its CoT (the demo's annotation of libero_object task 0).

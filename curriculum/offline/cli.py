@@ -1,6 +1,6 @@
 """`lara eval-offline CHECKPOINT DATASET [--out DIR] [--episodes N] [--mapping libero|bridge]`.
 
-Thin: flags -> `OfflineEvalConfig` -> `run_offline_eval` (envs/offline_eval.py), then a short
+Thin: flags -> `OfflineEvalConfig` -> `run_offline_eval` (curriculum/offline/evaluate.py), then a short
 summary on stdout. Bad input raises `LaraUserError` (the `lara` dispatcher prints one line, exit 2).
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from envs.offline_eval import OfflineEvalConfig, run_offline_eval
-from lara.errors import LaraUserError
+from curriculum.offline.evaluate import OfflineEvalConfig, run_offline_eval
+from lara.utils.errors import LaraUserError
 
 
 def build_parser() -> argparse.ArgumentParser:

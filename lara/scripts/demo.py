@@ -19,8 +19,8 @@ import shlex
 import shutil
 from pathlib import Path
 
-from lara.atomic import atomic_write_text
-from lara.pipeline import PipelineConfig, run_pipeline, timed_step
+from lara.utils.atomic import atomic_write_text
+from lara.scripts.pipeline import PipelineConfig, run_pipeline, timed_step
 
 # The embedded tiny default (flags of `lara demo` override each). Stage I runs 1600 steps so that the
 # explicit-CoT side of the latency comparison writes its CoT: on 10 libero_object demos, stage I at
@@ -37,7 +37,7 @@ def latency_step(cfg: PipelineConfig, reps: int = 5) -> bool:
     if path.exists():
         return False
     from data_pipeline.lerobot_io import read_lerobot_dataset
-    from lara.bench_latency import checkpoint_latency
+    from lara.scripts.bench_latency import checkpoint_latency
 
     episode = next(read_lerobot_dataset(cfg.data_dir, episodes=[0]))
     obs = {"images": {cam: frames[0] for cam, frames in episode.images.items()},
@@ -73,7 +73,7 @@ def main(argv: list[str]) -> int:
     results = run_pipeline(cfg, preview=1)
     timed_step(cfg, "latency", lambda: latency_step(cfg))
 
-    from lara.demo_report import write_report
+    from lara.scripts.demo_report import write_report
 
     report = write_report(cfg, "lara demo " + shlex.join(argv) if argv else "lara demo")
     latency = json.loads((cfg.out / "latency.json").read_text())

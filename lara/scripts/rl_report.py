@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 from envs.report import wilson_interval
-from lara.atomic import atomic_write_text
-from lara.jsonl import read_jsonl
+from lara.utils.atomic import atomic_write_text
+from lara.utils.jsonl import read_jsonl
 
 
 def _fmt(v, spec: str = ".3f") -> str:
