@@ -228,7 +228,7 @@ class InferenceConfig:
     max_action_tokens: int = 64
     n_action_steps: int = 8  # actions popped from each chunk by `select_action`
     stage: int = 3  # which inference path `predict_action_chunk` takes by default
-    # stage-III speed (lara.latent_inference, lara.expert_runtime); predictions do not depend on them
+    # stage-III speed (lara.generation, lara.expert_runtime); predictions do not depend on them
     cache: bool = True  # per-episode prompt cache, one host-to-device copy per call (false: the reference path)
     compile: bool = False  # torch.compile the expert's Euler loop (CPU needs a C++ compiler; eager fallback)
     cuda_graph: bool = False  # on CUDA: replay the Euler loop as a CUDA graph (ignored on CPU; eager fallback)

@@ -161,8 +161,8 @@ def cot_token_accuracy(policy, batch: dict) -> dict[str, dict[str, float]]:
         tags_per_row.append(tags + ["END"])
     t = {k: v.to(policy.device) for k, v in builder.collate(seqs, "right").items()}
     sub = {k: (v[rows] if isinstance(v, torch.Tensor) else v) for k, v in batch.items() if k.startswith("image.")}
-    images = policy._camera_images(sub, policy.cfg.vision.cameras).to(policy.device)
-    hidden = policy._hidden(t, images)  # (B, L, D)
+    images = policy.camera_images(sub, policy.cfg.vision.cameras).to(policy.device)
+    hidden = policy.hidden_states(t, images)  # (B, L, D)
     labels = t["labels"][:, 1:]  # (B, L-1): the token at i + 1 is predicted from position i
     cols = policy.output_vocab.global_ids(policy.device)  # (V_out,)
     out: dict[str, dict[str, float]] = {}
