@@ -9,9 +9,9 @@ import pytest
 import torch
 from lara_testing import COT, make_batch, make_obs, tiny_policy
 
-from lara.utils.errors import LaraUserError
 from lara.model import PREPARED
 from lara.modeling_lara import LaraPolicy
+from lara.utils.errors import LaraUserError
 
 
 @pytest.fixture(scope="module")
