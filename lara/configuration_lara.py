@@ -105,7 +105,7 @@ class VisionConfig:
 
 @dataclass
 class ForesightConfig:
-    num_slots: int = 4  # N_v `<img_next>` slots (a perfect square; 16 in the paper)
+    num_slots: int = 4  # N_v `<img_next>` slots (a perfect square; 16 in the paper; 0 = no foresight at all)
     camera: str = "agentview"  # which camera's next frame is predicted
     image_size: int = 64  # next frame side fed to the EMA vision tower (multiple of patch*merge)
     use_ema_target: bool = True  # False = target from the online tower, detached (ablation)

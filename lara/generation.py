@@ -7,8 +7,8 @@ model the same way): the per-episode prompt cache, the expert's captured Euler l
 
 - Stages 1-2 (`predict_tokens`): one sample at a time, `prefill_tokens` runs the prompt through the
   backbone into a fresh KV cache; stage 1 then decodes the CoT greedily over the CoT columns of the
-  output vocabulary until `<img_next>`, feeds the N_v `<img_next>` slots and `<|act_start|>` in one
-  piece (`feed_img_next`, the slots seeing each other as in training); stage 2 prefills the latent
+  output vocabulary until `<img_next>` (`<|act_start|>` without slots), feeds the N_v `<img_next>`
+  slots and `<|act_start|>` in one piece (`feed_img_next`, the slots seeing each other as in training); stage 2 prefills the latent
   slots, `<img_next>` slots and `<|act_start|>` instead. Both then decode FAST action tokens until
   `<|act_end|>` (`decode_fast` turns them into a normalized chunk). `lara.token_logprobs` samples
   and re-scores the same positions for RL.
@@ -178,9 +178,10 @@ class GenerationEngine:
         return self.step(cache, emb, next_pos, mask)
 
     def cot_columns(self) -> torch.Tensor:
-        """(V_out,) bool over the output vocabulary: what a CoT may hold (text) and `<img_next>` (its end)."""
-        tok, cols = self.model.tokenizer, self.model.output_vocab.global_ids(self.model.device)
-        return (cols < QWEN_SPECIAL_START) | (cols == tok.img_next_id)
+        """(V_out,) bool over the output vocabulary: what a CoT may hold (text) and its end (`<img_next>`,
+        or `<|act_start|>` without slots: `SequenceBuilder.cot_end_id`)."""
+        cols = self.model.output_vocab.global_ids(self.model.device)
+        return (cols < QWEN_SPECIAL_START) | (cols == self.model.builder.cot_end_id)
 
     def action_columns(self) -> torch.Tensor:
         """(V_out,) bool over the output vocabulary: the FAST action tokens and `<|act_end|>`."""
@@ -232,9 +233,9 @@ class GenerationEngine:
         self.last_cot_text = ""
         if not latent:
             n_cot = fixed[0] if fixed else cfg.inference.max_cot_tokens
-            cot, next_pos = self.greedy(cache, h_last, next_pos, self.cot_columns(), {tok.img_next_id}, n_cot,
-                                        exact=bool(fixed))  # fmt: skip
-            self.last_cot_text = tok.decode([i for i in cot if i != tok.img_next_id])
+            end = self.model.builder.cot_end_id
+            cot, next_pos = self.greedy(cache, h_last, next_pos, self.cot_columns(), {end}, n_cot, exact=bool(fixed))
+            self.last_cot_text = tok.decode([i for i in cot if i != end])
             h_last = self.feed_img_next(cache, next_pos)[:, -1]
             next_pos += cfg.foresight.num_slots + 1
         n_act = fixed[1] if fixed else cfg.inference.max_action_tokens

@@ -29,6 +29,7 @@ Losses per stage (metrics carry each term; a configured loss is always computed 
 - stage 2: as stage 1, each CoT segment latent with probability p (no text loss on latent ones)
 - stage 3: flow-matching MSE (expert, context = hidden states at image/prompt/latent/`<img_next>`
   positions of a fully latent sequence without action tokens) + visual L1 x loss.visual_weight
+With `foresight.num_slots: 0` there are no `<img_next>` slots and no visual L1 in any stage.
 """
 
 from __future__ import annotations
@@ -186,10 +187,10 @@ class LaraModel(nn.Module):
         """Input embeddings (B, L, D) of everything but the image features: token embeddings,
         `<img_next>` slot offsets, learned latents (fixed per prompt: cached at inference)."""
         embeds = self.vlm.get_input_embeddings()(t["input_ids"])  # (B, L, D)
-        nxt = t["part"] == IMG_NEXT
-        slot = (nxt.long().cumsum(1) - 1).clamp(min=0) % self.cfg.foresight.num_slots  # (B, L) slot number
-        offsets = self.foresight.offsets(slot, embeds.dtype)  # (B, L, D) or None (foresight.slot_offsets false)
-        if offsets is not None:
+        if self.foresight.slot_embed is not None:  # None: foresight.slot_offsets false, or no slots
+            nxt = t["part"] == IMG_NEXT
+            slot = (nxt.long().cumsum(1) - 1).clamp(min=0) % self.cfg.foresight.num_slots  # (B, L) slot number
+            offsets = self.foresight.offsets(slot, embeds.dtype)  # (B, L, D)
             embeds = embeds + nxt[..., None].to(embeds.dtype) * offsets
         if self.cfg.latent.slot_input == "learned":
             embeds = self.latent.fill(embeds, t["latent_index"])
@@ -329,7 +330,7 @@ class LaraModel(nn.Module):
             metrics["latent/probability"] = prep["latent_probability"]
         else:
             terms = self._flow_loss(batch, t, hidden, norm)
-        if weights["visual_l1"] > 0:
+        if weights["visual_l1"] > 0 and cfg.foresight.num_slots > 0:  # no slots (num_slots 0): no foresight
             terms["visual_l1"] = normalized(self._visual_loss(batch, t, hidden), prep["loss_items"]["visual_l1"],
                                             norm.get("visual_l1"))
         total = torch.zeros((), device=dev)

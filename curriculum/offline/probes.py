@@ -121,9 +121,11 @@ def foresight_l1(policy, batch: dict) -> dict[str, float | None]:
 
     The loss comes from `policy.forward(batch, stage=3)` (the curriculum's own loss code) with the
     visual weight forced on; the reference is L1(target(frame t), target(frame t+k)), the error of
-    a predictor that assumes nothing moves.
+    a predictor that assumes nothing moves. None for a model without foresight (num_slots 0).
     """
     cfg = policy.cfg
+    if cfg.foresight.num_slots == 0:
+        return {"foresight_l1": None, "copy_current_frame_l1": None}
     cfg.loss.visual_weight = 1.0  # local copy loaded for evaluation: make sure the term is computed
     if callable(getattr(policy, "set_loss_weights", None)):
         policy.set_loss_weights({"visual_l1": 1.0})

@@ -139,3 +139,45 @@ def test_reference_foresight_switches_raw_hidden_and_identical_slots():
     assert metrics["loss/visual_l1"] > 0
     grad = policy.vlm.model.language_model.norm.weight.grad  # only the L1 on the raw hidden states reaches it
     assert grad is not None and grad.abs().sum() > 0
+
+
+def test_no_foresight_slots_train_and_infer(tmp_path):
+    """`--foresight.num_slots 0` (a LaRA without `<img_next>`: issue 16's baseline): no slot in any
+    sequence, no foresight head or EMA tower, no visual L1 (no future frame needed); stages I and
+    III train, a CoT is closed (and generated up to) `<|act_start|>`, every inference path runs."""
+    import numpy as np
+    from lara_testing import COT, make_batch, make_obs
+
+    from lara.model import PREPARED
+    from lara.modeling_lara import LaraPolicy
+    from lara.sequence import IMG_NEXT, LOSS_COT
+
+    policy = tiny_policy("--foresight.num_slots", "0")
+    assert policy.foresight.slot_embed is None and policy.foresight.ema_vision is None
+    assert not list(policy.foresight.parameters())
+    batch = make_batch(2)
+    del batch["next_image.agentview"]
+    for stage in (1, 3):
+        prepared, _ = policy.prepare_batch(batch, stage)
+        assert not (prepared[PREPARED]["tensors"]["part"] == IMG_NEXT).any()
+        loss, m = policy(prepared, stage)
+        loss.backward()
+        assert torch.isfinite(loss) and "loss/visual_l1" not in m
+        assert m["loss/flow" if stage == 3 else "loss/cot_ce"] > 0
+    assert policy.expert.action_in.weight.grad.abs().sum() > 0
+    policy.ema_update()  # nothing to update, nothing fails
+    seq = policy.builder.build(batch["instruction"][0], list(COT), None, None)
+    assert seq.input_ids[-1] == policy.tokenizer.act_start_id and seq.loss_part[-1] == LOSS_COT
+    policy.eval()
+    cot_ends = policy.output_vocab.global_ids(policy.device)[policy.engine.cot_columns()].tolist()
+    assert policy.tokenizer.act_start_id in cot_ends and policy.tokenizer.img_next_id not in cot_ends
+    obs = make_obs()
+    for stage in (1, 2, 3):
+        assert policy.predict_action_chunk(obs, stage=stage).shape == (8, 7)
+    policy.save_pretrained(tmp_path / "ck")
+    again = LaraPolicy.from_pretrained(tmp_path / "ck")
+    again.cfg.inference.cache = False  # the reference prefill, against the cached one
+    torch.manual_seed(0)
+    cached = policy.predict_action_chunk(obs, stage=3)
+    torch.manual_seed(0)
+    np.testing.assert_array_equal(again.predict_action_chunk(obs, stage=3), cached)
