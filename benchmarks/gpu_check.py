@@ -60,11 +60,11 @@ def latency(policy, args, device) -> dict:
         out["stage3_ms"] = round(statistics.median(ms), 2)
         out["stage3_ms_all"] = [round(x, 2) for x in ms]
         n_act = max(1, round(args.fast_report["mean_tokens"]))
-        before = policy.num_generated_tokens
+        before = policy.engine.num_generated_tokens
         ms = _time(lambda: policy.predict_action_chunk(obs, stage=1, fixed_lengths=(args.cot_tokens, n_act)),
                    args.reps, args.warmup, device)  # fmt: skip
         out["explicit_ms"] = round(statistics.median(ms), 2)
-        out["explicit_tokens_per_chunk"] = (policy.num_generated_tokens - before) / (args.reps + args.warmup)
+        out["explicit_tokens_per_chunk"] = (policy.engine.num_generated_tokens - before) / (args.reps + args.warmup)
         out["explicit_cot_tokens"], out["explicit_action_tokens"] = args.cot_tokens, n_act
     out["ratio"] = round(out["stage3_ms"] / out["explicit_ms"], 4)
     return out

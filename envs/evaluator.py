@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from envs.policies import BUILTIN_POLICIES, ChunkedPolicy, build_policy, check_action, validate_policy_spec
+from envs.policies import BUILTIN_POLICIES, build_policy, check_action, validate_policy_spec
 from envs.protocol import check_suite, parse_task_ids
 from envs.report import write_report
 from lara.utils.process_guard import exit_with_parent
@@ -235,9 +235,7 @@ def run_episode(unit: EpisodeUnit) -> dict:
                 obs = clock.call("env", env.set_sim_state, demo.sim_states[0])
                 record.init_state_index = None
                 record.extra["replayed_episode"] = int(demo.episode_index)
-        policy.reset()
-        if isinstance(policy, ChunkedPolicy):
-            policy.chunk_latency_ms.clear()
+        policy.reset()  # a chunked policy's chunk_latency_ms restarts too
         limit = cfg.max_steps or env.max_steps
         for _ in range(limit):
             if cfg.video:
@@ -261,9 +259,9 @@ def run_episode(unit: EpisodeUnit) -> dict:
     record.seconds = _clock() - start
     record.policy_latency_ms = float(np.mean(latencies)) if latencies else None
     clock.fill(record)
-    policy = _WORKER.get("policy")
-    if isinstance(policy, ChunkedPolicy) and policy.chunk_latency_ms:
-        record.chunk_latency_ms = float(np.mean(policy.chunk_latency_ms))
+    chunk_ms = getattr(_WORKER.get("policy"), "chunk_latency_ms", None)  # chunked policies (envs.policies)
+    if chunk_ms:
+        record.chunk_latency_ms = float(np.mean(chunk_ms))
     if cfg.video and frames:
         video_dir = cfg.out / "videos"
         video_dir.mkdir(parents=True, exist_ok=True)

@@ -1,20 +1,22 @@
-"""Policies the evaluator can run, and the adapter that executes action chunks.
+"""Policies the evaluator can run.
 
-A policy is anything with `reset()` and `select_action(obs) -> (7,)`. `--policy` names one:
+A policy is anything with `reset()` and `select_action(obs) -> (7,)`; one that plans action chunks
+also has `chunk_latency_ms` (ms of each chunk planned since `reset()`), which the evaluator
+reports. `--policy` names one:
 - `noop`: always the no-op (gripper open); a floor for any success table.
 - `scripted`: the privileged-state expert (`envs.scripted_expert`), needs no images.
 - `replay`: plays back the recorded actions of a dataset's episodes of the same task, starting
   from the recorded initial simulator state (checks action alignment end to end). Reading a
   dataset is the data layer's job: `data_pipeline.replay.ReplayPolicyBuilder`, which the `lara eval`
   command passes to `evaluate(cfg, policy_builder=...)`.
-- a checkpoint directory: a trained `LaraPolicy` (`save_pretrained` layout), wrapped in
-  `ChunkedPolicy` so the first k actions of each predicted chunk run open-loop.
+- a checkpoint directory: a trained `LaraPolicy` (`save_pretrained` layout); its own action queue
+  runs the first k actions of each predicted chunk open-loop (`--execute_steps`, default the
+  whole chunk).
 Policies are built inside the worker process that owns the simulator (`build_policy`).
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Protocol
 
@@ -40,42 +42,6 @@ class NoopPolicy:
 
     def select_action(self, obs: Observation) -> np.ndarray:
         return np.asarray(NOOP_ACTION, dtype=np.float32)
-
-
-class ChunkedPolicy:
-    """Runs a chunk predictor open-loop: predict (H, 7), execute the first k, re-plan.
-
-    `chunk_latency_ms` collects the time of each `predict_action_chunk` call (the model's real
-    latency); steps served from the queue cost nothing and are not counted.
-    """
-
-    needs_images = True
-
-    def __init__(self, model, execute_steps: int | None = None):
-        self.model = model
-        self.execute_steps = execute_steps
-        self._queue: list[np.ndarray] = []
-        self.chunk_latency_ms: list[float] = []
-
-    def reset(self) -> None:
-        self._queue.clear()
-        if hasattr(self.model, "reset"):
-            self.model.reset()
-
-    def select_action(self, obs: Observation) -> np.ndarray:
-        if not self._queue:
-            start = time.perf_counter()
-            chunk = np.asarray(self.model.predict_action_chunk(obs), dtype=np.float32)
-            self.chunk_latency_ms.append(1e3 * (time.perf_counter() - start))
-            if chunk.ndim == 3 and chunk.shape[0] == 1:
-                chunk = chunk[0]  # (1, H, A) -> (H, A)
-            if chunk.ndim != 2:
-                raise PolicyOutputError(f"predict_action_chunk returned shape {chunk.shape}, expected (H, 7)")
-            k = self.execute_steps or chunk.shape[0]
-            if not 1 <= k <= chunk.shape[0]:
-                raise LaraUserError(f"execute_steps={k} but the policy predicts chunks of {chunk.shape[0]}")
-            self._queue = list(chunk[:k])
-        return self._queue.pop(0)
 
 
 class PolicyOutputError(LaraUserError):
@@ -123,4 +89,6 @@ def build_policy(spec: str, env, execute_steps: int | None = None):
         raise LaraUserError("--policy replay needs --replay_dataset DIR (a LeRobot or LIBERO HDF5 dataset)")
     from lara.modeling_lara import LaraPolicy
 
-    return ChunkedPolicy(LaraPolicy.from_pretrained(str(resolve_checkpoint(spec))), execute_steps=execute_steps)
+    policy = LaraPolicy.from_pretrained(str(resolve_checkpoint(spec)))
+    policy.execute_steps = execute_steps or policy.cfg.chunk_size  # None: the whole chunk
+    return policy

@@ -98,7 +98,9 @@ def _init_worker(settings: RolloutSettings, threads: int | None = None, in_subpr
         torch.set_num_threads(threads)
     _W.clear()
     _W["settings"] = settings
-    _W["policy"] = LaraPolicy.from_pretrained(settings.policy_dir).eval()
+    policy = LaraPolicy.from_pretrained(settings.policy_dir).eval()
+    policy.execute_steps = settings.execute_steps or policy.cfg.chunk_size  # None: the whole chunk
+    _W["policy"] = policy
     _W["version"] = None
 
 
@@ -138,7 +140,7 @@ def _sample_chunk(policy, obs, s: RolloutSettings, generator) -> tuple[np.ndarra
         return actions[0], record
     from lara.token_logprobs import decode_actions, sample_tokens
 
-    imgs, _, _, _ = policy._parse_obs(obs)
+    imgs = policy.processor.to_device(obs).images  # (n_cam, 3, H, W)
     sample = sample_tokens(policy, imgs, obs.instruction, s.temperature, generator)
     record.update(tokens=list(sample.tokens), log_prob=sample.log_prob)
     return decode_actions(policy, sample.tokens), record
@@ -158,13 +160,15 @@ def run_rollout(job: tuple[RolloutSpec, str | None, int]) -> dict:
         generator = torch.Generator().manual_seed(spec.seed)
         env.reset(0)  # builds the episode; the layout below replaces the whole simulator state
         obs = env.set_sim_state(spec.layout)
-        queue: list[np.ndarray] = []
+
+        def plan(o) -> np.ndarray:  # a sampled chunk, recorded for the update
+            actions, record = _sample_chunk(policy, o, s, generator)
+            result.chunks.append(record)
+            return actions
+
+        policy.reset()  # the policy's queue runs `execute_steps` actions of each planned chunk
         for _ in range(s.max_steps or env.max_steps):
-            if not queue:
-                actions, record = _sample_chunk(policy, obs, s, generator)
-                result.chunks.append(record)
-                queue = list(actions[: s.execute_steps or len(actions)])
-            obs, done, _ = env.step(validate_action(queue.pop(0)))
+            obs, done, _ = env.step(validate_action(policy.select_action(obs, plan)))
             result.steps += 1
             if done:
                 result.success = True

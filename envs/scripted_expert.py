@@ -3,7 +3,8 @@
 Why: demonstrations with known phase boundaries (`.phase`) are the ground truth for the
 annotation pipeline, and a reliable expert is the cheapest way to get many of them. It reads
 object and target geometry straight from MuJoCo (world-frame corners of each collision geom's
-bounding box), plans a top-down grasp, and tracks waypoints with LIBERO's OSC_POSE delta actions:
+bounding box, `envs.scene_geometry`), plans a top-down grasp (`envs.grasp_planning`), and tracks
+waypoints with LIBERO's OSC_POSE delta actions (this module: the phase machine and the control):
 
     approach -> descend -> grasp -> lift -> carry -> lower -> release -> retract -> done
 
@@ -29,8 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from envs.bddl_goals import In, On, Predicate, goal_from_env
+from envs.grasp_planning import GraspPlan, plan_grasp, topdown_rotation, wrap_half_turn
 from envs.libero_env import LiberoEnv
 from envs.protocol import GRIPPER_CLOSE, GRIPPER_OPEN, Observation
+from envs.scene_geometry import SceneGeometry
 from lara.utils.errors import LaraUserError
 
 logger = logging.getLogger(__name__)
@@ -69,7 +72,7 @@ class ExpertConfig:
             raise LaraUserError("max_regrasps must be >= 0")
 
 
-# ---------------------------------------------------------------------------- geometry
+# ---------------------------------------------------------------------------- control
 def _rot_to_axis_angle(mat: np.ndarray) -> np.ndarray:
     """(3, 3) rotation -> (3,) axis-angle (robust near 0 and pi)."""
     cos = float(np.clip((np.trace(mat) - 1.0) / 2.0, -1.0, 1.0))
@@ -84,210 +87,6 @@ def _rot_to_axis_angle(mat: np.ndarray) -> np.ndarray:
         return axis / np.linalg.norm(axis) * angle
     vec = np.array([mat[2, 1] - mat[1, 2], mat[0, 2] - mat[2, 0], mat[1, 0] - mat[0, 1]])
     return vec / (2.0 * math.sin(angle)) * angle
-
-
-def topdown_rotation(yaw: float) -> np.ndarray:
-    """(3, 3) eef orientation pointing down whose closing (x) axis is at angle `yaw` in the plane.
-
-    At yaw = pi/2 this is LIBERO's home orientation (x = +y_world, y = +x_world, z = -z_world).
-    """
-    c, s = math.cos(yaw), math.sin(yaw)
-    return np.array([[c, s, 0.0], [s, -c, 0.0], [0.0, 0.0, -1.0]])  # columns: x, y, z axes
-
-
-def _wrap_half_turn(angle: float) -> float:
-    """Wrap to (-pi/2, pi/2]: a closing axis and its opposite are the same grasp."""
-    return (angle + math.pi / 2) % math.pi - math.pi / 2
-
-
-class SceneGeometry:
-    """World-frame collision-geometry corners of LIBERO objects, fixtures and sites."""
-
-    def __init__(self, env: LiberoEnv):
-        self.env = env
-        self.names = list(env.raw_env.objects_dict) + list(env.raw_env.fixtures_dict)
-        self._signs = np.array(
-            [[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=float
-        )  # (8, 3) box corner signs
-        self._model_key: int | None = None
-        self._geoms: dict[str, np.ndarray] = {}
-
-    @property
-    def raw(self):  # noqa: ANN201 - LIBERO problem env
-        return self.env.raw_env
-
-    @property
-    def sim(self):  # noqa: ANN201 - robosuite MjSim; rebuilt by every hard reset, so never cached
-        return self.env.sim
-
-    def _geom_ids(self, name: str) -> np.ndarray:
-        """Collision geoms of an object's body subtree (recomputed when the model is rebuilt)."""
-        model = self.sim.model._model
-        if self._model_key != id(model):
-            self._model_key, self._geoms = id(model), {}
-            parents = model.body_parentid
-            collide = (model.geom_contype | model.geom_conaffinity) > 0
-            for obj in self.names:
-                root = self.raw.obj_body_id[obj]
-                in_tree = np.zeros(model.nbody, dtype=bool)
-                for b in range(model.nbody):  # bodies whose ancestor chain reaches `root`
-                    p = b
-                    while p > 0 and p != root:
-                        p = parents[p]
-                    in_tree[b] = p == root
-                self._geoms[obj] = np.flatnonzero(in_tree[model.geom_bodyid] & collide)
-        return self._geoms[name]
-
-    def points(self, name: str) -> np.ndarray:
-        """(8 * n_geoms, 3) world corners of the object's collision-geom bounding boxes."""
-        model, data = self.sim.model._model, self.sim.data._data
-        ids = self._geom_ids(name)
-        aabb = model.geom_aabb[ids]  # (G, 6): local centre (3), half sizes (3)
-        local = aabb[:, None, :3] + aabb[:, None, 3:] * self._signs[None]  # (G, 8, 3)
-        rot = data.geom_xmat[ids].reshape(-1, 3, 3)  # (G, 3, 3)
-        world = np.einsum("gij,gkj->gki", rot, local) + data.geom_xpos[ids][:, None, :]  # (G, 8, 3)
-        return world.reshape(-1, 3)
-
-    def oriented_boxes(self, names: list[str]) -> "OrientedBoxes":
-        """Exact (oriented) bounding boxes of the collision geoms of `names`."""
-        model, data = self.sim.model._model, self.sim.data._data
-        ids = np.concatenate([self._geom_ids(n) for n in names]) if names else np.zeros(0, dtype=int)
-        aabb = model.geom_aabb[ids]  # (K, 6): local centre, half sizes
-        rot = data.geom_xmat[ids].reshape(-1, 3, 3)  # (K, 3, 3)
-        centre = np.einsum("kij,kj->ki", rot, aabb[:, :3]) + data.geom_xpos[ids]  # (K, 3)
-        return OrientedBoxes(centre, rot, aabb[:, 3:])
-
-    def boxes(self, name: str) -> np.ndarray:
-        """(G, 2, 3) world axis-aligned box (lo, hi) of each collision geom of the object."""
-        corners = self.points(name).reshape(-1, 8, 3)  # (G, 8, 3)
-        return np.stack([corners.min(axis=1), corners.max(axis=1)], axis=1)
-
-    def body_pos(self, name: str) -> np.ndarray:
-        return np.array(self.sim.data.body_xpos[self.raw.obj_body_id[name]])
-
-    def site(self, name: str) -> tuple[np.ndarray, np.ndarray, str | None]:
-        """(centre (3,), half sizes (3,) rotated into the world, parent name) of a region site."""
-        site = self.raw.object_sites_dict[name]
-        pos = np.array(self.sim.data.get_site_xpos(name))
-        mat = np.array(self.sim.data.get_site_xmat(name))
-        return pos, np.abs(mat @ np.asarray(site.size, dtype=float)), site.parent_name
-
-    def has_articulation(self, name: str) -> bool:
-        """True when a fixture has hinge/slide joints (drawers, doors, knobs)."""
-        model = self.sim.model._model
-        bodies = set(model.geom_bodyid[self._geom_ids(name)].tolist()) if name in self.names else set()
-        root = self.raw.obj_body_id.get(name)
-        if root is not None:
-            bodies.add(root)
-        for j in range(model.njnt):
-            if model.jnt_bodyid[j] in bodies and model.jnt_type[j] in (2, 3):  # slide, hinge
-                return True
-        return False
-
-
-@dataclass
-class OrientedBoxes:
-    centre: np.ndarray  # (K, 3) world
-    rot: np.ndarray  # (K, 3, 3) box frame -> world
-    half: np.ndarray  # (K, 3)
-
-    def distance(self, points: np.ndarray) -> float:
-        """Smallest distance from any of the (P, 3) points to any box (0 inside)."""
-        if len(self.centre) == 0:
-            return math.inf
-        local = np.einsum("kji,pkj->pki", self.rot, points[:, None, :] - self.centre[None])  # (P, K, 3)
-        gap = np.maximum(np.abs(local) - self.half[None], 0.0)  # (P, K, 3)
-        return float(np.linalg.norm(gap, axis=-1).min())
-
-
-@dataclass
-class GraspPlan:
-    point: np.ndarray  # (3,) eef position at grasp
-    yaw: float  # closing-axis angle
-    width: float  # object extent along the closing axis
-    rim: bool
-
-
-def gripper_sweep_points(c: np.ndarray, z: float, axis: np.ndarray, perp: np.ndarray) -> np.ndarray:
-    """(P, 3) points on the open gripper swept from above down to eef (c, z): fingers and hand."""
-    pts = [
-        (c[0] + s * axis[0] + t * perp[0], c[1] + s * axis[1] + t * perp[1], z + h)
-        for s in (0.03, 0.045, -0.03, -0.045)  # open fingers at ~+-4 cm
-        for t in (-0.01, 0.01)
-        for h in (-0.01, 0.01, 0.03, 0.05, 0.08)
-    ]
-    pts += [
-        (c[0] + s * axis[0] + t * perp[0], c[1] + s * axis[1] + t * perp[1], z + h)
-        for s in (-0.1, -0.05, 0.0, 0.05, 0.1)  # the hand above the fingers
-        for t in (-0.03, 0.03)
-        for h in (0.07, 0.1, 0.14)
-    ]
-    return np.asarray(pts)
-
-
-def plan_grasp(
-    pts: np.ndarray,
-    obstacles: OrientedBoxes,
-    cur_yaw: float,
-    cfg: ExpertConfig,
-    obj_xy: np.ndarray,
-    place_xy: np.ndarray,
-    base_xy: np.ndarray,
-    avoid: list[np.ndarray] | None = None,
-) -> GraspPlan:
-    """Choose a top-down grasp on an object.
-
-    pts: (N, 3) corners of the object's geoms; obstacles: the other objects' geoms;
-    obj_xy / place_xy: the object's reference point now and where it must go; base_xy: the robot.
-    Candidates (closing-axis yaw every 10 degrees; for rim grasps both sides of the rim) are scored
-    by the clearance of the descending gripper from neighbours (3D, oriented boxes), a small yaw
-    change, and not reaching far from the robot base at pick and place (the arm is near full
-    extension at the far side of the table). Grasp points within 1.5 cm of an `avoid` point (xy of
-    a grasp that was blocked before) are tried last; once there is one, across-grasps also try points
-    2-3 cm along the object's long side (a flat box next to a tall jar in a sampled layout: the hand,
-    long along the closing axis, lands on the jar at the centre).
-    """
-    top, bottom = float(pts[:, 2].max()), float(pts[:, 2].min())
-    best = -np.inf
-    plan: GraspPlan | None = None
-    widths = []
-    for deg in range(0, 180, 10):
-        yaw = math.radians(deg)
-        axis = np.array([math.cos(yaw), math.sin(yaw)])
-        perp = np.array([-axis[1], axis[0]])
-        a, b = pts[:, :2] @ axis, pts[:, :2] @ perp  # (N,)
-        widths.append((float(a.max() - a.min()), yaw, axis, perp, a, b))
-    narrow = min(w[0] for w in widths)
-    rim = narrow > cfg.max_open_width
-    for width, yaw, axis, perp, a, b in widths:
-        centre = (a.max() + a.min()) / 2 * axis + (b.max() + b.min()) / 2 * perp  # (2,)
-        if rim:
-            # the wall at +-radius along the closing axis; both sides are candidates
-            # centred 1.2 cm inside the rim: the outer finger then needs only ~2.5 cm outside the bowl
-            cands = [centre + sgn * (width / 2 - 0.012) * axis for sgn in (-1.0, 1.0)]
-            z = top - cfg.rim_depth
-        else:
-            if width > narrow + 0.006:
-                continue
-            cands = [centre]
-            if avoid:  # a descent was blocked (e.g. the hand on a tall neighbour): also try along the long side
-                half = (b.max() - b.min()) / 2 - 0.012  # keep the fingers' pads on the object
-                cands += [centre + off * perp for off in (-0.03, -0.02, 0.02, 0.03) if abs(off) <= half]
-            z = max(bottom + cfg.min_bottom_clear, top - cfg.grasp_depth)
-        for c in cands:
-            clear = obstacles.distance(gripper_sweep_points(c, z, axis, perp))
-            turn = abs(_wrap_half_turn(yaw - cur_yaw))
-            far = max(0.0, float(np.linalg.norm(c - base_xy)) - 0.7) + max(
-                0.0, float(np.linalg.norm(place_xy + (c - obj_xy) - base_xy)) - 0.7
-            )
-            score = 40.0 * min(clear, 0.015) - 0.1 * turn - 2.0 * far - 2.0 * width
-            if avoid and min(float(np.linalg.norm(c - v)) for v in avoid) < 0.015:
-                score -= 10.0
-            if score > best:
-                best = score
-                plan = GraspPlan(np.array([c[0], c[1], z]), cur_yaw + _wrap_half_turn(yaw - cur_yaw), width, rim)
-    assert plan is not None
-    return plan
 
 
 # ---------------------------------------------------------------------------- expert
@@ -329,7 +128,7 @@ class ScriptedExpert:
         self.reset()
 
     @property
-    def raw(self):  # noqa: ANN201 - LIBERO problem env
+    def raw(self):  # LIBERO problem env
         return self.env.raw_env
 
     @property
@@ -376,7 +175,7 @@ class ScriptedExpert:
             if isinstance(self.goal[0], In):
                 return centre[:2], surface + self.cfg.in_region_bottom, float(centre[2] + half[2])
             return centre[:2], float(centre[2] + half[2]) + self.cfg.place_clearance, float(centre[2] + half[2])
-        tpts = self.geom.points(self.target)
+        tpts = self.geom.collision_corners(self.target)
         top = float(tpts[:, 2].max())
         return self.geom.body_pos(self.target)[:2], top + self.cfg.place_clearance, top
 
@@ -418,7 +217,7 @@ class ScriptedExpert:
         return math.atan2(mat[1, 0], mat[0, 0])
 
     def _new_plan(self, mat: np.ndarray) -> GraspPlan:
-        pts = self.geom.points(self.obj)
+        pts = self.geom.collision_corners(self.obj)
         place_xy, _, _ = self._place_spec()
         plan = plan_grasp(
             pts,
@@ -441,7 +240,7 @@ class ScriptedExpert:
             self._plan = self._new_plan(mat)
         plan = self._plan
         gripper = GRIPPER_OPEN
-        obj_pts = self.geom.points(self.obj)  # (N, 3)
+        obj_pts = self.geom.collision_corners(self.obj)  # (N, 3)
         obj_pos = self.geom.body_pos(self.obj)
         finger_q = float(obs.state[6] - obs.state[7])  # opening, 0.0 (closed) .. 0.08
         phase = self._phase
@@ -453,7 +252,7 @@ class ScriptedExpert:
             # the open fingers (half span ~5 cm) must pass above whatever lies on the way
             pre[2] = max(pre[2], min(pos[2], self._clear_top(pos[:2], pre[:2], 0.06) + 0.04))
             target = pre
-            yaw_err = abs(_wrap_half_turn(self._current_yaw(mat) - plan.yaw))
+            yaw_err = abs(wrap_half_turn(self._current_yaw(mat) - plan.yaw))
             if np.linalg.norm(pre - pos) < 2 * cfg.pos_tol and yaw_err < cfg.rot_tol:
                 self._set_phase("descend")
         elif phase == "descend":

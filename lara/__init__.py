@@ -1,5 +1,7 @@
 """The LaRA policy (model layer): configuration, backbone, latent CoT, `<img_next>` foresight, the DiT
-action expert, tokenizers, normalization and inference. Imports only `lara.utils`.
+action expert, tokenizers, normalization; the core model (`model`), its inference engine
+(`generation`), pre/post-processing (`processor`) and the policy with its action queue
+(`modeling_lara`). Imports only `lara.utils`.
 
 Layers, bottom to top (imports point down only; `tests/test_layering.py` checks every import):
 `lara.utils` (shared utilities) -> `lara` (the model) -> `envs` (LIBERO simulator, closed-loop

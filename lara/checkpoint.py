@@ -112,9 +112,8 @@ def check_checkpoint(directory: str | Path) -> Path:
     return directory
 
 
-def load_pretrained(directory: str | Path, device: str | torch.device | None = None):
-    from lara.modeling_lara import LaraPolicy
-
+def load_pretrained(directory: str | Path, device: str | torch.device | None, cls):
+    """The checkpoint at `directory` built as `cls` (`LaraModel` or a subclass: `LaraPolicy`), in eval mode."""
     directory = check_checkpoint(resolve_checkpoint_dir(directory))
     cfg = LaraConfig.load(directory / "config.json")
     qwen_cfg = Qwen3VLConfig.from_dict(json.loads((directory / "backbone_config.json").read_text()))
@@ -123,7 +122,7 @@ def load_pretrained(directory: str | Path, device: str | torch.device | None = N
     fast = FastActionTokenizer.load(fast_path) if fast_path.exists() else None
     vocab_path = directory / "output_vocab.json"
     out_vocab = OutputVocab.load(vocab_path) if vocab_path.exists() else None
-    policy = LaraPolicy(cfg, tokenizer=load_tokenizer(directory / "tokenizer"), fast=fast, stats=stats,
+    policy = cls(cfg, tokenizer=load_tokenizer(directory / "tokenizer"), fast=fast, stats=stats,
                         qwen_cfg=qwen_cfg, output_vocab=out_vocab)  # fmt: skip
     missing_keys, unexpected = load_model(policy, str(directory / "model.safetensors"), strict=True)
     if device is not None:

@@ -105,7 +105,7 @@ class VisionConfig:
 
 @dataclass
 class ForesightConfig:
-    num_slots: int = 4  # N_v `<img_next>` slots (a perfect square; 16 in the paper)
+    num_slots: int = 4  # N_v `<img_next>` slots (a perfect square; 16 in the paper; 0 = no foresight at all)
     camera: str = "agentview"  # which camera's next frame is predicted
     image_size: int = 64  # next frame side fed to the EMA vision tower (multiple of patch*merge)
     use_ema_target: bool = True  # False = target from the online tower, detached (ablation)
@@ -228,7 +228,7 @@ class InferenceConfig:
     max_action_tokens: int = 64
     n_action_steps: int = 8  # actions popped from each chunk by `select_action`
     stage: int = 3  # which inference path `predict_action_chunk` takes by default
-    # stage-III speed (lara.latent_inference, lara.expert_runtime); predictions do not depend on them
+    # stage-III speed (lara.generation, lara.expert_runtime); predictions do not depend on them
     cache: bool = True  # per-episode prompt cache, one host-to-device copy per call (false: the reference path)
     compile: bool = False  # torch.compile the expert's Euler loop (CPU needs a C++ compiler; eager fallback)
     cuda_graph: bool = False  # on CUDA: replay the Euler loop as a CUDA graph (ignored on CPU; eager fallback)

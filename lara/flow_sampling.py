@@ -103,14 +103,11 @@ def path_log_prob(
 def backbone_context(policy, obs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The stage-III inference prefill for a batched observation dict (or one Observation):
     hidden states at the context positions (B, L, Dc) with padding zeroed, the mask (B, L) and the
-    normalized state (B, S) or None. Same steps as `LaraPolicy.predict_action_chunk(stage=3)`; the
-    expert's `project_context` is left to the caller, since RL trains it."""
-    imgs, state, instructions, _ = policy._parse_obs(obs)
-    seqs = [policy.builder.build_prompt(s, latent=True, img_next=True, act_start=False) for s in instructions]
-    t = {k: v.to(policy.device) for k, v in policy.builder.collate(seqs, "left").items()}
-    hidden = policy._hidden(t, imgs.to(policy.device))  # (B, L, Dc)
-    mask = policy._context_mask(t)
-    return hidden.masked_fill(~mask[..., None], 0.0), mask, policy._norm_state(state, len(instructions))
+    normalized state (B, S) or None. The policy's own reference prefill (`engine.latent_hidden`);
+    the expert's `project_context` is left to the caller, since RL trains it."""
+    x = policy.processor.to_device(obs)
+    hidden, mask = policy.engine.latent_hidden(x.images, x.instructions)  # (B, L, Dc), (B, L)
+    return hidden, mask, policy.processor.expert_state(x.state)
 
 
 @torch.no_grad()
@@ -123,4 +120,4 @@ def sample_flow_chunk(policy, obs, noise_scale: float, num_steps: int | None = N
     n = num_steps or policy.cfg.expert.num_inference_steps
     sample = sample_with_noise(policy.expert, ctx, mask, state, n, noise_scale, generator)
     normalized = sample.actions.clamp(-1.0, 1.0).float().cpu().numpy()  # the env sees clipped actions
-    return policy._unnormalize(normalized), sample
+    return policy.processor.unnormalize(normalized), sample

@@ -9,6 +9,9 @@ online tower's output, detached. Prediction: a 2-layer MLP head on the hidden st
 `slot_embed` (N_v, D) is added to the `<img_next>` token's input embedding so that each slot has its
 own query from the first layer (`foresight.slot_offsets: false` = identical tokens, as the reference).
 
+`foresight.num_slots: 0` is a LaRA without foresight: no `<img_next>` slots, no head, no EMA tower
+(the visual loss is never computed).
+
 The EMA tower stays float32 whatever the model dtype (`.to(bfloat16)` moves it between devices
 but never changes its dtype): in bfloat16 the update step (1 - tau) * (theta - theta_ema) = 0.001 x a
 small difference rounds to nothing (8 mantissa bits), so a bf16 EMA target never moves.
@@ -33,17 +36,18 @@ class Foresight(nn.Module):
     def __init__(self, cfg: LaraConfig, online_vision: nn.Module) -> None:
         super().__init__()
         self.cfg = cfg
-        d = cfg.backbone.hidden_size
-        self.slot_embed = nn.Parameter(torch.randn(cfg.foresight.num_slots, d) * 0.02) if cfg.foresight.slot_offsets \
-            else None
+        d, on = cfg.backbone.hidden_size, cfg.foresight.num_slots > 0
+        self.slot_embed = nn.Parameter(torch.randn(cfg.foresight.num_slots, d) * 0.02) \
+            if cfg.foresight.slot_offsets and on else None  # fmt: skip
         self.head = nn.Sequential(
             nn.LayerNorm(d),
             nn.Linear(d, cfg.foresight.head_hidden_mult * d),
             nn.GELU(),
             nn.Linear(cfg.foresight.head_hidden_mult * d, d),
-        ) if cfg.foresight.head == "mlp" else nn.Identity()  # none: the raw hidden state, as the reference
+        ) if cfg.foresight.head == "mlp" and on else nn.Identity()  # none: the raw hidden state, as the reference
         # The EMA tower: registered as a submodule (saved, moved with .to), never trained.
-        self.ema_vision = copy.deepcopy(online_vision).requires_grad_(False) if cfg.foresight.use_ema_target else None
+        self.ema_vision = copy.deepcopy(online_vision).requires_grad_(False) \
+            if cfg.foresight.use_ema_target and on else None  # fmt: skip
         if self.ema_vision is not None:
             self.ema_vision.float().eval()  # float32 always (see the module docstring)
 

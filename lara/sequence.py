@@ -6,14 +6,15 @@ Layout (Qwen chat template around LaRA's parts):
     {instruction}<|im_end|>\\n<|im_start|>assistant\\n
     CoT segments, each explicit  "TAG: text\\n"
                   or latent     <|latent_start|> <|latent|> x k <|latent_end|>
-    <|img_next|> x N_v
+    <|img_next|> x N_v                                   (none with foresight.num_slots 0)
     <|act_start|> FAST action tokens <|act_end|>        (stages 1-2 only)
 
 Per position the builder records `part` (PAD, IMAGE, PROMPT, COT, LATENT, IMG_NEXT, ACTION,
 MARKER), `latent_index` (row of the learned slot table, -1 elsewhere), `labels` (the token id
 where the model must predict this token from the previous position, -100 elsewhere) and
-`loss_part` (LOSS_COT for explicit CoT text and the `<|img_next|>` that closes an explicit CoT,
-LOSS_ACTION for action tokens and `<|act_end|>`). `collate` pads a list of built samples
+`loss_part` (LOSS_COT for explicit CoT text and the token that closes an explicit CoT, `cot_end_id`:
+the first `<|img_next|>`, or `<|act_start|>` without slots; LOSS_ACTION for action tokens and
+`<|act_end|>`). `collate` pads a list of built samples
 (right padding for training, left padding for generation prompts).
 """
 
@@ -58,6 +59,9 @@ class SequenceBuilder:
         self.k = cfg.latent.slots_per_segment
         self._head = tokenizer.encode("user\n")
         self._tail = tokenizer.encode("<|im_end|>") + tokenizer.encode("\n<|im_start|>assistant\n")
+        # what follows a CoT, so what the model learns to stop writing it with: the first `<img_next>`
+        # slot, or `<|act_start|>` when there are no slots (foresight.num_slots 0)
+        self.cot_end_id = tokenizer.img_next_id if cfg.foresight.num_slots else tokenizer.act_start_id
 
     def _slot_rows(self, tag: str) -> list[int]:
         """Rows of the learned slot table for a latent segment of `tag`: one row per tag (PLAN too)."""
@@ -113,11 +117,14 @@ class SequenceBuilder:
                     seq.add(self.tok.encode(f"{tag}: {text.strip()}\n"), COT, LOSS_COT)
                 last_explicit = not is_latent
         n_v = self.cfg.foresight.num_slots
-        # the first <img_next> closes an explicit CoT: the model learns to stop writing there
-        seq.add([self.tok.img_next_id], IMG_NEXT, LOSS_COT if last_explicit else LOSS_NONE)
-        seq.add([self.tok.img_next_id] * (n_v - 1), IMG_NEXT)
+        closes = LOSS_COT if last_explicit else LOSS_NONE  # the token after an explicit CoT (cot_end_id) ends it
+        if n_v:
+            seq.add([self.tok.img_next_id], IMG_NEXT, closes)
+            seq.add([self.tok.img_next_id] * (n_v - 1), IMG_NEXT)
+            closes = LOSS_NONE
+        if action_ids is not None or closes != LOSS_NONE:  # without slots <|act_start|> ends a CoT, actions or not
+            seq.add([self.tok.act_start_id], MARKER, closes)
         if action_ids is not None:
-            seq.add([self.tok.act_start_id], MARKER)
             seq.add(list(action_ids) + [self.tok.act_end_id], ACTION, LOSS_ACTION)
         return seq
 

@@ -121,9 +121,11 @@ def foresight_l1(policy, batch: dict) -> dict[str, float | None]:
 
     The loss comes from `policy.forward(batch, stage=3)` (the curriculum's own loss code) with the
     visual weight forced on; the reference is L1(target(frame t), target(frame t+k)), the error of
-    a predictor that assumes nothing moves.
+    a predictor that assumes nothing moves. None for a model without foresight (num_slots 0).
     """
     cfg = policy.cfg
+    if cfg.foresight.num_slots == 0:
+        return {"foresight_l1": None, "copy_current_frame_l1": None}
     cfg.loss.visual_weight = 1.0  # local copy loaded for evaluation: make sure the term is computed
     if callable(getattr(policy, "set_loss_weights", None)):
         policy.set_loss_weights({"visual_l1": 1.0})
@@ -161,8 +163,8 @@ def cot_token_accuracy(policy, batch: dict) -> dict[str, dict[str, float]]:
         tags_per_row.append(tags + ["END"])
     t = {k: v.to(policy.device) for k, v in builder.collate(seqs, "right").items()}
     sub = {k: (v[rows] if isinstance(v, torch.Tensor) else v) for k, v in batch.items() if k.startswith("image.")}
-    images = policy._camera_images(sub, policy.cfg.vision.cameras).to(policy.device)
-    hidden = policy._hidden(t, images)  # (B, L, D)
+    images = policy.camera_images(sub, policy.cfg.vision.cameras).to(policy.device)
+    hidden = policy.hidden_states(t, images)  # (B, L, D)
     labels = t["labels"][:, 1:]  # (B, L-1): the token at i + 1 is predicted from position i
     cols = policy.output_vocab.global_ids(policy.device)  # (V_out,)
     out: dict[str, dict[str, float]] = {}

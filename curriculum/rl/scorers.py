@@ -128,7 +128,7 @@ class TokenScorer:
     def _score(self, policy, units: ChunkUnits) -> torch.Tensor:
         out = []
         for ch in units.chunks:
-            imgs, _, _, _ = policy._parse_obs(obs_batch([ch]))
+            imgs = policy.processor.to_device(obs_batch([ch])).images  # (n_cam, 3, H, W)
             out.append(token_log_probs(policy, imgs, ch["instruction"], list(ch["tokens"]), self.temperature).sum())
         return torch.stack(out)
 

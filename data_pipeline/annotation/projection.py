@@ -3,7 +3,8 @@
 Why project geometry instead of rendering segmentation: projection needs no renderer (a replayed
 state plus `forward()` is enough, ~100x cheaper than a render), so every frame of every episode
 gets boxes. Each object's visual geoms contribute their points in the world frame (mesh vertices
-for mesh geoms, the 8 corners of the local bounding box otherwise); the 2D box is their extent
+for mesh geoms, the 8 corners of the local bounding box otherwise: `envs.scene_geometry`, the
+simulator's one reading of the scene, shared with the scripted expert); the 2D box is their extent
 after projection. Occlusion is ignored: a box covers the whole object, hidden parts included.
 
 Pixel convention: boxes are `[x1, y1, x2, y2]` in the upright dataset image at its resolution,
@@ -19,10 +20,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-_SIGNS = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)  # (8, 3)
-MJ_GEOM_MESH = 7  # mujoco.mjtGeom.mjGEOM_MESH
-VISUAL_GROUP = 1  # robosuite / LIBERO put visual geoms in group 1, collision geoms in group 0
 
 
 def camera_matrix(sim: Any, camera: str, height: int, width: int) -> np.ndarray:
@@ -77,93 +74,6 @@ def box_iou(a: list[float] | np.ndarray, b: list[float] | np.ndarray) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return float(inter / union) if union > 0 else 0.0
-
-
-def hull_points(points: np.ndarray) -> np.ndarray:
-    """Vertices of the convex hull (a box's extremes under any rigid motion and projection are hull
-    vertices, so this is exact and shrinks 100k-vertex meshes to a few hundred points)."""
-    if points.shape[0] <= 64:
-        return points
-    try:
-        from scipy.spatial import ConvexHull
-
-        return points[ConvexHull(points).vertices]
-    except Exception:  # degenerate (flat) meshes or no scipy: keep every vertex
-        return points
-
-
-def body_subtree_geoms(model: Any, root_body: int) -> np.ndarray:
-    """Geom ids of every body whose ancestor chain reaches `root_body` (the object and its parts)."""
-    parents = model.body_parentid
-    in_tree = np.zeros(model.nbody, dtype=bool)
-    for b in range(model.nbody):
-        p = b
-        while p > 0 and p != root_body:
-            p = parents[p]
-        in_tree[b] = p == root_body or b == root_body
-    return np.flatnonzero(in_tree[model.geom_bodyid])
-
-
-class SceneGeometry:
-    """World points of named objects (bodies) and regions (sites) of one MuJoCo model.
-
-    `key` is a LIBERO object/fixture name (root body via `obj_body_id`) or a region site name.
-    Geom lists and local points are computed once per model; `points(key)` applies the current
-    poses (call after `sim.forward()`).
-    """
-
-    def __init__(self, sim: Any, body_ids: dict[str, int], site_names: set[str] | None = None):
-        self.sim = sim
-        self.model = sim.model._model
-        self.body_ids = dict(body_ids)
-        self.site_names = set(site_names or ())
-        self._local: dict[str, list[tuple[int, np.ndarray]]] = {}
-
-    def geoms(self, key: str) -> np.ndarray:
-        """Visual geoms of the object's subtree (all geoms when it has no visual ones)."""
-        ids = body_subtree_geoms(self.model, self.body_ids[key])
-        visual = ids[self.model.geom_group[ids] == VISUAL_GROUP]
-        return visual if visual.size else ids
-
-    def _local_points(self, key: str) -> list[tuple[int, np.ndarray]]:
-        if key not in self._local:
-            m = self.model
-            out: list[tuple[int, np.ndarray]] = []
-            for g in self.geoms(key):
-                if m.geom_type[g] == MJ_GEOM_MESH and m.geom_dataid[g] >= 0:
-                    mesh = m.geom_dataid[g]
-                    start, n = m.mesh_vertadr[mesh], m.mesh_vertnum[mesh]
-                    pts = hull_points(np.asarray(m.mesh_vert[start:start + n], dtype=np.float64))  # (k, 3) geom frame
-                else:
-                    aabb = m.geom_aabb[g]  # (6,): local centre, half sizes
-                    pts = aabb[None, :3] + aabb[None, 3:] * _SIGNS  # (8, 3)
-                out.append((int(g), pts))
-            self._local[key] = out
-        return self._local[key]
-
-    def has(self, key: str) -> bool:
-        return key in self.body_ids or key in self.site_names
-
-    def points(self, key: str) -> np.ndarray:
-        """(N, 3) world points of `key` at the current state."""
-        data = self.sim.data._data
-        if key in self.body_ids:
-            chunks = []
-            for g, local in self._local_points(key):
-                rot = data.geom_xmat[g].reshape(3, 3)  # (3, 3)
-                chunks.append(local @ rot.T + data.geom_xpos[g][None])  # (n, 3)
-            return np.concatenate(chunks, axis=0) if chunks else np.zeros((0, 3))
-        if key in self.site_names:
-            sid = self.sim.model.site_name2id(key)
-            size = np.asarray(self.model.site_size[sid], dtype=np.float64)  # (3,) half sizes
-            rot = data.site_xmat[sid].reshape(3, 3)
-            return (_SIGNS * size[None]) @ rot.T + data.site_xpos[sid][None]  # (8, 3)
-        raise KeyError(key)
-
-    def position(self, key: str) -> np.ndarray:
-        """(3,) centre of the object's points (for "which object is in the gripper")."""
-        pts = self.points(key)
-        return 0.5 * (pts.min(axis=0) + pts.max(axis=0))
 
 
 def robot_geoms(sim: Any, prefixes: tuple[str, ...] = ("robot0_", "gripper0_", "mount0_")) -> np.ndarray:

@@ -19,8 +19,8 @@ Targets: ratio latent/explicit <= 0.05 for the tiny preset on CPU; <= 20 ms per 
 --dtype bfloat16 --stage3-only`). Writes `latency.json` under `--out` when given.
 
 `--breakdown` adds where a stage-III chunk's time goes (table and `breakdown` in the JSON), through
-the policy's public fast-path parts (`latent_inputs`, `latent_prefill`, `latent_actions`,
-`finish_actions`); targets for the tiny preset on CPU: end to end <= 1.5x the prefill, the Euler
+the policy's public parts (`processor.to_device`, `engine.latent_prefill`, `processor.expert_state`
++ `engine.sample_actions`, `processor.unnormalize`); targets for the tiny preset on CPU: end to end <= 1.5x the prefill, the Euler
 steps <= 0.5x. The inference switches are config overrides after `--`, e.g.
 `-- --inference.compile=true --inference.cuda_graph=true` (and `--inference.cache=false` for the
 reference path without the prompt cache).
@@ -128,20 +128,26 @@ def expert_gflop_per_step(cfg, context_len: int) -> float:
 
 
 def breakdown(policy, obs, steps: int, reps: int, warmup: int, device: torch.device) -> dict:
-    """Where one stage-III chunk's time goes, through the policy's public fast-path parts (ms, medians):
-    pre-processing (`latent_inputs`), prefill (`latent_prefill`: pixels, vision tower, backbone,
-    context projection), the expert (`latent_actions`) with 1 and with `steps` Euler steps,
-    post-processing (`finish_actions`), and `predict_action_chunk` end to end."""
+    """Where one stage-III chunk's time goes, through the policy's public parts (ms, medians):
+    pre-processing (`processor.to_device`), prefill (`engine.latent_prefill`: pixels, vision tower,
+    backbone, context projection), the expert (state normalization and `engine.sample_actions`) with
+    1 and with `steps` Euler steps, post-processing (`processor.unnormalize`), and
+    `predict_action_chunk` end to end."""
+    processor, engine = policy.processor, policy.engine
+
+    def expert(n: int) -> torch.Tensor:
+        return engine.sample_actions(context, mask, processor.expert_state(x.state), n)
+
     with torch.inference_mode():
-        x = policy.latent_inputs(obs)
-        context, mask = policy.latent_prefill(x)
-        norm = policy.latent_actions(context, mask, x, steps)
+        x = processor.to_device(obs)
+        context, mask = engine.latent_prefill(x)
+        norm = expert(steps)
         parts = {
-            "preprocess_ms": lambda: policy.latent_inputs(obs),
-            "prefill_ms": lambda: policy.latent_prefill(x),
-            "expert_1_step_ms": lambda: policy.latent_actions(context, mask, x, 1),
-            "expert_ms": lambda: policy.latent_actions(context, mask, x, steps),
-            "postprocess_ms": lambda: policy.finish_actions(norm),
+            "preprocess_ms": lambda: processor.to_device(obs),
+            "prefill_ms": lambda: engine.latent_prefill(x),
+            "expert_1_step_ms": lambda: expert(1),
+            "expert_ms": lambda: expert(steps),
+            "postprocess_ms": lambda: processor.unnormalize(norm),
             "end_to_end_ms": lambda: policy.predict_action_chunk(obs, stage=3, num_steps=steps),
         }
         for fn in parts.values():
@@ -225,17 +231,17 @@ def run(args) -> dict:
     if args.breakdown:
         result["breakdown"] = breakdown(policy, obs, args.steps, args.reps, args.warmup, device)
     with torch.inference_mode():
-        before = policy.num_generated_tokens
+        before = policy.engine.num_generated_tokens
         lat = _time(lambda: policy.predict_action_chunk(obs, stage=3, num_steps=args.steps), args.reps, args.warmup, device)
-        if policy.num_generated_tokens != before:
+        if policy.engine.num_generated_tokens != before:
             raise RuntimeError("stage-3 inference generated tokens")
         result["latent_ms"] = round(statistics.median(lat), 3)
         result["latent_ms_all"] = [round(x, 3) for x in lat]
         if not args.stage3_only:
             fixed = (args.cot_tokens, n_act)
-            before = policy.num_generated_tokens
+            before = policy.engine.num_generated_tokens
             exp = _time(lambda: policy.predict_action_chunk(obs, stage=1, fixed_lengths=fixed), args.reps, args.warmup, device)
-            result["explicit_tokens_generated"] = (policy.num_generated_tokens - before) / (args.reps + args.warmup)
+            result["explicit_tokens_generated"] = (policy.engine.num_generated_tokens - before) / (args.reps + args.warmup)
             result["explicit_ms"] = round(statistics.median(exp), 3)
             result["explicit_ms_all"] = [round(x, 3) for x in exp]
             result["ratio"] = round(result["latent_ms"] / result["explicit_ms"], 4)
@@ -263,15 +269,15 @@ def checkpoint_latency(explicit_dir, latent_dir, obs=None, reps: int = 5, warmup
     latent = LaraPolicy.from_pretrained(resolve_checkpoint(str(latent_dir)), device="cpu").eval()
     obs = obs if obs is not None else _obs(latent.cfg)
     with torch.inference_mode():
-        before = explicit.num_generated_tokens
+        before = explicit.engine.num_generated_tokens
         exp = _time(lambda: explicit.predict_action_chunk(obs, stage=1), reps, warmup, cpu)
-        generated = (explicit.num_generated_tokens - before) / (reps + warmup)
+        generated = (explicit.engine.num_generated_tokens - before) / (reps + warmup)
         lat = _time(lambda: latent.predict_action_chunk(obs, stage=3), reps, warmup, cpu)
     result = {
         "explicit_checkpoint": str(explicit_dir), "latent_checkpoint": str(latent_dir),
         "explicit_ms": round(statistics.median(exp), 2), "latent_ms": round(statistics.median(lat), 2),
-        "tokens_generated_per_chunk": round(generated, 1), "cot_text": explicit.last_cot_text,
-        "latent_tokens_generated": latent.num_generated_tokens, "expert_steps": latent.cfg.expert.num_inference_steps,
+        "tokens_generated_per_chunk": round(generated, 1), "cot_text": explicit.engine.last_cot_text,
+        "latent_tokens_generated": latent.engine.num_generated_tokens, "expert_steps": latent.cfg.expert.num_inference_steps,
         "reps": reps, "warmup": warmup, "threads": torch.get_num_threads(), "torch": torch.__version__,
         "device_name": _device_name(cpu),
     }  # fmt: skip

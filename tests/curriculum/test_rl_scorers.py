@@ -17,7 +17,7 @@ def test_token_scorer_grpo_update_moves_the_policy_not_the_reference():
     g = torch.Generator().manual_seed(0)
     for i in range(4):  # 2 groups x 2 rollouts, one chunk each
         o = make_obs(i // 2, size=64)
-        imgs, _, _, _ = policy._parse_obs(o)
+        imgs = policy.processor.to_device(o).images
         s = sample_tokens(policy, imgs, o.instruction, 1.0, g, max_tokens=3)
         chunks.append({"images": dict(o.images), "state": o.state, "instruction": o.instruction, "tokens": s.tokens})
         logps.append(s.log_prob)

@@ -7,7 +7,7 @@ import pytest
 
 from envs.evaluator import EvalConfig, _check_run_identity
 from envs.protocol import parse_task_ids
-from envs.policies import ChunkedPolicy, PolicyOutputError, check_action, validate_policy_spec
+from envs.policies import PolicyOutputError, check_action, validate_policy_spec
 from lara.utils.config_parsing import expand_bare_flags, parse_config
 from lara.utils.errors import LaraUserError
 
@@ -55,29 +55,6 @@ def test_check_action_rejects_bad_shapes_and_nan():
         check_action(np.zeros(6))
     with pytest.raises(PolicyOutputError, match="non-finite"):
         check_action([0, 0, np.nan, 0, 0, 0, 1])
-
-
-class _CountingChunker:
-    def __init__(self):
-        self.calls = 0
-
-    def predict_action_chunk(self, obs):
-        self.calls += 1
-        chunk = np.zeros((8, 7), dtype=np.float32)
-        chunk[:, 0] = np.arange(8) + 100 * self.calls  # (H, A): step index tagged with the call
-        return chunk
-
-
-def test_chunked_policy_executes_first_k_then_replans():
-    model = _CountingChunker()
-    policy = ChunkedPolicy(model, execute_steps=3)
-    first = [policy.select_action(None)[0] for _ in range(4)]
-    assert first == [100, 101, 102, 200]  # 3 from chunk 1, then a re-plan
-    assert model.calls == 2 and len(policy.chunk_latency_ms) == 2
-    policy.reset()
-    assert policy.select_action(None)[0] == 300  # reset drops the queue
-    with pytest.raises(LaraUserError, match="execute_steps"):
-        ChunkedPolicy(_CountingChunker(), execute_steps=9).select_action(None)
 
 
 def test_episode_time_is_split_into_simulator_rendering_and_policy(monkeypatch, tmp_path):

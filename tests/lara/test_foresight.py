@@ -66,7 +66,7 @@ def _hidden_with_last_slot(policy, t, images, shift: float) -> torch.Tensor:
     with torch.no_grad():
         policy.foresight.slot_embed[-1] += shift
         try:
-            return policy._hidden(t, images)
+            return policy.hidden_states(t, images)
         finally:
             policy.foresight.slot_embed[-1] -= shift
 
@@ -83,7 +83,7 @@ def test_img_next_block_attention_both_ways_and_nothing_before_sees_it(slot_inpu
         seqs = [policy.builder.build(batch["instruction"][i], list(COT), [True, False, True, False], None)
                 for i in range(2)]  # fmt: skip
         t = policy.builder.collate(seqs, "right")  # rows of different lengths: padding in row 1
-        images = policy._camera_images(batch, policy.cfg.vision.cameras)
+        images = policy.camera_images(batch, policy.cfg.vision.cameras)
         base, moved = (_hidden_with_last_slot(policy, t, images, s) for s in (0.0, 1.0))
         block = t["part"] == IMG_NEXT  # (B, L)
         first = block.int().argmax(1)  # (B,) first slot column per row
@@ -106,15 +106,15 @@ def test_kv_cache_inference_writes_the_block_like_training():
     batch = make_batch(b=1)
     seq = policy.builder.build(batch["instruction"][0], list(COT), None, None)  # prompt, CoT, <img_next> x N_v
     t = policy.builder.collate([seq], "right")
-    images = policy._camera_images(batch, policy.cfg.vision.cameras)
+    images = policy.camera_images(batch, policy.cfg.vision.cameras)
     n_v = policy.cfg.foresight.num_slots
     with torch.no_grad():
-        full = policy._hidden(t, images)  # (1, L, D)
+        full = policy.hidden_states(t, images)  # (1, L, D)
         cache = DynamicCache(config=policy.vlm.config.text_config)
         prefix = {k: v[:, :-n_v] for k, v in t.items()}
-        policy._hidden(prefix, images, cache)
-        next_pos = int(policy._last_pos.max()) + 1
-        block = policy._feed_img_next(cache, next_pos)[:, :n_v]  # (1, N_v, D)
+        _, positions = policy.encode(prefix, images, cache)  # (3, 1, L - N_v)
+        next_pos = int(positions.max()) + 1
+        block = policy.engine.feed_img_next(cache, next_pos)[:, :n_v]  # (1, N_v, D)
     torch.testing.assert_close(block, full[:, -n_v:], atol=1e-4, rtol=1e-4)
 
 
@@ -128,7 +128,7 @@ def test_reference_foresight_switches_raw_hidden_and_identical_slots():
     batch = make_batch(b=2)
     prepared, _ = policy.prepare_batch(batch, stage=1)
     t = prepared["lara.prepared"]["tensors"]
-    embeds, *_ = policy._embed(t, policy._camera_images(batch, policy.cfg.vision.cameras))
+    embeds, *_ = policy.embed(t, policy.camera_images(batch, policy.cfg.vision.cameras))
     from lara.sequence import IMG_NEXT
 
     slots = embeds[0][t["part"][0] == IMG_NEXT]  # (N_v, D)
@@ -139,3 +139,45 @@ def test_reference_foresight_switches_raw_hidden_and_identical_slots():
     assert metrics["loss/visual_l1"] > 0
     grad = policy.vlm.model.language_model.norm.weight.grad  # only the L1 on the raw hidden states reaches it
     assert grad is not None and grad.abs().sum() > 0
+
+
+def test_no_foresight_slots_train_and_infer(tmp_path):
+    """`--foresight.num_slots 0` (a LaRA without `<img_next>`: issue 16's baseline): no slot in any
+    sequence, no foresight head or EMA tower, no visual L1 (no future frame needed); stages I and
+    III train, a CoT is closed (and generated up to) `<|act_start|>`, every inference path runs."""
+    import numpy as np
+    from lara_testing import COT, make_batch, make_obs
+
+    from lara.model import PREPARED
+    from lara.modeling_lara import LaraPolicy
+    from lara.sequence import IMG_NEXT, LOSS_COT
+
+    policy = tiny_policy("--foresight.num_slots", "0")
+    assert policy.foresight.slot_embed is None and policy.foresight.ema_vision is None
+    assert not list(policy.foresight.parameters())
+    batch = make_batch(2)
+    del batch["next_image.agentview"]
+    for stage in (1, 3):
+        prepared, _ = policy.prepare_batch(batch, stage)
+        assert not (prepared[PREPARED]["tensors"]["part"] == IMG_NEXT).any()
+        loss, m = policy(prepared, stage)
+        loss.backward()
+        assert torch.isfinite(loss) and "loss/visual_l1" not in m
+        assert m["loss/flow" if stage == 3 else "loss/cot_ce"] > 0
+    assert policy.expert.action_in.weight.grad.abs().sum() > 0
+    policy.ema_update()  # nothing to update, nothing fails
+    seq = policy.builder.build(batch["instruction"][0], list(COT), None, None)
+    assert seq.input_ids[-1] == policy.tokenizer.act_start_id and seq.loss_part[-1] == LOSS_COT
+    policy.eval()
+    cot_ends = policy.output_vocab.global_ids(policy.device)[policy.engine.cot_columns()].tolist()
+    assert policy.tokenizer.act_start_id in cot_ends and policy.tokenizer.img_next_id not in cot_ends
+    obs = make_obs()
+    for stage in (1, 2, 3):
+        assert policy.predict_action_chunk(obs, stage=stage).shape == (8, 7)
+    policy.save_pretrained(tmp_path / "ck")
+    again = LaraPolicy.from_pretrained(tmp_path / "ck")
+    again.cfg.inference.cache = False  # the reference prefill, against the cached one
+    torch.manual_seed(0)
+    cached = policy.predict_action_chunk(obs, stage=3)
+    torch.manual_seed(0)
+    np.testing.assert_array_equal(again.predict_action_chunk(obs, stage=3), cached)

@@ -34,16 +34,16 @@ def _predict(policy, obs, cache: bool, seed: int = 1) -> np.ndarray:
 def test_cached_path_equals_the_reference_and_a_new_instruction_rebuilds(policy):
     obs = make_obs()
     ref = _predict(policy, obs, cache=False)
-    builds = policy.prompt_cache.builds
+    builds = policy.engine.prompt_cache.builds
     fast = _predict(policy, obs, cache=True)
     np.testing.assert_array_equal(fast, ref)
     again = _predict(policy, make_obs(seed=5), cache=True)  # new images, same instruction: cache hit
-    assert policy.prompt_cache.builds == builds + 1
+    assert policy.engine.prompt_cache.builds == builds + 1
     np.testing.assert_array_equal(again, _predict(policy, make_obs(seed=5), cache=False))
     other = make_obs(seed=5)
     other.instruction = "open the top drawer and put the bowl inside"
     fast_other = _predict(policy, other, cache=True)
-    assert policy.prompt_cache.builds == builds + 2  # the instruction changed: rebuilt
+    assert policy.engine.prompt_cache.builds == builds + 2  # the instruction changed: rebuilt
     np.testing.assert_array_equal(fast_other, _predict(policy, other, cache=False))
     assert np.abs(fast_other - again).max() > 0  # and the instruction really matters
 

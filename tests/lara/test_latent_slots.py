@@ -23,21 +23,21 @@ def test_batched_recurrent_slots_read_the_previous_hidden_state(padding):
     masks = [[True, False, True, False], [False, True, False, True]]
     seqs = [policy.builder.build(batch["instruction"][i], list(COT), masks[i], None) for i in range(2)]
     t = policy.builder.collate(seqs, padding)
-    images = policy._camera_images(batch, policy.cfg.vision.cameras)
+    images = policy.camera_images(batch, policy.cfg.vision.cameras)
     is_latent = t["part"] == LATENT  # (B, L)
     assert not torch.equal(is_latent[0], is_latent[1])
     with torch.no_grad():
-        hidden = policy._hidden(t, images)  # (B, L, D)
-        embeds, pos, img_mask, deepstack = policy._embed(t, images)
+        hidden = policy.hidden_states(t, images)  # (B, L, D)
+        embeds, pos, img_mask, deepstack = policy.embed(t, images)
         prev = torch.roll(hidden, 1, dims=1)  # (B, L, D): position i reads hidden[i - 1]
         fed = torch.where(is_latent[..., None], prev, embeds)
         from lara.backbone import run_text
 
-        again = run_text(policy.vlm, fed, pos, policy._attention_mask(t), None, img_mask, deepstack)
+        again = run_text(policy.vlm, fed, pos, policy.attention_mask(t), None, img_mask, deepstack)
     valid = t["attention_mask"].bool()
     torch.testing.assert_close(again[valid], hidden[valid], atol=1e-4, rtol=1e-4)
     # and the slots really are recurrent: their input is not the <|latent|> token's embedding
-    plain = run_text(policy.vlm, embeds, pos, policy._attention_mask(t), None, img_mask, deepstack)
+    plain = run_text(policy.vlm, embeds, pos, policy.attention_mask(t), None, img_mask, deepstack)
     assert (plain[valid] - hidden[valid]).abs().max() > 1e-3
 
 

@@ -39,6 +39,6 @@ def test_policy_actions_stay_in_the_data_range():
     stats = make_stats()
     policy.set_normalization(stats)
     wild = np.full((1, 8, 7), 3.0, dtype=np.float32)  # an expert / FAST output outside [-1, 1]
-    out = policy._unnormalize(wild)
+    out = policy.processor.unnormalize(wild)
     np.testing.assert_allclose(out[0, :, :6], np.broadcast_to(stats.features["action"].q99[:6], (8, 6)), rtol=1e-5)
     assert (out[..., 6] == 1.0).all()

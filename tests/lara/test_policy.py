@@ -9,8 +9,9 @@ import pytest
 import torch
 from lara_testing import COT, make_batch, make_obs, tiny_policy
 
+from lara.model import PREPARED
+from lara.modeling_lara import LaraPolicy
 from lara.utils.errors import LaraUserError
-from lara.modeling_lara import PREPARED, LaraPolicy
 
 
 @pytest.fixture(scope="module")
@@ -184,9 +185,9 @@ def test_recurrent_slots_read_the_previous_hidden_state():
         seq = policy.builder.build_prompt(obs.instruction, latent=True, img_next=True, act_start=False)
         t = policy.builder.collate([seq])
         with torch.no_grad():
-            a = policy._hidden(t, imgs)
+            a = policy.hidden_states(t, imgs)
             policy.latent.table.add_(1.0)
-            b = policy._hidden(t, imgs)
+            b = policy.hidden_states(t, imgs)
         diffs[mode] = float((a - b).abs().max())
     assert diffs["learned"] > 1e-3 and diffs["recurrent"] == 0.0
 
@@ -215,22 +216,53 @@ def test_predict_shapes_queue_and_unnormalization(loaded):
     assert all(a.shape == (7,) for a in acts) and len(calls) == 2  # n_action_steps = 8
 
 
+def test_queue_executes_first_k_then_replans(loaded, monkeypatch):
+    """The policy's action queue (the only one: the evaluator and RL rollouts use it): the first
+    `execute_steps` actions of each chunk, one timed plan per chunk, reset drops the queue."""
+    calls = []
+
+    def chunker(obs, **kwargs):
+        calls.append(obs)
+        chunk = np.zeros((8, 7), dtype=np.float32)
+        chunk[:, 0] = np.arange(8) + 100 * len(calls)  # (H, A): step index tagged with the call
+        return chunk
+
+    monkeypatch.setattr(loaded, "predict_action_chunk", chunker)
+    try:
+        loaded.execute_steps = 3
+        loaded.reset()
+        assert [loaded.select_action(None)[0] for _ in range(4)] == [100, 101, 102, 200]  # 3, then a re-plan
+        assert len(calls) == 2 and len(loaded.chunk_latency_ms) == 2
+        loaded.reset()
+        assert loaded.chunk_latency_ms == [] and loaded.select_action(None)[0] == 300  # reset drops the queue
+        loaded.reset()
+        planned = [loaded.select_action("o", plan=lambda o: chunker(o) - 1)[0] for _ in range(4)]  # RL's sampler
+        assert planned == [399, 400, 401, 499] and calls[-1] == "o"
+        loaded.execute_steps = 9
+        loaded.reset()
+        with pytest.raises(LaraUserError, match="execute_steps"):
+            loaded.select_action(None)
+    finally:
+        loaded.execute_steps = None
+        loaded.reset()
+
+
 def test_stage3_inference_generates_no_tokens(loaded, monkeypatch):
     loaded.eval()
     def boom(*a, **k):
         raise AssertionError("token generation during stage-3 inference")
-    monkeypatch.setattr(loaded, "_greedy", boom)
+    monkeypatch.setattr(loaded.engine, "greedy", boom)
     handle = loaded.vlm.lm_head.register_forward_hook(lambda *a: boom())
     try:
-        before = loaded.num_generated_tokens
+        before = loaded.engine.num_generated_tokens
         loaded.predict_action_chunk(make_obs(), stage=3)
-        assert loaded.num_generated_tokens == before
+        assert loaded.engine.num_generated_tokens == before
     finally:
         handle.remove()
     monkeypatch.undo()
-    before = loaded.num_generated_tokens
+    before = loaded.engine.num_generated_tokens
     loaded.predict_action_chunk(make_obs(), stage=1)
-    assert loaded.num_generated_tokens > before  # stage 1 does generate
+    assert loaded.engine.num_generated_tokens > before  # stage 1 does generate
 
 
 def test_observation_errors(loaded):
@@ -260,7 +292,7 @@ def test_save_load_identical_predictions(tmp_path):
         torch.manual_seed(0)
         b = again.predict_action_chunk(obs, stage=stage)
         np.testing.assert_array_equal(a, b)
-    assert again.last_cot_text == policy.last_cot_text
+    assert again.engine.last_cot_text == policy.engine.last_cot_text
     files = {p.name for p in (tmp_path / "ck").iterdir()}
     assert {"config.json", "model.safetensors", "normalization.json", "fast_tokenizer.json", "tokenizer"} <= files
     assert not any(p.suffix in (".bin", ".pt", ".pkl") for p in (tmp_path / "ck").rglob("*"))
@@ -303,9 +335,9 @@ def test_left_padded_batch_matches_single_samples(loaded):
     loaded.eval()
     with torch.no_grad():
         t = loaded.builder.collate(seqs, "left")
-        both = loaded._hidden(t, torch.cat([imgs, imgs]))  # (2, L, D)
+        both = loaded.hidden_states(t, torch.cat([imgs, imgs]))  # (2, L, D)
         for i, seq in enumerate(seqs):
-            alone = loaded._hidden(loaded.builder.collate([seq]), imgs)[0]  # (L_i, D)
+            alone = loaded.hidden_states(loaded.builder.collate([seq]), imgs)[0]  # (L_i, D)
             torch.testing.assert_close(both[i, -len(seq) :], alone, atol=2e-4, rtol=1e-4)
 
 
@@ -348,7 +380,7 @@ def test_stage1_memorizes_one_sample_and_generation_reproduces_it():
     assert m["loss/cot_ce"] < 0.1 and m["loss/action_ce"] < 0.1, m
     policy.eval()
     chunk = policy.predict_action_chunk(obs, stage=1)
-    assert policy.last_cot_text == "".join(f"{tag}: {text}\n" for tag, text in COT)
+    assert policy.engine.last_cot_text == "".join(f"{tag}: {text}\n" for tag, text in COT)
     target = policy.stats.unnormalize("action", batch["action"][0].numpy())
     assert np.abs(chunk[:, :6] - target[:, :6]).max() < 0.15  # FAST quantization error only
     assert (chunk[:, 6] == np.sign(target[:, 6])).all()

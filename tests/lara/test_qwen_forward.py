@@ -47,10 +47,10 @@ def test_lara_path_equals_qwen_forward(policy, batch, side):
         want_hidden = policy.vlm.model(**ref).last_hidden_state  # (B, L, D), what forward's logits come from
 
         obs = {"images": {c: np.stack([f[c] for f in obs_frames]) for c in cams}, "instruction": instructions}
-        imgs, _, _, _ = policy._parse_obs(obs)  # (B * n_cam, 3, 256, 256)
+        imgs = policy.processor.to_device(obs).images  # (B * n_cam, 3, 256, 256)
         seqs = [policy.builder.build_prompt(s, latent=False, img_next=False, act_start=False) for s in instructions]
         t = policy.builder.collate(seqs, side)
-        hidden = policy._hidden(t, imgs)  # (B, L, D)
+        hidden = policy.hidden_states(t, imgs)  # (B, L, D)
 
     assert t["input_ids"].tolist() == ref["input_ids"].tolist()
     assert t["attention_mask"].tolist() == ref["attention_mask"].tolist()

@@ -5,14 +5,13 @@ import pytest
 import torch
 
 from lara.sequence import ACTION
-from lara.token_logprobs import allowed_columns, decode_actions, sample_tokens, token_log_probs
+from lara.token_logprobs import decode_actions, sample_tokens, token_log_probs
 
 
 def _imgs(policy, seed=0):
     from lara_testing import make_obs
 
-    imgs, _, _, _ = policy._parse_obs(make_obs(seed))
-    return imgs
+    return policy.processor.to_device(make_obs(seed)).images
 
 
 def test_sampled_token_log_probs_match_the_models_logits(policy):
@@ -20,14 +19,14 @@ def test_sampled_token_log_probs_match_the_models_logits(policy):
     s = sample_tokens(policy, imgs, instr, temperature=1.5, generator=torch.Generator().manual_seed(0), max_tokens=6)
     assert 1 <= len(s.tokens) <= 6 and s.log_probs.shape == (len(s.tokens),)
     # step by step from the model's logits: full prefix through the backbone each time, no cache
-    allowed = allowed_columns(policy)
+    allowed = policy.engine.action_columns()
     cols = policy.output_vocab.global_ids(policy.device)
     with torch.no_grad():
         for i, tok in enumerate(s.tokens):
             seq = policy.builder.build_prompt(instr, latent=True, img_next=True, act_start=True)
             seq.add(s.tokens[:i], ACTION)
             t = policy.builder.collate([seq])
-            hidden = policy._hidden(t, imgs)[:, -1]  # (1, D)
+            hidden = policy.hidden_states(t, imgs)[:, -1]  # (1, D)
             logits = policy.output_vocab.logits(hidden, policy.vlm.lm_head)[0].float()
             logits = logits.masked_fill(~allowed, float("-inf")) / 1.5
             expected = torch.log_softmax(logits, -1)[int((cols == tok).nonzero())]

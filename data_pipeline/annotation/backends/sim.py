@@ -21,15 +21,10 @@ import numpy as np
 
 from data_pipeline.annotation.backends.base import Box, ObjectAnchor, SemanticAnchors, SkipEpisode
 from data_pipeline.annotation.instruction_parser import Step, parse_instruction
-from data_pipeline.annotation.projection import (
-    SceneGeometry,
-    box_from_uv,
-    camera_matrix,
-    project,
-    to_dataset_view,
-)
+from data_pipeline.annotation.projection import box_from_uv, camera_matrix, project, to_dataset_view
 from data_pipeline.annotation.segmentation import TemporalAnchors
 from data_pipeline.episode import Episode
+from envs.scene_geometry import SceneGeometry
 
 if TYPE_CHECKING:
     from data_pipeline.annotation.config import AnnotationConfig
@@ -94,10 +89,7 @@ class SimBackend:
                 raise SkipEpisode(f"cannot build the LIBERO scene for {episode.suite} task "
                                   f"{episode.task_index}: {err}") from err
             self._env_key = key
-            raw = self._env.raw_env
-            keys = list(raw.objects_dict) + list(raw.fixtures_dict)
-            self._geometry = SceneGeometry(self._env.sim, {k: raw.obj_body_id[k] for k in keys},
-                                           set(raw.object_sites_dict))
+            self._geometry = SceneGeometry(self._env)
         return self._env
 
     def close(self) -> None:
@@ -119,7 +111,7 @@ class SimBackend:
             body = int(model.site_bodyid[self._env.sim.model.site_name2id(key)])
             root = raw.obj_body_id.get(parent)
             if body != root and int(model.body_jntnum[body]) > 0:  # e.g. wooden_cabinet_1_cabinet_middle
-                geo.body_ids.setdefault(key, body)
+                geo.add_part(key, body)
                 return key
         if parent in raw.obj_body_id:
             return parent
@@ -192,7 +184,7 @@ class SimBackend:
             P = camera_matrix(sim, cam_name, H, W)  # (4, 4); the camera may move (wrist)
             frame: dict[str, Box] = {}
             for k in keys:
-                uv, front = project(geo.points(self._box_key(raw, k)), P)
+                uv, front = project(geo.visual_points(self._box_key(raw, k)), P)
                 if not front.all():
                     uv = uv[front]
                 box = box_from_uv(to_dataset_view(uv, W, H, "libero"), W, H, self.config.min_box_pixels)

@@ -12,8 +12,9 @@ import pytest
 from data_pipeline.annotation.annotate import annotate_episode
 from data_pipeline.annotation.config import AnnotationConfig
 from data_pipeline.annotation.motion import motion_agreement
-from data_pipeline.annotation.projection import body_subtree_geoms, box_iou, render_geom_segmentation, robot_geoms
+from data_pipeline.annotation.projection import box_iou, render_geom_segmentation, robot_geoms
 from data_pipeline.episode import Episode
+from envs.scene_geometry import body_subtree_geoms
 
 pytestmark = pytest.mark.sim
 
