@@ -112,15 +112,12 @@ def last_action_baseline(actions: np.ndarray, starts: np.ndarray, horizon: int) 
 
 
 # ------------------------------------------------------------------ data helpers
-def resolve_mapping(cfg: OfflineEvalConfig, features: dict, model_cameras: list[str]) -> KeyMapping:
-    """The key mapping: `auto` is bridge when the dataset has image_0, else libero; Bridge cameras
+def resolve_mapping(cfg: OfflineEvalConfig, model_cameras: list[str]) -> KeyMapping:
+    """The key mapping (`auto`: the preset that fits the dataset's features); Bridge cameras
     default to the ones the checkpoint reads (agentview = image_0, image_<i>)."""
-    from data_pipeline.bridge import IMAGE_KEY, bridge_mapping
+    from data_pipeline.bridge import bridge_mapping
 
-    name = cfg.mapping
-    if name == "auto":
-        name = "bridge" if IMAGE_KEY.format(0) in features else "libero"
-    mapping = load_key_mapping(name)
+    mapping = load_key_mapping(cfg.mapping, cfg.dataset)
     if mapping.name.startswith("bridge"):
         cams = cfg.cameras
         if cams is None:
@@ -194,7 +191,7 @@ def evaluate_offline(cfg: OfflineEvalConfig) -> OfflineResult:
     dataset = open_lerobot_dataset(root)  # opened once: each opening costs seconds
     features = dict(dataset.meta.features)
     policy = LaraPolicy.from_pretrained(checkpoint, device=cfg.device)
-    mapping = resolve_mapping(cfg, features, list(policy.cfg.vision.cameras))
+    mapping = resolve_mapping(cfg, list(policy.cfg.vision.cameras))
     if mapping.name.startswith("bridge"):
         check_bridge_dataset(root, mapping, action_dim=policy.cfg.action_dim, dataset=dataset)
     low = read_low_dim(root, mapping)
