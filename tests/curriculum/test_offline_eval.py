@@ -117,8 +117,8 @@ def test_cot_accuracy_for_stage1_inference(bridge_setup, tmp_path):
 
     data, ckpt = bridge_setup
     data = Path(shutil.copytree(data, tmp_path / "data"))
-    assert annotate_main([str(data), "--backend", "instruction", "--name", "v1", "--mapping", "bridge",
-                          "--no-progress"]) == 0
+    assert annotate_main(["--dataset", str(data), "--backend", "instruction", "--name", "v1",
+                          "--progress", "false"]) == 0
     cfg = OfflineEvalConfig(str(ckpt), str(data), out=str(tmp_path / "o"), stage=1, episodes=1, probe_frames=2,
                             heldout_fraction=0.4)
     result = evaluate_offline(cfg)

@@ -88,7 +88,7 @@ def test_convert_removes_the_temp_folder_a_killed_conversion_left(tmp_path, make
     stale = tmp_path / f".out.tmp-{_dead_pid()}"
     (stale / "meta").mkdir(parents=True)
     with caplog.at_level(logging.INFO, logger="lara.utils.atomic"):
-        assert main([str(tmp_path / "a_demo.hdf5"), str(tmp_path / "out")]) == 0
+        assert main(["--dataset", str(tmp_path / "a_demo.hdf5"), "--out", str(tmp_path / "out")]) == 0
     assert not stale.exists() and (tmp_path / "out" / "meta" / "info.json").is_file()
     assert f"removed {stale}" in caplog.text
 
