@@ -73,8 +73,8 @@ def test_eval_offline_cli_on_bridge(bridge_setup, tmp_path, capsys):
     data, ckpt = bridge_setup
     data = Path(shutil.copytree(data, tmp_path / "data"))
     out = tmp_path / "out"
-    args = ["eval-offline", str(ckpt), str(data), "--out", str(out), "--heldout-fraction", "0.4",
-            "--probe-frames", "4", "--stride", "8"]
+    args = ["eval-offline", "--policy", str(ckpt), "--dataset", str(data), "--out", str(out),
+            "--heldout_fraction", "0.4", "--probe_frames", "4", "--stride", "8"]
     assert lara_main(args) == 0
     assert "baseline_last_action" in capsys.readouterr().out
     result = json.loads((out / "metrics.json").read_text())
@@ -106,7 +106,7 @@ def test_eval_offline_cli_on_bridge(bridge_setup, tmp_path, capsys):
     png = (out / "trajectories.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     # a second run reuses the recorded split and gives the same numbers (seeded flow-matching noise)
-    assert lara_main([*args[:3], "--out", str(tmp_path / "out2"), *args[5:]]) == 0
+    assert lara_main([*args[:5], "--out", str(tmp_path / "out2"), *args[7:]]) == 0
     again = json.loads((tmp_path / "out2/metrics.json").read_text())
     assert again["metrics"]["model"]["l1"] == pytest.approx(model["l1"])
 
@@ -135,12 +135,14 @@ def test_cli_errors_name_what_differs(bridge_setup, tmp_path, capsys):
     data, ckpt = bridge_setup
     no_stats = Path(shutil.copytree(ckpt, tmp_path / "no_stats"))
     (no_stats / "normalization.json").unlink()
-    assert lara_main(["eval-offline", str(no_stats), str(data), "--out", str(tmp_path / "o")]) == 2
+    out = ["--out", str(tmp_path / "o")]
+    assert lara_main(["eval-offline", "--policy", str(no_stats), "--dataset", str(data), *out]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "no action normalization statistics" in err and len(err.splitlines()) == 1
     wide = write_bridge_dataset(tmp_path / "wide", lengths=[12, 12], instructions=["put the carrot on the plate"] * 2,
                                 action_dim=10, cameras=1)
-    assert lara_main(["eval-offline", str(ckpt), str(wide), "--out", str(tmp_path / "o"), "--mapping", "libero"]) == 2
+    wide_run = ["eval-offline", "--policy", str(ckpt), "--dataset", str(wide), *out]
+    assert lara_main([*wide_run, "--mapping", "libero"]) == 2
     assert "has 10 dims" in capsys.readouterr().err
     assert not (wide / "meta/lara_split.json").exists()  # nothing written on bad input
 

@@ -56,7 +56,7 @@ LAYOUTS = [Layout(task=t, episode=t, state=np.zeros(3)) for t in range(3)]
 
 
 def _cfg(tmp_path, ckpt, name, **kw):
-    base = dict(policy=str(ckpt), dataset="unused", output_dir=tmp_path / name, iterations=2, groups=2, group_size=3,
+    base = dict(policy=str(ckpt), dataset="unused", out=tmp_path / name, iterations=2, groups=2, group_size=3,
                 lr=1e-3, noise_scale=0.3, kl_weight=0.05, minibatch_units=8, progress=False)
     return RLConfig(**{**base, **kw})
 

@@ -30,7 +30,7 @@ def test_lara_rl_smoke_run_report_and_resume(tmp_path, capsys):
     args = ["rl", "--config_path", str(PRESET), "--policy", str(ckpt), "--dataset", str(data),
             "--tasks", "0", "--iterations", "1", "--groups", "2", "--group_size", "2", "--max_steps", "16",
             "--camera_size", "64", "--workers", "1", "--eval_episodes", "1", "--eval_workers", "1",
-            "--eval_max_steps", "16", "--output_dir", str(out), "--progress", "false"]  # fmt: skip
+            "--eval_max_steps", "16", "--out", str(out), "--progress", "false"]  # fmt: skip
     assert main(args) == 0
     assert f"report: {out / 'report.md'}" in capsys.readouterr().out
     records, dropped = read_jsonl(out / "iterations.jsonl")
@@ -44,6 +44,6 @@ def test_lara_rl_smoke_run_report_and_resume(tmp_path, capsys):
     assert "| 1 | " in report and "Wilson" in report and "capped at 16 steps" in report
     assert "before (starting policy)" in report and "after (final/)" in report
 
-    assert main([*args[:-4], "--iterations", "2", "--resume", "true", "--output_dir", str(out), "--progress", "false"]) == 0
+    assert main([*args[:-4], "--iterations", "2", "--resume", "true", "--out", str(out), "--progress", "false"]) == 0
     records, _ = read_jsonl(out / "iterations.jsonl")
     assert [x["iteration"] for x in records] == [1, 2]
