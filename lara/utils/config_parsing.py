@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import sys
 import typing
 from typing import TypeVar
 
@@ -89,11 +90,13 @@ def normalize_args(config_class: type, argv: list[str], prog: str) -> list[str]:
     return out
 
 
-def parse_config(config_class: type[T], argv: list[str], prog: str | None = None) -> T:
+def parse_config(config_class: type[T], argv: list[str] | None = None, prog: str | None = None) -> T:
+    """`config_class` from `argv` (default: the process's command line), or a `LaraUserError`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     prog = prog or "lara"
     if any(a in ("-h", "--help") for a in argv):
-        draccus.parse(config_class=config_class, args=list(argv), prog=prog)  # prints help and exits 0
-    args = normalize_args(config_class, list(argv), prog)
+        draccus.parse(config_class=config_class, args=argv, prog=prog)  # prints help and exits 0
+    args = normalize_args(config_class, argv, prog)
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):

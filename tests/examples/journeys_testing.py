@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -31,6 +32,7 @@ def load_main(script: str):
     """`main(argv)` of examples/<script>.py, loaded by path (examples/ is not a package)."""
     spec = importlib.util.spec_from_file_location(f"example_{script}", EXAMPLES / f"{script}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their annotations through the module
     spec.loader.exec_module(module)
     return module.main
 

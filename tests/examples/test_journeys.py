@@ -23,7 +23,7 @@ def test_annotate_dataset_instruction_backend(dataset, tmp_path, capsys):
     from data_pipeline.annotation.sidecar import annotation_dir, load_annotations, read_meta
 
     main = load_main("annotate_dataset")
-    args = [str(dataset), "--backend", "instruction", "--name", "instr-test", "--preview", "2",
+    args = ["--dataset", str(dataset), "--backend", "instruction", "--name", "instr-test", "--preview", "2",
             "--workers", "1", "--out", str(tmp_path)]
     assert main(args) == 0
     out = capsys.readouterr().out
@@ -59,8 +59,8 @@ def test_annotate_dataset_instruction_backend(dataset, tmp_path, capsys):
 def test_run_curriculum_three_stages_and_a_chunk(dataset, tmp_path, capsys):
     main = load_main("run_curriculum")
     out_dir = tmp_path / "train"
-    args = [str(dataset), "--annotation", "fixture-v1", "--steps", "3", "3", "3", "--out", str(out_dir),
-            "--batch_size", "2", "--progress", "false", "--optim.warmup_steps", "1"]
+    args = ["--dataset", str(dataset), "--annotation", "fixture-v1", "--steps", "3,3,3", "--out", str(out_dir),
+            "--overrides", "[--batch_size=2, --progress=false, --optim.warmup_steps=1]"]
     assert main(args) == 0
     out = capsys.readouterr().out
 
@@ -91,14 +91,14 @@ def test_evaluate_checkpoint_closed_loop(tmp_path, capsys):
     tiny_policy().save_pretrained(checkpoint)
     main = load_main("evaluate_checkpoint")
     out_dir = tmp_path / "eval"
-    assert main([str(checkpoint), "--suite", "libero_object", "--tasks", "0", "--episodes", "1",
-                 "--workers", "1", "--max-steps", "20", "--out", str(out_dir)]) == 0
+    assert main(["--policy", str(checkpoint), "--suite", "libero_object", "--tasks", "0", "--episodes", "1",
+                 "--workers", "1", "--max_steps", "20", "--out", str(out_dir)]) == 0
     out = capsys.readouterr().out
 
     records = [json.loads(line) for line in (out_dir / "episodes.jsonl").read_text().splitlines()]
     assert len(records) == 1
     assert records[0]["task"] == 0 and records[0]["error"] is None, records[0]
-    assert records[0]["steps"] <= 20  # --max-steps reached the evaluator
+    assert records[0]["steps"] <= 20  # --max_steps reached the evaluator
     assert (out_dir / "report.md").is_file() and (out_dir / "results.json").is_file()
     assert f"report: {out_dir / 'report.md'}" in out
 

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "memorize_libero.py
 def test_memorize_one_libero_object_task(tmp_path):
     spec = importlib.util.spec_from_file_location("memorize_libero", EXAMPLE)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their annotations through the module
     spec.loader.exec_module(module)
     status = module.main(["--out", str(tmp_path / "memorize")])
     summary = json.loads((tmp_path / "memorize" / "memorize.json").read_text())
