@@ -4,27 +4,20 @@ tiny Bridge checkpoint (report, JSON, PNG, split), and bad input (dims, cameras,
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import sys
-import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
-os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lara-test-hf-datasets-"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bridge"))
+import numpy as np
+import pytest
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from bridge_data import tiny_bridge_checkpoint, write_bridge_dataset  # noqa: E402
-
-from data_pipeline.key_mapping import load_key_mapping  # noqa: E402
-from data_pipeline.lerobot_io import read_lerobot_dataset  # noqa: E402
-from curriculum.offline.evaluate import chunk_metrics, last_action_baseline, recorded_chunks  # noqa: E402
-from curriculum.offline.probes import check_compatible, stats_differences  # noqa: E402
-from lara.configuration_lara import load_config  # noqa: E402
-from lara.utils.errors import LaraUserError  # noqa: E402
-from lara.normalization import NormalizationStats  # noqa: E402
+from data_pipeline.key_mapping import load_key_mapping
+from data_pipeline.lerobot_io import read_lerobot_dataset
+from curriculum.offline.evaluate import chunk_metrics, last_action_baseline, recorded_chunks
+from curriculum.offline.probes import check_compatible, stats_differences
+from lara.configuration_lara import load_config
+from lara.utils.errors import LaraUserError
+from lara.normalization import NormalizationStats
 
 
 # ------------------------------------------------------------------ pure metrics
@@ -60,7 +53,7 @@ def test_recorded_chunks_and_last_action_baseline():
 
 # ------------------------------------------------------------------ the whole run
 @pytest.fixture(scope="module")
-def bridge_setup(tmp_path_factory):
+def bridge_setup(tmp_path_factory, write_bridge_dataset, tiny_bridge_checkpoint):
     base = tmp_path_factory.mktemp("offline")
     data = write_bridge_dataset(base / "bridge")
     ckpt = tiny_bridge_checkpoint(data, base / "ckpt")
@@ -129,7 +122,7 @@ def test_cot_accuracy_for_stage1_inference(bridge_setup, tmp_path):
 
 
 # ------------------------------------------------------------------ bad input
-def test_cli_errors_name_what_differs(bridge_setup, tmp_path, capsys):
+def test_cli_errors_name_what_differs(bridge_setup, tmp_path, capsys, write_bridge_dataset):
     from lara.scripts.cli import main as lara_main
 
     data, ckpt = bridge_setup

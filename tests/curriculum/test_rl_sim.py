@@ -2,25 +2,19 @@
 1 iteration of 2 groups x 2 rollouts capped at 16 steps, before/after evaluation of 1 capped
 episode, the report; then the run continued by one more iteration with --resume."""
 
-import os
-import tempfile
 from pathlib import Path
 
-os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lara-test-hf-datasets-"))
+import pytest
 
-import pytest  # noqa: E402
-
-from lara.utils.jsonl import read_jsonl  # noqa: E402
+from lara.utils.jsonl import read_jsonl
 
 pytestmark = pytest.mark.sim
 PRESET = Path(__file__).resolve().parents[2] / "configs" / "rl" / "tiny.yaml"
 
 
-def test_lara_rl_smoke_run_report_and_resume(tmp_path, capsys):
+def test_lara_rl_smoke_run_report_and_resume(tmp_path, capsys, tiny_policy):
     from data_pipeline.collect import CollectConfig, collect
     from lara.scripts.cli import main
-    from lara_testing import tiny_policy
-
     data = tmp_path / "demos"
     assert collect(CollectConfig(suite="libero_object", tasks="0", episodes_per_task=1, out=str(data),
                                  camera_size=64, max_attempts=2)).episodes == 1  # fmt: skip

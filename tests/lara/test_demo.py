@@ -2,14 +2,10 @@
 evaluation episode; the report, its figures and files, resume and the changed-settings refusal."""
 
 import json
-import os
-import tempfile
 
-os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lara-test-hf-datasets-"))
+import pytest
 
-import pytest  # noqa: E402
-
-from lara.utils.errors import LaraUserError  # noqa: E402
+from lara.utils.errors import LaraUserError
 
 SMOKE = ["--tasks", "0", "--episodes_per_task", "1", "--eval_episodes", "1", "--stage_steps", "2,2,2",
          "--workers", "1", "--eval_max_steps", "16"]  # fmt: skip

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lara-test-hf-datasets-"))
+import pytest
 
-import pytest  # noqa: E402
-
-from data_pipeline.annotation import sidecar  # noqa: E402
-from data_pipeline.annotation.cli import main, parse_episodes  # noqa: E402
-from lara.utils.errors import LaraUserError  # noqa: E402
+from data_pipeline.annotation import sidecar
+from data_pipeline.annotation.cli import main, parse_episodes
+from lara.utils.errors import LaraUserError
 
 
 @pytest.fixture(scope="module")
