@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PYTEST_ARGS ?=
 
-.PHONY: install apt venv test test-slow test-all demo bench clean-venv
+.PHONY: install apt test test-slow test-all demo clean-venv
 
 install: $(STAMP)
 

@@ -1,47 +1,55 @@
 """`lara bench train`: training throughput (samples/s) and peak memory, per curriculum stage.
 
 One run per stage, chained like the curriculum (stage k starts from stage k-1's final model),
-on synthetic samples at the model's image sizes (no dataset needed; `--data.root DIR` with
-`--data.type lerobot` measures a real one). The first `--warmup` steps are excluded from the
-throughput. CPU: the tiny preset by default. GPU: e.g. the Qwen3-VL-2B architecture (random
-weights) in bf16 at batch 16 with gradient checkpointing:
+on synthetic samples at the model's image sizes (no dataset needed;
+`--overrides '[--data.type=lerobot, --data.root=DIR]'` measures a real one). The first `--warmup`
+steps are excluded from the throughput. CPU: the tiny preset by default. GPU: e.g. the
+Qwen3-VL-2B architecture (random weights) in bf16 at batch 16 with gradient checkpointing:
     lara bench train --preset qwen3vl-2b --batch_size 16 --gradient_checkpointing true
 Peak memory: CUDA max allocated (weights, optimizer, activations) on GPU; on CPU the process's
-peak resident set (and its growth during the stage's loop).
+peak resident set (and its growth during the stage's loop). torch and the trainer are imported
+only when the benchmark runs (`--help` stays instant).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import platform
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
-from curriculum.config import load_train_config
+from lara.utils.config_parsing import parse_config
+from lara.utils.errors import LaraUserError
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent
+RESULTS_FILE = "train.json"
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lara bench train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", default="tiny", help="configs/train/<preset>/stage{1,2,3}.yaml (tiny, qwen3vl-2b, ...)")
-    p.add_argument("--stages", default="1,2,3")
-    p.add_argument("--batch_size", type=int, default=8)
-    p.add_argument("--steps", type=int, default=8, help="measured optimizer steps per stage")
-    p.add_argument("--warmup", type=int, default=2, help="steps per stage excluded from the throughput")
-    p.add_argument("--gradient_checkpointing", default="false", choices=["true", "false"])
-    p.add_argument("--out", help="write the results as JSON here")
-    p.add_argument("--workdir", help="where the chained stage checkpoints go (default: a temp folder)")
-    return p
+@dataclass
+class TrainBenchConfig:
+    preset: str = "tiny"  # configs/train/<preset>/stage{1,2,3}.yaml (tiny, qwen3vl-2b, ...)
+    stages: list[int] = field(default_factory=lambda: [1, 2, 3])
+    batch_size: int = 8
+    steps: int = 8  # measured optimizer steps per stage
+    warmup: int = 2  # steps per stage excluded from the throughput
+    gradient_checkpointing: bool = False
+    out: Path | None = None  # folder for train.json (the results)
+    workdir: Path | None = None  # where the chained stage checkpoints go (default: a temp folder)
+    overrides: list[str] = field(default_factory=list)  # TrainConfig flags, e.g. [--optim.head_lr=2e-4]
+
+    def __post_init__(self) -> None:
+        if self.warmup < 1 or self.steps < 1 or self.batch_size < 1:
+            raise LaraUserError("--warmup, --steps and --batch_size must be >= 1")
+        if not self.stages or any(k not in (1, 2, 3) for k in self.stages):
+            raise LaraUserError(f"--stages {self.stages}: a list of 1, 2, 3")
 
 
 def bench(preset: str, stages: list[int], batch_size: int, steps: int, warmup: int, gradient_checkpointing: bool,
           workdir: Path, extra: list[str]) -> list[dict]:
+    from curriculum.config import load_train_config
     from curriculum.trainer import resolved_mixed_precision, train
 
     rows = []
@@ -74,31 +82,35 @@ def bench(preset: str, stages: list[int], batch_size: int, steps: int, warmup: i
 
 
 def _world() -> int:
+    import torch
+
     return torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
 
 
 def _device() -> str:
+    import torch
+
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}), torch {torch.__version__}"
     return f"CPU {platform.processor() or platform.machine()} x {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 def main(argv: list[str]) -> int:
-    args, extra = _parser().parse_known_args(argv)
-    stages = [int(s) for s in args.stages.split(",") if s.strip()]
-    if args.warmup < 1 or args.steps < 1:
-        raise SystemExit("--warmup and --steps must be >= 1")
+    cfg = parse_config(TrainBenchConfig, argv, prog="lara bench train")
     with tempfile.TemporaryDirectory(prefix="lara-bench-train-") as tmp:
-        workdir = Path(args.workdir) if args.workdir else Path(tmp)
-        rows = bench(args.preset, stages, args.batch_size, args.steps, args.warmup,
-                     args.gradient_checkpointing == "true", workdir, extra)
+        workdir = cfg.workdir or Path(tmp)
+        rows = bench(cfg.preset, cfg.stages, cfg.batch_size, cfg.steps, cfg.warmup,
+                     cfg.gradient_checkpointing, workdir, cfg.overrides)  # fmt: skip
     device = _device()
-    print(f"lara bench train: preset {args.preset}, batch {args.batch_size}, {args.steps} measured steps "
-          f"(+{args.warmup} warmup) per stage, on {device}")
+    print(f"lara bench train: preset {cfg.preset}, batch {cfg.batch_size}, {cfg.steps} measured steps "
+          f"(+{cfg.warmup} warmup) per stage, on {device}")
     print(f"{'stage':>5} {'samples/s':>10} {'s/step':>8} {'peak GiB':>9} {'growth GiB':>10} {'precision':>9}")
     for r in rows:
         print(f"{r['stage']:>5} {r['samples_per_s']:>10.2f} {r['s_per_step']:>8.3f} {r['peak_memory_gib']:>9.2f} "
               f"{r['peak_memory_growth_gib']:>10.2f} {r['mixed_precision']:>9}")
-    if args.out:
-        Path(args.out).write_text(json.dumps({"device": device, "argv": argv, "results": rows}, indent=1))
+    if cfg.out is not None:
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        path = cfg.out / RESULTS_FILE
+        path.write_text(json.dumps({"device": device, "argv": argv, "results": rows}, indent=1))
+        print(f"wrote {path}")
     return 0

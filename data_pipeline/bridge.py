@@ -118,7 +118,7 @@ def inspect_bridge(root: str | Path, mapping: str | Path | KeyMapping = "bridge"
     Blank detection decodes only the first frame of up to `sample_episodes` evenly spaced episodes.
     """
     root = Path(root)
-    mapping = load_key_mapping(mapping)
+    mapping = load_key_mapping(mapping, root)
     dataset = dataset if dataset is not None else open_lerobot_dataset(root)
     bounds = episode_bounds(dataset)
     if not bounds:
@@ -155,7 +155,7 @@ def check_bridge_dataset(
     given) the model; the raw gripper values fit the mapping's gripper convention; at least one
     episode has language.
     """
-    mapping = load_key_mapping(mapping)
+    mapping = load_key_mapping(mapping, root)
     dataset = dataset if dataset is not None else open_lerobot_dataset(root)
     summary = inspect_bridge(root, mapping, dataset=dataset)
     missing = [k for k in mapping.cameras.values() if k not in dataset.meta.features]
@@ -211,7 +211,7 @@ def read_bridge_episodes(
     "no_language" and logged once. The gripper is converted to -1 open / +1 close by the mapping;
     Bridge's gripper is continuous, so `Episode.gripper` is the continuous command in [-1, 1].
     """
-    mapping = load_key_mapping(mapping)
+    mapping = load_key_mapping(mapping, root)
     language = language_by_episode(root)
     wanted = sorted(language) if episodes is None else sorted(int(e) for e in episodes)
     unknown = [e for e in wanted if e not in language]

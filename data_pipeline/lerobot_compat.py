@@ -5,7 +5,7 @@ Why this module exists: lerobot 0.4.4's dataset modules import torchvision at to
 `transforms.ToTensor()` on PIL images in `hf_transform_to_torch`; `lerobot.datasets.video_utils`:
 `import torchvision`, used only to decode videos with the torchvision backend). torchvision has no
 CPU build for our torch (2.13): the only wheel is a CUDA build whose `import` fails on a CPU
-machine (PLATFORM.md). We use lerobot datasets in image mode only (`use_videos=False`), so the
+machine (docs/platform.md). We use lerobot datasets in image mode only (`use_videos=False`), so the
 only torchvision feature really needed is `ToTensor`.
 
 What we do: if `import torchvision` works, nothing. Otherwise we register, *only while lerobot's

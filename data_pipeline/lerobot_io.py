@@ -173,11 +173,12 @@ def _load_sidecar(root: Path, index: int) -> dict:
 
 
 def read_lerobot_dataset(
-    root: str | Path, mapping: str | KeyMapping = "libero", episodes: list[int] | None = None,
+    root: str | Path, mapping: str | KeyMapping = "auto", episodes: list[int] | None = None,
 ) -> Iterator[Episode]:
-    """Yield validated Episodes from a LeRobot v3 dataset folder (any dataset the mapping fits)."""
+    """Yield validated Episodes from a LeRobot v3 dataset folder (any dataset the mapping fits;
+    `auto`: the preset that fits its features)."""
     root = Path(root)
-    mapping = load_key_mapping(mapping)
+    mapping = load_key_mapping(mapping, root)
     dataset = open_lerobot_dataset(root)
     _check_keys(root, dataset, mapping)
     bounds = episode_bounds(dataset)

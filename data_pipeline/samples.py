@@ -36,7 +36,7 @@ FORESIGHT_CAMERA = "agentview"
 class SampleConfig:
     """How samples are built; embedded in the training configs (draccus)."""
 
-    mapping: str = "libero"  # key-mapping preset name or YAML path (configs/data/)
+    mapping: str = "auto"  # key-mapping preset (configs/data/) or YAML path; auto: detected from the dataset
     chunk_size: int = 8  # H: actions per sample
     foresight_offset: int = 1  # k: the foresight target is frame t + k (clamped to the episode end)
     image_size: int = 128  # S: both cameras are resized to S x S
@@ -90,7 +90,7 @@ class LaraSampleDataset(torch.utils.data.Dataset):
     ):
         self.root = Path(root)
         self.config = config or SampleConfig()
-        self.mapping: KeyMapping = load_key_mapping(self.config.mapping)
+        self.mapping: KeyMapping = load_key_mapping(self.config.mapping, self.root)
         if FORESIGHT_CAMERA not in self.mapping.cameras:
             raise LaraUserError(f"key mapping {self.mapping.name!r} maps no {FORESIGHT_CAMERA!r} camera "
                                 "(needed for samples and the foresight target); add it to the mapping")

@@ -133,7 +133,8 @@ def load_split(root: str | Path, check_dataset: bool = True) -> Split:
     path = split_path(root)
     if not path.is_file():
         raise LaraUserError(f"{root}: no train/held-out split recorded ({SPLIT_FILE} missing); make one with "
-                            "`lara eval-offline CHECKPOINT DATASET` or data_pipeline.splits.make_split")
+                            "`lara eval-offline --policy CHECKPOINT --dataset DATASET` or "
+                            "data_pipeline.splits.make_split")
     try:
         data = json.loads(path.read_text())
     except ValueError as err:

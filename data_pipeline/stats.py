@@ -28,10 +28,10 @@ STATS_FILE = "lara/norm_stats.json"
 logger = logging.getLogger(__name__)
 
 
-def read_low_dim(root: str | Path, mapping: str | KeyMapping = "libero") -> dict[str, np.ndarray]:
+def read_low_dim(root: str | Path, mapping: str | KeyMapping = "auto") -> dict[str, np.ndarray]:
     """All non-image columns of a dataset in memory: state (N, S), action (N, A) in env convention,
     episode_index / frame_index / task_index (N,). Images are not decoded."""
-    mapping = load_key_mapping(mapping)
+    mapping = load_key_mapping(mapping, root)
     dataset = open_lerobot_dataset(root)
     missing = [k for k in (mapping.state, mapping.action) if k not in dataset.meta.features]
     if missing:
@@ -102,12 +102,12 @@ def _fingerprint(low_dim: dict[str, np.ndarray], mapping: KeyMapping) -> dict:
 
 
 def load_or_compute_stats(
-    root: str | Path, mapping: str | KeyMapping = "libero", mode: str = "quantile",
+    root: str | Path, mapping: str | KeyMapping = "auto", mode: str = "quantile",
     low_dim: dict[str, np.ndarray] | None = None,
 ) -> NormalizationStats:
     """The dataset's stored statistics, (re)computed and stored atomically when missing or stale."""
     root = Path(root)
-    mapping = load_key_mapping(mapping)
+    mapping = load_key_mapping(mapping, root)
     low_dim = low_dim if low_dim is not None else read_low_dim(root, mapping)
     check_finite(low_dim, root)
     fingerprint = _fingerprint(low_dim, mapping)

@@ -1,17 +1,16 @@
 """Typed goal predicates of a LIBERO task, from its BDDL file.
 
-Why: the scripted expert, the annotation pipeline and reports need to know *what* a task asks
-(`In(alphabet_soup_1, basket_1_contain_region)`) without re-parsing lists of lowercase strings
-everywhere. LIBERO's own parser (`robosuite_parse_problem`) already turns the `(:goal (And ...))`
-block into `[["in", "alphabet_soup_1", "basket_1_contain_region"], ...]`; this module maps each
-entry to a frozen dataclass. Only conjunctions of atoms occur in the shipped suites
-(In, On, Open, Close, TurnOn, TurnOff); anything else becomes `UnknownPredicate` rather than
-being dropped, so a consumer can refuse it explicitly.
+Why: the scripted expert needs to know *what* a task asks
+(`In(alphabet_soup_1, basket_1_contain_region)`) without re-parsing lists of lowercase strings.
+LIBERO's own parser, run when the env is built, already turns the `(:goal (And ...))` block into
+`parsed_problem["goal_state"] = [["in", "alphabet_soup_1", "basket_1_contain_region"], ...]`; this
+module maps each entry to a frozen dataclass (`goal_from_env`). Only conjunctions of atoms occur
+in the shipped suites (In, On, Open, Close, TurnOn, TurnOff); anything else becomes
+`UnknownPredicate` rather than being dropped, so a consumer can refuse it explicitly.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -20,11 +19,7 @@ from lara.utils.errors import LaraUserError
 
 @dataclass(frozen=True)
 class Predicate:
-    """Base of all goal atoms; `name` is the BDDL predicate name in lowercase."""
-
-    @property
-    def name(self) -> str:
-        return type(self).__name__.lower()
+    """Base of all goal atoms."""
 
     @property
     def args(self) -> tuple[str, ...]:
@@ -80,10 +75,6 @@ class UnknownPredicate(Predicate):
     arguments: tuple[str, ...]
 
     @property
-    def name(self) -> str:
-        return self.predicate
-
-    @property
     def args(self) -> tuple[str, ...]:
         return self.arguments
 
@@ -110,20 +101,6 @@ def parse_atom(atom: Sequence[str]) -> Predicate:
 def parse_goal_state(goal_state: Sequence[Sequence[str]]) -> list[Predicate]:
     """LIBERO's `parsed_problem["goal_state"]` (a conjunction) -> typed predicates, in order."""
     return [parse_atom(atom) for atom in goal_state]
-
-
-def goal_from_bddl(bddl_path: str | os.PathLike[str]) -> list[Predicate]:
-    """Parse a .bddl file with LIBERO's own parser (no simulator needed)."""
-    path = os.fspath(bddl_path)
-    if not os.path.isfile(path):
-        raise LaraUserError(f"BDDL file not found: {path}")
-    from envs import libero_setup
-
-    libero_setup.configure()
-    from libero.libero.envs.bddl_utils import robosuite_parse_problem
-
-    problem = robosuite_parse_problem(path)
-    return parse_goal_state(problem["goal_state"])
 
 
 def goal_from_env(env: Any) -> list[Predicate]:

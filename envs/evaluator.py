@@ -39,7 +39,7 @@ from lara.utils.jsonl import append_jsonl, read_jsonl, repair_jsonl
 logger = logging.getLogger(__name__)
 
 # Settings that change what an episode's result means: a resumed run must use the same ones.
-IDENTITY_KEYS = ("policy", "suite", "camera_size", "seed", "execute_steps", "max_steps", "replay_dataset")
+IDENTITY_KEYS = ("policy", "suite", "camera_size", "seed", "execute_steps", "max_steps", "dataset")
 
 
 @dataclass
@@ -57,7 +57,7 @@ class EvalConfig:
     seed: int = 7
     execute_steps: int | None = None  # chunked policies: actions run open-loop per chunk (None = whole chunk)
     max_steps: int | None = None  # override of the suite's step limit (smoke tests only; reported)
-    replay_dataset: str | None = None  # dataset whose recorded actions `--policy replay` plays back
+    dataset: str | None = None  # `--policy replay`: the dataset whose recorded actions are played back
     render: bool | None = None  # render cameras; None = only when the policy or --video needs them
 
     def __post_init__(self) -> None:

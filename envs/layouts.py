@@ -2,7 +2,7 @@
 evaluation init states, and derive reproducible seeds for LIBERO's placement sampler.
 
 Why: a success rate counts as a generalization result only when no training demo started from an
-evaluation init state (shared/STANDARDS.md). `lara collect --init sampled` draws start layouts with
+evaluation init state (docs/protocol.md). `lara collect --init sampled` draws start layouts with
 LIBERO's own placement sampler (the BDDL regions) and uses this module to refuse any layout whose
 objects *all* lie within `threshold` metres (x/y) of one of the task's shipped init states.
 

@@ -1,7 +1,7 @@
 """The standard LIBERO evaluation protocol, as small pure pieces.
 
 Every number here is the convention used by OpenVLA-OFT, openpi, GR00T and LaRA-VLA (see
-shared/STANDARDS.md). They live in one file so that the evaluator, the data collection and the
+docs/protocol.md). They live in one file so that the evaluator, the data collection and the
 scripted expert cannot drift apart: a different step limit or a flipped gripper sign silently
 changes a success rate, so nobody should re-type them.
 """

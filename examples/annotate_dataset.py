@@ -1,10 +1,10 @@
 """Journey 1: annotate a dataset with the structured chain of thought and write a preview.
 
     .venv/bin/python examples/annotate_dataset.py                       # the tiny default (below)
-    .venv/bin/python examples/annotate_dataset.py DATASET --backend instruction --name instr-v1 \
+    .venv/bin/python examples/annotate_dataset.py --dataset DATASET --backend instruction --name instr-v1 \
         --preview 2 --workers 2 [--out runs/examples]
 
-Without DATASET, 2 scripted demos of libero_object task 0 are first collected into
+Without --dataset, 2 scripted demos of libero_object task 0 are first collected into
 `<out>/demos` (skipped when that dataset exists) and annotated with the `sim` backend. The CoT
 goes into the sidecar `DATASET/annotations/NAME/`; PNG previews (frames with their CoT) into
 `<out>/preview/NAME/`. Re-running resumes: finished episodes are not annotated again.
@@ -12,8 +12,7 @@ goes into the sidecar `DATASET/annotations/NAME/`; PNG previews (frames with the
 
 from __future__ import annotations
 
-import argparse
-import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from data_pipeline.annotation.annotate import annotate_dataset
@@ -21,7 +20,19 @@ from data_pipeline.annotation.config import AnnotationConfig
 from data_pipeline.annotation.preview import render_previews
 from data_pipeline.annotation.sidecar import annotation_dir, load_annotations, read_meta
 from data_pipeline.annotation.source import LeRobotSource
+from lara.scripts.cli import configure_logging
+from lara.utils.config_parsing import parse_config
 from lara.utils.errors import LaraUserError, run_main
+
+
+@dataclass
+class Settings:
+    dataset: Path | None = None  # LeRobot dataset (default: 2 collected demos)
+    backend: str = "sim"  # sim | instruction
+    name: str = ""  # annotation run name (default: <backend>-v1)
+    preview: int = 2  # episodes to render as PNG strips (0: none)
+    workers: int = 2
+    out: Path = Path("runs/examples")  # demos and previews go here
 
 
 def collect_default_demos(out: Path, workers: int) -> Path:
@@ -39,15 +50,8 @@ def collect_default_demos(out: Path, workers: int) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", nargs="?", type=Path, help="LeRobot dataset (default: 2 collected demos)")
-    parser.add_argument("--backend", choices=("sim", "instruction"), default="sim")
-    parser.add_argument("--name", help="annotation run name (default: <backend>-v1)")
-    parser.add_argument("--preview", type=int, default=2, help="episodes to render as PNG strips (0: none)")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path("runs/examples"), help="demos and previews go here")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_config(Settings, argv, prog="examples/annotate_dataset.py")
+    configure_logging()
     name = args.name or f"{args.backend}-v1"
 
     dataset = args.dataset or collect_default_demos(args.out, args.workers)

@@ -11,27 +11,31 @@ the policy succeeds on >= 80% of them. Resumable: re-run the same command after 
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from lara.scripts.cli import configure_logging
 from lara.scripts.pipeline import PipelineConfig, run_pipeline
+from lara.utils.config_parsing import parse_config
 from lara.utils.errors import run_main
 
 TARGET = 0.8
 
 
+@dataclass
+class Settings:
+    out: Path = Path("runs/memorize")
+    task: int = 0  # libero_object task id
+    episodes: int = 10  # demos collected = episodes evaluated
+    stage_steps: tuple[int, int, int] = (200, 200, 3000)  # training steps of stages I, II, III
+    workers: int = 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("runs/memorize"))
-    parser.add_argument("--task", type=int, default=0, help="libero_object task id")
-    parser.add_argument("--episodes", type=int, default=10, help="demos collected = episodes evaluated")
-    parser.add_argument("--stage-steps", type=int, nargs=3, default=(200, 200, 3000), metavar=("I", "II", "III"))
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_config(Settings, argv, prog="examples/memorize_libero.py")
+    configure_logging()
 
     cfg = PipelineConfig(out=args.out, suite="libero_object", tasks=str(args.task), episodes_per_task=args.episodes,
                          eval_episodes=args.episodes, stage_steps=tuple(args.stage_steps), workers=args.workers)

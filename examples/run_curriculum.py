@@ -1,20 +1,19 @@
 """Journey 2: train the three-stage curriculum (tiny preset) on an annotated dataset.
 
     .venv/bin/python examples/run_curriculum.py                         # the data journey 1 wrote
-    .venv/bin/python examples/run_curriculum.py DATASET --annotation sim-v1 --steps 200 200 200 \
-        --out runs/examples/train [--batch_size 4 --progress false ...]
+    .venv/bin/python examples/run_curriculum.py --dataset DATASET --annotation sim-v1 --steps 200,200,200 \
+        --out runs/examples/train [--overrides '[--batch_size=4, --progress=false]']
 
 Stage I (explicit CoT + FAST action tokens + visual foresight) -> stage II (CoT segments turn
 latent) -> stage III (DiT action expert), each starting from the previous stage's `final/`, into
-`<out>/stage{1,2,3}`. Any further `--key value` flags override a field of every stage's config
+`<out>/stage{1,2,3}`. `--overrides` are `lara train` flags applied to every stage's config
 (configs/train/tiny/stage*.yaml). A finished stage is skipped, an interrupted one resumed.
 Finally the stage-III checkpoint is loaded and predicts one action chunk on a dataset frame.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from curriculum import checkpointing as ckpt
@@ -23,22 +22,31 @@ from data_pipeline.lerobot_io import read_lerobot_dataset
 from envs.policies import resolve_checkpoint
 from envs.protocol import Observation
 from lara.modeling_lara import LaraPolicy
-from lara.utils.errors import run_main
+from lara.scripts.cli import configure_logging
+from lara.utils.config_parsing import parse_config
+from lara.utils.errors import LaraUserError, run_main
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "train" / "tiny"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", nargs="?", type=Path, default=Path("runs/examples/demos"))
-    parser.add_argument("--annotation", default="sim-v1", help="annotation run name (annotations/<name>/)")
-    parser.add_argument("--steps", type=int, nargs=3, metavar=("I", "II", "III"),
-                        help="optimizer steps per stage (default: the presets' 200 each)")
-    parser.add_argument("--out", type=Path, default=Path("runs/examples/train"))
-    args, overrides = parser.parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+@dataclass
+class Settings:
+    dataset: Path = Path("runs/examples/demos")
+    annotation: str = "sim-v1"  # annotation run name (annotations/<name>/)
+    steps: list[int] | None = None  # optimizer steps of stages I, II, III (default: the presets' 200 each)
+    out: Path = Path("runs/examples/train")
+    overrides: list[str] = field(default_factory=list)  # `lara train` flags of every stage: [--batch_size=4]
 
-    common = ["--data.root", str(args.dataset), "--data.annotation", args.annotation, *overrides]
+    def __post_init__(self) -> None:
+        if self.steps is not None and len(self.steps) != 3:
+            raise LaraUserError(f"--steps takes three step counts (stages I, II, III), got {self.steps}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_config(Settings, argv, prog="examples/run_curriculum.py")
+    configure_logging()
+
+    common = ["--data.root", str(args.dataset), "--data.annotation", args.annotation, *args.overrides]
     for stage in (1, 2, 3):
         steps = ["--steps", str(args.steps[stage - 1])] if args.steps else []
         results = run_curriculum(TINY, [], [*common, *steps], str(args.out), [stage])

@@ -19,15 +19,22 @@ already in [-1, 1] (-1 open, +1 close) and a rescale could squash a rarely-used 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from lara.utils.atomic import atomic_write_text
 
 MODES = ("quantile", "min_max", "mean_std")
+
+
+def _is_tensor(x) -> bool:
+    """A torch tensor, without importing torch here: configs import MODES, and `lara <cmd> --help`
+    must not pay torch's start-up (a tensor can only exist once something imported torch)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 BOUNDED_MODES = ("quantile", "min_max")  # normalized values live in [-1, 1]
 _EPS = 1e-6
 
@@ -129,7 +136,9 @@ class NormalizationStats:
             offset, scale = np.asarray(stats.mean), np.maximum(np.asarray(stats.std), _EPS)
         for d in stats.passthrough_dims:
             offset[d], scale[d] = 0.0, 1.0
-        if isinstance(like, torch.Tensor):
+        if _is_tensor(like):
+            import torch
+
             kw = {"dtype": like.dtype if like.is_floating_point() else torch.float32, "device": like.device}
             return torch.as_tensor(offset, **kw), torch.as_tensor(scale, **kw)
         return offset.astype(np.float32), scale.astype(np.float32)
@@ -142,7 +151,7 @@ class NormalizationStats:
         """Normalized values clipped to [-1, 1] in the bounded modes (unchanged for mean_std)."""
         if self.mode not in BOUNDED_MODES:
             return y
-        return y.clamp(-1.0, 1.0) if isinstance(y, torch.Tensor) else np.clip(y, -1.0, 1.0)
+        return y.clamp(-1.0, 1.0) if _is_tensor(y) else np.clip(y, -1.0, 1.0)
 
     def unnormalize(self, key: str, y):
         offset, scale = self._affine(key, y)

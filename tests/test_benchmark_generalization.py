@@ -2,14 +2,10 @@
 stage, 1 capped standard-protocol episode; the report, the published files, resume."""
 
 import json
-import os
-import tempfile
 
-os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lara-test-hf-datasets-"))
+import pytest
 
-import pytest  # noqa: E402
-
-from lara.utils.errors import LaraUserError  # noqa: E402
+from lara.utils.errors import LaraUserError
 
 SMOKE = ["--tasks", "0", "--demos-per-task", "1", "--eval-episodes", "1", "--stage-steps", "2", "2", "2",
          "--workers", "1", "--eval-max-steps", "16"]  # fmt: skip

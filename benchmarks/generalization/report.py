@@ -43,7 +43,8 @@ def step_commands(cfg: PipelineConfig) -> dict[str, str]:
     data, ann = str(cfg.data_dir), cfg.annotation
     commands = {
         "collect": "lara collect " + shlex.join(cli_flags(collect_config(cfg))),
-        "annotate": f"lara annotate {shlex.quote(data)} --backend sim --name {ann} --workers {cfg.workers}",
+        "annotate": (f"lara annotate --dataset {shlex.quote(data)} --backend sim --name {ann} "
+                     f"--workers {cfg.workers}"),
     }
     for stage in (1, 2, 3):
         commands[f"train_stage{stage}"] = (

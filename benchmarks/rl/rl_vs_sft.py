@@ -66,7 +66,7 @@ def run_grpo(args, budget_s: float) -> tuple[Path, float]:
     out = args.out / "grpo"
     argv = ["--config_path", str(args.rl_config), "--policy", args.policy, "--dataset", args.dataset,
             "--suite", args.suite, "--tasks", args.tasks, "--workers", str(args.workers), "--iterations", "100000",
-            "--max_minutes", str(budget_s / 60.0), "--resume", "true", "--output_dir", str(out), "--eval_episodes", "0",
+            "--max_minutes", str(budget_s / 60.0), "--resume", "true", "--out", str(out), "--eval_episodes", "0",
             *args.rl_flags]  # fmt: skip
     result = train_rl(parse_config(RLConfig, argv, prog="rl_vs_sft"))
     return out / "final" / "model", sum(r["wall_s"] for r in result.records)

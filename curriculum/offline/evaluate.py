@@ -28,44 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from curriculum.offline.config import OfflineEvalConfig
 from data_pipeline.key_mapping import KeyMapping, load_key_mapping
 from lara.utils.errors import LaraUserError
 
 log = logging.getLogger(__name__)
 ARM = slice(0, -1)  # every action dim but the gripper (last)
-
-
-@dataclass
-class OfflineEvalConfig:
-    checkpoint: str
-    dataset: str
-    out: str = "outputs/eval_offline"
-    mapping: str = "auto"  # libero | bridge | a YAML path | auto (bridge when the dataset has image_0)
-    cameras: list[int] | None = None  # Bridge only: image_<i> cameras (default: what the checkpoint reads)
-    episodes: int | None = None  # evaluate at most this many held-out episodes (None: all)
-    heldout_fraction: float = 0.1
-    split_seed: int = 0
-    overwrite_split: bool = False
-    stride: int | None = None  # frames between evaluated chunks (None: the chunk size)
-    batch_size: int = 8
-    stage: int | None = None  # inference path (None: the checkpoint's inference.stage)
-    num_steps: int | None = None  # expert Euler steps (None: the checkpoint's)
-    seed: int = 0
-    annotation: str | None = None  # CoT run for token accuracy (None: the newest run, if any)
-    probe_frames: int = 64  # frames used for foresight L1 / CoT accuracy
-    plot_episodes: int = 3
-    allow_stats_mismatch: bool = False
-    device: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.episodes is not None and self.episodes < 1:
-            raise LaraUserError(f"--episodes must be >= 1, got {self.episodes}")
-        if self.stride is not None and self.stride < 1:
-            raise LaraUserError(f"--stride must be >= 1, got {self.stride}")
-        if self.batch_size < 1 or self.probe_frames < 0 or self.plot_episodes < 0:
-            raise LaraUserError("--batch-size must be >= 1, --probe-frames and --plot-episodes >= 0")
-        if self.stage is not None and self.stage not in (1, 2, 3):
-            raise LaraUserError(f"--stage must be 1, 2 or 3, got {self.stage}")
 
 
 # ------------------------------------------------------------------ metrics (pure numpy)
@@ -112,15 +80,12 @@ def last_action_baseline(actions: np.ndarray, starts: np.ndarray, horizon: int) 
 
 
 # ------------------------------------------------------------------ data helpers
-def resolve_mapping(cfg: OfflineEvalConfig, features: dict, model_cameras: list[str]) -> KeyMapping:
-    """The key mapping: `auto` is bridge when the dataset has image_0, else libero; Bridge cameras
+def resolve_mapping(cfg: OfflineEvalConfig, model_cameras: list[str]) -> KeyMapping:
+    """The key mapping (`auto`: the preset that fits the dataset's features); Bridge cameras
     default to the ones the checkpoint reads (agentview = image_0, image_<i>)."""
-    from data_pipeline.bridge import IMAGE_KEY, bridge_mapping
+    from data_pipeline.bridge import bridge_mapping
 
-    name = cfg.mapping
-    if name == "auto":
-        name = "bridge" if IMAGE_KEY.format(0) in features else "libero"
-    mapping = load_key_mapping(name)
+    mapping = load_key_mapping(cfg.mapping, cfg.dataset)
     if mapping.name.startswith("bridge"):
         cams = cfg.cameras
         if cams is None:
@@ -190,16 +155,16 @@ def evaluate_offline(cfg: OfflineEvalConfig) -> OfflineResult:
 
     root = Path(cfg.dataset)
     t0 = time.perf_counter()
-    checkpoint = check_checkpoint(resolve_checkpoint_dir(cfg.checkpoint))  # before the dataset: seconds, not minutes
+    checkpoint = check_checkpoint(resolve_checkpoint_dir(cfg.policy))  # before the dataset: seconds, not minutes
     dataset = open_lerobot_dataset(root)  # opened once: each opening costs seconds
     features = dict(dataset.meta.features)
     policy = LaraPolicy.from_pretrained(checkpoint, device=cfg.device)
-    mapping = resolve_mapping(cfg, features, list(policy.cfg.vision.cameras))
+    mapping = resolve_mapping(cfg, list(policy.cfg.vision.cameras))
     if mapping.name.startswith("bridge"):
         check_bridge_dataset(root, mapping, action_dim=policy.cfg.action_dim, dataset=dataset)
     low = read_low_dim(root, mapping)
     mode = policy.stats.mode if policy.stats is not None else "quantile"
-    compat = check_compatible(policy, mapping, features, compute_stats(low, mode), cfg.checkpoint, str(root),
+    compat = check_compatible(policy, mapping, features, compute_stats(low, mode), cfg.policy, str(root),
                               cfg.allow_stats_mismatch)
     no_language = episodes_without_language(root, dataset)
     split = make_split(root, cfg.heldout_fraction, cfg.split_seed, exclude={"no_language": no_language},

@@ -35,7 +35,7 @@ def render_report(result: "OfflineResult", plot_name: str = "trajectories.png") 
     lines = [
         "# Offline (open-loop) evaluation",
         "",
-        f"- checkpoint: `{c['checkpoint']}` (inference stage {c['inference_stage']})",
+        f"- checkpoint: `{c['policy']}` (inference stage {c['inference_stage']})",
         f"- dataset: `{d['root']}` (mapping `{d['mapping']}`, cameras {d['cameras']})",
         f"- split: {d['train_episodes']} train / {d['heldout_episodes']} held-out episodes (seed {d['split_seed']}, "
         f"fraction {d['heldout_fraction']}); {d['no_language_episodes']} episodes without language excluded",

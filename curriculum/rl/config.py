@@ -1,7 +1,7 @@
 """`lara rl` settings: one typed dataclass (draccus), YAML presets in configs/rl/, flags override.
 
 Validation raises one clear line; nothing is adjusted silently. `identity()` is every setting that
-changes the weights a run produces (the rest, like output_dir or workers, may differ on resume).
+changes the weights a run produces (the rest, like out or workers, may differ on resume).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from lara.utils.errors import LaraUserError
 POLICY_KINDS = ("flow", "tokens")
 # Free to change between a run and its resume: they do not change the weights.
 # `iterations` among them: the learning rate is constant, so a longer run is a continuation.
-OPERATIONAL = ("output_dir", "resume", "iterations", "save_every", "keep_last", "progress", "workers", "eval_episodes",
+OPERATIONAL = ("out", "resume", "iterations", "save_every", "keep_last", "progress", "workers", "eval_episodes",
                "eval_workers", "eval_max_steps", "device",
                "max_minutes")  # fmt: skip
 
@@ -52,7 +52,7 @@ class RLConfig:
     lora: LoraSettings = field(default_factory=lambda: LoraSettings(dropout=0.0, train_embeddings=False))
     seed: int = 0
     device: str = "cpu"  # the learner's device (rollout workers run on the CPU); "cuda" untested so far
-    output_dir: Path = Path("outputs/rl")
+    out: Path = Path("outputs/rl")  # the run folder: checkpoints, iterations.jsonl, report.md
     resume: bool = False
     save_every: int = 1  # iterations between checkpoints
     keep_last: int = 2
@@ -88,7 +88,7 @@ class RLConfig:
               "the re-scored log-probabilities differ from the sampled ones")
         check(not self.lora.train_embeddings, "--lora.train_embeddings must be false for RL (the tied table stays frozen)")
         check(0 <= self.eval_episodes <= 50, f"--eval_episodes must be in 0..50 (init states per task), got {self.eval_episodes}")
-        self.output_dir = Path(self.output_dir)
+        self.out = Path(self.out)
 
     def identity(self) -> dict:
         out = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items() if k not in OPERATIONAL}

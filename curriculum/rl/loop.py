@@ -49,7 +49,7 @@ WEIGHTS_FILE = "rollout_weights.safetensors"
 
 @dataclass
 class RLResult:
-    output_dir: Path
+    out: Path
     final_dir: Path
     iterations: int
     records: list[dict] = field(default_factory=list)
@@ -123,15 +123,15 @@ def _units(policy, results: list[dict], cached_features: bool):
 def _resume_point(cfg: RLConfig) -> Path | None:
     # the newest by iteration: a run extended past its final/ (more --iterations) writes step_*
     # checkpoints newer than final/, which curriculum's latest_checkpoint would rank below it
-    found = ckpt.list_checkpoints(cfg.output_dir)
-    if ckpt.latest_checkpoint(cfg.output_dir) is not None:
-        found.append(ckpt.latest_checkpoint(cfg.output_dir))
+    found = ckpt.list_checkpoints(cfg.out)
+    if ckpt.latest_checkpoint(cfg.out) is not None:
+        found.append(ckpt.latest_checkpoint(cfg.out))
     if not found:
         return None
     existing = max(found, key=lambda c: ckpt.read_trainer_state(c).step)
     if not cfg.resume:
-        raise LaraUserError(f"{cfg.output_dir} already holds an RL run ({existing.name}); pass --resume true to "
-                            "continue it, or choose a new --output_dir")
+        raise LaraUserError(f"{cfg.out} already holds an RL run ({existing.name}); pass --resume true to "
+                            "continue it, or choose a new --out")
     ckpt.check_resumable(existing, cfg.fingerprint(), cfg.identity(), RL_STAGE)
     return existing
 
@@ -141,7 +141,7 @@ def train_rl(cfg: RLConfig, pool_factory=RolloutPool, layouts: list[Layout] | No
     replace the LIBERO workers and the dataset's layouts in tests."""
     from lara.modeling_lara import LaraPolicy
 
-    out = Path(cfg.output_dir)
+    out = Path(cfg.out)
     resume_from = _resume_point(cfg)
     state = ckpt.TrainerState(0, RL_STAGE, 0, 0, cfg.fingerprint(), cfg.identity(), 0)
     if resume_from is not None:
@@ -166,7 +166,7 @@ def train_rl(cfg: RLConfig, pool_factory=RolloutPool, layouts: list[Layout] | No
         _load_state(resume_from / "state", policy, optimizer)
     elif state.step == 0:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg.identity() | {"output_dir": str(out)}))
+        atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg.identity() | {"out": str(out)}))
     records = _sync_log(out / LOG_FILE, state.step)
     if state.step >= cfg.iterations or (cfg.max_minutes > 0 and sum(r["wall_s"] for r in records) >= 60 * cfg.max_minutes):
         log.info("%s is complete (%d iterations)", out, state.step)
@@ -279,7 +279,7 @@ def _save(policy, named, optimizer, state: ckpt.TrainerState, target: Path, cfg:
     atomic_write_text(tmp / "config.yaml", yaml.safe_dump(cfg.identity()))
     ckpt.write_trainer_state(tmp, state)
     ckpt.commit(tmp, target)
-    ckpt.prune(cfg.output_dir, cfg.keep_last)
+    ckpt.prune(cfg.out, cfg.keep_last)
 
 
 def _load_state(state_dir: Path, policy, optimizer) -> None:

@@ -201,7 +201,7 @@ def _resolve_run(dataset_dir: str | os.PathLike, name: str) -> Path:
         have = [r["name"] for r in list_annotations(dataset_dir)]
         raise LaraUserError(
             f"no annotation run {name!r} in {dataset_dir} (available: {', '.join(have) or 'none'}); "
-            f"create it with `lara annotate {dataset_dir} --name {name}`"
+            f"create it with `lara annotate --dataset {dataset_dir} --name {name} --backend ...`"
         )
     return run_dir
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from data_pipeline.episode import Episode
+from data_pipeline.key_mapping import KeyMapping, load_key_mapping
 from lara.utils.errors import LaraUserError
 
 
@@ -29,10 +30,11 @@ class EpisodeSource(Protocol):
 
 @dataclass
 class LeRobotSource:
-    """A LeRobot v3 dataset read through `data_pipeline.lerobot_io` with a key-mapping preset."""
+    """A LeRobot v3 dataset read through `data_pipeline.lerobot_io` with a key mapping (a preset
+    name, a YAML path or `auto`, resolved once here so that workers get the same mapping)."""
 
     root: Path
-    mapping: str = "libero"
+    mapping: str | KeyMapping = "auto"
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -41,6 +43,7 @@ class LeRobotSource:
         if not (self.root / "meta" / "info.json").is_file():
             raise LaraUserError(f"{self.root}: not a LeRobot dataset (no meta/info.json); "
                                 "convert it first with `lara convert` or collect one with `lara collect`")
+        self.mapping = load_key_mapping(self.mapping, self.root)
 
     def episode_indices(self) -> list[int]:
         from data_pipeline.lerobot_io import episode_bounds, open_lerobot_dataset

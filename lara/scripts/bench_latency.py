@@ -1,7 +1,8 @@
-"""`lara bench latency`: ms per action chunk, explicit-CoT inference vs latent inference.
+"""`lara bench latency`: ms per action chunk, explicit-CoT inference vs latent inference (the
+measurement; flags and entry point in lara/scripts/bench_latency_cli.py).
 
 Same process, same machine, same random-weight model:
-- explicit (stage 1 path): prefill, greedy generation of a CoT of `--cot-tokens` tokens (80 by
+- explicit (stage 1 path): prefill, greedy generation of a CoT of `--cot_tokens` tokens (80 by
   default, the length of a structured CoT), the forced `<img_next>` slots, then the FAST action
   tokens (as many as the FAST tokenizer spends on a chunk on average), with a KV cache;
 - latent (stage 3 path): one prefill over image + instruction + latent slots + `<img_next>` slots
@@ -16,25 +17,22 @@ statistics are fitted on synthetic smooth chunks (only their sizes matter here).
 
 Targets: ratio latent/explicit <= 0.05 for the tiny preset on CPU; <= 20 ms per 8-step chunk for
 `qwen3vl-2b` (random weights, bf16) on an H100-class GPU (`--preset qwen3vl-2b --device cuda
---dtype bfloat16 --stage3-only`). Writes `latency.json` under `--out` when given.
+--dtype bfloat16 --stage3_only`). Writes `latency.json` under `--out` when given.
 
 `--breakdown` adds where a stage-III chunk's time goes (table and `breakdown` in the JSON), through
 the policy's public parts (`processor.to_device`, `engine.latent_prefill`, `processor.expert_state`
-+ `engine.sample_actions`, `processor.unnormalize`); targets for the tiny preset on CPU: end to end <= 1.5x the prefill, the Euler
-steps <= 0.5x. The inference switches are config overrides after `--`, e.g.
-`-- --inference.compile=true --inference.cuda_graph=true` (and `--inference.cache=false` for the
-reference path without the prompt cache).
++ `engine.sample_actions`, `processor.unnormalize`); targets for the tiny preset on CPU: end to end
+<= 1.5x the prefill, the Euler steps <= 0.5x. The inference switches are config overrides, e.g.
+`--overrides '[--inference.compile=true, --inference.cuda_graph=true]'` (and
+`--inference.cache=false` for the reference path without the prompt cache).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import platform
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -205,10 +203,11 @@ def _optimizations(cfg) -> str:
 
 
 def run(args) -> dict:
+    """Random-weight timings of both paths; `args` is a `bench_latency_cli.LatencyBenchConfig`."""
     from lara.configuration_lara import load_config
 
-    overrides = [f"--backbone.dtype={args.dtype}", f"--backbone.attn_implementation={args.attn}"]
-    cfg = load_config(args.preset, overrides + list(args.override))
+    overrides = [f"--backbone.dtype={args.torch_dtype}", f"--backbone.attn_implementation={args.attn}"]
+    cfg = load_config(args.preset, overrides + list(args.overrides))
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise LaraUserError("--device cuda but torch sees no CUDA device")
@@ -222,7 +221,7 @@ def run(args) -> dict:
     n_act = max(1, round(fast_report["mean_tokens"]))
     result = {
         "preset": args.preset, "device": str(device), "device_name": _device_name(device),
-        "dtype": args.dtype, "attn_implementation": args.attn, "torch": torch.__version__,
+        "dtype": args.torch_dtype, "attn_implementation": args.attn, "torch": torch.__version__,
         "threads": torch.get_num_threads(), "host": platform.node(), "reps": args.reps, "warmup": args.warmup,
         "params_m": round(sum(p.numel() for p in policy.parameters()) / 1e6, 2), "build_s": round(build_s, 2),
         "expert_steps": args.steps, "cot_tokens": args.cot_tokens, "action_tokens": n_act,
@@ -291,7 +290,7 @@ def _device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
-def _table(r: dict) -> str:
+def table(r: dict) -> str:
     rows = [
         ("preset / device / dtype", f"{r['preset']} / {r['device_name']} / {r['dtype']}"),
         ("parameters (M)", f"{r['params_m']}"),
@@ -322,47 +321,3 @@ def checkpoint_table(r: dict) -> str:
         *[f"| {name} | `{ckpt}` | {ms:.1f} | {tokens:.0f} |" for name, ckpt, ms, tokens in rows],
         f"| **ratio latent / explicit** | | **{r['ratio']:.3f}** | |",
     ])  # fmt: skip
-
-
-def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="lara bench latency", description=__doc__.splitlines()[0])
-    ap.add_argument("--preset", default="tiny", help="configs/model preset name or YAML path")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
-                    help="default: float32 on CPU, bfloat16 on CUDA")  # fmt: skip
-    ap.add_argument("--attn", default="sdpa", choices=["sdpa", "eager", "flash_attention_2"])
-    ap.add_argument("--steps", type=int, default=8, help="expert Euler steps per chunk")
-    ap.add_argument("--cot-tokens", type=int, default=80, help="generated CoT length for the explicit path")
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    ap.add_argument("--stage3-only", action="store_true", help="time only the latent path (large presets)")
-    ap.add_argument("--breakdown", action="store_true",
-                    help="also time the latent path's parts (pre-processing, prefill, expert steps, post-processing)")
-    ap.add_argument("--out", type=Path, default=None, help="write latency.json here")
-    ap.add_argument("--explicit-checkpoint", type=Path, default=None,
-                    help="time trained checkpoints instead of a random model: the stage-I run (explicit CoT) ...")
-    ap.add_argument("--latent-checkpoint", type=Path, default=None, help="... and the stage-III run (latent)")
-    ap.add_argument("override", nargs="*", help="config overrides, e.g. --expert.num_layers=16 (after --)")
-    args = ap.parse_args(argv)
-    if args.dtype is None:
-        args.dtype = "bfloat16" if args.device.startswith("cuda") else "float32"
-    if args.reps < 1:
-        raise LaraUserError("--reps must be >= 1")
-    if (args.explicit_checkpoint is None) != (args.latent_checkpoint is None):
-        raise LaraUserError("pass both --explicit-checkpoint (stage I) and --latent-checkpoint (stage III), or neither")
-    if args.explicit_checkpoint is not None:
-        result = checkpoint_latency(args.explicit_checkpoint, args.latent_checkpoint, None, args.reps, args.warmup,
-                                    args.threads)
-        print(checkpoint_table(result))
-    else:
-        result = run(args)
-        print(_table(result))
-        if "breakdown" in result:
-            print(breakdown_table(result, args.steps))
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        path = args.out / "latency.json"
-        path.write_text(json.dumps(result, indent=2))
-        print(f"wrote {path}")
-    return 0

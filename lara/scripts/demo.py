@@ -8,27 +8,38 @@
 6. write `<out>/report.md` (tables, loss curves, success intervals, latency ratio, video links).
 
 Every step is skipped when its output exists, so re-running after an interruption continues
-where it stopped; `--fresh` deletes `--out` first. About 15-20 minutes on a 2-core CPU.
+where it stopped; `--fresh` deletes `--out` first. About 40 minutes on a 2-core CPU.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
-from lara.utils.atomic import atomic_write_text
 from lara.scripts.pipeline import PipelineConfig, run_pipeline, timed_step
+from lara.utils.atomic import atomic_write_text
+from lara.utils.config_parsing import parse_config
 
-# The embedded tiny default (flags of `lara demo` override each). Stage I runs 1600 steps so that the
-# explicit-CoT side of the latency comparison writes its CoT: on 10 libero_object demos, stage I at
-# 200 steps wrote 0/16 CoTs in the annotation's format (teacher-forced token accuracy 0.70), at 800
-# steps 11/16 (0.93), at 1600 steps 13/16 (0.96; 2/16 exactly the annotation).
-DEMO_DEFAULTS = {
-    "tasks": "0,1", "episodes_per_task": 6, "eval_episodes": 3, "stage_steps": (1600, 200, 4000), "workers": 2,
-}  # fmt: skip
+
+@dataclass
+class DemoConfig:
+    """The embedded tiny default; every field is a flag of `lara demo`."""
+
+    out: Path = Path("runs/demo")
+    fresh: bool = False  # delete --out first and start over
+    tasks: str = "0,1"  # libero_object task ids
+    episodes_per_task: int = 6  # demos collected per task (from init states 0..N-1)
+    eval_episodes: int = 3  # closed-loop episodes per task (from init states 0..N-1)
+    # training steps of stages I, II, III. Stage I runs 1600 steps so that the explicit-CoT side of the
+    # latency comparison writes its CoT: on 10 libero_object demos, stage I at 200 steps wrote 0/16 CoTs in
+    # the annotation's format (teacher-forced token accuracy 0.70), at 800 steps 11/16 (0.93), at 1600
+    # steps 13/16 (0.96; 2/16 exactly the annotation).
+    stage_steps: tuple[int, int, int] = (1600, 200, 4000)
+    workers: int = 2  # simulator processes for collection and evaluation
+    eval_max_steps: int | None = None  # cap on policy steps per evaluation episode (smoke runs; reported)
 
 
 def latency_step(cfg: PipelineConfig, reps: int = 5) -> bool:
@@ -48,27 +59,13 @@ def latency_step(cfg: PipelineConfig, reps: int = 5) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="lara demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("runs/demo"))
-    parser.add_argument("--fresh", action="store_true", help="delete --out first and start over")
-    parser.add_argument("--tasks", default=DEMO_DEFAULTS["tasks"], help="libero_object task ids")
-    parser.add_argument("--episodes-per-task", type=int, default=DEMO_DEFAULTS["episodes_per_task"],
-                        help="demos collected per task (from init states 0..N-1)")
-    parser.add_argument("--eval-episodes", type=int, default=DEMO_DEFAULTS["eval_episodes"],
-                        help="closed-loop episodes per task (from init states 0..N-1)")
-    parser.add_argument("--stage-steps", type=int, nargs=3, default=DEMO_DEFAULTS["stage_steps"],
-                        metavar=("I", "II", "III"), help="training steps per stage")
-    parser.add_argument("--workers", type=int, default=DEMO_DEFAULTS["workers"],
-                        help="simulator processes for collection and evaluation")
-    parser.add_argument("--eval-max-steps", type=int, default=None,
-                        help="cap policy steps per evaluation episode (smoke runs; the report says so)")
-    args = parser.parse_args(argv)
-    if args.fresh and args.out.exists():
-        shutil.rmtree(args.out)
+    demo = parse_config(DemoConfig, argv, prog="lara demo")
+    if demo.fresh and demo.out.exists():
+        shutil.rmtree(demo.out)
     cfg = PipelineConfig(
-        out=args.out, suite="libero_object", tasks=args.tasks, episodes_per_task=args.episodes_per_task,
-        eval_episodes=args.eval_episodes, stage_steps=tuple(args.stage_steps), workers=args.workers, video=True,
-        eval_max_steps=args.eval_max_steps,
+        out=demo.out, suite="libero_object", tasks=demo.tasks, episodes_per_task=demo.episodes_per_task,
+        eval_episodes=demo.eval_episodes, stage_steps=tuple(demo.stage_steps), workers=demo.workers, video=True,
+        eval_max_steps=demo.eval_max_steps,
     )  # fmt: skip
     results = run_pipeline(cfg, preview=1)
     timed_step(cfg, "latency", lambda: latency_step(cfg))

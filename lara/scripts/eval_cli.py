@@ -15,11 +15,11 @@ def main(argv: list[str]) -> int:
     cfg = parse_config(EvalConfig, argv, prog="lara eval")
     builder = None
     if cfg.policy == "replay":
-        if not cfg.replay_dataset:
-            raise LaraUserError("--policy replay needs --replay_dataset DIR (a LeRobot or LIBERO HDF5 dataset)")
+        if not cfg.dataset:
+            raise LaraUserError("--policy replay needs --dataset DIR (a LeRobot or LIBERO HDF5 dataset)")
         from data_pipeline.replay import ReplayPolicyBuilder
 
-        builder = ReplayPolicyBuilder(cfg.replay_dataset)
+        builder = ReplayPolicyBuilder(cfg.dataset)
     results = evaluate(cfg, policy_builder=builder)
     for row in results["suites"]:
         print(

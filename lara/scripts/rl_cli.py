@@ -6,7 +6,7 @@
 
 Rollouts start from the dataset's demo start states (the training distribution); the before/after
 evaluation uses the suite's evaluation init states (`lara eval`'s protocol) and is the number to
-quote. Writes <output_dir>/report.md (curriculum/rl/loop.py documents the rest of the layout).
+quote. Writes <out>/report.md (curriculum/rl/loop.py documents the rest of the layout).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import shlex
 import sys
 
 from curriculum.rl.config import RLConfig
-from lara.checkpoint import resolve_checkpoint_dir
 from lara.utils.config_parsing import parse_config
 
 log = logging.getLogger(__name__)
@@ -25,7 +24,7 @@ log = logging.getLogger(__name__)
 def _evaluate(cfg: RLConfig, policy: str, name: str) -> None:
     from envs.evaluator import EvalConfig, evaluate
 
-    out = cfg.output_dir / name
+    out = cfg.out / name
     if (out / "results.json").is_file():
         log.info("%s exists, skipping that evaluation", out / "results.json")
         return
@@ -35,18 +34,19 @@ def _evaluate(cfg: RLConfig, policy: str, name: str) -> None:
 
 
 def main(argv: list[str]) -> int:
+    cfg = parse_config(RLConfig, argv, prog="lara rl")
     from curriculum.rl.loop import train_rl
+    from lara.checkpoint import resolve_checkpoint_dir  # torch + transformers: not for --help
     from lara.scripts.rl_report import write_rl_report
 
-    cfg = parse_config(RLConfig, argv, prog="lara rl")
     start = str(resolve_checkpoint_dir(cfg.policy))
     if cfg.eval_episodes:
-        cfg.output_dir.mkdir(parents=True, exist_ok=True)
+        cfg.out.mkdir(parents=True, exist_ok=True)
         _evaluate(cfg, start, "eval_before")
     result = train_rl(cfg)
     if cfg.eval_episodes:
         _evaluate(cfg, str(result.final_dir / "model"), "eval_after")
-    report = write_rl_report(cfg.output_dir, "lara rl " + shlex.join(argv), cfg.eval_max_steps)
+    report = write_rl_report(cfg.out, "lara rl " + shlex.join(argv), cfg.eval_max_steps)
     if result.records:
         last = result.records[-1]
         print(f"iteration {last['iteration']}: {last['successes']}/{last['rollouts']} rollouts succeeded")

@@ -1,21 +1,17 @@
 """Fixtures for the Bridge tests: one small BridgeData V2-layout dataset per session (written with
-lerobot by `bridge_data.write_bridge_dataset`), copied for tests that write into it."""
+lerobot by the `write_bridge_dataset` fixture of tests/conftest.py), copied for tests that write
+into it."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
-os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lara-test-hf-datasets-"))
-
-import pytest  # noqa: E402
-from bridge_data import write_bridge_dataset  # noqa: E402
+import pytest
 
 
 @pytest.fixture(scope="session")
-def bridge_dataset(tmp_path_factory) -> Path:
+def bridge_dataset(tmp_path_factory, write_bridge_dataset) -> Path:
     """Read-only: 6 episodes (episode 2 has no language), 4 cameras (image_2/3 blank), 32 px."""
     return write_bridge_dataset(tmp_path_factory.mktemp("bridge") / "bridge")
 

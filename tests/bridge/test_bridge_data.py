@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-from bridge_data import write_bridge_dataset
 
 from data_pipeline.bridge import (
     BRIDGE_IMAGE_KEYS,
@@ -74,7 +73,7 @@ def test_camera_selection(bridge_dataset):
     assert any("image_3 is blank" in n for n in s.notes)
 
 
-def test_bad_input_names_what_differs(tmp_path, bridge_dataset):
+def test_bad_input_names_what_differs(tmp_path, bridge_dataset, write_bridge_dataset):
     one_cam = write_bridge_dataset(tmp_path / "one_cam", lengths=[12, 12], instructions=["put the carrot on the plate"] * 2,
                                    cameras=1)
     with pytest.raises(LaraUserError, match=r"observation\.images\.image_1.*missing"):
@@ -104,8 +103,8 @@ def test_annotate_instruction_backend_on_bridge(bridge_copy, capsys):
     from data_pipeline.annotation.cli import main as annotate_main
     from data_pipeline.annotation.sidecar import load_annotations
 
-    assert annotate_main([str(bridge_copy), "--backend", "instruction", "--name", "v1", "--mapping", "bridge",
-                          "--no-progress"]) == 0
+    assert annotate_main(["--dataset", str(bridge_copy), "--backend", "instruction", "--name", "v1",
+                          "--progress", "false"]) == 0  # the key mapping is detected: bridge
     out = capsys.readouterr().out
     assert "5/6 episodes annotated" in out and "no instruction" in out
     header = json.loads((bridge_copy / "annotations/v1/episodes/episode_000000.jsonl").read_text().splitlines()[0])

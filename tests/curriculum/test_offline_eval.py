@@ -4,27 +4,20 @@ tiny Bridge checkpoint (report, JSON, PNG, split), and bad input (dims, cameras,
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import sys
-import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
-os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lara-test-hf-datasets-"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bridge"))
+import numpy as np
+import pytest
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from bridge_data import tiny_bridge_checkpoint, write_bridge_dataset  # noqa: E402
-
-from data_pipeline.key_mapping import load_key_mapping  # noqa: E402
-from data_pipeline.lerobot_io import read_lerobot_dataset  # noqa: E402
-from curriculum.offline.evaluate import chunk_metrics, last_action_baseline, recorded_chunks  # noqa: E402
-from curriculum.offline.probes import check_compatible, stats_differences  # noqa: E402
-from lara.configuration_lara import load_config  # noqa: E402
-from lara.utils.errors import LaraUserError  # noqa: E402
-from lara.normalization import NormalizationStats  # noqa: E402
+from data_pipeline.key_mapping import load_key_mapping
+from data_pipeline.lerobot_io import read_lerobot_dataset
+from curriculum.offline.evaluate import chunk_metrics, last_action_baseline, recorded_chunks
+from curriculum.offline.probes import check_compatible, stats_differences
+from lara.configuration_lara import load_config
+from lara.utils.errors import LaraUserError
+from lara.normalization import NormalizationStats
 
 
 # ------------------------------------------------------------------ pure metrics
@@ -60,7 +53,7 @@ def test_recorded_chunks_and_last_action_baseline():
 
 # ------------------------------------------------------------------ the whole run
 @pytest.fixture(scope="module")
-def bridge_setup(tmp_path_factory):
+def bridge_setup(tmp_path_factory, write_bridge_dataset, tiny_bridge_checkpoint):
     base = tmp_path_factory.mktemp("offline")
     data = write_bridge_dataset(base / "bridge")
     ckpt = tiny_bridge_checkpoint(data, base / "ckpt")
@@ -73,8 +66,8 @@ def test_eval_offline_cli_on_bridge(bridge_setup, tmp_path, capsys):
     data, ckpt = bridge_setup
     data = Path(shutil.copytree(data, tmp_path / "data"))
     out = tmp_path / "out"
-    args = ["eval-offline", str(ckpt), str(data), "--out", str(out), "--heldout-fraction", "0.4",
-            "--probe-frames", "4", "--stride", "8"]
+    args = ["eval-offline", "--policy", str(ckpt), "--dataset", str(data), "--out", str(out),
+            "--heldout_fraction", "0.4", "--probe_frames", "4", "--stride", "8"]
     assert lara_main(args) == 0
     assert "baseline_last_action" in capsys.readouterr().out
     result = json.loads((out / "metrics.json").read_text())
@@ -106,7 +99,7 @@ def test_eval_offline_cli_on_bridge(bridge_setup, tmp_path, capsys):
     png = (out / "trajectories.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     # a second run reuses the recorded split and gives the same numbers (seeded flow-matching noise)
-    assert lara_main([*args[:3], "--out", str(tmp_path / "out2"), *args[5:]]) == 0
+    assert lara_main([*args[:5], "--out", str(tmp_path / "out2"), *args[7:]]) == 0
     again = json.loads((tmp_path / "out2/metrics.json").read_text())
     assert again["metrics"]["model"]["l1"] == pytest.approx(model["l1"])
 
@@ -117,8 +110,8 @@ def test_cot_accuracy_for_stage1_inference(bridge_setup, tmp_path):
 
     data, ckpt = bridge_setup
     data = Path(shutil.copytree(data, tmp_path / "data"))
-    assert annotate_main([str(data), "--backend", "instruction", "--name", "v1", "--mapping", "bridge",
-                          "--no-progress"]) == 0
+    assert annotate_main(["--dataset", str(data), "--backend", "instruction", "--name", "v1",
+                          "--progress", "false"]) == 0
     cfg = OfflineEvalConfig(str(ckpt), str(data), out=str(tmp_path / "o"), stage=1, episodes=1, probe_frames=2,
                             heldout_fraction=0.4)
     result = evaluate_offline(cfg)
@@ -129,18 +122,20 @@ def test_cot_accuracy_for_stage1_inference(bridge_setup, tmp_path):
 
 
 # ------------------------------------------------------------------ bad input
-def test_cli_errors_name_what_differs(bridge_setup, tmp_path, capsys):
+def test_cli_errors_name_what_differs(bridge_setup, tmp_path, capsys, write_bridge_dataset):
     from lara.scripts.cli import main as lara_main
 
     data, ckpt = bridge_setup
     no_stats = Path(shutil.copytree(ckpt, tmp_path / "no_stats"))
     (no_stats / "normalization.json").unlink()
-    assert lara_main(["eval-offline", str(no_stats), str(data), "--out", str(tmp_path / "o")]) == 2
+    out = ["--out", str(tmp_path / "o")]
+    assert lara_main(["eval-offline", "--policy", str(no_stats), "--dataset", str(data), *out]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "no action normalization statistics" in err and len(err.splitlines()) == 1
     wide = write_bridge_dataset(tmp_path / "wide", lengths=[12, 12], instructions=["put the carrot on the plate"] * 2,
                                 action_dim=10, cameras=1)
-    assert lara_main(["eval-offline", str(ckpt), str(wide), "--out", str(tmp_path / "o"), "--mapping", "libero"]) == 2
+    wide_run = ["eval-offline", "--policy", str(ckpt), "--dataset", str(wide), *out]
+    assert lara_main([*wide_run, "--mapping", "libero"]) == 2
     assert "has 10 dims" in capsys.readouterr().err
     assert not (wide / "meta/lara_split.json").exists()  # nothing written on bad input
 

@@ -11,14 +11,14 @@ from curriculum.rl.layouts import Layout
 from curriculum.rl.loop import train_rl
 from lara.utils.errors import LaraUserError
 from lara.utils.jsonl import read_jsonl
-from rl_testing import tiny_checkpoint  # noqa: F401  (fixture)
 
 
 class FakePool:
     """Same contract as envs.rollouts.RolloutPool; 2 chunks per rollout, success = mean x-action > 0."""
 
-    def __init__(self, settings, workers):
+    def __init__(self, settings, workers, make_obs):
         self.settings = settings
+        self.make_obs = make_obs
 
     def __enter__(self):
         from lara.modeling_lara import LaraPolicy
@@ -33,7 +33,6 @@ class FakePool:
         from safetensors.torch import load_file
 
         from lara.flow_sampling import sample_flow_chunk
-        from lara_testing import make_obs
 
         self.policy.load_state_dict(load_file(weights), strict=False)
         out = []
@@ -41,7 +40,7 @@ class FakePool:
             g = torch.Generator().manual_seed(spec.seed)
             chunks, xs = [], []
             for k in range(2):
-                o = make_obs(spec.task * 10 + k, size=64)
+                o = self.make_obs(spec.task * 10 + k, size=64)
                 obs = {"images": {c: v[None] for c, v in o.images.items()}, "state": o.state[None], "instruction": [o.instruction]}
                 actions, sample = sample_flow_chunk(self.policy, obs, self.settings.noise_scale, None, g)
                 xs.append(sample.actions[0, :, 0].mean())
@@ -55,8 +54,14 @@ class FakePool:
 LAYOUTS = [Layout(task=t, episode=t, state=np.zeros(3)) for t in range(3)]
 
 
+@pytest.fixture()
+def fake_pool(make_obs):
+    """`train_rl`'s pool_factory: (settings, workers) -> a FakePool."""
+    return lambda settings, workers: FakePool(settings, workers, make_obs)
+
+
 def _cfg(tmp_path, ckpt, name, **kw):
-    base = dict(policy=str(ckpt), dataset="unused", output_dir=tmp_path / name, iterations=2, groups=2, group_size=3,
+    base = dict(policy=str(ckpt), dataset="unused", out=tmp_path / name, iterations=2, groups=2, group_size=3,
                 lr=1e-3, noise_scale=0.3, kl_weight=0.05, minibatch_units=8, progress=False)
     return RLConfig(**{**base, **kw})
 
@@ -68,8 +73,8 @@ def _expert_weights(run_dir):
 
 
 @pytest.mark.slow  # ~20 s of CPU: four iterations of real sampling, scoring and checkpoints
-def test_rl_loop_logs_checkpoints_and_resumes_exactly(tmp_path, tiny_checkpoint):
-    straight = train_rl(_cfg(tmp_path, tiny_checkpoint, "straight"), FakePool, LAYOUTS)
+def test_rl_loop_logs_checkpoints_and_resumes_exactly(tmp_path, tiny_checkpoint, fake_pool):
+    straight = train_rl(_cfg(tmp_path, tiny_checkpoint, "straight"), fake_pool, LAYOUTS)
     assert straight.iterations == 2 and (straight.final_dir / "model" / "config.json").is_file()
     records, dropped = read_jsonl(tmp_path / "straight" / "iterations.jsonl")
     assert dropped == 0 and [r["iteration"] for r in records] == [1, 2]
@@ -84,15 +89,15 @@ def test_rl_loop_logs_checkpoints_and_resumes_exactly(tmp_path, tiny_checkpoint)
 
     # the same run stopped after iteration 1, then resumed: identical weights and log
     cut = _cfg(tmp_path, tiny_checkpoint, "cut", iterations=1)
-    train_rl(cut, FakePool, LAYOUTS)
+    train_rl(cut, fake_pool, LAYOUTS)
     with pytest.raises(LaraUserError, match="resume"):
-        train_rl(_cfg(tmp_path, tiny_checkpoint, "cut"), FakePool, LAYOUTS)
+        train_rl(_cfg(tmp_path, tiny_checkpoint, "cut"), fake_pool, LAYOUTS)
     with pytest.raises(LaraUserError, match="different config"):
-        train_rl(_cfg(tmp_path, tiny_checkpoint, "cut", resume=True, lr=2e-3), FakePool, LAYOUTS)
+        train_rl(_cfg(tmp_path, tiny_checkpoint, "cut", resume=True, lr=2e-3), fake_pool, LAYOUTS)
     # a run is continued to more iterations with --resume (the LR is constant: same weights path)
     full = _cfg(tmp_path, tiny_checkpoint, "cut", resume=True)
     run = tmp_path / "cut"
-    resumed = train_rl(full, FakePool, LAYOUTS)
+    resumed = train_rl(full, fake_pool, LAYOUTS)
     assert resumed.iterations == 2
     after = _expert_weights(run)
     assert after.keys() == first.keys()
@@ -103,9 +108,9 @@ def test_rl_loop_logs_checkpoints_and_resumes_exactly(tmp_path, tiny_checkpoint)
 
 
 @pytest.mark.slow
-def test_time_budget_stops_after_the_iteration_that_spends_it(tmp_path, tiny_checkpoint):
+def test_time_budget_stops_after_the_iteration_that_spends_it(tmp_path, tiny_checkpoint, fake_pool):
     cfg = _cfg(tmp_path, tiny_checkpoint, "budget", iterations=5, max_minutes=1e-6)
-    result = train_rl(cfg, FakePool, LAYOUTS)
+    result = train_rl(cfg, fake_pool, LAYOUTS)
     assert result.iterations == 1 and (result.final_dir / "trainer_state.json").is_file()
-    again = train_rl(_cfg(tmp_path, tiny_checkpoint, "budget", iterations=5, max_minutes=1e-6, resume=True), FakePool, LAYOUTS)
+    again = train_rl(_cfg(tmp_path, tiny_checkpoint, "budget", iterations=5, max_minutes=1e-6, resume=True), fake_pool, LAYOUTS)
     assert again.iterations == 1  # the budget is counted over resumes: nothing left to run

@@ -10,7 +10,6 @@ from curriculum.rl.layouts import Layout, pick_layouts
 from curriculum.rl.loop import _rewards, rollout_seed
 from envs.rollouts import RolloutSettings, _sample_chunk
 from lara.utils.errors import LaraUserError
-from rl_testing import tiny_checkpoint  # noqa: F401  (fixture)
 
 
 @pytest.fixture()
@@ -21,9 +20,7 @@ def policy(tiny_checkpoint):
 
 
 @pytest.mark.parametrize("kind", ["flow", "tokens"])
-def test_worker_chunk_sampler_records_what_the_update_needs(policy, kind):
-    from lara_testing import make_obs
-
+def test_worker_chunk_sampler_records_what_the_update_needs(policy, kind, make_obs):
     policy.cfg.inference.max_action_tokens = 4  # keep the token path short on CPU
     s = RolloutSettings("unused", "libero_object", kind, noise_scale=0.2, temperature=1.0)
     obs = make_obs(0, size=64)

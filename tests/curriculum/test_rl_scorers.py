@@ -8,9 +8,7 @@ from curriculum.rl.update import UpdateSettings, grpo_update
 from lara.token_logprobs import sample_tokens
 
 
-def test_token_scorer_grpo_update_moves_the_policy_not_the_reference():
-    from lara_testing import make_obs, tiny_policy
-
+def test_token_scorer_grpo_update_moves_the_policy_not_the_reference(make_obs, tiny_policy):
     policy = tiny_policy()
     scorer = TokenScorer(policy, temperature=1.0)
     chunks, logps = [], []
@@ -35,7 +33,7 @@ def test_token_scorer_grpo_update_moves_the_policy_not_the_reference():
     assert torch.equal(scorer.ref_log_prob(ChunkUnits(chunks)).detach(), ref_before)
 
 
-def test_flow_lora_update_and_the_merged_weights_rollout_workers_load(tmp_path):
+def test_flow_lora_update_and_the_merged_weights_rollout_workers_load(tmp_path, make_obs, tiny_policy):
     from safetensors.torch import load_file
 
     from curriculum.config import LoraSettings
@@ -44,8 +42,6 @@ def test_flow_lora_update_and_the_merged_weights_rollout_workers_load(tmp_path):
     from curriculum.rl.scorers import BackboneFlowScorer
     from lara.flow_sampling import sample_flow_chunk
     from lara.modeling_lara import LaraPolicy
-    from lara_testing import make_obs, tiny_policy
-
     ckpt = tmp_path / "tiny"
     start = tiny_policy()
     with torch.no_grad():  # adaLN-Zero: an untrained expert ignores its context, so no gradient would reach LoRA

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
+import numpy as np
+import pytest
 
-# lerobot loads parquet through `datasets`, which caches arrow copies; keep them out of ~/.cache.
-os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lara-test-hf-datasets-"))
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from data_pipeline.episode import Episode  # noqa: E402
+from data_pipeline.episode import Episode
 
 
 def random_episode(T: int, index: int = 0, task: int = 0, size: int = 16, sim_dim: int = 10, seed: int = 0,

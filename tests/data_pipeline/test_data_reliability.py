@@ -88,7 +88,7 @@ def test_convert_removes_the_temp_folder_a_killed_conversion_left(tmp_path, make
     stale = tmp_path / f".out.tmp-{_dead_pid()}"
     (stale / "meta").mkdir(parents=True)
     with caplog.at_level(logging.INFO, logger="lara.utils.atomic"):
-        assert main([str(tmp_path / "a_demo.hdf5"), str(tmp_path / "out")]) == 0
+        assert main(["--dataset", str(tmp_path / "a_demo.hdf5"), "--out", str(tmp_path / "out")]) == 0
     assert not stale.exists() and (tmp_path / "out" / "meta" / "info.json").is_file()
     assert f"removed {stale}" in caplog.text
 
@@ -128,14 +128,3 @@ def test_collect_summary_of_a_fully_resumed_run(tmp_path):
 
     text = summary(CollectResult(out=tmp_path, episodes=4, frames=400, resumed=4))
     assert "all 4 from a previous run" in text and "0 collected now" not in text and "demos/min" not in text
-
-
-@pytest.mark.parametrize("command", ["collect", "convert"])
-def test_help_imports_no_heavy_module(command):
-    """`lara collect --help` took 3.9 s warm: the dataset writers (lerobot, torch, h5py) load only
-    when the command runs."""
-    code = (f"import sys\nfrom lara.scripts.cli import main\ntry:\n    main(['{command}', '--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('torch', 'lerobot', 'h5py', 'datasets', 'mujoco') if m in sys.modules]\n"
-            "print('HEAVY', heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "HEAVY []" in out, out

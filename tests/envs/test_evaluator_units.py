@@ -8,7 +8,7 @@ import pytest
 from envs.evaluator import EvalConfig, _check_run_identity
 from envs.protocol import parse_task_ids
 from envs.policies import PolicyOutputError, check_action, validate_policy_spec
-from lara.utils.config_parsing import expand_bare_flags, parse_config
+from lara.utils.config_parsing import parse_config
 from lara.utils.errors import LaraUserError
 
 
@@ -23,7 +23,6 @@ def test_parse_task_ids():
 def test_config_validation_and_flags():
     cfg = parse_config(EvalConfig, ["--suite", "libero_goal", "--video", "--episodes", "3"])
     assert cfg.video is True and cfg.episodes == 3 and cfg.suite == "libero_goal"
-    assert expand_bare_flags(EvalConfig, ["--video", "--episodes", "2"]) == ["--video", "true", "--episodes", "2"]
     with pytest.raises(LaraUserError, match="unknown LIBERO suite"):
         parse_config(EvalConfig, ["--suite", "libero_nope"])
     with pytest.raises(LaraUserError, match="unrecognized"):

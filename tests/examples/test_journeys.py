@@ -3,27 +3,21 @@ evaluate_checkpoint.py) run through their `main(argv)` on tiny data the tests wr
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import yaml
-from journeys_testing import REPO, load_main, tiny_policy, write_dataset, write_sidecar
 
-EPISODES = 3
-FRAMES = 66  # journeys_testing.PICK_PLACE
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = write_dataset(tmp_path_factory.mktemp("journeys") / "pick_place", EPISODES)
-    write_sidecar(root, "fixture-v1", EPISODES)
-    return root
+REPO = Path(__file__).resolve().parents[2]
+EPISODES = 3  # the `dataset` fixture's (tests/examples/conftest.py)
+FRAMES = 66  # conftest.PICK_PLACE
 
 
-def test_annotate_dataset_instruction_backend(dataset, tmp_path, capsys):
+def test_annotate_dataset_instruction_backend(dataset, tmp_path, capsys, load_example):
     from data_pipeline.annotation.sidecar import annotation_dir, load_annotations, read_meta
 
-    main = load_main("annotate_dataset")
-    args = [str(dataset), "--backend", "instruction", "--name", "instr-test", "--preview", "2",
+    main = load_example("annotate_dataset")
+    args = ["--dataset", str(dataset), "--backend", "instruction", "--name", "instr-test", "--preview", "2",
             "--workers", "1", "--out", str(tmp_path)]
     assert main(args) == 0
     out = capsys.readouterr().out
@@ -56,11 +50,11 @@ def test_annotate_dataset_instruction_backend(dataset, tmp_path, capsys):
     assert after == before
 
 
-def test_run_curriculum_three_stages_and_a_chunk(dataset, tmp_path, capsys):
-    main = load_main("run_curriculum")
+def test_run_curriculum_three_stages_and_a_chunk(dataset, tmp_path, capsys, load_example):
+    main = load_example("run_curriculum")
     out_dir = tmp_path / "train"
-    args = [str(dataset), "--annotation", "fixture-v1", "--steps", "3", "3", "3", "--out", str(out_dir),
-            "--batch_size", "2", "--progress", "false", "--optim.warmup_steps", "1"]
+    args = ["--dataset", str(dataset), "--annotation", "fixture-v1", "--steps", "3,3,3", "--out", str(out_dir),
+            "--overrides", "[--batch_size=2, --progress=false, --optim.warmup_steps=1]"]
     assert main(args) == 0
     out = capsys.readouterr().out
 
@@ -84,21 +78,21 @@ def test_run_curriculum_three_stages_and_a_chunk(dataset, tmp_path, capsys):
 
 
 @pytest.mark.sim
-def test_evaluate_checkpoint_closed_loop(tmp_path, capsys):
+def test_evaluate_checkpoint_closed_loop(tmp_path, capsys, load_example, tiny_policy):
     from envs import libero_setup
 
     checkpoint = tmp_path / "tiny_policy"
     tiny_policy().save_pretrained(checkpoint)
-    main = load_main("evaluate_checkpoint")
+    main = load_example("evaluate_checkpoint")
     out_dir = tmp_path / "eval"
-    assert main([str(checkpoint), "--suite", "libero_object", "--tasks", "0", "--episodes", "1",
-                 "--workers", "1", "--max-steps", "20", "--out", str(out_dir)]) == 0
+    assert main(["--policy", str(checkpoint), "--suite", "libero_object", "--tasks", "0", "--episodes", "1",
+                 "--workers", "1", "--max_steps", "20", "--out", str(out_dir)]) == 0
     out = capsys.readouterr().out
 
     records = [json.loads(line) for line in (out_dir / "episodes.jsonl").read_text().splitlines()]
     assert len(records) == 1
     assert records[0]["task"] == 0 and records[0]["error"] is None, records[0]
-    assert records[0]["steps"] <= 20  # --max-steps reached the evaluator
+    assert records[0]["steps"] <= 20  # --max_steps reached the evaluator
     assert (out_dir / "report.md").is_file() and (out_dir / "results.json").is_file()
     assert f"report: {out_dir / 'report.md'}" in out
 

@@ -1,7 +1,7 @@
 """Transformers' own Qwen3-VL processing, configured as the published Qwen3-VL-2B-Instruct
 (benchmarks/qwen3vl-2b-instruct/): the reference LaRA's pixels, prompt and forward are compared with.
 
-torchvision is absent here (PLATFORM.md), so the image processor is the PIL one
+torchvision is absent here (docs/platform.md), so the image processor is the PIL one
 (`Qwen2VLImageProcessorPil`, what `Qwen2VLImageProcessor` resolves to without torchvision), and
 `Qwen3VLProcessor`'s constructor type check is skipped: it looks the video processor's base class
 up in a mapping that is a placeholder without torchvision. Everything the processor does with text

@@ -8,7 +8,7 @@ from lara.scripts import bench_cli
 
 
 def test_bench_latency_writes_figures(tmp_path, capsys):
-    rc = bench_cli.main(["latency", "--reps", "1", "--warmup", "0", "--cot-tokens", "6", "--steps", "2",
+    rc = bench_cli.main(["latency", "--reps", "1", "--warmup", "0", "--cot_tokens", "6", "--steps", "2",
                          "--threads", "1", "--out", str(tmp_path)])  # fmt: skip
     assert rc == 0
     out = capsys.readouterr().out
@@ -34,7 +34,7 @@ def test_bench_latency_breakdown(tmp_path, capsys):
 
     from lara.scripts import bench_latency
 
-    rc = bench_cli.main(["latency", "--stage3-only", "--breakdown", "--reps", "2", "--warmup", "0", "--steps", "3",
+    rc = bench_cli.main(["latency", "--stage3_only", "--breakdown", "--reps", "2", "--warmup", "0", "--steps", "3",
                          "--threads", "1", "--out", str(tmp_path)])  # fmt: skip
     assert rc == 0
     out = capsys.readouterr().out

@@ -71,13 +71,16 @@ def test_eval_with_a_truncated_checkpoint_writes_nothing(run_dir, tmp_path, caps
 def test_eval_offline_checks_the_checkpoint_before_the_dataset(run_dir, tmp_path, capsys):
     missing_data = tmp_path / "no_dataset"
     # RUN/final is accepted: the error is about the dataset, which comes second
-    assert lara_main(["eval-offline", str(run_dir / "final"), str(missing_data), "--out", str(tmp_path / "o")]) == 2
+    assert lara_main(["eval-offline", "--policy", str(run_dir / "final"), "--dataset", str(missing_data),
+                      "--out", str(tmp_path / "o")]) == 2
     assert "not a LeRobot dataset" in _one_line(capsys)
     _truncate(run_dir / "final" / "model" / "model.safetensors")
-    assert lara_main(["eval-offline", str(run_dir), str(missing_data), "--out", str(tmp_path / "o")]) == 2
+    assert lara_main(["eval-offline", "--policy", str(run_dir), "--dataset", str(missing_data),
+                      "--out", str(tmp_path / "o")]) == 2
     err = _one_line(capsys)
     assert "model.safetensors is corrupt or truncated" in err and "no_dataset" not in err
-    assert lara_main(["eval-offline", str(tmp_path / "nope"), str(missing_data)]) == 2
+    nope = str(tmp_path / "nope")
+    assert lara_main(["eval-offline", "--policy", nope, "--dataset", str(missing_data)]) == 2
     assert "not a LaRA checkpoint: no such folder" in _one_line(capsys)
 
 

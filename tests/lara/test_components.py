@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from lara_testing import COT, smooth_chunks
 
 from lara.configuration_lara import FastConfig, LaraConfig, load_config
 from lara.utils.errors import LaraUserError
@@ -76,7 +75,7 @@ def test_patchify_matches_qwen_processor_layout():
 
 
 # ---------------------------------------------------------------- FAST
-def test_fast_round_trip_within_tolerance(tmp_path):
+def test_fast_round_trip_within_tolerance(tmp_path, smooth_chunks):
     train, test = smooth_chunks(600, seed=0), smooth_chunks(100, seed=1)
     fast = FastActionTokenizer.train(train, 8, 7, FastConfig(vocab_size=256))
     report = fast.round_trip_error(test)
@@ -99,21 +98,21 @@ def builder(tok):
     return SequenceBuilder(load_config("tiny"), tok)
 
 
-def test_p0_is_the_explicit_sequence_and_p1_has_no_cot_loss(builder, tok):
+def test_p0_is_the_explicit_sequence_and_p1_has_no_cot_loss(builder, tok, cot):
     acts = tok.action_token_ids([1, 2, 3])
-    explicit = builder.build("pick the bowl", COT, None, acts)
-    p0 = builder.build("pick the bowl", COT, [False] * 4, acts)
+    explicit = builder.build("pick the bowl", cot, None, acts)
+    p0 = builder.build("pick the bowl", cot, [False] * 4, acts)
     assert p0 == explicit
-    latent = builder.build("pick the bowl", COT, [True] * 4, acts)
+    latent = builder.build("pick the bowl", cot, [True] * 4, acts)
     assert LOSS_COT not in latent.loss_part and COT_PART not in latent.part
     assert latent.part.count(LATENT) == 4 * builder.k
     assert sum(1 for lp in explicit.loss_part if lp == LOSS_COT) > 20
 
 
-def test_loss_positions(builder, tok):
+def test_loss_positions(builder, tok, cot):
     n_v = builder.cfg.foresight.num_slots
     acts = tok.action_token_ids([5, 6, 7, 8])
-    seq = builder.build("open the drawer", COT, [False, True, False, True], acts)
+    seq = builder.build("open the drawer", cot, [False, True, False, True], acts)
     n_img = builder.cfg.vision.tokens_per_image * len(builder.cfg.vision.cameras)
     assert seq.part.count(IMAGE) == n_img and seq.part.count(IMG_NEXT) == n_v
     # the action block and <act_end> carry the action loss, nothing else does
@@ -124,13 +123,13 @@ def test_loss_positions(builder, tok):
         if part in (IMAGE, LATENT):
             assert lab == -100
     assert all(lab == -100 for lab, part in zip(seq.labels, seq.part) if part == IMG_NEXT)
-    explicit = builder.build("open the drawer", COT, None, acts)
+    explicit = builder.build("open the drawer", cot, None, acts)
     first = explicit.part.index(IMG_NEXT)
     assert explicit.loss_part[first] == LOSS_COT  # after an explicit CoT the model learns to stop there
 
 
-def test_collate_padding(builder):
-    a = builder.build("a", COT, None, None)
+def test_collate_padding(builder, cot):
+    a = builder.build("a", cot, None, None)
     b = builder.build("a much longer instruction with many more words", None, None, None)
     for side in ("right", "left"):
         t = builder.collate([a, b], side)

@@ -2,17 +2,13 @@
 evaluation episode; the report, its figures and files, resume and the changed-settings refusal."""
 
 import json
-import os
-import tempfile
 
-os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lara-test-hf-datasets-"))
+import pytest
 
-import pytest  # noqa: E402
+from lara.utils.errors import LaraUserError
 
-from lara.utils.errors import LaraUserError  # noqa: E402
-
-SMOKE = ["--tasks", "0", "--episodes-per-task", "1", "--eval-episodes", "1", "--stage-steps", "2", "2", "2",
-         "--workers", "1", "--eval-max-steps", "16"]  # fmt: skip
+SMOKE = ["--tasks", "0", "--episodes_per_task", "1", "--eval_episodes", "1", "--stage_steps", "2,2,2",
+         "--workers", "1", "--eval_max_steps", "16"]  # fmt: skip
 
 
 @pytest.mark.sim
@@ -54,4 +50,4 @@ def test_demo_smoke_run_report_and_resume(tmp_path, capsys):
 
     # another setting on the same folder is refused, not silently mixed
     with pytest.raises(LaraUserError, match="eval_episodes"):
-        main(["--out", str(out), *SMOKE[:4], "--eval-episodes", "2", *SMOKE[6:]])
+        main(["--out", str(out), *SMOKE[:4], "--eval_episodes", "2", *SMOKE[6:]])

@@ -78,10 +78,8 @@ def test_small_noise_reproduces_the_deterministic_sampler():
         sample_with_noise(expert, ctx, mask, state, 4, 0.0)
 
 
-def test_policy_chunk_sampler_is_seeded_and_rescored_exactly(policy):
+def test_policy_chunk_sampler_is_seeded_and_rescored_exactly(policy, make_obs):
     from lara.flow_sampling import backbone_context
-    from lara_testing import make_obs
-
     o = make_obs(0)
     obs = {"images": {k: v[None] for k, v in o.images.items()}, "state": o.state[None], "instruction": [o.instruction]}
     a1, s1 = sample_flow_chunk(policy, obs, 0.1, generator=torch.Generator().manual_seed(1))

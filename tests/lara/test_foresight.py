@@ -3,10 +3,9 @@
 import pytest
 import torch
 
-from lara_testing import tiny_policy
 
 
-def test_ema_tower_moves_in_bfloat16_as_in_float32():
+def test_ema_tower_moves_in_bfloat16_as_in_float32(tiny_policy):
     """bf16 model, online tower 5% away from the EMA copy: after N updates the gap closes by
     1 - tau^N (a bf16 EMA rounds each 0.001 step to nothing and closes 0%)."""
     policy = tiny_policy("--backbone.dtype=bfloat16")
@@ -34,7 +33,7 @@ def test_ema_tower_moves_in_bfloat16_as_in_float32():
     assert abs(frac - expected) < 0.03 * expected, (frac, expected)
 
 
-def test_ema_targets_are_float32_for_a_bf16_model():
+def test_ema_targets_are_float32_for_a_bf16_model(tiny_policy):
     policy = tiny_policy("--backbone.dtype=bfloat16")
     images = torch.rand(2, 3, 64, 64)
     target = policy.foresight.targets(images, policy.vlm.model.visual)  # (B, N_v, D)
@@ -42,11 +41,9 @@ def test_ema_targets_are_float32_for_a_bf16_model():
     assert target.shape == (2, policy.cfg.foresight.num_slots, policy.cfg.backbone.hidden_size)
 
 
-def test_visual_loss_ignores_samples_without_a_future_frame():
+def test_visual_loss_ignores_samples_without_a_future_frame(make_batch, tiny_policy):
     """A sample whose next frame was clamped to the current one (`next_image_is_pad`) adds nothing
     to the visual L1: changing its next image leaves the loss unchanged; the others' mean is kept."""
-    from lara_testing import make_batch
-
     policy = tiny_policy().eval()
     batch = make_batch(b=3)
     batch["next_image_is_pad"] = torch.tensor([False, True, False])
@@ -72,15 +69,14 @@ def _hidden_with_last_slot(policy, t, images, shift: float) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("slot_input", ["learned", "recurrent"])
-def test_img_next_block_attention_both_ways_and_nothing_before_sees_it(slot_input):
-    from lara_testing import COT, make_batch
+def test_img_next_block_attention_both_ways_and_nothing_before_sees_it(slot_input, cot, make_batch, tiny_policy):
     from lara.sequence import IMG_NEXT
 
     hidden = {}
     for attention in ("bidirectional", "causal"):
         policy = tiny_policy(f"--foresight.attention={attention}", f"--latent.slot_input={slot_input}").eval()
         batch = make_batch(b=2)
-        seqs = [policy.builder.build(batch["instruction"][i], list(COT), [True, False, True, False], None)
+        seqs = [policy.builder.build(batch["instruction"][i], list(cot), [True, False, True, False], None)
                 for i in range(2)]  # fmt: skip
         t = policy.builder.collate(seqs, "right")  # rows of different lengths: padding in row 1
         images = policy.camera_images(batch, policy.cfg.vision.cameras)
@@ -96,15 +92,14 @@ def test_img_next_block_attention_both_ways_and_nothing_before_sees_it(slot_inpu
     assert hidden["causal"] == 0  # slot 0 never sees a later slot
 
 
-def test_kv_cache_inference_writes_the_block_like_training():
+def test_kv_cache_inference_writes_the_block_like_training(cot, make_batch, tiny_policy):
     """Stage-I inference feeds the `<img_next>` block after the generated CoT in one cached piece:
     its hidden states equal those of the training-time forward over the whole sequence."""
-    from lara_testing import COT, make_batch
     from transformers import DynamicCache
 
     policy = tiny_policy().eval()
     batch = make_batch(b=1)
-    seq = policy.builder.build(batch["instruction"][0], list(COT), None, None)  # prompt, CoT, <img_next> x N_v
+    seq = policy.builder.build(batch["instruction"][0], list(cot), None, None)  # prompt, CoT, <img_next> x N_v
     t = policy.builder.collate([seq], "right")
     images = policy.camera_images(batch, policy.cfg.vision.cameras)
     n_v = policy.cfg.foresight.num_slots
@@ -118,11 +113,9 @@ def test_kv_cache_inference_writes_the_block_like_training():
     torch.testing.assert_close(block, full[:, -n_v:], atol=1e-4, rtol=1e-4)
 
 
-def test_reference_foresight_switches_raw_hidden_and_identical_slots():
+def test_reference_foresight_switches_raw_hidden_and_identical_slots(make_batch, tiny_policy):
     """foresight.head none + slot_offsets false: the reference's raw last hidden state against the
     target and N_v identical `<img_next>` inputs; the visual loss is still computed and trains."""
-    from lara_testing import make_batch
-
     policy = tiny_policy("--foresight.head=none", "--foresight.slot_offsets=false")
     assert policy.foresight.slot_embed is None and not list(policy.foresight.head.parameters())
     batch = make_batch(b=2)
@@ -141,12 +134,11 @@ def test_reference_foresight_switches_raw_hidden_and_identical_slots():
     assert grad is not None and grad.abs().sum() > 0
 
 
-def test_no_foresight_slots_train_and_infer(tmp_path):
+def test_no_foresight_slots_train_and_infer(tmp_path, cot, make_batch, make_obs, tiny_policy):
     """`--foresight.num_slots 0` (a LaRA without `<img_next>`: issue 16's baseline): no slot in any
     sequence, no foresight head or EMA tower, no visual L1 (no future frame needed); stages I and
     III train, a CoT is closed (and generated up to) `<|act_start|>`, every inference path runs."""
     import numpy as np
-    from lara_testing import COT, make_batch, make_obs
 
     from lara.model import PREPARED
     from lara.modeling_lara import LaraPolicy
@@ -166,7 +158,7 @@ def test_no_foresight_slots_train_and_infer(tmp_path):
         assert m["loss/flow" if stage == 3 else "loss/cot_ce"] > 0
     assert policy.expert.action_in.weight.grad.abs().sum() > 0
     policy.ema_update()  # nothing to update, nothing fails
-    seq = policy.builder.build(batch["instruction"][0], list(COT), None, None)
+    seq = policy.builder.build(batch["instruction"][0], list(cot), None, None)
     assert seq.input_ids[-1] == policy.tokenizer.act_start_id and seq.loss_part[-1] == LOSS_COT
     policy.eval()
     cot_ends = policy.output_vocab.global_ids(policy.device)[policy.engine.cot_columns()].tolist()

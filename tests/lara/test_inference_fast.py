@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from lara_testing import make_obs, tiny_policy
 
 
 def _nonzero_expert(policy, seed: int = 0):
@@ -18,7 +17,7 @@ def _nonzero_expert(policy, seed: int = 0):
 
 
 @pytest.fixture(scope="module")
-def policy():
+def policy(tiny_policy):
     return _nonzero_expert(tiny_policy())
 
 
@@ -31,7 +30,7 @@ def _predict(policy, obs, cache: bool, seed: int = 1) -> np.ndarray:
         policy.cfg.inference.cache = True
 
 
-def test_cached_path_equals_the_reference_and_a_new_instruction_rebuilds(policy):
+def test_cached_path_equals_the_reference_and_a_new_instruction_rebuilds(policy, make_obs):
     obs = make_obs()
     ref = _predict(policy, obs, cache=False)
     builds = policy.engine.prompt_cache.builds
@@ -48,7 +47,7 @@ def test_cached_path_equals_the_reference_and_a_new_instruction_rebuilds(policy)
     assert np.abs(fast_other - again).max() > 0  # and the instruction really matters
 
 
-def test_cache_follows_weight_updates_and_batches(policy):
+def test_cache_follows_weight_updates_and_batches(policy, make_obs):
     obs = make_obs()
     before = _predict(policy, obs, cache=True)
     with torch.no_grad():  # an in-place update (as an optimizer step) of a cached input: the slot offsets
@@ -124,7 +123,7 @@ def test_compiled_loop_equals_eager(policy):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_graph_equals_eager():
+def test_cuda_graph_equals_eager(tiny_policy):
     from lara.expert_runtime import ExpertRuntime
 
     policy = _nonzero_expert(tiny_policy()).to("cuda")

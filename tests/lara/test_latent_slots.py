@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from lara_testing import COT, make_batch, tiny_policy
 from lara.configuration_lara import load_config
 from lara.sequence import LATENT
 
@@ -14,14 +13,14 @@ def test_every_preset_defaults_to_continuous_thoughts(preset):
 
 
 @pytest.mark.parametrize("padding", ["right", "left"])
-def test_batched_recurrent_slots_read_the_previous_hidden_state(padding):
+def test_batched_recurrent_slots_read_the_previous_hidden_state(padding, cot, make_batch, tiny_policy):
     """Rows with latent slots at different columns (and padding) share the passes; the result is
     the fixed point that defines continuous thoughts: feeding every slot the previous position's
     final hidden state in one plain forward gives the same hidden states."""
     policy = tiny_policy("--latent.slot_input=recurrent").eval()
     batch = make_batch(b=2)
     masks = [[True, False, True, False], [False, True, False, True]]
-    seqs = [policy.builder.build(batch["instruction"][i], list(COT), masks[i], None) for i in range(2)]
+    seqs = [policy.builder.build(batch["instruction"][i], list(cot), masks[i], None) for i in range(2)]
     t = policy.builder.collate(seqs, padding)
     images = policy.camera_images(batch, policy.cfg.vision.cameras)
     is_latent = t["part"] == LATENT  # (B, L)
@@ -41,7 +40,7 @@ def test_batched_recurrent_slots_read_the_previous_hidden_state(padding):
     assert (plain[valid] - hidden[valid]).abs().max() > 1e-3
 
 
-def test_recurrent_training_step_has_gradients_through_the_chain():
+def test_recurrent_training_step_has_gradients_through_the_chain(make_batch, tiny_policy):
     policy = tiny_policy("--latent.slot_input=recurrent")
     loss, metrics = policy(make_batch(2), 3)
     loss.backward()
@@ -68,7 +67,7 @@ def test_tag_order_turns_tags_latent_in_order_whatever_their_position():
     assert len({tuple(d) for d in draws}) > 2  # per-segment draws, not a fixed order
 
 
-def test_stage_two_batch_follows_the_tag_order():
+def test_stage_two_batch_follows_the_tag_order(make_batch, tiny_policy):
     policy = tiny_policy()
     batch, _ = policy.prepare_batch(make_batch(2), stage=2, latent_probability=0.25)
     t = batch["lara.prepared"]["tensors"]
@@ -78,7 +77,7 @@ def test_stage_two_batch_follows_the_tag_order():
     assert "SUBTASK:" not in text and "OBJECTS:" in text and "MOVE:" in text
 
 
-def test_the_curriculum_sets_the_policy_selection():
+def test_the_curriculum_sets_the_policy_selection(tiny_policy):
     from types import SimpleNamespace
 
     from curriculum.lara_adapter import apply_latent_schedule
@@ -90,13 +89,13 @@ def test_the_curriculum_sets_the_policy_selection():
     assert (policy.cfg.latent.selection, policy.cfg.latent.order) == ("tag_order", ["MOVE", "SUBTASK"])
 
 
-def test_plan_has_its_own_slot_row_and_inference_places_it_as_training_does():
+def test_plan_has_its_own_slot_row_and_inference_places_it_as_training_does(cot, tiny_policy):
     policy = tiny_policy("--latent.include_plan=true")
     b = policy.builder
-    cot = [("PLAN", "grasp bowl; place on plate"), *COT]
-    trained = b.build("pick up the bowl", cot, [True] * len(cot), None)
+    planned = [("PLAN", "grasp bowl; place on plate"), *cot]
+    trained = b.build("pick up the bowl", planned, [True] * len(planned), None)
     rows = [r for r in trained.latent_index if r >= 0]
-    assert len(set(rows)) == len(cot)  # PLAN no longer shares SUBTASK's row
+    assert len(set(rows)) == len(planned)  # PLAN no longer shares SUBTASK's row
     assert rows[0] == policy.cfg.latent.row_tags.index("PLAN") and rows[1] == 0
     prompt = b.build_prompt("pick up the bowl", latent=True, img_next=True, act_start=False)
     stage3 = b.build("pick up the bowl", None, None, None, canonical_latent=True)

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from lara.normalization import NormalizationStats
-from lara_testing import make_stats, tiny_policy
 
 
 def _stats(mode: str) -> NormalizationStats:
@@ -34,7 +33,7 @@ def test_predictions_are_clipped_before_unnormalizing(mode):
     assert _stats("mean_std").clip(y) is y  # unbounded mode: untouched
 
 
-def test_policy_actions_stay_in_the_data_range():
+def test_policy_actions_stay_in_the_data_range(make_stats, tiny_policy):
     policy = tiny_policy()
     stats = make_stats()
     policy.set_normalization(stats)

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from lara_testing import COT, make_batch, make_obs, tiny_policy
 
 from lara.model import PREPARED
 from lara.modeling_lara import LaraPolicy
@@ -21,7 +20,7 @@ def loaded(tiny_checkpoint):
 
 # ---------------------------------------------------------------- forward
 @pytest.mark.parametrize("stage", [1, 2, 3])
-def test_forward_shapes_and_loss_terms(loaded, stage):
+def test_forward_shapes_and_loss_terms(loaded, stage, make_batch):
     loaded.train()
     loss, m = loaded(make_batch(2), stage, latent_probability=0.5)
     assert loss.shape == () and torch.isfinite(loss)
@@ -34,7 +33,7 @@ def test_forward_shapes_and_loss_terms(loaded, stage):
     assert m["loss/total"] == pytest.approx(float(loss.detach()), rel=1e-5)
 
 
-def test_latent_probability_extremes(loaded):
+def test_latent_probability_extremes(loaded, make_batch):
     loaded.train()
     _, m0 = loaded(make_batch(2), 2, latent_probability=0.0)
     _, m1 = loaded(make_batch(2), 2, latent_probability=1.0)
@@ -46,7 +45,7 @@ def test_latent_probability_extremes(loaded):
     loaded.set_latent_probability(0.0)
 
 
-def test_missing_foresight_target_and_fast_raise(loaded):
+def test_missing_foresight_target_and_fast_raise(loaded, make_batch):
     batch = make_batch(2)
     del batch["next_image.agentview"]
     with pytest.raises(LaraUserError, match="next_image"):
@@ -63,13 +62,13 @@ def _rows(batch: dict, rows: slice) -> dict:
     return {k: v[rows] for k, v in batch.items()}
 
 
-def test_step_normalized_halves_add_up_to_the_whole_batch(loaded):
+def test_step_normalized_halves_add_up_to_the_whole_batch(loaded, cot, make_batch):
     """Two micro-batches with different CoT token counts, each dividing its token sums by the step's
     mean count per micro-batch (`loss_norm`), average to the loss of the whole batch; their own
     micro-batch means do not."""
     loaded.eval()
     batch = make_batch(4, seed=3)
-    batch["cot"] = [list(COT[: 1 + (i % 2) * 3]) for i in range(4)]  # 1 or 4 segments
+    batch["cot"] = [list(cot[: 1 + (i % 2) * 3]) for i in range(4)]  # 1 or 4 segments
     halves = (_rows(batch, slice(0, 1)), _rows(batch, slice(1, 4)))
     with torch.no_grad():
         _, whole = loaded(batch, 1)
@@ -84,7 +83,7 @@ def test_step_normalized_halves_add_up_to_the_whole_batch(loaded):
     assert mean_of_means != pytest.approx(whole["loss/cot_ce"], rel=1e-3)
 
 
-def test_prepare_draws_latents_in_the_order_of_one_big_batch(loaded):
+def test_prepare_draws_latents_in_the_order_of_one_big_batch(loaded, make_batch):
     """Stage II latent draws happen in prepare_batch: two halves prepared in order draw what the
     whole batch draws, so accumulation keeps the draws of one big batch."""
     batch = make_batch(4, seed=4)
@@ -99,7 +98,7 @@ def test_prepare_draws_latents_in_the_order_of_one_big_batch(loaded):
     assert torch.equal(latent[0], torch.cat(latent[1:])) and 0 < int(latent[0].sum()) < 4 * 4
 
 
-def test_flow_loss_normalization_keeps_the_masked_mean(loaded):
+def test_flow_loss_normalization_keeps_the_masked_mean(loaded, make_batch):
     """Stage 3: with padded action steps, flow = its sum over unpadded steps / loss_norm['flow']."""
     loaded.train()
     batch = make_batch(2, seed=6)
@@ -114,7 +113,7 @@ def test_flow_loss_normalization_keeps_the_masked_mean(loaded):
 
 
 # ---------------------------------------------------------------- EMA
-def test_ema_gets_no_gradient_and_follows_the_momentum_rule():
+def test_ema_gets_no_gradient_and_follows_the_momentum_rule(make_batch, tiny_policy):
     policy = tiny_policy()
     loss, _ = policy(make_batch(2), 1)
     loss.backward()
@@ -136,7 +135,7 @@ def test_ema_gets_no_gradient_and_follows_the_momentum_rule():
     assert not ids & {id(p) for p in ema}
 
 
-def test_ablation_without_ema_uses_the_online_tower():
+def test_ablation_without_ema_uses_the_online_tower(make_batch, tiny_policy):
     policy = tiny_policy("--foresight.use_ema_target=false")
     assert policy.foresight.ema_vision is None
     batch = make_batch(2)
@@ -160,7 +159,7 @@ def test_parameter_groups_cover_trainable_params(loaded):
 
 # ---------------------------------------------------------------- latent slot inputs
 @pytest.mark.parametrize("mode", ["learned", "recurrent"])
-def test_latent_slot_modes_run_and_train(mode):
+def test_latent_slot_modes_run_and_train(mode, make_batch, make_obs, tiny_policy):
     policy = tiny_policy(f"--latent.slot_input={mode}")
     loss, m = policy(make_batch(2), 2, latent_probability=1.0)
     loss.backward()
@@ -172,7 +171,7 @@ def test_latent_slot_modes_run_and_train(mode):
     assert policy.predict_action_chunk(make_obs(), stage=2).shape == (8, 7)
 
 
-def test_recurrent_slots_read_the_previous_hidden_state():
+def test_recurrent_slots_read_the_previous_hidden_state(make_obs, tiny_policy):
     """The backbone's hidden states depend on the learned slot table in learned mode only; in
     recurrent mode the slot inputs are the previous positions' hidden states."""
     from lara.pixels import to_float_images
@@ -193,7 +192,7 @@ def test_recurrent_slots_read_the_previous_hidden_state():
 
 
 # ---------------------------------------------------------------- inference
-def test_predict_shapes_queue_and_unnormalization(loaded):
+def test_predict_shapes_queue_and_unnormalization(loaded, make_obs):
     loaded.eval()
     obs = make_obs()
     for stage in (1, 2, 3):
@@ -247,7 +246,7 @@ def test_queue_executes_first_k_then_replans(loaded, monkeypatch):
         loaded.reset()
 
 
-def test_stage3_inference_generates_no_tokens(loaded, monkeypatch):
+def test_stage3_inference_generates_no_tokens(loaded, monkeypatch, make_obs):
     loaded.eval()
     def boom(*a, **k):
         raise AssertionError("token generation during stage-3 inference")
@@ -265,7 +264,7 @@ def test_stage3_inference_generates_no_tokens(loaded, monkeypatch):
     assert loaded.engine.num_generated_tokens > before  # stage 1 does generate
 
 
-def test_observation_errors(loaded):
+def test_observation_errors(loaded, make_obs):
     obs = make_obs()
     del obs.images["wrist"]
     with pytest.raises(LaraUserError, match="wrist"):
@@ -277,7 +276,7 @@ def test_observation_errors(loaded):
 
 
 # ---------------------------------------------------------------- checkpoints
-def test_save_load_identical_predictions(tmp_path):
+def test_save_load_identical_predictions(tmp_path, make_batch, make_obs, tiny_policy):
     policy = tiny_policy(seed=3)
     policy(make_batch(2), 1)  # grows the observed output vocabulary
     policy.eval()
@@ -305,7 +304,7 @@ def test_load_missing_checkpoint_is_a_user_error(tmp_path):
 
 
 # ---------------------------------------------------------------- overfit
-def test_a_few_steps_on_a_fixed_batch_reduce_each_loss():
+def test_a_few_steps_on_a_fixed_batch_reduce_each_loss(make_batch, tiny_policy):
     policy = tiny_policy(seed=1)
     batch = make_batch(2, seed=5)
     opt = torch.optim.AdamW([p for g in policy.parameter_groups(3e-3, 3e-3) for p in g["params"]], lr=3e-3)
@@ -323,7 +322,7 @@ def test_a_few_steps_on_a_fixed_batch_reduce_each_loss():
             assert history[-1][term] < 0.85 * history[0][term], (stage, term, history[0][term], history[-1][term])
 
 
-def test_left_padded_batch_matches_single_samples(loaded):
+def test_left_padded_batch_matches_single_samples(loaded, make_obs):
     """Batched latent prefill with different instruction lengths (left padding, M-RoPE positions
     over the valid tokens) gives each row the hidden states it gets alone."""
     from lara.pixels import to_float_images
@@ -341,7 +340,7 @@ def test_left_padded_batch_matches_single_samples(loaded):
             torch.testing.assert_close(both[i, -len(seq) :], alone, atol=2e-4, rtol=1e-4)
 
 
-def test_gradient_checkpointing_and_lora_keep_training_and_ema_working():
+def test_gradient_checkpointing_and_lora_keep_training_and_ema_working(make_batch, tiny_policy):
     from peft import LoraConfig, inject_adapter_in_model
 
     policy = tiny_policy()
@@ -357,11 +356,9 @@ def test_gradient_checkpointing_and_lora_keep_training_and_ema_working():
     policy.ema_update()  # LoRA-wrapped online tower still maps onto the EMA copy by name
 
 
-def test_stage1_memorizes_one_sample_and_generation_reproduces_it():
+def test_stage1_memorizes_one_sample_and_generation_reproduces_it(cot, make_batch, make_obs, tiny_policy):
     """End to end: training sequence and inference prompt agree. After fitting one sample, greedy
     stage-1 inference writes its CoT, stops at `<img_next>` and decodes its action chunk."""
-    from lara_testing import COT
-
     from lara.pixels import to_float_images
 
     torch.manual_seed(0)
@@ -380,7 +377,7 @@ def test_stage1_memorizes_one_sample_and_generation_reproduces_it():
     assert m["loss/cot_ce"] < 0.1 and m["loss/action_ce"] < 0.1, m
     policy.eval()
     chunk = policy.predict_action_chunk(obs, stage=1)
-    assert policy.engine.last_cot_text == "".join(f"{tag}: {text}\n" for tag, text in COT)
+    assert policy.engine.last_cot_text == "".join(f"{tag}: {text}\n" for tag, text in cot)
     target = policy.stats.unnormalize("action", batch["action"][0].numpy())
     assert np.abs(chunk[:, :6] - target[:, :6]).max() < 0.15  # FAST quantization error only
     assert (chunk[:, 6] == np.sign(target[:, 6])).all()

@@ -9,7 +9,7 @@ import torch
 from qwen_reference import processor, user_message
 
 from lara.modeling_lara import LaraPolicy
-from lara_testing import load_config
+from lara.configuration_lara import load_config
 
 INSTRUCTIONS = ["pick up the black bowl and place it on the plate", "open it"]
 

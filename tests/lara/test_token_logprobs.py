@@ -8,14 +8,18 @@ from lara.sequence import ACTION
 from lara.token_logprobs import decode_actions, sample_tokens, token_log_probs
 
 
-def _imgs(policy, seed=0):
-    from lara_testing import make_obs
+@pytest.fixture()
+def images_of(policy, make_obs):
+    """Seed -> the policy's parsed images of a random observation."""
 
-    return policy.processor.to_device(make_obs(seed)).images
+    def images(seed: int = 0):
+        return policy.processor.to_device(make_obs(seed)).images
+
+    return images
 
 
-def test_sampled_token_log_probs_match_the_models_logits(policy):
-    imgs, instr = _imgs(policy), "pick up the black bowl and place it on the plate"
+def test_sampled_token_log_probs_match_the_models_logits(policy, images_of):
+    imgs, instr = images_of(), "pick up the black bowl and place it on the plate"
     s = sample_tokens(policy, imgs, instr, temperature=1.5, generator=torch.Generator().manual_seed(0), max_tokens=6)
     assert 1 <= len(s.tokens) <= 6 and s.log_probs.shape == (len(s.tokens),)
     # step by step from the model's logits: full prefix through the backbone each time, no cache
@@ -37,8 +41,8 @@ def test_sampled_token_log_probs_match_the_models_logits(policy):
     assert s.log_prob == pytest.approx(float(s.log_probs.sum()))
 
 
-def test_teacher_forced_log_probs_carry_gradients_and_temperature(policy):
-    imgs, instr = _imgs(policy, 1), "open the top drawer of the cabinet"
+def test_teacher_forced_log_probs_carry_gradients_and_temperature(policy, images_of):
+    imgs, instr = images_of(1), "open the top drawer of the cabinet"
     s = sample_tokens(policy, imgs, instr, temperature=1.0, generator=torch.Generator().manual_seed(1), max_tokens=4)
     lp = token_log_probs(policy, imgs, instr, s.tokens, 1.0)
     lp.sum().backward()

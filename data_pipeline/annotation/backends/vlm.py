@@ -106,7 +106,7 @@ class VlmBackend:
         model_dir = Path(config.vlm_model_dir) if config.vlm_model_dir else None
         if model_dir is None or not (model_dir / "config.json").is_file():
             raise LaraUserError(
-                f"the vlm backend needs --vlm-model-dir pointing at a local Qwen3-VL checkpoint folder "
+                f"the vlm backend needs --vlm_model_dir pointing at a local Qwen3-VL checkpoint folder "
                 f"(config.json, weights, tokenizer.json); got {config.vlm_model_dir!r}"
             )
         if not (model_dir / "tokenizer.json").is_file():

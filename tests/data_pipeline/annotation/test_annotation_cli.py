@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
+from pathlib import Path
 
-os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lara-test-hf-datasets-"))
+import pytest
 
-import pytest  # noqa: E402
-
-from data_pipeline.annotation import sidecar  # noqa: E402
-from data_pipeline.annotation.cli import main, parse_episodes  # noqa: E402
-from lara.utils.errors import LaraUserError  # noqa: E402
+from data_pipeline.annotation import sidecar
+from data_pipeline.annotation.cli import main, parse_episodes
+from lara.utils.errors import LaraUserError
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +31,8 @@ def _run_bytes(root, name):
 
 
 def test_cli_end_to_end(dataset, capsys):
-    assert main([str(dataset), "--backend", "instruction", "--name", "v1", "--workers", "2", "--no-progress",
-                 "--preview", "1", "--preview-format", "png"]) == 0
+    assert main(["--dataset", str(dataset), "--backend", "instruction", "--name", "v1", "--workers", "2",
+                 "--progress", "false", "--preview", "1", "--preview_format", "png"]) == 0
     out = capsys.readouterr().out
     assert "3/3 episodes annotated" in out and "grasp the black bowl" in out and "preview:" in out
     assert (sidecar.annotation_dir(dataset, "v1") / "preview" / "episode_000000.png").is_file()
@@ -43,26 +40,29 @@ def test_cli_end_to_end(dataset, capsys):
     assert len(cot) == 3 * 92 and cot[(2, 31)][0] == ("SUBTASK", "grasp the black bowl")
     first = _run_bytes(dataset, "v1")
     # idempotent: a fresh run under another name produces the same episode files
-    assert main([str(dataset), "--backend", "instruction", "--name", "v1b", "--no-progress"]) == 0
+    run = ["--dataset", str(dataset), "--backend", "instruction", "--progress", "false"]
+    assert main([*run, "--name", "v1b"]) == 0
     second = _run_bytes(dataset, "v1b")
     assert {k: v for k, v in first.items() if k != "meta.json"} == {k: v for k, v in second.items() if k != "meta.json"}
-    assert main([str(dataset), "--backend", "instruction", "--name", "v1", "--no-progress"]) == 0
+    assert main([*run, "--name", "v1"]) == 0
     assert "(0 this run)" in capsys.readouterr().out
     assert _run_bytes(dataset, "v1") == first  # resumed run with nothing to do: byte-identical
 
 
 def test_cli_errors(dataset, tmp_path):
-    with pytest.raises(SystemExit):
-        main([str(dataset), "--backend", "nope", "--name", "x"])
+    with pytest.raises(LaraUserError, match="unknown annotation backend 'nope'"):
+        main(["--dataset", str(dataset), "--backend", "nope", "--name", "x"])
     with pytest.raises(LaraUserError, match="does not exist"):
-        main([str(tmp_path / "missing"), "--backend", "instruction", "--name", "x"])
+        main(["--dataset", str(tmp_path / "missing"), "--backend", "instruction", "--name", "x"])
     with pytest.raises(LaraUserError, match="choose a backend"):
-        main([str(dataset), "--name", "x"])
-    with pytest.raises(LaraUserError, match="unknown annotation config keys"):
-        main([str(dataset), "--backend", "instruction", "--name", "x", "--set", "bogus=1"])
+        main(["--dataset", str(dataset), "--name", "x"])
+    with pytest.raises(LaraUserError, match="unrecognized arguments: --bogus 1"):
+        main(["--dataset", str(dataset), "--backend", "instruction", "--name", "x", "--bogus", "1"])
+    with pytest.raises(LaraUserError, match="takes no positional arguments"):
+        main([str(dataset), "--backend", "instruction", "--name", "x"])
     # sim backend on a dataset without LIBERO scene information: every episode skipped -> error
     with pytest.raises(LaraUserError, match="all 3 episodes were skipped"):
-        main([str(dataset), "--backend", "sim", "--name", "sim1", "--no-progress"])
+        main(["--dataset", str(dataset), "--backend", "sim", "--name", "sim1", "--progress", "false"])
     meta = sidecar.read_meta(sidecar.annotation_dir(dataset, "sim1"))
     assert meta["counts"]["skipped"] == 3
 
@@ -70,8 +70,24 @@ def test_cli_errors(dataset, tmp_path):
 def test_lara_dispatcher_prints_user_errors(tmp_path, capsys):
     from lara.scripts.cli import main as lara_main
 
-    assert lara_main(["annotate", str(tmp_path / "missing"), "--backend", "instruction", "--name", "v1"]) == 2
+    missing = str(tmp_path / "missing")
+    assert lara_main(["annotate", "--dataset", missing, "--backend", "instruction", "--name", "v1"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", ["sim", "instruction", "vlm"])
+def test_presets_are_the_defaults_of_their_backend(backend):
+    """`--config_path configs/annotation/<backend>.yaml` annotates exactly as `--backend <backend>`."""
+    from data_pipeline.annotation.cli import AnnotateConfig
+    from data_pipeline.annotation.config import AnnotationConfig
+    from lara.utils.config_parsing import parse_config
+
+    path = Path(__file__).resolve().parents[3] / "configs" / "annotation" / f"{backend}.yaml"
+    preset = ["--config_path", str(path), "--dataset", "d", "--name", "n"]
+    cfg = parse_config(AnnotateConfig, preset).annotation_config()
+    assert cfg.config_hash() == AnnotationConfig(backend=backend).config_hash()
+    tuned = parse_config(AnnotateConfig, [*preset, "--motion_dead_zone", "0.01"]).annotation_config()
+    assert tuned.motion_dead_zone == 0.01 and tuned.backend == backend
 
 
 def test_parse_episodes():

@@ -80,5 +80,5 @@ def test_valid_answer_is_used(tiny_vlm_dir, pick_place_episode, monkeypatch):
 
 
 def test_missing_model_dir_is_a_user_error(tmp_path):
-    with pytest.raises(LaraUserError, match="vlm-model-dir"):
+    with pytest.raises(LaraUserError, match="vlm_model_dir"):
         VlmBackend(AnnotationConfig(backend="vlm", vlm_model_dir=str(tmp_path)))

@@ -1,38 +1,24 @@
-"""Helpers for tests/examples/test_journeys.py (a uniquely named module, never `from conftest import`):
-load an example script's `main`, synthetic pick-and-place episodes, a tiny LeRobot dataset, a
-directly written annotation sidecar and a tiny random-init LaraPolicy."""
+"""Fixtures of tests/examples/test_journeys.py: a tiny LeRobot dataset of synthetic pick-and-place
+episodes with a directly written annotation sidecar (`dataset`). Example scripts load
+through the `load_example` fixture, tiny policies through `tiny_policy` (tests/conftest.py)."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples"
-os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lara-test-hf-datasets-"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from lara_testing import tiny_policy  # noqa: E402,F401  (re-exported for test_journeys)
+import numpy as np
+import pytest
+import torch
 
 # 2 shared cores: one intra-op thread avoids the spin contention that slows tiny backwards ~100x
 torch.set_num_threads(1)
 
+EPISODES = 3  # in `dataset`
+FIXTURE_ANNOTATION = "fixture-v1"  # the annotation run `dataset` carries
 INSTRUCTION = "pick up the black bowl and place it on the plate"
 # (frames, end-effector velocity per frame in metres, gripper command -1 open / +1 close)
 PICK_PLACE = [(12, (0.01, 0, 0), -1), (8, (0, 0, -0.01), -1), (6, (0, 0, 0), 1), (8, (0, 0, 0.012), 1),
               (12, (0, 0.01, 0), 1), (6, (0, 0, -0.01), 1), (6, (0, 0, 0), -1), (8, (0, 0, 0.012), -1)]
-
-
-def load_main(script: str):
-    """`main(argv)` of examples/<script>.py, loaded by path (examples/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"example_{script}", EXAMPLES / f"{script}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
 
 
 def pick_place_episode(index: int, size: int = 32):
@@ -77,3 +63,11 @@ def write_sidecar(root: Path, name: str, episodes: int = 3) -> None:
                    ("GRIPPER", "open" if t < 20 else "close")] for t in range(T)]
         write_episode(run, EpisodeAnnotation(episode=ep, status="ok", num_frames=T, frames=frames))
     write_meta(run, {"complete": True})
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """EPISODES pick-and-place episodes (66 frames each) with the annotation run FIXTURE_ANNOTATION."""
+    root = write_dataset(tmp_path_factory.mktemp("journeys") / "pick_place", EPISODES)
+    write_sidecar(root, FIXTURE_ANNOTATION, EPISODES)
+    return root
