@@ -86,7 +86,7 @@ def build_policy(spec: str, env, execute_steps: int | None = None):
 
         return ScriptedExpert(env)
     if spec == "replay":  # built by data_pipeline.replay.ReplayPolicyBuilder, passed to evaluate()
-        raise LaraUserError("--policy replay needs --replay_dataset DIR (a LeRobot or LIBERO HDF5 dataset)")
+        raise LaraUserError("--policy replay needs --dataset DIR (a LeRobot or LIBERO HDF5 dataset)")
     from lara.modeling_lara import LaraPolicy
 
     policy = LaraPolicy.from_pretrained(str(resolve_checkpoint(spec)))
