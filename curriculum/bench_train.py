@@ -3,8 +3,8 @@
 One run per stage, chained like the curriculum (stage k starts from stage k-1's final model),
 on synthetic samples at the model's image sizes (no dataset needed; `--data.root DIR` with
 `--data.type lerobot` measures a real one). The first `--warmup` steps are excluded from the
-throughput. CPU: the tiny preset by default. GPU: e.g. the Qwen3-VL-2B architecture (random
-weights) in bf16 at batch 16 with gradient checkpointing:
+throughput. CPU: the tiny preset by default (`--preset small` for the CPU-learning size). GPU:
+e.g. the Qwen3-VL-2B architecture (random weights) in bf16 at batch 16 with gradient checkpointing:
     lara bench train --preset qwen3vl-2b --batch_size 16 --gradient_checkpointing true
 Peak memory: CUDA max allocated (weights, optimizer, activations) on GPU; on CPU the process's
 peak resident set (and its growth during the stage's loop).
@@ -24,12 +24,12 @@ import torch
 from curriculum.config import load_train_config
 
 log = logging.getLogger(__name__)
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lara bench train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", default="tiny", help="configs/train/<preset>/stage{1,2,3}.yaml (tiny, qwen3vl-2b, ...)")
+    p.add_argument("--preset", default="tiny",
+                   help="training preset size (curriculum/presets.py: tiny, small, qwen3vl-2b, ...)")
     p.add_argument("--stages", default="1,2,3")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--steps", type=int, default=8, help="measured optimizer steps per stage")
@@ -49,12 +49,13 @@ def bench(preset: str, stages: list[int], batch_size: int, steps: int, warmup: i
         overrides = [
             "--output_dir", str(workdir / f"stage{k}"), "--steps", str(warmup + steps), "--batch_size", str(batch_size),
             "--grad_accum_steps", "1", "--save_every", str(10**9), "--save_state", "false", "--log_every", str(10**9),
-            "--progress", "false", "--model.gradient_checkpointing", str(gradient_checkpointing).lower(),
+            "--progress", "false", "--model.backbone.gradient_checkpointing",
+            str(gradient_checkpointing).lower(),
             "--data.type", "synthetic", "--data.root", str(max(256, batch_size * 4)), "--optim.warmup_steps", "1",
         ]
         if k > 1:
             overrides += ["--init_from", str(workdir / f"stage{k - 1}")]
-        cfg = load_train_config([REPO / "configs" / "train" / preset / f"stage{k}.yaml"], [*overrides, *extra])
+        cfg = load_train_config([], [*overrides, *extra], preset=preset, stage=k)
         result = train(cfg)
         times = [r["time"] for r in result.history]
         measured = len(times) - warmup

@@ -21,17 +21,17 @@ Public API (the trainer in curriculum/ and the evaluator in envs/ build against 
     norm = policy.latent_actions(ctx, mask, x, num_steps)  # the Euler steps (lara.expert_runtime),
     policy.finish_actions(norm, batched)                   # un-normalized numpy chunk(s)
 
-    policy.set_loss_weights({"cot_ce": 1, "action_ce": 1, "visual_l1": 0.1, "flow": 1})  # overrides cfg.loss
+    policy.set_loss_weights({"cot_ce": 1, "action_ce": 1, "visual_l1": 0.1})  # the trainer's; unset: all 1
     policy.backbone ; policy.gradient_checkpointing_enable()   # the Qwen3-VL module (LoRA target)
 
 Metrics: "loss/cot_ce", "loss/action_ce" (stages 1-2; 0.0 when no token of that kind), "loss/flow"
 (stage 3), "loss/visual_l1" (when its weight > 0), "loss/total", "tokens/cot", "tokens/action",
 "tokens/seq_len", "latent/fraction", "latent/probability".
 Losses per stage (metrics carry each term; a configured loss is always computed and logged):
-- stage 1: CoT CE (all segments explicit) + action CE (FAST tokens) + visual L1 x loss.visual_weight_stage1
+- stage 1: CoT CE (all segments explicit) + action CE (FAST tokens) + visual L1
 - stage 2: as stage 1, each CoT segment latent with probability p (no text loss on latent ones)
 - stage 3: flow-matching MSE (expert, context = hidden states at image/prompt/latent/`<img_next>`
-  positions of a fully latent sequence without action tokens) + visual L1 x loss.visual_weight
+  positions of a fully latent sequence without action tokens) + visual L1; each term times its weight
 Longer than ~400 lines because the model's one concept (sequence in, losses or actions out) spans
 training and three inference paths over the same private helpers; the stage-III hot path's cache
 and the expert's captured loop live in lara/latent_inference.py and lara/expert_runtime.py.
@@ -105,7 +105,7 @@ class LaraPolicy(nn.Module):
             range(tok.action_token_offset, tok.action_token_offset + tok.num_action_tokens))
         self.output_vocab = output_vocab or OutputVocab(cfg.backbone.output_vocab, self.vlm.lm_head.out_features, base_ids)
         self.latent_probability = 0.0
-        self.loss_weights: dict[str, float] | None = None  # set_loss_weights overrides cfg.loss
+        self.loss_weights = dict.fromkeys(LOSS_TERMS, 1.0)  # the training config's: the trainer sets them
         self.num_generated_tokens = 0
         self.last_cot_text = ""
         self._queue: deque[np.ndarray] = deque()
@@ -127,13 +127,7 @@ class LaraPolicy(nn.Module):
         unknown = set(weights) - set(LOSS_TERMS)
         if unknown:
             raise ValueError(f"unknown loss terms {sorted(unknown)}; known: {LOSS_TERMS}")
-        self.loss_weights = {k: float(v) for k, v in weights.items()}
-
-    def _weights(self, stage: int) -> dict[str, float]:
-        lc = self.cfg.loss
-        w = {"cot_ce": lc.cot_weight, "action_ce": lc.action_ce_weight, "flow": lc.flow_weight,
-             "visual_l1": lc.visual_weight_stage1 if stage == 1 else lc.visual_weight}  # fmt: skip
-        return {**w, **(self.loss_weights or {})}
+        self.loss_weights.update({k: float(v) for k, v in weights.items()})
 
     @property
     def backbone(self) -> nn.Module:
@@ -318,7 +312,7 @@ class LaraPolicy(nn.Module):
         hidden = self._hidden(t, self._camera_images(batch, cfg.vision.cameras).to(dev))  # (B, L, D)
 
         metrics: dict[str, float] = {}
-        weights = self._weights(stage)
+        weights = self.loss_weights
         if stage in (1, 2):
             terms = self._token_losses(t, hidden, norm, metrics)
             metrics["latent/fraction"] = prep["n_latent"] / max(prep["n_segments"], 1)

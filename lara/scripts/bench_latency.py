@@ -320,7 +320,7 @@ def checkpoint_table(r: dict) -> str:
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="lara bench latency", description=__doc__.splitlines()[0])
-    ap.add_argument("--preset", default="tiny", help="configs/model preset name or YAML path")
+    ap.add_argument("--preset", default="tiny", help="model size (lara/presets.py) or a LaraConfig YAML path")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
                     help="default: float32 on CPU, bfloat16 on CUDA")  # fmt: skip

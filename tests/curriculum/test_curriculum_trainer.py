@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 import torch
-from curriculum_testing import TOY, assert_same_weights, toy_config, weights
+from curriculum_testing import assert_same_weights, toy_config, weights
 
 from curriculum import checkpointing as ckpt
 from curriculum.trainer import train
@@ -26,7 +26,7 @@ def test_accumulation_equals_large_batch(tmp_path):
 def test_resume_from_checkpoint_is_exact(tmp_path):
     """Resuming from step 10 (noisy forward: dropout + random draws, 2 epochs of data) ends
     with the uninterrupted run's weights."""
-    args = ("--model.preset", "toy-noisy", "--steps", "20", "--data.root", "40")
+    args = ("--policy_type", "toy-noisy", "--steps", "20", "--data.root", "40")
     train(toy_config(tmp_path / "full", 2 - 1, *args))
     resumed = tmp_path / "resumed"
     (resumed / "checkpoints").mkdir(parents=True)
@@ -40,7 +40,7 @@ def test_resume_from_checkpoint_is_exact(tmp_path):
 
 def test_resume_without_rng_restore_would_differ(tmp_path, monkeypatch):
     """The control of the test above: dropping the restored RNG/optimizer state breaks exactness."""
-    args = ("--model.preset", "toy-noisy", "--steps", "20", "--data.root", "40")
+    args = ("--policy_type", "toy-noisy", "--steps", "20", "--data.root", "40")
     train(toy_config(tmp_path / "full", 1, *args))
     resumed = tmp_path / "resumed"
     shutil.copytree(tmp_path / "full" / "checkpoints" / "step_000010", resumed / "checkpoints" / "step_000010")
@@ -183,8 +183,8 @@ def test_lora_trains_adapters_exports_merged_and_resumes_exactly(tmp_path):
 
     from curriculum_toy import ToyPolicy
 
-    lora = ("--model.lora.enabled", "true", "--model.lora.r", "2", "--model.lora.target_modules", "[q_proj]",
-            "--model.lora.module", "backbone", "--steps", "20", "--model.preset", "toy-noisy")
+    lora = ("--lora.enabled", "true", "--lora.r", "2", "--lora.target_modules", "[q_proj]",
+            "--lora.module", "backbone", "--steps", "20", "--policy_type", "toy-noisy")
     train(toy_config(tmp_path / "full", 1, *lora))
     state = load_file(str(tmp_path / "full" / "final" / "state" / "model.safetensors"))  # unmerged: resume form
     torch.manual_seed(7)  # the trainer's seed: the same initial base weights

@@ -5,8 +5,7 @@ import json
 import re
 
 import pytest
-import yaml
-from journeys_testing import REPO, load_main, tiny_policy, write_dataset, write_sidecar
+from journeys_testing import load_main, tiny_policy, write_dataset, write_sidecar
 
 EPISODES = 3
 FRAMES = 66  # journeys_testing.PICK_PLACE
@@ -57,6 +56,8 @@ def test_annotate_dataset_instruction_backend(dataset, tmp_path, capsys):
 
 
 def test_run_curriculum_three_stages_and_a_chunk(dataset, tmp_path, capsys):
+    from curriculum.presets import train_preset
+
     main = load_main("run_curriculum")
     out_dir = tmp_path / "train"
     args = [str(dataset), "--annotation", "fixture-v1", "--steps", "3", "3", "3", "--out", str(out_dir),
@@ -73,7 +74,7 @@ def test_run_curriculum_three_stages_and_a_chunk(dataset, tmp_path, capsys):
         assert losses, out
         assert float(losses[1]) > 0 and float(losses[2]) > 0
     assert f"final checkpoint: {out_dir / 'stage3' / 'final'}" in out
-    chunk_size = yaml.safe_load((REPO / "configs/train/tiny/stage3.yaml").read_text())["model"]["chunk_size"]
+    chunk_size = train_preset("tiny", 3).model.chunk_size
     assert f"shape ({chunk_size}, 7)" in out
 
     # re-running skips the finished stages and still predicts from the stage-III checkpoint
