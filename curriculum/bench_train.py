@@ -3,7 +3,9 @@
 One run per stage, chained like the curriculum (stage k starts from stage k-1's final model),
 on synthetic samples at the model's image sizes (no dataset needed; `--data.root DIR` with
 `--data.type lerobot` measures a real one). The first `--warmup` steps are excluded from the
-throughput. CPU: the tiny preset by default (`--preset small` for the CPU-learning size). GPU:
+throughput; the median wall and CPU seconds per step are over the measured steps (CPU seconds of
+this process: the step's cost, robust to other jobs sharing the machine). CPU: the tiny preset
+by default (`--preset small` for the CPU-learning size). GPU:
 e.g. the Qwen3-VL-2B architecture (random weights) in bf16 at batch 16 with gradient checkpointing:
     lara bench train --preset qwen3vl-2b --batch_size 16 --gradient_checkpointing true
 Peak memory: CUDA max allocated (weights, optimizer, activations) on GPU; on CPU the process's
@@ -16,6 +18,7 @@ import argparse
 import json
 import logging
 import platform
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -61,9 +64,13 @@ def bench(preset: str, stages: list[int], batch_size: int, steps: int, warmup: i
         measured = len(times) - warmup
         sps = measured * batch_size * _world() / (times[-1] - times[warmup - 1]) if measured > 0 and warmup > 0 \
             else result.samples_per_s
+        step_s = _measured_steps(times, warmup)
+        step_cpu_s = _measured_steps([r["cpu_time"] for r in result.history], warmup)
         row = {
             "stage": k, "preset": preset, "batch_size": batch_size, "processes": _world(), "measured_steps": measured,
             "samples_per_s": round(sps, 3), "s_per_step": round(batch_size * _world() / sps, 4),
+            "median_s_per_step": round(statistics.median(step_s), 4) if step_s else None,
+            "median_cpu_s_per_step": round(statistics.median(step_cpu_s), 4) if step_cpu_s else None,
             "peak_memory_gib": round(result.peak_total_memory_bytes / 2**30, 3),
             "peak_memory_growth_gib": round(result.peak_memory_bytes / 2**30, 3),
             "gradient_checkpointing": gradient_checkpointing, "mixed_precision": resolved_mixed_precision(cfg),
@@ -72,6 +79,11 @@ def bench(preset: str, stages: list[int], batch_size: int, steps: int, warmup: i
         rows.append(row)
         log.info("stage %d: %.2f samples/s, peak memory %.2f GiB", k, sps, row["peak_memory_gib"])
     return rows
+
+
+def _measured_steps(clock: list[float], warmup: int) -> list[float]:
+    """Per-step durations of the steps after the warm-up, from a clock read at the end of every step."""
+    return [b - a for a, b in zip(clock[warmup - 1 :], clock[warmup:])] if warmup > 0 else []
 
 
 def _world() -> int:
@@ -96,10 +108,12 @@ def main(argv: list[str]) -> int:
     device = _device()
     print(f"lara bench train: preset {args.preset}, batch {args.batch_size}, {args.steps} measured steps "
           f"(+{args.warmup} warmup) per stage, on {device}")
-    print(f"{'stage':>5} {'samples/s':>10} {'s/step':>8} {'peak GiB':>9} {'growth GiB':>10} {'precision':>9}")
+    print(f"{'stage':>5} {'samples/s':>10} {'s/step':>8} {'median s/step':>13} {'median CPU s':>12} "
+          f"{'peak GiB':>9} {'growth GiB':>10} {'precision':>9}")
     for r in rows:
-        print(f"{r['stage']:>5} {r['samples_per_s']:>10.2f} {r['s_per_step']:>8.3f} {r['peak_memory_gib']:>9.2f} "
-              f"{r['peak_memory_growth_gib']:>10.2f} {r['mixed_precision']:>9}")
+        print(f"{r['stage']:>5} {r['samples_per_s']:>10.2f} {r['s_per_step']:>8.3f} "
+              f"{r['median_s_per_step']:>13.3f} {r['median_cpu_s_per_step']:>12.3f} "
+              f"{r['peak_memory_gib']:>9.2f} {r['peak_memory_growth_gib']:>10.2f} {r['mixed_precision']:>9}")
     if args.out:
         Path(args.out).write_text(json.dumps({"device": device, "argv": argv, "results": rows}, indent=1))
     return 0

@@ -316,6 +316,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             record = {
                 "step": state.step,
                 "time": time.perf_counter(),
+                "cpu_time": time.process_time(),  # this process's CPU seconds: step cost on a shared machine
                 "loss": torch.stack(losses).mean().item(),
                 "latent_probability": p,
                 "lr": [g["lr"] for g in optimizer.param_groups],
