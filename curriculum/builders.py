@@ -21,7 +21,7 @@ Loss weights (keys cot_ce, action_ce, visual_l1, flow) are the stage's `loss` co
 (curriculum.trainer.loss_weights_at); the policy reports each term as `loss/<term>`.
 A policy builder: (cfg, dataset, init_from: Path | None) -> policy; it also applies
 `model.backbone.gradient_checkpointing`. `init_from` is a `save_pretrained` folder (previous
-stage, or the checkpoint being resumed); None means a fresh model (stage I),
+stage, or the checkpoint being resumed); None means a fresh model (stage I, or `from_scratch`),
 for which the builder also fits what needs the data (the FAST action tokenizer).
 
 A dataset builder: (cfg) -> (torch Dataset of interface sample dicts, collate_fn). It raises

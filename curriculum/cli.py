@@ -5,7 +5,7 @@
     lara train --config outputs/train/tiny/stage1/config.yaml [...]    a complete config (a run's own)
 
 `--preset SIZE --stage K` names a training preset (curriculum/presets.py: sizes tiny, small,
-qwen3vl-2b, qwen3vl-4b; stages 1, 2, 3); `--config` files are merged on it in order
+qwen3vl-2b, qwen3vl-4b; stages 1, 2, 3, baseline); `--config` files are merged on it in order
 (overlays such as a dataset preset), remaining `--key value` flags override single fields
 (`--optim.head_lr 2e-4`, `--model.expert.num_layers 6`). With `--curriculum SIZE`, stages 1, 2, 3
 run in order into `<output_root>/stage{1,2,3}`, each starting from the previous stage's `final/`;
@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--preset", help="training preset size (tiny, small, qwen3vl-2b, qwen3vl-4b); with --stage"
     )
-    p.add_argument("--stage", help="with --preset: 1, 2 or 3")
+    p.add_argument("--stage", help="with --preset: 1, 2, 3 or baseline (stage III alone, no reasoning)")
     p.add_argument(
         "--config", action="append", default=[], help="YAML merged on the preset (repeatable: later wins)"
     )
@@ -92,7 +92,7 @@ def main(argv: list[str]) -> int:
         return 0
     if args.preset and not args.stage:
         raise LaraUserError(
-            f"--preset {args.preset} needs --stage 1, 2 or 3 "
+            f"--preset {args.preset} needs --stage 1, 2, 3 or baseline "
             f"(or run all three: --curriculum {args.preset})"
         )
     if not args.preset and not args.config:

@@ -156,7 +156,7 @@ class TrainConfig:
     """One curriculum stage. `batch_size` is per process and per micro-batch: one optimizer
     step sees batch_size * grad_accum_steps * num_processes samples.
 
-    `model` is the LaRA model's config. A fresh model (stage I) is built from it;
+    `model` is the LaRA model's config. A fresh model (stage I, or `from_scratch`) is built from it;
     stages II-III continue `init_from`'s model, whose saved config wins except for the switches the
     stage trains with (backbone.gradient_checkpointing, latent.selection, latent.order; and
     latent.include_plan must agree). The dataset follows model.* (chunk size, cameras, image sizes,
@@ -166,6 +166,7 @@ class TrainConfig:
     stage: int = 1
     output_dir: str = "outputs/train/stage1"
     init_from: str | None = None  # previous stage's final checkpoint (required for stages 2, 3)
+    from_scratch: bool = False  # stages 2-3 from random init, no init_from (the no-reasoning baseline)
     resume: bool = False  # continue from the newest checkpoint in output_dir
     seed: int = 7
     steps: int = 100  # optimizer steps
@@ -194,10 +195,13 @@ class TrainConfig:
         _check(self.keep_last >= 1, "keep_last must be >= 1")
         _check(self.mixed_precision in MIXED_PRECISION, f"mixed_precision: choose one of {MIXED_PRECISION}")
         _check(
-            self.stage == 1 or bool(self.init_from),
+            self.stage == 1 or bool(self.init_from) or self.from_scratch,
             f"stage {self.stage} starts from the previous stage's checkpoint: set --init_from "
-            f"<stage {self.stage - 1} output_dir>/final (or run `lara train --curriculum ...`)",
+            f"<stage {self.stage - 1} output_dir>/final (or run `lara train --curriculum ...`), or pass "
+            "--from_scratch true to train it from random init",
         )
+        _check(not (self.from_scratch and self.init_from),
+               f"from_scratch and init_from ({self.init_from}) exclude each other: drop one")
         self.latent.check_model(self.model)
         if self.stage in (1, 2):
             _check(

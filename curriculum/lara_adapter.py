@@ -141,7 +141,7 @@ def build_lara_policy(cfg, dataset, init_from: Path | None):
 
 
 def _fresh_policy(cfg, dataset):
-    """Stage I: random init from `model`, normalization and FAST fit on the data."""
+    """Stage I (or `from_scratch`): random init from `model`, normalization and FAST fit on the data."""
     from lara.modeling_lara import LaraPolicy
 
     policy = LaraPolicy(copy.deepcopy(cfg.model))  # the policy's config may change; the run's must not

@@ -238,7 +238,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     init_from = None
     if resume_from is not None:
         init_from = resume_from / "model"
-    elif cfg.stage > 1:
+    elif cfg.stage > 1 and not cfg.from_scratch:
         init_from = resolve_init_from(cfg.init_from, cfg.stage)
 
     set_seed(cfg.seed)  # python, numpy, torch (all ranks alike: identical initial weights)

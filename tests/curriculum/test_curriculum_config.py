@@ -34,6 +34,24 @@ def test_sizes_differ_in_the_model_and_its_training_settings():
     assert q4b.model.backbone.hidden_size == 2560 and q4b.model.vision == q2b.model.vision
 
 
+def test_baseline_is_stage_three_from_scratch_without_reasoning():
+    cfg = load_train_config(preset="small", stage="baseline")
+    assert (cfg.stage, cfg.from_scratch, cfg.init_from) == (3, True, None)
+    assert cfg.output_dir == "outputs/train/small/baseline"
+    assert cfg.model.foresight.num_slots == 0  # no <img_next>
+    assert cfg.model.latent.canonical_tags == []  # no latent segments
+    assert cfg.active_losses() == {"flow": 1.0, "visual_l1": 0.0} and cfg.data.annotation is None  # no CoT
+    stage3 = train_preset("small", 3)  # the same backbone, vision tower and expert otherwise
+    assert (cfg.model.backbone, cfg.model.vision, cfg.model.expert) == (
+        stage3.model.backbone, stage3.model.vision, stage3.model.expert)
+    scratch = ["--init_from", "null", "--from_scratch", "true"]  # any stage III, asked for explicitly
+    assert load_train_config(preset="tiny", stage=3, overrides=scratch).from_scratch
+    with pytest.raises(LaraUserError, match="or pass --from_scratch true to train it from random init"):
+        load_train_config(preset="tiny", stage=3, overrides=["--init_from", "null"])
+    with pytest.raises(LaraUserError, match="from_scratch and init_from .* exclude each other"):
+        load_train_config(preset="small", stage="baseline", overrides=["--init_from", "runs/x/final"])
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.stem)
 def test_dataset_overlays_merge(overlay):
     cfg = load_train_config([overlay], preset="qwen3vl-2b", stage=1)

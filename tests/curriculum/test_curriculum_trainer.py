@@ -165,6 +165,13 @@ def test_stages_chain_and_losses_fall_on_a_fixed_batch(tmp_path):
             assert b[f"loss/{term}"] < 0.8 * a[f"loss/{term}"], (stage, term, a, b)
 
 
+def test_stage3_from_scratch_needs_no_init_from(tmp_path):
+    result = train(toy_config(tmp_path / "s3", 3, "--steps", "3", "--init_from", "null",
+                              "--from_scratch", "true"))
+    assert result.step == 3 and "loss/flow" in result.history[0]
+    assert ckpt.read_trainer_state(result.final_dir).stage == 3
+
+
 def test_tensorboard_scalars(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
