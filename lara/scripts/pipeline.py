@@ -28,7 +28,7 @@ from lara.utils.atomic import atomic_write_text
 from lara.utils.errors import LaraUserError
 
 log = logging.getLogger(__name__)
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # lara/scripts/pipeline.py -> the repository
 
 
 @dataclass
