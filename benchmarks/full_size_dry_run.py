@@ -9,7 +9,7 @@ Steps, each in its own process (wall time and peak RSS measured with `os.wait4`'
    `config.json`, `preprocessor_config.json`, `video_preprocessor_config.json`, `chat_template.json`
    (benchmarks/qwen3vl-2b-instruct/), a `tokenizer.json` (the offline Qwen BPE: the hub's file cannot
    be downloaded here) and random bf16 weights (`model.safetensors`).
-2. `lara train` stage I: 2 optimizer steps at batch 1, `--model.pretrained_path` that folder, LoRA on
+2. `lara train` stage I: 2 optimizer steps at batch 1, `--model.backbone.pretrained_path` that folder, LoRA on
    the backbone (embeddings / LM head and LaRA's heads trained in full), synthetic samples at the
    preset's 256 px, then the final save.
 3. `lara train` stage III from stage I's final checkpoint: 2 steps at batch 1, save.
@@ -107,16 +107,16 @@ def run_step(name: str, cmd: list[str], log_dir: Path) -> dict:
 
 
 def train_cmd(stage: int, out: Path, ckpt: Path, init_from: Path | None, smoke: bool = False) -> list[str]:
-    cmd = [sys.executable, "-m", "lara.scripts.cli", "train", "--config", f"configs/train/qwen3vl-2b/stage{stage}.yaml",
-           "--model.pretrained_path", str(ckpt), "--model.lora.enabled", "true",
+    size = "tiny" if smoke else "qwen3vl-2b"  # smoke: the tiny architecture, with the 2B's checkpointing
+    cmd = [sys.executable, "-m", "lara.scripts.cli", "train", "--preset", size, "--stage", str(stage),
+           "--model.backbone.pretrained_path", str(ckpt), "--model.backbone.gradient_checkpointing", "true",
+           "--lora.enabled", "true",
            "--data.type", "synthetic", "--data.root", "8", "--data.num_workers", "0", "--data.annotation", "null",
            "--steps", "2", "--batch_size", "1", "--grad_accum_steps", "1", "--save_every", "2", "--log_every", "1",
            "--optim.warmup_steps", "0", "--save_state", "false", "--progress", "false",
            "--output_dir", str(out / f"stage{stage}")]  # fmt: skip
     if init_from is not None:
         cmd += ["--init_from", str(init_from)]
-    if smoke:
-        cmd += ["--model.preset", "tiny"]
     return cmd
 
 

@@ -1,12 +1,13 @@
 """The training layer: the three-stage LaRA curriculum on accelerate, offline validation
 (`curriculum.offline`) and GRPO fine-tuning (`curriculum.rl`). Imports every layer below it.
 
-    lara train --config configs/train/tiny/stage1.yaml --data.root <dataset>      one stage
-    lara train --curriculum configs/train/tiny --output_root outputs/tiny --data.root <dataset>
-    accelerate launch --config_file configs/accelerate/ddp_cpu.yaml -m lara.scripts.cli train --config ...
+    lara train --preset tiny --stage 1 --data.root <dataset>                      one stage
+    lara train --curriculum tiny --output_root outputs/tiny --data.root <dataset>  all three
+    accelerate launch --config_file configs/accelerate/ddp_cpu.yaml -m lara.scripts.cli train --preset ...
     lara bench train [--preset qwen3vl-2b --batch_size 16 --gradient_checkpointing true]
 
-Modules (one concept each): `config` (typed stage config, YAML presets, validation),
+Modules (one concept each): `config` (typed stage config nesting the model's LaraConfig, YAML
+overlays, validation), `presets` (the named training presets: size x stage),
 `schedules` (LR, latent probability, loss weights: pure functions of the step), `trainer` (the
 loop), `checkpointing` (atomic, complete checkpoints; resume), `sampler` (resumable data order),
 `builders` (policy/dataset registries and the trainer's contract), `lara_adapter` (LaraPolicy and

@@ -3,8 +3,10 @@
 One run per stage, chained like the curriculum (stage k starts from stage k-1's final model),
 on synthetic samples at the model's image sizes (no dataset needed;
 `--overrides '[--data.type=lerobot, --data.root=DIR]'` measures a real one). The first `--warmup`
-steps are excluded from the throughput. CPU: the tiny preset by default. GPU: e.g. the
-Qwen3-VL-2B architecture (random weights) in bf16 at batch 16 with gradient checkpointing:
+steps are excluded from the throughput; the median wall and CPU seconds per step are over the
+measured steps (CPU seconds of this process: the step's cost, robust to other jobs sharing the
+machine). CPU: the tiny preset by default (`--preset small` for the CPU-learning size). GPU: e.g.
+the Qwen3-VL-2B architecture (random weights) in bf16 at batch 16 with gradient checkpointing:
     lara bench train --preset qwen3vl-2b --batch_size 16 --gradient_checkpointing true
 Peak memory: CUDA max allocated (weights, optimizer, activations) on GPU; on CPU the process's
 peak resident set (and its growth during the stage's loop). torch and the trainer are imported
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import statistics
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +27,12 @@ from lara.utils.config_parsing import parse_config
 from lara.utils.errors import LaraUserError
 
 log = logging.getLogger(__name__)
-REPO = Path(__file__).resolve().parent.parent
 RESULTS_FILE = "train.json"
 
 
 @dataclass
 class TrainBenchConfig:
-    preset: str = "tiny"  # configs/train/<preset>/stage{1,2,3}.yaml (tiny, qwen3vl-2b, ...)
+    preset: str = "tiny"  # training preset size (curriculum/presets.py: tiny, small, qwen3vl-2b, ...)
     stages: list[int] = field(default_factory=lambda: [1, 2, 3])
     batch_size: int = 8
     steps: int = 8  # measured optimizer steps per stage
@@ -57,20 +59,25 @@ def bench(preset: str, stages: list[int], batch_size: int, steps: int, warmup: i
         overrides = [
             "--output_dir", str(workdir / f"stage{k}"), "--steps", str(warmup + steps), "--batch_size", str(batch_size),
             "--grad_accum_steps", "1", "--save_every", str(10**9), "--save_state", "false", "--log_every", str(10**9),
-            "--progress", "false", "--model.gradient_checkpointing", str(gradient_checkpointing).lower(),
+            "--progress", "false", "--model.backbone.gradient_checkpointing",
+            str(gradient_checkpointing).lower(),
             "--data.type", "synthetic", "--data.root", str(max(256, batch_size * 4)), "--optim.warmup_steps", "1",
         ]
         if k > 1:
             overrides += ["--init_from", str(workdir / f"stage{k - 1}")]
-        cfg = load_train_config([REPO / "configs" / "train" / preset / f"stage{k}.yaml"], [*overrides, *extra])
+        cfg = load_train_config([], [*overrides, *extra], preset=preset, stage=k)
         result = train(cfg)
         times = [r["time"] for r in result.history]
         measured = len(times) - warmup
         sps = measured * batch_size * _world() / (times[-1] - times[warmup - 1]) if measured > 0 and warmup > 0 \
             else result.samples_per_s
+        step_s = _measured_steps(times, warmup)
+        step_cpu_s = _measured_steps([r["cpu_time"] for r in result.history], warmup)
         row = {
             "stage": k, "preset": preset, "batch_size": batch_size, "processes": _world(), "measured_steps": measured,
             "samples_per_s": round(sps, 3), "s_per_step": round(batch_size * _world() / sps, 4),
+            "median_s_per_step": round(statistics.median(step_s), 4) if step_s else None,
+            "median_cpu_s_per_step": round(statistics.median(step_cpu_s), 4) if step_cpu_s else None,
             "peak_memory_gib": round(result.peak_total_memory_bytes / 2**30, 3),
             "peak_memory_growth_gib": round(result.peak_memory_bytes / 2**30, 3),
             "gradient_checkpointing": gradient_checkpointing, "mixed_precision": resolved_mixed_precision(cfg),
@@ -79,6 +86,11 @@ def bench(preset: str, stages: list[int], batch_size: int, steps: int, warmup: i
         rows.append(row)
         log.info("stage %d: %.2f samples/s, peak memory %.2f GiB", k, sps, row["peak_memory_gib"])
     return rows
+
+
+def _measured_steps(clock: list[float], warmup: int) -> list[float]:
+    """Per-step durations of the steps after the warm-up, from a clock read at the end of every step."""
+    return [b - a for a, b in zip(clock[warmup - 1 :], clock[warmup:])] if warmup > 0 else []
 
 
 def _world() -> int:
@@ -104,10 +116,12 @@ def main(argv: list[str]) -> int:
     device = _device()
     print(f"lara bench train: preset {cfg.preset}, batch {cfg.batch_size}, {cfg.steps} measured steps "
           f"(+{cfg.warmup} warmup) per stage, on {device}")
-    print(f"{'stage':>5} {'samples/s':>10} {'s/step':>8} {'peak GiB':>9} {'growth GiB':>10} {'precision':>9}")
+    print(f"{'stage':>5} {'samples/s':>10} {'s/step':>8} {'median s/step':>13} {'median CPU s':>12} "
+          f"{'peak GiB':>9} {'growth GiB':>10} {'precision':>9}")
     for r in rows:
-        print(f"{r['stage']:>5} {r['samples_per_s']:>10.2f} {r['s_per_step']:>8.3f} {r['peak_memory_gib']:>9.2f} "
-              f"{r['peak_memory_growth_gib']:>10.2f} {r['mixed_precision']:>9}")
+        print(f"{r['stage']:>5} {r['samples_per_s']:>10.2f} {r['s_per_step']:>8.3f} "
+              f"{r['median_s_per_step']:>13.3f} {r['median_cpu_s_per_step']:>12.3f} "
+              f"{r['peak_memory_gib']:>9.2f} {r['peak_memory_growth_gib']:>10.2f} {r['mixed_precision']:>9}")
     if cfg.out is not None:
         cfg.out.mkdir(parents=True, exist_ok=True)
         path = cfg.out / RESULTS_FILE

@@ -1,4 +1,4 @@
-"""Where the trainer gets its policy and dataset: small registries keyed by `model.type` and
+"""Where the trainer gets its policy and dataset: small registries keyed by `policy_type` and
 `data.type`.
 
 The trainer depends only on the contracts below, not on `lara.modeling_lara` or
@@ -9,6 +9,7 @@ Policy contract (what `curriculum.trainer` calls):
     forward(batch, stage=int) -> (loss: Tensor, metrics: dict[str, float])   metrics: "loss/<term>"
     parameter_groups(backbone_lr, head_lr) -> list[dict]                       AdamW param groups
     set_latent_probability(p: float)                                           stage II schedule
+    set_loss_weights(weights: dict[str, float])                                every step: the stage's `loss`
     ema_update()                                                               after each optimizer step
     save_pretrained(dir)                                                       safetensors + JSON, EMA encoder included
 Optional (the trainer uses it when present; a policy without it keeps its micro-batch means):
@@ -16,13 +17,12 @@ Optional (the trainer uses it when present; a policy without it keeps its micro-
         draws made, loss items counted per term; forward then also gets loss_norm={term: float},
         the step's average item count per micro-batch (trainer.step_loss_norm), and divides each
         term's item sum by it: accumulation and DDP then give the update of one big batch.
-Loss weights reach the policy through the registered `set_loss_weights(policy, stage, weights)`
-(default: `policy.set_loss_weights(weights)`), keys cot_ce, action_ce, visual_l1, flow. Metric
-names may be `loss/<term>` or `<term>` (`flow_mse` for flow): see `LOSS_METRIC_KEYS`.
+Loss weights (keys cot_ce, action_ce, visual_l1, flow) are the stage's `loss` config at the step
+(curriculum.trainer.loss_weights_at); the policy reports each term as `loss/<term>`.
 A policy builder: (cfg, dataset, init_from: Path | None) -> policy; it also applies
-`model.gradient_checkpointing`. `init_from` is a
-`save_pretrained` folder (previous stage, or the checkpoint being resumed); None means a fresh
-stage-I model, for which the builder also fits what needs the data (the FAST action tokenizer).
+`model.backbone.gradient_checkpointing`. `init_from` is a `save_pretrained` folder (previous
+stage, or the checkpoint being resumed); None means a fresh model (stage I, or `from_scratch`),
+for which the builder also fits what needs the data (the FAST action tokenizer).
 
 A dataset builder: (cfg) -> (torch Dataset of interface sample dicts, collate_fn). It raises
 `LaraUserError` when the dataset lacks what the stage needs (the CoT annotation for stages I-II).
@@ -42,50 +42,20 @@ DatasetBuilder = Callable[[Any], tuple[Any, Callable]]
 POLICY_BUILDERS: dict[str, PolicyBuilder] = {}
 DATASET_BUILDERS: dict[str, DatasetBuilder] = {}
 
-LossWeightSetter = Callable[[Any, int, dict], None]
-LOSS_WEIGHT_SETTERS: dict[str, LossWeightSetter] = {}
-
-REQUIRED_POLICY_METHODS = ("forward", "parameter_groups", "set_latent_probability", "ema_update", "save_pretrained")
-
-# term -> the metric names a policy may report it under (first found wins)
-LOSS_METRIC_KEYS = {
-    "cot_ce": ("loss/cot_ce", "cot_ce"),
-    "action_ce": ("loss/action_ce", "action_ce"),
-    "visual_l1": ("loss/visual_l1", "visual_l1"),
-    "flow": ("loss/flow", "flow", "flow_mse"),
-}
+REQUIRED_POLICY_METHODS = ("forward", "parameter_groups", "set_latent_probability", "set_loss_weights",
+                           "ema_update", "save_pretrained")
 
 
 def normalize_metrics(metrics: dict[str, float]) -> dict[str, float]:
-    """Policy metrics under the trainer's names: loss terms as `loss/<term>`, other namespaced
-    names (`latent/fraction`) as they are, bare names as `metrics/<name>`. The policy's own total
-    (`loss`, `loss/total`) is dropped: the trainer logs `loss/total` itself."""
-    out, used = {}, {"loss", "loss/total"}
-    for term, keys in LOSS_METRIC_KEYS.items():
-        for key in keys:
-            if key in metrics:
-                out[f"loss/{term}"] = float(metrics[key])
-                used.add(key)
-                break
-    for key, value in metrics.items():
-        if key not in used:
-            out[key if "/" in key else f"metrics/{key}"] = float(value)
-    return out
+    """Policy metrics under the trainer's names: namespaced names (`loss/flow`, `latent/fraction`)
+    as they are, bare names as `metrics/<name>`. The policy's own total (`loss`, `loss/total`) is
+    dropped: the trainer logs `loss/total` itself."""
+    return {key if "/" in key else f"metrics/{key}": float(value) for key, value in metrics.items()
+            if key not in ("loss", "loss/total")}
 
 
-def _default_set_loss_weights(policy, stage: int, weights: dict) -> None:
-    if not callable(getattr(policy, "set_loss_weights", None)):
-        raise TypeError(f"{type(policy).__name__} has no set_loss_weights and no setter is registered for it")
-    policy.set_loss_weights(weights)
-
-
-def register_policy(name: str, builder: PolicyBuilder, set_loss_weights: LossWeightSetter | None = None) -> None:
+def register_policy(name: str, builder: PolicyBuilder) -> None:
     POLICY_BUILDERS[name] = builder
-    LOSS_WEIGHT_SETTERS[name] = set_loss_weights or _default_set_loss_weights
-
-
-def loss_weight_setter(name: str) -> LossWeightSetter:
-    return _lookup(LOSS_WEIGHT_SETTERS, name, "model")
 
 
 def register_dataset(name: str, builder: DatasetBuilder) -> None:
@@ -94,16 +64,16 @@ def register_dataset(name: str, builder: DatasetBuilder) -> None:
 
 def _lookup(registry: dict, name: str, what: str):
     if name not in registry:
-        raise LaraUserError(f"unknown {what}.type {name!r}; registered: {sorted(registry)}")
+        raise LaraUserError(f"unknown {what} {name!r}; registered: {sorted(registry)}")
     return registry[name]
 
 
 def build_dataset(cfg) -> tuple[Any, Callable]:
-    return _lookup(DATASET_BUILDERS, cfg.data.type, "data")(cfg)
+    return _lookup(DATASET_BUILDERS, cfg.data.type, "data.type")(cfg)
 
 
 def build_policy(cfg, dataset, init_from: Path | None):
-    policy = _lookup(POLICY_BUILDERS, cfg.model.type, "model")(cfg, dataset, init_from)
+    policy = _lookup(POLICY_BUILDERS, cfg.policy_type, "policy_type")(cfg, dataset, init_from)
     missing = [m for m in REQUIRED_POLICY_METHODS if not callable(getattr(policy, m, None))]
     if missing:
         raise TypeError(f"policy {type(policy).__name__} lacks the trainer contract methods {missing}")
@@ -119,8 +89,8 @@ def resolve_init_from(path: str | Path, stage: int) -> Path:
     except LaraUserError:
         raise LaraUserError(
             f"stage {stage} needs the stage {stage - 1} checkpoint, and {path} holds none (no final/model/config.json); "
-            f"train stage {stage - 1} first (`lara train --config <stage{stage - 1}.yaml>`), or run "
-            "`lara train --curriculum <preset dir>`"
+            f"train stage {stage - 1} first (`lara train --preset <size> --stage {stage - 1}`), or run "
+            "`lara train --curriculum <size>`"
         ) from None
 
 

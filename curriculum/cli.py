@@ -1,14 +1,17 @@
 """`lara train`: one curriculum stage, or all three in order.
 
-    lara train --config configs/train/tiny/stage1.yaml [--config overlay.yaml ...] [--steps 200 ...]
-    lara train --curriculum configs/train/tiny [--output_root outputs/tiny] [--config overlay.yaml] [...]
+    lara train --preset tiny --stage 1 [--config overlay.yaml ...] [--steps 200 ...]
+    lara train --curriculum tiny [--output_root outputs/tiny] [--stages 1,2,3] [--config overlay.yaml] [...]
+    lara train --config outputs/train/tiny/stage1/config.yaml [...]    a complete config (a run's own)
 
-`--config` files are merged in order (a stage preset, then overlays such as a dataset preset);
-remaining `--key value` flags override single fields (`--optim.head_lr 2e-4`). With
-`--curriculum`, the folder's stage1.yaml, stage2.yaml, stage3.yaml run in order into
-`<output_root>/stage{1,2,3}`, each starting from the previous stage's `final/`; a stage whose
-`final/` exists is skipped, an interrupted one is resumed, so the same command can be re-run.
-Under `accelerate launch --num_processes N -m lara.scripts.cli train ...` every process runs this.
+`--preset SIZE --stage K` names a training preset (curriculum/presets.py: sizes tiny, small,
+qwen3vl-2b, qwen3vl-4b; stages 1, 2, 3, baseline); `--config` files are merged on it in order
+(overlays such as a dataset preset), remaining `--key value` flags override single fields
+(`--optim.head_lr 2e-4`, `--model.expert.num_layers 6`). With `--curriculum SIZE`, stages 1, 2, 3
+run in order into `<output_root>/stage{1,2,3}`, each starting from the previous stage's `final/`;
+a stage whose `final/` exists is skipped, an interrupted one is resumed, so the same command can
+be re-run. Under `accelerate launch --num_processes N -m lara.scripts.cli train ...` every process
+runs this.
 """
 
 from __future__ import annotations
@@ -27,24 +30,31 @@ log = logging.getLogger(__name__)
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="lara train", description=__doc__.split("\n\n")[0],
+        prog="lara train",
+        description=__doc__.split("\n\n")[0],
         epilog="Any TrainConfig field can follow as --a.b value (e.g. --steps 500 --optim.head_lr 2e-4 "
-        "--data.root DIR --resume true); see curriculum/config.py and configs/train/.")
-    p.add_argument("--config", action="append", default=[], help="stage YAML (repeatable: later files override)")
-    p.add_argument("--curriculum", help="folder with stage1.yaml, stage2.yaml, stage3.yaml: run all three")
+        "--data.root DIR --resume true); see curriculum/config.py, curriculum/presets.py and configs/train/.",
+    )
+    p.add_argument(
+        "--preset", help="training preset size (tiny, small, qwen3vl-2b, qwen3vl-4b); with --stage"
+    )
+    p.add_argument("--stage", help="with --preset: 1, 2, 3 or baseline (stage III alone, no reasoning)")
+    p.add_argument(
+        "--config", action="append", default=[], help="YAML merged on the preset (repeatable: later wins)"
+    )
+    p.add_argument("--curriculum", metavar="SIZE", help="run stages 1, 2, 3 of this size's presets")
     p.add_argument("--output_root", help="with --curriculum: stage k trains into <output_root>/stage<k>")
     p.add_argument("--stages", default="1,2,3", help="with --curriculum: which stages to run (default 1,2,3)")
     return p
 
 
-def run_curriculum(folder: str | Path, overlays: list[str], overrides: list[str], output_root: str | None,
-                   stages: list[int]):
+def run_curriculum(
+    size: str, overlays: list[str], overrides: list[str], output_root: str | None, stages: list[int]
+):
+    """Stages `stages` of `size`'s presets in order, each from the previous one's final/; finished
+    stages are skipped, an interrupted one resumes. Returns the TrainResults of the stages that ran."""
     from curriculum.trainer import train
 
-    folder = Path(folder)
-    missing = [f"stage{k}.yaml" for k in stages if not (folder / f"stage{k}.yaml").is_file()]
-    if missing:
-        raise LaraUserError(f"--curriculum {folder} lacks {missing}; presets live in configs/train/<size>/")
     root = Path(output_root) if output_root else None
     results = []
     for k in stages:
@@ -56,9 +66,9 @@ def run_curriculum(folder: str | Path, overlays: list[str], overrides: list[str]
         if k > 1:
             prev = (root / f"stage{k - 1}") if root is not None else None
             if prev is None:
-                prev = Path(load_train_config([folder / f"stage{k - 1}.yaml", *overlays], overrides).output_dir)
+                prev = Path(load_train_config(overlays, overrides, preset=size, stage=k - 1).output_dir)
             extra += ["--init_from", str(ckpt.final_dir(prev))]
-        cfg = load_train_config([folder / f"stage{k}.yaml", *overlays], [*overrides, *extra, "--resume", "true"])
+        cfg = load_train_config(overlays, [*overrides, *extra, "--resume", "true"], preset=size, stage=k)
         if (ckpt.final_dir(cfg.output_dir) / ckpt.TRAINER_STATE).is_file():
             log.info("stage %d: %s exists, skipping", k, ckpt.final_dir(cfg.output_dir))
             continue
@@ -69,20 +79,42 @@ def run_curriculum(folder: str | Path, overlays: list[str], overrides: list[str]
 def main(argv: list[str]) -> int:
     args, overrides = _parser().parse_known_args(argv)
     if args.curriculum:
-        stages = [int(s) for s in args.stages.split(",") if s.strip()]
-        if not stages or any(s not in (1, 2, 3) for s in stages):
+        if args.preset or args.stage:
+            raise LaraUserError(
+                "--curriculum SIZE runs stages 1-3 of that size: drop --preset/--stage "
+                "(choose stages with --stages)"
+            )
+        names = [s.strip() for s in args.stages.split(",") if s.strip()]
+        stages = [int(s) for s in names if s in ("1", "2", "3")]
+        if not stages or len(stages) != len(names):
             raise LaraUserError(f"--stages {args.stages!r}: a comma list of 1, 2, 3")
         run_curriculum(args.curriculum, args.config, overrides, args.output_root, stages)
         return 0
-    if not args.config:
-        raise LaraUserError("give --config <stage yaml> (presets in configs/train/) or --curriculum <preset dir>")
+    if args.preset and not args.stage:
+        raise LaraUserError(
+            f"--preset {args.preset} needs --stage 1, 2, 3 or baseline "
+            f"(or run all three: --curriculum {args.preset})"
+        )
+    if not args.preset and not args.config:
+        raise LaraUserError(
+            "give --preset <size> --stage <k> (curriculum/presets.py), --curriculum <size>, "
+            "or --config <a complete training config yaml>"
+        )
     if args.output_root:
         raise LaraUserError("--output_root goes with --curriculum; for one stage use --output_dir")
+    stage = args.stage
+    if not args.preset and stage:  # no preset: --stage is the plain field
+        overrides, stage = ["--stage", stage, *overrides], None
     from curriculum.trainer import train
 
-    cfg = load_train_config(args.config, overrides)
+    cfg = load_train_config(args.config, overrides, preset=args.preset, stage=stage)
     result = train(cfg)
     if int(os.environ.get("RANK", "0")) == 0:  # logging on rank 0 only
-        log.info("stage %d done: %d steps, %.1f samples/s, checkpoint %s", cfg.stage, result.step,
-                 result.samples_per_s, result.final_dir)
+        log.info(
+            "stage %d done: %d steps, %.1f samples/s, checkpoint %s",
+            cfg.stage,
+            result.step,
+            result.samples_per_s,
+            result.final_dir,
+        )
     return 0

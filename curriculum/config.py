@@ -1,9 +1,11 @@
-"""Typed configuration of one curriculum stage (draccus dataclasses, loaded from YAML).
+"""Typed configuration of one curriculum stage (draccus dataclasses).
 
-A stage is fully described by one `TrainConfig`: YAML presets in configs/train/ (one per stage
-and model size, plus per-dataset overlays) merged in order, then `--a.b value` overrides from the
-command line. Validation lives in `__post_init__` and raises; nothing is silently adjusted.
-Unknown keys and wrong types are errors (draccus), reported as one `LaraUserError` line.
+A stage is fully described by one `TrainConfig`, which nests the model's own `LaraConfig` as
+`model` (as openpi's `TrainConfig(model=Pi0Config(...))`). `load_train_config` starts from a named
+preset (curriculum.presets: size x stage) or the dataclass defaults, merges YAML files on it in
+order (a dataset overlay, a run's saved config.yaml), then `--a.b value` overrides from the command
+line. Validation lives in `__post_init__` and raises; nothing is silently adjusted. Unknown keys
+and wrong types are errors (draccus), reported as one `LaraUserError` line.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,11 +20,11 @@ import draccus
 import yaml
 
 from curriculum.schedules import LATENT_SCHEDULES
-from lara.utils.errors import LaraUserError
+from lara.configuration_lara import LaraConfig, LaraConfigError
 from lara.normalization import MODES as NORM_MODES
+from lara.utils.errors import LaraUserError
 
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
-SLOT_MODES = ("learned", "recurrent")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -58,15 +59,16 @@ class LatentScheduleConfig:
     [start_fraction, end_fraction] of the stage's steps; after end_fraction all segments are
     latent (the final all-latent stretch).
 
-    tag_order (default, as the reference): tags turn latent in `order`, one more per level
-    (SUBTASK first), the same tags in every sample; `num_segments` levels = len(order).
-    linear | cosine | stepwise: every segment is drawn latent at random with the scheduled p."""
+    tag_order (default, as the reference): tags turn latent in `model.latent.order`, one more per
+    level (SUBTASK first), the same tags in every sample; `num_segments` levels = len(order); the
+    model's `latent.selection` is tag_order.
+    linear | cosine | stepwise: every segment is drawn latent at random with the scheduled p (the
+    model's `latent.selection` is random)."""
 
     kind: str = "tag_order"  # tag_order | linear | cosine | stepwise
     start_fraction: float = 0.0
     end_fraction: float = 0.8
-    num_segments: int = 4  # levels: tag_order = len(order); stepwise: steps of the staircase
-    order: list[str] = field(default_factory=lambda: ["SUBTASK", "OBJECTS", "MOVE", "GRIPPER"])  # tag_order
+    num_segments: int = 4  # levels: tag_order = len(model.latent.order); stepwise: steps of the staircase
 
     def __post_init__(self) -> None:
         _check(self.kind in LATENT_SCHEDULES, f"latent.kind={self.kind!r}: choose one of {LATENT_SCHEDULES}")
@@ -75,16 +77,27 @@ class LatentScheduleConfig:
             "latent: need 0 <= start_fraction <= end_fraction < 1 (the stretch after end_fraction is all-latent)",
         )
         _check(self.num_segments >= 1, "latent.num_segments must be >= 1")
-        _check(len(set(self.order)) == len(self.order) >= 1, f"latent.order {self.order}: name each tag once")
-        _check(self.kind != "tag_order" or self.num_segments == len(self.order),
-               f"latent.kind tag_order has one level per tag: set latent.num_segments to len(latent.order) = "
-               f"{len(self.order)} (got {self.num_segments})")
+
+    def check_model(self, model: LaraConfig) -> None:
+        """The schedule and the model's way of turning p into latent segments must agree."""
+        order = model.latent.order
+        _check(self.kind != "tag_order" or self.num_segments == len(order),
+               f"latent.kind tag_order has one level per tag: set latent.num_segments to "
+               f"len(model.latent.order) = {len(order)} (got {self.num_segments})")
+        selection = "tag_order" if self.kind == "tag_order" else "random"
+        how = "turns the first tags of model.latent.order latent" if selection == "tag_order" else \
+            "draws each segment latent at random"
+        _check(model.latent.selection == selection,
+               f"latent.kind {self.kind} {how}: set --model.latent.selection {selection} "
+               f"(got {model.latent.selection})")
 
 
 @dataclass
 class LossConfig:
-    """Loss weights. A term whose weight is > 0 must be reported by the policy and be nonzero
-    (the trainer checks it on the first step: a configured loss is never silently off)."""
+    """Loss weights of the stage: the only place they are set (the trainer hands them to the policy
+    every step, `loss_weights_at`; the model config has none). A term whose weight is > 0 must be
+    reported by the policy and be nonzero (the trainer checks it on the first step: a configured
+    loss is never silently off)."""
 
     cot_ce: float = 1.0
     action_ce: float = 1.0
@@ -115,37 +128,6 @@ class LoraSettings:
 
 
 @dataclass
-class ModelConfig:
-    """What the policy builder needs. `type` picks a registered builder (curriculum.builders).
-
-    For the LaRA policy, `preset` names a model preset (configs/model/<preset>.yaml) or a YAML
-    path, `overrides` are extra LaraConfig flags (`--expert.num_layers=16`), and the fields below
-    that are not None replace the preset's value (so the training preset states what it relies on).
-    """
-
-    type: str = "lara"
-    preset: str = "tiny"  # tiny | qwen3vl-2b | qwen3vl-4b, or a path to a LaraConfig YAML
-    overrides: list[str] = field(default_factory=list)
-    pretrained_path: str | None = None  # backbone weights (local Qwen3-VL folder); None: random init
-    chunk_size: int | None = None  # H, actions per chunk (also the dataset's chunk size)
-    num_visual_slots: int | None = None  # N_v <img_next> slots
-    latent_slots_per_segment: int | None = None
-    slot_mode: str | None = None  # learned (embedding table, one pass) | recurrent (Coconut, multi-pass)
-    use_ema_target: bool | None = None
-    ema_momentum: float | None = None
-    gradient_checkpointing: bool = False  # applied by the policy builder
-    lora: LoraSettings = field(default_factory=LoraSettings)
-
-    def __post_init__(self) -> None:
-        _check(self.chunk_size is None or self.chunk_size >= 1, "model.chunk_size must be >= 1")
-        _check(self.latent_slots_per_segment is None or self.latent_slots_per_segment >= 1,
-               "model.latent_slots_per_segment must be >= 1")
-        _check(self.slot_mode is None or self.slot_mode in SLOT_MODES,
-               f"model.slot_mode={self.slot_mode!r}: choose one of {SLOT_MODES}")
-        _check(self.ema_momentum is None or 0.0 <= self.ema_momentum < 1.0, "model.ema_momentum must be in [0, 1)")
-
-
-@dataclass
 class DataConfig:
     """The training dataset. `type` picks a registered builder (curriculum.builders)."""
 
@@ -153,11 +135,10 @@ class DataConfig:
     root: str = ""  # dataset folder (LeRobot v3 layout)
     mapping: str = "libero"  # key mapping preset (configs/data/<mapping>.yaml) or YAML path
     annotation: str | None = "latest"  # CoT run name, "latest" (newest complete run); stages I-II need one
-    include_plan: bool = False  # prepend the episode PLAN segment to each frame's CoT
     allow_incomplete_annotation: bool = False  # train on an interrupted annotation run's episodes only
     foresight_offset: int = 1  # k: the foresight target is frame t + k
-    image_size: int | None = None  # None: the model's vision.image_size
-    foresight_image_size: int | None = None  # None: the model's foresight.image_size
+    image_size: int | None = None  # None: model.vision.image_size
+    foresight_image_size: int | None = None  # None: model.foresight.image_size
     norm_mode: str = "quantile"  # quantile (q01/q99) | min_max (the reference's LIBERO setting) | mean_std
     num_workers: int = 0
     split: str = "train"  # train: the recorded split's train episodes (data_pipeline.splits); all: every frame
@@ -173,11 +154,19 @@ class DataConfig:
 @dataclass
 class TrainConfig:
     """One curriculum stage. `batch_size` is per process and per micro-batch: one optimizer
-    step sees batch_size * grad_accum_steps * num_processes samples."""
+    step sees batch_size * grad_accum_steps * num_processes samples.
+
+    `model` is the LaRA model's config. A fresh model (stage I, or `from_scratch`) is built from it;
+    stages II-III continue `init_from`'s model, whose saved config wins except for the switches the
+    stage trains with (backbone.gradient_checkpointing, latent.selection, latent.order; and
+    latent.include_plan must agree). The dataset follows model.* (chunk size, cameras, image sizes,
+    a PLAN segment first in the CoT when latent.include_plan). `policy_type` / `data.type` pick
+    registered builders (curriculum.builders)."""
 
     stage: int = 1
     output_dir: str = "outputs/train/stage1"
     init_from: str | None = None  # previous stage's final checkpoint (required for stages 2, 3)
+    from_scratch: bool = False  # stages 2-3 from random init, no init_from (the no-reasoning baseline)
     resume: bool = False  # continue from the newest checkpoint in output_dir
     seed: int = 7
     steps: int = 100  # optimizer steps
@@ -190,10 +179,12 @@ class TrainConfig:
     log_every: int = 10
     progress: bool = True
     ddp_find_unused_parameters: bool = True  # stage III leaves the token heads unused
+    policy_type: str = "lara"  # registered policy builder (curriculum.builders)
     optim: OptimConfig = field(default_factory=OptimConfig)
     latent: LatentScheduleConfig = field(default_factory=LatentScheduleConfig)
     loss: LossConfig = field(default_factory=LossConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    model: LaraConfig = field(default_factory=LaraConfig)
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self) -> None:
@@ -204,10 +195,14 @@ class TrainConfig:
         _check(self.keep_last >= 1, "keep_last must be >= 1")
         _check(self.mixed_precision in MIXED_PRECISION, f"mixed_precision: choose one of {MIXED_PRECISION}")
         _check(
-            self.stage == 1 or bool(self.init_from),
+            self.stage == 1 or bool(self.init_from) or self.from_scratch,
             f"stage {self.stage} starts from the previous stage's checkpoint: set --init_from "
-            f"<stage {self.stage - 1} output_dir>/final (or run `lara train --curriculum ...`)",
+            f"<stage {self.stage - 1} output_dir>/final (or run `lara train --curriculum ...`), or pass "
+            "--from_scratch true to train it from random init",
         )
+        _check(not (self.from_scratch and self.init_from),
+               f"from_scratch and init_from ({self.init_from}) exclude each other: drop one")
+        self.latent.check_model(self.model)
         if self.stage in (1, 2):
             _check(
                 self.loss.action_ce > 0,
@@ -241,12 +236,12 @@ _OPERATIONAL = {"resume", "output_dir", "save_every", "keep_last", "save_state",
                 "data.num_workers"}
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
+def flatten(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
+            out.update(flatten(v, key + "."))
         else:
             out[key] = v
     return out
@@ -254,10 +249,10 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 def training_identity(cfg: TrainConfig) -> dict:
     """The flattened config minus operational fields (see `_OPERATIONAL`)."""
-    flat = _flatten(yaml.safe_load(cfg.to_yaml()))
-    unused = "model.lora." if not cfg.model.lora.enabled else None  # LoRA settings matter only when on
+    flat = flatten(yaml.safe_load(cfg.to_yaml()))
+    unused = "lora." if not cfg.lora.enabled else None  # LoRA settings matter only when on
     return {k: v for k, v in flat.items()
-            if k not in _OPERATIONAL and not (unused and k.startswith(unused) and k != "model.lora.enabled")}
+            if k not in _OPERATIONAL and not (unused and k.startswith(unused) and k != "lora.enabled")}
 
 
 def config_diff(a: dict, b: dict) -> list[str]:
@@ -272,36 +267,49 @@ def _deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-def load_train_config(config_paths: list[str | Path], overrides: list[str] | None = None) -> TrainConfig:
-    """YAML files merged in order (a stage preset, then e.g. a dataset overlay), then CLI overrides
-    (`--optim.head_lr 2e-4`). Every problem becomes one `LaraUserError` line naming the fix."""
+def load_train_config(config_paths: list[str | Path] = (), overrides: list[str] | None = None,
+                      preset: str | None = None, stage: str | int | None = None) -> TrainConfig:
+    """A named preset (`preset` size x `stage`, curriculum.presets) or the dataclass defaults, then
+    YAML files merged in order (e.g. a dataset overlay), then CLI overrides (`--optim.head_lr 2e-4`).
+    Every problem becomes one `LaraUserError` line naming the fix."""
+    from lara.utils.config_parsing import parse_over
+
     merged: dict = {}
+    if preset is not None:
+        from curriculum.presets import train_preset
+
+        merged = draccus.encode(train_preset(preset, stage))
+    elif stage is not None:
+        raise LaraUserError(
+            f"stage {stage!r} names a stage preset: give the size too (--preset tiny --stage {stage})")
     for path in config_paths:
-        path = Path(path)
-        if not path.is_file():
-            raise LaraUserError(f"config file {path} not found; presets live in configs/train/")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise LaraUserError(f"{path} is not valid YAML ({str(err).splitlines()[0]}); fix the file") from err
-        if not isinstance(data, dict):
-            raise LaraUserError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
-        merged = _deep_merge(merged, data)
-    with tempfile.TemporaryDirectory() as tmp:
-        merged_path = Path(tmp) / "merged.yaml"
-        merged_path.write_text(yaml.safe_dump(merged) if merged else "{}\n")
-        try:
-            return draccus.parse(
-                config_class=TrainConfig, config_path=merged_path, args=list(overrides or []), exit_on_error=False
-            )
-        except draccus.utils.DraccusException as err:
-            cause = err
-            while cause is not None and not isinstance(cause, LaraUserError):
-                cause = cause.__cause__ or cause.__context__
-            if cause is not None:  # a nested __post_init__ check: its own message is the clear one
-                raise LaraUserError(str(cause)) from err
-            where = ", ".join(str(p) for p in config_paths) or "command line"
-            message = " ".join(str(err).split())  # one line
-            raise LaraUserError(
-                f"bad training config ({where}): {message}; see curriculum/config.py for the valid keys and types"
-            ) from err
+        merged = _deep_merge(merged, _read_yaml(Path(path)))
+    try:
+        return parse_over(TrainConfig, merged, list(overrides or []))
+    except draccus.utils.DraccusException as err:
+        cause = err
+        while cause is not None and not isinstance(cause, (LaraUserError, LaraConfigError)):
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, LaraUserError):  # a nested __post_init__ check: its own message is the clear one
+            raise LaraUserError(str(cause)) from err
+        if cause is not None:  # LaraConfig's own validation
+            raise LaraUserError(f"invalid model setting: {cause}; model.* are LaraConfig fields "
+                                "(lara/configuration_lara.py)") from err
+        where = ", ".join(str(p) for p in config_paths) or (f"preset {preset}" if preset else "command line")
+        message = " ".join(str(err).split())  # one line
+        raise LaraUserError(
+            f"bad training config ({where}): {message}; see curriculum/config.py for the valid keys and types"
+        ) from err
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise LaraUserError(f"config file {path} not found; presets are named (`--preset tiny --stage 1`, "
+                            "curriculum/presets.py), YAML files are overlays on them")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise LaraUserError(f"{path} is not valid YAML ({str(err).splitlines()[0]}); fix the file") from err
+    if not isinstance(data, dict):
+        raise LaraUserError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
+    return data

@@ -1,50 +1,25 @@
-"""The real policy and dataset behind model.type "lara" and data.type "lerobot".
+"""The real policy and dataset behind policy_type "lara" and data.type "lerobot".
 
-Maps the trainer's config onto `lara.configuration_lara.LaraConfig` and
-`data_pipeline.samples.SampleConfig`, fits what a fresh stage-I model learns from the data
-(normalization statistics, the FAST action tokenizer), and seeds an `observed` output
+Builds the policy from the training config's `model` (a LaraConfig) or continues `init_from`'s,
+maps the config onto `data_pipeline.samples.SampleConfig`, fits what a fresh model learns from
+the data (normalization statistics, the FAST action tokenizer), and seeds an `observed` output
 vocabulary with every CoT label id the dataset serves (every stage, every rank alike). The
-scheduled loss weights reach the policy through its own `set_loss_weights`.
+scheduled loss weights reach the policy through its own `set_loss_weights` (curriculum.trainer).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from curriculum.config import config_diff, flatten
 from lara.utils.errors import LaraUserError
 
 log = logging.getLogger(__name__)
-
-
-def lara_model_config(cfg):
-    """LaraConfig from the model preset + `model.overrides` + the trainer's explicit fields."""
-    import draccus
-
-    from lara.configuration_lara import LaraConfig, preset_path
-
-    m = cfg.model
-    path = Path(m.preset) if Path(m.preset).suffix else preset_path(m.preset)
-    args = list(m.overrides)
-    explicit = {
-        "backbone.pretrained_path": m.pretrained_path,
-        "backbone.gradient_checkpointing": m.gradient_checkpointing,
-        "chunk_size": m.chunk_size,
-        "foresight.num_slots": m.num_visual_slots,
-        "foresight.use_ema_target": m.use_ema_target,
-        "foresight.ema_momentum": m.ema_momentum,
-        "latent.slots_per_segment": m.latent_slots_per_segment,
-        "latent.slot_input": m.slot_mode,
-        "latent.include_plan": cfg.data.include_plan,  # the CoT starts with PLAN: so does the latent sequence
-    }
-    args += [f"--{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in explicit.items() if v is not None]
-    try:
-        return draccus.parse(config_class=LaraConfig, config_path=str(path), args=args, exit_on_error=False)
-    except (draccus.utils.DraccusException, ValueError) as err:
-        raise LaraUserError(f"model config ({path} with {args}): {err}; fix model.* in the training config") from err
 
 
 def resolve_annotation(cfg) -> str | None:
@@ -97,7 +72,7 @@ def build_lerobot_dataset(cfg):
 
     if not cfg.data.root:
         raise LaraUserError("no dataset: set --data.root <LeRobot dataset folder> (or a data overlay config)")
-    mc = lara_model_config(cfg)
+    mc = cfg.model
     annotation = resolve_annotation(cfg)
     sample_cfg = SampleConfig(
         mapping=cfg.data.mapping,
@@ -107,7 +82,7 @@ def build_lerobot_dataset(cfg):
         foresight_image_size=cfg.data.foresight_image_size or mc.foresight.image_size,
         norm_mode=cfg.data.norm_mode,
         annotation=annotation,
-        include_plan=cfg.data.include_plan,
+        include_plan=mc.latent.include_plan,  # the CoT starts with PLAN: so does the latent sequence
     )
     from data_pipeline.splits import training_episodes
 
@@ -157,55 +132,67 @@ def seed_output_vocab(policy, dataset) -> None:
 
 
 def build_lara_policy(cfg, dataset, init_from: Path | None):
-    policy = _build_lara_policy(cfg, dataset, init_from)
-    apply_latent_schedule(policy, cfg)
-    check_plan(policy, cfg)
+    if init_from is not None:
+        policy = _continued_policy(cfg, dataset, init_from)
+    else:
+        policy = _fresh_policy(cfg, dataset)
     seed_output_vocab(policy, dataset)  # after loading: the checkpoint's ids are kept
-    return policy
+    return policy.train()
 
 
-def apply_latent_schedule(policy, cfg) -> None:
-    """The stage's `latent.kind` / `latent.order` decide how the policy turns p into latent segments
-    (tag_order: the first tags of the order; the other kinds: random draws). Set on the policy's
-    own config, so the checkpoint records what the stage trained with."""
-    lat = policy.cfg.latent
-    lat.selection = "tag_order" if cfg.latent.kind == "tag_order" else "random"
-    lat.order = list(cfg.latent.order)
-    lat.__post_init__()
-
-
-def check_plan(policy, cfg) -> None:
-    """Stage II reads the CoT again: with or without PLAN, as the stage-I model was built."""
-    if cfg.stage == 2 and policy.cfg.latent.include_plan != cfg.data.include_plan:
-        raise LaraUserError(
-            f"data.include_plan is {cfg.data.include_plan} but the stage-I model was trained with "
-            f"include_plan {policy.cfg.latent.include_plan}; use the same data.include_plan in every stage"
-        )
-
-
-def _build_lara_policy(cfg, dataset, init_from: Path | None):
+def _fresh_policy(cfg, dataset):
+    """Stage I (or `from_scratch`): random init from `model`, normalization and FAST fit on the data."""
     from lara.modeling_lara import LaraPolicy
 
-    if init_from is not None:
-        policy = LaraPolicy.from_pretrained(init_from)
-        chunk = getattr(getattr(dataset, "config", None), "chunk_size", policy.cfg.chunk_size)
-        if policy.cfg.chunk_size != chunk:
-            raise LaraUserError(
-                f"{init_from} predicts chunks of {policy.cfg.chunk_size} actions, the dataset yields {chunk}; "
-                "use the same model.chunk_size in every stage"
-            )
-        if cfg.model.gradient_checkpointing:
-            policy.vlm.gradient_checkpointing_enable()
-        elif policy.cfg.backbone.gradient_checkpointing:  # the checkpoint had it on
-            policy.vlm.gradient_checkpointing_disable()
-        policy.cfg.backbone.gradient_checkpointing = cfg.model.gradient_checkpointing
-        return policy.train()
-    policy = LaraPolicy(lara_model_config(cfg))
+    policy = LaraPolicy(copy.deepcopy(cfg.model))  # the policy's config may change; the run's must not
     stats = getattr(dataset, "stats", None)
     if stats is None:
         raise LaraUserError("the dataset has no normalization statistics (dataset.stats); stage I needs them")
     policy.set_normalization(stats)
     report = policy.train_fast_tokenizer(action_chunks(dataset, cfg.data.fast_fit_chunks))
     log.info("FAST tokenizer fit on the dataset's action chunks: %s", report)
-    return policy.train()
+    return policy
 
+
+# The model switches a stage sets on the model it continues (the rest of its saved config wins).
+STAGE_SWITCHES = ("backbone.gradient_checkpointing", "latent.selection", "latent.order")
+
+
+def _continued_policy(cfg, dataset, init_from: Path):
+    """Stages II-III (and resumes): `init_from`'s model with this stage's switches applied."""
+    from lara.modeling_lara import LaraPolicy
+
+    policy = LaraPolicy.from_pretrained(init_from)
+    chunk = getattr(getattr(dataset, "config", None), "chunk_size", policy.cfg.chunk_size)
+    if policy.cfg.chunk_size != chunk:
+        raise LaraUserError(
+            f"{init_from} predicts chunks of {policy.cfg.chunk_size} actions, the dataset yields {chunk}; "
+            "use the same model.chunk_size in every stage"
+        )
+    if cfg.stage == 2 and policy.cfg.latent.include_plan != cfg.model.latent.include_plan:  # reads the CoT
+        raise LaraUserError(
+            f"model.latent.include_plan is {cfg.model.latent.include_plan} but {init_from} was trained with "
+            f"{policy.cfg.latent.include_plan}; use the same model.latent.include_plan in every stage"
+        )
+    ignored = [d for d in config_diff(flatten(cfg.model.to_dict()), flatten(policy.cfg.to_dict()))
+               if d.split(":")[0] not in STAGE_SWITCHES]
+    if ignored:
+        log.warning("model.* differs from %s's saved config, which wins: %s", init_from, "; ".join(ignored))
+    checkpointing = cfg.model.backbone.gradient_checkpointing
+    if checkpointing:
+        policy.vlm.gradient_checkpointing_enable()
+    elif policy.cfg.backbone.gradient_checkpointing:  # the checkpoint had it on
+        policy.vlm.gradient_checkpointing_disable()
+    policy.cfg.backbone.gradient_checkpointing = checkpointing
+    apply_latent_schedule(policy, cfg)
+    return policy
+
+
+def apply_latent_schedule(policy, cfg) -> None:
+    """How the policy turns p into latent segments (`model.latent.selection`, `order`, checked against
+    the stage's `latent.kind`) is the stage's: set on the continued policy's own config, so the
+    checkpoint records what the stage trained with."""
+    lat = policy.cfg.latent
+    lat.selection = cfg.model.latent.selection
+    lat.order = list(cfg.model.latent.order)
+    lat.__post_init__()

@@ -22,14 +22,14 @@ def apply_lora(policy, settings) -> None:
 
     backbone = getattr(policy, settings.module, None)
     if not isinstance(backbone, torch.nn.Module):
-        raise LaraUserError(f"model.lora.module={settings.module!r}: {type(policy).__name__} has no such submodule")
+        raise LaraUserError(f"lora.module={settings.module!r}: {type(policy).__name__} has no such submodule")
     config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
                         target_modules=list(settings.target_modules))
     try:
         inject_adapter_in_model(config, backbone)
     except ValueError as err:
         raise LaraUserError(
-            f"model.lora.target_modules {settings.target_modules} match no layer of {settings.module} ({err})"
+            f"lora.target_modules {settings.target_modules} match no layer of {settings.module} ({err})"
         ) from err
     keep = ("lora_",) + (("embed_tokens", "lm_head") if settings.train_embeddings else ())
     for name, param in backbone.named_parameters():

@@ -59,10 +59,9 @@ class SyntheticSamples(Dataset):
 
 
 def build_synthetic_dataset(cfg):
-    from curriculum.lara_adapter import lara_model_config
     from data_pipeline.samples import collate_samples
 
-    mc = lara_model_config(cfg)
+    mc = cfg.model
     n = int(cfg.data.root) if cfg.data.root.isdigit() else 256
     dataset = SyntheticSamples(n, mc.chunk_size, cfg.data.image_size or mc.vision.image_size,
                                cfg.data.foresight_image_size or mc.foresight.image_size, list(mc.vision.cameras),

@@ -27,7 +27,7 @@ from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set
 from torch.utils.data import DataLoader
 
 from curriculum import checkpointing as ckpt
-from curriculum.builders import build_dataset, build_policy, loss_weight_setter, normalize_metrics, resolve_init_from
+from curriculum.builders import build_dataset, build_policy, normalize_metrics, resolve_init_from
 from curriculum.config import TrainConfig, training_identity
 from curriculum.lora import apply_lora, merged_lora
 from curriculum.memory import PeakMemory
@@ -64,6 +64,7 @@ def latent_probability_at(cfg: TrainConfig, step: int) -> float:
 
 
 def loss_weights_at(cfg: TrainConfig, step: int) -> dict[str, float]:
+    """The stage's loss weights at `step`: the only source of them (the policy gets them every step)."""
     weights = cfg.active_losses()
     if "visual_l1" in weights:
         weights["visual_l1"] = loss_weight(
@@ -106,7 +107,7 @@ def build_optimizer(policy, cfg: TrainConfig) -> tuple[torch.optim.Optimizer, to
         log.warning(
             "%.0fM trainable parameters are stored in 16-bit: AdamW updates smaller than ~0.4%% of a weight "
             "round away (at lr %.0e most do). For fp32 master weights with bf16 compute, train with "
-            "--model.overrides '[--backbone.dtype=float32]' (autocast stays bf16 on GPU)", low / 1e6, o.backbone_lr)
+            "--model.backbone.dtype float32 (autocast stays bf16 on GPU)", low / 1e6, o.backbone_lr)
     optimizer = torch.optim.AdamW(groups, betas=(o.beta1, o.beta2), eps=o.eps, weight_decay=o.weight_decay)
     multiplier = functools.partial(
         lr_multiplier, total_steps=cfg.steps, warmup_steps=o.warmup_steps, min_lr_ratio=o.min_lr_ratio
@@ -237,18 +238,17 @@ def train(cfg: TrainConfig) -> TrainResult:
     init_from = None
     if resume_from is not None:
         init_from = resume_from / "model"
-    elif cfg.stage > 1:
+    elif cfg.stage > 1 and not cfg.from_scratch:
         init_from = resolve_init_from(cfg.init_from, cfg.stage)
 
     set_seed(cfg.seed)  # python, numpy, torch (all ranks alike: identical initial weights)
     dataset, collate = build_dataset(cfg)
     policy = build_policy(cfg, dataset, init_from)
-    if cfg.model.lora.enabled:
-        apply_lora(policy, cfg.model.lora)
+    if cfg.lora.enabled:
+        apply_lora(policy, cfg.lora)
     optimizer, scheduler = build_optimizer(policy, cfg)
     model, optimizer, scheduler = accelerator.prepare(policy, optimizer, scheduler)
     policy = accelerator.unwrap_model(model)
-    set_loss_weights = loss_weight_setter(cfg.model.type)
 
     state = ckpt.TrainerState(0, cfg.stage, 0, 0, cfg.fingerprint(), training_identity(cfg), 0)
     if resume_from is not None:
@@ -281,7 +281,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             p = latent_probability_at(cfg, step)
             weights = loss_weights_at(cfg, step)
             policy.set_latent_probability(p)
-            set_loss_weights(policy, cfg.stage, weights)
+            policy.set_loss_weights(weights)
             model.train()
             losses, metric_sums, metric_counts, grad_norm = [], {}, {}, None
             micro_batches, forward_kwargs = prepare_step(
@@ -316,6 +316,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             record = {
                 "step": state.step,
                 "time": time.perf_counter(),
+                "cpu_time": time.process_time(),  # this process's CPU seconds: step cost on a shared machine
                 "loss": torch.stack(losses).mean().item(),
                 "latent_probability": p,
                 "lr": [g["lr"] for g in optimizer.param_groups],

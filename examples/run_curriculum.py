@@ -7,7 +7,7 @@
 Stage I (explicit CoT + FAST action tokens + visual foresight) -> stage II (CoT segments turn
 latent) -> stage III (DiT action expert), each starting from the previous stage's `final/`, into
 `<out>/stage{1,2,3}`. `--overrides` are `lara train` flags applied to every stage's config
-(configs/train/tiny/stage*.yaml). A finished stage is skipped, an interrupted one resumed.
+(the tiny presets, curriculum/presets.py). A finished stage is skipped, an interrupted one resumed.
 Finally the stage-III checkpoint is loaded and predicts one action chunk on a dataset frame.
 """
 
@@ -25,9 +25,6 @@ from lara.modeling_lara import LaraPolicy
 from lara.scripts.cli import configure_logging
 from lara.utils.config_parsing import parse_config
 from lara.utils.errors import LaraUserError, run_main
-
-TINY = Path(__file__).resolve().parents[1] / "configs" / "train" / "tiny"
-
 
 @dataclass
 class Settings:
@@ -49,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     common = ["--data.root", str(args.dataset), "--data.annotation", args.annotation, *args.overrides]
     for stage in (1, 2, 3):
         steps = ["--steps", str(args.steps[stage - 1])] if args.steps else []
-        results = run_curriculum(TINY, [], [*common, *steps], str(args.out), [stage])
+        results = run_curriculum("tiny", [], [*common, *steps], str(args.out), [stage])
         if not results:  # its final/ already existed
             print(f"stage {stage}: already trained, skipped")
             continue

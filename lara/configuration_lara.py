@@ -7,12 +7,12 @@
 - `latent`     the latent chain of thought (slots per segment, slot inputs, tags),
 - `fast`       the FAST action tokenizer (DCT scale, BPE vocabulary = number of action tokens),
 - `expert`     the DiT action expert and its flow-matching settings,
-- `loss`       per-stage loss weights,
 - `inference`  generation limits and the action queue.
 
-Presets live in `configs/model/{tiny,qwen3vl-2b,qwen3vl-4b}.yaml`; load one with
-`load_config(path, args)` (draccus: YAML file, then `--a.b=value` overrides). `__post_init__`
-validates and raises `ValueError`; nothing is silently changed.
+The named sizes live in lara/presets.py (`tiny`, `small`, `qwen3vl-2b`, `qwen3vl-4b`); load one with
+`load_config(name, args)` (then `--a.b=value` overrides, draccus). Loss weights are not a model
+setting: the training config's `loss` (curriculum.config) sets them on the policy every step.
+`__post_init__` validates and raises `LaraConfigError` (a ValueError); nothing is silently changed.
 """
 
 from __future__ import annotations
@@ -30,6 +30,11 @@ LATENT_SELECTIONS = ("tag_order", "random")
 PLAN_TAG = "PLAN"  # the episode-level CoT segment (data_pipeline's include_plan prepends it)
 FORESIGHT_ATTENTION = ("bidirectional", "causal")
 DTYPES = ("float32", "bfloat16", "float16")
+
+
+class LaraConfigError(ValueError):
+    """An invalid model setting (raised by the `__post_init__` checks below; configs nesting LaraConfig
+    recognize it among draccus's wrapped errors)."""
 
 
 @dataclass
@@ -59,15 +64,17 @@ class BackboneConfig:
 
     def __post_init__(self) -> None:
         if self.output_vocab not in ("full", "observed"):
-            raise ValueError(f"backbone.output_vocab {self.output_vocab!r} not in ('full', 'observed')")
+            raise LaraConfigError(f"backbone.output_vocab {self.output_vocab!r} not in ('full', 'observed')")
         if sum(self.mrope_section) * 2 != self.head_dim:
-            raise ValueError(f"backbone.mrope_section {self.mrope_section} must sum to head_dim/2 = {self.head_dim // 2}")
+            raise LaraConfigError(
+                f"backbone.mrope_section {self.mrope_section} must sum to head_dim/2 = {self.head_dim // 2}")
         if self.num_attention_heads % self.num_key_value_heads:
-            raise ValueError("backbone.num_attention_heads must be a multiple of num_key_value_heads")
+            raise LaraConfigError("backbone.num_attention_heads must be a multiple of num_key_value_heads")
         if self.dtype not in DTYPES:
-            raise ValueError(f"backbone.dtype {self.dtype!r} not in {DTYPES}")
+            raise LaraConfigError(f"backbone.dtype {self.dtype!r} not in {DTYPES}")
         if self.vocab_size < 151669:
-            raise ValueError("backbone.vocab_size must hold Qwen's 151,669 tokens (ids must match real checkpoints)")
+            raise LaraConfigError(
+                "backbone.vocab_size must hold Qwen's 151,669 tokens (ids must match real checkpoints)")
 
 
 @dataclass
@@ -94,13 +101,15 @@ class VisionConfig:
     def __post_init__(self) -> None:
         unit = self.patch_size * self.spatial_merge_size
         if self.image_size % unit:
-            raise ValueError(f"vision.image_size {self.image_size} must be a multiple of patch*merge = {unit}")
+            raise LaraConfigError(
+                f"vision.image_size {self.image_size} must be a multiple of patch*merge = {unit}")
         if any(i >= self.depth or i < 0 for i in self.deepstack_visual_indexes):
-            raise ValueError(f"vision.deepstack_visual_indexes {self.deepstack_visual_indexes} must be < depth {self.depth}")
+            raise LaraConfigError(f"vision.deepstack_visual_indexes {self.deepstack_visual_indexes} "
+                                  f"must be < depth {self.depth}")
         if int(math.isqrt(self.num_position_embeddings)) ** 2 != self.num_position_embeddings:
-            raise ValueError("vision.num_position_embeddings must be a perfect square")
+            raise LaraConfigError("vision.num_position_embeddings must be a perfect square")
         if not self.cameras:
-            raise ValueError("vision.cameras must name at least one camera")
+            raise LaraConfigError("vision.cameras must name at least one camera")
 
 
 @dataclass
@@ -123,13 +132,14 @@ class ForesightConfig:
 
     def __post_init__(self) -> None:
         if self.head not in ("mlp", "none"):
-            raise ValueError(f"foresight.head {self.head!r} not in ('mlp', 'none')")
+            raise LaraConfigError(f"foresight.head {self.head!r} not in ('mlp', 'none')")
         if self.attention not in FORESIGHT_ATTENTION:
-            raise ValueError(f"foresight.attention {self.attention!r} not in {FORESIGHT_ATTENTION}")
+            raise LaraConfigError(f"foresight.attention {self.attention!r} not in {FORESIGHT_ATTENTION}")
         if math.isqrt(self.num_slots) ** 2 != self.num_slots:
-            raise ValueError(f"foresight.num_slots {self.num_slots} must be a perfect square (2-D pooling)")
+            raise LaraConfigError(
+                f"foresight.num_slots {self.num_slots} must be a perfect square (2-D pooling)")
         if not 0.0 <= self.ema_momentum < 1.0:
-            raise ValueError("foresight.ema_momentum must be in [0, 1)")
+            raise LaraConfigError("foresight.ema_momentum must be in [0, 1)")
 
 
 @dataclass
@@ -147,22 +157,23 @@ class LatentConfig:
     max_segments: int = 8  # rows of the learned slot table = max_segments * slots_per_segment
     # Stage II, how the latent probability p picks segments. tag_order (the reference): the first
     # round(p * len(order)) tags of `order` are latent in every sample (tags outside `order` only
-    # at p = 1). random: each segment latent with probability p. The curriculum sets both from
-    # its `latent.kind` / `latent.order` (curriculum.lara_adapter).
+    # at p = 1). random: each segment latent with probability p. The training config's schedule
+    # (`latent.kind`) must agree; each stage applies both to the model it continues.
     selection: str = "tag_order"
     order: list[str] = field(default_factory=lambda: ["SUBTASK", "OBJECTS", "MOVE", "GRIPPER"])
 
     def __post_init__(self) -> None:
         if self.slot_input not in SLOT_INPUTS:
-            raise ValueError(f"latent.slot_input {self.slot_input!r} not in {SLOT_INPUTS}")
+            raise LaraConfigError(f"latent.slot_input {self.slot_input!r} not in {SLOT_INPUTS}")
         if self.selection not in LATENT_SELECTIONS:
-            raise ValueError(f"latent.selection {self.selection!r} not in {LATENT_SELECTIONS}")
+            raise LaraConfigError(f"latent.selection {self.selection!r} not in {LATENT_SELECTIONS}")
         if not self.order or len(set(self.order)) != len(self.order):
-            raise ValueError(f"latent.order {self.order} must name each tag once")
+            raise LaraConfigError(f"latent.order {self.order} must name each tag once")
         if self.slots_per_segment < 1:
-            raise ValueError("latent.slots_per_segment must be >= 1")
+            raise LaraConfigError("latent.slots_per_segment must be >= 1")
         if len(self.row_tags) > self.max_segments:
-            raise ValueError(f"latent.max_segments {self.max_segments} < {len(self.row_tags)} slot rows {self.row_tags}")
+            raise LaraConfigError(
+                f"latent.max_segments {self.max_segments} < {len(self.row_tags)} slot rows {self.row_tags}")
 
     @property
     def row_tags(self) -> list[str]:
@@ -183,7 +194,7 @@ class FastConfig:
 
     def __post_init__(self) -> None:
         if self.vocab_size < 2 * self.max_abs_coefficient + 1:
-            raise ValueError("fast.vocab_size must be >= the base alphabet 2 * max_abs_coefficient + 1")
+            raise LaraConfigError("fast.vocab_size must be >= the base alphabet 2 * max_abs_coefficient + 1")
 
 
 @dataclass
@@ -204,22 +215,13 @@ class ExpertConfig:
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads:
-            raise ValueError("expert.hidden_size must be a multiple of expert.num_heads")
+            raise LaraConfigError("expert.hidden_size must be a multiple of expert.num_heads")
         if self.num_future_tokens < 0 or self.flow_repeats < 1:
-            raise ValueError("expert.num_future_tokens must be >= 0 and expert.flow_repeats >= 1")
+            raise LaraConfigError("expert.num_future_tokens must be >= 0 and expert.flow_repeats >= 1")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError("expert.dropout must be in [0, 1)")
+            raise LaraConfigError("expert.dropout must be in [0, 1)")
         if not 1 <= self.num_inference_steps <= 100:
-            raise ValueError("expert.num_inference_steps must be in [1, 100]")
-
-
-@dataclass
-class LossConfig:
-    cot_weight: float = 1.0
-    action_ce_weight: float = 1.0
-    visual_weight_stage1: float = 0.1
-    visual_weight: float = 0.2  # stages 2 and 3
-    flow_weight: float = 1.0
+            raise LaraConfigError("expert.num_inference_steps must be in [1, 100]")
 
 
 @dataclass
@@ -235,7 +237,7 @@ class InferenceConfig:
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
-            raise ValueError(f"inference.stage must be one of {STAGES}")
+            raise LaraConfigError(f"inference.stage must be one of {STAGES}")
 
 
 @dataclass
@@ -246,7 +248,6 @@ class LaraConfig:
     latent: LatentConfig = field(default_factory=LatentConfig)
     fast: FastConfig = field(default_factory=FastConfig)
     expert: ExpertConfig = field(default_factory=ExpertConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     chunk_size: int = 8  # H (8 on LIBERO, 16 on Bridge)
     action_dim: int = 7
@@ -255,16 +256,17 @@ class LaraConfig:
 
     def __post_init__(self) -> None:
         if self.foresight.image_size % (self.vision.patch_size * self.vision.spatial_merge_size):
-            raise ValueError("foresight.image_size must be a multiple of vision patch*merge")
+            raise LaraConfigError("foresight.image_size must be a multiple of vision patch*merge")
         if self.foresight.camera not in self.vision.cameras:
-            raise ValueError(f"foresight.camera {self.foresight.camera!r} not in vision.cameras {self.vision.cameras}")
+            raise LaraConfigError(
+                f"foresight.camera {self.foresight.camera!r} not in vision.cameras {self.vision.cameras}")
         if self.foresight.attention == "bidirectional" and self.backbone.attn_implementation not in ("sdpa", "eager"):
-            raise ValueError("foresight.attention bidirectional needs backbone.attn_implementation sdpa or eager "
-                             "(a 4-D mask); use foresight.attention causal with flash attention")
+            raise LaraConfigError("foresight.attention bidirectional needs backbone.attn_implementation sdpa "
+                                  "or eager (a 4-D mask); use foresight.attention causal with flash attention")
         if self.inference.n_action_steps > self.chunk_size:
-            raise ValueError("inference.n_action_steps must be <= chunk_size")
+            raise LaraConfigError("inference.n_action_steps must be <= chunk_size")
         if self.chunk_size < 1 or self.action_dim < 1:
-            raise ValueError("chunk_size and action_dim must be positive")
+            raise LaraConfigError("chunk_size and action_dim must be positive")
 
     # --- serialization (JSON, no pickle) ---
     def to_dict(self) -> dict:
@@ -274,7 +276,7 @@ class LaraConfig:
     def from_dict(cls, data: dict) -> "LaraConfig":
         """A saved config; keys it lacks (a checkpoint written before they existed) take the value
         that reproduces how that checkpoint was trained (`LEGACY`), not today's default."""
-        data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+        data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items() if k not in DROPPED}
         for (section, key), value in LEGACY.items():
             if isinstance(data.get(section), dict) and key not in data[section]:
                 data[section][key] = value
@@ -298,33 +300,29 @@ LEGACY = {
     ("latent", "selection"): "random",
 }
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "model"
-
-
-def preset_path(name: str) -> Path:
-    """Path of a named preset in configs/model/ (`tiny`, `qwen3vl-2b`, `qwen3vl-4b`)."""
-    path = CONFIG_DIR / f"{name}.yaml"
-    if not path.exists():
-        from lara.utils.errors import LaraUserError
-
-        have = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-        raise LaraUserError(f"no model preset {name!r} in {CONFIG_DIR}; have {have}")
-    return path
+# Sections of older checkpoints' configs that are no longer model settings: `loss` (per-stage loss
+# weights) moved to the training config, which sets them on the policy every step.
+DROPPED = ("loss",)
 
 
 def load_config(name_or_path: str | Path = "tiny", args: list[str] | None = None) -> LaraConfig:
-    """A preset name or a YAML path, with optional draccus overrides (`--expert.num_layers=16`)."""
-    from draccus.utils import ParsingError
+    """A size preset (lara.presets) or a LaraConfig YAML file, then draccus overrides
+    (`--expert.num_layers=16`)."""
+    import yaml
 
+    from lara.presets import MODEL_PRESETS, model_preset
+    from lara.utils.config_parsing import parse_over
     from lara.utils.errors import LaraUserError
 
     path = Path(name_or_path)
-    if not path.suffix:
-        path = preset_path(str(name_or_path))
-    if not path.exists():
+    if str(name_or_path) in MODEL_PRESETS or not path.suffix:
+        defaults = draccus.encode(model_preset(str(name_or_path)))
+    elif path.is_file():
+        defaults = yaml.safe_load(path.read_text()) or {}
+    else:
         raise LaraUserError(f"model config {path} does not exist")
     try:
-        return draccus.parse(config_class=LaraConfig, config_path=str(path), args=list(args or []))
-    except ParsingError as err:  # validation errors arrive wrapped; surface the reason
+        return parse_over(LaraConfig, defaults, list(args or []))
+    except (draccus.utils.DraccusException, ValueError) as err:  # validation errors arrive wrapped
         cause = err.__cause__ or err
-        raise LaraUserError(f"invalid model config {path}: {cause}") from err
+        raise LaraUserError(f"invalid model config {name_or_path}: {' '.join(str(cause).split())}") from err

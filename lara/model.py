@@ -16,7 +16,7 @@ out) and `lara.modeling_lara.LaraPolicy` (this model plus those two and the acti
     model.forward(batch, stage, loss_norm={"cot_ce": ...})   # term sums / step-wide counts (lara.losses)
     model.ema_update()                                     # after each optimizer step
     model.parameter_groups(backbone_lr, head_lr)           # AdamW groups: backbone lower LR than heads/expert
-    model.set_loss_weights({"cot_ce": 1, "action_ce": 1, "visual_l1": 0.1, "flow": 1})  # overrides cfg.loss
+    model.set_loss_weights({"cot_ce": 1, "action_ce": 1, "visual_l1": 0.1})  # the trainer's; unset: all 1
     model.backbone ; model.gradient_checkpointing_enable()   # the Qwen3-VL module (LoRA target)
     hidden = model.hidden_states(tensors, images)          # (B, L, D) over a collated sequence batch (probes, RL)
     model.save_pretrained(dir) ; Cls.from_pretrained(dir, device=None)   # safetensors + JSON (lara.checkpoint)
@@ -25,10 +25,10 @@ Metrics: "loss/cot_ce", "loss/action_ce" (stages 1-2; 0.0 when no token of that 
 (stage 3), "loss/visual_l1" (when its weight > 0), "loss/total", "tokens/cot", "tokens/action",
 "tokens/seq_len", "latent/fraction", "latent/probability".
 Losses per stage (metrics carry each term; a configured loss is always computed and logged):
-- stage 1: CoT CE (all segments explicit) + action CE (FAST tokens) + visual L1 x loss.visual_weight_stage1
+- stage 1: CoT CE (all segments explicit) + action CE (FAST tokens) + visual L1
 - stage 2: as stage 1, each CoT segment latent with probability p (no text loss on latent ones)
 - stage 3: flow-matching MSE (expert, context = hidden states at image/prompt/latent/`<img_next>`
-  positions of a fully latent sequence without action tokens) + visual L1 x loss.visual_weight
+  positions of a fully latent sequence without action tokens) + visual L1; each term times its weight
 With `foresight.num_slots: 0` there are no `<img_next>` slots and no visual L1 in any stage.
 """
 
@@ -100,7 +100,7 @@ class LaraModel(nn.Module):
             range(tok.action_token_offset, tok.action_token_offset + tok.num_action_tokens))
         self.output_vocab = output_vocab or OutputVocab(cfg.backbone.output_vocab, self.vlm.lm_head.out_features, base_ids)
         self.latent_probability = 0.0
-        self.loss_weights: dict[str, float] | None = None  # set_loss_weights overrides cfg.loss
+        self.loss_weights = dict.fromkeys(LOSS_TERMS, 1.0)  # the training config's: the trainer sets them
 
     # ------------------------------------------------------------------ setup / trainer hooks
     @property
@@ -117,13 +117,8 @@ class LaraModel(nn.Module):
         unknown = set(weights) - set(LOSS_TERMS)
         if unknown:
             raise ValueError(f"unknown loss terms {sorted(unknown)}; known: {LOSS_TERMS}")
-        self.loss_weights = {k: float(v) for k, v in weights.items()}
+        self.loss_weights.update({k: float(v) for k, v in weights.items()})
 
-    def _weights(self, stage: int) -> dict[str, float]:
-        lc = self.cfg.loss
-        w = {"cot_ce": lc.cot_weight, "action_ce": lc.action_ce_weight, "flow": lc.flow_weight,
-             "visual_l1": lc.visual_weight_stage1 if stage == 1 else lc.visual_weight}  # fmt: skip
-        return {**w, **(self.loss_weights or {})}
 
     @property
     def backbone(self) -> nn.Module:
@@ -323,7 +318,7 @@ class LaraModel(nn.Module):
         hidden = self.hidden_states(t, self.camera_images(batch, cfg.vision.cameras).to(dev))  # (B, L, D)
 
         metrics: dict[str, float] = {}
-        weights = self._weights(stage)
+        weights = self.loss_weights
         if stage in (1, 2):
             terms = self._token_losses(t, hidden, norm, metrics)
             metrics["latent/fraction"] = prep["n_latent"] / max(prep["n_segments"], 1)

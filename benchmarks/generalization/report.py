@@ -99,9 +99,9 @@ def _eval_section(cfg: PipelineConfig, max_videos: int) -> list[str]:
 def _baseline_section() -> list[str]:
     return [
         "", "## 5. Baseline (same data and compute, no reasoning)", "",
-        "Not run: the model cannot be trained without reasoning yet. A stage-III-only run is refused "
-        "(`TrainConfig` requires `init_from` for stage 3), and `foresight.num_slots: 0` (no `<img_next>`) "
-        "fails in `LaraPolicy._embed` (`% num_slots`); `latent.tags: []` (no latent segments) already works.",
+        "Not run: its training config exists (`lara train --preset <size> --stage baseline`: stage III from "
+        "random init, `latent.tags: []`, `foresight.num_slots: 0`, no visual L1), but "
+        "`foresight.num_slots: 0` (no `<img_next>`) still fails in `LaraPolicy._embed` (`% num_slots`).",
     ]  # fmt: skip
 
 

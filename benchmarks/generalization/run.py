@@ -36,7 +36,7 @@ from lara.scripts.pipeline import PipelineConfig, run_pipeline  # noqa: E402
 # The budget for one run on a 2-core CPU (~2.5 h): 20 demos per task (~3.3 demos/min with 2
 # workers), the demo's stage steps, K = 10 evaluation init states per task (100 episodes).
 DEFAULTS = {"tasks": "all", "demos_per_task": 20, "eval_episodes": 10, "stage_steps": (200, 200, 4000), "workers": 2,
-            "curriculum": REPO / "configs" / "train" / "tiny"}  # fmt: skip
+            "curriculum": "tiny"}  # fmt: skip
 EVAL_PRESET = REPO / "configs" / "eval" / "libero_object.yaml"
 
 
@@ -58,8 +58,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--eval-episodes", type=int, default=DEFAULTS["eval_episodes"],
                    help="K: evaluation episodes per task, from the protocol's init states 0..K-1 (50 = all)")
     p.add_argument("--stage-steps", type=int, nargs=3, default=DEFAULTS["stage_steps"], metavar=("I", "II", "III"))
-    p.add_argument("--curriculum", type=Path, default=DEFAULTS["curriculum"],
-                   help="training preset folder with stage1..3.yaml (configs/train/<preset>)")
+    p.add_argument("--curriculum", default=DEFAULTS["curriculum"],
+                   help="training preset size (curriculum/presets.py: tiny, small, ...)")
     p.add_argument("--workers", type=int, default=DEFAULTS["workers"], help="simulator processes")
     p.add_argument("--eval-max-steps", type=int, default=None,
                    help="cap policy steps per episode (smoke runs only: not the protocol; the report says so)")

@@ -16,7 +16,7 @@ policy `benchmarks/generalization/` produces; until it exists, the memorization-
 memorization check and says so). About an hour per arm on 2 CPU cores with the defaults.
 
     .venv/bin/python benchmarks/rl/rl_vs_sft.py --policy runs/memorize/stage3/final \
-        --dataset runs/memorize/data --train-config configs/train/tiny/stage3.yaml \
+        --dataset runs/memorize/data --train-preset tiny \
         --out benchmarks/rl/results --minutes 60
 """
 
@@ -84,8 +84,9 @@ def run_sft(args, budget_s: float) -> tuple[Path, float]:
         probe_file = args.out / "sft_probe.json"
         if not probe_file.is_file():
             start = time.perf_counter()
-            probe_cfg = load_train_config([args.train_config], [*common, "--steps", str(args.probe_steps),
-                                                                "--output_dir", str(probe_dir), "--resume", "true"])  # fmt: skip
+            probe_cfg = load_train_config([], [*common, "--steps", str(args.probe_steps), "--output_dir",
+                                               str(probe_dir), "--resume", "true"],
+                                          preset=args.train_preset, stage=3)  # fmt: skip
             probe = train(probe_cfg)
             if probe.samples_per_s <= 0:  # the probe had finished before a kill: it measured nothing now
                 raise LaraUserError(f"delete {probe_dir} and re-run: the speed probe must run in one go")
@@ -98,8 +99,8 @@ def run_sft(args, budget_s: float) -> tuple[Path, float]:
         steps = max(1, int((budget_s - setup) / per_step))
         log.info("SFT baseline: %.2f s/step + %.0f s set-up measured, %d steps for %.0f s", per_step, setup, steps,
                  budget_s)  # fmt: skip
-        cfg = load_train_config([args.train_config], [*common, "--steps", str(steps), "--output_dir", str(out),
-                                                      "--resume", "true"])  # fmt: skip
+        cfg = load_train_config([], [*common, "--steps", str(steps), "--output_dir", str(out),
+                                     "--resume", "true"], preset=args.train_preset, stage=3)  # fmt: skip
         spent = _timed(args.out, "sft", lambda: train(cfg))
     else:
         spent = json.loads((args.out / "timings.json").read_text())["sft"]
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--policy", required=True, help="starting stage-III checkpoint (save_pretrained folder)")
     p.add_argument("--dataset", required=True, help="the dataset it was trained on (layouts + SFT data)")
-    p.add_argument("--train-config", type=Path, default=REPO / "configs/train/tiny/stage3.yaml")
+    p.add_argument("--train-preset", default="tiny", help="training preset size of the SFT arm (stage 3)")
     p.add_argument("--rl-config", type=Path, default=REPO / "configs/rl/tiny.yaml")
     p.add_argument("--suite", default="libero_object")
     p.add_argument("--tasks", default="0,1")

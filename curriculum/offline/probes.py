@@ -126,9 +126,8 @@ def foresight_l1(policy, batch: dict) -> dict[str, float | None]:
     cfg = policy.cfg
     if cfg.foresight.num_slots == 0:
         return {"foresight_l1": None, "copy_current_frame_l1": None}
-    cfg.loss.visual_weight = 1.0  # local copy loaded for evaluation: make sure the term is computed
     if callable(getattr(policy, "set_loss_weights", None)):
-        policy.set_loss_weights({"visual_l1": 1.0})
+        policy.set_loss_weights({"visual_l1": 1.0})  # a copy loaded for evaluation: the term is computed
     _, metrics = policy.forward(batch, stage=3)
     value = _metric(metrics, "loss/visual_l1", "visual_l1")
     cam = cfg.foresight.camera

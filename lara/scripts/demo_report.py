@@ -129,7 +129,7 @@ def _annotation_section(cfg: PipelineConfig) -> list[str]:
 
 def _training_section(cfg: PipelineConfig) -> list[str]:
     lines = [
-        "", f"## 3. Training: the three-stage curriculum ({cfg.curriculum.name} preset, CPU)", "",
+        "", f"## 3. Training: the three-stage curriculum ({cfg.curriculum} preset, CPU)", "",
         "| stage | steps | first loss | last loss | samples/s | checkpoint |", "|---|---|---|---|---|---|",
     ]  # fmt: skip
     plots = []

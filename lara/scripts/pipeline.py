@@ -41,7 +41,7 @@ class PipelineConfig:
     perturb_xy: float = 0.0  # 0: demos start exactly from the shipped init states the evaluation uses
     camera_size: int = 128  # collection and evaluation cameras (the tiny model sees 64 px)
     annotation: str = "sim-v1"
-    curriculum: Path = REPO / "configs" / "train" / "tiny"
+    curriculum: str = "tiny"  # training preset size (curriculum/presets.py)
     stage_steps: tuple[int, int, int] = (200, 200, 3000)
     eval_episodes: int = 10  # per task, from init states 0..N-1 (init "shipped": the ones the demos started from)
     eval_max_steps: int | None = None  # cap on policy steps per episode (smoke runs only; None = the suite's limit)

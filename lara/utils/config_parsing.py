@@ -111,3 +111,19 @@ def parse_config(config_class: type[T], argv: list[str] | None = None, prog: str
         raise LaraUserError(str(err.__cause__ or err)) from None
     except (ValueError, TypeError) as err:  # raised by a config's __post_init__ validation
         raise LaraUserError(str(err)) from None
+
+
+def parse_over(config_class: type[T], defaults: dict, args: list[str]) -> T:
+    """draccus.parse with `defaults` (a nested dict: a preset's encoding, YAML overlays merged on it)
+    in place of a config file, then `--a.b value` overrides. Errors propagate (draccus wraps the
+    configs' `__post_init__` ValueErrors); callers turn them into their own one-line message."""
+    import tempfile
+    from pathlib import Path
+
+    import yaml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "defaults.yaml"
+        path.write_text(yaml.safe_dump(defaults) if defaults else "{}\n")
+        return draccus.parse(config_class=config_class, config_path=path, args=list(args),
+                             exit_on_error=False)

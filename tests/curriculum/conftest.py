@@ -2,7 +2,7 @@
 
 import pytest
 
-from curriculum_testing import REPO, TOY, assert_same_weights, toy_config, weights  # noqa: F401
+from curriculum_testing import REPO, assert_same_weights, toy_config, weights  # noqa: F401
 
 
 @pytest.fixture

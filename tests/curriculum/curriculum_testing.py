@@ -16,11 +16,10 @@ from curriculum.config import load_train_config
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[2]
-TOY = REPO / "configs" / "train" / "toy"
 
 
 def toy_config(out: Path, stage: int = 1, *overrides: str):
-    return load_train_config([TOY / f"stage{stage}.yaml"], ["--output_dir", str(out), *overrides])
+    return load_train_config([], ["--output_dir", str(out), *overrides], preset="toy", stage=stage)
 
 
 def weights(run_dir: Path) -> dict:

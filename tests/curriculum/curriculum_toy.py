@@ -2,9 +2,10 @@
 
 Small and deterministic, so the trainer's mechanics (accumulation, resume, DDP, atomic
 checkpoints) are tested without the real model. Importing this module registers them as
-model.type "toy" and data.type "toy". Presets: "toy" (no randomness in forward, for exact
-equivalence tests) and "toy-noisy" (dropout, random latent draws and flow-matching noise: the
-forward consumes the global RNG, so resume exactness depends on restoring it).
+policy_type "toy" / "toy-noisy" and data.type "toy", and the training preset size "toy" (stages
+1-3: `load_train_config(preset="toy", stage=k)`, `lara train --curriculum toy`). "toy" has no
+randomness in forward (exact equivalence tests); "toy-noisy" adds dropout, random latent draws and
+flow-matching noise: the forward consumes the global RNG, so resume exactness depends on restoring it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from curriculum.builders import register_dataset, register_policy
+from curriculum.config import DataConfig, OptimConfig, TrainConfig
+from curriculum.presets import register_size, stage_objective
+from lara.configuration_lara import ForesightConfig, InferenceConfig, LaraConfig
 from lara.utils.errors import LaraUserError
 
 STATE, ACTION, HIDDEN = 8, 7, 32
@@ -147,8 +151,8 @@ def collate(samples: list[dict]) -> dict:
 def build_toy_policy(cfg, dataset, init_from):
     if init_from is not None:
         return ToyPolicy.from_pretrained(init_from)
-    return ToyPolicy(horizon=cfg.model.chunk_size, noisy=cfg.model.preset == "toy-noisy",
-                     ema_momentum=cfg.model.ema_momentum)
+    return ToyPolicy(horizon=cfg.model.chunk_size, noisy=cfg.policy_type == "toy-noisy",
+                     ema_momentum=cfg.model.foresight.ema_momentum)
 
 
 def build_toy_dataset(cfg):
@@ -158,5 +162,18 @@ def build_toy_dataset(cfg):
     return ToyDataset(n=n, horizon=cfg.model.chunk_size), collate
 
 
+def toy_preset(stage: str) -> TrainConfig:
+    """The trainer tests' size: 20 steps at batch 8 on 64 toy samples, 4-action chunks."""
+    model = LaraConfig(chunk_size=4, inference=InferenceConfig(n_action_steps=4),
+                       foresight=ForesightConfig(ema_momentum=0.9))  # the toy policy reads these two
+    return stage_objective(TrainConfig(
+        output_dir="outputs/train/toy", policy_type="toy", steps=20, batch_size=8, seed=7, save_every=10,
+        log_every=5, progress=False, mixed_precision="no",
+        optim=OptimConfig(backbone_lr=1e-3, head_lr=1e-2, warmup_steps=2),
+        model=model, data=DataConfig(type="toy", root="64")), stage)
+
+
 register_policy("toy", build_toy_policy)
+register_policy("toy-noisy", build_toy_policy)
 register_dataset("toy", build_toy_dataset)
+register_size("toy", toy_preset)

@@ -4,7 +4,7 @@
 import logging
 import sys
 
-import curriculum_toy  # noqa: F401  (registers model.type / data.type "toy"; this folder is sys.path[0])
+import curriculum_toy  # noqa: F401  (registers the toy policy, dataset, preset; this folder is sys.path[0])
 from curriculum.cli import main
 from lara.utils.errors import LaraUserError
 

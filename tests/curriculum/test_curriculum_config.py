@@ -1,36 +1,92 @@
-"""Configs: presets load, bad input is one clear LaraUserError naming the fix."""
+"""Configs: the named presets build, YAML files and flags apply on top, bad input is one clear
+LaraUserError naming the fix."""
 
 import pytest
-from curriculum_testing import REPO, TOY
+from curriculum_testing import REPO
 
 from curriculum.cli import main as train_main
 from curriculum.config import load_train_config
+from curriculum.presets import train_preset
 from lara.utils.errors import LaraUserError
 
-PRESETS = sorted((REPO / "configs" / "train").glob("*/stage*.yaml"))
 OVERLAYS = sorted((REPO / "configs" / "train" / "data").glob("*.yaml"))
+MODEL_SIZES = ("tiny", "small", "qwen3vl-2b", "qwen3vl-4b")
 
 
-@pytest.mark.parametrize("path", PRESETS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_every_stage_preset_loads(path):
-    cfg = load_train_config([path])
-    assert cfg.stage == int(path.stem[-1])
-    assert cfg.stage == 1 or cfg.init_from  # later stages name their predecessor
+@pytest.mark.parametrize("stage", [1, 2, 3])
+@pytest.mark.parametrize("size", MODEL_SIZES)
+def test_every_stage_preset_builds(size, stage):
+    cfg = load_train_config(preset=size, stage=stage)
+    assert cfg.stage == stage and cfg.output_dir.endswith(f"/{size}/stage{stage}")
+    if stage > 1:  # later stages name their predecessor's final checkpoint
+        assert cfg.init_from == f"{train_preset(size, stage - 1).output_dir}/final"
     assert all(w > 0 for w in cfg.active_losses().values())  # no preset silently switches a loss off
+    assert cfg.loss.visual_l1 == (0.1 if stage == 1 else 0.2)
+    assert (cfg.data.annotation is None) == (stage == 3)  # stage III reads no CoT text
+
+
+def test_sizes_differ_in_the_model_and_its_training_settings():
+    tiny, small, q2b, q4b = (train_preset(size, 1) for size in MODEL_SIZES)
+    assert [c.model.vision.image_size for c in (tiny, small, q2b)] == [64, 128, 256]
+    assert [(c.optim.backbone_lr, c.batch_size) for c in (tiny, small)] == [(1e-4, 8), (1e-4, 8)]
+    assert q2b.model.backbone.gradient_checkpointing and q2b.data.num_workers == 8
+    assert (q2b.batch_size * q2b.grad_accum_steps, q4b.batch_size * q4b.grad_accum_steps) == (32, 32)
+    assert q4b.model.backbone.hidden_size == 2560 and q4b.model.vision == q2b.model.vision
+
+
+def test_baseline_is_stage_three_from_scratch_without_reasoning():
+    cfg = load_train_config(preset="small", stage="baseline")
+    assert (cfg.stage, cfg.from_scratch, cfg.init_from) == (3, True, None)
+    assert cfg.output_dir == "outputs/train/small/baseline"
+    assert cfg.model.foresight.num_slots == 0  # no <img_next>
+    assert cfg.model.latent.canonical_tags == []  # no latent segments
+    assert cfg.active_losses() == {"flow": 1.0, "visual_l1": 0.0} and cfg.data.annotation is None  # no CoT
+    stage3 = train_preset("small", 3)  # the same backbone, vision tower and expert otherwise
+    assert (cfg.model.backbone, cfg.model.vision, cfg.model.expert) == (
+        stage3.model.backbone, stage3.model.vision, stage3.model.expert)
+    scratch = ["--init_from", "null", "--from_scratch", "true"]  # any stage III, asked for explicitly
+    assert load_train_config(preset="tiny", stage=3, overrides=scratch).from_scratch
+    with pytest.raises(LaraUserError, match="or pass --from_scratch true to train it from random init"):
+        load_train_config(preset="tiny", stage=3, overrides=["--init_from", "null"])
+    with pytest.raises(LaraUserError, match="from_scratch and init_from .* exclude each other"):
+        load_train_config(preset="small", stage="baseline", overrides=["--init_from", "runs/x/final"])
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.stem)
 def test_dataset_overlays_merge(overlay):
-    cfg = load_train_config([REPO / "configs" / "train" / "qwen3vl-2b" / "stage1.yaml", overlay])
-    assert cfg.data.root and cfg.model.preset == "qwen3vl-2b" and cfg.optim.backbone_lr < cfg.optim.head_lr
+    cfg = load_train_config([overlay], preset="qwen3vl-2b", stage=1)
+    assert cfg.data.root and cfg.model.backbone.hidden_size == 2048
+    assert cfg.optim.backbone_lr < cfg.optim.head_lr
+
+
+def test_yaml_and_flags_apply_on_the_preset(tmp_path):
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("model:\n  chunk_size: 16\n  vision:\n    cameras: [agentview]\nsteps: 7\n")
+    flags = ["--model.expert.num_layers", "6", "--steps", "9"]
+    cfg = load_train_config([overlay], flags, preset="tiny", stage=2)
+    model = cfg.model
+    assert (model.chunk_size, model.vision.cameras, model.expert.num_layers) == (16, ["agentview"], 6)
+    assert cfg.steps == 9 and cfg.model.vision.image_size == 64  # the flag wins; the rest stays the preset's
+    assert cfg.init_from == "outputs/train/tiny/stage1/final"
+
+
+def test_a_saved_config_yaml_reloads_as_the_same_config(tmp_path):
+    cfg = load_train_config([], ["--model.backbone.num_hidden_layers", "3"], preset="small", stage=3)
+    (tmp_path / "config.yaml").write_text(cfg.to_yaml())  # what every run writes into its output_dir
+    again = load_train_config([tmp_path / "config.yaml"])
+    assert again == cfg and again.fingerprint() == cfg.fingerprint()
 
 
 def test_overrides_and_fingerprint():
-    a = load_train_config([TOY / "stage1.yaml"], ["--optim.head_lr", "0.5"])
+    def toy(*flags):
+        return load_train_config([], list(flags), preset="toy", stage=1)
+
+    a = toy("--optim.head_lr", "0.5")
     assert a.optim.head_lr == 0.5
-    b = load_train_config([TOY / "stage1.yaml"], ["--optim.head_lr", "0.5", "--save_every", "3", "--log_every", "1"])
-    c = load_train_config([TOY / "stage1.yaml"], ["--optim.head_lr", "0.6"])
-    assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+    b = toy("--optim.head_lr", "0.5", "--save_every", "3", "--log_every", "1")  # operational: same run
+    c = toy("--optim.head_lr", "0.6")
+    d = toy("--optim.head_lr", "0.5", "--model.expert.num_layers", "2")  # a model field changes the run
+    assert a.fingerprint() == b.fingerprint() != c.fingerprint() != d.fingerprint()
 
 
 @pytest.mark.parametrize(
@@ -48,8 +104,11 @@ def test_overrides_and_fingerprint():
         ("latent:\n  kind: exponential\n", [], "latent.kind='exponential'"),
         ("latent:\n  end_fraction: 1.0\n", [], "all-latent"),
         ("latent:\n  num_segments: 3\n", [], "tag_order has one level per tag"),
-        ("latent:\n  order: [SUBTASK, SUBTASK]\n  num_segments: 2\n", [], "name each tag once"),
-        ("model:\n  slot_mode: hidden\n", [], "model.slot_mode='hidden'"),
+        ("latent:\n  kind: linear\n", [], "at random: set --model.latent.selection random"),
+        ("model:\n  latent:\n    order: [SUBTASK, MOVE, MOVE]\n", [], "invalid model setting: latent.order"),
+        ("model:\n  latent:\n    slot_input: hidden\n", [], "invalid model setting: latent.slot_input"),
+        ("", ["--model.backbone.mrope_section", "[8,5,5]"], "invalid model setting: backbone.mrope_section"),
+        ("model:\n  slot_mode: learned\n", [], "fields `slot_mode` are not valid for LaraConfig"),
         ("stage: 3\ninit_from: x\nloss:\n  flow: 0\n", [], "loss.flow must be > 0"),
         ("mixed_precision: fp8\n", [], "mixed_precision"),
     ],
@@ -62,29 +121,42 @@ def test_bad_config_is_one_clear_error(tmp_path, yaml_text, args, match):
     assert "\n" not in str(err.value)
 
 
-def test_missing_config_file():
+def test_unknown_presets_and_missing_files():
     with pytest.raises(LaraUserError, match="config file nowhere.yaml not found"):
         load_train_config(["nowhere.yaml"])
+    with pytest.raises(LaraUserError, match=r"no training preset 'huge'; sizes: \[.*'small'.*'tiny'"):
+        load_train_config(preset="huge", stage=1)
+    with pytest.raises(LaraUserError, match="stage 4: choose one of 1, 2, 3"):
+        load_train_config(preset="tiny", stage=4)
+    with pytest.raises(LaraUserError, match="give the size too"):
+        load_train_config(stage=2)
 
 
-def test_cli_usage_errors(tmp_path):
-    with pytest.raises(LaraUserError, match="give --config"):
+def test_cli_usage_errors():
+    with pytest.raises(LaraUserError, match="give --preset <size> --stage <k>"):
         train_main([])
-    with pytest.raises(LaraUserError, match="lacks .*stage1.yaml"):
-        train_main(["--curriculum", str(tmp_path)])
+    with pytest.raises(LaraUserError, match="--preset tiny needs --stage"):
+        train_main(["--preset", "tiny"])
+    with pytest.raises(LaraUserError, match="no training preset 'nowhere'"):
+        train_main(["--curriculum", "nowhere"])
     with pytest.raises(LaraUserError, match="--stages"):
-        train_main(["--curriculum", str(TOY), "--stages", "1,4"])
+        train_main(["--curriculum", "toy", "--stages", "1,4"])
+    with pytest.raises(LaraUserError, match="drop --preset/--stage"):
+        train_main(["--curriculum", "toy", "--stage", "2"])
 
 
 def test_curriculum_runs_all_stages_then_skips_them(tmp_path, caplog):
     import logging
 
     caplog.set_level(logging.INFO, logger="curriculum.cli")
-    args = ["--curriculum", str(TOY), "--output_root", str(tmp_path), "--steps", "4"]
+    args = ["--curriculum", "toy", "--output_root", str(tmp_path), "--steps", "4"]
     assert train_main(args) == 0
     for k in (1, 2, 3):
         assert (tmp_path / f"stage{k}" / "final" / "model" / "model.safetensors").is_file()
     caplog.clear()
     assert train_main(args) == 0
     assert [r.getMessage().split(":")[0] for r in caplog.records if "skipping" in r.getMessage()] == [
-        "stage 1", "stage 2", "stage 3"]
+        "stage 1",
+        "stage 2",
+        "stage 3",
+    ]

@@ -16,9 +16,6 @@ from curriculum.config import load_train_config  # noqa: E402
 from curriculum.trainer import train  # noqa: E402
 from lara.utils.errors import LaraUserError  # noqa: E402
 
-TINY = REPO / "configs" / "train" / "tiny"
-
-
 def _episode(index: int, T: int = 12, size: int = 32):
     from data_pipeline.episode import Episode
 
@@ -71,7 +68,7 @@ def varied_cot_dataset(tmp_path_factory):
 
 
 def _cfg(stage, out, dataset, *extra):
-    return load_train_config([TINY / f"stage{stage}.yaml"], [
+    return load_train_config([], preset="tiny", stage=stage, overrides=[
         "--output_dir", str(out), "--data.root", str(dataset), "--batch_size", "4", "--progress", "false",
         "--save_every", "100", "--optim.warmup_steps", "2", "--optim.head_lr", "3e-3", "--optim.backbone_lr", "1e-3",
         *extra])
@@ -108,7 +105,7 @@ def test_three_stages_on_the_real_policy_losses_fall(tiny_dataset, tmp_path):
 
     r2 = train(_cfg(2, tmp_path / "s2", tiny_dataset, "--steps", "20", "--init_from", str(tmp_path / "s1")))
     p = [r["latent_probability"] for r in r2.history]
-    assert p[0] == 0.0 and p[-1] == 1.0 and p == sorted(p)
+    assert p[0] == 0.25 and p[-1] == 1.0 and p == sorted(p)  # tag_order: SUBTASK latent from the first step
     assert r2.history[-1]["latent/fraction"] == 1.0  # the final stretch: every segment latent
     before2 = _fixed_batch(tmp_path / "s1" / "final" / "model", dataset, 2)  # all latent (p = 1)
     after2 = _fixed_batch(tmp_path / "s2" / "final" / "model", dataset, 2)
@@ -133,18 +130,19 @@ def test_stage1_real_policy_two_steps_and_bad_inputs(tiny_dataset, tmp_path):
     with pytest.raises(LaraUserError, match="needs the stage 2 checkpoint"):
         train(_cfg(3, tmp_path / "y", tiny_dataset, "--init_from", str(tmp_path / "nothing")))
     with pytest.raises(LaraUserError, match="no dataset: set --data.root"):
-        train(load_train_config([TINY / "stage1.yaml"], ["--output_dir", str(tmp_path / "z")]))
+        train(load_train_config(preset="tiny", stage=1, overrides=["--output_dir", str(tmp_path / "z")]))
 
 
 def test_latest_annotation_needs_a_complete_run(tmp_path):
     from curriculum.lara_adapter import resolve_annotation
 
-    cfg = load_train_config([TINY / "stage1.yaml"], ["--data.root", str(tmp_path)])
+    cfg = load_train_config(preset="tiny", stage=1, overrides=["--data.root", str(tmp_path)])
     with pytest.raises(LaraUserError, match="no complete CoT annotation run.*lara annotate"):
         resolve_annotation(cfg)
-    stage3 = load_train_config([TINY / "stage3.yaml"], ["--data.root", str(tmp_path)])
+    stage3 = load_train_config(preset="tiny", stage=3, overrides=["--data.root", str(tmp_path)])
     assert resolve_annotation(stage3) is None  # stage III reads no CoT
-    no_cot = load_train_config([TINY / "stage1.yaml"], ["--data.root", str(tmp_path), "--data.annotation", "null"])
+    no_cot = load_train_config(preset="tiny", stage=1,
+                               overrides=["--data.root", str(tmp_path), "--data.annotation", "null"])
     with pytest.raises(LaraUserError, match="data.annotation is null"):
         resolve_annotation(no_cot)
 
@@ -161,7 +159,7 @@ def test_real_policy_sigkill_resume_is_exact(tiny_dataset, tmp_path):
     from curriculum_testing import assert_same_weights, weights
 
     train(_cfg(1, tmp_path / "s1", tiny_dataset, "--steps", "2"))
-    args = ["train", "--config", str(TINY / "stage2.yaml"), "--data.root", str(tiny_dataset), "--init_from",
+    args = ["train", "--preset", "tiny", "--stage", "2", "--data.root", str(tiny_dataset), "--init_from",
             str(tmp_path / "s1"), "--steps", "10", "--save_every", "4", "--batch_size", "4", "--progress", "false"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "lara.scripts.cli", *args, "--output_dir", str(tmp_path / "killed")]

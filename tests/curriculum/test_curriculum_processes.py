@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from curriculum_testing import REPO, TOY, assert_same_weights, toy_config, weights
+from curriculum_testing import REPO, assert_same_weights, toy_config, weights
 
 from curriculum import checkpointing as ckpt
 from curriculum.trainer import train
@@ -18,7 +18,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
 
 def test_sigkill_then_resume_is_exact(tmp_path):
-    args = ["--config", str(TOY / "stage1.yaml"), "--model.preset", "toy-noisy", "--steps", "40",
+    args = ["--preset", "toy", "--stage", "1", "--policy_type", "toy-noisy", "--steps", "40",
             "--save_every", "5", "--data.root", "40"]
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, str(SCRIPT), *args, "--output_dir", str(killed)],
@@ -37,12 +37,12 @@ def test_sigkill_then_resume_is_exact(tmp_path):
     resumed = subprocess.run([sys.executable, str(SCRIPT), *args, "--output_dir", str(killed), "--resume", "true"],
                              env=ENV, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    train(toy_config(tmp_path / "full", 1, *args[2:]))  # uninterrupted, in-process
+    train(toy_config(tmp_path / "full", 1, *args[4:]))  # uninterrupted, in-process
     assert_same_weights(weights(tmp_path / "full"), weights(killed), atol=1e-6)
 
 
 def test_two_process_ddp_matches_single_process(tmp_path):
-    common = ["--config", str(TOY / "stage1.yaml"), "--steps", "6", "--save_every", "3"]
+    common = ["--preset", "toy", "--stage", "1", "--steps", "6", "--save_every", "3"]
     ddp = tmp_path / "ddp"
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
               str(REPO / "configs" / "accelerate" / "ddp_cpu.yaml"), str(SCRIPT)]

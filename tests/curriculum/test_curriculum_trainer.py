@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 import torch
-from curriculum_testing import TOY, assert_same_weights, toy_config, weights
+from curriculum_testing import assert_same_weights, toy_config, weights
 
 from curriculum import checkpointing as ckpt
 from curriculum.trainer import train
@@ -26,7 +26,7 @@ def test_accumulation_equals_large_batch(tmp_path):
 def test_resume_from_checkpoint_is_exact(tmp_path):
     """Resuming from step 10 (noisy forward: dropout + random draws, 2 epochs of data) ends
     with the uninterrupted run's weights."""
-    args = ("--model.preset", "toy-noisy", "--steps", "20", "--data.root", "40")
+    args = ("--policy_type", "toy-noisy", "--steps", "20", "--data.root", "40")
     train(toy_config(tmp_path / "full", 2 - 1, *args))
     resumed = tmp_path / "resumed"
     (resumed / "checkpoints").mkdir(parents=True)
@@ -40,7 +40,7 @@ def test_resume_from_checkpoint_is_exact(tmp_path):
 
 def test_resume_without_rng_restore_would_differ(tmp_path, monkeypatch):
     """The control of the test above: dropping the restored RNG/optimizer state breaks exactness."""
-    args = ("--model.preset", "toy-noisy", "--steps", "20", "--data.root", "40")
+    args = ("--policy_type", "toy-noisy", "--steps", "20", "--data.root", "40")
     train(toy_config(tmp_path / "full", 1, *args))
     resumed = tmp_path / "resumed"
     shutil.copytree(tmp_path / "full" / "checkpoints" / "step_000010", resumed / "checkpoints" / "step_000010")
@@ -165,6 +165,13 @@ def test_stages_chain_and_losses_fall_on_a_fixed_batch(tmp_path):
             assert b[f"loss/{term}"] < 0.8 * a[f"loss/{term}"], (stage, term, a, b)
 
 
+def test_stage3_from_scratch_needs_no_init_from(tmp_path):
+    result = train(toy_config(tmp_path / "s3", 3, "--steps", "3", "--init_from", "null",
+                              "--from_scratch", "true"))
+    assert result.step == 3 and "loss/flow" in result.history[0]
+    assert ckpt.read_trainer_state(result.final_dir).stage == 3
+
+
 def test_tensorboard_scalars(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -183,8 +190,8 @@ def test_lora_trains_adapters_exports_merged_and_resumes_exactly(tmp_path):
 
     from curriculum_toy import ToyPolicy
 
-    lora = ("--model.lora.enabled", "true", "--model.lora.r", "2", "--model.lora.target_modules", "[q_proj]",
-            "--model.lora.module", "backbone", "--steps", "20", "--model.preset", "toy-noisy")
+    lora = ("--lora.enabled", "true", "--lora.r", "2", "--lora.target_modules", "[q_proj]",
+            "--lora.module", "backbone", "--steps", "20", "--policy_type", "toy-noisy")
     train(toy_config(tmp_path / "full", 1, *lora))
     state = load_file(str(tmp_path / "full" / "final" / "state" / "model.safetensors"))  # unmerged: resume form
     torch.manual_seed(7)  # the trainer's seed: the same initial base weights

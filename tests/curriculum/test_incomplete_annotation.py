@@ -1,7 +1,7 @@
 """Training on an interrupted annotation run is refused with one line (issue 14, case 4)."""
 
 import pytest
-from test_curriculum_lara import TINY, _write_dataset
+from test_curriculum_lara import _write_dataset
 
 from data_pipeline.annotation.sidecar import annotation_dir, episode_path, write_meta
 from lara.scripts.cli import main as lara_main
@@ -19,7 +19,7 @@ def half_annotated(tmp_path_factory):
 
 
 def _train(root, out, *extra) -> list[str]:
-    return ["train", "--config", str(TINY / "stage1.yaml"), "--data.root", str(root), "--data.annotation", "v1",
+    return ["train", "--preset", "tiny", "--stage", "1", "--data.root", str(root), "--data.annotation", "v1",
             "--data.split", "all", "--output_dir", str(out), "--steps", "1", "--progress", "false", *extra]
 
 
@@ -37,8 +37,8 @@ def test_allow_incomplete_annotation_trains_with_a_warning(half_annotated, tmp_p
     from curriculum.config import load_train_config
     from curriculum.lara_adapter import build_lerobot_dataset
 
-    cfg = load_train_config([TINY / "stage1.yaml"], _train(half_annotated, tmp_path / "run",
-                                                            "--data.allow_incomplete_annotation", "true")[3:])
+    flags = _train(half_annotated, tmp_path / "run", "--data.allow_incomplete_annotation", "true")[5:]
+    cfg = load_train_config([], flags, preset="tiny", stage=1)
     dataset, _ = build_lerobot_dataset(cfg)
     assert {e for e, _ in dataset.cot} == {0}
     assert "incomplete" in caplog.text and "training anyway" in caplog.text

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 EPISODES = 3  # the `dataset` fixture's (tests/examples/conftest.py)
@@ -51,6 +50,8 @@ def test_annotate_dataset_instruction_backend(dataset, tmp_path, capsys, load_ex
 
 
 def test_run_curriculum_three_stages_and_a_chunk(dataset, tmp_path, capsys, load_example):
+    from curriculum.presets import train_preset
+
     main = load_example("run_curriculum")
     out_dir = tmp_path / "train"
     args = ["--dataset", str(dataset), "--annotation", "fixture-v1", "--steps", "3,3,3", "--out", str(out_dir),
@@ -67,7 +68,7 @@ def test_run_curriculum_three_stages_and_a_chunk(dataset, tmp_path, capsys, load
         assert losses, out
         assert float(losses[1]) > 0 and float(losses[2]) > 0
     assert f"final checkpoint: {out_dir / 'stage3' / 'final'}" in out
-    chunk_size = yaml.safe_load((REPO / "configs/train/tiny/stage3.yaml").read_text())["model"]["chunk_size"]
+    chunk_size = train_preset("tiny", 3).model.chunk_size
     assert f"shape ({chunk_size}, 7)" in out
 
     # re-running skips the finished stages and still predicts from the stage-III checkpoint

@@ -21,11 +21,20 @@ def tok():
 
 
 # ---------------------------------------------------------------- config
-@pytest.mark.parametrize("name", ["tiny", "qwen3vl-2b", "qwen3vl-4b"])
+@pytest.mark.parametrize("name", ["tiny", "small", "qwen3vl-2b", "qwen3vl-4b"])
 def test_presets_load_and_round_trip(name):
     cfg = load_config(name)
     assert LaraConfig.from_dict(cfg.to_dict()) == cfg
     assert sum(cfg.backbone.mrope_section) * 2 == cfg.backbone.head_dim
+
+
+def test_checkpoints_saved_with_loss_weights_still_load():
+    """Loss weights left the model config (the training config sets them): an older checkpoint's
+    `loss` section is dropped when it loads."""
+    saved = load_config("tiny").to_dict()
+    saved["loss"] = {"cot_weight": 1.0, "action_ce_weight": 1.0, "visual_weight_stage1": 0.1,
+                     "visual_weight": 0.2, "flow_weight": 1.0}
+    assert LaraConfig.from_dict(saved) == load_config("tiny")
 
 
 def test_overrides_and_validation():

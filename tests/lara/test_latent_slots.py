@@ -78,14 +78,15 @@ def test_stage_two_batch_follows_the_tag_order(make_batch, tiny_policy):
 
 
 def test_the_curriculum_sets_the_policy_selection(tiny_policy):
-    from types import SimpleNamespace
-
+    from curriculum.config import load_train_config
     from curriculum.lara_adapter import apply_latent_schedule
 
     policy = tiny_policy()
-    apply_latent_schedule(policy, SimpleNamespace(latent=SimpleNamespace(kind="linear", order=["MOVE"])))
+    linear = ["--latent.kind", "linear", "--model.latent.selection", "random"]
+    apply_latent_schedule(policy, load_train_config(preset="tiny", stage=2, overrides=linear))
     assert policy.cfg.latent.selection == "random"
-    apply_latent_schedule(policy, SimpleNamespace(latent=SimpleNamespace(kind="tag_order", order=["MOVE", "SUBTASK"])))
+    order = ["--model.latent.order", "[MOVE,SUBTASK]", "--latent.num_segments", "2"]
+    apply_latent_schedule(policy, load_train_config(preset="tiny", stage=2, overrides=order))
     assert (policy.cfg.latent.selection, policy.cfg.latent.order) == ("tag_order", ["MOVE", "SUBTASK"])
 
 

@@ -1,0 +1,104 @@
+"""The named training presets, size x stage, in one place (openpi's registry of `TrainConfig`s).
+
+    train_preset("tiny", 1) -> TrainConfig        lara train --preset tiny --stage 1
+    train_preset("tiny", "baseline")              lara train --preset tiny --stage baseline
+    SIZES: tiny (CPU default: tests, the demo), small (CPU learning), qwen3vl-2b, qwen3vl-4b (GPU)
+
+A size is a function stage -> TrainConfig: its shared settings (the model, lara.presets; batch,
+learning rates, steps) passed through `stage_objective`, which sets what the stage trains:
+- "1": CoT CE + FAST action-token CE + visual-foresight L1 (weight 0.1), from random init;
+- "2": the same while the CoT tags turn latent in a fixed order (SUBTASK for the first third of the
+  ramp, + OBJECTS, + MOVE; the ramp is the first 80% of the steps), then all latent for the last
+  20% (as the reference's stage runs); visual L1 0.2; from stage I's final/;
+- "3": the DiT action expert (flow matching) + visual L1 0.2, no action tokens, no CoT text (every
+  segment latent); from stage II's final/;
+- "baseline": stage III alone from random init without reasoning: no CoT, no latent segments
+  (`latent.tags: []`), no `<img_next>` slots (`foresight.num_slots: 0`), flow matching only.
+Stage k trains into `<size output_dir>/stage<k>`. YAML files (`--config`, e.g. a dataset overlay)
+and `--a.b value` flags apply on top (`curriculum.config.load_train_config`). Tests register more
+sizes with `register_size`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from curriculum.config import DataConfig, LossConfig, OptimConfig, TrainConfig
+from lara.presets import model_preset
+from lara.utils.errors import LaraUserError
+
+STAGES = ("1", "2", "3", "baseline")
+VISUAL_L1 = {1: 0.1, 2: 0.2, 3: 0.2}  # the visual-foresight L1 weight of each stage (the reference's)
+
+
+def stage_objective(base: TrainConfig, stage: str) -> TrainConfig:
+    """A size's shared settings (`base`, its output_dir the size's folder) as the given stage."""
+    root = base.output_dir
+    if stage == "baseline":
+        m = base.model
+        model = replace(m, foresight=replace(m.foresight, num_slots=0), latent=replace(m.latent, tags=[]))
+        return replace(stage_objective(base, "3"), output_dir=f"{root}/baseline", init_from=None,
+                       from_scratch=True, loss=LossConfig(visual_l1=0.0), model=model)
+    if stage not in STAGES:
+        raise LaraUserError(f"stage {stage!r}: choose one of {', '.join(STAGES)}")
+    k = int(stage)
+    data = replace(base.data, annotation=None) if k == 3 else base.data  # stage III reads no CoT text
+    return replace(base, stage=k, output_dir=f"{root}/stage{k}", loss=LossConfig(visual_l1=VISUAL_L1[k]),
+                   init_from=f"{root}/stage{k - 1}/final" if k > 1 else None, data=data)
+
+
+def cpu_size(name: str) -> Callable[[str], TrainConfig]:
+    """A random-init size trained on CPU (tiny: tests and the demo; small: learning): 200 steps per
+    stage at batch 8, the backbone's learning rate a tenth of the heads' as in the real sizes."""
+
+    def size(stage: str) -> TrainConfig:
+        optim = OptimConfig(backbone_lr=1e-4, head_lr=1e-3, warmup_steps=20 if stage == "1" else 10)
+        base = TrainConfig(output_dir=f"outputs/train/{name}", seed=7, steps=200, batch_size=8,
+                           save_every=100, log_every=10, optim=optim, model=model_preset(name))
+        return stage_objective(base, stage)
+
+    return size
+
+
+def qwen3vl(name: str, batch_size: int, grad_accum_steps: int) -> Callable[[str], TrainConfig]:
+    """A Qwen3-VL size: bf16 on CUDA, gradient checkpointing, 20k/20k/30k steps, warmup 500. Real
+    backbone weights: --model.backbone.pretrained_path <local Qwen3-VL folder>; data: an overlay such
+    as --config configs/train/data/libero_spatial.yaml. The model stores its weights in bfloat16
+    (AdamW updates below ~0.4% of a weight are lost); for fp32 master weights with bf16 autocast
+    pass --model.backbone.dtype float32 (more memory: ~16 B/param). LoRA: --lora.enabled true.
+    Not run end to end in the session that wrote it."""
+
+    def size(stage: str) -> TrainConfig:
+        model = model_preset(name)
+        model = replace(model, backbone=replace(model.backbone, gradient_checkpointing=True))
+        optim = OptimConfig(backbone_lr=1e-5, head_lr=1e-4, weight_decay=0.01, warmup_steps=500,
+                            min_lr_ratio=0.1, grad_clip_norm=1.0)
+        base = TrainConfig(output_dir=f"outputs/train/{name}", seed=7,
+                           steps=30000 if stage in ("3", "baseline") else 20000, batch_size=batch_size,
+                           grad_accum_steps=grad_accum_steps, save_every=1000, keep_last=2, log_every=20,
+                           optim=optim, model=model, data=DataConfig(num_workers=8))
+        return stage_objective(base, stage)
+
+    return size
+
+
+SIZES: dict[str, Callable[[str], TrainConfig]] = {
+    "tiny": cpu_size("tiny"),
+    "small": cpu_size("small"),
+    "qwen3vl-2b": qwen3vl("qwen3vl-2b", batch_size=16, grad_accum_steps=2),  # effective batch 32 x processes
+    "qwen3vl-4b": qwen3vl("qwen3vl-4b", batch_size=8, grad_accum_steps=4),
+}
+
+
+def register_size(name: str, build: Callable[[str], TrainConfig]) -> None:
+    SIZES[name] = build
+
+
+def train_preset(size: str, stage: str | int) -> TrainConfig:
+    """The preset of `size` (SIZES) at `stage` (1, 2, 3 or "baseline")."""
+    if size not in SIZES:
+        raise LaraUserError(f"no training preset {size!r}; sizes: {sorted(SIZES)} (curriculum/presets.py)")
+    if str(stage) not in STAGES:
+        raise LaraUserError(f"stage {stage!r}: choose one of {', '.join(STAGES)}")
+    return SIZES[size](str(stage))
