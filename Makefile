@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PYTEST_ARGS ?=
 
-.PHONY: install apt test test-slow test-all demo clean-venv
+.PHONY: install apt lint test test-slow test-all demo clean-venv
 
 install: $(STAMP)
 
@@ -40,7 +40,12 @@ apt:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-test: install
+# Lint and formatting (ruff, configured in pyproject.toml) gate the tests, so CI runs them too.
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-slow: install
