@@ -25,9 +25,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "data_pipeline" / "annotation"))  # sim_record (episode recorder)
 
-EXPERT_TO_PHASE = {"approach": "move_to_object", "descend": "move_to_object", "grasp": "grasp",
-                   "lift": "move_to_goal", "carry": "move_to_goal", "lower": "move_to_goal", "release": "place",
-                   "retract": "retract", "done": "retract"}
+EXPERT_TO_PHASE = {
+    "approach": "move_to_object",
+    "descend": "move_to_object",
+    "grasp": "grasp",
+    "lift": "move_to_goal",
+    "carry": "move_to_goal",
+    "lower": "move_to_goal",
+    "release": "place",
+    "retract": "retract",
+    "done": "retract",
+}
 
 
 def _bounds(phases: list[str]) -> list[tuple[int, str]]:
@@ -74,31 +82,41 @@ def run_task(suite: str, task: int, size: int, stride: int, min_pixels: int) -> 
                 if rest:
                     boxes[name] = [int(v) for v in rest.rstrip("]").split(", ")]
             for hidden, out in ((hide, ious), (None, ious_arm)):
-                seg = render_geom_segmentation(env.sim, "agentview", size, size, hide_geoms=hidden)[::-1, ::-1]
+                seg = render_geom_segmentation(env.sim, "agentview", size, size, hide_geoms=hidden)[
+                    ::-1, ::-1
+                ]
                 for obj in ann.objects:
                     key = backend._box_key(env.raw_env, obj["key"])
                     if key not in env.raw_env.obj_body_id or obj["name"] not in boxes:
                         continue
-                    mask = np.isin(seg, body_subtree_geoms(env.sim.model._model, env.raw_env.obj_body_id[key]))
+                    mask = np.isin(
+                        seg, body_subtree_geoms(env.sim.model._model, env.raw_env.obj_body_id[key])
+                    )
                     if mask.sum() < min_pixels:
                         continue
                     rows, cols = np.nonzero(mask)
                     x1, y1, x2, y2 = boxes[obj["name"]]
                     if hidden is None:
-                        contained.append(float(np.mean((cols >= x1) & (cols < x2) & (rows >= y1) & (rows < y2))))
-                    out.append(box_iou(boxes[obj["name"]], [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]))
+                        contained.append(
+                            float(np.mean((cols >= x1) & (cols < x2) & (rows >= y1) & (rows < y2)))
+                        )
+                    out.append(
+                        box_iou(boxes[obj["name"]], [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1])
+                    )
             for obj in ann.objects:
                 key = backend._box_key(env.raw_env, obj["key"])
                 if key not in env.raw_env.obj_body_id or obj["name"] not in boxes:
                     continue
                 own = body_subtree_geoms(env.sim.model._model, env.raw_env.obj_body_id[key])
-                seg = render_geom_segmentation(env.sim, "agentview", size, size,
-                                               hide_geoms=np.setdiff1d(all_geoms, own))[::-1, ::-1]
+                seg = render_geom_segmentation(
+                    env.sim, "agentview", size, size, hide_geoms=np.setdiff1d(all_geoms, own)
+                )[::-1, ::-1]
                 mask = np.isin(seg, own)
                 if mask.sum() >= min_pixels:
                     rows, cols = np.nonzero(mask)
-                    ious_alone.append(box_iou(boxes[obj["name"]],
-                                              [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]))
+                    ious_alone.append(
+                        box_iou(boxes[obj["name"]], [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1])
+                    )
     finally:
         env.close()
     truth = [EXPERT_TO_PHASE[p] for p in episode.expert_phases]
@@ -111,16 +129,31 @@ def run_task(suite: str, task: int, size: int, stride: int, min_pixels: int) -> 
     T = episode.length
     named, agree = motion_agreement(episode.ee_pos, [dict(f)["MOVE"] for f in ann.frames], cfg.motion_window)
     return {
-        "suite": suite, "task": task, "instruction": episode.instruction, "expert_success": bool(success),
-        "frames": T, "status": ann.status, "quality_flags": ann.quality_flags, "plan": ann.plan,
-        "box_iou": {"n": len(ious), "mean": float(np.mean(ious)) if ious else None,
-                    "min": float(np.min(ious)) if ious else None,
-                    "frac_ge_0.5": float(np.mean(np.asarray(ious) >= 0.5)) if ious else None,
-                    "visible_pixels_inside_box": float(np.mean(contained)) if contained else None},
-        "box_iou_object_alone": {"n": len(ious_alone), "mean": float(np.mean(ious_alone)) if ious_alone else None,
-                                 "min": float(np.min(ious_alone)) if ious_alone else None},
-        "box_iou_robot_drawn": {"n": len(ious_arm), "mean": float(np.mean(ious_arm)) if ious_arm else None,
-                                "frac_ge_0.5": float(np.mean(np.asarray(ious_arm) >= 0.5)) if ious_arm else None},
+        "suite": suite,
+        "task": task,
+        "instruction": episode.instruction,
+        "expert_success": bool(success),
+        "frames": T,
+        "status": ann.status,
+        "quality_flags": ann.quality_flags,
+        "plan": ann.plan,
+        "box_iou": {
+            "n": len(ious),
+            "mean": float(np.mean(ious)) if ious else None,
+            "min": float(np.min(ious)) if ious else None,
+            "frac_ge_0.5": float(np.mean(np.asarray(ious) >= 0.5)) if ious else None,
+            "visible_pixels_inside_box": float(np.mean(contained)) if contained else None,
+        },
+        "box_iou_object_alone": {
+            "n": len(ious_alone),
+            "mean": float(np.mean(ious_alone)) if ious_alone else None,
+            "min": float(np.min(ious_alone)) if ious_alone else None,
+        },
+        "box_iou_robot_drawn": {
+            "n": len(ious_arm),
+            "mean": float(np.mean(ious_arm)) if ious_arm else None,
+            "frac_ge_0.5": float(np.mean(np.asarray(ious_arm) >= 0.5)) if ious_arm else None,
+        },
         "phase_sequence_matches": same_sequence,
         "boundary_error_frames": boundary_err,
         "motion_words": {"named_axes": named, "agree": agree},
@@ -130,7 +163,9 @@ def run_task(suite: str, task: int, size: int, stride: int, min_pixels: int) -> 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tasks", nargs="+", default=["libero_spatial:0", "libero_object:0"], help="suite:task_id")
+    p.add_argument(
+        "--tasks", nargs="+", default=["libero_spatial:0", "libero_object:0"], help="suite:task_id"
+    )
     p.add_argument("--size", type=int, default=128, help="camera / dataset image size")
     p.add_argument("--stride", type=int, default=5, help="check boxes every N-th frame")
     p.add_argument("--min-pixels", type=int, default=30)
@@ -145,7 +180,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             res = run_task(suite, int(task), args.size, args.stride, args.min_pixels)
         except Exception as err:  # e.g. a task the scripted expert does not support: report, go on
-            res = {"suite": suite, "task": int(task), "status": "error", "reason": f"{type(err).__name__}: {err}"}
+            res = {
+                "suite": suite,
+                "task": int(task),
+                "status": "error",
+                "reason": f"{type(err).__name__}: {err}",
+            }
         print(json.dumps(res), flush=True)
         results.append(res)
     ious = [r for r in results if r.get("box_iou", {}).get("n")]
@@ -154,17 +194,28 @@ def main(argv: list[str] | None = None) -> int:
         "tasks": len(results),
         "mean_box_iou_over_tasks": float(np.mean([r["box_iou"]["mean"] for r in ious])) if ious else None,
         "boxes_checked": int(sum(r["box_iou"]["n"] for r in ious)),
-        "frac_boxes_iou_ge_0.5": float(sum(r["box_iou"]["frac_ge_0.5"] * r["box_iou"]["n"] for r in ious)
-                                       / max(1, sum(r["box_iou"]["n"] for r in ious))),
+        "frac_boxes_iou_ge_0.5": float(
+            sum(r["box_iou"]["frac_ge_0.5"] * r["box_iou"]["n"] for r in ious)
+            / max(1, sum(r["box_iou"]["n"] for r in ious))
+        ),
         "visible_pixels_inside_box": float(np.mean([r["box_iou"]["visible_pixels_inside_box"] for r in ious]))
-        if ious else None,
-        "mean_box_iou_object_alone": float(np.mean([r["box_iou_object_alone"]["mean"] for r in ious])) if ious else None,
-        "min_box_iou_object_alone": float(np.min([r["box_iou_object_alone"]["min"] for r in ious])) if ious else None,
-        "mean_box_iou_robot_drawn": float(np.mean([r["box_iou_robot_drawn"]["mean"] for r in ious])) if ious else None,
+        if ious
+        else None,
+        "mean_box_iou_object_alone": float(np.mean([r["box_iou_object_alone"]["mean"] for r in ious]))
+        if ious
+        else None,
+        "min_box_iou_object_alone": float(np.min([r["box_iou_object_alone"]["min"] for r in ious]))
+        if ious
+        else None,
+        "mean_box_iou_robot_drawn": float(np.mean([r["box_iou_robot_drawn"]["mean"] for r in ious]))
+        if ious
+        else None,
         "max_boundary_error_frames": max(all_err) if all_err else None,
         "phase_sequences_matching": sum(bool(r.get("phase_sequence_matches")) for r in results),
-        "motion_agreement": (sum(r["motion_words"]["agree"] for r in results if "motion_words" in r),
-                             sum(r["motion_words"]["named_axes"] for r in results if "motion_words" in r)),
+        "motion_agreement": (
+            sum(r["motion_words"]["agree"] for r in results if "motion_words" in r),
+            sum(r["motion_words"]["named_axes"] for r in results if "motion_words" in r),
+        ),
     }
     print("summary:", json.dumps(summary))
     if args.out:

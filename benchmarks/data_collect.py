@@ -35,21 +35,44 @@ def main() -> None:
     rows = []
     for workers in args.workers:
         tmp = Path(tempfile.mkdtemp(prefix="lara-bench-collect-"))
-        cfg = CollectConfig(suite=args.suite, tasks=args.tasks, episodes_per_task=args.episodes_per_task,
-                            out=str(tmp / "ds"), workers=workers, camera_size=args.camera_size)
+        cfg = CollectConfig(
+            suite=args.suite,
+            tasks=args.tasks,
+            episodes_per_task=args.episodes_per_task,
+            out=str(tmp / "ds"),
+            workers=workers,
+            camera_size=args.camera_size,
+        )
         start = time.perf_counter()
         result = collect(cfg)
         total = time.perf_counter() - start
-        rows.append({"workers": workers, "demos": result.collected_now, "failed": len(result.failed),
-                     "frames": result.frames, "collect_s": round(result.seconds, 1), "total_s": round(total, 1),
-                     "demos_per_min": round(result.demos_per_minute, 2),
-                     "frames_per_s": round(result.frames / result.seconds, 2)})
+        rows.append(
+            {
+                "workers": workers,
+                "demos": result.collected_now,
+                "failed": len(result.failed),
+                "frames": result.frames,
+                "collect_s": round(result.seconds, 1),
+                "total_s": round(total, 1),
+                "demos_per_min": round(result.demos_per_minute, 2),
+                "frames_per_s": round(result.frames / result.seconds, 2),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
         if args.keep and workers == args.workers[-1]:
             shutil.copytree(tmp / "ds", args.keep, dirs_exist_ok=False)
         shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps({"suite": args.suite, "tasks": args.tasks, "camera_size": args.camera_size,
-                      "cpus": os.cpu_count(), "results": rows}))
+    print(
+        json.dumps(
+            {
+                "suite": args.suite,
+                "tasks": args.tasks,
+                "camera_size": args.camera_size,
+                "cpus": os.cpu_count(),
+                "results": rows,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

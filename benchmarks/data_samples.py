@@ -28,18 +28,36 @@ def main() -> None:
     t0 = time.perf_counter()
     ds = LaraSampleDataset(args.dataset, SampleConfig(image_size=args.image_size))
     init_s = time.perf_counter() - t0
-    loader = torch.utils.data.DataLoader(ds, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
-                                         collate_fn=collate_samples, persistent_workers=args.workers > 0)
+    loader = torch.utils.data.DataLoader(
+        ds,
+        batch_size=args.batch_size,
+        shuffle=True,
+        num_workers=args.workers,
+        collate_fn=collate_samples,
+        persistent_workers=args.workers > 0,
+    )
     next(iter(loader))  # warm-up: worker start-up and first batch
     n, start = 0, time.perf_counter()
     for _ in range(args.epochs):
         for batch in loader:
             n += batch["action"].shape[0]
     secs = time.perf_counter() - start
-    print(json.dumps({"dataset": args.dataset, "frames": len(ds), "workers": args.workers,
-                      "batch_size": args.batch_size, "image_size": args.image_size, "samples": n,
-                      "seconds": round(secs, 2), "samples_per_s": round(n / secs, 1), "init_s": round(init_s, 2),
-                      "cpus": os.cpu_count()}))
+    print(
+        json.dumps(
+            {
+                "dataset": args.dataset,
+                "frames": len(ds),
+                "workers": args.workers,
+                "batch_size": args.batch_size,
+                "image_size": args.image_size,
+                "samples": n,
+                "seconds": round(secs, 2),
+                "samples_per_s": round(n / secs, 1),
+                "init_s": round(init_s, 2),
+                "cpus": os.cpu_count(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -20,15 +20,26 @@ from envs.evaluator import EvalConfig, evaluate
 
 def measure(workers: int, args: argparse.Namespace, root: Path) -> dict:
     cfg = EvalConfig(
-        policy=args.policy, suite=args.suite, tasks=args.tasks, episodes=args.episodes, workers=workers,
-        out=root / f"w{workers}", camera_size=args.camera_size, render=True,
+        policy=args.policy,
+        suite=args.suite,
+        tasks=args.tasks,
+        episodes=args.episodes,
+        workers=workers,
+        out=root / f"w{workers}",
+        camera_size=args.camera_size,
+        render=True,
     )
     start = time.perf_counter()
     results = evaluate(cfg)
     minutes = (time.perf_counter() - start) / 60.0
     n = results["suites"][0]["episodes"]
-    return {"workers": workers, "episodes": n, "minutes": minutes, "episodes_per_minute": n / minutes,
-            "successes": results["suites"][0]["successes"]}
+    return {
+        "workers": workers,
+        "episodes": n,
+        "minutes": minutes,
+        "episodes_per_minute": n / minutes,
+        "successes": results["suites"][0]["successes"],
+    }
 
 
 def main() -> None:
@@ -46,11 +57,15 @@ def main() -> None:
     print("| workers | episodes | minutes | episodes/min | successes |")
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['workers']} | {r['episodes']} | {r['minutes']:.2f} | {r['episodes_per_minute']:.2f} | {r['successes']} |")
+        print(
+            f"| {r['workers']} | {r['episodes']} | {r['minutes']:.2f} | {r['episodes_per_minute']:.2f} | {r['successes']} |"
+        )
     print(f"speed-up with 2 workers: {ratio:.2f}x")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "eval_throughput.json").write_text(json.dumps({"rows": rows, "speedup_2_workers": ratio}, indent=2))
+        (args.out / "eval_throughput.json").write_text(
+            json.dumps({"rows": rows, "speedup_2_workers": ratio}, indent=2)
+        )
 
 
 if __name__ == "__main__":

@@ -60,8 +60,11 @@ def make_checkpoint(folder: Path, smoke: bool = False) -> dict:
     # the offline Qwen BPE with Qwen's specials at their ids (151,669 tokens, no LaRA tokens)
     _base_qwen_tokenizer().save(str(folder / "tokenizer.json"))
     n = sum(p.numel() for p in model.parameters())
-    return {"parameters": n, "dtype": str(next(model.parameters()).dtype),
-            "weights_bytes": sum(f.stat().st_size for f in folder.glob("*.safetensors"))}
+    return {
+        "parameters": n,
+        "dtype": str(next(model.parameters()).dtype),
+        "weights_bytes": sum(f.stat().st_size for f in folder.glob("*.safetensors")),
+    }
 
 
 def predict(checkpoint: Path) -> dict:
@@ -77,13 +80,23 @@ def predict(checkpoint: Path) -> dict:
     t_load = time.perf_counter() - t0
     rng = np.random.default_rng(0)
     size = policy.cfg.vision.image_size
-    obs = {"images": {c: rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for c in policy.cfg.vision.cameras},
-           "state": rng.normal(size=policy.cfg.state_dim).astype(np.float32), "instruction": "pick up the black bowl"}
+    obs = {
+        "images": {
+            c: rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for c in policy.cfg.vision.cameras
+        },
+        "state": rng.normal(size=policy.cfg.state_dim).astype(np.float32),
+        "instruction": "pick up the black bowl",
+    }
     t0 = time.perf_counter()
     with torch.no_grad():
         chunk = policy.predict_action_chunk(obs, stage=3)
-    return {"load_s": round(t_load, 1), "predict_s": round(time.perf_counter() - t0, 1), "chunk_shape": list(chunk.shape),
-            "finite": bool(np.isfinite(chunk).all()), "dtype": str(policy.vlm.dtype)}
+    return {
+        "load_s": round(t_load, 1),
+        "predict_s": round(time.perf_counter() - t0, 1),
+        "chunk_shape": list(chunk.shape),
+        "finite": bool(np.isfinite(chunk).all()),
+        "dtype": str(policy.vlm.dtype),
+    }
 
 
 def run_step(name: str, cmd: list[str], log_dir: Path) -> dict:
@@ -97,8 +110,13 @@ def run_step(name: str, cmd: list[str], log_dir: Path) -> dict:
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     rc = os.waitstatus_to_exitcode(status)
-    result = {"step": name, "wall_s": round(wall, 1), "peak_rss_gib": round(usage.ru_maxrss / 2**20, 2), "rc": rc,
-              "log": str(log_path)}
+    result = {
+        "step": name,
+        "wall_s": round(wall, 1),
+        "peak_rss_gib": round(usage.ru_maxrss / 2**20, 2),
+        "rc": rc,
+        "log": str(log_path),
+    }
     log.info("%s: rc %d, %.1f s, peak RSS %.2f GiB", name, rc, wall, result["peak_rss_gib"])
     if rc != 0:
         tail = log_path.read_text().splitlines()[-15:]
@@ -108,13 +126,48 @@ def run_step(name: str, cmd: list[str], log_dir: Path) -> dict:
 
 def train_cmd(stage: int, out: Path, ckpt: Path, init_from: Path | None, smoke: bool = False) -> list[str]:
     size = "tiny" if smoke else "qwen3vl-2b"  # smoke: the tiny architecture, with the 2B's checkpointing
-    cmd = [sys.executable, "-m", "lara.scripts.cli", "train", "--preset", size, "--stage", str(stage),
-           "--model.backbone.pretrained_path", str(ckpt), "--model.backbone.gradient_checkpointing", "true",
-           "--lora.enabled", "true",
-           "--data.type", "synthetic", "--data.root", "8", "--data.num_workers", "0", "--data.annotation", "null",
-           "--steps", "2", "--batch_size", "1", "--grad_accum_steps", "1", "--save_every", "2", "--log_every", "1",
-           "--optim.warmup_steps", "0", "--save_state", "false", "--progress", "false",
-           "--output_dir", str(out / f"stage{stage}")]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "lara.scripts.cli",
+        "train",
+        "--preset",
+        size,
+        "--stage",
+        str(stage),
+        "--model.backbone.pretrained_path",
+        str(ckpt),
+        "--model.backbone.gradient_checkpointing",
+        "true",
+        "--lora.enabled",
+        "true",
+        "--data.type",
+        "synthetic",
+        "--data.root",
+        "8",
+        "--data.num_workers",
+        "0",
+        "--data.annotation",
+        "null",
+        "--steps",
+        "2",
+        "--batch_size",
+        "1",
+        "--grad_accum_steps",
+        "1",
+        "--save_every",
+        "2",
+        "--log_every",
+        "1",
+        "--optim.warmup_steps",
+        "0",
+        "--save_state",
+        "false",
+        "--progress",
+        "false",
+        "--output_dir",
+        str(out / f"stage{stage}"),
+    ]
     if init_from is not None:
         cmd += ["--init_from", str(init_from)]
     return cmd
@@ -128,7 +181,11 @@ def main() -> None:
     p.add_argument("--smoke", action="store_true", help="tiny architecture: checks this script in a minute")
     args = p.parse_args()
     if args.child:  # inside a measured child process
-        result = make_checkpoint(Path(args.path), args.smoke) if args.child == "make_checkpoint" else predict(Path(args.path))
+        result = (
+            make_checkpoint(Path(args.path), args.smoke)
+            if args.child == "make_checkpoint"
+            else predict(Path(args.path))
+        )
         print(json.dumps({args.child: result}))
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -143,7 +200,11 @@ def main() -> None:
         run_step("make_checkpoint", me + ["--child", "make_checkpoint", "--path", str(ckpt)] + smoke, out),
         run_step("train_stage1", train_cmd(1, out, ckpt, None, args.smoke), out),
         run_step("train_stage3", train_cmd(3, out, ckpt, out / "stage1" / "final", args.smoke), out),
-        run_step("from_pretrained_predict", me + ["--child", "predict", "--path", str(out / "stage3" / "final")], out),
+        run_step(
+            "from_pretrained_predict",
+            me + ["--child", "predict", "--path", str(out / "stage3" / "final")],
+            out,
+        ),
     ]
     details = {}
     for s in steps:
@@ -153,8 +214,12 @@ def main() -> None:
                     details.update(json.loads(line))
                 except ValueError:
                     pass
-    report = {"threads": os.environ.get("OMP_NUM_THREADS"), "steps": steps, "details": details,
-              "command": " ".join([Path(sys.executable).name] + sys.argv)}
+    report = {
+        "threads": os.environ.get("OMP_NUM_THREADS"),
+        "steps": steps,
+        "details": details,
+        "command": " ".join([Path(sys.executable).name] + sys.argv),
+    }
     (out / "dry_run.json").write_text(json.dumps(report, indent=2))
     print("| step | wall s | peak RSS GiB |\n|---|---|---|")
     for s in steps:

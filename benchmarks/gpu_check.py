@@ -33,8 +33,10 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 
 def _peak(device: torch.device) -> dict:
     if device.type == "cuda":
-        return {"peak_allocated_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 2),
-                "peak_reserved_gib": round(torch.cuda.max_memory_reserved(device) / 2**30, 2)}
+        return {
+            "peak_allocated_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 2),
+            "peak_reserved_gib": round(torch.cuda.max_memory_reserved(device) / 2**30, 2),
+        }
     return {"peak_rss_gib_process": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}
 
 
@@ -43,11 +45,21 @@ def _batch(cfg, n: int, stage: int) -> dict:
     data_pipeline.samples: that imports the LeRobot stack, which a GPU box need not have."""
     from curriculum.synthetic import SyntheticSamples
 
-    ds = SyntheticSamples(n, cfg.chunk_size, cfg.vision.image_size, cfg.foresight.image_size, list(cfg.vision.cameras),
-                          cfg.action_dim, cfg.state_dim, with_cot=stage < 3)  # fmt: skip
+    ds = SyntheticSamples(
+        n,
+        cfg.chunk_size,
+        cfg.vision.image_size,
+        cfg.foresight.image_size,
+        list(cfg.vision.cameras),
+        cfg.action_dim,
+        cfg.state_dim,
+        with_cot=stage < 3,
+    )
     items = [ds[i] for i in range(n)]
-    return {k: torch.stack([it[k] for it in items]) if torch.is_tensor(v) else [it[k] for it in items]
-            for k, v in items[0].items()}
+    return {
+        k: torch.stack([it[k] for it in items]) if torch.is_tensor(v) else [it[k] for it in items]
+        for k, v in items[0].items()
+    }
 
 
 def latency(policy, args, device) -> dict:
@@ -56,15 +68,26 @@ def latency(policy, args, device) -> dict:
     obs = _obs(policy.cfg)
     out = {}
     with torch.inference_mode():
-        ms = _time(lambda: policy.predict_action_chunk(obs, stage=3, num_steps=args.steps), args.reps, args.warmup, device)
+        ms = _time(
+            lambda: policy.predict_action_chunk(obs, stage=3, num_steps=args.steps),
+            args.reps,
+            args.warmup,
+            device,
+        )
         out["stage3_ms"] = round(statistics.median(ms), 2)
         out["stage3_ms_all"] = [round(x, 2) for x in ms]
         n_act = max(1, round(args.fast_report["mean_tokens"]))
         before = policy.engine.num_generated_tokens
-        ms = _time(lambda: policy.predict_action_chunk(obs, stage=1, fixed_lengths=(args.cot_tokens, n_act)),
-                   args.reps, args.warmup, device)  # fmt: skip
+        ms = _time(
+            lambda: policy.predict_action_chunk(obs, stage=1, fixed_lengths=(args.cot_tokens, n_act)),
+            args.reps,
+            args.warmup,
+            device,
+        )
         out["explicit_ms"] = round(statistics.median(ms), 2)
-        out["explicit_tokens_per_chunk"] = (policy.engine.num_generated_tokens - before) / (args.reps + args.warmup)
+        out["explicit_tokens_per_chunk"] = (policy.engine.num_generated_tokens - before) / (
+            args.reps + args.warmup
+        )
         out["explicit_cot_tokens"], out["explicit_action_tokens"] = args.cot_tokens, n_act
     out["ratio"] = round(out["stage3_ms"] / out["explicit_ms"], 4)
     return out
@@ -89,8 +112,14 @@ def train_step(policy, stage: int, args, device) -> dict:
     policy.ema_update()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    out = {"stage": stage, "batch": args.batch, "step_s": round(time.perf_counter() - t0, 2),
-           "loss": round(float(loss.detach()), 4), "seq_len": int(metrics["tokens/seq_len"]), **_peak(device)}
+    out = {
+        "stage": stage,
+        "batch": args.batch,
+        "step_s": round(time.perf_counter() - t0, 2),
+        "loss": round(float(loss.detach()), 4),
+        "seq_len": int(metrics["tokens/seq_len"]),
+        **_peak(device),
+    }
     del opt, loss
     policy.zero_grad(set_to_none=True)
     return out
@@ -102,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cuda")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--cot-tokens", type=int, default=100)
-    p.add_argument("--steps", type=int, default=4, help="expert Euler steps per chunk (the preset's default is 4)")
+    p.add_argument(
+        "--steps", type=int, default=4, help="expert Euler steps per chunk (the preset's default is 4)"
+    )
     p.add_argument("--reps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--out", type=Path, default=Path("gpu_check.json"))
@@ -121,16 +152,30 @@ def main(argv: list[str] | None = None) -> int:
     policy, args.fast_report = random_policy(cfg)
     from curriculum.synthetic import COT
 
-    policy.seed_output_vocab([COT])  # the training steps' CoT (matters for `observed` output vocabularies only)
+    policy.seed_output_vocab(
+        [COT]
+    )  # the training steps' CoT (matters for `observed` output vocabularies only)
     policy.to(device)
     result = {
-        "preset": args.preset, "device": str(device), "dtype": dtype, "torch": torch.__version__,
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
-        "params_m": round(sum(q.numel() for q in policy.parameters()) / 1e6, 1), "build_s": round(time.perf_counter() - t0, 1),
-        "image_size": cfg.vision.image_size, "cameras": list(cfg.vision.cameras), "chunk_size": cfg.chunk_size,
-        "expert_steps": args.steps, "reps": args.reps, "warmup": args.warmup,
-        "command": " ".join(["python", "benchmarks/gpu_check.py", *(argv if argv is not None else sys.argv[1:])]),
-    }  # fmt: skip
+        "preset": args.preset,
+        "device": str(device),
+        "dtype": dtype,
+        "torch": torch.__version__,
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "params_m": round(sum(q.numel() for q in policy.parameters()) / 1e6, 1),
+        "build_s": round(time.perf_counter() - t0, 1),
+        "image_size": cfg.vision.image_size,
+        "cameras": list(cfg.vision.cameras),
+        "chunk_size": cfg.chunk_size,
+        "expert_steps": args.steps,
+        "reps": args.reps,
+        "warmup": args.warmup,
+        "command": " ".join(
+            ["python", "benchmarks/gpu_check.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
+    }
     t = time.perf_counter()
     result["latency"] = latency(policy, args, device)
     result["latency"]["section_s"] = round(time.perf_counter() - t, 1)
@@ -139,7 +184,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             result[f"train_stage{stage}"] = train_step(policy, stage, args, device)
         except torch.OutOfMemoryError as err:  # a figure too: this batch does not fit
-            result[f"train_stage{stage}"] = {"stage": stage, "batch": args.batch, "oom": str(err).splitlines()[0]}
+            result[f"train_stage{stage}"] = {
+                "stage": stage,
+                "batch": args.batch,
+                "oom": str(err).splitlines()[0],
+            }
             policy.zero_grad(set_to_none=True)
             torch.cuda.empty_cache()
         result[f"train_stage{stage}"]["section_s"] = round(time.perf_counter() - t, 1)

@@ -6,10 +6,13 @@ resampling differences (all high frequencies). Run: `PYTHONPATH=. python benchma
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "lara"))  # qwen_reference (the reference setup)
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[1] / "tests" / "lara")
+)  # qwen_reference (the reference setup)
 import numpy as np
 from qwen_reference import PUBLISHED, image_processor
 from lara.pixels import QwenImageSpec, qwen_preprocess, patchify, to_float_images
+
 ref, spec = image_processor(), QwenImageSpec.from_file(PUBLISHED / "preprocessor_config.json")
 rng = np.random.default_rng(0)
 for h, w in [(128, 128), (224, 224), (256, 256), (480, 640), (200, 300)]:
@@ -27,5 +30,7 @@ for h in (128, 224):
     f = rng.integers(0, 256, (h, h, 3), dtype=np.uint8)
     want = ref(images=[f], return_tensors="pt")
     po, _ = patchify(to_float_images(f), 256, 16, 2, 2, [0.5] * 3, [0.5] * 3)
-    d = (po - want['pixel_values']).abs()
-    print(f"{h}x{h} -> 256: max|diff| {float(d.max()):.3f}, mean {float(d.mean()):.3f} (normalized units, range [-1, 1])")
+    d = (po - want["pixel_values"]).abs()
+    print(
+        f"{h}x{h} -> 256: max|diff| {float(d.max()):.3f}, mean {float(d.mean()):.3f} (normalized units, range [-1, 1])"
+    )

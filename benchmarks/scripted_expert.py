@@ -132,13 +132,25 @@ def main(argv: list[str] | None = None) -> int:
         for task_results in pool.map(_run_task, jobs):
             results.extend(task_results)
             s = sum(r.success for r in task_results)
-            logger.info("task %d: %d / %d (%.0f s elapsed)", task_results[0].task_id, s, len(task_results), time.time() - t0)
+            logger.info(
+                "task %d: %d / %d (%.0f s elapsed)",
+                task_results[0].task_id,
+                s,
+                len(task_results),
+                time.time() - t0,
+            )
             if args.verbose:
                 for r in task_results:
-                    logger.info("  ep %d success=%s steps=%d phases=%s", r.episode, r.success, r.steps, r.phases)
+                    logger.info(
+                        "  ep %d success=%s steps=%d phases=%s", r.episode, r.success, r.steps, r.phases
+                    )
             if len(results) < len(jobs) * len(episodes):  # partial table, in case the run is cut short
                 done = {r.task_id: names[r.task_id] for r in results}
-                _write(args, markdown_table(args.suite, done, results, args.episodes) + "\n_partial run_\n", results)
+                _write(
+                    args,
+                    markdown_table(args.suite, done, results, args.episodes) + "\n_partial run_\n",
+                    results,
+                )
     table = markdown_table(args.suite, names, results, args.episodes)
     table += f"\n_{len(results)} episodes in {time.time() - t0:.0f} s with {args.workers} workers._\n"
     sys.stdout.write(table)

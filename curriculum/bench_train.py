@@ -49,19 +49,46 @@ class TrainBenchConfig:
             raise LaraUserError(f"--stages {self.stages}: a list of 1, 2, 3")
 
 
-def bench(preset: str, stages: list[int], batch_size: int, steps: int, warmup: int, gradient_checkpointing: bool,
-          workdir: Path, extra: list[str]) -> list[dict]:
+def bench(
+    preset: str,
+    stages: list[int],
+    batch_size: int,
+    steps: int,
+    warmup: int,
+    gradient_checkpointing: bool,
+    workdir: Path,
+    extra: list[str],
+) -> list[dict]:
     from curriculum.config import load_train_config
     from curriculum.trainer import resolved_mixed_precision, train
 
     rows = []
     for k in stages:
         overrides = [
-            "--output_dir", str(workdir / f"stage{k}"), "--steps", str(warmup + steps), "--batch_size", str(batch_size),
-            "--grad_accum_steps", "1", "--save_every", str(10**9), "--save_state", "false", "--log_every", str(10**9),
-            "--progress", "false", "--model.backbone.gradient_checkpointing",
+            "--output_dir",
+            str(workdir / f"stage{k}"),
+            "--steps",
+            str(warmup + steps),
+            "--batch_size",
+            str(batch_size),
+            "--grad_accum_steps",
+            "1",
+            "--save_every",
+            str(10**9),
+            "--save_state",
+            "false",
+            "--log_every",
+            str(10**9),
+            "--progress",
+            "false",
+            "--model.backbone.gradient_checkpointing",
             str(gradient_checkpointing).lower(),
-            "--data.type", "synthetic", "--data.root", str(max(256, batch_size * 4)), "--optim.warmup_steps", "1",
+            "--data.type",
+            "synthetic",
+            "--data.root",
+            str(max(256, batch_size * 4)),
+            "--optim.warmup_steps",
+            "1",
         ]
         if k > 1:
             overrides += ["--init_from", str(workdir / f"stage{k - 1}")]
@@ -69,18 +96,27 @@ def bench(preset: str, stages: list[int], batch_size: int, steps: int, warmup: i
         result = train(cfg)
         times = [r["time"] for r in result.history]
         measured = len(times) - warmup
-        sps = measured * batch_size * _world() / (times[-1] - times[warmup - 1]) if measured > 0 and warmup > 0 \
+        sps = (
+            measured * batch_size * _world() / (times[-1] - times[warmup - 1])
+            if measured > 0 and warmup > 0
             else result.samples_per_s
+        )
         step_s = _measured_steps(times, warmup)
         step_cpu_s = _measured_steps([r["cpu_time"] for r in result.history], warmup)
         row = {
-            "stage": k, "preset": preset, "batch_size": batch_size, "processes": _world(), "measured_steps": measured,
-            "samples_per_s": round(sps, 3), "s_per_step": round(batch_size * _world() / sps, 4),
+            "stage": k,
+            "preset": preset,
+            "batch_size": batch_size,
+            "processes": _world(),
+            "measured_steps": measured,
+            "samples_per_s": round(sps, 3),
+            "s_per_step": round(batch_size * _world() / sps, 4),
             "median_s_per_step": round(statistics.median(step_s), 4) if step_s else None,
             "median_cpu_s_per_step": round(statistics.median(step_cpu_s), 4) if step_cpu_s else None,
             "peak_memory_gib": round(result.peak_total_memory_bytes / 2**30, 3),
             "peak_memory_growth_gib": round(result.peak_memory_bytes / 2**30, 3),
-            "gradient_checkpointing": gradient_checkpointing, "mixed_precision": resolved_mixed_precision(cfg),
+            "gradient_checkpointing": gradient_checkpointing,
+            "mixed_precision": resolved_mixed_precision(cfg),
             "final_loss": round(result.history[-1]["loss"], 4),
         }
         rows.append(row)
@@ -111,17 +147,31 @@ def main(argv: list[str]) -> int:
     cfg = parse_config(TrainBenchConfig, argv, prog="lara bench train")
     with tempfile.TemporaryDirectory(prefix="lara-bench-train-") as tmp:
         workdir = cfg.workdir or Path(tmp)
-        rows = bench(cfg.preset, cfg.stages, cfg.batch_size, cfg.steps, cfg.warmup,
-                     cfg.gradient_checkpointing, workdir, cfg.overrides)  # fmt: skip
+        rows = bench(
+            cfg.preset,
+            cfg.stages,
+            cfg.batch_size,
+            cfg.steps,
+            cfg.warmup,
+            cfg.gradient_checkpointing,
+            workdir,
+            cfg.overrides,
+        )
     device = _device()
-    print(f"lara bench train: preset {cfg.preset}, batch {cfg.batch_size}, {cfg.steps} measured steps "
-          f"(+{cfg.warmup} warmup) per stage, on {device}")
-    print(f"{'stage':>5} {'samples/s':>10} {'s/step':>8} {'median s/step':>13} {'median CPU s':>12} "
-          f"{'peak GiB':>9} {'growth GiB':>10} {'precision':>9}")
+    print(
+        f"lara bench train: preset {cfg.preset}, batch {cfg.batch_size}, {cfg.steps} measured steps "
+        f"(+{cfg.warmup} warmup) per stage, on {device}"
+    )
+    print(
+        f"{'stage':>5} {'samples/s':>10} {'s/step':>8} {'median s/step':>13} {'median CPU s':>12} "
+        f"{'peak GiB':>9} {'growth GiB':>10} {'precision':>9}"
+    )
     for r in rows:
-        print(f"{r['stage']:>5} {r['samples_per_s']:>10.2f} {r['s_per_step']:>8.3f} "
-              f"{r['median_s_per_step']:>13.3f} {r['median_cpu_s_per_step']:>12.3f} "
-              f"{r['peak_memory_gib']:>9.2f} {r['peak_memory_growth_gib']:>10.2f} {r['mixed_precision']:>9}")
+        print(
+            f"{r['stage']:>5} {r['samples_per_s']:>10.2f} {r['s_per_step']:>8.3f} "
+            f"{r['median_s_per_step']:>13.3f} {r['median_cpu_s_per_step']:>12.3f} "
+            f"{r['peak_memory_gib']:>9.2f} {r['peak_memory_growth_gib']:>10.2f} {r['mixed_precision']:>9}"
+        )
     if cfg.out is not None:
         cfg.out.mkdir(parents=True, exist_ok=True)
         path = cfg.out / RESULTS_FILE

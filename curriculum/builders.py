@@ -42,16 +42,25 @@ DatasetBuilder = Callable[[Any], tuple[Any, Callable]]
 POLICY_BUILDERS: dict[str, PolicyBuilder] = {}
 DATASET_BUILDERS: dict[str, DatasetBuilder] = {}
 
-REQUIRED_POLICY_METHODS = ("forward", "parameter_groups", "set_latent_probability", "set_loss_weights",
-                           "ema_update", "save_pretrained")
+REQUIRED_POLICY_METHODS = (
+    "forward",
+    "parameter_groups",
+    "set_latent_probability",
+    "set_loss_weights",
+    "ema_update",
+    "save_pretrained",
+)
 
 
 def normalize_metrics(metrics: dict[str, float]) -> dict[str, float]:
     """Policy metrics under the trainer's names: namespaced names (`loss/flow`, `latent/fraction`)
     as they are, bare names as `metrics/<name>`. The policy's own total (`loss`, `loss/total`) is
     dropped: the trainer logs `loss/total` itself."""
-    return {key if "/" in key else f"metrics/{key}": float(value) for key, value in metrics.items()
-            if key not in ("loss", "loss/total")}
+    return {
+        key if "/" in key else f"metrics/{key}": float(value)
+        for key, value in metrics.items()
+        if key not in ("loss", "loss/total")
+    }
 
 
 def register_policy(name: str, builder: PolicyBuilder) -> None:

@@ -64,7 +64,9 @@ def list_checkpoints(output_dir: str | Path) -> list[Path]:
     root = checkpoints_dir(output_dir)
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and STEP_DIR.match(p.name) and (p / TRAINER_STATE).is_file()]
+    found = [
+        p for p in root.iterdir() if p.is_dir() and STEP_DIR.match(p.name) and (p / TRAINER_STATE).is_file()
+    ]
     return sorted(found, key=lambda p: int(STEP_DIR.match(p.name).group(1)))
 
 

@@ -81,15 +81,22 @@ class LatentScheduleConfig:
     def check_model(self, model: LaraConfig) -> None:
         """The schedule and the model's way of turning p into latent segments must agree."""
         order = model.latent.order
-        _check(self.kind != "tag_order" or self.num_segments == len(order),
-               f"latent.kind tag_order has one level per tag: set latent.num_segments to "
-               f"len(model.latent.order) = {len(order)} (got {self.num_segments})")
+        _check(
+            self.kind != "tag_order" or self.num_segments == len(order),
+            f"latent.kind tag_order has one level per tag: set latent.num_segments to "
+            f"len(model.latent.order) = {len(order)} (got {self.num_segments})",
+        )
         selection = "tag_order" if self.kind == "tag_order" else "random"
-        how = "turns the first tags of model.latent.order latent" if selection == "tag_order" else \
-            "draws each segment latent at random"
-        _check(model.latent.selection == selection,
-               f"latent.kind {self.kind} {how}: set --model.latent.selection {selection} "
-               f"(got {model.latent.selection})")
+        how = (
+            "turns the first tags of model.latent.order latent"
+            if selection == "tag_order"
+            else "draws each segment latent at random"
+        )
+        _check(
+            model.latent.selection == selection,
+            f"latent.kind {self.kind} {how}: set --model.latent.selection {selection} "
+            f"(got {model.latent.selection})",
+        )
 
 
 @dataclass
@@ -116,7 +123,9 @@ class LoraSettings:
     the token embeddings and LM head when `train_embeddings` (LaRA's added tokens must learn)."""
 
     enabled: bool = False
-    module: str = "backbone"  # attribute of the policy holding the backbone (LaraPolicy.backbone is its Qwen3-VL)
+    module: str = (
+        "backbone"  # attribute of the policy holding the backbone (LaraPolicy.backbone is its Qwen3-VL)
+    )
     train_embeddings: bool = True
     r: int = 16
     alpha: int = 32
@@ -141,7 +150,9 @@ class DataConfig:
     foresight_image_size: int | None = None  # None: model.foresight.image_size
     norm_mode: str = "quantile"  # quantile (q01/q99) | min_max (the reference's LIBERO setting) | mean_std
     num_workers: int = 0
-    split: str = "train"  # train: the recorded split's train episodes (data_pipeline.splits); all: every frame
+    split: str = (
+        "train"  # train: the recorded split's train episodes (data_pipeline.splits); all: every frame
+    )
     fast_fit_chunks: int = 20000  # action chunks the FAST tokenizer is fit on before stage I
 
     def __post_init__(self) -> None:
@@ -175,7 +186,9 @@ class TrainConfig:
     mixed_precision: str = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     save_every: int = 50
     keep_last: int = 2  # periodic checkpoints kept (the final one is always kept)
-    save_state: bool = True  # false: checkpoints hold the model only (no optimizer/RNG: no resume); benchmarks
+    save_state: bool = (
+        True  # false: checkpoints hold the model only (no optimizer/RNG: no resume); benchmarks
+    )
     log_every: int = 10
     progress: bool = True
     ddp_find_unused_parameters: bool = True  # stage III leaves the token heads unused
@@ -200,8 +213,10 @@ class TrainConfig:
             f"<stage {self.stage - 1} output_dir>/final (or run `lara train --curriculum ...`), or pass "
             "--from_scratch true to train it from random init",
         )
-        _check(not (self.from_scratch and self.init_from),
-               f"from_scratch and init_from ({self.init_from}) exclude each other: drop one")
+        _check(
+            not (self.from_scratch and self.init_from),
+            f"from_scratch and init_from ({self.init_from}) exclude each other: drop one",
+        )
         self.latent.check_model(self.model)
         if self.stage in (1, 2):
             _check(
@@ -217,7 +232,11 @@ class TrainConfig:
         action CE + visual L1; stage III flow matching + visual L1 (no action tokens, no CoT).
         A term with weight 0 is passed as 0 (switched off on purpose, visibly, in the config)."""
         if self.stage in (1, 2):
-            return {"cot_ce": self.loss.cot_ce, "action_ce": self.loss.action_ce, "visual_l1": self.loss.visual_l1}
+            return {
+                "cot_ce": self.loss.cot_ce,
+                "action_ce": self.loss.action_ce,
+                "visual_l1": self.loss.visual_l1,
+            }
         return {"flow": self.loss.flow, "visual_l1": self.loss.visual_l1}
 
     def to_yaml(self) -> str:
@@ -232,8 +251,16 @@ class TrainConfig:
 
 
 # Fields that do not change the weights a run produces: free to differ on resume.
-_OPERATIONAL = {"resume", "output_dir", "save_every", "keep_last", "save_state", "log_every", "progress",
-                "data.num_workers"}
+_OPERATIONAL = {
+    "resume",
+    "output_dir",
+    "save_every",
+    "keep_last",
+    "save_state",
+    "log_every",
+    "progress",
+    "data.num_workers",
+}
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -251,8 +278,11 @@ def training_identity(cfg: TrainConfig) -> dict:
     """The flattened config minus operational fields (see `_OPERATIONAL`)."""
     flat = flatten(yaml.safe_load(cfg.to_yaml()))
     unused = "lora." if not cfg.lora.enabled else None  # LoRA settings matter only when on
-    return {k: v for k, v in flat.items()
-            if k not in _OPERATIONAL and not (unused and k.startswith(unused) and k != "lora.enabled")}
+    return {
+        k: v
+        for k, v in flat.items()
+        if k not in _OPERATIONAL and not (unused and k.startswith(unused) and k != "lora.enabled")
+    }
 
 
 def config_diff(a: dict, b: dict) -> list[str]:
@@ -267,8 +297,12 @@ def _deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-def load_train_config(config_paths: list[str | Path] = (), overrides: list[str] | None = None,
-                      preset: str | None = None, stage: str | int | None = None) -> TrainConfig:
+def load_train_config(
+    config_paths: list[str | Path] = (),
+    overrides: list[str] | None = None,
+    preset: str | None = None,
+    stage: str | int | None = None,
+) -> TrainConfig:
     """A named preset (`preset` size x `stage`, curriculum.presets) or the dataclass defaults, then
     YAML files merged in order (e.g. a dataset overlay), then CLI overrides (`--optim.head_lr 2e-4`).
     Every problem becomes one `LaraUserError` line naming the fix."""
@@ -281,7 +315,8 @@ def load_train_config(config_paths: list[str | Path] = (), overrides: list[str] 
         merged = draccus.encode(train_preset(preset, stage))
     elif stage is not None:
         raise LaraUserError(
-            f"stage {stage!r} names a stage preset: give the size too (--preset tiny --stage {stage})")
+            f"stage {stage!r} names a stage preset: give the size too (--preset tiny --stage {stage})"
+        )
     for path in config_paths:
         merged = _deep_merge(merged, _read_yaml(Path(path)))
     try:
@@ -293,8 +328,9 @@ def load_train_config(config_paths: list[str | Path] = (), overrides: list[str] 
         if isinstance(cause, LaraUserError):  # a nested __post_init__ check: its own message is the clear one
             raise LaraUserError(str(cause)) from err
         if cause is not None:  # LaraConfig's own validation
-            raise LaraUserError(f"invalid model setting: {cause}; model.* are LaraConfig fields "
-                                "(lara/configuration_lara.py)") from err
+            raise LaraUserError(
+                f"invalid model setting: {cause}; model.* are LaraConfig fields (lara/configuration_lara.py)"
+            ) from err
         where = ", ".join(str(p) for p in config_paths) or (f"preset {preset}" if preset else "command line")
         message = " ".join(str(err).split())  # one line
         raise LaraUserError(
@@ -304,8 +340,10 @@ def load_train_config(config_paths: list[str | Path] = (), overrides: list[str] 
 
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
-        raise LaraUserError(f"config file {path} not found; presets are named (`--preset tiny --stage 1`, "
-                            "curriculum/presets.py), YAML files are overlays on them")
+        raise LaraUserError(
+            f"config file {path} not found; presets are named (`--preset tiny --stage 1`, "
+            "curriculum/presets.py), YAML files are overlays on them"
+        )
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:

@@ -57,8 +57,12 @@ def check_annotation_complete(cfg, name: str, episodes: list[int]) -> None:
     meta = read_meta(annotation_dir(cfg.data.root, name)) or {}
     what = f"{len(missing)} of {len(episodes)} episodes have no annotation ({missing[:10]}{' ...' if len(missing) > 10 else ''})"
     if cfg.data.allow_incomplete_annotation:
-        log.warning("annotation run %r of %s is incomplete: %s; training anyway "
-                    "(data.allow_incomplete_annotation)", name, cfg.data.root, what)
+        log.warning(
+            "annotation run %r of %s is incomplete: %s; training anyway (data.allow_incomplete_annotation)",
+            name,
+            cfg.data.root,
+            what,
+        )
         return
     backend = f" --backend {meta['backend']}" if meta.get("backend") else ""
     raise LaraUserError(
@@ -174,8 +178,11 @@ def _continued_policy(cfg, dataset, init_from: Path):
             f"model.latent.include_plan is {cfg.model.latent.include_plan} but {init_from} was trained with "
             f"{policy.cfg.latent.include_plan}; use the same model.latent.include_plan in every stage"
         )
-    ignored = [d for d in config_diff(flatten(cfg.model.to_dict()), flatten(policy.cfg.to_dict()))
-               if d.split(":")[0] not in STAGE_SWITCHES]
+    ignored = [
+        d
+        for d in config_diff(flatten(cfg.model.to_dict()), flatten(policy.cfg.to_dict()))
+        if d.split(":")[0] not in STAGE_SWITCHES
+    ]
     if ignored:
         log.warning("model.* differs from %s's saved config, which wins: %s", init_from, "; ".join(ignored))
     checkpointing = cfg.model.backbone.gradient_checkpointing

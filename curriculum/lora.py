@@ -23,8 +23,12 @@ def apply_lora(policy, settings) -> None:
     backbone = getattr(policy, settings.module, None)
     if not isinstance(backbone, torch.nn.Module):
         raise LaraUserError(f"lora.module={settings.module!r}: {type(policy).__name__} has no such submodule")
-    config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                        target_modules=list(settings.target_modules))
+    config = LoraConfig(
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=list(settings.target_modules),
+    )
     try:
         inject_adapter_in_model(config, backbone)
     except ValueError as err:
@@ -52,7 +56,10 @@ def merged_lora(policy):
     if not layers:
         yield policy
         return
-    saved = [(parent, attr, layer, layer.get_base_layer().weight.detach().clone()) for parent, attr, layer in layers]
+    saved = [
+        (parent, attr, layer, layer.get_base_layer().weight.detach().clone())
+        for parent, attr, layer in layers
+    ]
     try:
         with torch.no_grad():
             for parent, attr, layer, _ in saved:

@@ -38,14 +38,26 @@ def stage_objective(base: TrainConfig, stage: str) -> TrainConfig:
     if stage == "baseline":
         m = base.model
         model = replace(m, foresight=replace(m.foresight, num_slots=0), latent=replace(m.latent, tags=[]))
-        return replace(stage_objective(base, "3"), output_dir=f"{root}/baseline", init_from=None,
-                       from_scratch=True, loss=LossConfig(visual_l1=0.0), model=model)
+        return replace(
+            stage_objective(base, "3"),
+            output_dir=f"{root}/baseline",
+            init_from=None,
+            from_scratch=True,
+            loss=LossConfig(visual_l1=0.0),
+            model=model,
+        )
     if stage not in STAGES:
         raise LaraUserError(f"stage {stage!r}: choose one of {', '.join(STAGES)}")
     k = int(stage)
     data = replace(base.data, annotation=None) if k == 3 else base.data  # stage III reads no CoT text
-    return replace(base, stage=k, output_dir=f"{root}/stage{k}", loss=LossConfig(visual_l1=VISUAL_L1[k]),
-                   init_from=f"{root}/stage{k - 1}/final" if k > 1 else None, data=data)
+    return replace(
+        base,
+        stage=k,
+        output_dir=f"{root}/stage{k}",
+        loss=LossConfig(visual_l1=VISUAL_L1[k]),
+        init_from=f"{root}/stage{k - 1}/final" if k > 1 else None,
+        data=data,
+    )
 
 
 def cpu_size(name: str) -> Callable[[str], TrainConfig]:
@@ -54,8 +66,16 @@ def cpu_size(name: str) -> Callable[[str], TrainConfig]:
 
     def size(stage: str) -> TrainConfig:
         optim = OptimConfig(backbone_lr=1e-4, head_lr=1e-3, warmup_steps=20 if stage == "1" else 10)
-        base = TrainConfig(output_dir=f"outputs/train/{name}", seed=7, steps=200, batch_size=8,
-                           save_every=100, log_every=10, optim=optim, model=model_preset(name))
+        base = TrainConfig(
+            output_dir=f"outputs/train/{name}",
+            seed=7,
+            steps=200,
+            batch_size=8,
+            save_every=100,
+            log_every=10,
+            optim=optim,
+            model=model_preset(name),
+        )
         return stage_objective(base, stage)
 
     return size
@@ -72,12 +92,27 @@ def qwen3vl(name: str, batch_size: int, grad_accum_steps: int) -> Callable[[str]
     def size(stage: str) -> TrainConfig:
         model = model_preset(name)
         model = replace(model, backbone=replace(model.backbone, gradient_checkpointing=True))
-        optim = OptimConfig(backbone_lr=1e-5, head_lr=1e-4, weight_decay=0.01, warmup_steps=500,
-                            min_lr_ratio=0.1, grad_clip_norm=1.0)
-        base = TrainConfig(output_dir=f"outputs/train/{name}", seed=7,
-                           steps=30000 if stage in ("3", "baseline") else 20000, batch_size=batch_size,
-                           grad_accum_steps=grad_accum_steps, save_every=1000, keep_last=2, log_every=20,
-                           optim=optim, model=model, data=DataConfig(num_workers=8))
+        optim = OptimConfig(
+            backbone_lr=1e-5,
+            head_lr=1e-4,
+            weight_decay=0.01,
+            warmup_steps=500,
+            min_lr_ratio=0.1,
+            grad_clip_norm=1.0,
+        )
+        base = TrainConfig(
+            output_dir=f"outputs/train/{name}",
+            seed=7,
+            steps=30000 if stage in ("3", "baseline") else 20000,
+            batch_size=batch_size,
+            grad_accum_steps=grad_accum_steps,
+            save_every=1000,
+            keep_last=2,
+            log_every=20,
+            optim=optim,
+            model=model,
+            data=DataConfig(num_workers=8),
+        )
         return stage_objective(base, stage)
 
     return size

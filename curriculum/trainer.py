@@ -89,11 +89,15 @@ def build_accelerator(cfg: TrainConfig) -> Accelerator:
         mixed_precision=precision,
         gradient_accumulation_steps=cfg.grad_accum_steps,
         step_scheduler_with_optimizer=False,  # we step the scheduler once per optimizer step
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.ddp_find_unused_parameters)],
+        kwargs_handlers=[
+            DistributedDataParallelKwargs(find_unused_parameters=cfg.ddp_find_unused_parameters)
+        ],
     )
 
 
-def build_optimizer(policy, cfg: TrainConfig) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+def build_optimizer(
+    policy, cfg: TrainConfig
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     o = cfg.optim
     groups = []
     for group in policy.parameter_groups(o.backbone_lr, o.head_lr):
@@ -107,7 +111,10 @@ def build_optimizer(policy, cfg: TrainConfig) -> tuple[torch.optim.Optimizer, to
         log.warning(
             "%.0fM trainable parameters are stored in 16-bit: AdamW updates smaller than ~0.4%% of a weight "
             "round away (at lr %.0e most do). For fp32 master weights with bf16 compute, train with "
-            "--model.backbone.dtype float32 (autocast stays bf16 on GPU)", low / 1e6, o.backbone_lr)
+            "--model.backbone.dtype float32 (autocast stays bf16 on GPU)",
+            low / 1e6,
+            o.backbone_lr,
+        )
     optimizer = torch.optim.AdamW(groups, betas=(o.beta1, o.beta2), eps=o.eps, weight_decay=o.weight_decay)
     multiplier = functools.partial(
         lr_multiplier, total_steps=cfg.steps, warmup_steps=o.warmup_steps, min_lr_ratio=o.min_lr_ratio
@@ -218,8 +225,10 @@ def _prepare_output(cfg: TrainConfig, accelerator: Accelerator) -> Path | None:
         )
     ckpt.check_resumable(existing, cfg.fingerprint(), training_identity(cfg), cfg.stage)
     if existing.name != "final" and not (existing / "state").is_dir():
-        raise LaraUserError(f"{existing} holds no training state (written with save_state false); it cannot be "
-                            "resumed: start a new --output_dir (use it as --init_from of the next stage)")
+        raise LaraUserError(
+            f"{existing} holds no training state (written with save_state false); it cannot be "
+            "resumed: start a new --output_dir (use it as --init_from of the next stage)"
+        )
     return existing
 
 
@@ -269,7 +278,9 @@ def train(cfg: TrainConfig) -> TrainResult:
         from tqdm.auto import tqdm
 
         writer = SummaryWriter(str(out / "tensorboard"), flush_secs=30)
-        progress = tqdm(total=cfg.steps, initial=state.step, disable=not cfg.progress, desc=f"stage {cfg.stage}")
+        progress = tqdm(
+            total=cfg.steps, initial=state.step, disable=not cfg.progress, desc=f"stage {cfg.stage}"
+        )
 
     samples_per_step = cfg.batch_size * cfg.grad_accum_steps * accelerator.num_processes
     history: list[dict] = []
@@ -295,12 +306,16 @@ def train(cfg: TrainConfig) -> TrainResult:
                         raise FloatingPointError(f"stage {cfg.stage} step {step}: loss is {loss.item()}")
                     accelerator.backward(loss)
                     losses.append(loss.detach().float())
-                    for k, v in normalize_metrics(metrics).items():  # averaged over the micro-batches reporting k
+                    for k, v in normalize_metrics(
+                        metrics
+                    ).items():  # averaged over the micro-batches reporting k
                         metric_sums[k] = metric_sums.get(k, 0.0) + v
                         metric_counts[k] = metric_counts.get(k, 0) + 1
                     if accelerator.sync_gradients:
                         if cfg.optim.grad_clip_norm > 0:
-                            grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip_norm)
+                            grad_norm = accelerator.clip_grad_norm_(
+                                model.parameters(), cfg.optim.grad_clip_norm
+                            )
                         optimizer.step()
                         scheduler.step()
                         optimizer.zero_grad(set_to_none=True)
@@ -348,7 +363,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     )
 
 
-def _check_losses_on(cfg: TrainConfig, metrics: dict[str, float], weights: dict[str, float], p: float) -> None:
+def _check_losses_on(
+    cfg: TrainConfig, metrics: dict[str, float], weights: dict[str, float], p: float
+) -> None:
     """A loss that is configured on must be computed and nonzero (the reference implementation
     once lost its visual loss to a launcher flag without anyone noticing). CoT CE is checked
     only while no segment is latent (p = 0): a batch whose segments all drew latent has none."""
@@ -369,8 +386,12 @@ def _log(writer, progress, record, weights, state, samples_per_step, t_start, st
     throughput = (state.step - start_step) * samples_per_step / elapsed
     terms = {k.split("/", 1)[1]: v for k, v in record.items() if k.startswith("loss/")}
     terms.pop("total", None)
-    progress.set_postfix(loss=f"{record['loss']:.4f}", **{k: f"{v:.3f}" for k, v in terms.items()},
-                         p=f"{record['latent_probability']:.2f}", sps=f"{throughput:.1f}")
+    progress.set_postfix(
+        loss=f"{record['loss']:.4f}",
+        **{k: f"{v:.3f}" for k, v in terms.items()},
+        p=f"{record['latent_probability']:.2f}",
+        sps=f"{throughput:.1f}",
+    )
     if state.step % cfg.log_every and state.step != cfg.steps:
         return
     s = state.step

@@ -44,9 +44,13 @@ def bridge_mapping(cameras: Sequence[int] = (0,), base: str | Path | KeyMapping 
     mapping = load_key_mapping(base)
     idx = [int(i) for i in cameras]
     if not idx or any(i not in range(4) for i in idx) or len(set(idx)) != len(idx):
-        raise LaraUserError(f"Bridge cameras {list(cameras)}: choose distinct indices among 0..3 (image_0..image_3)")
+        raise LaraUserError(
+            f"Bridge cameras {list(cameras)}: choose distinct indices among 0..3 (image_0..image_3)"
+        )
     if 0 not in idx:
-        raise LaraUserError("Bridge cameras must include 0 (image_0, the primary view used for visual foresight)")
+        raise LaraUserError(
+            "Bridge cameras must include 0 (image_0, the primary view used for visual foresight)"
+        )
     return replace(mapping, cameras={camera_name(i): IMAGE_KEY.format(i) for i in idx})
 
 
@@ -71,8 +75,13 @@ class BridgeSummary:
         return self.num_episodes - len(self.no_language)
 
     def format(self) -> str:
-        cams = ", ".join(f"{k.rsplit('.', 1)[-1]} (blank in {100 * self.blank_fraction.get(k, 0):.0f}%)"
-                         for k in self.image_keys) or "none"
+        cams = (
+            ", ".join(
+                f"{k.rsplit('.', 1)[-1]} (blank in {100 * self.blank_fraction.get(k, 0):.0f}%)"
+                for k in self.image_keys
+            )
+            or "none"
+        )
         lines = [
             f"Bridge dataset {self.root}: {self.num_episodes} episodes, {self.num_frames} frames, {self.tasks} tasks",
             f"  cameras: {cams}",
@@ -111,8 +120,9 @@ def _feature_dim(dataset, key: str) -> int | None:
     return None if feat is None else int(np.prod(feat["shape"]))
 
 
-def inspect_bridge(root: str | Path, mapping: str | Path | KeyMapping = "bridge", sample_episodes: int = 32,
-                   dataset=None) -> BridgeSummary:
+def inspect_bridge(
+    root: str | Path, mapping: str | Path | KeyMapping = "bridge", sample_episodes: int = 32, dataset=None
+) -> BridgeSummary:
     """Cameras (and how often each is a blank placeholder), language coverage, dims, gripper range.
 
     Blank detection decodes only the first frame of up to `sample_episodes` evenly spaced episodes.
@@ -130,24 +140,38 @@ def inspect_bridge(root: str | Path, mapping: str | Path | KeyMapping = "bridge"
         rows = dataset.hf_dataset.with_format("numpy", columns=[key])
         flags = [bool(np.asarray(rows[bounds[i][1]][key]).max() <= BLANK_LEVEL) for i in picks]
         blank[key] = float(np.mean(flags))
-    action = np.stack(dataset.hf_dataset.with_format("numpy", columns=[mapping.action])[:][mapping.action]) \
-        if mapping.action in dataset.meta.features else np.zeros((1, 1), np.float32)  # (N, A)
+    action = (
+        np.stack(dataset.hf_dataset.with_format("numpy", columns=[mapping.action])[:][mapping.action])
+        if mapping.action in dataset.meta.features
+        else np.zeros((1, 1), np.float32)
+    )  # (N, A)
     grip = action[:, -1]
     summary = BridgeSummary(
-        root=str(root), num_episodes=len(bounds), num_frames=int(sum(e - s for _, s, e in bounds)),
-        image_keys=image_keys, blank_fraction=blank, no_language=episodes_without_language(root, dataset),
-        action_dim=_feature_dim(dataset, mapping.action) or 0, state_dim=_feature_dim(dataset, mapping.state) or 0,
-        gripper_range=(float(grip.min()), float(grip.max())), tasks=len(_task_strings(dataset)),
+        root=str(root),
+        num_episodes=len(bounds),
+        num_frames=int(sum(e - s for _, s, e in bounds)),
+        image_keys=image_keys,
+        blank_fraction=blank,
+        no_language=episodes_without_language(root, dataset),
+        action_dim=_feature_dim(dataset, mapping.action) or 0,
+        state_dim=_feature_dim(dataset, mapping.state) or 0,
+        gripper_range=(float(grip.min()), float(grip.max())),
+        tasks=len(_task_strings(dataset)),
     )
     for key, frac in blank.items():
         if key in mapping.cameras.values() and frac > 0:
-            summary.notes.append(f"{key} is blank in {100 * frac:.0f}% of sampled episodes but the mapping uses it")
+            summary.notes.append(
+                f"{key} is blank in {100 * frac:.0f}% of sampled episodes but the mapping uses it"
+            )
     return summary
 
 
 def check_bridge_dataset(
-    root: str | Path, mapping: str | Path | KeyMapping = "bridge", action_dim: int | None = None,
-    state_dim: int | None = None, dataset=None,
+    root: str | Path,
+    mapping: str | Path | KeyMapping = "bridge",
+    action_dim: int | None = None,
+    state_dim: int | None = None,
+    dataset=None,
 ) -> BridgeSummary:
     """Raise one clear `LaraUserError` naming what differs; return the summary when all fits.
 
@@ -164,17 +188,25 @@ def check_bridge_dataset(
             f"{root}: camera key(s) {missing} missing; the dataset has cameras {summary.image_keys or 'none'} "
             f"(mapping {mapping.name!r} wants {sorted(mapping.cameras.values())}); choose cameras the dataset has"
         )
-    for label, key, want_map, want_model in (("action", mapping.action, mapping.action_dim, action_dim),
-                                             ("state", mapping.state, mapping.state_dim, state_dim)):
+    for label, key, want_map, want_model in (
+        ("action", mapping.action, mapping.action_dim, action_dim),
+        ("state", mapping.state, mapping.state_dim, state_dim),
+    ):
         have = _feature_dim(dataset, key)
         if have is None:
-            raise LaraUserError(f"{root}: no {label} column {key!r}; the dataset has {sorted(dataset.meta.features)}")
+            raise LaraUserError(
+                f"{root}: no {label} column {key!r}; the dataset has {sorted(dataset.meta.features)}"
+            )
         if have != want_map:
-            raise LaraUserError(f"{root}: {label} {key!r} has {have} dims, the key mapping {mapping.name!r} expects "
-                                f"{want_map}; use a mapping for this port (e.g. configs/data/bridge_state7.yaml)")
+            raise LaraUserError(
+                f"{root}: {label} {key!r} has {have} dims, the key mapping {mapping.name!r} expects "
+                f"{want_map}; use a mapping for this port (e.g. configs/data/bridge_state7.yaml)"
+            )
         if want_model is not None and have != want_model:
-            raise LaraUserError(f"{root}: {label} has {have} dims, the model expects {want_model}; "
-                                f"train a model with {label}_dim={have} for this dataset")
+            raise LaraUserError(
+                f"{root}: {label} has {have} dims, the model expects {want_model}; "
+                f"train a model with {label}_dim={have} for this dataset"
+            )
     lo, hi = summary.gripper_range
     if mapping.gripper_convention in ("open_1_close_0", "open_0_close_1") and (lo < -0.05 or hi > 1.05):
         raise LaraUserError(
@@ -202,7 +234,9 @@ class SkipCount:
 
 
 def read_bridge_episodes(
-    root: str | Path, mapping: str | Path | KeyMapping = "bridge", episodes: list[int] | None = None,
+    root: str | Path,
+    mapping: str | Path | KeyMapping = "bridge",
+    episodes: list[int] | None = None,
     skipped: SkipCount | None = None,
 ) -> Iterator[Episode]:
     """Validated Episodes of the episodes with language (all, or those in `episodes`).

@@ -38,8 +38,18 @@ from lara.utils.jsonl import append_jsonl, read_jsonl, repair_jsonl
 logger = logging.getLogger(__name__)
 
 # settings that change what an episode file contains: a resume must use the same values
-_RUN_KEYS = ("suite", "camera_size", "perturb_xy", "settle_steps", "max_steps", "seed", "finish_motion", "init",
-             "min_layout_distance", "region_fit")
+_RUN_KEYS = (
+    "suite",
+    "camera_size",
+    "perturb_xy",
+    "settle_steps",
+    "max_steps",
+    "seed",
+    "finish_motion",
+    "init",
+    "min_layout_distance",
+    "region_fit",
+)
 INIT_MODES = ("shipped", "sampled")
 COLLECTION_FILE = "lara/collection.json"  # inside the dataset: how its start layouts were drawn
 
@@ -131,12 +141,23 @@ def load_episode_file(path: Path, task_id: int, suite: str, index: int) -> Episo
         action = z["action"].astype(np.float32)
         state = z["state"]
         return Episode(
-            images={"agentview": z["images.agentview"], "wrist": z["images.wrist"]}, state=state, action=action,
-            gripper=action[:, -1].copy(), ee_pos=state[:, :3].copy(), ee_ori=state[:, 3:6].copy(),
-            instruction=str(z["instruction"]), task_index=task_id, task_name=str(z["task_name"]), suite=suite,
-            episode_index=index, sim_states=z["sim_states"], bddl_file=str(z["bddl_file"]),
-            init_state=z["init_state"], expert_phases=[str(p) for p in z["expert_phases"]],
-            source=str(path), extras={"joint_states": z["joint_states"]},
+            images={"agentview": z["images.agentview"], "wrist": z["images.wrist"]},
+            state=state,
+            action=action,
+            gripper=action[:, -1].copy(),
+            ee_pos=state[:, :3].copy(),
+            ee_ori=state[:, 3:6].copy(),
+            instruction=str(z["instruction"]),
+            task_index=task_id,
+            task_name=str(z["task_name"]),
+            suite=suite,
+            episode_index=index,
+            sim_states=z["sim_states"],
+            bddl_file=str(z["bddl_file"]),
+            init_state=z["init_state"],
+            expert_phases=[str(p) for p in z["expert_phases"]],
+            source=str(path),
+            extras={"joint_states": z["joint_states"]},
         ).validate(action_dim=7, state_dim=8)
 
 
@@ -184,8 +205,9 @@ def _run_jobs(jobs: list[Job], workers: int, partial: Path, result: CollectResul
                 close_cached_env()
         else:
             ctx = multiprocessing.get_context("spawn")  # fresh MuJoCo/GL state per worker
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=worker_init,
-                                       initargs=(close_cached_env,))  # closes the env before EGL goes away
+            pool = ProcessPoolExecutor(
+                max_workers=workers, mp_context=ctx, initializer=worker_init, initargs=(close_cached_env,)
+            )  # closes the env before EGL goes away
             try:
                 pending = {pool.submit(run_batch, batch) for batch in batch_jobs(jobs, workers)}
 
@@ -205,7 +227,9 @@ def _run_jobs(jobs: list[Job], workers: int, partial: Path, result: CollectResul
         progress.bar.close()
 
 
-def _consume(batches: Iterator[list[dict[str, Any]]], reports: Path, progress: _Progress, result: CollectResult) -> None:
+def _consume(
+    batches: Iterator[list[dict[str, Any]]], reports: Path, progress: _Progress, result: CollectResult
+) -> None:
     counts: Counter = Counter()
     for report in (r for batch in batches for r in batch):
         append_jsonl(reports, {k: v for k, v in report.items() if k != "traceback"})
@@ -215,7 +239,9 @@ def _consume(batches: Iterator[list[dict[str, Any]]], reports: Path, progress: _
         else:
             result.failed.append(report)
             if report["status"] == "error":
-                logger.warning("job %s crashed: %s\n%s", report["job"], report.get("error"), report.get("traceback"))
+                logger.warning(
+                    "job %s crashed: %s\n%s", report["job"], report.get("error"), report.get("traceback")
+                )
             progress.failed += 1
         progress.refresh()
     result.status_counts = dict(counts)
@@ -227,7 +253,9 @@ def collect(cfg: CollectConfig) -> CollectResult:
         raise LaraUserError("--out is required: the folder of the LeRobot dataset to write")
     out = Path(cfg.out)
     if out.exists():
-        raise LaraUserError(f"{out} already exists (a finished collection); choose another --out or delete it")
+        raise LaraUserError(
+            f"{out} already exists (a finished collection); choose another --out or delete it"
+        )
     from envs.libero_env import num_tasks
 
     task_ids = cfg.task_ids(num_tasks(cfg.suite))
@@ -238,22 +266,40 @@ def collect(cfg: CollectConfig) -> CollectResult:
     if cfg.hdf5_dir:
         remove_stale_temps(cfg.hdf5_dir, ".")
     all_jobs = [
-        Job(cfg.suite, t, k, cfg.camera_size, cfg.perturb_xy, cfg.settle_steps, cfg.max_attempts, cfg.max_steps,
-            cfg.seed, str(partial), cfg.finish_motion, cfg.init, cfg.min_layout_distance, cfg.max_layout_draws,
-            cfg.region_fit)
+        Job(
+            cfg.suite,
+            t,
+            k,
+            cfg.camera_size,
+            cfg.perturb_xy,
+            cfg.settle_steps,
+            cfg.max_attempts,
+            cfg.max_steps,
+            cfg.seed,
+            str(partial),
+            cfg.finish_motion,
+            cfg.init,
+            cfg.min_layout_distance,
+            cfg.max_layout_draws,
+            cfg.region_fit,
+        )
         for t in task_ids
         for k in range(cfg.episodes_per_task)
     ]
     todo = [job for job in all_jobs if not job.file.is_file()]
     result = CollectResult(out=out, resumed=len(all_jobs) - len(todo))
     if result.resumed:
-        logger.info("resuming: %d of %d demos already collected in %s", result.resumed, len(all_jobs), partial)
+        logger.info(
+            "resuming: %d of %d demos already collected in %s", result.resumed, len(all_jobs), partial
+        )
     start = time.perf_counter()
     _run_jobs(todo, min(cfg.workers, max(len(todo), 1)), partial, result)
     result.seconds = time.perf_counter() - start
     done = [(j.task_id, j.slot) for j in all_jobs if j.file.is_file()]
     if not done:
-        raise LaraUserError(f"no successful demos for {cfg.suite} tasks {task_ids}; see {partial / 'reports.jsonl'}")
+        raise LaraUserError(
+            f"no successful demos for {cfg.suite} tasks {task_ids}; see {partial / 'reports.jsonl'}"
+        )
     write_collected(partial, done, cfg, out)
     result.episodes = len(done)
     result.frames = int(sum(np.load(episode_file(partial, t, k))["action"].shape[0] for t, k in done))
@@ -275,8 +321,11 @@ def write_collected(partial: Path, done: list[tuple[int, int]], cfg: CollectConf
     if cfg.hdf5_dir:
         hdf5_dir = Path(cfg.hdf5_dir)
         for task_id in sorted({t for t, _ in done}):
-            eps = [load_episode_file(episode_file(partial, t, k), t, cfg.suite, i)
-                   for i, (t, k) in enumerate(done) if t == task_id]
+            eps = [
+                load_episode_file(episode_file(partial, t, k), t, cfg.suite, i)
+                for i, (t, k) in enumerate(done)
+                if t == task_id
+            ]
             write_libero_hdf5(hdf5_dir / f"{eps[0].task_name}_demo.hdf5", eps)
     write_lerobot_dataset(out, episodes(), "libero", repo_id=cfg.repo_id, fps=20, progress=True)
     atomic_write_text(out / COLLECTION_FILE, json.dumps(collection_meta(partial, done, cfg), indent=1))
@@ -290,11 +339,15 @@ def collection_meta(partial: Path, done: list[tuple[int, int]], cfg: CollectConf
     starts = []
     for index, (task_id, slot) in enumerate(done):
         with np.load(episode_file(partial, task_id, slot), allow_pickle=False) as z:
-            layout = json.loads(str(z["layout"])) if "layout" in z.files else {}  # files of runs before --init
+            layout = (
+                json.loads(str(z["layout"])) if "layout" in z.files else {}
+            )  # files of runs before --init
         starts.append({"episode_index": index, "task_id": task_id, "slot": slot, **layout})
     distances = [s["distance_m"] for s in starts if "distance_m" in s]
     return {
-        "init": cfg.init, "seed": cfg.seed, "perturb_xy": cfg.perturb_xy,
+        "init": cfg.init,
+        "seed": cfg.seed,
+        "perturb_xy": cfg.perturb_xy,
         "min_layout_distance_m": cfg.min_layout_distance if cfg.init == "sampled" else None,
         "max_layout_draws": cfg.max_layout_draws if cfg.init == "sampled" else None,
         "region_fit": cfg.region_fit if cfg.init == "sampled" else None,
@@ -302,27 +355,40 @@ def collection_meta(partial: Path, done: list[tuple[int, int]], cfg: CollectConf
         "layouts_refused": sum(r.get("layouts_refused", 0) for r in lines),
         "min_distance_to_evaluation_states_m": min(distances) if distances else None,
         "episodes": starts,
-    }  # fmt: skip
+    }
 
 
 def summary(result: CollectResult) -> str:
     if result.collected_now or result.failed:
-        how = (f"{result.collected_now} collected now in {result.seconds:.0f} s = {result.demos_per_minute:.2f} "
-               f"demos/min, {result.resumed} from a previous run")
+        how = (
+            f"{result.collected_now} collected now in {result.seconds:.0f} s = {result.demos_per_minute:.2f} "
+            f"demos/min, {result.resumed} from a previous run"
+        )
     else:
         how = f"all {result.resumed} from a previous run"
     lines = [f"wrote {result.out}: {result.episodes} episodes, {result.frames} frames ({how})"]
     meta_path = result.out / COLLECTION_FILE
     if meta_path.is_file() and (meta := json.loads(meta_path.read_text()))["init"] == "sampled":
-        lines.append(f"  start layouts: LIBERO's placement sampler (seed {meta['seed']}); "
-                     f"{meta['layouts_refused']} refused within {meta['min_layout_distance_m']} m of an evaluation "
-                     f"init state; nearest kept: {meta['min_distance_to_evaluation_states_m']:.3f} m")
+        lines.append(
+            f"  start layouts: LIBERO's placement sampler (seed {meta['seed']}); "
+            f"{meta['layouts_refused']} refused within {meta['min_layout_distance_m']} m of an evaluation "
+            f"init state; nearest kept: {meta['min_distance_to_evaluation_states_m']:.3f} m"
+        )
     for rep in result.failed:
         job = rep["job"]
-        lines.append(f"  not collected: task {job['task_id']} slot {job['slot']}: {rep['status']} after "
-                     f"{rep['attempts']} attempt(s) {rep.get('error', '')}".rstrip())
+        lines.append(
+            f"  not collected: task {job['task_id']} slot {job['slot']}: {rep['status']} after "
+            f"{rep['attempts']} attempt(s) {rep.get('error', '')}".rstrip()
+        )
     return "\n".join(lines)
 
 
-__all__ = ["CollectConfig", "CollectResult", "collect", "collection_meta", "summary", "load_episode_file",
-           "write_collected"]
+__all__ = [
+    "CollectConfig",
+    "CollectResult",
+    "collect",
+    "collection_meta",
+    "summary",
+    "load_episode_file",
+    "write_collected",
+]

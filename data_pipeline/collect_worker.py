@@ -129,10 +129,18 @@ def _start(job: Job, attempt: int, env: Any) -> tuple[Any, dict[str, Any]]:
         check = check_env_layout(env, job.min_layout_distance)
         if not check.too_close:
             return obs, {"layout_seed": seed, "resampled": draw, **check.as_dict()}
-        logger.info("task %d slot %d: layout %d within %.3f m of init state %d, drawing again", job.task_id,
-                    job.slot, seed, check.distance, check.nearest_index)
-    raise LayoutDrawError(f"{job.max_layout_draws} sampled layouts were all within {job.min_layout_distance} m "
-                          "of an evaluation init state; lower --min_layout_distance or raise --max_layout_draws")
+        logger.info(
+            "task %d slot %d: layout %d within %.3f m of init state %d, drawing again",
+            job.task_id,
+            job.slot,
+            seed,
+            check.distance,
+            check.nearest_index,
+        )
+    raise LayoutDrawError(
+        f"{job.max_layout_draws} sampled layouts were all within {job.min_layout_distance} m "
+        "of an evaluation init state; lower --min_layout_distance or raise --max_layout_draws"
+    )
 
 
 def _rollout(job: Job, attempt: int) -> tuple[bool, dict[str, Any]]:
@@ -145,7 +153,9 @@ def _rollout(job: Job, attempt: int) -> tuple[bool, dict[str, Any]]:
     expert.reset()
     limit = job.max_steps or max_steps(job.suite)
     joint_idx = list(env.raw_env.robots[0]._ref_joint_pos_indexes)
-    frames: dict[str, list] = {k: [] for k in ("agentview", "wrist", "state", "action", "sim_state", "joints", "phase")}
+    frames: dict[str, list] = {
+        k: [] for k in ("agentview", "wrist", "state", "action", "sim_state", "joints", "phase")
+    }
     success = False
     for _ in range(limit):
         phase = expert.phase  # the phase the next action is computed in
@@ -198,7 +208,9 @@ def run_job(job: Job) -> dict[str, Any]:
             success, arrays = _rollout(job, attempt)
             report["steps"].append(int(len(arrays["action"])))
             report["layout"] = json.loads(str(arrays["layout"]))  # the last attempt's start
-            report["layouts_refused"] = report.get("layouts_refused", 0) + report["layout"].get("resampled", 0)
+            report["layouts_refused"] = report.get("layouts_refused", 0) + report["layout"].get(
+                "resampled", 0
+            )
             if success:
                 job.file.parent.mkdir(parents=True, exist_ok=True)
                 tmp = job.file.with_name(f".{job.file.stem}.tmp-{os.getpid()}.npz")

@@ -29,8 +29,10 @@ class ConvertSummary:
     files: int = 0
 
     def __str__(self) -> str:
-        return (f"{self.files} file(s) -> {self.episodes} episodes, {self.frames} frames, {len(self.tasks)} tasks, "
-                f"{self.dropped_noops} no-op frames dropped")
+        return (
+            f"{self.files} file(s) -> {self.episodes} episodes, {self.frames} frames, {len(self.tasks)} tasks, "
+            f"{self.dropped_noops} no-op frames dropped"
+        )
 
 
 def hdf5_files(src: str | Path) -> list[Path]:
@@ -47,7 +49,10 @@ def hdf5_files(src: str | Path) -> list[Path]:
 
 
 def iter_converted(
-    files: list[Path], summary: ConvertSummary, keep_noops: bool = False, image_orientation: str = "auto",
+    files: list[Path],
+    summary: ConvertSummary,
+    keep_noops: bool = False,
+    image_orientation: str = "auto",
 ) -> Iterator[Episode]:
     """Episodes of every file, no-ops dropped, re-indexed 0..N-1; task index = file position."""
     from tqdm import tqdm
@@ -74,8 +79,12 @@ def iter_converted(
 
 
 def convert_libero_hdf5(
-    src: str | Path, dst: str | Path, keep_noops: bool = False, image_orientation: str = "auto",
-    mapping: str = "libero", repo_id: str = "lara/converted",
+    src: str | Path,
+    dst: str | Path,
+    keep_noops: bool = False,
+    image_orientation: str = "auto",
+    mapping: str = "libero",
+    repo_id: str = "lara/converted",
 ) -> ConvertSummary:
     """Convert and write atomically; computes and stores the normalization statistics too."""
     from data_pipeline.lerobot_io import write_lerobot_dataset  # heavy (lerobot, torch): not for `--help`
@@ -84,6 +93,8 @@ def convert_libero_hdf5(
     files = hdf5_files(src)
     remove_stale_temps(Path(dst).parent, f".{Path(dst).name}.tmp-")  # left by a conversion killed mid-write
     summary = ConvertSummary()
-    write_lerobot_dataset(dst, iter_converted(files, summary, keep_noops, image_orientation), mapping, repo_id)
+    write_lerobot_dataset(
+        dst, iter_converted(files, summary, keep_noops, image_orientation), mapping, repo_id
+    )
     load_or_compute_stats(dst, mapping)
     return summary

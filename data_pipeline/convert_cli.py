@@ -23,16 +23,20 @@ class ConvertConfig:
 
     def __post_init__(self) -> None:
         if not self.dataset or not self.out:
-            raise LaraUserError("give --dataset (a LIBERO .hdf5 file or folder) and --out (the LeRobot "
-                                "dataset to write)")
+            raise LaraUserError(
+                "give --dataset (a LIBERO .hdf5 file or folder) and --out (the LeRobot dataset to write)"
+            )
         if self.image_orientation not in ORIENTATIONS:
-            raise LaraUserError(f"--image_orientation must be one of {', '.join(ORIENTATIONS)}, "
-                                f"got {self.image_orientation!r}")  # fmt: skip
+            raise LaraUserError(
+                f"--image_orientation must be one of {', '.join(ORIENTATIONS)}, "
+                f"got {self.image_orientation!r}"
+            )
 
 
 def main(argv: list[str]) -> int:
     cfg = parse_config(ConvertConfig, argv, prog="lara convert")
-    summary = convert_libero_hdf5(cfg.dataset, cfg.out, cfg.keep_noops, cfg.image_orientation, cfg.mapping,
-                                  cfg.repo_id)
+    summary = convert_libero_hdf5(
+        cfg.dataset, cfg.out, cfg.keep_noops, cfg.image_orientation, cfg.mapping, cfg.repo_id
+    )
     print(f"wrote {cfg.out}: {summary}")
     return 0

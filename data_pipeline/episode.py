@@ -75,18 +75,26 @@ class Episode:
             raise EpisodeError(f"{self._where('action')}: expected (T, A), got shape {self.action.shape}")
         T = self.length
         if T == 0:
-            raise EpisodeError(f"{self._where('action')}: episode is empty (0 frames); drop it from the dataset")
+            raise EpisodeError(
+                f"{self._where('action')}: episode is empty (0 frames); drop it from the dataset"
+            )
         if action_dim is not None and self.action_dim != action_dim:
             raise EpisodeError(
                 f"{self._where('action')}: action has {self.action_dim} dims, expected {action_dim}; "
                 "check the dataset's key mapping (configs/data/*.yaml) or the --action-dim setting"
             )
         if state_dim is not None and (self.state.ndim != 2 or self.state.shape[1] != state_dim):
-            raise EpisodeError(f"{self._where('state')}: expected (T, {state_dim}), got shape {self.state.shape}")
+            raise EpisodeError(
+                f"{self._where('state')}: expected (T, {state_dim}), got shape {self.state.shape}"
+            )
         if not self.images:
             raise EpisodeError(f"{self._where('images')}: no camera images; map at least one camera key")
-        arrays: dict[str, np.ndarray] = {"state": self.state, "gripper": self.gripper, "ee_pos": self.ee_pos,
-                                         "ee_ori": self.ee_ori}
+        arrays: dict[str, np.ndarray] = {
+            "state": self.state,
+            "gripper": self.gripper,
+            "ee_pos": self.ee_pos,
+            "ee_ori": self.ee_ori,
+        }
         arrays.update({f"images.{cam}": img for cam, img in self.images.items()})
         if self.sim_states is not None:
             arrays["sim_states"] = self.sim_states
@@ -103,8 +111,10 @@ class Episode:
                     f"{self._where('images.' + cam)}: expected uint8 (T, H, W, 3), got {img.dtype} {img.shape}"
                 )
         if self.ee_pos.shape[1:] != (3,) or self.ee_ori.shape[1:] != (3,):
-            raise EpisodeError(f"{self._where('ee_pos/ee_ori')}: expected (T, 3) each, got "
-                               f"{self.ee_pos.shape} and {self.ee_ori.shape}")
+            raise EpisodeError(
+                f"{self._where('ee_pos/ee_ori')}: expected (T, 3) each, got "
+                f"{self.ee_pos.shape} and {self.ee_ori.shape}"
+            )
         for key, arr in (("action", self.action), ("state", self.state), ("gripper", self.gripper)):
             finite = np.isfinite(arr)
             if not finite.all():
@@ -113,13 +123,19 @@ class Episode:
                     f"{self._where(key)}: NaN/inf at frame {frame}; clean or drop this episode before use"
                 )
         if self.expert_phases is not None and len(self.expert_phases) != T:
-            raise EpisodeError(f"{self._where('expert_phases')}: {len(self.expert_phases)} phases for {T} frames")
+            raise EpisodeError(
+                f"{self._where('expert_phases')}: {len(self.expert_phases)} phases for {T} frames"
+            )
         return self
 
     def slice(self, keep: np.ndarray) -> "Episode":
         """A new episode with only the frames where `keep` ((T,) bool or index array) selects."""
         keep = np.asarray(keep)
-        phases = None if self.expert_phases is None else [self.expert_phases[i] for i in np.arange(self.length)[keep]]
+        phases = (
+            None
+            if self.expert_phases is None
+            else [self.expert_phases[i] for i in np.arange(self.length)[keep]]
+        )
         return replace(
             self,
             images={c: v[keep] for c, v in self.images.items()},

@@ -42,7 +42,10 @@ class KeyMapping:
 
     name: str = "libero"
     cameras: dict[str, str] = field(
-        default_factory=lambda: {"agentview": "observation.images.image", "wrist": "observation.images.wrist_image"}
+        default_factory=lambda: {
+            "agentview": "observation.images.image",
+            "wrist": "observation.images.wrist_image",
+        }
     )
     state: str = "observation.state"
     action: str = "action"
@@ -62,7 +65,9 @@ class KeyMapping:
                 f"choose one of {GRIPPER_CONVENTIONS}"
             )
         if not self.cameras:
-            raise LaraUserError(f"key mapping {self.name!r}: map at least one camera (cameras: {{agentview: ...}})")
+            raise LaraUserError(
+                f"key mapping {self.name!r}: map at least one camera (cameras: {{agentview: ...}})"
+            )
         for label, (lo, hi) in (("ee_pos_slice", self.ee_pos_slice), ("ee_ori_slice", self.ee_ori_slice)):
             if not (0 <= lo < hi <= self.state_dim and hi - lo == 3):
                 raise LaraUserError(
@@ -90,9 +95,7 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
-def load_key_mapping(
-    name_or_path: str | Path | KeyMapping, dataset: str | Path | None = None
-) -> KeyMapping:
+def load_key_mapping(name_or_path: str | Path | KeyMapping, dataset: str | Path | None = None) -> KeyMapping:
     """A preset name (`libero`, `bridge`, ...), a YAML path, or `auto` (detected from `dataset`'s
     features) -> KeyMapping; unknown names are a user error."""
     if isinstance(name_or_path, KeyMapping):
@@ -117,7 +120,9 @@ def load_key_mapping(
     except LaraUserError:
         raise
     except Exception as err:  # draccus raises several types for malformed YAML
-        raise LaraUserError(f"key mapping {path}: cannot parse ({err}); compare with {PRESET_DIR / 'libero.yaml'}")
+        raise LaraUserError(
+            f"key mapping {path}: cannot parse ({err}); compare with {PRESET_DIR / 'libero.yaml'}"
+        )
 
 
 def dataset_features(root: str | Path) -> dict[str, dict]:
@@ -165,8 +170,11 @@ def detect_key_mapping(root: str | Path) -> KeyMapping:
     if fitting:
         problem = f"presets {fitting} all fit its features"
     else:
-        problem = "no key-mapping preset fits its features (" + "; ".join(
-            f"{name}: {', '.join(why)}" for name, why in reasons.items()) + ")"
+        problem = (
+            "no key-mapping preset fits its features ("
+            + "; ".join(f"{name}: {', '.join(why)}" for name, why in reasons.items())
+            + ")"
+        )
     raise LaraUserError(
         f"{root}: {problem}; features seen: {_describe(features)}. Pass --mapping with a preset name or "
         f"a YAML path with the KeyMapping fields (see {PRESET_DIR})"

@@ -59,7 +59,9 @@ def _unsupported(what: str):
 
 
 def _make_shim() -> tuple[types.ModuleType, types.ModuleType]:
-    tv = types.ModuleType("torchvision", doc=f"{_SHIM_NAME}: ToTensor only (see data_pipeline.lerobot_compat)")
+    tv = types.ModuleType(
+        "torchvision", doc=f"{_SHIM_NAME}: ToTensor only (see data_pipeline.lerobot_compat)"
+    )
     tv.__spec__ = importlib.machinery.ModuleSpec("torchvision", None)
     transforms = types.ModuleType("torchvision.transforms")
     transforms.__spec__ = importlib.machinery.ModuleSpec("torchvision.transforms", None)

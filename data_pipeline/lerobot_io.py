@@ -38,20 +38,35 @@ def _features(episode: Episode, mapping: KeyMapping) -> dict:
     features: dict[str, dict] = {}
     for cam, key in mapping.cameras.items():
         if cam not in episode.images:
-            raise EpisodeError(f"{episode.source or '<memory>'}, episode {episode.episode_index}, key 'images.{cam}': "
-                               f"camera missing; the key mapping {mapping.name!r} expects {sorted(mapping.cameras)}")
+            raise EpisodeError(
+                f"{episode.source or '<memory>'}, episode {episode.episode_index}, key 'images.{cam}': "
+                f"camera missing; the key mapping {mapping.name!r} expects {sorted(mapping.cameras)}"
+            )
         h, w = episode.images[cam].shape[1:3]
         features[key] = {"dtype": "image", "shape": (h, w, 3), "names": ["height", "width", "channel"]}
-    features[mapping.state] = {"dtype": "float32", "shape": (mapping.state_dim,),
-                               "names": STATE_NAMES if mapping.state_dim == 8 else None}
-    features[mapping.action] = {"dtype": "float32", "shape": (mapping.action_dim,),
-                                "names": ACTION_NAMES if mapping.action_dim == 7 else None}
+    features[mapping.state] = {
+        "dtype": "float32",
+        "shape": (mapping.state_dim,),
+        "names": STATE_NAMES if mapping.state_dim == 8 else None,
+    }
+    features[mapping.action] = {
+        "dtype": "float32",
+        "shape": (mapping.action_dim,),
+        "names": ACTION_NAMES if mapping.action_dim == 7 else None,
+    }
     return features
 
 
 def _save_sidecar(root: Path, index: int, ep: Episode) -> None:
-    info = {"task_index": ep.task_index, "task_name": ep.task_name, "suite": ep.suite, "bddl_file": ep.bddl_file,
-            "expert_phases": ep.expert_phases, "gripper_kind": ep.gripper_kind, "source": ep.source}
+    info = {
+        "task_index": ep.task_index,
+        "task_name": ep.task_name,
+        "suite": ep.suite,
+        "bddl_file": ep.bddl_file,
+        "expert_phases": ep.expert_phases,
+        "gripper_kind": ep.gripper_kind,
+        "source": ep.source,
+    }
     arrays: dict[str, np.ndarray] = {"info": np.array(json.dumps(info))}
     if ep.sim_states is not None:
         arrays["sim_states"] = ep.sim_states
@@ -65,8 +80,12 @@ def _save_sidecar(root: Path, index: int, ep: Episode) -> None:
 
 
 def write_lerobot_dataset(
-    root: str | Path, episodes: Iterable[Episode], mapping: str | KeyMapping = "libero",
-    repo_id: str = "lara/local", fps: int | None = None, progress: bool = False,
+    root: str | Path,
+    episodes: Iterable[Episode],
+    mapping: str | KeyMapping = "libero",
+    repo_id: str = "lara/local",
+    fps: int | None = None,
+    progress: bool = False,
 ) -> Path:
     """Write episodes as a LeRobot v3 dataset at `root` (must not exist); returns `root`. Atomic."""
     root = Path(root)
@@ -88,8 +107,14 @@ def write_lerobot_dataset(
         for ep in iterator:
             ep.validate(action_dim=mapping.action_dim, state_dim=mapping.state_dim)
             if dataset is None:
-                dataset = LeRobotDataset.create(repo_id=repo_id, fps=fps or mapping.fps, features=_features(ep, mapping),
-                                                root=tmp, robot_type=mapping.robot_type, use_videos=False)
+                dataset = LeRobotDataset.create(
+                    repo_id=repo_id,
+                    fps=fps or mapping.fps,
+                    features=_features(ep, mapping),
+                    root=tmp,
+                    robot_type=mapping.robot_type,
+                    use_videos=False,
+                )
             action = ep.action.copy()
             action[:, -1] = mapping.gripper_from_env(action[:, -1])
             for t in range(ep.length):
@@ -132,8 +157,10 @@ def open_lerobot_dataset(root: str | Path, repo_id: str | None = None) -> LeRobo
     try:
         return LeRobotDataset(repo_id or f"local/{root.name}", root=root)
     except Exception as err:
-        raise LaraUserError(f"{root}: lerobot cannot load the dataset ({type(err).__name__}: {err}); "
-                            "the dataset is incomplete or corrupt, write it again") from err
+        raise LaraUserError(
+            f"{root}: lerobot cannot load the dataset ({type(err).__name__}: {err}); "
+            "the dataset is incomplete or corrupt, write it again"
+        ) from err
 
 
 def _check_keys(root: Path, dataset: LeRobotDataset, mapping: KeyMapping) -> None:
@@ -147,8 +174,10 @@ def _check_keys(root: Path, dataset: LeRobotDataset, mapping: KeyMapping) -> Non
         )
     shape = tuple(dataset.meta.features[mapping.action]["shape"])
     if shape != (mapping.action_dim,):
-        raise LaraUserError(f"{root}, key {mapping.action!r}: action shape {shape}, mapping {mapping.name!r} "
-                            f"expects ({mapping.action_dim},); fix action_dim in the key mapping")
+        raise LaraUserError(
+            f"{root}, key {mapping.action!r}: action shape {shape}, mapping {mapping.name!r} "
+            f"expects ({mapping.action_dim},); fix action_dim in the key mapping"
+        )
 
 
 def episode_bounds(dataset: LeRobotDataset) -> list[tuple[int, int, int]]:
@@ -173,7 +202,9 @@ def _load_sidecar(root: Path, index: int) -> dict:
 
 
 def read_lerobot_dataset(
-    root: str | Path, mapping: str | KeyMapping = "auto", episodes: list[int] | None = None,
+    root: str | Path,
+    mapping: str | KeyMapping = "auto",
+    episodes: list[int] | None = None,
 ) -> Iterator[Episode]:
     """Yield validated Episodes from a LeRobot v3 dataset folder (any dataset the mapping fits;
     `auto`: the preset that fits its features)."""
@@ -195,7 +226,9 @@ def read_lerobot_dataset(
         images = {}
         for cam, key in mapping.cameras.items():
             img = np.stack(list(chunk[key])) if chunk[key].dtype == object else chunk[key]  # (T, H, W, 3)
-            images[cam] = np.ascontiguousarray(img[:, ::-1, ::-1]) if mapping.flip_images else img.astype(np.uint8)
+            images[cam] = (
+                np.ascontiguousarray(img[:, ::-1, ::-1]) if mapping.flip_images else img.astype(np.uint8)
+            )
         state = np.asarray(chunk[mapping.state], np.float32)  # (T, S)
         action = np.asarray(chunk[mapping.action], np.float32).copy()  # (T, A)
         action[:, -1] = mapping.gripper_to_env(action[:, -1])
@@ -204,12 +237,23 @@ def read_lerobot_dataset(
         lerobot_task = int(chunk["task_index"][0])
         (p0, p1), (o0, o1) = mapping.ee_pos_slice, mapping.ee_ori_slice
         episode = Episode(
-            images=images, state=state, action=action, gripper=action[:, -1].copy(),
-            ee_pos=state[:, p0:p1], ee_ori=state[:, o0:o1], instruction=tasks.get(lerobot_task, ""),
-            task_index=int(info.get("task_index", lerobot_task)), task_name=info.get("task_name", ""),
-            suite=info.get("suite", ""), episode_index=ep_index, sim_states=side.get("sim_states"),
-            bddl_file=info.get("bddl_file"), init_state=side.get("init_state"),
-            expert_phases=info.get("expert_phases"), gripper_kind=info.get("gripper_kind", "command"),
-            source=str(root), extras={k[len("extra."):]: v for k, v in side.items() if k.startswith("extra.")},
+            images=images,
+            state=state,
+            action=action,
+            gripper=action[:, -1].copy(),
+            ee_pos=state[:, p0:p1],
+            ee_ori=state[:, o0:o1],
+            instruction=tasks.get(lerobot_task, ""),
+            task_index=int(info.get("task_index", lerobot_task)),
+            task_name=info.get("task_name", ""),
+            suite=info.get("suite", ""),
+            episode_index=ep_index,
+            sim_states=side.get("sim_states"),
+            bddl_file=info.get("bddl_file"),
+            init_state=side.get("init_state"),
+            expert_phases=info.get("expert_phases"),
+            gripper_kind=info.get("gripper_kind", "command"),
+            source=str(root),
+            extras={k[len("extra.") :]: v for k, v in side.items() if k.startswith("extra.")},
         )
         yield episode.validate(action_dim=mapping.action_dim, state_dim=mapping.state_dim)

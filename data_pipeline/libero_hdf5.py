@@ -97,25 +97,40 @@ def iter_libero_hdf5(
         )
         demos = _demo_names(data)
         if not demos:
-            raise _fail(path, "-", "data/demo_*", "no demos in the file", "the dataset is empty; check the file")
+            raise _fail(
+                path, "-", "data/demo_*", "no demos in the file", "the dataset is empty; check the file"
+            )
         for i, demo in enumerate(demos):
-            yield _read_demo(path, data[demo], demo, flip, instruction, task_index, task_name, suite, bddl,
-                             start_index + i)
+            yield _read_demo(
+                path, data[demo], demo, flip, instruction, task_index, task_name, suite, bddl, start_index + i
+            )
 
 
 def _read_demo(
-    path: Path, grp: h5py.Group, demo: str, flip: bool, instruction: str, task_index: int, task_name: str,
-    suite: str, bddl: str | None, episode_index: int,
+    path: Path,
+    grp: h5py.Group,
+    demo: str,
+    flip: bool,
+    instruction: str,
+    task_index: int,
+    task_name: str,
+    suite: str,
+    bddl: str | None,
+    episode_index: int,
 ) -> Episode:
     def get(key: str, required: bool = True) -> np.ndarray | None:
         if key not in grp:
             if not required:
                 return None
-            raise _fail(path, demo, key, "missing", "the file does not follow the LIBERO layout (data/demo_i/...)")
+            raise _fail(
+                path, demo, key, "missing", "the file does not follow the LIBERO layout (data/demo_i/...)"
+            )
         try:
             return grp[key][()]
         except (OSError, KeyError, ValueError) as err:
-            raise _fail(path, demo, key, f"cannot be read ({err})", "the file is truncated or corrupt; re-download it")
+            raise _fail(
+                path, demo, key, f"cannot be read ({err})", "the file is truncated or corrupt; re-download it"
+            )
 
     action = get("actions").astype(np.float32)  # (T, 7)
     images = {}
@@ -126,8 +141,13 @@ def _read_demo(
     ee_pos = get("obs/ee_pos").astype(np.float32)  # (T, 3)
     ee_ori = get("obs/ee_ori").astype(np.float32)  # (T, 3) axis-angle
     if not (len(ee_pos) == len(ee_ori) == len(gripper_states)):
-        raise _fail(path, demo, "obs/ee_pos, obs/ee_ori, obs/gripper_states",
-                    f"lengths {len(ee_pos)}, {len(ee_ori)}, {len(gripper_states)} differ", "re-export the demo")
+        raise _fail(
+            path,
+            demo,
+            "obs/ee_pos, obs/ee_ori, obs/gripper_states",
+            f"lengths {len(ee_pos)}, {len(ee_ori)}, {len(gripper_states)} differ",
+            "re-export the demo",
+        )
     state = np.concatenate([ee_pos, ee_ori, gripper_states], axis=1)  # (T, 8)
     states = get("states", required=False)
     extras = {}
@@ -139,11 +159,22 @@ def _read_demo(
     if init_state is None and states is not None and len(states):
         init_state = states[0]
     episode = Episode(
-        images=images, state=state, action=action, gripper=action[:, -1].copy() if action.ndim == 2 else action,
-        ee_pos=ee_pos, ee_ori=ee_ori, instruction=instruction, task_index=task_index, task_name=task_name,
-        suite=suite, episode_index=episode_index, sim_states=None if states is None else states.astype(np.float64),
-        bddl_file=bddl, init_state=None if init_state is None else np.asarray(init_state, np.float64),
-        source=f"{path} ({demo})", extras=extras,
+        images=images,
+        state=state,
+        action=action,
+        gripper=action[:, -1].copy() if action.ndim == 2 else action,
+        ee_pos=ee_pos,
+        ee_ori=ee_ori,
+        instruction=instruction,
+        task_index=task_index,
+        task_name=task_name,
+        suite=suite,
+        episode_index=episode_index,
+        sim_states=None if states is None else states.astype(np.float64),
+        bddl_file=bddl,
+        init_state=None if init_state is None else np.asarray(init_state, np.float64),
+        source=f"{path} ({demo})",
+        extras=extras,
     )
     return episode.validate(action_dim=7, state_dim=8)
 
@@ -162,7 +193,11 @@ def write_libero_hdf5(path: str | Path, episodes: list[Episode]) -> Path:
         with h5py.File(tmp, "w") as f:
             data = f.create_group("data")
             data.attrs["problem_info"] = json.dumps(
-                {"language_instruction": first.instruction, "problem_name": first.task_name, "domain_name": first.suite}
+                {
+                    "language_instruction": first.instruction,
+                    "problem_name": first.task_name,
+                    "domain_name": first.suite,
+                }
             )
             data.attrs["bddl_file_name"] = first.bddl_file or ""
             data.attrs["macros_image_convention"] = "opencv"
@@ -177,7 +212,9 @@ def write_libero_hdf5(path: str | Path, episodes: list[Episode]) -> Path:
                 grp.create_dataset("actions", data=ep.action.astype(np.float64))
                 for cam, key in CAMERA_KEYS.items():
                     if cam in ep.images:
-                        grp.create_dataset(f"obs/{key}", data=ep.images[cam], compression="gzip", compression_opts=1)
+                        grp.create_dataset(
+                            f"obs/{key}", data=ep.images[cam], compression="gzip", compression_opts=1
+                        )
                 grp.create_dataset("obs/gripper_states", data=ep.state[:, 6:8])
                 grp.create_dataset("obs/ee_pos", data=ep.ee_pos)
                 grp.create_dataset("obs/ee_ori", data=ep.ee_ori)

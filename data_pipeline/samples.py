@@ -65,7 +65,9 @@ def resize_image(image: np.ndarray, size: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x))
 
 
-def load_cot(root: str | Path, name: str | None, include_plan: bool = False) -> dict[tuple[int, int], list] | None:
+def load_cot(
+    root: str | Path, name: str | None, include_plan: bool = False
+) -> dict[tuple[int, int], list] | None:
     """(episode, frame) -> [(tag, text)] from the annotation sidecar, or None without a run name."""
     if name is None:
         return None
@@ -92,11 +94,15 @@ class LaraSampleDataset(torch.utils.data.Dataset):
         self.config = config or SampleConfig()
         self.mapping: KeyMapping = load_key_mapping(self.config.mapping, self.root)
         if FORESIGHT_CAMERA not in self.mapping.cameras:
-            raise LaraUserError(f"key mapping {self.mapping.name!r} maps no {FORESIGHT_CAMERA!r} camera "
-                                "(needed for samples and the foresight target); add it to the mapping")
+            raise LaraUserError(
+                f"key mapping {self.mapping.name!r} maps no {FORESIGHT_CAMERA!r} camera "
+                "(needed for samples and the foresight target); add it to the mapping"
+            )
         dataset = open_lerobot_dataset(self.root)
         low = read_low_dim(self.root, self.mapping)
-        self.stats = stats or load_or_compute_stats(self.root, self.mapping, self.config.norm_mode, low_dim=low)
+        self.stats = stats or load_or_compute_stats(
+            self.root, self.mapping, self.config.norm_mode, low_dim=low
+        )
         self.state, self.action = low["state"], low["action"]  # (N, S), (N, A)
         self.episode_index, self.frame_index = low["episode_index"], low["frame_index"]  # (N,)
         self.task_index = low["task_index"]
@@ -106,16 +112,21 @@ class LaraSampleDataset(torch.utils.data.Dataset):
         self.episode_end = np.repeat(ends, ends - starts)  # (N,)
         # item -> dataset row, restricted to the selected episodes
         self.rows = (
-            np.arange(len(self.episode_index)) if episodes is None
+            np.arange(len(self.episode_index))
+            if episodes is None
             else np.flatnonzero(np.isin(self.episode_index, np.asarray(episodes, dtype=np.int64)))
         )  # (N',)
         if len(self.rows) == 0:
-            raise LaraUserError(f"{self.root}: none of the selected episodes {list(episodes or [])[:10]} has frames")
+            raise LaraUserError(
+                f"{self.root}: none of the selected episodes {list(episodes or [])[:10]} has frames"
+            )
         tasks = dataset.meta.tasks
         self.instructions = {int(i): str(t) for t, i in zip(tasks.index, tasks["task_index"])}
         cams = list(self.mapping.cameras.values())
         self._rows = dataset.hf_dataset.with_format("numpy", columns=cams)
-        self._future_rows = dataset.hf_dataset.with_format("numpy", columns=[self.mapping.cameras[FORESIGHT_CAMERA]])
+        self._future_rows = dataset.hf_dataset.with_format(
+            "numpy", columns=[self.mapping.cameras[FORESIGHT_CAMERA]]
+        )
         self.cot = load_cot(self.root, self.config.annotation, self.config.include_plan)
 
     def __len__(self) -> int:
@@ -131,7 +142,9 @@ class LaraSampleDataset(torch.utils.data.Dataset):
         cfg = self.config
         t_row = int(self.rows[index])
         end = int(self.episode_end[t_row])
-        chunk_rows = np.minimum(np.arange(t_row, t_row + cfg.chunk_size), end - 1)  # (H,) repeat last past the end
+        chunk_rows = np.minimum(
+            np.arange(t_row, t_row + cfg.chunk_size), end - 1
+        )  # (H,) repeat last past the end
         action_is_pad = np.arange(t_row, t_row + cfg.chunk_size) >= end  # (H,)
         future_row = min(t_row + cfg.foresight_offset, end - 1)
         next_image_is_pad = t_row + cfg.foresight_offset > end - 1  # clamped: no real future frame

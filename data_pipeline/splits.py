@@ -52,13 +52,19 @@ class Split:
         try:
             split = cls(**data)
         except TypeError as err:
-            raise LaraUserError(f"{where}: malformed split file ({err}); delete it and make the split again") from err
+            raise LaraUserError(
+                f"{where}: malformed split file ({err}); delete it and make the split again"
+            ) from err
         if split.version != SPLIT_VERSION:
-            raise LaraUserError(f"{where}: split format version {split.version}, this LaRA reads {SPLIT_VERSION}")
+            raise LaraUserError(
+                f"{where}: split format version {split.version}, this LaRA reads {SPLIT_VERSION}"
+            )
         overlap = set(split.train) & set(split.heldout)
         if overlap:
-            raise LaraUserError(f"{where}: episodes {sorted(overlap)[:10]} are both train and held-out; "
-                                "the file was edited by hand, make the split again")
+            raise LaraUserError(
+                f"{where}: episodes {sorted(overlap)[:10]} are both train and held-out; "
+                "the file was edited by hand, make the split again"
+            )
         return split
 
 
@@ -78,7 +84,9 @@ def choose_heldout(episodes: list[int], fraction: float, seed: int) -> list[int]
         raise LaraUserError(f"held-out fraction must be in (0, 1), got {fraction}")
     eligible = sorted(int(e) for e in episodes)
     if len(eligible) < 2:
-        raise LaraUserError(f"a train/held-out split needs at least 2 usable episodes, the dataset has {len(eligible)}")
+        raise LaraUserError(
+            f"a train/held-out split needs at least 2 usable episodes, the dataset has {len(eligible)}"
+        )
     n_heldout = min(len(eligible) - 1, max(1, int(round(fraction * len(eligible)))))
     order = np.random.default_rng(seed).permutation(len(eligible))  # (n,)
     return sorted(eligible[i] for i in order[:n_heldout])
@@ -109,9 +117,15 @@ def make_split(
     eligible = [e for e in episodes if e not in excluded_all]
     heldout = choose_heldout(eligible, heldout_fraction, seed)
     held = set(heldout)
-    split = Split(seed=int(seed), heldout_fraction=float(heldout_fraction), num_episodes=len(episodes),
-                  num_frames=num_frames, train=[e for e in eligible if e not in held], heldout=heldout,
-                  excluded=exclude)
+    split = Split(
+        seed=int(seed),
+        heldout_fraction=float(heldout_fraction),
+        num_episodes=len(episodes),
+        num_frames=num_frames,
+        train=[e for e in eligible if e not in held],
+        heldout=heldout,
+        excluded=exclude,
+    )
     path = split_path(root)
     if path.is_file() and not overwrite:
         existing = load_split(root, check_dataset=False)  # same counts as `split` or it differs below
@@ -132,9 +146,11 @@ def load_split(root: str | Path, check_dataset: bool = True) -> Split:
     root = Path(root)
     path = split_path(root)
     if not path.is_file():
-        raise LaraUserError(f"{root}: no train/held-out split recorded ({SPLIT_FILE} missing); make one with "
-                            "`lara eval-offline --policy CHECKPOINT --dataset DATASET` or "
-                            "data_pipeline.splits.make_split")
+        raise LaraUserError(
+            f"{root}: no train/held-out split recorded ({SPLIT_FILE} missing); make one with "
+            "`lara eval-offline --policy CHECKPOINT --dataset DATASET` or "
+            "data_pipeline.splits.make_split"
+        )
     try:
         data = json.loads(path.read_text())
     except ValueError as err:
@@ -165,9 +181,13 @@ def training_episodes(root: str | Path) -> list[int]:
 
     language = language_by_episode(root)
     keep = sorted(e for e, text in language.items() if text)
-    log.warning("%s: no train/held-out split recorded; training on all %d episodes with language (%d without "
-                "skipped); make a split first to keep episodes for `lara eval-offline`", root, len(keep),
-                len(language) - len(keep))
+    log.warning(
+        "%s: no train/held-out split recorded; training on all %d episodes with language (%d without "
+        "skipped); make a split first to keep episodes for `lara eval-offline`",
+        root,
+        len(keep),
+        len(language) - len(keep),
+    )
     return keep
 
 

@@ -35,8 +35,10 @@ def read_low_dim(root: str | Path, mapping: str | KeyMapping = "auto") -> dict[s
     dataset = open_lerobot_dataset(root)
     missing = [k for k in (mapping.state, mapping.action) if k not in dataset.meta.features]
     if missing:
-        raise LaraUserError(f"{root}: key mapping {mapping.name!r} needs {missing}, the dataset has "
-                            f"{sorted(dataset.meta.features)}; choose another mapping")
+        raise LaraUserError(
+            f"{root}: key mapping {mapping.name!r} needs {missing}, the dataset has "
+            f"{sorted(dataset.meta.features)}; choose another mapping"
+        )
     cols = [mapping.state, mapping.action, "episode_index", "frame_index", "task_index"]
     table = dataset.hf_dataset.with_format("numpy", columns=cols)[:]
     if len(table["episode_index"]) == 0:
@@ -102,7 +104,9 @@ def _fingerprint(low_dim: dict[str, np.ndarray], mapping: KeyMapping) -> dict:
 
 
 def load_or_compute_stats(
-    root: str | Path, mapping: str | KeyMapping = "auto", mode: str = "quantile",
+    root: str | Path,
+    mapping: str | KeyMapping = "auto",
+    mode: str = "quantile",
     low_dim: dict[str, np.ndarray] | None = None,
 ) -> NormalizationStats:
     """The dataset's stored statistics, (re)computed and stored atomically when missing or stale."""

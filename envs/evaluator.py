@@ -153,7 +153,11 @@ class EpisodeClock:
 
     def fill(self, record: "EpisodeRecord") -> None:
         render = EpisodeClock.render_total - self._render_start
-        record.render_seconds, record.sim_seconds, record.policy_seconds = render, self.env - render, self.policy
+        record.render_seconds, record.sim_seconds, record.policy_seconds = (
+            render,
+            self.env - render,
+            self.policy,
+        )
 
 
 def _init_worker(
@@ -184,7 +188,9 @@ def _worker_env(task: int):
 
         if "env" in _WORKER:
             _WORKER["env"].close()
-        needs_images = cfg.render if cfg.render is not None else (cfg.video or cfg.policy not in BUILTIN_POLICIES)
+        needs_images = (
+            cfg.render if cfg.render is not None else (cfg.video or cfg.policy not in BUILTIN_POLICIES)
+        )
         env = LiberoEnv(cfg.suite, task, camera_size=cfg.camera_size, render=needs_images, seed=cfg.seed)
         builder = _WORKER.get("policy_builder")
         policy = builder(env) if builder is not None else build_policy(cfg.policy, env, cfg.execute_steps)
@@ -207,8 +213,15 @@ def run_episode(unit: EpisodeUnit) -> dict:
     cfg: EvalConfig = _WORKER["cfg"]
     start = _clock()
     record = EpisodeRecord(
-        suite=cfg.suite, task=unit.task, task_name="", episode=unit.episode, init_state_index=unit.episode,
-        success=False, steps=0, seconds=0.0, policy_latency_ms=None,
+        suite=cfg.suite,
+        task=unit.task,
+        task_name="",
+        episode=unit.episode,
+        init_state_index=unit.episode,
+        success=False,
+        steps=0,
+        seconds=0.0,
+        policy_latency_ms=None,
     )
     latencies: list[float] = []
     frames: list[np.ndarray] = []
@@ -239,7 +252,9 @@ def run_episode(unit: EpisodeUnit) -> dict:
         limit = cfg.max_steps or env.max_steps
         for _ in range(limit):
             if cfg.video:
-                frames.append(np.concatenate([obs.images["agentview"], obs.images["wrist"]], axis=1))  # (H, 2W, 3)
+                frames.append(
+                    np.concatenate([obs.images["agentview"], obs.images["wrist"]], axis=1)
+                )  # (H, 2W, 3)
             spent = clock.policy
             action = check_action(clock.call("policy", policy.select_action, obs))
             latencies.append(1e3 * (clock.policy - spent))
@@ -329,7 +344,9 @@ def evaluate(cfg: EvalConfig, policy_builder=None) -> dict:
         _check_policy(cfg.policy)
     tasks = parse_task_ids(cfg.tasks, num_tasks(cfg.suite))
     if cfg.episodes > 50:
-        raise LaraUserError(f"--episodes {cfg.episodes}: each LIBERO task ships 50 init states (episode i uses state i)")
+        raise LaraUserError(
+            f"--episodes {cfg.episodes}: each LIBERO task ships 50 init states (episode i uses state i)"
+        )
     cfg.out.mkdir(parents=True, exist_ok=True)
     _check_run_identity(cfg)
     from envs import libero_setup
@@ -355,7 +372,13 @@ def evaluate(cfg: EvalConfig, policy_builder=None) -> dict:
         logger.info("resuming: %d episodes already in %s, %d to run", len(done), jsonl, len(units))
 
     successes = sum(bool(r["success"]) for r in previous)
-    bar = tqdm(total=len(units) + len(done), initial=len(done), desc=f"eval {cfg.suite}", unit="ep", dynamic_ncols=True)
+    bar = tqdm(
+        total=len(units) + len(done),
+        initial=len(done),
+        desc=f"eval {cfg.suite}",
+        unit="ep",
+        dynamic_ncols=True,
+    )
     finished = len(done)
     not_started: list[dict] = []
 
@@ -363,7 +386,9 @@ def evaluate(cfg: EvalConfig, policy_builder=None) -> dict:
         nonlocal successes, finished
         if _never_started(result):
             not_started.append(result)
-            logger.warning("task %d episode %d could not start: %s", result["task"], result["episode"], result["error"])
+            logger.warning(
+                "task %d episode %d could not start: %s", result["task"], result["episode"], result["error"]
+            )
             logger.debug("%s", result["extra"].get("traceback"))
             return
         append_jsonl(jsonl, result)
@@ -385,7 +410,9 @@ def evaluate(cfg: EvalConfig, policy_builder=None) -> dict:
         ctx = mp.get_context("spawn")
         n_workers = min(cfg.workers, len(units))
         threads = max(1, (os.cpu_count() or 1) // n_workers)
-        with ctx.Pool(n_workers, initializer=_init_worker, initargs=(cfg, threads, True, policy_builder)) as pool:
+        with ctx.Pool(
+            n_workers, initializer=_init_worker, initargs=(cfg, threads, True, policy_builder)
+        ) as pool:
             for result in pool.imap_unordered(run_episode, units, chunksize=1):
                 _record(result)
     bar.close()
@@ -394,5 +421,7 @@ def evaluate(cfg: EvalConfig, policy_builder=None) -> dict:
             f"{len(not_started)} episode(s) could not start (first: {not_started[0]['error']}); nothing was "
             f"recorded for them: fix the cause and re-run the same command to run them"
         )
-    selected = [r for r in _read_episodes(jsonl, cfg.suite) if r["task"] in tasks and r["episode"] < cfg.episodes]
+    selected = [
+        r for r in _read_episodes(jsonl, cfg.suite) if r["task"] in tasks and r["episode"] < cfg.episodes
+    ]
     return write_report(cfg.out, run_info, selected)

@@ -106,7 +106,9 @@ def plan_grasp(
             if width > narrow + 0.006:
                 continue
             cands = [centre]
-            if avoid:  # a descent was blocked (e.g. the hand on a tall neighbour): also try along the long side
+            if (
+                avoid
+            ):  # a descent was blocked (e.g. the hand on a tall neighbour): also try along the long side
                 half = (b.max() - b.min()) / 2 - 0.012  # keep the fingers' pads on the object
                 cands += [centre + off * perp for off in (-0.03, -0.02, 0.02, 0.03) if abs(off) <= half]
             z = max(bottom + cfg.min_bottom_clear, top - cfg.grasp_depth)
@@ -121,6 +123,8 @@ def plan_grasp(
                 score -= 10.0
             if score > best:
                 best = score
-                plan = GraspPlan(np.array([c[0], c[1], z]), cur_yaw + wrap_half_turn(yaw - cur_yaw), width, rim)
+                plan = GraspPlan(
+                    np.array([c[0], c[1], z]), cur_yaw + wrap_half_turn(yaw - cur_yaw), width, rim
+                )
     assert plan is not None
     return plan

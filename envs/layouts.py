@@ -50,14 +50,18 @@ class LayoutSpec:
                     names.append(name)
                     addrs.append(int(start))
         if not names:
-            raise LaraUserError(f"{env.suite} task {env.task_id} has no free-jointed objects: no layout to sample")
+            raise LaraUserError(
+                f"{env.suite} task {env.task_id} has no free-jointed objects: no layout to sample"
+            )
         return cls(tuple(names), tuple(addrs), int(model.nq))
 
     def positions(self, state: np.ndarray) -> np.ndarray:
         """(D,) flattened MuJoCo state -> (O, 2) x/y of every object, in `names` order."""
         state = np.asarray(state, dtype=np.float64)
         if state.ndim != 1 or state.shape[0] < 1 + self.nq:
-            raise LaraUserError(f"a flattened MuJoCo state of this task has >= {1 + self.nq} values, got {state.shape}")
+            raise LaraUserError(
+                f"a flattened MuJoCo state of this task has >= {1 + self.nq} values, got {state.shape}"
+            )
         qpos = state[1 : 1 + self.nq]  # (nq,)
         return np.stack([qpos[a : a + 2] for a in self.qpos_addr])  # (O, 2)
 
@@ -79,15 +83,23 @@ class LayoutCheck:
         return self.distance <= self.threshold
 
     def as_dict(self) -> dict[str, float | int | bool]:
-        return {"nearest_init_state": self.nearest_index, "distance_m": round(self.distance, 5),
-                "threshold_m": self.threshold, "too_close": self.too_close}  # fmt: skip
+        return {
+            "nearest_init_state": self.nearest_index,
+            "distance_m": round(self.distance, 5),
+            "threshold_m": self.threshold,
+            "too_close": self.too_close,
+        }
 
 
-def check_layout(layout: np.ndarray, references: np.ndarray, threshold: float = LAYOUT_THRESHOLD_M) -> LayoutCheck:
+def check_layout(
+    layout: np.ndarray, references: np.ndarray, threshold: float = LAYOUT_THRESHOLD_M
+) -> LayoutCheck:
     """Compare one (O, 2) layout with (N, O, 2) reference layouts (same object order)."""
     layout, references = np.asarray(layout, dtype=np.float64), np.asarray(references, dtype=np.float64)
     if references.ndim != 3 or references.shape[1:] != layout.shape or references.shape[0] == 0:
-        raise LaraUserError(f"reference layouts must be (N, {layout.shape[0]}, 2) with N >= 1, got {references.shape}")
+        raise LaraUserError(
+            f"reference layouts must be (N, {layout.shape[0]}, 2) with N >= 1, got {references.shape}"
+        )
     per_object = np.linalg.norm(references - layout[None], axis=-1)  # (N, O)
     worst = per_object.max(axis=1)  # (N,): the farthest-moved object decides
     index = int(worst.argmin())
@@ -105,7 +117,9 @@ def reference_layouts(env: Any) -> np.ndarray:
 
 def check_env_layout(env: Any, threshold: float = LAYOUT_THRESHOLD_M) -> LayoutCheck:
     """Check the layout the env is in now against its task's shipped init states."""
-    return check_layout(LayoutSpec.from_env(env).positions(env.get_sim_state()), reference_layouts(env), threshold)
+    return check_layout(
+        LayoutSpec.from_env(env).positions(env.get_sim_state()), reference_layouts(env), threshold
+    )
 
 
 def layout_seed(*parts: object) -> int:
@@ -115,5 +129,12 @@ def layout_seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(key).digest()[:4], "little")
 
 
-__all__ = ["LAYOUT_THRESHOLD_M", "LayoutCheck", "LayoutSpec", "check_env_layout", "check_layout",
-           "layout_seed", "reference_layouts"]  # fmt: skip
+__all__ = [
+    "LAYOUT_THRESHOLD_M",
+    "LayoutCheck",
+    "LayoutSpec",
+    "check_env_layout",
+    "check_layout",
+    "layout_seed",
+    "reference_layouts",
+]

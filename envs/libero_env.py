@@ -159,7 +159,9 @@ class LiberoEnv:
         if region_fit not in REGION_FITS:
             raise LaraUserError(f"region_fit {region_fit!r}: choose one of {', '.join(REGION_FITS)}")
         raw_env = self.raw_env
-        setup = raw_env._setup_placement_initializer  # re-run by every hard reset, which rebuilds the samplers
+        setup = (
+            raw_env._setup_placement_initializer
+        )  # re-run by every hard reset, which rebuilds the samplers
 
         def setup_with_fit(arena: Any) -> None:
             setup(arena)
@@ -230,4 +232,3 @@ class LiberoEnv:
             instruction=self.instruction,
             sim_state=self.get_sim_state(),
         )
-

@@ -81,7 +81,9 @@ def link_assets() -> Path:
     if target.exists() and not target.is_symlink():
         if (target / "scenes").is_dir():
             return target  # real assets already in place (e.g. a LIBERO source checkout)
-        raise LiberoSetupError(f"{target} exists but holds no LIBERO scenes; remove it and re-run `make install`.")
+        raise LiberoSetupError(
+            f"{target} exists but holds no LIBERO scenes; remove it and re-run `make install`."
+        )
     if target.is_symlink():
         target.unlink()
     target.symlink_to(source, target_is_directory=True)
@@ -181,7 +183,9 @@ def configure() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--link-assets", action="store_true", help="link the PyPI assets into libero/libero/assets")
+    parser.add_argument(
+        "--link-assets", action="store_true", help="link the PyPI assets into libero/libero/assets"
+    )
     parser.add_argument("--write-config", action="store_true", help="write LIBERO's config.yaml")
     parser.add_argument("--check", action="store_true", help="build one environment and step it")
     args = parser.parse_args(argv)

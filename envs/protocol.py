@@ -68,7 +68,9 @@ def parse_task_ids(spec: str, n_tasks: int) -> list[int]:
     try:
         tasks = [int(tok) for tok in spec.split(",") if tok.strip()]
     except ValueError:
-        raise LaraUserError(f"--tasks must be 'all' or comma-separated integers like 0,3; got {spec!r}") from None
+        raise LaraUserError(
+            f"--tasks must be 'all' or comma-separated integers like 0,3; got {spec!r}"
+        ) from None
     if not tasks or any(not 0 <= t < n_tasks for t in tasks):
         raise LaraUserError(f"--tasks {spec!r}: valid task ids are 0..{n_tasks - 1}")
     return sorted(set(tasks))
@@ -116,7 +118,9 @@ def build_state(raw_obs: Mapping[str, np.ndarray]) -> np.ndarray:
         quat = np.asarray(raw_obs["robot0_eef_quat"], dtype=np.float64)  # (4,) xyzw
         grip = np.asarray(raw_obs["robot0_gripper_qpos"], dtype=np.float64)  # (2,)
     except KeyError as err:
-        raise LaraUserError(f"raw observation lacks {err}; expected robosuite's robot0_* proprio keys") from err
+        raise LaraUserError(
+            f"raw observation lacks {err}; expected robosuite's robot0_* proprio keys"
+        ) from err
     state = np.concatenate([pos, quat_to_axis_angle(quat), grip])  # (8,)
     if state.shape != (STATE_DIM,):
         raise LaraUserError(f"state must have {STATE_DIM} values, got shape {state.shape}")
@@ -139,7 +143,9 @@ def gripper_env_to_01(g: np.ndarray | float) -> np.ndarray:
     """Env gripper in [-1, 1] (-1 = open, +1 = close) -> [0, 1] with 0 = close, 1 = open."""
     arr = np.asarray(g, dtype=np.float64)
     if not np.all(np.isfinite(arr)) or np.any(arr < -1.0) or np.any(arr > 1.0):
-        raise LaraUserError(f"gripper values must be finite and in [-1, 1] (-1 = open, +1 = close), got {arr}")
+        raise LaraUserError(
+            f"gripper values must be finite and in [-1, 1] (-1 = open, +1 = close), got {arr}"
+        )
     return (1.0 - arr) / 2.0
 
 
@@ -153,7 +159,9 @@ def validate_action(action: np.ndarray) -> np.ndarray:
     """Return `action` as a (7,) float64 array, or raise ValueError saying what is wrong."""
     arr = np.asarray(action, dtype=np.float64)
     if arr.shape != (ACTION_DIM,):
-        raise ValueError(f"action must have shape ({ACTION_DIM},) [dx, dy, dz, dax, day, daz, gripper], got {arr.shape}")
+        raise ValueError(
+            f"action must have shape ({ACTION_DIM},) [dx, dy, dz, dax, day, daz, gripper], got {arr.shape}"
+        )
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"action has non-finite values: {arr}")
     return arr

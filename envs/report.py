@@ -29,7 +29,9 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
     denom = 1.0 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denom
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
-    low = 0.0 if successes == 0 else max(0.0, centre - half)  # exact at the ends: centre - half rounds below 0
+    low = (
+        0.0 if successes == 0 else max(0.0, centre - half)
+    )  # exact at the ends: centre - half rounds below 0
     high = 1.0 if successes == trials else min(1.0, centre + half)
     return low, high
 
@@ -80,7 +82,8 @@ def summarize(records: list[dict]) -> tuple[list[SuccessRow], list[SuccessRow]]:
     for r in records:
         by_task.setdefault((r["suite"], r["task"]), []).append(r)
     task_rows = [
-        _row(f"{suite} {task:>2d}: {recs[0].get('task_name', '')}", recs) for (suite, task), recs in sorted(by_task.items())
+        _row(f"{suite} {task:>2d}: {recs[0].get('task_name', '')}", recs)
+        for (suite, task), recs in sorted(by_task.items())
     ]
     suites = sorted({suite for suite, _ in by_task})
     suite_rows = [_row(s, [r for r in records if r["suite"] == s]) for s in suites]
@@ -101,8 +104,12 @@ def _table(rows: list[SuccessRow]) -> list[str]:
     return lines
 
 
-TIME_PARTS = (("simulator", "sim_seconds"), ("rendering", "render_seconds"), ("policy", "policy_seconds"),
-              ("set-up", "setup_seconds"))  # fmt: skip
+TIME_PARTS = (
+    ("simulator", "sim_seconds"),
+    ("rendering", "render_seconds"),
+    ("policy", "policy_seconds"),
+    ("set-up", "setup_seconds"),
+)
 
 
 def time_split(records: list[dict]) -> dict[str, float] | None:
@@ -144,8 +151,10 @@ def plot_success(task_rows: list[SuccessRow], path: Path) -> None:
     names = [row.name.split(":")[0] for row in task_rows]
     rates = [100 * row.rate for row in task_rows]
     # Wilson bounds can land a rounding error past the rate (0/n, n/n); matplotlib rejects negative bars
-    errs = [[max(0.0, 100 * (row.rate - row.interval[0])) for row in task_rows],
-            [max(0.0, 100 * (row.interval[1] - row.rate)) for row in task_rows]]  # fmt: skip
+    errs = [
+        [max(0.0, 100 * (row.rate - row.interval[0])) for row in task_rows],
+        [max(0.0, 100 * (row.interval[1] - row.rate)) for row in task_rows],
+    ]
     ax.bar(range(len(rates)), rates, yerr=errs, capsize=3, color="#4C72B0")
     ax.set_xticks(range(len(rates)), names, rotation=45, ha="right", fontsize=8)
     ax.set_ylim(0, 105)
@@ -171,7 +180,9 @@ def write_report(out_dir: Path, run_info: dict, records: list[dict]) -> dict:
     suite = run_info.get("suite", "")
     per_task = run_info.get("episodes_per_task")
     header_note = (
-        f"**{per_task} episodes per task (the standard protocol uses 50).**" if per_task and per_task < 50 else ""
+        f"**{per_task} episodes per task (the standard protocol uses 50).**"
+        if per_task and per_task < 50
+        else ""
     )
     lines = [
         f"# LIBERO evaluation: {run_info.get('policy')} on {suite}",
@@ -201,9 +212,17 @@ def write_report(out_dir: Path, run_info: dict, records: list[dict]) -> dict:
     ]
     videos = sorted((out_dir / "videos").glob("*.mp4")) if (out_dir / "videos").is_dir() else []
     if videos:
-        lines += ["", "## Rollout videos (agentview | wrist)", *[f"- [{v.name}](videos/{v.name})" for v in videos]]
+        lines += [
+            "",
+            "## Rollout videos (agentview | wrist)",
+            *[f"- [{v.name}](videos/{v.name})" for v in videos],
+        ]
     errors = [r for r in records if r.get("error")]
     if errors:
-        lines += ["", "## Episodes that raised", *[f"- task {r['task']} episode {r['episode']}: {r['error']}" for r in errors]]
+        lines += [
+            "",
+            "## Episodes that raised",
+            *[f"- task {r['task']} episode {r['episode']}: {r['error']}" for r in errors],
+        ]
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
     return results

@@ -129,12 +129,19 @@ def _env(task: int):
 
 def _sample_chunk(policy, obs, s: RolloutSettings, generator) -> tuple[np.ndarray, dict]:
     """Un-normalized (H, A) actions and the chunk's record (observation + sample)."""
-    record = {"images": dict(obs.images), "state": np.asarray(obs.state, np.float32), "instruction": obs.instruction}
+    record = {
+        "images": dict(obs.images),
+        "state": np.asarray(obs.state, np.float32),
+        "instruction": obs.instruction,
+    }
     if s.kind == "flow":
         from lara.flow_sampling import sample_flow_chunk
 
-        batch = {"images": {k: v[None] for k, v in obs.images.items()}, "state": obs.state[None],
-                 "instruction": [obs.instruction]}  # fmt: skip
+        batch = {
+            "images": {k: v[None] for k, v in obs.images.items()},
+            "state": obs.state[None],
+            "instruction": [obs.instruction],
+        }
         actions, sample = sample_flow_chunk(policy, batch, s.noise_scale, s.num_steps, generator)
         record.update(path=sample.path[0].cpu().numpy(), log_prob=float(sample.log_prob[0]))
         return actions[0], record
@@ -177,8 +184,13 @@ def run_rollout(job: tuple[RolloutSpec, str | None, int]) -> dict:
         raise
     except Exception as err:  # MuJoCo instability or a policy crash: the rollout counts as failed
         result.error = f"{type(err).__name__}: {err}"
-        log.warning("rollout task %d group %d member %d raised:\n%s", spec.task, spec.group, spec.member,
-                    traceback.format_exc())  # fmt: skip
+        log.warning(
+            "rollout task %d group %d member %d raised:\n%s",
+            spec.task,
+            spec.group,
+            spec.member,
+            traceback.format_exc(),
+        )
         _W.pop("task", None)
     result.seconds = time.perf_counter() - start
     return asdict(result)
@@ -198,7 +210,9 @@ class RolloutPool:
             _init_worker(self.settings)
         else:
             threads = max(1, (os.cpu_count() or 1) // self.workers)
-            self._pool = mp.get_context("spawn").Pool(self.workers, _init_worker, (self.settings, threads, True))
+            self._pool = mp.get_context("spawn").Pool(
+                self.workers, _init_worker, (self.settings, threads, True)
+            )
         return self
 
     def run(self, specs: list[RolloutSpec], weights: str | None, version: int, on_result=None) -> list[dict]:

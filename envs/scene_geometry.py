@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
-CORNER_SIGNS = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=float)  # (8, 3)
+CORNER_SIGNS = np.array(
+    [[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=float
+)  # (8, 3)
 MJ_GEOM_MESH = 7  # mujoco.mjtGeom.mjGEOM_MESH
 VISUAL_GROUP = 1  # robosuite / LIBERO put visual geoms in group 1, collision geoms in group 0
 
@@ -184,7 +186,9 @@ class SceneGeometry:
                 if m.geom_type[g] == MJ_GEOM_MESH and m.geom_dataid[g] >= 0:
                     mesh = m.geom_dataid[g]
                     start, n = m.mesh_vertadr[mesh], m.mesh_vertnum[mesh]
-                    pts = hull_points(np.asarray(m.mesh_vert[start : start + n], dtype=np.float64))  # (k, 3) geom frame
+                    pts = hull_points(
+                        np.asarray(m.mesh_vert[start : start + n], dtype=np.float64)
+                    )  # (k, 3) geom frame
                 else:
                     aabb = m.geom_aabb[g]  # (6,): local centre, half sizes
                     pts = aabb[None, :3] + aabb[None, 3:] * CORNER_SIGNS  # (8, 3)

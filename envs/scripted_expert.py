@@ -38,7 +38,17 @@ from lara.utils.errors import LaraUserError
 
 logger = logging.getLogger(__name__)
 
-PHASES: tuple[str, ...] = ("approach", "descend", "grasp", "lift", "carry", "lower", "release", "retract", "done")
+PHASES: tuple[str, ...] = (
+    "approach",
+    "descend",
+    "grasp",
+    "lift",
+    "carry",
+    "lower",
+    "release",
+    "retract",
+    "done",
+)
 
 
 class UnsupportedTaskError(LaraUserError):
@@ -121,7 +131,9 @@ class ScriptedExpert:
                     f"fixture {parent!r} (a drawer / door must be opened first)"
                 )
         elif self.target not in self.geom.names:
-            raise UnsupportedTaskError(f"goal target {self.target!r} of {pred} is neither an object nor a region")
+            raise UnsupportedTaskError(
+                f"goal target {self.target!r} of {pred} is neither an object nor a region"
+            )
         ctrl = env.raw_env.robots[0].controller
         self._out_pos = float(np.max(np.abs(ctrl.output_max[:3])))  # m per unit action
         self._out_rot = float(np.max(np.abs(ctrl.output_max[3:6])))  # rad per unit action
@@ -165,7 +177,9 @@ class ScriptedExpert:
 
     def _base_xy(self) -> np.ndarray:
         sim = self.env.sim
-        return np.array(sim.data.body_xpos[sim.model.body_name2id(self.raw.robots[0].robot_model.root_body)])[:2]
+        return np.array(sim.data.body_xpos[sim.model.body_name2id(self.raw.robots[0].robot_model.root_body)])[
+            :2
+        ]
 
     def _place_spec(self) -> tuple[np.ndarray, float, float]:
         """(target xy (2,), release height of the held object's bottom, top of the target)."""
@@ -174,7 +188,11 @@ class ScriptedExpert:
             surface = float(centre[2] - half[2])
             if isinstance(self.goal[0], In):
                 return centre[:2], surface + self.cfg.in_region_bottom, float(centre[2] + half[2])
-            return centre[:2], float(centre[2] + half[2]) + self.cfg.place_clearance, float(centre[2] + half[2])
+            return (
+                centre[:2],
+                float(centre[2] + half[2]) + self.cfg.place_clearance,
+                float(centre[2] + half[2]),
+            )
         tpts = self.geom.collision_corners(self.target)
         top = float(tpts[:, 2].max())
         return self.geom.body_pos(self.target)[:2], top + self.cfg.place_clearance, top
@@ -190,7 +208,9 @@ class ScriptedExpert:
         hit = np.linalg.norm(gap, axis=-1).min(axis=0) < radius  # (K,)
         return float(boxes[hit, 1, 2].max()) if np.any(hit) else -np.inf
 
-    def _carry_height(self, start_xy: np.ndarray, goal_xy: np.ndarray, held_pts: np.ndarray, eef_z: float) -> float:
+    def _carry_height(
+        self, start_xy: np.ndarray, goal_xy: np.ndarray, held_pts: np.ndarray, eef_z: float
+    ) -> float:
         """eef z at which the held object (corners (N, 3)) clears everything along start -> goal.
 
         Obstacles are geom boxes within the held object's radius (+3 cm) of the straight segment;
@@ -203,7 +223,9 @@ class ScriptedExpert:
         return clear_top + self.cfg.carry_clearance + bottom_below_eef
 
     # ------------------------------------------------------------------ control
-    def _track(self, pos: np.ndarray, mat: np.ndarray, target: np.ndarray, yaw: float, speed: float = 1.0) -> np.ndarray:
+    def _track(
+        self, pos: np.ndarray, mat: np.ndarray, target: np.ndarray, yaw: float, speed: float = 1.0
+    ) -> np.ndarray:
         vel = np.zeros(3) if self._prev_pos is None else pos - self._prev_pos  # (3,) m/step
         dpos = self.cfg.kp_pos * (target - pos) / self._out_pos - self.cfg.kd_pos * vel / self._out_pos
         peak = float(np.max(np.abs(dpos)))
@@ -301,7 +323,9 @@ class ScriptedExpert:
             else:
                 target = np.array([xy[0], xy[1], pos[2] + (release_bottom - obj_bottom)])
                 speed = 0.7
-                placed = obj_bottom < release_bottom + 0.004 and np.linalg.norm(place_xy - obj_pos[:2]) < 0.012
+                placed = (
+                    obj_bottom < release_bottom + 0.004 and np.linalg.norm(place_xy - obj_pos[:2]) < 0.012
+                )
                 if placed or self._phase_steps > 50:
                     self._hold = pos.copy()
                     self._set_phase("release")

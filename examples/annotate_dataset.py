@@ -43,8 +43,16 @@ def collect_default_demos(out: Path, workers: int) -> Path:
         return demos
     from data_pipeline.collect import CollectConfig, collect, summary
 
-    result = collect(CollectConfig(suite="libero_object", tasks="0", episodes_per_task=2, out=str(demos),
-                                   workers=min(workers, 2), perturb_xy=0.0))
+    result = collect(
+        CollectConfig(
+            suite="libero_object",
+            tasks="0",
+            episodes_per_task=2,
+            out=str(demos),
+            workers=min(workers, 2),
+            perturb_xy=0.0,
+        )
+    )
     print(summary(result))
     return demos
 

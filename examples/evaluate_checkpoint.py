@@ -24,8 +24,20 @@ from lara.scripts.cli import configure_logging
 from lara.utils.config_parsing import parse_config
 from lara.utils.errors import run_main
 
-DEFAULTS = ["--policy", "runs/examples/train/stage3/final", "--tasks", "0,1", "--episodes", "3",
-            "--workers", "2", "--out", "runs/examples/eval", "--camera_size", "128"]  # fmt: skip
+DEFAULTS = [
+    "--policy",
+    "runs/examples/train/stage3/final",
+    "--tasks",
+    "0,1",
+    "--episodes",
+    "3",
+    "--workers",
+    "2",
+    "--out",
+    "runs/examples/eval",
+    "--camera_size",
+    "128",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     for row in [*results["tasks"], *results["suites"]]:  # per task, then the whole suite
         low, high = wilson_interval(row["successes"], row["episodes"])
         errors = f"  ({row['errors']} episodes raised)" if row["errors"] else ""
-        print(f"{row['successes']:>4d}/{row['episodes']:<4d}  [{100 * low:5.1f}, {100 * high:5.1f}]%  "
-              f"{row['name']}{errors}")
+        print(
+            f"{row['successes']:>4d}/{row['episodes']:<4d}  [{100 * low:5.1f}, {100 * high:5.1f}]%  "
+            f"{row['name']}{errors}"
+        )
     print(f"report: {cfg.out / 'report.md'}  (episodes: {cfg.out / 'episodes.jsonl'})")
     return 0
 

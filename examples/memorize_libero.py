@@ -37,20 +37,35 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_config(Settings, argv, prog="examples/memorize_libero.py")
     configure_logging()
 
-    cfg = PipelineConfig(out=args.out, suite="libero_object", tasks=str(args.task), episodes_per_task=args.episodes,
-                         eval_episodes=args.episodes, stage_steps=tuple(args.stage_steps), workers=args.workers)
+    cfg = PipelineConfig(
+        out=args.out,
+        suite="libero_object",
+        tasks=str(args.task),
+        episodes_per_task=args.episodes,
+        eval_episodes=args.episodes,
+        stage_steps=tuple(args.stage_steps),
+        workers=args.workers,
+    )
     start = time.perf_counter()
     results = run_pipeline(cfg)
     minutes = (time.perf_counter() - start) / 60
     row = results["suites"][0]
     verdict = "PASS" if row["success_rate"] >= TARGET else "FAIL"
-    summary = {"success": row["successes"], "episodes": row["episodes"], "success_rate": row["success_rate"],
-               "minutes_this_run": round(minutes, 1), "step_seconds": {k: round(v, 1) for k, v in cfg.timings.items()},
-               "target": TARGET, "verdict": verdict}
+    summary = {
+        "success": row["successes"],
+        "episodes": row["episodes"],
+        "success_rate": row["success_rate"],
+        "minutes_this_run": round(minutes, 1),
+        "step_seconds": {k: round(v, 1) for k, v in cfg.timings.items()},
+        "target": TARGET,
+        "verdict": verdict,
+    }
     (cfg.out / "memorize.json").write_text(json.dumps(summary, indent=2))
-    print(f"{verdict}: {row['successes']}/{row['episodes']} closed-loop successes "
-          f"({100 * row['success_rate']:.0f}%, target {100 * TARGET:.0f}%) in {minutes:.1f} min; "
-          f"report: {cfg.eval_dir / 'report.md'}")
+    print(
+        f"{verdict}: {row['successes']}/{row['episodes']} closed-loop successes "
+        f"({100 * row['success_rate']:.0f}%, target {100 * TARGET:.0f}%) in {minutes:.1f} min; "
+        f"report: {cfg.eval_dir / 'report.md'}"
+    )
     return 0 if verdict == "PASS" else 1
 
 

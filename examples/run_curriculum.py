@@ -26,6 +26,7 @@ from lara.scripts.cli import configure_logging
 from lara.utils.config_parsing import parse_config
 from lara.utils.errors import LaraUserError, run_main
 
+
 @dataclass
 class Settings:
     dataset: Path = Path("runs/examples/demos")
@@ -51,15 +52,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stage {stage}: already trained, skipped")
             continue
         history = results[0].history  # one record per optimizer step
-        print(f"stage {stage}: loss {history[0]['loss']:.4f} at step {history[0]['step']} -> "
-              f"{history[-1]['loss']:.4f} at step {history[-1]['step']}; checkpoint {results[0].final_dir}")
+        print(
+            f"stage {stage}: loss {history[0]['loss']:.4f} at step {history[0]['step']} -> "
+            f"{history[-1]['loss']:.4f} at step {history[-1]['step']}; checkpoint {results[0].final_dir}"
+        )
     final = ckpt.final_dir(args.out / "stage3")
     print(f"final checkpoint: {final}")
 
     policy = LaraPolicy.from_pretrained(resolve_checkpoint(str(final))).eval()
     episode = next(read_lerobot_dataset(args.dataset, episodes=[0]))
-    obs = Observation(images={cam: frames[0] for cam, frames in episode.images.items()},
-                      state=episode.state[0], instruction=episode.instruction, sim_state=None)
+    obs = Observation(
+        images={cam: frames[0] for cam, frames in episode.images.items()},
+        state=episode.state[0],
+        instruction=episode.instruction,
+        sim_state=None,
+    )
     chunk = policy.predict_action_chunk(obs)  # (chunk_size, 7), un-normalized, gripper -1 / +1
     print(f"predicted action chunk on episode 0, frame 0: shape {tuple(chunk.shape)}")
     print(f"  first action: {[round(float(a), 3) for a in chunk[0]]}")

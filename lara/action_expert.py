@@ -42,10 +42,19 @@ class DiTBlock(nn.Module):
         self.norm1 = AdaLayerNormZero(dim)
         nn.init.zeros_(self.norm1.linear.weight)  # adaLN-Zero: each block starts as the identity
         nn.init.zeros_(self.norm1.linear.bias)
-        self.attn = Attention(query_dim=dim, cross_attention_dim=dim if cross else None, heads=heads,
-                              dim_head=dim // heads, bias=True, out_bias=True, dropout=dropout)  # fmt: skip
+        self.attn = Attention(
+            query_dim=dim,
+            cross_attention_dim=dim if cross else None,
+            heads=heads,
+            dim_head=dim // heads,
+            bias=True,
+            out_bias=True,
+            dropout=dropout,
+        )
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
-        self.ff = FeedForward(dim, mult=ff_mult, activation_fn="gelu-approximate", dropout=dropout, final_dropout=True)
+        self.ff = FeedForward(
+            dim, mult=ff_mult, activation_fn="gelu-approximate", dropout=dropout, final_dropout=True
+        )
 
     def modulation(self, temb: torch.Tensor) -> torch.Tensor:
         """(..., D) timestep embedding -> (..., 6, D): shift/scale/gate for attention and MLP."""
@@ -67,7 +76,9 @@ class DiTBlock(nn.Module):
         if self.cross:
             q = rearrange(self.attn.to_q(h), "b t (h d) -> b h t d", h=self.heads)
             o = F.scaled_dot_product_attention(q, kv[0], kv[1], attn_mask=context_mask[:, None, None, :])
-            a = self.attn.to_out[1](self.attn.to_out[0](rearrange(o, "b h t d -> b t (h d)")))  # (B, T, D), dropout
+            a = self.attn.to_out[1](
+                self.attn.to_out[0](rearrange(o, "b h t d -> b t (h d)"))
+            )  # (B, T, D), dropout
         else:
             a = self.attn(h)  # diffusers Attention, SDPA processor
         x = x + gate_msa[:, None] * a
@@ -76,7 +87,9 @@ class DiTBlock(nn.Module):
 
 
 class ActionExpert(nn.Module):
-    def __init__(self, cfg: ExpertConfig, context_dim: int, action_dim: int, chunk_size: int, state_dim: int) -> None:
+    def __init__(
+        self, cfg: ExpertConfig, context_dim: int, action_dim: int, chunk_size: int, state_dim: int
+    ) -> None:
         super().__init__()
         self.cfg, self.action_dim, self.chunk_size = cfg, action_dim, chunk_size
         d = cfg.hidden_size
@@ -84,12 +97,16 @@ class ActionExpert(nn.Module):
         self.time_embed = TimestepEmbedding(256, d)
         self.action_in = nn.Linear(action_dim, d)
         self.pos = nn.Parameter(torch.randn(chunk_size + 1, d) * 0.02)
-        self.future = nn.Parameter(torch.randn(cfg.num_future_tokens, d) * 0.02) if cfg.num_future_tokens else None
+        self.future = (
+            nn.Parameter(torch.randn(cfg.num_future_tokens, d) * 0.02) if cfg.num_future_tokens else None
+        )
         self.state_in = nn.Linear(state_dim, d) if cfg.use_state else None
         self.context_proj = nn.Sequential(nn.LayerNorm(context_dim), nn.Linear(context_dim, d))
         self.blocks = nn.ModuleList(
-            [DiTBlock(d, cfg.num_heads, cfg.ff_mult, cross=(i % 2 == 1), dropout=cfg.dropout)
-             for i in range(cfg.num_layers)]  # fmt: skip
+            [
+                DiTBlock(d, cfg.num_heads, cfg.ff_mult, cross=(i % 2 == 1), dropout=cfg.dropout)
+                for i in range(cfg.num_layers)
+            ]
         )
         self.norm_out = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         self.out_mod = nn.Linear(d, 2 * d)
@@ -100,11 +117,15 @@ class ActionExpert(nn.Module):
         """Backbone hidden states (B, L, Dc) -> expert width (B, L, D); done once per chunk."""
         return self.context_proj(hidden.to(self.action_in.weight.dtype))
 
-    def prepare(self, context: torch.Tensor, t: torch.Tensor) -> tuple[list, list[torch.Tensor], torch.Tensor]:
+    def prepare(
+        self, context: torch.Tensor, t: torch.Tensor
+    ) -> tuple[list, list[torch.Tensor], torch.Tensor]:
         """Per-chunk constants: cross-attention K/V per block, AdaLN modulation per block for the
         times t (..., B), and the output modulation. context: projected (B, L, D)."""
         dtype = self.action_in.weight.dtype
-        temb = self.time_embed(self.time_proj(t.flatten() * 1000.0).to(dtype)).view(*t.shape, -1)  # (..., B, D)
+        temb = self.time_embed(self.time_proj(t.flatten() * 1000.0).to(dtype)).view(
+            *t.shape, -1
+        )  # (..., B, D)
         kvs = [blk.context_kv(context) for blk in self.blocks]
         mods = [blk.modulation(temb) for blk in self.blocks]  # (..., B, 6, D) each
         out_mod = self.out_mod(F.silu(temb))  # (..., B, 2D)
@@ -131,7 +152,9 @@ class ActionExpert(nn.Module):
         tokens = self.action_in(x.to(dtype))  # (B, H, D)
         if self.state_in is not None:
             if state is None:
-                raise ValueError("the expert is configured with a state token (expert.use_state) but got no state")
+                raise ValueError(
+                    "the expert is configured with a state token (expert.use_state) but got no state"
+                )
             tokens = torch.cat([self.state_in(state.to(dtype))[:, None], tokens], dim=1)  # (B, 1 + H, D)
         tokens = tokens + self.pos[-tokens.shape[1] :]
         if self.future is not None:  # [state] + future + actions, as the GR00T head
@@ -156,7 +179,9 @@ class ActionExpert(nn.Module):
         divides by the step count (lara.losses)."""
         r = self.cfg.flow_repeats
         if r > 1:  # each sample r times in the batch: (B * r, ...), the repeats of a sample adjacent
-            actions, context, context_mask = (x.repeat_interleave(r, 0) for x in (actions, context, context_mask))
+            actions, context, context_mask = (
+                x.repeat_interleave(r, 0) for x in (actions, context, context_mask)
+            )
             state = None if state is None else state.repeat_interleave(r, 0)
             is_pad = None if is_pad is None else is_pad.repeat_interleave(r, 0)
         b = actions.shape[0]
@@ -181,9 +206,15 @@ class ActionExpert(nn.Module):
         """Euler integration from noise (t=1) to actions (t=0): (B, H, A) normalized actions."""
         n = num_steps or self.cfg.num_inference_steps
         b = context.shape[0]
-        x = noise if noise is not None else torch.randn(b, self.chunk_size, self.action_dim, device=context.device)
+        x = (
+            noise
+            if noise is not None
+            else torch.randn(b, self.chunk_size, self.action_dim, device=context.device)
+        )
         x = x.float()
-        times = (1.0 - torch.arange(n, device=context.device, dtype=torch.float32) / n)[:, None].expand(n, b)  # (N, B)
+        times = (1.0 - torch.arange(n, device=context.device, dtype=torch.float32) / n)[:, None].expand(
+            n, b
+        )  # (N, B)
         prepared = self.prepare(context, times)  # K/V and AdaLN modulation for all steps, once
         for i in range(n):
             x = x - self.velocity(x, times[i], context, context_mask, state, prepared, i) / n

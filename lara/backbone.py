@@ -34,19 +34,33 @@ def qwen_config(cfg: LaraConfig) -> Qwen3VLConfig:
     """The Qwen3VLConfig of a preset's architecture (random-init path)."""
     b, v = cfg.backbone, cfg.vision
     text = dict(
-        vocab_size=b.vocab_size, hidden_size=b.hidden_size, intermediate_size=b.intermediate_size,
-        num_hidden_layers=b.num_hidden_layers, num_attention_heads=b.num_attention_heads,
-        num_key_value_heads=b.num_key_value_heads, head_dim=b.head_dim,
+        vocab_size=b.vocab_size,
+        hidden_size=b.hidden_size,
+        intermediate_size=b.intermediate_size,
+        num_hidden_layers=b.num_hidden_layers,
+        num_attention_heads=b.num_attention_heads,
+        num_key_value_heads=b.num_key_value_heads,
+        head_dim=b.head_dim,
         max_position_embeddings=b.max_position_embeddings,
-        rope_parameters={"rope_type": "default", "rope_theta": b.rope_theta,
-                         "mrope_section": list(b.mrope_section), "mrope_interleaved": True},
-    )  # fmt: skip
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": b.rope_theta,
+            "mrope_section": list(b.mrope_section),
+            "mrope_interleaved": True,
+        },
+    )
     vision = dict(
-        depth=v.depth, hidden_size=v.hidden_size, intermediate_size=v.intermediate_size, num_heads=v.num_heads,
-        patch_size=v.patch_size, spatial_merge_size=v.spatial_merge_size, temporal_patch_size=v.temporal_patch_size,
-        out_hidden_size=b.hidden_size, num_position_embeddings=v.num_position_embeddings,
+        depth=v.depth,
+        hidden_size=v.hidden_size,
+        intermediate_size=v.intermediate_size,
+        num_heads=v.num_heads,
+        patch_size=v.patch_size,
+        spatial_merge_size=v.spatial_merge_size,
+        temporal_patch_size=v.temporal_patch_size,
+        out_hidden_size=b.hidden_size,
+        num_position_embeddings=v.num_position_embeddings,
         deepstack_visual_indexes=list(v.deepstack_visual_indexes),
-    )  # fmt: skip
+    )
     return Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=b.tie_word_embeddings)
 
 
@@ -58,7 +72,9 @@ def build_backbone(
     path = cfg.backbone.pretrained_path
     if path and qwen_cfg is None:
         if not (Path(path) / "config.json").exists():
-            raise LaraUserError(f"backbone.pretrained_path {path} has no config.json (a local Qwen3-VL directory)")
+            raise LaraUserError(
+                f"backbone.pretrained_path {path} has no config.json (a local Qwen3-VL directory)"
+            )
         _check_preprocessor(cfg, Path(path))  # before the (large) weights load
         vlm = Qwen3VLForConditionalGeneration.from_pretrained(
             path, dtype=dtype, attn_implementation=cfg.backbone.attn_implementation
@@ -77,7 +93,9 @@ def build_backbone(
         vlm = Qwen3VLForConditionalGeneration(qc).to(dtype)
     if num_tokens > vlm.get_input_embeddings().num_embeddings:
         # real weights: new rows from the old rows' mean/covariance; random init: plain init (fast)
-        vlm.resize_token_embeddings(num_tokens, pad_to_multiple_of=64, mean_resizing=bool(path and qwen_cfg is None))
+        vlm.resize_token_embeddings(
+            num_tokens, pad_to_multiple_of=64, mean_resizing=bool(path and qwen_cfg is None)
+        )
         log.info("resized embeddings to %d rows for LaRA's tokens", vlm.get_input_embeddings().num_embeddings)
     if cfg.backbone.freeze_embeddings:
         if not path or qwen_cfg is not None:
@@ -98,11 +116,15 @@ def _check_preprocessor(cfg: LaraConfig, path: Path) -> None:
     patching is an error (pretrained weights would see foreign inputs); a size Qwen would resize is logged."""
     pre = path / "preprocessor_config.json"
     if not pre.is_file():
-        log.warning("%s has no preprocessor_config.json: pixel normalization not checked against the checkpoint", path)
+        log.warning(
+            "%s has no preprocessor_config.json: pixel normalization not checked against the checkpoint", path
+        )
         return
     v = cfg.vision
     try:
-        note = check_preprocessor(pre, v.image_size, v.image_mean, v.image_std, v.patch_size, v.spatial_merge_size)
+        note = check_preprocessor(
+            pre, v.image_size, v.image_mean, v.image_std, v.patch_size, v.spatial_merge_size
+        )
     except ValueError as err:
         raise LaraUserError(f"{err}; set vision.* to the checkpoint's values") from err
     if note:
@@ -152,7 +174,8 @@ def block_causal_mask(
     allowed = allowed | (keys[None, :] == q[:, None])[None]  # the diagonal
     if attn_implementation == "eager":
         return torch.zeros(allowed.shape, dtype=dtype, device=valid.device).masked_fill(
-            ~allowed, torch.finfo(dtype).min)[:, None]  # fmt: skip
+            ~allowed, torch.finfo(dtype).min
+        )[:, None]
     return allowed[:, None]  # (B, 1, Q, K)
 
 

@@ -65,8 +65,10 @@ def resolve_checkpoint_dir(path: str | Path) -> Path:
     model folder and a training run's `final/` (or `checkpoints/step_N/`) name a checkpoint."""
     path = Path(path)
     if not path.is_dir():
-        raise LaraUserError(f"{path} is not a LaRA checkpoint: no such folder; pass the folder save_pretrained "
-                            "wrote, or a training run's final/ folder")
+        raise LaraUserError(
+            f"{path} is not a LaRA checkpoint: no such folder; pass the folder save_pretrained "
+            "wrote, or a training run's final/ folder"
+        )
     for candidate in (path, path / "model", path / "final" / "model"):
         if (candidate / "config.json").is_file() and (candidate / "model.safetensors").exists():
             return candidate
@@ -91,24 +93,30 @@ def check_checkpoint(directory: str | Path) -> Path:
     directory = Path(directory)
     missing = [f for f in FILES if not (directory / f).exists()]
     if missing:
-        raise LaraUserError(f"{directory} is not a LaRA checkpoint (missing {missing}); it was not written "
-                            "completely: use another checkpoint or re-run the training that writes it")
+        raise LaraUserError(
+            f"{directory} is not a LaRA checkpoint (missing {missing}); it was not written "
+            "completely: use another checkpoint or re-run the training that writes it"
+        )
     for name, parse in (("config.json", LaraConfig.load), ("backbone_config.json", _read_json)):
         try:
             parse(directory / name)
         except LaraUserError:
             raise
         except Exception as err:  # JSON syntax, or fields the model config rejects
-            raise LaraUserError(f"{directory / name} is unreadable ({type(err).__name__}: {err}); the checkpoint is "
-                                "corrupt: use another one or re-run the training that writes it") from None
+            raise LaraUserError(
+                f"{directory / name} is unreadable ({type(err).__name__}: {err}); the checkpoint is "
+                "corrupt: use another one or re-run the training that writes it"
+            ) from None
     weights = directory / "model.safetensors"
     try:
         with safe_open(str(weights), "pt") as fh:
             if not list(fh.keys()):
                 raise ValueError("no tensors")
     except Exception as err:  # SafetensorError (truncated/corrupt), OSError
-        raise LaraUserError(f"{weights} is corrupt or truncated ({type(err).__name__}: {err}); use another "
-                            "checkpoint, or re-run the training that writes it") from None
+        raise LaraUserError(
+            f"{weights} is corrupt or truncated ({type(err).__name__}: {err}); use another "
+            "checkpoint, or re-run the training that writes it"
+        ) from None
     return directory
 
 
@@ -117,13 +125,23 @@ def load_pretrained(directory: str | Path, device: str | torch.device | None, cl
     directory = check_checkpoint(resolve_checkpoint_dir(directory))
     cfg = LaraConfig.load(directory / "config.json")
     qwen_cfg = Qwen3VLConfig.from_dict(json.loads((directory / "backbone_config.json").read_text()))
-    stats = NormalizationStats.load(directory / "normalization.json") if (directory / "normalization.json").exists() else None
+    stats = (
+        NormalizationStats.load(directory / "normalization.json")
+        if (directory / "normalization.json").exists()
+        else None
+    )
     fast_path = directory / "fast_tokenizer.json"
     fast = FastActionTokenizer.load(fast_path) if fast_path.exists() else None
     vocab_path = directory / "output_vocab.json"
     out_vocab = OutputVocab.load(vocab_path) if vocab_path.exists() else None
-    policy = cls(cfg, tokenizer=load_tokenizer(directory / "tokenizer"), fast=fast, stats=stats,
-                        qwen_cfg=qwen_cfg, output_vocab=out_vocab)  # fmt: skip
+    policy = cls(
+        cfg,
+        tokenizer=load_tokenizer(directory / "tokenizer"),
+        fast=fast,
+        stats=stats,
+        qwen_cfg=qwen_cfg,
+        output_vocab=out_vocab,
+    )
     missing_keys, unexpected = load_model(policy, str(directory / "model.safetensors"), strict=True)
     if device is not None:
         policy.to(device)

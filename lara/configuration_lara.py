@@ -67,14 +67,16 @@ class BackboneConfig:
             raise LaraConfigError(f"backbone.output_vocab {self.output_vocab!r} not in ('full', 'observed')")
         if sum(self.mrope_section) * 2 != self.head_dim:
             raise LaraConfigError(
-                f"backbone.mrope_section {self.mrope_section} must sum to head_dim/2 = {self.head_dim // 2}")
+                f"backbone.mrope_section {self.mrope_section} must sum to head_dim/2 = {self.head_dim // 2}"
+            )
         if self.num_attention_heads % self.num_key_value_heads:
             raise LaraConfigError("backbone.num_attention_heads must be a multiple of num_key_value_heads")
         if self.dtype not in DTYPES:
             raise LaraConfigError(f"backbone.dtype {self.dtype!r} not in {DTYPES}")
         if self.vocab_size < 151669:
             raise LaraConfigError(
-                "backbone.vocab_size must hold Qwen's 151,669 tokens (ids must match real checkpoints)")
+                "backbone.vocab_size must hold Qwen's 151,669 tokens (ids must match real checkpoints)"
+            )
 
 
 @dataclass
@@ -102,10 +104,13 @@ class VisionConfig:
         unit = self.patch_size * self.spatial_merge_size
         if self.image_size % unit:
             raise LaraConfigError(
-                f"vision.image_size {self.image_size} must be a multiple of patch*merge = {unit}")
+                f"vision.image_size {self.image_size} must be a multiple of patch*merge = {unit}"
+            )
         if any(i >= self.depth or i < 0 for i in self.deepstack_visual_indexes):
-            raise LaraConfigError(f"vision.deepstack_visual_indexes {self.deepstack_visual_indexes} "
-                                  f"must be < depth {self.depth}")
+            raise LaraConfigError(
+                f"vision.deepstack_visual_indexes {self.deepstack_visual_indexes} "
+                f"must be < depth {self.depth}"
+            )
         if int(math.isqrt(self.num_position_embeddings)) ** 2 != self.num_position_embeddings:
             raise LaraConfigError("vision.num_position_embeddings must be a perfect square")
         if not self.cameras:
@@ -137,7 +142,8 @@ class ForesightConfig:
             raise LaraConfigError(f"foresight.attention {self.attention!r} not in {FORESIGHT_ATTENTION}")
         if math.isqrt(self.num_slots) ** 2 != self.num_slots:
             raise LaraConfigError(
-                f"foresight.num_slots {self.num_slots} must be a perfect square (2-D pooling)")
+                f"foresight.num_slots {self.num_slots} must be a perfect square (2-D pooling)"
+            )
         if not 0.0 <= self.ema_momentum < 1.0:
             raise LaraConfigError("foresight.ema_momentum must be in [0, 1)")
 
@@ -173,7 +179,8 @@ class LatentConfig:
             raise LaraConfigError("latent.slots_per_segment must be >= 1")
         if len(self.row_tags) > self.max_segments:
             raise LaraConfigError(
-                f"latent.max_segments {self.max_segments} < {len(self.row_tags)} slot rows {self.row_tags}")
+                f"latent.max_segments {self.max_segments} < {len(self.row_tags)} slot rows {self.row_tags}"
+            )
 
     @property
     def row_tags(self) -> list[str]:
@@ -231,9 +238,13 @@ class InferenceConfig:
     n_action_steps: int = 8  # actions popped from each chunk by `select_action`
     stage: int = 3  # which inference path `predict_action_chunk` takes by default
     # stage-III speed (lara.generation, lara.expert_runtime); predictions do not depend on them
-    cache: bool = True  # per-episode prompt cache, one host-to-device copy per call (false: the reference path)
+    cache: bool = (
+        True  # per-episode prompt cache, one host-to-device copy per call (false: the reference path)
+    )
     compile: bool = False  # torch.compile the expert's Euler loop (CPU needs a C++ compiler; eager fallback)
-    cuda_graph: bool = False  # on CUDA: replay the Euler loop as a CUDA graph (ignored on CPU; eager fallback)
+    cuda_graph: bool = (
+        False  # on CUDA: replay the Euler loop as a CUDA graph (ignored on CPU; eager fallback)
+    )
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -259,10 +270,16 @@ class LaraConfig:
             raise LaraConfigError("foresight.image_size must be a multiple of vision patch*merge")
         if self.foresight.camera not in self.vision.cameras:
             raise LaraConfigError(
-                f"foresight.camera {self.foresight.camera!r} not in vision.cameras {self.vision.cameras}")
-        if self.foresight.attention == "bidirectional" and self.backbone.attn_implementation not in ("sdpa", "eager"):
-            raise LaraConfigError("foresight.attention bidirectional needs backbone.attn_implementation sdpa "
-                                  "or eager (a 4-D mask); use foresight.attention causal with flash attention")
+                f"foresight.camera {self.foresight.camera!r} not in vision.cameras {self.vision.cameras}"
+            )
+        if self.foresight.attention == "bidirectional" and self.backbone.attn_implementation not in (
+            "sdpa",
+            "eager",
+        ):
+            raise LaraConfigError(
+                "foresight.attention bidirectional needs backbone.attn_implementation sdpa "
+                "or eager (a 4-D mask); use foresight.attention causal with flash attention"
+            )
         if self.inference.n_action_steps > self.chunk_size:
             raise LaraConfigError("inference.n_action_steps must be <= chunk_size")
         if self.chunk_size < 1 or self.action_dim < 1:

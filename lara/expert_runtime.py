@@ -45,13 +45,17 @@ def _block(x, kind, w, mod, kv, mask, heads: int, fixed=None) -> torch.Tensor:
     b, t, d = x.shape
     h = torch.addcmul(shift_msa, _layer_norm(x), scale_msa)  # norm * (1 + scale) + shift
     if kind == "cross":
-        o = F.scaled_dot_product_attention(_heads(F.linear(h, w["q_w"], w["q_b"]), heads), kv[0], kv[1], attn_mask=mask)
+        o = F.scaled_dot_product_attention(
+            _heads(F.linear(h, w["q_w"], w["q_b"]), heads), kv[0], kv[1], attn_mask=mask
+        )
     else:
         if fixed is None:
             qkv = F.linear(h, w["qkv_w"], w["qkv_b"])  # (B, T, 3D)
         else:
             start, end, rows = fixed
-            var = F.linear(torch.cat([h[:, :start], h[:, end:]], dim=1), w["qkv_w"], w["qkv_b"])  # (B, T - F, 3D)
+            var = F.linear(
+                torch.cat([h[:, :start], h[:, end:]], dim=1), w["qkv_w"], w["qkv_b"]
+            )  # (B, T - F, 3D)
             qkv = torch.cat([var[:, :start], rows, var[:, start:]], dim=1)  # (B, T, 3D)
         q, k, v = qkv.view(b, t, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
         o = F.scaled_dot_product_attention(q, k, v)  # (B, heads, T, D/heads)
@@ -61,8 +65,19 @@ def _block(x, kind, w, mod, kv, mask, heads: int, fixed=None) -> torch.Tensor:
     return torch.addcmul(x, gate_mlp, h)
 
 
-def euler_chunk(noise, context, context_mask, state, mods, out_mods, future_qkv, w: dict, heads: int,
-                kinds: tuple[str, ...], trim: int):
+def euler_chunk(
+    noise,
+    context,
+    context_mask,
+    state,
+    mods,
+    out_mods,
+    future_qkv,
+    w: dict,
+    heads: int,
+    kinds: tuple[str, ...],
+    trim: int,
+):
     """The captured unit. noise (B, H, A) float32, projected context (B, L, D), context_mask (B, L)
     bool, state (B, S) or None, mods[block][step] and out_mods[step] from `ExpertRuntime._conditioning`
     -> actions (B, H, A). `future_qkv[step]`: the first block's Q/K/V rows of the learned future tokens
@@ -72,12 +87,17 @@ def euler_chunk(noise, context, context_mask, state, mods, out_mods, future_qkv,
     n, horizon = len(out_mods), noise.shape[1]
     dtype = context.dtype
     mask = context_mask[:, None, None, :]  # (B, 1, 1, L)
-    kvs = [None if kind != "cross" else tuple(_heads(F.linear(context, bw[k + "_w"], bw[k + "_b"]), heads)
-                                              for k in ("k", "v"))
-           for kind, bw in zip(kinds, w["blocks"])]  # (B, heads, L, D/heads) each  # fmt: skip
+    kvs = [
+        None
+        if kind != "cross"
+        else tuple(_heads(F.linear(context, bw[k + "_w"], bw[k + "_b"]), heads) for k in ("k", "v"))
+        for kind, bw in zip(kinds, w["blocks"])
+    ]  # (B, heads, L, D/heads) each
     prefix = []  # tokens that do not depend on x: [state] + future, each (B, *, D)
     if state is not None:
-        prefix.append((F.linear(state.to(dtype), w["state_w"], w["state_b"]) + w["pos"][0])[:, None])  # (B, 1, D)
+        prefix.append(
+            (F.linear(state.to(dtype), w["state_w"], w["state_b"]) + w["pos"][0])[:, None]
+        )  # (B, 1, D)
     if w["future"] is not None:
         prefix.append(w["future"].expand(noise.shape[0], -1, -1))  # (B, F, D)
     pos = w["pos"][-horizon:]  # (H, D)
@@ -88,7 +108,9 @@ def euler_chunk(noise, context, context_mask, state, mods, out_mods, future_qkv,
         for j, (kind, bw, kv, mod) in enumerate(zip(kinds, w["blocks"], kvs, mods)):
             if j == trim:
                 tokens = tokens[:, -horizon:]  # (B, H, D)
-            fixed = None if j or future_qkv is None else (start, start + future_qkv[i].shape[1], future_qkv[i])
+            fixed = (
+                None if j or future_qkv is None else (start, start + future_qkv[i].shape[1], future_qkv[i])
+            )
             tokens = _block(tokens, kind, bw, mod[i], kv, mask, heads, fixed)
         shift, scale = out_mods[i]  # (B, 1, D) each, scale as 1 + scale
         tokens = torch.addcmul(shift, _layer_norm(tokens[:, -horizon:]), scale)  # (B, H, D)
@@ -131,9 +153,16 @@ class ExpertRuntime:
         blocks = []
         for blk in e.blocks:
             at = blk.attn
-            bw = {"q_w": at.to_q.weight, "q_b": at.to_q.bias, "o_w": at.to_out[0].weight, "o_b": at.to_out[0].bias,
-                  "ff1_w": blk.ff.net[0].proj.weight, "ff1_b": blk.ff.net[0].proj.bias,
-                  "ff2_w": blk.ff.net[2].weight, "ff2_b": blk.ff.net[2].bias}  # fmt: skip
+            bw = {
+                "q_w": at.to_q.weight,
+                "q_b": at.to_q.bias,
+                "o_w": at.to_out[0].weight,
+                "o_b": at.to_out[0].bias,
+                "ff1_w": blk.ff.net[0].proj.weight,
+                "ff1_b": blk.ff.net[0].proj.bias,
+                "ff2_w": blk.ff.net[2].weight,
+                "ff2_b": blk.ff.net[2].bias,
+            }
             if blk.cross:
                 bw.update(k_w=at.to_k.weight, k_b=at.to_k.bias, v_w=at.to_v.weight, v_b=at.to_v.bias)
             else:  # one (3D, D) projection instead of three
@@ -142,12 +171,16 @@ class ExpertRuntime:
             blocks.append(bw)
         dtype = e.action_in.weight.dtype
         self._weights = {
-            "blocks": blocks, "in_w": e.action_in.weight, "in_b": e.action_in.bias, "pos": e.pos,
+            "blocks": blocks,
+            "in_w": e.action_in.weight,
+            "in_b": e.action_in.bias,
+            "pos": e.pos,
             "future": None if e.future is None else e.future.to(dtype)[None],
             "state_w": None if e.state_in is None else e.state_in.weight,
             "state_b": None if e.state_in is None else e.state_in.bias,
-            "out_w": e.action_out.weight, "out_b": e.action_out.bias,
-        }  # fmt: skip
+            "out_w": e.action_out.weight,
+            "out_b": e.action_out.bias,
+        }
         self._cond.clear()
         self._graphs.clear()
         self._key = key
@@ -158,19 +191,32 @@ class ExpertRuntime:
         (scales as 1 + scale), per step the output (shift, 1 + scale), and per step the first block's
         Q/K/V of the learned future tokens (a function of the weights and the step only)."""
         if (n, b) not in self._cond:
-            times = (1.0 - torch.arange(n, device=device, dtype=torch.float32) / n)[:, None].expand(n, b)  # (N, B)
+            times = (1.0 - torch.arange(n, device=device, dtype=torch.float32) / n)[:, None].expand(
+                n, b
+            )  # (N, B)
             e = self.expert
-            temb = e.time_embed(e.time_proj(times.flatten() * 1000.0).to(e.action_in.weight.dtype)).view(n, b, -1)
-            ones = torch.tensor([0, 1, 0, 0, 1, 0], dtype=temb.dtype, device=device)[:, None]  # (6, 1): +1 on scales
-            mods = [[tuple((m[i] + ones)[:, :, None].unbind(1)) for i in range(n)]  # six (B, 1, D)
-                    for m in (blk.modulation(temb) for blk in e.blocks)]  # (N, B, 6, D) each  # fmt: skip
+            temb = e.time_embed(e.time_proj(times.flatten() * 1000.0).to(e.action_in.weight.dtype)).view(
+                n, b, -1
+            )
+            ones = torch.tensor([0, 1, 0, 0, 1, 0], dtype=temb.dtype, device=device)[
+                :, None
+            ]  # (6, 1): +1 on scales
+            mods = [
+                [tuple((m[i] + ones)[:, :, None].unbind(1)) for i in range(n)]  # six (B, 1, D)
+                for m in (blk.modulation(temb) for blk in e.blocks)
+            ]  # (N, B, 6, D) each
             shift, scale = e.out_mod(F.silu(temb)).chunk(2, dim=-1)  # (N, B, D) each
             outs = [(shift[i][:, None], 1 + scale[i][:, None]) for i in range(n)]
             future = None
             if self.kinds[0] == "self" and self._weights["future"] is not None:  # the same in every chunk
-                w0, fut = self._weights["blocks"][0], _layer_norm(self._weights["future"].expand(b, -1, -1))  # (B, F, D)
-                future = [F.linear(torch.addcmul(mods[0][i][0], fut, mods[0][i][1]), w0["qkv_w"], w0["qkv_b"])
-                          for i in range(n)]  # (B, F, 3D) per step  # fmt: skip
+                w0, fut = (
+                    self._weights["blocks"][0],
+                    _layer_norm(self._weights["future"].expand(b, -1, -1)),
+                )  # (B, F, D)
+                future = [
+                    F.linear(torch.addcmul(mods[0][i][0], fut, mods[0][i][1]), w0["qkv_w"], w0["qkv_b"])
+                    for i in range(n)
+                ]  # (B, F, 3D) per step
             self._cond[(n, b)] = (mods, outs, future)
         return self._cond[(n, b)]
 
@@ -183,7 +229,9 @@ class ExpertRuntime:
         """context (B, L, D) projected, context_mask (B, L) bool, state (B, S) normalized or None -> (B, H, A)."""
         e = self.expert
         if e.state_in is not None and state is None:
-            raise ValueError("the expert is configured with a state token (expert.use_state) but got no state")
+            raise ValueError(
+                "the expert is configured with a state token (expert.use_state) but got no state"
+            )
         n = num_steps or e.cfg.num_inference_steps
         b = context.shape[0]
         if noise is None:  # the same draw as ActionExpert.sample
@@ -214,7 +262,9 @@ class ExpertRuntime:
         key = (tuple(context.shape), context.dtype, len(out_mods), state is None)
         fn = self._compiled() if self.compile and "compile" not in self._failed else euler_chunk
         if key not in self._graphs:
-            static = [t.clone() for t in (noise, context, context_mask)] + [None if state is None else state.clone()]
+            static = [t.clone() for t in (noise, context, context_mask)] + [
+                None if state is None else state.clone()
+            ]
             stream = torch.cuda.Stream()
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):  # warm-up off the capture stream (compilation, allocator)
@@ -223,8 +273,12 @@ class ExpertRuntime:
             torch.cuda.current_stream().wait_stream(stream)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
-                out = fn(*static, mods, out_mods, future_qkv, self._weights, self.heads, self.kinds, self.trim)
-            if len(self._graphs) >= 4:  # each graph holds its memory pool; a few shapes (e.g. step counts) at a time
+                out = fn(
+                    *static, mods, out_mods, future_qkv, self._weights, self.heads, self.kinds, self.trim
+                )
+            if (
+                len(self._graphs) >= 4
+            ):  # each graph holds its memory pool; a few shapes (e.g. step counts) at a time
                 self._graphs.pop(next(iter(self._graphs)))
             self._graphs[key] = (graph, static, out)
         graph, static, out = self._graphs[key]

@@ -55,7 +55,9 @@ class FastActionTokenizer:
     def _quantize(self, chunk: np.ndarray) -> np.ndarray:
         chunk = np.asarray(chunk, dtype=np.float64)
         if chunk.shape != (self.chunk_size, self.action_dim):
-            raise LaraUserError(f"action chunk has shape {chunk.shape}, FAST expects ({self.chunk_size}, {self.action_dim})")
+            raise LaraUserError(
+                f"action chunk has shape {chunk.shape}, FAST expects ({self.chunk_size}, {self.action_dim})"
+            )
         coef = dct_matrix(self.chunk_size) @ chunk  # (H, A): frequency x dimension
         q = np.clip(np.rint(coef * self.scale), -self.max_abs_coefficient, self.max_abs_coefficient)
         return q.astype(np.int64).reshape(-1)  # (H * A,) frequency-major
@@ -90,42 +92,65 @@ class FastActionTokenizer:
             lens.append(len(ids))
             errs.append(np.abs(self.decode(ids) - c))
         e = np.stack(errs)
-        return {"max_abs_error": float(e.max()), "mean_abs_error": float(e.mean()), "mean_tokens": float(np.mean(lens))}
+        return {
+            "max_abs_error": float(e.max()),
+            "mean_abs_error": float(e.mean()),
+            "mean_tokens": float(np.mean(lens)),
+        }
 
     @classmethod
-    def train(cls, chunks: np.ndarray, chunk_size: int, action_dim: int, cfg: FastConfig) -> "FastActionTokenizer":
+    def train(
+        cls, chunks: np.ndarray, chunk_size: int, action_dim: int, cfg: FastConfig
+    ) -> "FastActionTokenizer":
         """BPE trained on normalized action chunks (N, H, A)."""
         chunks = np.asarray(chunks, dtype=np.float64)
         if chunks.ndim != 3 or chunks.shape[1:] != (chunk_size, action_dim) or len(chunks) == 0:
-            raise LaraUserError(f"FAST training needs (N, {chunk_size}, {action_dim}) chunks, got {chunks.shape}")
+            raise LaraUserError(
+                f"FAST training needs (N, {chunk_size}, {action_dim}) chunks, got {chunks.shape}"
+            )
         if not np.isfinite(chunks).all():
             raise LaraUserError("FAST training chunks contain NaN/inf; clean or normalize the actions first")
         alphabet = [chr(_CHAR_OFFSET + v) for v in range(2 * cfg.max_abs_coefficient + 1)]
         bpe = Tokenizer(models.BPE())
         trainer = trainers.BpeTrainer(
-            vocab_size=cfg.vocab_size, initial_alphabet=alphabet, limit_alphabet=len(alphabet),
-            show_progress=False, special_tokens=[], max_token_length=None,
-        )  # fmt: skip
+            vocab_size=cfg.vocab_size,
+            initial_alphabet=alphabet,
+            limit_alphabet=len(alphabet),
+            show_progress=False,
+            special_tokens=[],
+            max_token_length=None,
+        )
         proto = cls(chunk_size, action_dim, cfg.scale, cfg.max_abs_coefficient, cfg.vocab_size, bpe)
         texts = [proto._to_text(proto._quantize(c)) for c in chunks]
         bpe.train_from_iterator(texts, trainer=trainer)
         if bpe.get_vocab_size() > cfg.vocab_size:
-            raise RuntimeError(f"BPE produced {bpe.get_vocab_size()} tokens > fast.vocab_size {cfg.vocab_size}")
+            raise RuntimeError(
+                f"BPE produced {bpe.get_vocab_size()} tokens > fast.vocab_size {cfg.vocab_size}"
+            )
         return proto
 
     # --- JSON persistence ---
     def to_dict(self) -> dict:
         return {
-            "chunk_size": self.chunk_size, "action_dim": self.action_dim, "scale": self.scale,
-            "max_abs_coefficient": self.max_abs_coefficient, "vocab_size": self.vocab_size,
+            "chunk_size": self.chunk_size,
+            "action_dim": self.action_dim,
+            "scale": self.scale,
+            "max_abs_coefficient": self.max_abs_coefficient,
+            "vocab_size": self.vocab_size,
             "bpe": json.loads(self.bpe.to_str()),
-        }  # fmt: skip
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> "FastActionTokenizer":
         bpe = Tokenizer.from_str(json.dumps(data["bpe"]))
-        return cls(data["chunk_size"], data["action_dim"], data["scale"], data["max_abs_coefficient"],
-                   data["vocab_size"], bpe)  # fmt: skip
+        return cls(
+            data["chunk_size"],
+            data["action_dim"],
+            data["scale"],
+            data["max_abs_coefficient"],
+            data["vocab_size"],
+            bpe,
+        )
 
     def save(self, path: str | Path) -> None:
         atomic_write_text(path, json.dumps(self.to_dict()))

@@ -48,7 +48,9 @@ def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, std: float) -> torch.
 
 def _check_noise(noise_scale: float) -> None:
     if not noise_scale > 0:
-        raise ValueError(f"noise_scale must be > 0 for a stochastic sampler with a density, got {noise_scale}")
+        raise ValueError(
+            f"noise_scale must be > 0 for a stochastic sampler with a density, got {noise_scale}"
+        )
 
 
 def sample_with_noise(
@@ -64,7 +66,9 @@ def sample_with_noise(
     _check_noise(noise_scale)
     b, dev = context.shape[0], context.device
     shape = (b, expert.chunk_size, expert.action_dim)
-    draws = torch.randn((num_steps + 1, *shape), generator=generator)  # (N + 1, B, H, A), on CPU for reproducibility
+    draws = torch.randn(
+        (num_steps + 1, *shape), generator=generator
+    )  # (N + 1, B, H, A), on CPU for reproducibility
     x = draws[0].to(dev)
     path, logp = [x], torch.zeros(b, device=dev)
     times = step_times(num_steps, dev)
@@ -111,8 +115,9 @@ def backbone_context(policy, obs) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
 
 
 @torch.no_grad()
-def sample_flow_chunk(policy, obs, noise_scale: float, num_steps: int | None = None,
-                      generator: torch.Generator | None = None) -> tuple[np.ndarray, FlowSample]:
+def sample_flow_chunk(
+    policy, obs, noise_scale: float, num_steps: int | None = None, generator: torch.Generator | None = None
+) -> tuple[np.ndarray, FlowSample]:
     """One stochastic stage-III chunk: un-normalized actions (B, H, A) for the environment, and the
     sample (normalized path and log-probability) for the update."""
     hidden, mask, state = backbone_context(policy, obs)

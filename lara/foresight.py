@@ -37,17 +37,27 @@ class Foresight(nn.Module):
         super().__init__()
         self.cfg = cfg
         d, on = cfg.backbone.hidden_size, cfg.foresight.num_slots > 0
-        self.slot_embed = nn.Parameter(torch.randn(cfg.foresight.num_slots, d) * 0.02) \
-            if cfg.foresight.slot_offsets and on else None  # fmt: skip
-        self.head = nn.Sequential(
-            nn.LayerNorm(d),
-            nn.Linear(d, cfg.foresight.head_hidden_mult * d),
-            nn.GELU(),
-            nn.Linear(cfg.foresight.head_hidden_mult * d, d),
-        ) if cfg.foresight.head == "mlp" and on else nn.Identity()  # none: the raw hidden state, as the reference
+        self.slot_embed = (
+            nn.Parameter(torch.randn(cfg.foresight.num_slots, d) * 0.02)
+            if cfg.foresight.slot_offsets and on
+            else None
+        )
+        self.head = (
+            nn.Sequential(
+                nn.LayerNorm(d),
+                nn.Linear(d, cfg.foresight.head_hidden_mult * d),
+                nn.GELU(),
+                nn.Linear(cfg.foresight.head_hidden_mult * d, d),
+            )
+            if cfg.foresight.head == "mlp" and on
+            else nn.Identity()
+        )  # none: the raw hidden state, as the reference
         # The EMA tower: registered as a submodule (saved, moved with .to), never trained.
-        self.ema_vision = copy.deepcopy(online_vision).requires_grad_(False) \
-            if cfg.foresight.use_ema_target and on else None  # fmt: skip
+        self.ema_vision = (
+            copy.deepcopy(online_vision).requires_grad_(False)
+            if cfg.foresight.use_ema_target and on
+            else None
+        )
         if self.ema_vision is not None:
             self.ema_vision.float().eval()  # float32 always (see the module docstring)
 
@@ -85,9 +95,18 @@ class Foresight(nn.Module):
         """(B, 3, S, S) next frames -> pooled target latents (B, N_v, D), no gradient."""
         v, f = self.cfg.vision, self.cfg.foresight
         encoder = self.ema_vision if self.ema_vision is not None else online_vision
-        pv, grid = patchify(next_images, f.image_size, v.patch_size, v.spatial_merge_size,
-                            v.temporal_patch_size, v.image_mean, v.image_std)  # fmt: skip
-        tokens, _ = encode_images(encoder, pv.to(next_images.device), grid.to(next_images.device))  # (B*gh*gw, D)
+        pv, grid = patchify(
+            next_images,
+            f.image_size,
+            v.patch_size,
+            v.spatial_merge_size,
+            v.temporal_patch_size,
+            v.image_mean,
+            v.image_std,
+        )
+        tokens, _ = encode_images(
+            encoder, pv.to(next_images.device), grid.to(next_images.device)
+        )  # (B*gh*gw, D)
         side = f.image_size // (v.patch_size * v.spatial_merge_size)
         grid_tokens = rearrange(tokens, "(b h w) d -> b d h w", b=next_images.shape[0], h=side, w=side)
         s = math.isqrt(f.num_slots)
@@ -108,7 +127,9 @@ class Foresight(nn.Module):
         if self.ema_vision is None:
             return
         # match by name; LoRA-wrapped online layers (peft: `.base_layer.`, `lora_*`) map onto the plain copy
-        online = {n.replace(".base_layer", ""): p for n, p in online_vision.named_parameters() if "lora_" not in n}
+        online = {
+            n.replace(".base_layer", ""): p for n, p in online_vision.named_parameters() if "lora_" not in n
+        }
         ema, src = [], []
         for name, p in self.ema_vision.named_parameters():
             if name not in online:

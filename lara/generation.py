@@ -83,10 +83,15 @@ class PromptCache:
         seqs = [builder.build_prompt(s, latent=True, img_next=True, act_start=False) for s in instructions]
         t = {k: v.to(device) for k, v in builder.collate(seqs, "left").items()}
         return PromptEntry(
-            key=key, tensors=t, text_embeds=model.text_embeds(t), positions=model.positions(t, grid),
-            attention_mask=model.attention_mask(t), image_mask=t["part"] == IMAGE,
-            context_mask=model.context_mask(t), is_latent=t["part"] == LATENT,
-        )  # fmt: skip
+            key=key,
+            tensors=t,
+            text_embeds=model.text_embeds(t),
+            positions=model.positions(t, grid),
+            attention_mask=model.attention_mask(t),
+            image_mask=t["part"] == IMAGE,
+            context_mask=model.context_mask(t),
+            is_latent=t["part"] == LATENT,
+        )
 
 
 class GenerationEngine:
@@ -102,7 +107,9 @@ class GenerationEngine:
         """Reference prefill (no cache, differentiable): hidden states at the context positions
         (B, L, D) with left padding zeroed, and the context mask (B, L). images (B * n_cam, 3, H, W)."""
         model = self.model
-        seqs = [model.builder.build_prompt(s, latent=True, img_next=True, act_start=False) for s in instructions]
+        seqs = [
+            model.builder.build_prompt(s, latent=True, img_next=True, act_start=False) for s in instructions
+        ]
         t = {k: v.to(model.device) for k, v in model.builder.collate(seqs, "left").items()}
         hidden = model.hidden_states(t, images.to(model.device))  # (B, L, D)
         mask = model.context_mask(t)
@@ -112,12 +119,18 @@ class GenerationEngine:
         """Pixels + vision tower + backbone over the cached stage-III prompt (image, instruction,
         latent slots, `<img_next>` slots) -> projected expert context (B, L, D_e), context mask (B, L)."""
         model = self.model
-        pv, grid = model.pixel_inputs(x.images, model.cfg.vision.image_size)  # (N_patch, C*tp*p*p), (B*n_cam, 3)
+        pv, grid = model.pixel_inputs(
+            x.images, model.cfg.vision.image_size
+        )  # (N_patch, C*tp*p*p), (B*n_cam, 3)
         e = self.prompt_cache.get(model, x.instructions, grid)
         img_tokens, deepstack = encode_images(model.vlm.model.visual, pv, grid)  # (B*n_cam*n_tok, D)
         embeds = e.text_embeds.masked_scatter(e.image_mask[..., None], img_tokens.to(e.text_embeds.dtype))
-        hidden = model.run_backbone(embeds, e.positions, e.attention_mask, e.image_mask, deepstack, e.is_latent)
-        ctx = model.expert.project_context(hidden.masked_fill(~e.context_mask[..., None], 0.0))  # left padding zeroed
+        hidden = model.run_backbone(
+            embeds, e.positions, e.attention_mask, e.image_mask, deepstack, e.is_latent
+        )
+        ctx = model.expert.project_context(
+            hidden.masked_fill(~e.context_mask[..., None], 0.0)
+        )  # left padding zeroed
         return ctx, e.context_mask
 
     def sample_actions(self, context, context_mask, state, num_steps: int | None = None) -> torch.Tensor:
@@ -127,7 +140,10 @@ class GenerationEngine:
         expert, inf = self.model.expert, self.model.cfg.inference
         if expert.training:
             return expert.sample(context, context_mask, state, num_steps)
-        if self._runtime is None or (self._runtime.compile, self._runtime.cuda_graph) != (inf.compile, inf.cuda_graph):
+        if self._runtime is None or (self._runtime.compile, self._runtime.cuda_graph) != (
+            inf.compile,
+            inf.cuda_graph,
+        ):
             self._runtime = ExpertRuntime(expert, compile=inf.compile, cuda_graph=inf.cuda_graph)
         return self._runtime.sample(context, context_mask, state, num_steps)
 
@@ -150,12 +166,20 @@ class GenerationEngine:
         seq = model.builder.build_prompt(instruction, latent=latent, img_next=latent, act_start=latent)
         t = {k: v.to(model.device) for k, v in model.builder.collate([seq]).items()}
         hidden, pos = model.encode(t, images.to(model.device), cache)  # (1, L, D), (3, 1, L)
-        return cache, hidden[:, -1], int(pos.max()) + 1  # text positions continue after the largest M-RoPE index
+        return (
+            cache,
+            hidden[:, -1],
+            int(pos.max()) + 1,
+        )  # text positions continue after the largest M-RoPE index
 
-    def step(self, cache, embeds: torch.Tensor, next_pos: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def step(
+        self, cache, embeds: torch.Tensor, next_pos: int, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Feed (1, n, D) embeddings at text positions next_pos.. through the cached decoder -> (1, n, D)."""
         n = embeds.shape[1]
-        pos = torch.arange(next_pos, next_pos + n, device=self.model.device).view(1, 1, n).expand(3, 1, n)  # (3, 1, n)
+        pos = (
+            torch.arange(next_pos, next_pos + n, device=self.model.device).view(1, 1, n).expand(3, 1, n)
+        )  # (3, 1, n)
         return run_text(self.model.vlm, embeds, pos, mask, cache)
 
     def feed_img_next(self, cache, next_pos: int) -> torch.Tensor:
@@ -173,8 +197,9 @@ class GenerationEngine:
             past = cache.get_seq_length()
             block = torch.zeros(1, past + n_v + 1, dtype=torch.bool, device=dev)  # (1, K)
             block[:, past : past + n_v] = True
-            mask = block_causal_mask(torch.ones_like(block), block, past, model.cfg.backbone.attn_implementation,
-                                     model.vlm.dtype)  # fmt: skip
+            mask = block_causal_mask(
+                torch.ones_like(block), block, past, model.cfg.backbone.attn_implementation, model.vlm.dtype
+            )
         return self.step(cache, emb, next_pos, mask)
 
     def cot_columns(self) -> torch.Tensor:
@@ -189,7 +214,9 @@ class GenerationEngine:
         off = tok.action_token_offset
         return ((cols >= off) & (cols < off + tok.num_action_tokens)) | (cols == tok.act_end_id)
 
-    def greedy(self, cache, h_last, next_pos, allowed, stop_ids, max_new, exact=False) -> tuple[list[int], int]:
+    def greedy(
+        self, cache, h_last, next_pos, allowed, stop_ids, max_new, exact=False
+    ) -> tuple[list[int], int]:
         """Greedy decoding; `allowed` (V_out,) bool over the output vocabulary's columns. With `exact`
         the stop tokens are disallowed and exactly max_new tokens are generated (benchmarks)."""
         model, dev = self.model, self.model.device
@@ -198,8 +225,10 @@ class GenerationEngine:
         if exact:
             allowed = allowed & ~torch.isin(cols, torch.tensor(sorted(stop_ids), device=cols.device))
         if not bool(allowed.any()):  # argmax over all -inf would emit column 0, a token nobody chose
-            raise LaraUserError("the output vocabulary allows no token to generate here; an `observed` vocabulary "
-                                "must be seeded with the CoT ids first (seed_output_vocab, done by training)")
+            raise LaraUserError(
+                "the output vocabulary allows no token to generate here; an `observed` vocabulary "
+                "must be seeded with the CoT ids first (seed_output_vocab, done by training)"
+            )
         out: list[int] = []
         for i in range(max_new):
             logits = model.output_vocab.logits(h_last, model.vlm.lm_head).masked_fill(~allowed, float("-inf"))
@@ -221,9 +250,15 @@ class GenerationEngine:
         """Stages 1-2, sample by sample -> normalized chunks (B, H, A). `fixed=(cot_tokens,
         action_tokens)` forces the generated lengths (latency benchmarks with random weights)."""
         if self.model.fast is None:
-            raise LaraUserError("token-based inference (stages 1-2) needs the FAST tokenizer in the checkpoint")
-        return np.stack([self._predict_one(x.sample_images(i), instr, stage, fixed)
-                         for i, instr in enumerate(x.instructions)])  # fmt: skip
+            raise LaraUserError(
+                "token-based inference (stages 1-2) needs the FAST tokenizer in the checkpoint"
+            )
+        return np.stack(
+            [
+                self._predict_one(x.sample_images(i), instr, stage, fixed)
+                for i, instr in enumerate(x.instructions)
+            ]
+        )
 
     def _predict_one(self, images: torch.Tensor, instruction: str, stage: int, fixed) -> np.ndarray:
         """(explicit CoT generation | latent prefill), `<img_next>` slots, FAST tokens -> (H, A) normalized."""
@@ -234,10 +269,14 @@ class GenerationEngine:
         if not latent:
             n_cot = fixed[0] if fixed else cfg.inference.max_cot_tokens
             end = self.model.builder.cot_end_id
-            cot, next_pos = self.greedy(cache, h_last, next_pos, self.cot_columns(), {end}, n_cot, exact=bool(fixed))
+            cot, next_pos = self.greedy(
+                cache, h_last, next_pos, self.cot_columns(), {end}, n_cot, exact=bool(fixed)
+            )
             self.last_cot_text = tok.decode([i for i in cot if i != end])
             h_last = self.feed_img_next(cache, next_pos)[:, -1]
             next_pos += cfg.foresight.num_slots + 1
         n_act = fixed[1] if fixed else cfg.inference.max_action_tokens
-        acts, _ = self.greedy(cache, h_last, next_pos, self.action_columns(), {tok.act_end_id}, n_act, exact=bool(fixed))
+        acts, _ = self.greedy(
+            cache, h_last, next_pos, self.action_columns(), {tok.act_end_id}, n_act, exact=bool(fixed)
+        )
         return self.decode_fast(acts)

@@ -91,14 +91,18 @@ class LaraModel(nn.Module):
         dtype = self.vlm.dtype
         self.foresight = Foresight(cfg, self.vlm.model.visual).to(dtype)
         self.latent = LatentSlots(cfg).to(dtype)
-        self.expert = ActionExpert(cfg.expert, cfg.backbone.hidden_size, cfg.action_dim, cfg.chunk_size,
-                                   cfg.state_dim).to(dtype)  # fmt: skip
+        self.expert = ActionExpert(
+            cfg.expert, cfg.backbone.hidden_size, cfg.action_dim, cfg.chunk_size, cfg.state_dim
+        ).to(dtype)
         self.fast = fast
         self.stats = stats
         tok = self.tokenizer
         base_ids = [tok.img_next_id, tok.act_end_id] + list(
-            range(tok.action_token_offset, tok.action_token_offset + tok.num_action_tokens))
-        self.output_vocab = output_vocab or OutputVocab(cfg.backbone.output_vocab, self.vlm.lm_head.out_features, base_ids)
+            range(tok.action_token_offset, tok.action_token_offset + tok.num_action_tokens)
+        )
+        self.output_vocab = output_vocab or OutputVocab(
+            cfg.backbone.output_vocab, self.vlm.lm_head.out_features, base_ids
+        )
         self.latent_probability = 0.0
         self.loss_weights = dict.fromkeys(LOSS_TERMS, 1.0)  # the training config's: the trainer sets them
 
@@ -119,7 +123,6 @@ class LaraModel(nn.Module):
             raise ValueError(f"unknown loss terms {sorted(unknown)}; known: {LOSS_TERMS}")
         self.loss_weights.update({k: float(v) for k, v in weights.items()})
 
-
     @property
     def backbone(self) -> nn.Module:
         """The Qwen3-VL model (LoRA adapters go here)."""
@@ -130,7 +133,9 @@ class LaraModel(nn.Module):
 
     def set_normalization(self, stats: NormalizationStats) -> None:
         if "action" in stats.features and stats.features["action"].dim != self.cfg.action_dim:
-            raise LaraUserError(f"action statistics have {stats.features['action'].dim} dims, model has {self.cfg.action_dim}")
+            raise LaraUserError(
+                f"action statistics have {stats.features['action'].dim} dims, model has {self.cfg.action_dim}"
+            )
         self.stats = stats
 
     def train_fast_tokenizer(self, chunks: np.ndarray) -> dict[str, float]:
@@ -152,8 +157,12 @@ class LaraModel(nn.Module):
         for seg in segments:  # a segment's tokens do not depend on its neighbours
             ids.update(i for i in self.builder.build("", [seg], None, None).labels if i >= 0)
         added = self.output_vocab.seed(ids)
-        log.info("output vocabulary seeded from %d CoT segments: %d new ids, %d in all",
-                 len(segments), added, len(self.output_vocab.ids))  # fmt: skip
+        log.info(
+            "output vocabulary seeded from %d CoT segments: %d new ids, %d in all",
+            len(segments),
+            added,
+            len(self.output_vocab.ids),
+        )
         return added
 
     def parameter_groups(self, backbone_lr: float, head_lr: float) -> list[dict]:
@@ -174,8 +183,9 @@ class LaraModel(nn.Module):
     def pixel_inputs(self, images: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Float images (N, 3, H, W) -> Qwen pixel values (N_patch, C*tp*p*p) and grid (N, 3) on the device."""
         v = self.cfg.vision
-        pv, grid = patchify(images, size, v.patch_size, v.spatial_merge_size, v.temporal_patch_size,
-                            v.image_mean, v.image_std)  # fmt: skip
+        pv, grid = patchify(
+            images, size, v.patch_size, v.spatial_merge_size, v.temporal_patch_size, v.image_mean, v.image_std
+        )
         return pv.to(self.device), grid.to(self.device)
 
     def text_embeds(self, t: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -184,7 +194,9 @@ class LaraModel(nn.Module):
         embeds = self.vlm.get_input_embeddings()(t["input_ids"])  # (B, L, D)
         if self.foresight.slot_embed is not None:  # None: foresight.slot_offsets false, or no slots
             nxt = t["part"] == IMG_NEXT
-            slot = (nxt.long().cumsum(1) - 1).clamp(min=0) % self.cfg.foresight.num_slots  # (B, L) slot number
+            slot = (nxt.long().cumsum(1) - 1).clamp(
+                min=0
+            ) % self.cfg.foresight.num_slots  # (B, L) slot number
             offsets = self.foresight.offsets(slot, embeds.dtype)  # (B, L, D)
             embeds = embeds + nxt[..., None].to(embeds.dtype) * offsets
         if self.cfg.latent.slot_input == "learned":
@@ -212,10 +224,17 @@ class LaraModel(nn.Module):
         where the `<img_next>` slots see each other both ways (`foresight.attention`)."""
         if self.cfg.foresight.attention == "causal":
             return t["attention_mask"]
-        return block_causal_mask(t["attention_mask"].bool(), t["part"] == IMG_NEXT, 0,
-                                 self.cfg.backbone.attn_implementation, self.vlm.dtype)  # fmt: skip
+        return block_causal_mask(
+            t["attention_mask"].bool(),
+            t["part"] == IMG_NEXT,
+            0,
+            self.cfg.backbone.attn_implementation,
+            self.vlm.dtype,
+        )
 
-    def encode(self, t: dict[str, torch.Tensor], images: torch.Tensor, cache=None) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(
+        self, t: dict[str, torch.Tensor], images: torch.Tensor, cache=None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Last hidden states (B, L, D) of the backbone over a collated batch and its M-RoPE
         positions (3, B, L) (generation continues after the largest one)."""
         embeds, pos, img_mask, deepstack = self.embed(t, images)
@@ -235,11 +254,20 @@ class LaraModel(nn.Module):
         vis_cols = torch.nonzero(img_mask)[:, 1]  # (n_vis,) column of each visual token, in feature order
 
         def step(x: torch.Tensor, start: int, end: int) -> torch.Tensor:
-            sel = (vis_cols >= start) & (vis_cols < end)  # this pass's visual tokens, row-major like the features
+            sel = (vis_cols >= start) & (
+                vis_cols < end
+            )  # this pass's visual tokens, row-major like the features
             vis = bool(sel.any())
             m = mask[:, :, start:end, :end] if mask.dim() == 4 else mask[:, :end]
-            return run_text(self.vlm, x, pos[:, :, start:end], m, cache, img_mask[:, start:end] if vis else None,
-                            [f[sel] for f in deepstack] if vis else None)  # fmt: skip
+            return run_text(
+                self.vlm,
+                x,
+                pos[:, :, start:end],
+                m,
+                cache,
+                img_mask[:, start:end] if vis else None,
+                [f[sel] for f in deepstack] if vis else None,
+            )
 
         return recurrent_forward(step, embeds, is_latent)
 
@@ -248,8 +276,12 @@ class LaraModel(nn.Module):
         """A training batch's camera tensors -> (B * n_cam, 3, H, W) float, cameras in `cameras` order."""
         missing = [c for c in cameras if prefix + c not in batch]
         if missing:
-            raise LaraUserError(f"batch lacks {[prefix + c for c in missing]}; the model is configured for {cameras}")
-        imgs = torch.stack([torch.as_tensor(batch[prefix + c]) for c in cameras], dim=1)  # (B, n_cam, 3, H, W)
+            raise LaraUserError(
+                f"batch lacks {[prefix + c for c in missing]}; the model is configured for {cameras}"
+            )
+        imgs = torch.stack(
+            [torch.as_tensor(batch[prefix + c]) for c in cameras], dim=1
+        )  # (B, n_cam, 3, H, W)
         return rearrange(imgs, "b n c h w -> (b n) c h w").float()
 
     @staticmethod
@@ -273,16 +305,27 @@ class LaraModel(nn.Module):
         if stage not in (1, 2, 3):
             raise ValueError(f"stage must be 1, 2 or 3, got {stage}")
         b = len(batch["instruction"])
-        p = 0.0 if stage == 1 else (1.0 if stage == 3 else (
-            self.latent_probability if latent_probability is None else latent_probability))  # fmt: skip
+        p = (
+            0.0
+            if stage == 1
+            else (
+                1.0
+                if stage == 3
+                else (self.latent_probability if latent_probability is None else latent_probability)
+            )
+        )
         if stage in (1, 2) and self.fast is None:
-            raise LaraUserError("stages 1-2 need the FAST tokenizer: call policy.train_fast_tokenizer(chunks)")
+            raise LaraUserError(
+                "stages 1-2 need the FAST tokenizer: call policy.train_fast_tokenizer(chunks)"
+            )
         if stage == 3 and "action" not in batch:
             raise LaraUserError("stage 3 needs batch['action'] (normalized chunks)")
         seqs, n_latent, n_segments = [], 0, 0
         for i in range(b):
             if stage == 3:
-                seqs.append(self.builder.build(batch["instruction"][i], None, None, None, canonical_latent=True))
+                seqs.append(
+                    self.builder.build(batch["instruction"][i], None, None, None, canonical_latent=True)
+                )
                 continue
             cot = batch.get("cot", [None] * b)[i] or []
             chunk = torch.as_tensor(batch["action"][i]).float().cpu().numpy()
@@ -294,8 +337,14 @@ class LaraModel(nn.Module):
         # recurrent latent passes are shared by the whole batch (2 x tags + 1 decoder calls)
         tensors = self.builder.collate(seqs, "left" if stage == 3 else "right")
         items = count_loss_items(tensors, batch, stage)
-        prepared = {"stage": stage, "tensors": tensors, "latent_probability": p, "n_latent": n_latent,
-                    "n_segments": n_segments, "loss_items": items}  # fmt: skip
+        prepared = {
+            "stage": stage,
+            "tensors": tensors,
+            "latent_probability": p,
+            "n_latent": n_latent,
+            "n_segments": n_segments,
+            "loss_items": items,
+        }
         return {**batch, PREPARED: prepared}, items
 
     def forward(
@@ -326,8 +375,9 @@ class LaraModel(nn.Module):
         else:
             terms = self._flow_loss(batch, t, hidden, norm)
         if weights["visual_l1"] > 0 and cfg.foresight.num_slots > 0:  # no slots (num_slots 0): no foresight
-            terms["visual_l1"] = normalized(self._visual_loss(batch, t, hidden), prep["loss_items"]["visual_l1"],
-                                            norm.get("visual_l1"))
+            terms["visual_l1"] = normalized(
+                self._visual_loss(batch, t, hidden), prep["loss_items"]["visual_l1"], norm.get("visual_l1")
+            )
         total = torch.zeros((), device=dev)
         for name, term in terms.items():
             total = total + weights[name] * term
@@ -357,7 +407,9 @@ class LaraModel(nn.Module):
         cfg, dev = self.cfg, self.device
         actions = torch.as_tensor(batch["action"]).float().to(dev)  # (B, H, A)
         if actions.shape[1:] != (cfg.chunk_size, cfg.action_dim):
-            raise LaraUserError(f"actions have shape {tuple(actions.shape[1:])}, model wants ({cfg.chunk_size}, {cfg.action_dim})")
+            raise LaraUserError(
+                f"actions have shape {tuple(actions.shape[1:])}, model wants ({cfg.chunk_size}, {cfg.action_dim})"
+            )
         ctx_mask = self.context_mask(t)
         hidden_ctx = hidden.masked_fill(~ctx_mask[..., None], 0.0)  # padded rows may hold NaN/garbage
         is_pad = torch.as_tensor(batch["action_is_pad"]).to(dev).bool() if "action_is_pad" in batch else None
@@ -374,7 +426,9 @@ class LaraModel(nn.Module):
         slot_hidden = hidden[t["part"] == IMG_NEXT].view(b, cfg.foresight.num_slots, -1)  # (B, N_v, D)
         images = torch.as_tensor(batch[key]).float().to(self.device)  # (B, 3, H, W)
         target = self.foresight.targets(images, self.vlm.model.visual)
-        return self.foresight.loss(slot_hidden, target, visual_items(batch))  # samples without a future frame: 0
+        return self.foresight.loss(
+            slot_hidden, target, visual_items(batch)
+        )  # samples without a future frame: 0
 
     # ------------------------------------------------------------------ checkpoints
     def save_pretrained(self, directory: str | Path) -> None:

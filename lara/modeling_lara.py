@@ -90,7 +90,9 @@ class LaraPolicy(LaraModel):
             chunk = np.asarray((plan or self.predict_action_chunk)(obs), dtype=np.float32)
             self.chunk_latency_ms.append(1e3 * (time.perf_counter() - start))
             if chunk.ndim != 2:
-                raise LaraUserError(f"select_action takes one Observation, not a batch (chunk shape {chunk.shape})")
+                raise LaraUserError(
+                    f"select_action takes one Observation, not a batch (chunk shape {chunk.shape})"
+                )
             k = self.execute_steps or self.cfg.inference.n_action_steps
             if not 1 <= k <= chunk.shape[0]:
                 raise LaraUserError(f"execute_steps={k} but the policy predicts chunks of {chunk.shape[0]}")

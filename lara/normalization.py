@@ -35,6 +35,8 @@ def _is_tensor(x) -> bool:
     must not pay torch's start-up (a tensor can only exist once something imported torch)."""
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
+
+
 BOUNDED_MODES = ("quantile", "min_max")  # normalized values live in [-1, 1]
 _EPS = 1e-6
 
@@ -63,7 +65,9 @@ class FeatureStats:
             raise ValueError(f"statistics need a non-empty (N, D) array, got shape {values.shape}")
         if not np.isfinite(values).all():
             bad = np.argwhere(~np.isfinite(values))[0]
-            raise ValueError(f"non-finite value at row {bad[0]}, dim {bad[1]}: clean the data before computing stats")
+            raise ValueError(
+                f"non-finite value at row {bad[0]}, dim {bad[1]}: clean the data before computing stats"
+            )
         return cls(
             mean=values.mean(0).tolist(),
             std=values.std(0).tolist(),
@@ -108,7 +112,9 @@ class NormalizationStats:
             features = {k: FeatureStats(**v) for k, v in data["features"].items()}
             return cls(features=features, mode=data["mode"])
         except (KeyError, TypeError) as err:
-            raise ValueError(f"malformed normalization statistics ({err}); recompute them for the dataset") from err
+            raise ValueError(
+                f"malformed normalization statistics ({err}); recompute them for the dataset"
+            ) from err
 
     def save(self, path: str | Path) -> None:
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
@@ -117,7 +123,9 @@ class NormalizationStats:
     def load(cls, path: str | Path) -> "NormalizationStats":
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"normalization statistics not found at {path}; compute them for the dataset first")
+            raise FileNotFoundError(
+                f"normalization statistics not found at {path}; compute them for the dataset first"
+            )
         return cls.from_dict(json.loads(path.read_text()))
 
     # --- the one code path for both directions ---
@@ -127,7 +135,9 @@ class NormalizationStats:
             raise KeyError(f"no normalization statistics for {key!r}; have {sorted(self.features)}")
         stats = self.features[key]
         if like.shape[-1] != stats.dim:
-            raise ValueError(f"{key}: last dimension is {like.shape[-1]}, statistics are for {stats.dim} dims")
+            raise ValueError(
+                f"{key}: last dimension is {like.shape[-1]}, statistics are for {stats.dim} dims"
+            )
         if self.mode in BOUNDED_MODES:
             low, high = (stats.q01, stats.q99) if self.mode == "quantile" else (stats.min, stats.max)
             low, high = np.asarray(low), np.asarray(high)

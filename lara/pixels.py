@@ -111,7 +111,9 @@ def to_float_images(images: list[np.ndarray] | np.ndarray, size: int | None = No
         if arr.dtype != np.uint8:
             raise ValueError(f"camera frames must be uint8 to be resized as Qwen does, got {arr.dtype}")
         arr = np.stack([resize_uint8(a, size, size) for a in arr])  # (N, S, S, 3)
-    x = torch.from_numpy(arr.astype(np.float32)).div_(255.0)  # (N, H, W, 3), a copy (PIL arrays are read-only)
+    x = torch.from_numpy(arr.astype(np.float32)).div_(
+        255.0
+    )  # (N, H, W, 3), a copy (PIL arrays are read-only)
     return rearrange(x, "n h w c -> n c h w")
 
 
@@ -147,10 +149,15 @@ def patchify(
     pixel_values = rearrange(
         x,
         "n tp c (gh m1 p1) (gw m2 p2) -> (n gh gw m1 m2) (c tp p1 p2)",
-        m1=merge_size, m2=merge_size, p1=patch_size, p2=patch_size,
-    )  # (N * gh * gw, 3 * tp * p * p), grouped by merge window as Qwen's processor does  # fmt: skip
+        m1=merge_size,
+        m2=merge_size,
+        p1=patch_size,
+        p2=patch_size,
+    )  # (N * gh * gw, 3 * tp * p * p), grouped by merge window as Qwen's processor does
     n = images.shape[0]
-    grid = torch.tensor([[1, gh, gw]], dtype=torch.long, device=images.device).expand(n, 3).contiguous()  # (N, 3)
+    grid = (
+        torch.tensor([[1, gh, gw]], dtype=torch.long, device=images.device).expand(n, 3).contiguous()
+    )  # (N, 3)
     return pixel_values, grid
 
 
@@ -162,27 +169,42 @@ def qwen_preprocess(frames: list[np.ndarray], spec: QwenImageSpec) -> tuple[torc
         frame = _uint8_batch(frame)[0]
         h, w = smart_resize(frame.shape[0], frame.shape[1], spec.factor, spec.min_pixels, spec.max_pixels)
         x = to_float_images(resize_uint8(frame, h, w))  # (1, 3, h, w)
-        pv, grid = patchify(x, None, spec.patch_size, spec.merge_size, spec.temporal_patch_size,
-                            spec.image_mean, spec.image_std)  # fmt: skip
+        pv, grid = patchify(
+            x,
+            None,
+            spec.patch_size,
+            spec.merge_size,
+            spec.temporal_patch_size,
+            spec.image_mean,
+            spec.image_std,
+        )
         values.append(pv)
         grids.append(grid)
     return torch.cat(values), torch.cat(grids)
 
 
-def check_preprocessor(path: str | Path, image_size: int, mean, std, patch_size: int, merge_size: int) -> str | None:
+def check_preprocessor(
+    path: str | Path, image_size: int, mean, std, patch_size: int, merge_size: int
+) -> str | None:
     """Compare a checkpoint's preprocessor_config.json with the model's vision config. Raises ValueError
     when normalization or patching differ (the weights would see other inputs); returns a note when
     Qwen's processor would resize an `image_size` square frame (LaRA feeds it as is), else None."""
     spec = QwenImageSpec.from_file(path)
     if not (np.allclose(spec.image_mean, mean) and np.allclose(spec.image_std, std)):
-        raise ValueError(f"{path}: image_mean/std {spec.image_mean}/{spec.image_std} differ from the model "
-                         f"config's vision.image_mean/std {list(mean)}/{list(std)}")
+        raise ValueError(
+            f"{path}: image_mean/std {spec.image_mean}/{spec.image_std} differ from the model "
+            f"config's vision.image_mean/std {list(mean)}/{list(std)}"
+        )
     if (spec.patch_size, spec.merge_size) != (patch_size, merge_size):
-        raise ValueError(f"{path}: patch/merge {spec.patch_size}/{spec.merge_size} differ from the model "
-                         f"config's {patch_size}/{merge_size}")
+        raise ValueError(
+            f"{path}: patch/merge {spec.patch_size}/{spec.merge_size} differ from the model "
+            f"config's {patch_size}/{merge_size}"
+        )
     target = smart_resize(image_size, image_size, spec.factor, spec.min_pixels, spec.max_pixels)
     if target != (image_size, image_size):
-        return (f"Qwen's processor resizes a {image_size} px frame to {target[0]}x{target[1]} "
-                f"(pixel range [{spec.min_pixels}, {spec.max_pixels}]); vision.image_size={image_size} "
-                "feeds fewer or more tokens than the checkpoint saw for such frames")
+        return (
+            f"Qwen's processor resizes a {image_size} px frame to {target[0]}x{target[1]} "
+            f"(pixel range [{spec.min_pixels}, {spec.max_pixels}]); vision.image_size={image_size} "
+            "feeds fewer or more tokens than the checkpoint saw for such frames"
+        )
     return None

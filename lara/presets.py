@@ -31,14 +31,28 @@ def tiny() -> LaraConfig:
     """A few million parameters beyond the 151,936 x 128 embedding table. 64 px cameras -> 4 visual
     tokens each (2 x 2 merged patches of 16 px); 4 `<img_next>` slots; 4-layer DiT expert."""
     return LaraConfig(
-        backbone=BackboneConfig(hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
-                                num_key_value_heads=2, head_dim=32, intermediate_size=256,
-                                mrope_section=[6, 5, 5], dtype="float32",
-                                # softmax over the ids the data uses; the random table stays fixed (CPU speed)
-                                output_vocab="observed", freeze_embeddings=True),
-        vision=VisionConfig(depth=2, hidden_size=64, intermediate_size=128, num_heads=2,
-                            num_position_embeddings=64,  # an 8 x 8 grid, interpolated to the 4 x 4 patches
-                            deepstack_visual_indexes=[0], image_size=64),
+        backbone=BackboneConfig(
+            hidden_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=32,
+            intermediate_size=256,
+            mrope_section=[6, 5, 5],
+            dtype="float32",
+            # softmax over the ids the data uses; the random table stays fixed (CPU speed)
+            output_vocab="observed",
+            freeze_embeddings=True,
+        ),
+        vision=VisionConfig(
+            depth=2,
+            hidden_size=64,
+            intermediate_size=128,
+            num_heads=2,
+            num_position_embeddings=64,  # an 8 x 8 grid, interpolated to the 4 x 4 patches
+            deepstack_visual_indexes=[0],
+            image_size=64,
+        ),
         foresight=ForesightConfig(num_slots=4, image_size=64),
         fast=FastConfig(vocab_size=256),
         expert=ExpertConfig(num_layers=4, hidden_size=128, num_heads=4, num_inference_steps=4),
@@ -53,11 +67,24 @@ def small() -> LaraConfig:
     cfg = tiny()
     return replace(
         cfg,
-        backbone=replace(cfg.backbone, hidden_size=256, num_hidden_layers=4, head_dim=64,
-                         intermediate_size=768, mrope_section=[12, 10, 10]),
-        vision=replace(cfg.vision, depth=4, hidden_size=128, intermediate_size=256, num_heads=4,
-                       num_position_embeddings=64,  # an 8 x 8 grid: the 8 x 8 patches exactly
-                       deepstack_visual_indexes=[1], image_size=128),
+        backbone=replace(
+            cfg.backbone,
+            hidden_size=256,
+            num_hidden_layers=4,
+            head_dim=64,
+            intermediate_size=768,
+            mrope_section=[12, 10, 10],
+        ),
+        vision=replace(
+            cfg.vision,
+            depth=4,
+            hidden_size=128,
+            intermediate_size=256,
+            num_heads=4,
+            num_position_embeddings=64,  # an 8 x 8 grid: the 8 x 8 patches exactly
+            deepstack_visual_indexes=[1],
+            image_size=128,
+        ),
         foresight=replace(cfg.foresight, image_size=128),
         expert=replace(cfg.expert, num_layers=6, hidden_size=256),
     )
@@ -73,13 +100,27 @@ def qwen3vl_2b() -> LaraConfig:
     too), so 256 px is what the pretrained weights see for a LIBERO frame; the protocol renders cameras
     at 256 px, so no resize happens and LaRA's pixels equal Qwen's (tests/lara/test_qwen_pixels.py)."""
     return LaraConfig(
-        backbone=BackboneConfig(hidden_size=2048, num_hidden_layers=28, num_attention_heads=16,
-                                num_key_value_heads=8, head_dim=128, intermediate_size=6144,
-                                mrope_section=[24, 20, 20], rope_theta=5_000_000.0,
-                                max_position_embeddings=262144, dtype="bfloat16"),
-        vision=VisionConfig(depth=24, hidden_size=1024, intermediate_size=4096, num_heads=16,
-                            num_position_embeddings=2304, deepstack_visual_indexes=[5, 11, 17],
-                            image_size=256),
+        backbone=BackboneConfig(
+            hidden_size=2048,
+            num_hidden_layers=28,
+            num_attention_heads=16,
+            num_key_value_heads=8,
+            head_dim=128,
+            intermediate_size=6144,
+            mrope_section=[24, 20, 20],
+            rope_theta=5_000_000.0,
+            max_position_embeddings=262144,
+            dtype="bfloat16",
+        ),
+        vision=VisionConfig(
+            depth=24,
+            hidden_size=1024,
+            intermediate_size=4096,
+            num_heads=16,
+            num_position_embeddings=2304,
+            deepstack_visual_indexes=[5, 11, 17],
+            image_size=256,
+        ),
         foresight=ForesightConfig(num_slots=16, image_size=128),
         fast=FastConfig(vocab_size=1024),
         expert=ExpertConfig(num_layers=16, hidden_size=1024, num_heads=16, num_inference_steps=4),
@@ -90,12 +131,23 @@ def qwen3vl_2b() -> LaraConfig:
 def qwen3vl_4b() -> LaraConfig:
     """Qwen3-VL-4B: the 2B preset with the 4B text model (hidden 2560 x 36 layers, 32 heads)."""
     cfg = qwen3vl_2b()
-    return replace(cfg, backbone=replace(cfg.backbone, hidden_size=2560, num_hidden_layers=36,
-                                         num_attention_heads=32, intermediate_size=9728))
+    return replace(
+        cfg,
+        backbone=replace(
+            cfg.backbone,
+            hidden_size=2560,
+            num_hidden_layers=36,
+            num_attention_heads=32,
+            intermediate_size=9728,
+        ),
+    )
 
 
 MODEL_PRESETS: dict[str, Callable[[], LaraConfig]] = {
-    "tiny": tiny, "small": small, "qwen3vl-2b": qwen3vl_2b, "qwen3vl-4b": qwen3vl_4b,
+    "tiny": tiny,
+    "small": small,
+    "qwen3vl-2b": qwen3vl_2b,
+    "qwen3vl-4b": qwen3vl_4b,
 }
 
 

@@ -58,10 +58,14 @@ def transfer(obs, cameras: list[str], device: torch.device, size: int | None = N
         arr = np.asarray(images[cam])
         arrays.append(arr if batched else arr[None])  # (B, H, W, 3)
     if any(a.dtype != np.uint8 or a.ndim != 4 or a.shape[-1] != 3 for a in arrays):
-        raise LaraUserError(f"camera images must be uint8 (H, W, 3), got {[(a.dtype, a.shape) for a in arrays]}")
+        raise LaraUserError(
+            f"camera images must be uint8 (H, W, 3), got {[(a.dtype, a.shape) for a in arrays]}"
+        )
     if size is not None:  # each camera to S x S (cameras may differ in size)
-        arrays = [a if a.shape[1:3] == (size, size) else np.stack([resize_uint8(frame, size, size) for frame in a])
-                  for a in arrays]  # (B, S, S, 3) each  # fmt: skip
+        arrays = [
+            a if a.shape[1:3] == (size, size) else np.stack([resize_uint8(frame, size, size) for frame in a])
+            for a in arrays
+        ]  # (B, S, S, 3) each
     if any(a.shape != arrays[0].shape for a in arrays):
         raise LaraUserError(f"camera images must be of one size, got {[a.shape for a in arrays]}")
     imgs = np.stack(arrays, axis=1)  # (B, n_cam, H, W, 3)
@@ -114,7 +118,9 @@ class LaraProcessor:
         if not cfg.expert.use_state:
             return None
         if state is None:
-            raise LaraUserError("this model reads the robot state (expert.use_state) but the observation has none")
+            raise LaraUserError(
+                "this model reads the robot state (expert.use_state) but the observation has none"
+            )
         if state.shape[-1] != cfg.state_dim:
             raise LaraUserError(f"state has {state.shape[-1]} dims, the model expects {cfg.state_dim}")
         affine = self.affine("state", state.device)
@@ -129,7 +135,9 @@ class LaraProcessor:
         norm = torch.as_tensor(normalized)
         affine = self.affine("action", norm.device)
         if affine is None:
-            raise LaraUserError("no action normalization statistics in the policy; call set_normalization(stats)")
+            raise LaraUserError(
+                "no action normalization statistics in the policy; call set_normalization(stats)"
+            )
         stats = self.model.stats
         offset, scale = affine
         out = stats.clip(norm.float()) * scale + offset  # (..., H, A)

@@ -117,12 +117,16 @@ class SequenceBuilder:
                     seq.add(self.tok.encode(f"{tag}: {text.strip()}\n"), COT, LOSS_COT)
                 last_explicit = not is_latent
         n_v = self.cfg.foresight.num_slots
-        closes = LOSS_COT if last_explicit else LOSS_NONE  # the token after an explicit CoT (cot_end_id) ends it
+        closes = (
+            LOSS_COT if last_explicit else LOSS_NONE
+        )  # the token after an explicit CoT (cot_end_id) ends it
         if n_v:
             seq.add([self.tok.img_next_id], IMG_NEXT, closes)
             seq.add([self.tok.img_next_id] * (n_v - 1), IMG_NEXT)
             closes = LOSS_NONE
-        if action_ids is not None or closes != LOSS_NONE:  # without slots <|act_start|> ends a CoT, actions or not
+        if (
+            action_ids is not None or closes != LOSS_NONE
+        ):  # without slots <|act_start|> ends a CoT, actions or not
             seq.add([self.tok.act_start_id], MARKER, closes)
         if action_ids is not None:
             seq.add(list(action_ids) + [self.tok.act_end_id], ACTION, LOSS_ACTION)
@@ -145,7 +149,13 @@ class SequenceBuilder:
         """Pad to the longest: input_ids, attention_mask, mm_token_type_ids, labels, loss_part,
         part, latent_index, all (B, L)."""
         width = max(len(s) for s in seqs)
-        fills = {"input_ids": self.tok.pad_id, "part": PAD, "labels": IGNORE, "loss_part": LOSS_NONE, "latent_index": -1}
+        fills = {
+            "input_ids": self.tok.pad_id,
+            "part": PAD,
+            "labels": IGNORE,
+            "loss_part": LOSS_NONE,
+            "latent_index": -1,
+        }
         out = {k: torch.full((len(seqs), width), v, dtype=torch.long) for k, v in fills.items()}
         out["attention_mask"] = torch.zeros(len(seqs), width, dtype=torch.long)
         for b, s in enumerate(seqs):

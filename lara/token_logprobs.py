@@ -40,8 +40,14 @@ def _log_softmax(policy, hidden: torch.Tensor, allowed: torch.Tensor, temperatur
 
 
 @torch.no_grad()
-def sample_tokens(policy, imgs: torch.Tensor, instruction: str, temperature: float,
-                  generator: torch.Generator | None = None, max_tokens: int | None = None) -> TokenSample:
+def sample_tokens(
+    policy,
+    imgs: torch.Tensor,
+    instruction: str,
+    temperature: float,
+    generator: torch.Generator | None = None,
+    max_tokens: int | None = None,
+) -> TokenSample:
     """Sample one chunk's FAST tokens for one observation; imgs (n_cam, 3, H, W)."""
     _check_temperature(temperature)
     tok, engine = policy.tokenizer, policy.engine
@@ -63,16 +69,24 @@ def sample_tokens(policy, imgs: torch.Tensor, instruction: str, temperature: flo
     return TokenSample(tokens=tokens, log_probs=lp, log_prob=float(lp.sum()))
 
 
-def token_log_probs(policy, imgs: torch.Tensor, instruction: str, tokens: list[int], temperature: float) -> torch.Tensor:
+def token_log_probs(
+    policy, imgs: torch.Tensor, instruction: str, tokens: list[int], temperature: float
+) -> torch.Tensor:
     """(n,) log-probabilities of recorded `tokens` under the current weights (teacher forcing)."""
     _check_temperature(temperature)
     cache, h_last, next_pos = policy.engine.prefill_tokens(imgs, instruction, latent=True)
     hidden = [h_last]  # (1, D): predicts tokens[0]
     if len(tokens) > 1:
         ids = torch.tensor([tokens[:-1]], device=policy.device)  # (1, n - 1)
-        hidden.append(policy.engine.step(cache, policy.vlm.get_input_embeddings()(ids), next_pos)[0])  # (n - 1, D)
-    logp = _log_softmax(policy, torch.cat(hidden, 0), policy.engine.action_columns(), temperature)  # (n, V_out)
-    cols = policy.output_vocab.targets(torch.tensor(tokens, device=policy.device))  # (n,) column of each token
+        hidden.append(
+            policy.engine.step(cache, policy.vlm.get_input_embeddings()(ids), next_pos)[0]
+        )  # (n - 1, D)
+    logp = _log_softmax(
+        policy, torch.cat(hidden, 0), policy.engine.action_columns(), temperature
+    )  # (n, V_out)
+    cols = policy.output_vocab.targets(
+        torch.tensor(tokens, device=policy.device)
+    )  # (n,) column of each token
     return logp.gather(1, cols[:, None])[:, 0]
 
 

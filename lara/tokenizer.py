@@ -30,18 +30,44 @@ from tokenizers import AddedToken, Regex, Tokenizer, normalizers, pre_tokenizers
 
 from lara.utils.errors import LaraUserError
 
-QWEN_PATTERN = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
+QWEN_PATTERN = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 QWEN_SPECIAL_TOKENS = [  # ids 151643.. in this order (Qwen3-VL tokenizer_config.json)
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
-    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
-    "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>",
-    "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
-    "<tool_response>", "</tool_response>", "<think>", "</think>",
-]  # fmt: skip
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<tool_call>",
+    "</tool_call>",
+    "<|fim_prefix|>",
+    "<|fim_middle|>",
+    "<|fim_suffix|>",
+    "<|fim_pad|>",
+    "<|repo_name|>",
+    "<|file_sep|>",
+    "<tool_response>",
+    "</tool_response>",
+    "<think>",
+    "</think>",
+]
 QWEN_SPECIAL_START = 151643
-LARA_TOKENS = ["<|img_next|>", "<|latent_start|>", "<|latent|>", "<|latent_end|>", "<|act_start|>", "<|act_end|>"]
+LARA_TOKENS = [
+    "<|img_next|>",
+    "<|latent_start|>",
+    "<|latent|>",
+    "<|latent_end|>",
+    "<|act_start|>",
+    "<|act_end|>",
+]
 
 
 def _cache_dir() -> Path:
@@ -99,7 +125,10 @@ class LaraTokenizer:
         self.image_pad_id = ids["<|image_pad|>"]
         self.img_next_id = ids["<|img_next|>"]
         self.latent_start_id, self.latent_id, self.latent_end_id = (
-            ids["<|latent_start|>"], ids["<|latent|>"], ids["<|latent_end|>"])  # fmt: skip
+            ids["<|latent_start|>"],
+            ids["<|latent|>"],
+            ids["<|latent_end|>"],
+        )
         self.act_start_id, self.act_end_id = ids["<|act_start|>"], ids["<|act_end|>"]
         self.action_token_offset = self.tok.token_to_id("<|act_0|>")
         last = self.tok.token_to_id(f"<|act_{self.num_action_tokens - 1}|>")
@@ -132,18 +161,28 @@ class LaraTokenizer:
         """The same tokenizer as a transformers `PreTrainedTokenizerFast` (e.g. to save next to weights)."""
         from transformers import PreTrainedTokenizerFast
 
-        return PreTrainedTokenizerFast(tokenizer_object=self.tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+        return PreTrainedTokenizerFast(
+            tokenizer_object=self.tok, eos_token="<|im_end|>", pad_token="<|endoftext|>"
+        )
 
 
 def _checkpoint_tokenizer(path: Path) -> Tokenizer:
     """A checkpoint's tokenizer.json, after checking that Qwen's special tokens sit at their ids."""
     tok = Tokenizer.from_file(str(path))
-    wrong = [(t, tok.token_to_id(t)) for i, t in enumerate(QWEN_SPECIAL_TOKENS) if tok.token_to_id(t) != QWEN_SPECIAL_START + i]
+    wrong = [
+        (t, tok.token_to_id(t))
+        for i, t in enumerate(QWEN_SPECIAL_TOKENS)
+        if tok.token_to_id(t) != QWEN_SPECIAL_START + i
+    ]
     if wrong:
-        raise LaraUserError(f"{path}: Qwen special tokens at unexpected ids {wrong[:3]}; not a Qwen3-VL tokenizer")
+        raise LaraUserError(
+            f"{path}: Qwen special tokens at unexpected ids {wrong[:3]}; not a Qwen3-VL tokenizer"
+        )
     clash = [t for t in LARA_TOKENS if tok.token_to_id(t) is not None]
     if clash:
-        raise LaraUserError(f"{path} already holds LaRA's tokens {clash}: pass the original Qwen3-VL checkpoint")
+        raise LaraUserError(
+            f"{path} already holds LaRA's tokens {clash}: pass the original Qwen3-VL checkpoint"
+        )
     return tok
 
 

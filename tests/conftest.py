@@ -163,15 +163,23 @@ def _bridge_episode(T: int, seed: int, size: int = 32) -> dict[str, np.ndarray]:
             img[:] = rng.integers(40, 80, (1, 1, 1, 3), dtype=np.uint8)
             for t in range(T):  # a bright square where the gripper is, seen from two views
                 u = int(np.clip((pos[t, 1] + 0.15) / 0.3 * (size - 6), 0, size - 6))
-                v = int(np.clip((0.2 - pos[t, 2]) / 0.25 * (size - 6), 0, size - 6)) if cam == 0 else size // 2
+                v = (
+                    int(np.clip((0.2 - pos[t, 2]) / 0.25 * (size - 6), 0, size - 6))
+                    if cam == 0
+                    else size // 2
+                )
                 img[t, v : v + 6, u : u + 6] = (230, 200 * int(grip_cmd[t] > 0.5), 60)
         images.append(img)
     return {"images": images, "state": state, "action": action}
 
 
 def _write_bridge_dataset(
-    root: Path, lengths: list[int] | None = None, instructions: list[str] | None = None, size: int = 32,
-    action_dim: int = 7, cameras: int = 4,
+    root: Path,
+    lengths: list[int] | None = None,
+    instructions: list[str] | None = None,
+    size: int = 32,
+    action_dim: int = 7,
+    cameras: int = 4,
 ) -> Path:
     """Write the dataset at `root` with `LeRobotDataset.create` (image mode) and return `root`."""
     from data_pipeline.lerobot_compat import LeRobotDataset
@@ -182,12 +190,16 @@ def _write_bridge_dataset(
     features = {f"observation.images.image_{c}": dict(image) for c in range(cameras)}
     features["observation.state"] = {"dtype": "float32", "shape": (8,), "names": None}
     features["action"] = {"dtype": "float32", "shape": (action_dim,), "names": None}
-    ds = LeRobotDataset.create(repo_id="test/bridge", fps=5, features=features, root=root, robot_type="widowx",
-                               use_videos=False)
+    ds = LeRobotDataset.create(
+        repo_id="test/bridge", fps=5, features=features, root=root, robot_type="widowx", use_videos=False
+    )
     for i, (T, text) in enumerate(zip(lengths, instructions)):
         ep = _bridge_episode(T, seed=i, size=size)
-        action = ep["action"] if action_dim == 7 else np.concatenate(
-            [ep["action"], np.zeros((T, action_dim - 7), np.float32)], axis=1)
+        action = (
+            ep["action"]
+            if action_dim == 7
+            else np.concatenate([ep["action"], np.zeros((T, action_dim - 7), np.float32)], axis=1)
+        )
         for t in range(T):
             frame = {f"observation.images.image_{c}": ep["images"][c][t] for c in range(cameras)}
             frame["observation.state"] = ep["state"][t]
@@ -200,7 +212,10 @@ def _write_bridge_dataset(
 
 
 def _tiny_bridge_checkpoint(
-    dataset: Path, path: Path, cameras: tuple[str, ...] = ("agentview",), stats: bool = True,
+    dataset: Path,
+    path: Path,
+    cameras: tuple[str, ...] = ("agentview",),
+    stats: bool = True,
     chunk_size: int = 16,
 ) -> Path:
     """A tiny random LaRA policy for Bridge (chunk 16, the given cameras), with the dataset's

@@ -7,8 +7,22 @@ import pytest
 
 from lara.utils.errors import LaraUserError
 
-SMOKE = ["--tasks", "0", "--demos-per-task", "1", "--eval-episodes", "1", "--stage-steps", "2", "2", "2",
-         "--workers", "1", "--eval-max-steps", "16"]  # fmt: skip
+SMOKE = [
+    "--tasks",
+    "0",
+    "--demos-per-task",
+    "1",
+    "--eval-episodes",
+    "1",
+    "--stage-steps",
+    "2",
+    "2",
+    "2",
+    "--workers",
+    "1",
+    "--eval-max-steps",
+    "16",
+]
 
 
 def test_step_commands_name_the_sampled_init_and_the_standard_protocol(tmp_path):
@@ -17,10 +31,21 @@ def test_step_commands_name_the_sampled_init_and_the_standard_protocol(tmp_path)
 
     cfg = build_config(parse_args(["--out", str(tmp_path / "g")]))
     commands = step_commands(cfg)
-    assert list(commands) == ["collect", "annotate", "train_stage1", "train_stage2", "train_stage3", "evaluate"]
+    assert list(commands) == [
+        "collect",
+        "annotate",
+        "train_stage1",
+        "train_stage2",
+        "train_stage3",
+        "evaluate",
+    ]
     assert "--init sampled" in commands["collect"] and "--episodes_per_task 20" in commands["collect"]
-    assert "--perturb_xy 0.0" in commands["collect"] and "--tasks all" not in commands["collect"]  # default: not shown
-    assert commands["evaluate"].startswith("lara eval --config_path configs/eval/libero_object.yaml --policy ")
+    assert (
+        "--perturb_xy 0.0" in commands["collect"] and "--tasks all" not in commands["collect"]
+    )  # default: not shown
+    assert commands["evaluate"].startswith(
+        "lara eval --config_path configs/eval/libero_object.yaml --policy "
+    )
     assert "--episodes 10 --workers 2" in commands["evaluate"] and "--max_steps" not in commands["evaluate"]
     assert "--stages 3 " in commands["train_stage3"] and commands["train_stage3"].endswith("--steps 4000")
 
@@ -38,17 +63,35 @@ def test_generalization_smoke_run_report_publish_and_resume(tmp_path, capsys):
     assert layouts["init"] == "sampled" and not layouts["starts_from_evaluation_states"]
     assert layouts["min_distance_to_evaluation_states_m"] > layouts["min_layout_distance_m"] == 0.01
     run = json.loads((out / "eval" / "run.json").read_text())
-    assert run["camera_size"] == 256 and run["seed"] == 7  # the preset's protocol settings, not the demo's 128 px
+    assert (
+        run["camera_size"] == 256 and run["seed"] == 7
+    )  # the preset's protocol settings, not the demo's 128 px
 
     report = (out / "report.md").read_text()
-    for section in ("## 1. Dataset", "## 3. Training", "## 4. Standard-protocol evaluation", "## 5. Baseline",
-                    "## Commands"):  # fmt: skip
+    for section in (
+        "## 1. Dataset",
+        "## 3. Training",
+        "## 4. Standard-protocol evaluation",
+        "## 5. Baseline",
+        "## Commands",
+    ):
         assert section in report
-    assert "layouts drawn by LIBERO's placement sampler" in report and "Fewer episodes than the full" in report
+    assert (
+        "layouts drawn by LIBERO's placement sampler" in report and "Fewer episodes than the full" in report
+    )
     assert "Episodes capped at 16 steps" in report and "| libero_object |" in report
-    assert "lara collect --tasks 0 --episodes_per_task 1" in report and "--config_path configs/eval/" in report
+    assert (
+        "lara collect --tasks 0 --episodes_per_task 1" in report and "--config_path configs/eval/" in report
+    )
     timings = json.loads((out / "timings.json").read_text())
-    assert list(timings) == ["collect", "annotate", "train_stage1", "train_stage2", "train_stage3", "evaluate"]
+    assert list(timings) == [
+        "collect",
+        "annotate",
+        "train_stage1",
+        "train_stage2",
+        "train_stage3",
+        "evaluate",
+    ]
 
     assert (published / "report.md").read_text() == report
     for name in ("eval/results.json", "eval/episodes.jsonl", "data/lara/collection.json", "loss_stage3.png"):

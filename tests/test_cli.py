@@ -25,8 +25,10 @@ def test_usage_lists_every_command(capsys):
 def test_help_is_instant_and_names_the_command(command):
     """`lara collect --help` once took 3.9 s: a subcommand's heavy modules load only when it runs."""
     argv = [*command.split(), "--help"]
-    code = (f"import sys\nfrom lara.scripts.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n"
-            f"    pass\nprint('HEAVY', [m for m in {HEAVY!r} if m in sys.modules])")
+    code = (
+        f"import sys\nfrom lara.scripts.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n"
+        f"    pass\nprint('HEAVY', [m for m in {HEAVY!r} if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith(f"usage: lara {command} ") and "HEAVY []" in out, out
 

@@ -12,16 +12,28 @@ def _record(name: str, level: int, msg: str) -> logging.LogRecord:
 def test_third_party_info_and_known_warnings_are_hidden():
     assert not _quiet_filter(_record("root", logging.INFO, "Using video codec: libsvtav1"))  # lerobot
     assert not _quiet_filter(_record("OpenGL.acceleratesupport", logging.INFO, "No OpenGL_accelerate module"))
-    assert not _quiet_filter(_record("accelerate.utils.other", logging.WARNING,
-                                     "Removed shared tensor {'vlm.lm_head.weight'} while saving. This should be OK"))
-    assert not _quiet_filter(_record("root", logging.WARNING, "'torchcodec' is not available in your platform, "
-                                     "falling back to 'pyav' as a default decoder"))
+    assert not _quiet_filter(
+        _record(
+            "accelerate.utils.other",
+            logging.WARNING,
+            "Removed shared tensor {'vlm.lm_head.weight'} while saving. This should be OK",
+        )
+    )
+    assert not _quiet_filter(
+        _record(
+            "root",
+            logging.WARNING,
+            "'torchcodec' is not available in your platform, falling back to 'pyav' as a default decoder",
+        )
+    )
 
 
 def test_own_messages_and_real_third_party_warnings_are_kept():
     assert _quiet_filter(_record("envs.evaluator", logging.INFO, "resuming: 3 episodes already in x"))
     assert _quiet_filter(_record("lara.utils.jsonl", logging.WARNING, "x: dropped 1 torn/invalid line(s)"))
-    assert _quiet_filter(_record("transformers.modeling_utils", logging.WARNING, "some weights were not used"))
+    assert _quiet_filter(
+        _record("transformers.modeling_utils", logging.WARNING, "some weights were not used")
+    )
 
 
 def test_verbose_flag_is_taken_before_the_command(capsys):

@@ -83,8 +83,12 @@ def test_layer_rule_catches_an_upward_import(tmp_path):
     assert layer_of(imports[0][1]) > layer_of("lara.modeling_lara")
 
 
-@pytest.mark.parametrize("package", ["lara", "lara.utils", "lara.scripts", "envs", "data_pipeline", "curriculum"])
+@pytest.mark.parametrize(
+    "package", ["lara", "lara.utils", "lara.scripts", "envs", "data_pipeline", "curriculum"]
+)
 def test_each_package_states_its_role(package):
     init = REPO / package.replace(".", "/") / "__init__.py"
     doc = ast.get_docstring(ast.parse(init.read_text()))
-    assert doc and len(doc.split()) >= 8, f"{init}: say in its docstring what the package is for and its layer"
+    assert doc and len(doc.split()) >= 8, (
+        f"{init}: say in its docstring what the package is for and its layer"
+    )

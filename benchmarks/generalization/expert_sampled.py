@@ -44,8 +44,20 @@ def main(argv: list[str]) -> int:
         with LiberoEnv(args.suite, task, render=False, seed=args.seed) as env:
             expert = ScriptedExpert(env)
             for slot in range(args.layouts):
-                job = Job(args.suite, task, slot, 0, 0.0, 5, 1, None, args.seed, "", init="sampled",
-                          region_fit=args.region_fit)  # fmt: skip
+                job = Job(
+                    args.suite,
+                    task,
+                    slot,
+                    0,
+                    0.0,
+                    5,
+                    1,
+                    None,
+                    args.seed,
+                    "",
+                    init="sampled",
+                    region_fit=args.region_fit,
+                )
                 obs, layout = _start(job, 0, env)
                 expert.reset()
                 done, steps = False, 0
@@ -54,9 +66,21 @@ def main(argv: list[str]) -> int:
                     steps += 1
                 successes += done
                 episodes += 1
-                print(json.dumps({"task": task, "slot": slot, "success": done, "steps": steps, **layout}), flush=True)
-    print(json.dumps({"successes": successes, "episodes": episodes, "minutes": round((time.perf_counter() - start) / 60, 1),
-                      "suite": args.suite, "region_fit": args.region_fit}))  # fmt: skip
+                print(
+                    json.dumps({"task": task, "slot": slot, "success": done, "steps": steps, **layout}),
+                    flush=True,
+                )
+    print(
+        json.dumps(
+            {
+                "successes": successes,
+                "episodes": episodes,
+                "minutes": round((time.perf_counter() - start) / 60, 1),
+                "suite": args.suite,
+                "region_fit": args.region_fit,
+            }
+        )
+    )
     return 0
 
 

@@ -43,8 +43,9 @@ def step_commands(cfg: PipelineConfig) -> dict[str, str]:
     data, ann = str(cfg.data_dir), cfg.annotation
     commands = {
         "collect": "lara collect " + shlex.join(cli_flags(collect_config(cfg))),
-        "annotate": (f"lara annotate --dataset {shlex.quote(data)} --backend sim --name {ann} "
-                     f"--workers {cfg.workers}"),
+        "annotate": (
+            f"lara annotate --dataset {shlex.quote(data)} --backend sim --name {ann} --workers {cfg.workers}"
+        ),
     }
     for stage in (1, 2, 3):
         commands[f"train_stage{stage}"] = (
@@ -81,28 +82,38 @@ def _eval_section(cfg: PipelineConfig, max_videos: int) -> list[str]:
         "No training demo started from one of them"
         + (f" (nearest demo start {nearest:.3f} m, largest object offset)." if nearest is not None else ".")
         + (" **Fewer episodes than the full protocol (50 per task): a quick result.**" if k < 50 else "")
-        + (f" **Episodes capped at {cfg.eval_max_steps} steps: a smoke run, not the protocol.**"
-           if cfg.eval_max_steps else ""),
+        + (
+            f" **Episodes capped at {cfg.eval_max_steps} steps: a smoke run, not the protocol.**"
+            if cfg.eval_max_steps
+            else ""
+        ),
         "",
         *success_table(results),
         "",
         "![success per task](eval/success.png)",
-    ]  # fmt: skip
+    ]
     videos = failure_videos(cfg, max_videos)
     if videos:
-        lines += ["", "Failure videos (agentview | wrist):",
-                  *[f"- task {v['task']}, init state {v['episode']}: [{Path(v['video']).name}](eval/{v['video']})"
-                    for v in videos]]  # fmt: skip
+        lines += [
+            "",
+            "Failure videos (agentview | wrist):",
+            *[
+                f"- task {v['task']}, init state {v['episode']}: [{Path(v['video']).name}](eval/{v['video']})"
+                for v in videos
+            ],
+        ]
     return lines
 
 
 def _baseline_section() -> list[str]:
     return [
-        "", "## 5. Baseline (same data and compute, no reasoning)", "",
+        "",
+        "## 5. Baseline (same data and compute, no reasoning)",
+        "",
         "Not run: its training config exists (`lara train --preset <size> --stage baseline`: stage III from "
         "random init, `latent.tags: []`, `foresight.num_slots: 0`, no visual L1), but "
         "`foresight.num_slots: 0` (no `<img_next>`) still fails in `LaraPolicy._embed` (`% num_slots`).",
-    ]  # fmt: skip
+    ]
 
 
 def write_report(cfg: PipelineConfig, command: str, max_videos: int = 3) -> Path:
@@ -112,8 +123,15 @@ def write_report(cfg: PipelineConfig, command: str, max_videos: int = 3) -> Path
     lines += _training_section(cfg)
     lines += _eval_section(cfg, max_videos)
     lines += _baseline_section()
-    lines += ["", "## Commands", "", "Each step as a standalone `lara` command (the script runs the same code "
-              "in-process and skips a step whose output exists):", "", "```"]  # fmt: skip
+    lines += [
+        "",
+        "## Commands",
+        "",
+        "Each step as a standalone `lara` command (the script runs the same code "
+        "in-process and skips a step whose output exists):",
+        "",
+        "```",
+    ]
     lines += [f"# {name}\n{cmd}" for name, cmd in step_commands(cfg).items()]
     lines += ["```"]
     path = cfg.out / "report.md"
@@ -123,8 +141,17 @@ def write_report(cfg: PipelineConfig, command: str, max_videos: int = 3) -> Path
 
 def published_files(cfg: PipelineConfig, max_videos: int = 3) -> list[str]:
     """Paths (relative to `cfg.out`) of the report and the small files it shows or summarizes."""
-    names = ["report.md", "timings.json", "collect.json", "pipeline.json", "data/lara/collection.json",
-             "eval/results.json", "eval/episodes.jsonl", "eval/run.json", "eval/success.png"]  # fmt: skip
+    names = [
+        "report.md",
+        "timings.json",
+        "collect.json",
+        "pipeline.json",
+        "data/lara/collection.json",
+        "eval/results.json",
+        "eval/episodes.jsonl",
+        "eval/run.json",
+        "eval/success.png",
+    ]
     names += [p.name for p in sorted(cfg.out.glob("loss_stage*.png"))]
     names += [str(p.relative_to(cfg.out)) for p in sorted(cfg.preview_dir.glob("*.png"))]
     names += [f"eval/{v['video']}" for v in failure_videos(cfg, max_videos)]

@@ -35,18 +35,33 @@ from lara.scripts.pipeline import PipelineConfig, run_pipeline  # noqa: E402
 
 # The budget for one run on a 2-core CPU (~2.5 h): 20 demos per task (~3.3 demos/min with 2
 # workers), the demo's stage steps, K = 10 evaluation init states per task (100 episodes).
-DEFAULTS = {"tasks": "all", "demos_per_task": 20, "eval_episodes": 10, "stage_steps": (200, 200, 4000), "workers": 2,
-            "curriculum": "tiny"}  # fmt: skip
+DEFAULTS = {
+    "tasks": "all",
+    "demos_per_task": 20,
+    "eval_episodes": 10,
+    "stage_steps": (200, 200, 4000),
+    "workers": 2,
+    "curriculum": "tiny",
+}
 EVAL_PRESET = REPO / "configs" / "eval" / "libero_object.yaml"
 
 
 def build_config(args: argparse.Namespace) -> PipelineConfig:
     return PipelineConfig(
-        out=args.out, suite="libero_object", tasks=args.tasks, episodes_per_task=args.demos_per_task, init="sampled",
-        perturb_xy=0.0, curriculum=args.curriculum, stage_steps=tuple(args.stage_steps),
-        eval_episodes=args.eval_episodes, eval_max_steps=args.eval_max_steps, workers=args.workers, video=True,
+        out=args.out,
+        suite="libero_object",
+        tasks=args.tasks,
+        episodes_per_task=args.demos_per_task,
+        init="sampled",
+        perturb_xy=0.0,
+        curriculum=args.curriculum,
+        stage_steps=tuple(args.stage_steps),
+        eval_episodes=args.eval_episodes,
+        eval_max_steps=args.eval_max_steps,
+        workers=args.workers,
+        video=True,
         eval_config=EVAL_PRESET,
-    )  # fmt: skip
+    )
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -55,14 +70,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--fresh", action="store_true", help="delete --out first and start over")
     p.add_argument("--tasks", default=DEFAULTS["tasks"], help="libero_object task ids ('all' or e.g. 0,3)")
     p.add_argument("--demos-per-task", type=int, default=DEFAULTS["demos_per_task"])
-    p.add_argument("--eval-episodes", type=int, default=DEFAULTS["eval_episodes"],
-                   help="K: evaluation episodes per task, from the protocol's init states 0..K-1 (50 = all)")
-    p.add_argument("--stage-steps", type=int, nargs=3, default=DEFAULTS["stage_steps"], metavar=("I", "II", "III"))
-    p.add_argument("--curriculum", default=DEFAULTS["curriculum"],
-                   help="training preset size (curriculum/presets.py: tiny, small, ...)")
+    p.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=DEFAULTS["eval_episodes"],
+        help="K: evaluation episodes per task, from the protocol's init states 0..K-1 (50 = all)",
+    )
+    p.add_argument(
+        "--stage-steps", type=int, nargs=3, default=DEFAULTS["stage_steps"], metavar=("I", "II", "III")
+    )
+    p.add_argument(
+        "--curriculum",
+        default=DEFAULTS["curriculum"],
+        help="training preset size (curriculum/presets.py: tiny, small, ...)",
+    )
     p.add_argument("--workers", type=int, default=DEFAULTS["workers"], help="simulator processes")
-    p.add_argument("--eval-max-steps", type=int, default=None,
-                   help="cap policy steps per episode (smoke runs only: not the protocol; the report says so)")
+    p.add_argument(
+        "--eval-max-steps",
+        type=int,
+        default=None,
+        help="cap policy steps per episode (smoke runs only: not the protocol; the report says so)",
+    )
     p.add_argument("--publish", type=Path, default=None, help="copy the report and small results here")
     p.add_argument("--videos", type=int, default=3, help="failure videos to link and publish")
     return p.parse_args(argv)
@@ -92,9 +120,11 @@ def main(argv: list[str]) -> int:
     command = "python benchmarks/generalization/run.py " + shlex.join(argv)
     report = write_report(cfg, command.strip(), max_videos=args.videos)
     row = results["suites"][0]
-    print(f"\nstage-III policy, {cfg.suite} standard protocol (init states 0..{cfg.eval_episodes - 1}): "
-          f"{row['successes']}/{row['episodes']} = {100 * row['success_rate']:.1f}% "
-          f"(95% CI {100 * row['ci95_low']:.1f}-{100 * row['ci95_high']:.1f})")  # fmt: skip
+    print(
+        f"\nstage-III policy, {cfg.suite} standard protocol (init states 0..{cfg.eval_episodes - 1}): "
+        f"{row['successes']}/{row['episodes']} = {100 * row['success_rate']:.1f}% "
+        f"(95% CI {100 * row['ci95_low']:.1f}-{100 * row['ci95_high']:.1f})"
+    )
     print(f"report: {report}")
     if args.publish:
         print(f"published {len(publish(cfg, args.publish, args.videos))} files to {args.publish}")

@@ -40,8 +40,17 @@ def _evaluate(policy: str, out: Path, args) -> dict:
     from envs.evaluator import EvalConfig, evaluate
 
     if not (out / "results.json").is_file():
-        evaluate(EvalConfig(policy=policy, suite=args.suite, tasks=args.tasks, episodes=args.eval_episodes,
-                            workers=args.workers, out=out, max_steps=args.eval_max_steps))  # fmt: skip
+        evaluate(
+            EvalConfig(
+                policy=policy,
+                suite=args.suite,
+                tasks=args.tasks,
+                episodes=args.eval_episodes,
+                workers=args.workers,
+                out=out,
+                max_steps=args.eval_max_steps,
+            )
+        )
     return json.loads((out / "results.json").read_text())["suites"][0]
 
 
@@ -64,10 +73,31 @@ def run_grpo(args, budget_s: float) -> tuple[Path, float]:
     from lara.utils.config_parsing import parse_config
 
     out = args.out / "grpo"
-    argv = ["--config_path", str(args.rl_config), "--policy", args.policy, "--dataset", args.dataset,
-            "--suite", args.suite, "--tasks", args.tasks, "--workers", str(args.workers), "--iterations", "100000",
-            "--max_minutes", str(budget_s / 60.0), "--resume", "true", "--out", str(out), "--eval_episodes", "0",
-            *args.rl_flags]  # fmt: skip
+    argv = [
+        "--config_path",
+        str(args.rl_config),
+        "--policy",
+        args.policy,
+        "--dataset",
+        args.dataset,
+        "--suite",
+        args.suite,
+        "--tasks",
+        args.tasks,
+        "--workers",
+        str(args.workers),
+        "--iterations",
+        "100000",
+        "--max_minutes",
+        str(budget_s / 60.0),
+        "--resume",
+        "true",
+        "--out",
+        str(out),
+        "--eval_episodes",
+        "0",
+        *args.rl_flags,
+    ]
     result = train_rl(parse_config(RLConfig, argv, prog="rl_vs_sft"))
     return out / "final" / "model", sum(r["wall_s"] for r in result.records)
 
@@ -84,23 +114,45 @@ def run_sft(args, budget_s: float) -> tuple[Path, float]:
         probe_file = args.out / "sft_probe.json"
         if not probe_file.is_file():
             start = time.perf_counter()
-            probe_cfg = load_train_config([], [*common, "--steps", str(args.probe_steps), "--output_dir",
-                                               str(probe_dir), "--resume", "true"],
-                                          preset=args.train_preset, stage=3)  # fmt: skip
+            probe_cfg = load_train_config(
+                [],
+                [
+                    *common,
+                    "--steps",
+                    str(args.probe_steps),
+                    "--output_dir",
+                    str(probe_dir),
+                    "--resume",
+                    "true",
+                ],
+                preset=args.train_preset,
+                stage=3,
+            )
             probe = train(probe_cfg)
             if probe.samples_per_s <= 0:  # the probe had finished before a kill: it measured nothing now
                 raise LaraUserError(f"delete {probe_dir} and re-run: the speed probe must run in one go")
             total = time.perf_counter() - start
             per_step = probe_cfg.batch_size * probe_cfg.grad_accum_steps / max(probe.samples_per_s, 1e-9)
-            atomic_write_text(probe_file, json.dumps({"per_step": per_step,
-                                                      "setup": max(0.0, total - args.probe_steps * per_step)}))
+            atomic_write_text(
+                probe_file,
+                json.dumps({"per_step": per_step, "setup": max(0.0, total - args.probe_steps * per_step)}),
+            )
         probe = json.loads(probe_file.read_text())
         per_step, setup = probe["per_step"], probe["setup"]
         steps = max(1, int((budget_s - setup) / per_step))
-        log.info("SFT baseline: %.2f s/step + %.0f s set-up measured, %d steps for %.0f s", per_step, setup, steps,
-                 budget_s)  # fmt: skip
-        cfg = load_train_config([], [*common, "--steps", str(steps), "--output_dir", str(out),
-                                     "--resume", "true"], preset=args.train_preset, stage=3)  # fmt: skip
+        log.info(
+            "SFT baseline: %.2f s/step + %.0f s set-up measured, %d steps for %.0f s",
+            per_step,
+            setup,
+            steps,
+            budget_s,
+        )
+        cfg = load_train_config(
+            [],
+            [*common, "--steps", str(steps), "--output_dir", str(out), "--resume", "true"],
+            preset=args.train_preset,
+            stage=3,
+        )
         spent = _timed(args.out, "sft", lambda: train(cfg))
     else:
         spent = json.loads((args.out / "timings.json").read_text())["sft"]
@@ -109,8 +161,10 @@ def run_sft(args, budget_s: float) -> tuple[Path, float]:
 
 def _row(name: str, r: dict, seconds: float | None) -> str:
     t = "-" if seconds is None else f"{seconds / 60:.1f}"
-    return (f"| {name} | {r['successes']}/{r['episodes']} | {r['success_rate']:.1%} | "
-            f"[{r['ci95_low']:.2f}, {r['ci95_high']:.2f}] | {t} |")  # fmt: skip
+    return (
+        f"| {name} | {r['successes']}/{r['episodes']} | {r['success_rate']:.1%} | "
+        f"[{r['ci95_low']:.2f}, {r['ci95_high']:.2f}] | {t} |"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-episodes", type=int, default=10)
     p.add_argument("--minutes", type=float, default=60.0, help="wall-time budget of each arm")
     p.add_argument("--probe-steps", type=int, default=20)
-    p.add_argument("--eval-max-steps", type=int, default=None, help="smoke runs only: caps evaluation episodes")
+    p.add_argument(
+        "--eval-max-steps", type=int, default=None, help="smoke runs only: caps evaluation episodes"
+    )
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", type=Path, default=REPO / "benchmarks/rl/results")
     p.epilog = "Any other flag goes to `lara rl` (e.g. --noise_scale 0.2 --lr 3e-5)."
@@ -137,28 +193,53 @@ def main(argv: list[str] | None = None) -> int:
     before = _evaluate(args.policy, args.out / "eval_before", args)
     grpo_model, grpo_s = run_grpo(args, budget)
     after_rl = _evaluate(str(grpo_model), args.out / "eval_grpo", args)
-    sft_model, sft_s = run_sft(args, grpo_s)  # the time GRPO really used (its last iteration overshoots the budget)
+    sft_model, sft_s = run_sft(
+        args, grpo_s
+    )  # the time GRPO really used (its last iteration overshoots the budget)
     after_sft = _evaluate(str(sft_model), args.out / "eval_sft", args)
 
     from lara.scripts.rl_report import write_rl_report
 
     write_rl_report(args.out / "grpo", "benchmarks/rl/rl_vs_sft.py " + shlex.join(argv or []))
-    summary = {"before": before, "grpo": after_rl, "sft": after_sft, "grpo_seconds": grpo_s, "sft_seconds": sft_s,
-               "budget_seconds": budget, "suite": args.suite, "tasks": args.tasks, "eval_episodes": args.eval_episodes,
-               "policy": args.policy, "dataset": args.dataset}  # fmt: skip
+    summary = {
+        "before": before,
+        "grpo": after_rl,
+        "sft": after_sft,
+        "grpo_seconds": grpo_s,
+        "sft_seconds": sft_s,
+        "budget_seconds": budget,
+        "suite": args.suite,
+        "tasks": args.tasks,
+        "eval_episodes": args.eval_episodes,
+        "policy": args.policy,
+        "dataset": args.dataset,
+    }
     atomic_write_text(args.out / "results.json", json.dumps(summary, indent=1))
     gain = 100 * (after_rl["success_rate"] - before["success_rate"])
     lines = [
-        "# GRPO vs. equal-time supervised training", "",
+        "# GRPO vs. equal-time supervised training",
+        "",
         f"Suite {args.suite}, tasks {args.tasks}, init states 0..{args.eval_episodes - 1} per task (standard "
-        f"protocol). Starting policy `{args.policy}`, data `{args.dataset}`. Budget {args.minutes:.1f} min; the SFT arm gets the time GRPO used.", "",
-        *([f"**Smoke run: evaluation episodes capped at {args.eval_max_steps} steps; not success rates.**", ""]
-          if args.eval_max_steps else []),
-        "| policy | successes | rate | 95% Wilson | minutes |", "|---|---|---|---|---|",
-        _row("start", before, None), _row("GRPO", after_rl, grpo_s), _row("SFT (same time)", after_sft, sft_s), "",
-        f"GRPO vs. start: {gain:+.1f} points (target: +10 or more, and above the SFT baseline).", "",
+        f"protocol). Starting policy `{args.policy}`, data `{args.dataset}`. Budget {args.minutes:.1f} min; the SFT arm gets the time GRPO used.",
+        "",
+        *(
+            [
+                f"**Smoke run: evaluation episodes capped at {args.eval_max_steps} steps; not success rates.**",
+                "",
+            ]
+            if args.eval_max_steps
+            else []
+        ),
+        "| policy | successes | rate | 95% Wilson | minutes |",
+        "|---|---|---|---|---|",
+        _row("start", before, None),
+        _row("GRPO", after_rl, grpo_s),
+        _row("SFT (same time)", after_sft, sft_s),
+        "",
+        f"GRPO vs. start: {gain:+.1f} points (target: +10 or more, and above the SFT baseline).",
+        "",
         "Per-iteration GRPO report: [grpo/report.md](grpo/report.md).",
-    ]  # fmt: skip
+    ]
     atomic_write_text(args.out / "RESULTS.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -37,7 +37,9 @@ ARM = slice(0, -1)  # every action dim but the gripper (last)
 
 
 # ------------------------------------------------------------------ metrics (pure numpy)
-def chunk_metrics(pred: np.ndarray, rec: np.ndarray, valid: np.ndarray, scale: np.ndarray | None = None) -> dict:
+def chunk_metrics(
+    pred: np.ndarray, rec: np.ndarray, valid: np.ndarray, scale: np.ndarray | None = None
+) -> dict:
     """Metrics of predicted chunks pred (N, H, A) against recorded rec (N, H, A) where valid (N, H).
 
     Returns per-dim `l1` / `mse` (A,), `arm_l1` / `arm_mse` (means over the arm dims), `l1_per_step`
@@ -55,8 +57,12 @@ def chunk_metrics(pred: np.ndarray, rec: np.ndarray, valid: np.ndarray, scale: n
     per_step = (np.abs(err[..., ARM]).mean(-1) * valid).sum(0) / steps  # (H,)
     grip_ok = (pred[..., -1] > 0) == (rec[..., -1] > 0)  # (N, H)
     out = {
-        "l1": l1.tolist(), "mse": mse.tolist(), "arm_l1": float(l1[ARM].mean()), "arm_mse": float(mse[ARM].mean()),
-        "l1_per_step": per_step.tolist(), "gripper_accuracy": float((grip_ok & valid).sum() / n),
+        "l1": l1.tolist(),
+        "mse": mse.tolist(),
+        "arm_l1": float(l1[ARM].mean()),
+        "arm_mse": float(mse[ARM].mean()),
+        "l1_per_step": per_step.tolist(),
+        "gripper_accuracy": float((grip_ok & valid).sum() / n),
         "num_actions": int(valid.sum()),
     }
     if scale is not None:
@@ -89,12 +95,17 @@ def resolve_mapping(cfg: OfflineEvalConfig, model_cameras: list[str]) -> KeyMapp
     if mapping.name.startswith("bridge"):
         cams = cfg.cameras
         if cams is None:
-            cams = [0] + sorted(int(c.split("_")[1]) for c in model_cameras if c.startswith("image_") and
-                                c.split("_")[1].isdigit())
+            cams = [0] + sorted(
+                int(c.split("_")[1])
+                for c in model_cameras
+                if c.startswith("image_") and c.split("_")[1].isdigit()
+            )
         mapping = bridge_mapping(cams, base=mapping)
     elif cfg.cameras is not None:
-        raise LaraUserError("--cameras selects Bridge cameras (image_0..3); this dataset's mapping is "
-                            f"{mapping.name!r}, whose cameras are {sorted(mapping.cameras)}")
+        raise LaraUserError(
+            "--cameras selects Bridge cameras (image_0..3); this dataset's mapping is "
+            f"{mapping.name!r}, whose cameras are {sorted(mapping.cameras)}"
+        )
     return mapping
 
 
@@ -103,8 +114,14 @@ def _probe_samples(root: Path, mapping: KeyMapping, policy, annotation: str | No
     from data_pipeline.samples import LaraSampleDataset, SampleConfig, collate_samples
 
     cfg = policy.cfg
-    sc = SampleConfig(mapping=mapping, chunk_size=cfg.chunk_size, image_size=cfg.vision.image_size,  # type: ignore[arg-type]
-                      foresight_image_size=cfg.foresight.image_size, norm_mode=policy.stats.mode, annotation=annotation)
+    sc = SampleConfig(
+        mapping=mapping,
+        chunk_size=cfg.chunk_size,
+        image_size=cfg.vision.image_size,  # type: ignore[arg-type]
+        foresight_image_size=cfg.foresight.image_size,
+        norm_mode=policy.stats.mode,
+        annotation=annotation,
+    )
     ds = LaraSampleDataset(root, sc, stats=policy.stats)
     row = {(int(e), int(f)): i for i, (e, f) in enumerate(zip(ds.episode_index, ds.frame_index))}
     return lambda frames: collate_samples([ds[row[k]] for k in frames])
@@ -139,8 +156,13 @@ class OfflineResult:
     traces: list[EpisodeTrace] = field(default_factory=list)
 
     def to_json(self) -> dict:
-        return {"config": self.config, "dataset": self.dataset, "metrics": self.metrics, "probes": self.probes,
-                "warnings": self.warnings}
+        return {
+            "config": self.config,
+            "dataset": self.dataset,
+            "metrics": self.metrics,
+            "probes": self.probes,
+            "warnings": self.warnings,
+        }
 
 
 def evaluate_offline(cfg: OfflineEvalConfig) -> OfflineResult:
@@ -155,7 +177,9 @@ def evaluate_offline(cfg: OfflineEvalConfig) -> OfflineResult:
 
     root = Path(cfg.dataset)
     t0 = time.perf_counter()
-    checkpoint = check_checkpoint(resolve_checkpoint_dir(cfg.policy))  # before the dataset: seconds, not minutes
+    checkpoint = check_checkpoint(
+        resolve_checkpoint_dir(cfg.policy)
+    )  # before the dataset: seconds, not minutes
     dataset = open_lerobot_dataset(root)  # opened once: each opening costs seconds
     features = dict(dataset.meta.features)
     policy = LaraPolicy.from_pretrained(checkpoint, device=cfg.device)
@@ -164,18 +188,28 @@ def evaluate_offline(cfg: OfflineEvalConfig) -> OfflineResult:
         check_bridge_dataset(root, mapping, action_dim=policy.cfg.action_dim, dataset=dataset)
     low = read_low_dim(root, mapping)
     mode = policy.stats.mode if policy.stats is not None else "quantile"
-    compat = check_compatible(policy, mapping, features, compute_stats(low, mode), cfg.policy, str(root),
-                              cfg.allow_stats_mismatch)
+    compat = check_compatible(
+        policy, mapping, features, compute_stats(low, mode), cfg.policy, str(root), cfg.allow_stats_mismatch
+    )
     no_language = episodes_without_language(root, dataset)
-    split = make_split(root, cfg.heldout_fraction, cfg.split_seed, exclude={"no_language": no_language},
-                       overwrite=cfg.overwrite_split, dataset=dataset)
+    split = make_split(
+        root,
+        cfg.heldout_fraction,
+        cfg.split_seed,
+        exclude={"no_language": no_language},
+        overwrite=cfg.overwrite_split,
+        dataset=dataset,
+    )
     chosen = split.heldout[: cfg.episodes] if cfg.episodes else list(split.heldout)
     horizon, stride = policy.cfg.chunk_size, cfg.stride or policy.cfg.chunk_size
     train_mask = np.isin(low["episode_index"], split.train)
     mean_action = low["action"][train_mask].mean(0).astype(np.float32)  # (A,)
     scale = np.asarray(policy.stats.features["action"].q99) - np.asarray(policy.stats.features["action"].q01)
-    scale = np.maximum(scale / 2.0, 1e-6) if mode == "quantile" else np.maximum(
-        np.asarray(policy.stats.features["action"].std), 1e-6)
+    scale = (
+        np.maximum(scale / 2.0, 1e-6)
+        if mode == "quantile"
+        else np.maximum(np.asarray(policy.stats.features["action"].std), 1e-6)
+    )
 
     preds, recs, valids, lasts, traces, probe_frames = [], [], [], [], [], []
     for ep in read_lerobot_dataset(root, mapping, episodes=chosen):
@@ -183,10 +217,17 @@ def evaluate_offline(cfg: OfflineEvalConfig) -> OfflineResult:
         chunks = []
         for b0 in range(0, len(starts), cfg.batch_size):
             ts = starts[b0 : b0 + cfg.batch_size]
-            obs = {"images": {c: ep.images[c][ts] for c in policy.cfg.vision.cameras}, "state": ep.state[ts],
-                   "instruction": [ep.instruction] * len(ts)}
-            torch.manual_seed(cfg.seed + 7919 * ep.episode_index + int(ts[0]))  # flow-matching noise: reproducible
-            chunks.append(np.asarray(policy.predict_action_chunk(obs, stage=cfg.stage, num_steps=cfg.num_steps)))
+            obs = {
+                "images": {c: ep.images[c][ts] for c in policy.cfg.vision.cameras},
+                "state": ep.state[ts],
+                "instruction": [ep.instruction] * len(ts),
+            }
+            torch.manual_seed(
+                cfg.seed + 7919 * ep.episode_index + int(ts[0])
+            )  # flow-matching noise: reproducible
+            chunks.append(
+                np.asarray(policy.predict_action_chunk(obs, stage=cfg.stage, num_steps=cfg.num_steps))
+            )
         pred = np.concatenate(chunks)  # (N, H, A)
         rec, valid = recorded_chunks(ep.action, starts, horizon)
         preds.append(pred), recs.append(rec), valids.append(valid)
@@ -203,10 +244,20 @@ def evaluate_offline(cfg: OfflineEvalConfig) -> OfflineResult:
     }
     probes = _run_probes(cfg, root, mapping, policy, probe_frames, foresight_l1, cot_token_accuracy)
     dataset_info = {
-        "root": str(root), "mapping": mapping.name, "cameras": mapping.cameras, "episodes": split.num_episodes,
-        "train_episodes": len(split.train), "heldout_episodes": len(split.heldout), "evaluated_episodes": chosen,
-        "no_language_episodes": len(no_language), "split_seed": split.seed, "heldout_fraction": split.heldout_fraction,
-        "chunks": int(pred.shape[0]), "chunk_size": horizon, "stride": stride, "stats_match": compat.stats_match,
+        "root": str(root),
+        "mapping": mapping.name,
+        "cameras": mapping.cameras,
+        "episodes": split.num_episodes,
+        "train_episodes": len(split.train),
+        "heldout_episodes": len(split.heldout),
+        "evaluated_episodes": chosen,
+        "no_language_episodes": len(no_language),
+        "split_seed": split.seed,
+        "heldout_fraction": split.heldout_fraction,
+        "chunks": int(pred.shape[0]),
+        "chunk_size": horizon,
+        "stride": stride,
+        "stats_match": compat.stats_match,
         "seconds": round(time.perf_counter() - t0, 2),
     }
     conf = asdict(cfg)
@@ -248,12 +299,17 @@ def _run_probes(cfg, root, mapping, policy, frames, foresight_fn, cot_fn) -> dic
     policy.train(was_training)
     out["foresight"] = None if visual is None else {k: v / n for k, v in visual.items()}
     if not writes_cot:
-        out["cot"], out["cot_note"] = None, f"inference stage {stage} writes no CoT text (latent or no FAST tokenizer)"
+        out["cot"], out["cot_note"] = (
+            None,
+            f"inference stage {stage} writes no CoT text (latent or no FAST tokenizer)",
+        )
     elif not annotation:
         out["cot"], out["cot_note"] = None, "no CoT annotation in the dataset (lara annotate ...)"
     else:
-        out["cot"] = {tag: {"accuracy": c["correct"] / max(c["total"], 1), "tokens": int(c["total"])}
-                      for tag, c in cot.items()}
+        out["cot"] = {
+            tag: {"accuracy": c["correct"] / max(c["total"], 1), "tokens": int(c["total"])}
+            for tag, c in cot.items()
+        }
         out["cot_note"] = "teacher-forced next-token accuracy, every segment explicit"
     return out
 

@@ -40,7 +40,9 @@ def _affine(stats: NormalizationStats, key: str) -> tuple[np.ndarray, np.ndarray
     return offset, scale
 
 
-def stats_differences(ckpt: NormalizationStats, data: NormalizationStats, tol: float = STATS_TOLERANCE) -> list[str]:
+def stats_differences(
+    ckpt: NormalizationStats, data: NormalizationStats, tol: float = STATS_TOLERANCE
+) -> list[str]:
     """Human-readable per-dimension differences between the checkpoint's and the dataset's statistics."""
     out: list[str] = []
     for key in ("action", "state"):
@@ -54,8 +56,10 @@ def stats_differences(ckpt: NormalizationStats, data: NormalizationStats, tol: f
         ratio = s1 / s2
         bad = (np.abs(o1 - o2) > tol * s2) | (ratio > 1 + 4 * tol) | (ratio < 1 / (1 + 4 * tol))
         for d in np.flatnonzero(bad):
-            out.append(f"{key}[{d}]: checkpoint normalizes with center {o1[d]:.4g} / half-range {s1[d]:.4g}, "
-                       f"the dataset has {o2[d]:.4g} / {s2[d]:.4g}")
+            out.append(
+                f"{key}[{d}]: checkpoint normalizes with center {o1[d]:.4g} / half-range {s1[d]:.4g}, "
+                f"the dataset has {o2[d]:.4g} / {s2[d]:.4g}"
+            )
     return out
 
 
@@ -67,43 +71,70 @@ class Compatibility:
     stats_match: bool = True
 
 
-def check_compatible(policy, mapping: KeyMapping, dataset_features: dict, dataset_stats: NormalizationStats,
-                     checkpoint: str, root: str, allow_stats_mismatch: bool = False) -> Compatibility:
+def check_compatible(
+    policy,
+    mapping: KeyMapping,
+    dataset_features: dict,
+    dataset_stats: NormalizationStats,
+    checkpoint: str,
+    root: str,
+    allow_stats_mismatch: bool = False,
+) -> Compatibility:
     """Raise `LaraUserError` naming the first thing that differs between checkpoint and dataset."""
     cfg = policy.cfg
-    have_action = int(np.prod(dataset_features[mapping.action]["shape"])) if mapping.action in dataset_features else None
+    have_action = (
+        int(np.prod(dataset_features[mapping.action]["shape"]))
+        if mapping.action in dataset_features
+        else None
+    )
     if have_action != cfg.action_dim:
-        raise LaraUserError(f"{root}: the dataset's action ({mapping.action!r}) has {have_action} dims, checkpoint "
-                            f"{checkpoint} was trained for {cfg.action_dim}; evaluate a checkpoint trained on this "
-                            "dataset (or fix the key mapping's action key)")
-    have_state = int(np.prod(dataset_features[mapping.state]["shape"])) if mapping.state in dataset_features else None
+        raise LaraUserError(
+            f"{root}: the dataset's action ({mapping.action!r}) has {have_action} dims, checkpoint "
+            f"{checkpoint} was trained for {cfg.action_dim}; evaluate a checkpoint trained on this "
+            "dataset (or fix the key mapping's action key)"
+        )
+    have_state = (
+        int(np.prod(dataset_features[mapping.state]["shape"])) if mapping.state in dataset_features else None
+    )
     if cfg.expert.use_state and have_state != cfg.state_dim:
-        raise LaraUserError(f"{root}: the dataset's state ({mapping.state!r}) has {have_state} dims, checkpoint "
-                            f"{checkpoint} reads {cfg.state_dim}; use a matching mapping (e.g. bridge_state7)")
+        raise LaraUserError(
+            f"{root}: the dataset's state ({mapping.state!r}) has {have_state} dims, checkpoint "
+            f"{checkpoint} reads {cfg.state_dim}; use a matching mapping (e.g. bridge_state7)"
+        )
     unmapped = [c for c in cfg.vision.cameras if c not in mapping.cameras]
     if unmapped:
-        raise LaraUserError(f"checkpoint {checkpoint} reads cameras {cfg.vision.cameras}, the key mapping "
-                            f"{mapping.name!r} maps only {sorted(mapping.cameras)} (missing {unmapped}); "
-                            "pass --mapping/--cameras that provide them")
+        raise LaraUserError(
+            f"checkpoint {checkpoint} reads cameras {cfg.vision.cameras}, the key mapping "
+            f"{mapping.name!r} maps only {sorted(mapping.cameras)} (missing {unmapped}); "
+            "pass --mapping/--cameras that provide them"
+        )
     missing = [mapping.cameras[c] for c in cfg.vision.cameras if mapping.cameras[c] not in dataset_features]
     if missing:
         have = sorted(k for k in dataset_features if k.startswith("observation.images."))
-        raise LaraUserError(f"{root}: camera key(s) {missing} missing (checkpoint {checkpoint} reads cameras "
-                            f"{cfg.vision.cameras}); the dataset has {have}")
+        raise LaraUserError(
+            f"{root}: camera key(s) {missing} missing (checkpoint {checkpoint} reads cameras "
+            f"{cfg.vision.cameras}); the dataset has {have}"
+        )
     if policy.stats is None or "action" not in policy.stats.features:
-        raise LaraUserError(f"checkpoint {checkpoint} has no action normalization statistics (normalization.json): "
-                            "it was saved without the dataset's statistics, so its outputs cannot be un-normalized; "
-                            "re-save it after policy.set_normalization(load_or_compute_stats(dataset))")
+        raise LaraUserError(
+            f"checkpoint {checkpoint} has no action normalization statistics (normalization.json): "
+            "it was saved without the dataset's statistics, so its outputs cannot be un-normalized; "
+            "re-save it after policy.set_normalization(load_or_compute_stats(dataset))"
+        )
     result = Compatibility()
     diffs = stats_differences(policy.stats, dataset_stats)
     if policy.stats.mode != dataset_stats.mode:
         diffs.insert(0, f"mode: checkpoint {policy.stats.mode!r}, dataset {dataset_stats.mode!r}")
     if diffs:
         result.stats_match = False
-        head = (f"checkpoint {checkpoint} was trained with normalization statistics that differ from {root}'s "
-                f"({len(diffs)} dims; first: {diffs[0]})")
+        head = (
+            f"checkpoint {checkpoint} was trained with normalization statistics that differ from {root}'s "
+            f"({len(diffs)} dims; first: {diffs[0]})"
+        )
         if not allow_stats_mismatch:
-            raise LaraUserError(head + "; it was trained on another dataset. Pass --allow-stats-mismatch to evaluate anyway")
+            raise LaraUserError(
+                head + "; it was trained on another dataset. Pass --allow-stats-mismatch to evaluate anyway"
+            )
         result.warnings.append(head)
     return result
 
@@ -161,7 +192,9 @@ def cot_token_accuracy(policy, batch: dict) -> dict[str, dict[str, float]]:
             tags += [tag] * len(tok.encode(f"{tag}: {text.strip()}\n"))
         tags_per_row.append(tags + ["END"])
     t = {k: v.to(policy.device) for k, v in builder.collate(seqs, "right").items()}
-    sub = {k: (v[rows] if isinstance(v, torch.Tensor) else v) for k, v in batch.items() if k.startswith("image.")}
+    sub = {
+        k: (v[rows] if isinstance(v, torch.Tensor) else v) for k, v in batch.items() if k.startswith("image.")
+    }
     images = policy.camera_images(sub, policy.cfg.vision.cameras).to(policy.device)
     hidden = policy.hidden_states(t, images)  # (B, L, D)
     labels = t["labels"][:, 1:]  # (B, L-1): the token at i + 1 is predicted from position i

@@ -16,8 +16,11 @@ import numpy as np
 if TYPE_CHECKING:
     from curriculum.offline.evaluate import EpisodeTrace, OfflineResult
 
-METHODS = (("model", "model"), ("baseline_last_action", "repeat last action"),
-           ("baseline_dataset_mean", "dataset mean"))  # fmt: skip
+METHODS = (
+    ("model", "model"),
+    ("baseline_last_action", "repeat last action"),
+    ("baseline_dataset_mean", "dataset mean"),
+)
 DIM_NAMES_7 = ["dx", "dy", "dz", "droll/dax", "dpitch/day", "dyaw/daz", "gripper"]
 
 
@@ -44,35 +47,60 @@ def render_report(result: "OfflineResult", plot_name: str = "trajectories.png") 
         f"- normalization statistics match the dataset: {'yes' if d['stats_match'] else 'NO'}; took {d['seconds']} s",
     ]
     if len(d["evaluated_episodes"]) < d["heldout_episodes"]:
-        lines.append(f"- **partial run**: {len(d['evaluated_episodes'])} of {d['heldout_episodes']} held-out episodes")
+        lines.append(
+            f"- **partial run**: {len(d['evaluated_episodes'])} of {d['heldout_episodes']} held-out episodes"
+        )
     lines += [f"- warning: {w}" for w in result.warnings]
-    lines += ["", "## Actions (held-out chunks vs recorded)", "",
-              "| method | arm L1 | arm MSE | arm L1 (normalized) | gripper accuracy |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Actions (held-out chunks vs recorded)",
+        "",
+        "| method | arm L1 | arm MSE | arm L1 (normalized) | gripper accuracy |",
+        "|---|---|---|---|---|",
+    ]
     for key, label in METHODS:
         r = m[key]
-        lines.append(f"| {label} | {_fmt(r['arm_l1'])} | {_fmt(r['arm_mse'])} | {_fmt(r.get('arm_l1_normalized'))} | "
-                     f"{100 * r['gripper_accuracy']:.1f}% |")
+        lines.append(
+            f"| {label} | {_fmt(r['arm_l1'])} | {_fmt(r['arm_mse'])} | {_fmt(r.get('arm_l1_normalized'))} | "
+            f"{100 * r['gripper_accuracy']:.1f}% |"
+        )
     names = _dim_names(len(m["model"]["l1"]))
-    lines += ["", "### Per dimension (L1 / MSE, environment units)", "",
-              "| dim | " + " | ".join(label for _, label in METHODS) + " |", "|---" * (len(METHODS) + 1) + "|"]
+    lines += [
+        "",
+        "### Per dimension (L1 / MSE, environment units)",
+        "",
+        "| dim | " + " | ".join(label for _, label in METHODS) + " |",
+        "|---" * (len(METHODS) + 1) + "|",
+    ]
     for i, name in enumerate(names):
         cells = [f"{_fmt(m[k]['l1'][i])} / {_fmt(m[k]['mse'][i])}" for k, _ in METHODS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     steps = m["model"]["l1_per_step"]
-    lines += ["", "### Arm L1 along the chunk (model)", "",
-              "| step | " + " | ".join(str(i) for i in range(len(steps))) + " |", "|---" * (len(steps) + 1) + "|",
-              "| L1 | " + " | ".join(_fmt(s, 3) for s in steps) + " |"]
+    lines += [
+        "",
+        "### Arm L1 along the chunk (model)",
+        "",
+        "| step | " + " | ".join(str(i) for i in range(len(steps))) + " |",
+        "|---" * (len(steps) + 1) + "|",
+        "| L1 | " + " | ".join(_fmt(s, 3) for s in steps) + " |",
+    ]
     p = result.probes
     lines += ["", "## Visual foresight and CoT", ""]
     fs = p.get("foresight")
     if fs:
-        lines.append(f"- visual-foresight L1 on {p['probe_frames']} held-out frames: {_fmt(fs['foresight_l1'])} "
-                     f"(copy-current-frame reference: {_fmt(fs['copy_current_frame_l1'])})")
+        lines.append(
+            f"- visual-foresight L1 on {p['probe_frames']} held-out frames: {_fmt(fs['foresight_l1'])} "
+            f"(copy-current-frame reference: {_fmt(fs['copy_current_frame_l1'])})"
+        )
     else:
         lines.append("- visual-foresight L1: not computed")
     if p.get("cot"):
-        lines += [f"- CoT token accuracy ({p['cot_note']}, annotation `{p['annotation']}`):", "",
-                  "| tag | accuracy | tokens |", "|---|---|---|"]
+        lines += [
+            f"- CoT token accuracy ({p['cot_note']}, annotation `{p['annotation']}`):",
+            "",
+            "| tag | accuracy | tokens |",
+            "|---|---|---|",
+        ]
         lines += [f"| {tag} | {100 * v['accuracy']:.1f}% | {v['tokens']} |" for tag, v in p["cot"].items()]
     else:
         lines.append(f"- CoT token accuracy: not computed ({p.get('cot_note', '')})")
@@ -104,8 +132,14 @@ def plot_trajectories(traces: list["EpisodeTrace"], path: str | Path) -> Path:
             ax.plot(np.arange(T), tr.actions[:, dim], color="black", lw=1.2, label="recorded")
             for i, t in enumerate(tr.starts):
                 steps = np.arange(t, min(t + H, T))  # (h,) frames the chunk covers inside the episode
-                ax.plot(steps, tr.pred[i, : len(steps), dim], color="tab:red", lw=0.9, alpha=0.8,
-                        label="predicted" if i == 0 else None)
+                ax.plot(
+                    steps,
+                    tr.pred[i, : len(steps), dim],
+                    color="tab:red",
+                    lw=0.9,
+                    alpha=0.8,
+                    label="predicted" if i == 0 else None,
+                )
             if row == 0:
                 ax.set_title(names[dim], fontsize=8)
             if dim == 0:

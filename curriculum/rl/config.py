@@ -17,9 +17,20 @@ from lara.utils.errors import LaraUserError
 POLICY_KINDS = ("flow", "tokens")
 # Free to change between a run and its resume: they do not change the weights.
 # `iterations` among them: the learning rate is constant, so a longer run is a continuation.
-OPERATIONAL = ("out", "resume", "iterations", "save_every", "keep_last", "progress", "workers", "eval_episodes",
-               "eval_workers", "eval_max_steps", "device",
-               "max_minutes")  # fmt: skip
+OPERATIONAL = (
+    "out",
+    "resume",
+    "iterations",
+    "save_every",
+    "keep_last",
+    "progress",
+    "workers",
+    "eval_episodes",
+    "eval_workers",
+    "eval_max_steps",
+    "device",
+    "max_minutes",
+)
 
 
 @dataclass
@@ -68,30 +79,61 @@ class RLConfig:
                 raise LaraUserError(message)
 
         check(bool(self.policy), "give --policy <checkpoint dir> (the policy to fine-tune)")
-        check(bool(self.dataset), "give --dataset <LeRobot dataset or LIBERO HDF5>: its demo start states are the layouts")
+        check(
+            bool(self.dataset),
+            "give --dataset <LeRobot dataset or LIBERO HDF5>: its demo start states are the layouts",
+        )
         check(self.kind in POLICY_KINDS, f"--kind {self.kind!r}: choose one of {', '.join(POLICY_KINDS)}")
-        check(self.kind != "flow" or self.noise_scale > 0, "--noise_scale must be > 0 (the flow policy needs noise)")
+        check(
+            self.kind != "flow" or self.noise_scale > 0,
+            "--noise_scale must be > 0 (the flow policy needs noise)",
+        )
         check(self.kind != "tokens" or self.temperature > 0, "--temperature must be > 0 (sampled tokens)")
-        for name in ("iterations", "groups", "epochs", "minibatch_units", "save_every", "keep_last", "workers",
-                     "eval_workers", "camera_size"):  # fmt: skip
+        for name in (
+            "iterations",
+            "groups",
+            "epochs",
+            "minibatch_units",
+            "save_every",
+            "keep_last",
+            "workers",
+            "eval_workers",
+            "camera_size",
+        ):
             check(getattr(self, name) >= 1, f"--{name} must be >= 1, got {getattr(self, name)}")
-        check(self.group_size >= 2, f"--group_size must be >= 2 (advantages are relative within a group), got {self.group_size}")
+        check(
+            self.group_size >= 2,
+            f"--group_size must be >= 2 (advantages are relative within a group), got {self.group_size}",
+        )
         for name in ("num_steps", "execute_steps", "max_steps", "eval_max_steps"):
             v = getattr(self, name)
             check(v is None or v >= 1, f"--{name} must be >= 1, got {v}")
         check(self.max_minutes >= 0, f"--max_minutes must be >= 0 (0 = no budget), got {self.max_minutes}")
         check(self.lr > 0, f"--lr must be > 0, got {self.lr}")
         check(0 < self.clip_eps < 1, f"--clip_eps must be in (0, 1), got {self.clip_eps}")
-        check(self.kl_weight >= 0 and self.step_cost >= 0 and self.grad_clip_norm >= 0,
-              "--kl_weight, --step_cost and --grad_clip_norm must be >= 0")
-        check(not self.lora.enabled or self.lora.dropout == 0, "--lora.dropout must be 0 for RL: dropout makes "
-              "the re-scored log-probabilities differ from the sampled ones")
-        check(not self.lora.train_embeddings, "--lora.train_embeddings must be false for RL (the tied table stays frozen)")
-        check(0 <= self.eval_episodes <= 50, f"--eval_episodes must be in 0..50 (init states per task), got {self.eval_episodes}")
+        check(
+            self.kl_weight >= 0 and self.step_cost >= 0 and self.grad_clip_norm >= 0,
+            "--kl_weight, --step_cost and --grad_clip_norm must be >= 0",
+        )
+        check(
+            not self.lora.enabled or self.lora.dropout == 0,
+            "--lora.dropout must be 0 for RL: dropout makes "
+            "the re-scored log-probabilities differ from the sampled ones",
+        )
+        check(
+            not self.lora.train_embeddings,
+            "--lora.train_embeddings must be false for RL (the tied table stays frozen)",
+        )
+        check(
+            0 <= self.eval_episodes <= 50,
+            f"--eval_episodes must be in 0..50 (init states per task), got {self.eval_episodes}",
+        )
         self.out = Path(self.out)
 
     def identity(self) -> dict:
-        out = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items() if k not in OPERATIONAL}
+        out = {
+            k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items() if k not in OPERATIONAL
+        }
         if not self.lora.enabled:  # LoRA settings matter only when it is on
             out["lora"] = {"enabled": False}
         return out

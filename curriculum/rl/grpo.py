@@ -76,8 +76,13 @@ def clipped_surrogate(
         kl = (weights * k3_kl(logp, logp_ref)).sum()
     loss = -objective + kl_weight * kl
     total_w = weights.sum().clamp_min(1e-12)
-    return SurrogateTerms(loss, objective.detach(), kl.detach(), ((weights * was_clipped).sum() / total_w).detach(),
-                          ((weights * ratio).sum() / total_w).detach())  # fmt: skip
+    return SurrogateTerms(
+        loss,
+        objective.detach(),
+        kl.detach(),
+        ((weights * was_clipped).sum() / total_w).detach(),
+        ((weights * ratio).sum() / total_w).detach(),
+    )
 
 
 def k3_kl(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:

@@ -45,11 +45,16 @@ def load_layouts(dataset: str | Path, task_ids: dict[str, int], tasks: list[int]
         task = task_ids.get(ep.task_name, by_instruction.get(ep.instruction.strip().lower()))
         if task is None or task not in tasks:
             continue
-        state = ep.init_state if getattr(ep, "init_state", None) is not None else (
-            None if ep.sim_states is None else ep.sim_states[0])  # fmt: skip
+        state = (
+            ep.init_state
+            if getattr(ep, "init_state", None) is not None
+            else (None if ep.sim_states is None else ep.sim_states[0])
+        )
         if state is None:
-            raise LaraUserError(f"--dataset {dataset}: episode {ep.episode_index} has no simulator states; RL layouts "
-                                "need demos collected in simulation (lara collect) or official LIBERO HDF5 files")
+            raise LaraUserError(
+                f"--dataset {dataset}: episode {ep.episode_index} has no simulator states; RL layouts "
+                "need demos collected in simulation (lara collect) or official LIBERO HDF5 files"
+            )
         out.append(Layout(task, int(ep.episode_index), np.asarray(state, np.float64)))
     if not out:
         raise LaraUserError(f"--dataset {dataset} holds no demo of the selected tasks {tasks}")

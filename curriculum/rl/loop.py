@@ -76,7 +76,11 @@ def _trainable(policy, cfg: RLConfig) -> tuple[dict[str, torch.nn.Parameter], li
         if cfg.lora.enabled:
             train = "lora_" in name or (cfg.kind == "flow" and name.startswith("expert."))
         else:
-            train = name.startswith("expert.") if cfg.kind == "flow" else (name.startswith("vlm.") and p.requires_grad)
+            train = (
+                name.startswith("expert.")
+                if cfg.kind == "flow"
+                else (name.startswith("vlm.") and p.requires_grad)
+            )
         p.requires_grad_(train)
         if train:
             named[name] = p
@@ -130,8 +134,10 @@ def _resume_point(cfg: RLConfig) -> Path | None:
         return None
     existing = max(found, key=lambda c: ckpt.read_trainer_state(c).step)
     if not cfg.resume:
-        raise LaraUserError(f"{cfg.out} already holds an RL run ({existing.name}); pass --resume true to "
-                            "continue it, or choose a new --out")
+        raise LaraUserError(
+            f"{cfg.out} already holds an RL run ({existing.name}); pass --resume true to "
+            "continue it, or choose a new --out"
+        )
     ckpt.check_resumable(existing, cfg.fingerprint(), cfg.identity(), RL_STAGE)
     return existing
 
@@ -168,14 +174,25 @@ def train_rl(cfg: RLConfig, pool_factory=RolloutPool, layouts: list[Layout] | No
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg.identity() | {"out": str(out)}))
     records = _sync_log(out / LOG_FILE, state.step)
-    if state.step >= cfg.iterations or (cfg.max_minutes > 0 and sum(r["wall_s"] for r in records) >= 60 * cfg.max_minutes):
+    if state.step >= cfg.iterations or (
+        cfg.max_minutes > 0 and sum(r["wall_s"] for r in records) >= 60 * cfg.max_minutes
+    ):
         log.info("%s is complete (%d iterations)", out, state.step)
         return RLResult(out, ckpt.final_dir(out), state.step, records)
 
     weights = out / WEIGHTS_FILE
     _rollout_weights(policy, named, lora_modules, weights)
-    settings = RolloutSettings(str(policy_dir), cfg.suite, cfg.kind, cfg.noise_scale, cfg.temperature, cfg.num_steps,
-                               cfg.execute_steps, cfg.max_steps, cfg.camera_size)  # fmt: skip
+    settings = RolloutSettings(
+        str(policy_dir),
+        cfg.suite,
+        cfg.kind,
+        cfg.noise_scale,
+        cfg.temperature,
+        cfg.num_steps,
+        cfg.execute_steps,
+        cfg.max_steps,
+        cfg.camera_size,
+    )
     update = UpdateSettings(cfg.clip_eps, cfg.kl_weight, cfg.epochs, cfg.minibatch_units, cfg.grad_clip_norm)
     from tqdm.auto import tqdm
 
@@ -185,8 +202,11 @@ def train_rl(cfg: RLConfig, pool_factory=RolloutPool, layouts: list[Layout] | No
             it = state.step
             t0 = time.perf_counter()
             chosen = pick_layouts(layouts, cfg.groups, cfg.seed, it)
-            specs = [RolloutSpec(lay.task, lay.state, rollout_seed(cfg.seed, it, g, m), g, m)
-                     for g, lay in enumerate(chosen) for m in range(cfg.group_size)]  # fmt: skip
+            specs = [
+                RolloutSpec(lay.task, lay.state, rollout_seed(cfg.seed, it, g, m), g, m)
+                for g, lay in enumerate(chosen)
+                for m in range(cfg.group_size)
+            ]
             results = pool.run(specs, str(weights), it)
             t_roll = time.perf_counter() - t0
             rewards = _rewards(results, cfg)
@@ -210,11 +230,16 @@ def train_rl(cfg: RLConfig, pool_factory=RolloutPool, layouts: list[Layout] | No
             out_of_time = cfg.max_minutes > 0 and sum(r["wall_s"] for r in records) >= 60.0 * cfg.max_minutes
             last = state.step == cfg.iterations or out_of_time
             if state.step % cfg.save_every == 0 or last:
-                target = ckpt.final_dir(out) if last else ckpt.checkpoints_dir(out) / ckpt.step_name(state.step)
+                target = (
+                    ckpt.final_dir(out) if last else ckpt.checkpoints_dir(out) / ckpt.step_name(state.step)
+                )
                 _save(policy, named, optimizer, state, target, cfg)
             bar.update(1)
-            bar.set_postfix(success=f"{record['successes']}/{record['rollouts']}",
-                            informative=f"{record['informative_fraction']:.2f}", kl=f"{record.get('kl', 0.0):.4f}")
+            bar.set_postfix(
+                success=f"{record['successes']}/{record['rollouts']}",
+                informative=f"{record['informative_fraction']:.2f}",
+                kl=f"{record.get('kl', 0.0):.4f}",
+            )
             if out_of_time:
                 log.info("time budget of %.1f min spent after iteration %d", cfg.max_minutes, state.step)
                 break
@@ -287,5 +312,7 @@ def _load_state(state_dir: Path, policy, optimizer) -> None:
 
     result = policy.load_state_dict(load_file(str(state_dir / "trainable.safetensors")), strict=False)
     if result.unexpected_keys:
-        raise LaraUserError(f"{state_dir}: trained weights do not fit the policy ({result.unexpected_keys[:3]})")
+        raise LaraUserError(
+            f"{state_dir}: trained weights do not fit the policy ({result.unexpected_keys[:3]})"
+        )
     optimizer.load_state_dict(torch.load(state_dir / "optimizer.pt", weights_only=True))

@@ -38,7 +38,9 @@ class FlowUnits:
         return self.path.shape[0]
 
     def select(self, idx: torch.Tensor) -> "FlowUnits":
-        return FlowUnits(self.hidden[idx], self.mask[idx], None if self.state is None else self.state[idx], self.path[idx])
+        return FlowUnits(
+            self.hidden[idx], self.mask[idx], None if self.state is None else self.state[idx], self.path[idx]
+        )
 
 
 class ExpertScorer:
@@ -63,18 +65,25 @@ class ExpertScorer:
 def obs_batch(chunks: list[dict]) -> dict:
     """Recorded chunk observations -> the batched observation dict `LaraPolicy` reads."""
     cams = chunks[0]["images"].keys()
-    return {"images": {c: np.stack([ch["images"][c] for ch in chunks]) for c in cams},  # (B, H, W, 3) each
-            "state": np.stack([ch["state"] for ch in chunks]),  # (B, S)
-            "instruction": [ch["instruction"] for ch in chunks]}  # fmt: skip
+    return {
+        "images": {c: np.stack([ch["images"][c] for ch in chunks]) for c in cams},  # (B, H, W, 3) each
+        "state": np.stack([ch["state"] for ch in chunks]),  # (B, S)
+        "instruction": [ch["instruction"] for ch in chunks],
+    }
 
 
 @torch.no_grad()
 def flow_units(policy, chunks: list[dict], batch_size: int = 32) -> FlowUnits:
     """FlowUnits of recorded chunks (dicts with images, state, instruction, path), features from
     the policy's (frozen) backbone, left-padded to one length."""
-    parts = [backbone_context(policy, obs_batch(chunks[lo : lo + batch_size])) for lo in range(0, len(chunks), batch_size)]
+    parts = [
+        backbone_context(policy, obs_batch(chunks[lo : lo + batch_size]))
+        for lo in range(0, len(chunks), batch_size)
+    ]
     width = max(h.shape[1] for h, _, _ in parts)
-    hidden = torch.cat([F.pad(h, (0, 0, width - h.shape[1], 0)) for h, _, _ in parts])  # (U, L, Dc) left padded
+    hidden = torch.cat(
+        [F.pad(h, (0, 0, width - h.shape[1], 0)) for h, _, _ in parts]
+    )  # (U, L, Dc) left padded
     mask = torch.cat([F.pad(m, (width - m.shape[1], 0), value=False) for _, m, _ in parts])  # (U, L)
     state = None if parts[0][2] is None else torch.cat([s for _, _, s in parts])
     path = torch.stack([torch.as_tensor(ch["path"]) for ch in chunks]).to(policy.device)  # (U, N + 1, H, A)
@@ -105,7 +114,9 @@ class BackboneFlowScorer:
         for lo in range(0, len(units), self.batch_size):
             chunks = units.chunks[lo : lo + self.batch_size]
             hidden, mask, state = backbone_context(policy, obs_batch(chunks))
-            path = torch.stack([torch.as_tensor(ch["path"]) for ch in chunks]).to(policy.device)  # (b, N + 1, H, A)
+            path = torch.stack([torch.as_tensor(ch["path"]) for ch in chunks]).to(
+                policy.device
+            )  # (b, N + 1, H, A)
             ctx = policy.expert.project_context(hidden)
             out.append(path_log_prob(policy.expert, ctx, mask, state, path, self.noise_scale))
         return torch.cat(out)
@@ -129,7 +140,9 @@ class TokenScorer:
         out = []
         for ch in units.chunks:
             imgs = policy.processor.to_device(obs_batch([ch])).images  # (n_cam, 3, H, W)
-            out.append(token_log_probs(policy, imgs, ch["instruction"], list(ch["tokens"]), self.temperature).sum())
+            out.append(
+                token_log_probs(policy, imgs, ch["instruction"], list(ch["tokens"]), self.temperature).sum()
+            )
         return torch.stack(out)
 
     def log_prob(self, units: ChunkUnits) -> torch.Tensor:

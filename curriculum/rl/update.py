@@ -52,8 +52,11 @@ def grpo_update(
     if len(units_per_rollout) != n_groups * g or sum(units_per_rollout) != len(units):
         raise ValueError("units_per_rollout must give one count per rollout and add up to len(units)")
     adv, informative = group_advantages(rewards, settings.adv_eps)
-    metrics = {"groups": float(n_groups), "informative_fraction": float(informative.float().mean()),
-               "updated": 0.0}  # fmt: skip
+    metrics = {
+        "groups": float(n_groups),
+        "informative_fraction": float(informative.float().mean()),
+        "updated": 0.0,
+    }
     starts = torch.tensor([0, *units_per_rollout]).cumsum(0)  # (R + 1,)
     keep_rollouts = [r for r in range(n_groups * g) if informative[r // g]]
     if not keep_rollouts:
@@ -65,11 +68,14 @@ def grpo_update(
 
     with torch.no_grad():
         logp_old = _batched(scorer.log_prob, kept, settings.minibatch_units)
-        logp_ref = _batched(scorer.ref_log_prob, kept, settings.minibatch_units) if settings.kl_weight > 0 else None
+        logp_ref = (
+            _batched(scorer.ref_log_prob, kept, settings.minibatch_units) if settings.kl_weight > 0 else None
+        )
     unit_adv, weights = unit_adv.to(logp_old.device), weights.to(logp_old.device)
     if rollout_log_probs is not None:
-        metrics["rollout_logp_gap"] = float((rollout_log_probs[index.to(rollout_log_probs.device)].to(logp_old.device)
-                                             - logp_old).abs().max())  # fmt: skip
+        metrics["rollout_logp_gap"] = float(
+            (rollout_log_probs[index.to(rollout_log_probs.device)].to(logp_old.device) - logp_old).abs().max()
+        )
 
     params = [p for p in scorer.parameters() if p.requires_grad]
     u = len(kept)
@@ -81,18 +87,34 @@ def grpo_update(
             mb = order[lo : lo + settings.minibatch_units]
             scale = u / len(mb)  # a minibatch's weights sum to ~1, whatever its size
             logp = scorer.log_prob(kept.select(mb))
-            terms = clipped_surrogate(logp, logp_old[mb], unit_adv[mb], weights[mb] * scale, settings.clip_eps,
-                                      None if logp_ref is None else logp_ref[mb], settings.kl_weight)  # fmt: skip
+            terms = clipped_surrogate(
+                logp,
+                logp_old[mb],
+                unit_adv[mb],
+                weights[mb] * scale,
+                settings.clip_eps,
+                None if logp_ref is None else logp_ref[mb],
+                settings.kl_weight,
+            )
             if not torch.isfinite(terms.loss):
-                raise FloatingPointError(f"GRPO loss is {float(terms.loss)}; lower the learning rate or noise")
+                raise FloatingPointError(
+                    f"GRPO loss is {float(terms.loss)}; lower the learning rate or noise"
+                )
             optimizer.zero_grad(set_to_none=True)
             terms.loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(params, settings.grad_clip_norm if settings.grad_clip_norm > 0
-                                                  else math.inf)  # fmt: skip
+            norm = torch.nn.utils.clip_grad_norm_(
+                params, settings.grad_clip_norm if settings.grad_clip_norm > 0 else math.inf
+            )
             optimizer.step()
             steps += 1
-            for k, v in (("loss", terms.loss.detach()), ("objective", terms.objective), ("kl", terms.kl),
-                         ("clip_fraction", terms.clip_fraction), ("ratio_mean", terms.ratio_mean), ("grad_norm", norm)):
+            for k, v in (
+                ("loss", terms.loss.detach()),
+                ("objective", terms.objective),
+                ("kl", terms.kl),
+                ("clip_fraction", terms.clip_fraction),
+                ("ratio_mean", terms.ratio_mean),
+                ("grad_norm", norm),
+            ):
                 sums[k] = sums.get(k, 0.0) + float(v)
     optimizer.zero_grad(set_to_none=True)
     metrics.update({k: v / steps for k, v in sums.items()})
@@ -101,4 +123,6 @@ def grpo_update(
 
 
 def _batched(fn, units, size: int) -> torch.Tensor:
-    return torch.cat([fn(units.select(torch.arange(lo, min(lo + size, len(units))))) for lo in range(0, len(units), size)])
+    return torch.cat(
+        [fn(units.select(torch.arange(lo, min(lo + size, len(units))))) for lo in range(0, len(units), size)]
+    )

@@ -38,18 +38,29 @@ from lara.utils.errors import LaraUserError
 logger = logging.getLogger(__name__)
 
 
-def annotate_episode(episode: Episode, config: AnnotationConfig, backend: SemanticBackend) -> EpisodeAnnotation:
+def annotate_episode(
+    episode: Episode, config: AnnotationConfig, backend: SemanticBackend
+) -> EpisodeAnnotation:
     """CoT for one episode, or a `skipped` record that says why (never an empty annotation)."""
     T = episode.length
-    base = dict(episode=int(episode.episode_index), num_frames=T, instruction=episode.instruction or "",
-                config_hash=config.config_hash())
+    base = dict(
+        episode=int(episode.episode_index),
+        num_frames=T,
+        instruction=episode.instruction or "",
+        config_hash=config.config_hash(),
+    )
     try:
         if not (episode.instruction or "").strip():
             raise SkipEpisode("no instruction")
         expected = parse_instruction(episode.instruction).expected_grasps
         try:
-            temporal = segment_episode(episode.gripper, episode.ee_pos, episode.gripper_kind,
-                                       config.segmentation_params(), expected_grasps=expected)
+            temporal = segment_episode(
+                episode.gripper,
+                episode.ee_pos,
+                episode.gripper_kind,
+                config.segmentation_params(),
+                expected_grasps=expected,
+            )
         except GripperSignalError as err:
             raise SkipEpisode(f"no gripper signal: {err}") from err
         try:
@@ -61,8 +72,13 @@ def annotate_episode(episode: Episode, config: AnnotationConfig, backend: Semant
     except SkipEpisode as err:
         return EpisodeAnnotation(status="skipped", reason=str(err), **base)
     return EpisodeAnnotation(
-        status="ok", plan=cot.plan, segments=cot.segments, objects=[o.to_json() for o in anchors.objects],
-        quality_flags=[*temporal.flags, *anchors.flags], frames=cot.frames, **base,
+        status="ok",
+        plan=cot.plan,
+        segments=cot.segments,
+        objects=[o.to_json() for o in anchors.objects],
+        quality_flags=[*temporal.flags, *anchors.flags],
+        frames=cot.frames,
+        **base,
     )
 
 
@@ -110,14 +126,21 @@ class RunSummary:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "episodes": self.total, "annotated": self.annotated, "skipped": self.skipped, "frames": self.frames,
-            "skip_reasons": self.skip_reasons, "quality_flags": self.quality_flags,
-            "segments_per_episode": self.segments_per_episode, "subtask_vocabulary": self.subtask_vocabulary,
+            "episodes": self.total,
+            "annotated": self.annotated,
+            "skipped": self.skipped,
+            "frames": self.frames,
+            "skip_reasons": self.skip_reasons,
+            "quality_flags": self.quality_flags,
+            "segments_per_episode": self.segments_per_episode,
+            "subtask_vocabulary": self.subtask_vocabulary,
         }
 
     def format(self) -> str:
-        lines = [f"annotation run {self.name!r}: {self.annotated}/{self.total} episodes annotated "
-                 f"({self.newly_done} this run), {self.skipped} skipped, {self.frames} frames"]
+        lines = [
+            f"annotation run {self.name!r}: {self.annotated}/{self.total} episodes annotated "
+            f"({self.newly_done} this run), {self.skipped} skipped, {self.frames} frames"
+        ]
         if self.segments_per_episode:
             s = self.segments_per_episode
             lines.append(f"  segments per episode: mean {s['mean']}, min {s['min']}, max {s['max']}")
@@ -153,19 +176,28 @@ def summarize(run_dir: Any, name: str) -> RunSummary:
         for seg in ann.segments:
             vocab[str(seg["subtask"])] += 1
     if seg_counts:
-        summary.segments_per_episode = {"mean": round(sum(seg_counts) / len(seg_counts), 3),
-                                        "min": min(seg_counts), "max": max(seg_counts)}
+        summary.segments_per_episode = {
+            "mean": round(sum(seg_counts) / len(seg_counts), 3),
+            "min": min(seg_counts),
+            "max": max(seg_counts),
+        }
     summary.skip_reasons = dict(sorted(reasons.items()))
     summary.quality_flags = dict(sorted(flags.items()))
     summary.subtask_vocabulary = dict(sorted(vocab.items()))
     return summary
 
 
-def _meta(name: str, config: AnnotationConfig, summary: RunSummary | None, complete: bool = False) -> dict[str, Any]:
+def _meta(
+    name: str, config: AnnotationConfig, summary: RunSummary | None, complete: bool = False
+) -> dict[str, Any]:
     meta: dict[str, Any] = {
-        "name": name, "annotator_version": ANNOTATOR_VERSION, "backend": config.backend,
-        "config": config.to_dict(), "config_hash": config.config_hash(),
-        "frame_tags": list(sidecar.FRAME_TAGS), "episode_tags": list(sidecar.EPISODE_TAGS),
+        "name": name,
+        "annotator_version": ANNOTATOR_VERSION,
+        "backend": config.backend,
+        "config": config.to_dict(),
+        "config_hash": config.config_hash(),
+        "frame_tags": list(sidecar.FRAME_TAGS),
+        "episode_tags": list(sidecar.EPISODE_TAGS),
         "complete": bool(complete),  # every episode of the dataset has a file (ok or skipped)
     }
     if summary is not None:
@@ -178,12 +210,17 @@ def _chunks(indices: list[int], workers: int) -> list[list[int]]:
     if not indices:
         return []
     size = max(1, math.ceil(len(indices) / (max(1, workers) * 4)))
-    return [indices[i:i + size] for i in range(0, len(indices), size)]
+    return [indices[i : i + size] for i in range(0, len(indices), size)]
 
 
 def annotate_dataset(
-    source: EpisodeSource, name: str, config: AnnotationConfig, workers: int = 1, overwrite: bool = False,
-    progress: bool = True, episodes: list[int] | None = None,
+    source: EpisodeSource,
+    name: str,
+    config: AnnotationConfig,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+    episodes: list[int] | None = None,
 ) -> RunSummary:
     """Annotate every episode of `source` (or `episodes`) into `<root>/annotations/<name>/`.
 
@@ -216,8 +253,14 @@ def annotate_dataset(
         raise LaraUserError(f"{source.root}: the dataset has no episodes")
     finished = set(sidecar.finished_episodes(run_dir))
     todo = [i for i in all_indices if i not in finished]
-    logger.info("annotation %r: %d episodes, %d already done, %d to do, %d worker(s)", name, len(all_indices),
-                len(all_indices) - len(todo), len(todo), workers)
+    logger.info(
+        "annotation %r: %d episodes, %d already done, %d to do, %d worker(s)",
+        name,
+        len(all_indices),
+        len(all_indices) - len(todo),
+        len(todo),
+        workers,
+    )
     chunks = _chunks(todo, workers)
     bar = None
     if progress:

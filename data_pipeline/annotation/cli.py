@@ -42,13 +42,17 @@ class AnnotateConfig(AnnotationConfig):
 
     def __post_init__(self) -> None:
         if not self.backend:
-            raise LaraUserError(f"choose a backend: --backend {' | '.join(BACKEND_NAMES)} "
-                                "(or --config_path configs/annotation/<backend>.yaml)")  # fmt: skip
+            raise LaraUserError(
+                f"choose a backend: --backend {' | '.join(BACKEND_NAMES)} "
+                "(or --config_path configs/annotation/<backend>.yaml)"
+            )
         if not self.dataset or not self.name:
             raise LaraUserError("give --dataset (a LeRobot dataset folder) and --name (the annotation run)")
         if self.preview_format not in PREVIEW_FORMATS or self.preview < 0 or self.workers < 1:
-            raise LaraUserError(f"--preview_format must be one of {', '.join(PREVIEW_FORMATS)}, "
-                                "--preview >= 0, --workers >= 1")  # fmt: skip
+            raise LaraUserError(
+                f"--preview_format must be one of {', '.join(PREVIEW_FORMATS)}, "
+                "--preview >= 0, --workers >= 1"
+            )
         super().__post_init__()
 
     def annotation_config(self) -> AnnotationConfig:
@@ -82,8 +86,13 @@ def main(argv: list[str]) -> int:
     source = LeRobotSource(Path(cfg.dataset), mapping=cfg.mapping)
     logger.info("%s: key mapping %s", source.root, source.mapping.name)
     summary = annotate_dataset(
-        source, cfg.name, cfg.annotation_config(), workers=cfg.workers, overwrite=cfg.overwrite,
-        progress=cfg.progress, episodes=parse_episodes(cfg.episodes),
+        source,
+        cfg.name,
+        cfg.annotation_config(),
+        workers=cfg.workers,
+        overwrite=cfg.overwrite,
+        progress=cfg.progress,
+        episodes=parse_episodes(cfg.episodes),
     )
     print(summary.format())
     if cfg.preview > 0:

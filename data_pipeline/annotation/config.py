@@ -52,7 +52,9 @@ class AnnotationConfig:
 
     def __post_init__(self) -> None:
         if self.backend not in BACKEND_NAMES:
-            raise LaraUserError(f"unknown annotation backend {self.backend!r}; choose one of: {', '.join(BACKEND_NAMES)}")
+            raise LaraUserError(
+                f"unknown annotation backend {self.backend!r}; choose one of: {', '.join(BACKEND_NAMES)}"
+            )
         if self.min_box_pixels < 0 or self.vlm_max_new_tokens < 1 or self.vlm_image_size < 32:
             raise LaraUserError("min_box_pixels must be >= 0, vlm_max_new_tokens >= 1, vlm_image_size >= 32")
         try:
@@ -63,9 +65,13 @@ class AnnotationConfig:
 
     def segmentation_params(self) -> SegmentationParams:
         return SegmentationParams(
-            smooth_window=self.smooth_window, close_threshold=self.close_threshold,
-            open_threshold=self.open_threshold, min_closed_frames=self.min_closed_frames,
-            min_open_frames=self.min_open_frames, settle_speed=self.settle_speed, settle_dist=self.settle_dist,
+            smooth_window=self.smooth_window,
+            close_threshold=self.close_threshold,
+            open_threshold=self.open_threshold,
+            min_closed_frames=self.min_closed_frames,
+            min_open_frames=self.min_open_frames,
+            settle_speed=self.settle_speed,
+            settle_dist=self.settle_dist,
             max_settle_frames=self.max_settle_frames,
         )
 
@@ -85,7 +91,9 @@ class AnnotationConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise LaraUserError(f"unknown annotation config keys: {', '.join(unknown)} (valid: {', '.join(sorted(names))})")
+            raise LaraUserError(
+                f"unknown annotation config keys: {', '.join(unknown)} (valid: {', '.join(sorted(names))})"
+            )
         return cls(**data)
 
     @classmethod

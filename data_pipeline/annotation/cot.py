@@ -24,8 +24,17 @@ from data_pipeline.annotation.segmentation import (
 from data_pipeline.annotation.sidecar import Segments
 
 VERB_TEXT: dict[str, str] = {
-    "open": "open", "close": "close", "turn_on": "turn on", "turn_off": "turn off", "push": "push",
-    "pull": "pull", "flip": "flip", "wipe": "wipe", "fold": "fold", "pick": "pick up", "put": "put",
+    "open": "open",
+    "close": "close",
+    "turn_on": "turn on",
+    "turn_off": "turn off",
+    "push": "push",
+    "pull": "pull",
+    "flip": "flip",
+    "wipe": "wipe",
+    "fold": "fold",
+    "pick": "pick up",
+    "put": "put",
 }
 GRIPPER_WORDS = ("open", "close", "hold")
 
@@ -37,9 +46,13 @@ def _the(name: str) -> str:
 def phase_text(phase: str, step: Step | None) -> str:
     """Subtask wording for a phase of a step ("grasp the black bowl", "place it on the plate")."""
     if step is None or step.verb == "do":
-        generic = {MOVE_TO_OBJECT: "move to the object", GRASP: "grasp the object",
-                   MOVE_TO_GOAL: "move the object to the goal", PLACE: "release the object",
-                   RETRACT: "retract the arm"}
+        generic = {
+            MOVE_TO_OBJECT: "move to the object",
+            GRASP: "grasp the object",
+            MOVE_TO_GOAL: "move the object to the goal",
+            PLACE: "release the object",
+            RETRACT: "retract the arm",
+        }
         if phase == EXECUTE:
             return step.text if step is not None and step.text else "complete the task"
         return generic[phase]
@@ -117,7 +130,9 @@ def build_cot(temporal: TemporalAnchors, anchors: SemanticAnchors, moves: list[s
     seg_text: list[str] = []
     seg_json: list[dict[str, object]] = []
     for seg in temporal.segments:
-        text = anchors.phrases.get((seg.cycle, seg.phase)) or phase_text(seg.phase, step_for_cycle(anchors, seg.cycle, seg.phase))
+        text = anchors.phrases.get((seg.cycle, seg.phase)) or phase_text(
+            seg.phase, step_for_cycle(anchors, seg.cycle, seg.phase)
+        )
         seg_text.append(text)
         seg_json.append({**seg.to_json(), "subtask": text})
     plan: list[str] = []
@@ -128,10 +143,12 @@ def build_cot(temporal: TemporalAnchors, anchors: SemanticAnchors, moves: list[s
     seg_idx = temporal.segment_at()
     for t in range(T):
         seg = temporal.segments[seg_idx[t]]
-        frames.append([
-            ("SUBTASK", seg_text[seg_idx[t]]),
-            ("OBJECTS", objects_text(anchors, t)),
-            ("MOVE", moves[t]),
-            ("GRIPPER", gripper_word(seg.phase, bool(temporal.closed[t]))),
-        ])
+        frames.append(
+            [
+                ("SUBTASK", seg_text[seg_idx[t]]),
+                ("OBJECTS", objects_text(anchors, t)),
+                ("MOVE", moves[t]),
+                ("GRIPPER", gripper_word(seg.phase, bool(temporal.closed[t]))),
+            ]
+        )
     return EpisodeCot(frames=frames, plan=plan, segments=seg_json)

@@ -17,20 +17,68 @@ from dataclasses import dataclass, field
 
 # Verb phrase -> canonical verb. Longest first so "pick up" wins over "pick".
 VERBS: dict[str, str] = {
-    "pick up": "pick", "pick": "pick", "grab": "pick", "grasp": "pick", "lift": "pick", "take": "pick",
-    "put": "put", "place": "put", "set": "put", "move": "put", "stack": "put", "drop": "put",
-    "open": "open", "close": "close", "shut": "close",
-    "turn on": "turn_on", "switch on": "turn_on", "turn off": "turn_off", "switch off": "turn_off",
-    "push": "push", "slide": "push", "pull": "pull", "flip": "flip", "wipe": "wipe", "fold": "fold",
+    "pick up": "pick",
+    "pick": "pick",
+    "grab": "pick",
+    "grasp": "pick",
+    "lift": "pick",
+    "take": "pick",
+    "put": "put",
+    "place": "put",
+    "set": "put",
+    "move": "put",
+    "stack": "put",
+    "drop": "put",
+    "open": "open",
+    "close": "close",
+    "shut": "close",
+    "turn on": "turn_on",
+    "switch on": "turn_on",
+    "turn off": "turn_off",
+    "switch off": "turn_off",
+    "push": "push",
+    "slide": "push",
+    "pull": "pull",
+    "flip": "flip",
+    "wipe": "wipe",
+    "fold": "fold",
 }
 _VERB_ALT = "|".join(re.escape(v) for v in sorted(VERBS, key=len, reverse=True))
 # Relations, longest first ("on top of" before "on").
-RELATIONS: tuple[str, ...] = ("on top of", "to the front of", "to the back of", "to the left of",
-                              "to the right of", "inside of", "inside", "into", "onto", "in", "on", "to",
-                              "under", "at", "near")
+RELATIONS: tuple[str, ...] = (
+    "on top of",
+    "to the front of",
+    "to the back of",
+    "to the left of",
+    "to the right of",
+    "inside of",
+    "inside",
+    "into",
+    "onto",
+    "in",
+    "on",
+    "to",
+    "under",
+    "at",
+    "near",
+)
 _REL_ALT = "|".join(re.escape(r) for r in RELATIONS)
-_QUALIFIERS = ("between", "next to", "from", "on", "in", "at", "that is", "which is", "beside", "near",
-               "to the left of", "to the right of", "in front of", "behind")
+_QUALIFIERS = (
+    "between",
+    "next to",
+    "from",
+    "on",
+    "in",
+    "at",
+    "that is",
+    "which is",
+    "beside",
+    "near",
+    "to the left of",
+    "to the right of",
+    "in front of",
+    "behind",
+)
 _QUAL_ALT = "|".join(re.escape(q) for q in sorted(_QUALIFIERS, key=len, reverse=True))
 GRASP_VERBS = frozenset({"pick", "put"})
 
@@ -84,8 +132,9 @@ def strip_article(name: str) -> str:
 
 def split_clauses(text: str) -> list[str]:
     """Split at "and"/"then"/"," only where a verb follows ("... and the ramekin" stays whole)."""
-    parts = re.split(rf"\s*(?:,\s*(?:and\s+|then\s+)?|\s+and\s+then\s+|\s+and\s+|\s+then\s+)(?=(?:{_VERB_ALT})\b)",
-                     text)
+    parts = re.split(
+        rf"\s*(?:,\s*(?:and\s+|then\s+)?|\s+and\s+then\s+|\s+and\s+|\s+then\s+)(?=(?:{_VERB_ALT})\b)", text
+    )
     return [p.strip() for p in parts if p.strip()]
 
 
@@ -94,7 +143,7 @@ def _split_object(phrase: str) -> tuple[str, str]:
     phrase = strip_article(phrase)
     m = re.search(rf"\s+(?:{_QUAL_ALT})\s+", phrase)
     if m:
-        return strip_article(phrase[: m.start()]), phrase[m.start():].strip()
+        return strip_article(phrase[: m.start()]), phrase[m.start() :].strip()
     return phrase, ""
 
 
@@ -113,7 +162,7 @@ def _parse_clause(clause: str, prev: Step | None) -> list[Step]:
             rm = cand
         if rm and verb != "pick":
             relation = rm.group(1)
-            target = strip_article(rest[rm.end():])
+            target = strip_article(rest[rm.end() :])
             rest = rest[: rm.start()]
         elif re.search(r"\s+(inside|in it|on it)$", rest):
             im = re.search(r"\s+(inside|in it|on it)$", rest)
@@ -153,15 +202,21 @@ def parse_instruction(instruction: str) -> ParsedInstruction:
     text = normalize(instruction)
     first = re.search(rf"\b(?:{_VERB_ALT})\b", text)
     if first and first.start() > 0:
-        text = text[first.start():]  # drop a prefix such as a LIBERO scene name ("living room scene2 ...")
+        text = text[first.start() :]  # drop a prefix such as a LIBERO scene name ("living room scene2 ...")
     steps: list[Step] = []
     for clause in split_clauses(text):
         new = _parse_clause(clause, steps[-1] if steps else None)
         for st in new:
             if steps and steps[-1].verb == "pick" and st.verb == "put" and st.obj == steps[-1].obj:
                 prev = steps.pop()
-                st = Step(verb="put", obj=prev.obj, relation=st.relation, target=st.target,
-                          qualifier=prev.qualifier, text=f"{prev.text} and {st.text}")
+                st = Step(
+                    verb="put",
+                    obj=prev.obj,
+                    relation=st.relation,
+                    target=st.target,
+                    qualifier=prev.qualifier,
+                    text=f"{prev.text} and {st.text}",
+                )
             steps.append(st)
     steps = [s for s in steps if s.obj]
     return ParsedInstruction(instruction=instruction, steps=steps)

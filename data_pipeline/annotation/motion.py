@@ -101,4 +101,3 @@ def motion_agreement(ee_pos: np.ndarray, move_texts: list[str], window: int) -> 
             named += 1
             agree += int(np.sign(truth[t, axis]) == signs[axis])
     return named, agree
-

@@ -48,7 +48,9 @@ def _wrap(text: str, width: int) -> list[str]:
     return lines
 
 
-def render_frame(image: np.ndarray, cot: list[tuple[str, str]], scale: int = 3, header: str = "") -> np.ndarray:
+def render_frame(
+    image: np.ndarray, cot: list[tuple[str, str]], scale: int = 3, header: str = ""
+) -> np.ndarray:
     """(H, W, 3) uint8 image + CoT -> (H * scale + panel, W * scale, 3) uint8 with boxes and text."""
     H, W = image.shape[:2]
     big = Image.fromarray(image).resize((W * scale, H * scale), Image.NEAREST)
@@ -78,8 +80,14 @@ def render_frame(image: np.ndarray, cot: list[tuple[str, str]], scale: int = 3, 
 
 
 def render_previews(
-    source: EpisodeSource, name: str, count: int, out_dir: Path, fmt: str = "mp4", camera: str = "agentview",
-    strip_frames: int = 8, fps: int = 10,
+    source: EpisodeSource,
+    name: str,
+    count: int,
+    out_dir: Path,
+    fmt: str = "mp4",
+    camera: str = "agentview",
+    strip_frames: int = 8,
+    fps: int = 10,
 ) -> list[Path]:
     """Render the first `count` annotated episodes of run `name`; returns the files written."""
     import imageio.v2 as imageio
@@ -99,10 +107,14 @@ def render_previews(
         header = f"ep {ep.episode_index}: {ep.instruction}"
         if fmt == "mp4":
             path = out_dir / f"episode_{ep.episode_index:06d}.mp4"
-            frames = [render_frame(images[t], ann.frames[t], header=f"{header} [t={t}]") for t in range(ep.length)]
+            frames = [
+                render_frame(images[t], ann.frames[t], header=f"{header} [t={t}]") for t in range(ep.length)
+            ]
             h = max(f.shape[0] for f in frames)
             frames = [np.pad(f, ((0, h - f.shape[0]), (0, 0), (0, 0))) for f in frames]
-            frames = [np.pad(f, ((0, f.shape[0] % 2), (0, f.shape[1] % 2), (0, 0))) for f in frames]  # even dims
+            frames = [
+                np.pad(f, ((0, f.shape[0] % 2), (0, f.shape[1] % 2), (0, 0))) for f in frames
+            ]  # even dims
             imageio.mimwrite(path, frames, fps=fps, macro_block_size=1)
         elif fmt == "png":
             path = out_dir / f"episode_{ep.episode_index:06d}.png"

@@ -84,8 +84,9 @@ def robot_geoms(sim: Any, prefixes: tuple[str, ...] = ("robot0_", "gripper0_", "
     return np.flatnonzero(robot_body[model.geom_bodyid])
 
 
-def render_geom_segmentation(sim: Any, camera: str, height: int, width: int,
-                             hide_geoms: np.ndarray | None = None) -> np.ndarray:
+def render_geom_segmentation(
+    sim: Any, camera: str, height: int, width: int, hide_geoms: np.ndarray | None = None
+) -> np.ndarray:
     """(H, W) int geom id per pixel (-1 = none), in robosuite's raw render orientation.
 
     Uses robosuite's offscreen context (an env built with a renderer) but decodes the id colours
@@ -111,7 +112,11 @@ def render_geom_segmentation(sim: Any, camera: str, height: int, width: int,
             model.geom_group[hide_geoms] = saved
     rgb = np.empty((height, width, 3), dtype=np.uint8)
     mujoco.mjr_readPixels(rgb=rgb, depth=None, viewport=mujoco.MjrRect(0, 0, width, height), con=ctx.con)
-    seg = rgb[..., 0].astype(np.int64) + (rgb[..., 1].astype(np.int64) << 8) + (rgb[..., 2].astype(np.int64) << 16)
+    seg = (
+        rgb[..., 0].astype(np.int64)
+        + (rgb[..., 1].astype(np.int64) << 8)
+        + (rgb[..., 2].astype(np.int64) << 16)
+    )
     lut = np.full(ctx.scn.ngeom + 1, -1, dtype=np.int64)
     for i in range(ctx.scn.ngeom):
         geom = ctx.scn.geoms[i]

@@ -107,7 +107,9 @@ def closedness(gripper: np.ndarray | None, kind: str, params: SegmentationParams
     if g.size == 0:
         raise GripperSignalError("gripper signal is empty")
     if not np.isfinite(g).all():
-        raise GripperSignalError(f"gripper signal has NaN/inf at frame {int(np.argwhere(~np.isfinite(g))[0][0])}")
+        raise GripperSignalError(
+            f"gripper signal has NaN/inf at frame {int(np.argwhere(~np.isfinite(g))[0][0])}"
+        )
     if kind == "command":
         return np.clip(g, -1.0, 1.0)
     if kind == "opening":
@@ -201,8 +203,11 @@ def segment_episode(
     x = closedness(gripper, kind, params)  # (T,)
     T = x.shape[0]
     pos = None if ee_pos is None else np.asarray(ee_pos, dtype=np.float64).reshape(T, 3)  # (T, 3)
-    closed = clean_blips(hysteresis(median_smooth(x, params.smooth_window), params.close_threshold,
-                                    params.open_threshold), params.min_closed_frames, params.min_open_frames)
+    closed = clean_blips(
+        hysteresis(median_smooth(x, params.smooth_window), params.close_threshold, params.open_threshold),
+        params.min_closed_frames,
+        params.min_open_frames,
+    )
     close_events = [t for t in range(1, T) if closed[t] and not closed[t - 1]]
     open_events = [t for t in range(1, T) if not closed[t] and closed[t - 1]]
     flags: list[str] = []
@@ -213,12 +218,19 @@ def segment_episode(
         flags.append(f"grasp_count_mismatch: expected {expected_grasps}, found {len(close_events)}")
     if expected_grasps and closed[-1]:
         flags.append("ends_closed")
-    return TemporalAnchors(closed=closed, close_events=close_events, open_events=open_events,
-                           segments=segments, flags=flags)
+    return TemporalAnchors(
+        closed=closed, close_events=close_events, open_events=open_events, segments=segments, flags=flags
+    )
 
 
-def _phases(T: int, closed: np.ndarray, closes: list[int], opens: list[int], pos: np.ndarray | None,
-            params: SegmentationParams) -> list[PhaseSegment]:
+def _phases(
+    T: int,
+    closed: np.ndarray,
+    closes: list[int],
+    opens: list[int],
+    pos: np.ndarray | None,
+    params: SegmentationParams,
+) -> list[PhaseSegment]:
     """Cut [0, T) at the events into named phases (contiguous, covering every frame)."""
     if not closes and not opens:
         return [PhaseSegment(0, T, EXECUTE, 0)]
@@ -236,7 +248,10 @@ def _phases(T: int, closed: np.ndarray, closes: list[int], opens: list[int], pos
         nxt = events[i + 1][0] if i + 1 < len(events) else T
         settle = _settle_end(pos, t, nxt, params)
         if kind == "close":
-            if cuts[-1][1] in (RETRACT, PLACE):  # a new cycle: the retract ends where the next approach begins
+            if cuts[-1][1] in (
+                RETRACT,
+                PLACE,
+            ):  # a new cycle: the retract ends where the next approach begins
                 cycle += 1
                 approach_start = _approach_start(cuts[-1][0], t)
                 cuts.append((approach_start, MOVE_TO_OBJECT))
@@ -266,4 +281,8 @@ def _approach_start(retract_start: int, close_t: int) -> int:
     Without object positions there is no event that separates them; the split only changes the
     wording (retract vs move to the next object), not the event boundaries.
     """
-    return retract_start + max(1, (close_t - retract_start) // 3) if close_t - retract_start > 1 else retract_start
+    return (
+        retract_start + max(1, (close_t - retract_start) // 3)
+        if close_t - retract_start > 1
+        else retract_start
+    )

@@ -96,9 +96,16 @@ class EpisodeAnnotation:
 
     def header(self) -> dict[str, Any]:
         return {
-            "type": "episode", "episode": int(self.episode), "status": self.status, "reason": self.reason,
-            "num_frames": int(self.num_frames), "instruction": self.instruction, "plan": list(self.plan),
-            "segments": self.segments, "objects": self.objects, "quality_flags": list(self.quality_flags),
+            "type": "episode",
+            "episode": int(self.episode),
+            "status": self.status,
+            "reason": self.reason,
+            "num_frames": int(self.num_frames),
+            "instruction": self.instruction,
+            "plan": list(self.plan),
+            "segments": self.segments,
+            "objects": self.objects,
+            "quality_flags": list(self.quality_flags),
             "config_hash": self.config_hash,
         }
 
@@ -126,10 +133,16 @@ class EpisodeAnnotation:
                 raise LaraUserError(f"{source}: frame lines out of order at line {i + 2}")
             frames.append([(str(tag), str(text)) for tag, text in fr["cot"]])
         return cls(
-            episode=int(head["episode"]), status=head["status"], num_frames=int(head["num_frames"]),
-            instruction=head.get("instruction", ""), reason=head.get("reason", ""), plan=list(head.get("plan", [])),
-            segments=list(head.get("segments", [])), objects=list(head.get("objects", [])),
-            quality_flags=list(head.get("quality_flags", [])), frames=frames,
+            episode=int(head["episode"]),
+            status=head["status"],
+            num_frames=int(head["num_frames"]),
+            instruction=head.get("instruction", ""),
+            reason=head.get("reason", ""),
+            plan=list(head.get("plan", [])),
+            segments=list(head.get("segments", [])),
+            objects=list(head.get("objects", [])),
+            quality_flags=list(head.get("quality_flags", [])),
+            frames=frames,
             config_hash=head.get("config_hash", ""),
         )
 
@@ -137,9 +150,13 @@ class EpisodeAnnotation:
 def write_episode(run_dir: Path, ann: EpisodeAnnotation) -> Path:
     """Atomically write one episode's annotation file; returns its path."""
     if ann.status == "ok" and len(ann.frames) != ann.num_frames:
-        raise ValueError(f"episode {ann.episode}: {len(ann.frames)} frame annotations for {ann.num_frames} frames")
+        raise ValueError(
+            f"episode {ann.episode}: {len(ann.frames)} frame annotations for {ann.num_frames} frames"
+        )
     if ann.status == "ok" and any(not cot for cot in ann.frames):
-        raise ValueError(f"episode {ann.episode}: a frame has no CoT segments (never write empty annotations)")
+        raise ValueError(
+            f"episode {ann.episode}: a frame has no CoT segments (never write empty annotations)"
+        )
     path = episode_path(run_dir, ann.episode)
     atomic_write_text(path, ann.to_jsonl())
     return path
@@ -163,7 +180,9 @@ def finished_episodes(run_dir: Path) -> list[int]:
 
 
 def write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
-    atomic_write_text(run_dir / META_FILE, json.dumps(meta, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(
+        run_dir / META_FILE, json.dumps(meta, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    )
 
 
 def read_meta(run_dir: Path) -> dict[str, Any] | None:

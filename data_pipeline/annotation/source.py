@@ -20,8 +20,7 @@ from lara.utils.errors import LaraUserError
 class EpisodeSource(Protocol):
     root: Path  # dataset folder: the sidecar goes under root/annotations/
 
-    def episode_indices(self) -> list[int]:
-        ...
+    def episode_indices(self) -> list[int]: ...
 
     def iter_episodes(self, indices: list[int]) -> Iterator[Episode]:
         """Episodes with these indices, in index order."""
@@ -41,8 +40,10 @@ class LeRobotSource:
         if not self.root.is_dir():
             raise LaraUserError(f"dataset folder {self.root} does not exist")
         if not (self.root / "meta" / "info.json").is_file():
-            raise LaraUserError(f"{self.root}: not a LeRobot dataset (no meta/info.json); "
-                                "convert it first with `lara convert` or collect one with `lara collect`")
+            raise LaraUserError(
+                f"{self.root}: not a LeRobot dataset (no meta/info.json); "
+                "convert it first with `lara convert` or collect one with `lara collect`"
+            )
         self.mapping = load_key_mapping(self.mapping, self.root)
 
     def episode_indices(self) -> list[int]:
@@ -56,8 +57,11 @@ class LeRobotSource:
         wanted = sorted(indices)
         if not wanted:
             return iter(())
-        return iter(sorted(read_lerobot_dataset(self.root, self.mapping, episodes=wanted),
-                           key=lambda e: e.episode_index))
+        return iter(
+            sorted(
+                read_lerobot_dataset(self.root, self.mapping, episodes=wanted), key=lambda e: e.episode_index
+            )
+        )
 
 
 @dataclass
@@ -78,4 +82,6 @@ class InMemorySource:
 
     def iter_episodes(self, indices: list[int]) -> Iterator[Episode]:
         wanted = set(indices)
-        return iter(sorted((e for e in self.episodes if e.episode_index in wanted), key=lambda e: e.episode_index))
+        return iter(
+            sorted((e for e in self.episodes if e.episode_index in wanted), key=lambda e: e.episode_index)
+        )

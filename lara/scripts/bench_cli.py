@@ -9,7 +9,10 @@ from lara.utils.registry import dispatch
 
 # name -> ("module:function", one-line help)
 BENCHMARKS: dict[str, tuple[str, str]] = {
-    "latency": ("lara.scripts.bench_latency_cli:main", "ms per action chunk: explicit-CoT (stage 1) vs latent (stage 3) inference"),
+    "latency": (
+        "lara.scripts.bench_latency_cli:main",
+        "ms per action chunk: explicit-CoT (stage 1) vs latent (stage 3) inference",
+    ),
     "train": ("curriculum.bench_train:main", "training samples/s and peak memory per curriculum stage"),
 }
 

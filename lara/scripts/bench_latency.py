@@ -184,22 +184,26 @@ def breakdown_table(r: dict, steps: int) -> str:
         (f"expert, {steps} Euler steps ({b['expert_gflop_per_step']} GFLOP/step)", "expert_ms"),
         ("post-processing (un-normalize, device -> host)", "postprocess_ms"),
         (f"latent path end to end ({steps} steps)", "end_to_end_ms"),
-    ]  # fmt: skip
+    ]
     lines = ["| part | ms (wall) | ms (process CPU) |", "|---|---|---|"]
     for name, key in rows:
         wall, cpu = (b["expert_further_step_ms"], further) if key is None else (b[key], c[key])
         lines.append(f"| {name} | {wall:.2f} | {cpu:.2f} |")
-    lines.append(f"end to end / prefill = {b['ratio_end_to_end_to_prefill']:.2f} (CPU time "
-                 f"{b['cpu_ratio_end_to_end_to_prefill']:.2f}); {steps} Euler steps / prefill = "
-                 f"{b['ratio_expert_to_prefill']:.2f} (CPU time {b['cpu_ratio_expert_to_prefill']:.2f})")  # fmt: skip
+    lines.append(
+        f"end to end / prefill = {b['ratio_end_to_end_to_prefill']:.2f} (CPU time "
+        f"{b['cpu_ratio_end_to_end_to_prefill']:.2f}); {steps} Euler steps / prefill = "
+        f"{b['ratio_expert_to_prefill']:.2f} (CPU time {b['cpu_ratio_expert_to_prefill']:.2f})"
+    )
     return "\n".join(lines)
 
 
 def _optimizations(cfg) -> str:
     inf = cfg.inference
-    return (f"prompt cache {'on' if inf.cache else 'off'}, expert loop captured"
-            f"{', torch.compile' if inf.compile else ''}{', CUDA graph (on CUDA)' if inf.cuda_graph else ''}; "
-            "SDPA attention, KV cache")  # fmt: skip
+    return (
+        f"prompt cache {'on' if inf.cache else 'off'}, expert loop captured"
+        f"{', torch.compile' if inf.compile else ''}{', CUDA graph (on CUDA)' if inf.cuda_graph else ''}; "
+        "SDPA attention, KV cache"
+    )
 
 
 def run(args) -> dict:
@@ -220,18 +224,34 @@ def run(args) -> dict:
     obs = _obs(cfg)
     n_act = max(1, round(fast_report["mean_tokens"]))
     result = {
-        "preset": args.preset, "device": str(device), "device_name": _device_name(device),
-        "dtype": args.torch_dtype, "attn_implementation": args.attn, "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "host": platform.node(), "reps": args.reps, "warmup": args.warmup,
-        "params_m": round(sum(p.numel() for p in policy.parameters()) / 1e6, 2), "build_s": round(build_s, 2),
-        "expert_steps": args.steps, "cot_tokens": args.cot_tokens, "action_tokens": n_act,
-        "optimizations": _optimizations(cfg), "inference": dataclasses.asdict(cfg.inference),
-    }  # fmt: skip
+        "preset": args.preset,
+        "device": str(device),
+        "device_name": _device_name(device),
+        "dtype": args.torch_dtype,
+        "attn_implementation": args.attn,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "host": platform.node(),
+        "reps": args.reps,
+        "warmup": args.warmup,
+        "params_m": round(sum(p.numel() for p in policy.parameters()) / 1e6, 2),
+        "build_s": round(build_s, 2),
+        "expert_steps": args.steps,
+        "cot_tokens": args.cot_tokens,
+        "action_tokens": n_act,
+        "optimizations": _optimizations(cfg),
+        "inference": dataclasses.asdict(cfg.inference),
+    }
     if args.breakdown:
         result["breakdown"] = breakdown(policy, obs, args.steps, args.reps, args.warmup, device)
     with torch.inference_mode():
         before = policy.engine.num_generated_tokens
-        lat = _time(lambda: policy.predict_action_chunk(obs, stage=3, num_steps=args.steps), args.reps, args.warmup, device)
+        lat = _time(
+            lambda: policy.predict_action_chunk(obs, stage=3, num_steps=args.steps),
+            args.reps,
+            args.warmup,
+            device,
+        )
         if policy.engine.num_generated_tokens != before:
             raise RuntimeError("stage-3 inference generated tokens")
         result["latent_ms"] = round(statistics.median(lat), 3)
@@ -239,21 +259,35 @@ def run(args) -> dict:
         if not args.stage3_only:
             fixed = (args.cot_tokens, n_act)
             before = policy.engine.num_generated_tokens
-            exp = _time(lambda: policy.predict_action_chunk(obs, stage=1, fixed_lengths=fixed), args.reps, args.warmup, device)
-            result["explicit_tokens_generated"] = (policy.engine.num_generated_tokens - before) / (args.reps + args.warmup)
+            exp = _time(
+                lambda: policy.predict_action_chunk(obs, stage=1, fixed_lengths=fixed),
+                args.reps,
+                args.warmup,
+                device,
+            )
+            result["explicit_tokens_generated"] = (policy.engine.num_generated_tokens - before) / (
+                args.reps + args.warmup
+            )
             result["explicit_ms"] = round(statistics.median(exp), 3)
             result["explicit_ms_all"] = [round(x, 3) for x in exp]
             result["ratio"] = round(result["latent_ms"] / result["explicit_ms"], 4)
             if not policy.output_vocab.full:  # also time decoding over the real 151,936-way LM head
                 policy.output_vocab.mode = "full"
-                exp = _time(lambda: policy.predict_action_chunk(obs, stage=1, fixed_lengths=fixed), args.reps, args.warmup, device)
+                exp = _time(
+                    lambda: policy.predict_action_chunk(obs, stage=1, fixed_lengths=fixed),
+                    args.reps,
+                    args.warmup,
+                    device,
+                )
                 policy.output_vocab.mode = cfg.backbone.output_vocab
                 result["explicit_full_vocab_ms"] = round(statistics.median(exp), 3)
                 result["ratio_full_vocab"] = round(result["latent_ms"] / result["explicit_full_vocab_ms"], 4)
     return result
 
 
-def checkpoint_latency(explicit_dir, latent_dir, obs=None, reps: int = 5, warmup: int = 1, threads: int = 0) -> dict:
+def checkpoint_latency(
+    explicit_dir, latent_dir, obs=None, reps: int = 5, warmup: int = 1, threads: int = 0
+) -> dict:
     """Trained checkpoints, one observation: ms per chunk of the stage-1 checkpoint's explicit path
     (it generates its own CoT and action tokens until it stops, greedy, KV cache) and of the
     stage-3 checkpoint's latent path (one prefill + its configured Euler steps), and the ratio.
@@ -273,13 +307,20 @@ def checkpoint_latency(explicit_dir, latent_dir, obs=None, reps: int = 5, warmup
         generated = (explicit.engine.num_generated_tokens - before) / (reps + warmup)
         lat = _time(lambda: latent.predict_action_chunk(obs, stage=3), reps, warmup, cpu)
     result = {
-        "explicit_checkpoint": str(explicit_dir), "latent_checkpoint": str(latent_dir),
-        "explicit_ms": round(statistics.median(exp), 2), "latent_ms": round(statistics.median(lat), 2),
-        "tokens_generated_per_chunk": round(generated, 1), "cot_text": explicit.engine.last_cot_text,
-        "latent_tokens_generated": latent.engine.num_generated_tokens, "expert_steps": latent.cfg.expert.num_inference_steps,
-        "reps": reps, "warmup": warmup, "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "explicit_checkpoint": str(explicit_dir),
+        "latent_checkpoint": str(latent_dir),
+        "explicit_ms": round(statistics.median(exp), 2),
+        "latent_ms": round(statistics.median(lat), 2),
+        "tokens_generated_per_chunk": round(generated, 1),
+        "cot_text": explicit.engine.last_cot_text,
+        "latent_tokens_generated": latent.engine.num_generated_tokens,
+        "expert_steps": latent.cfg.expert.num_inference_steps,
+        "reps": reps,
+        "warmup": warmup,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
         "device_name": _device_name(cpu),
-    }  # fmt: skip
+    }
     result["ratio"] = round(result["latent_ms"] / result["explicit_ms"], 4)
     return result
 
@@ -294,30 +335,47 @@ def table(r: dict) -> str:
     rows = [
         ("preset / device / dtype", f"{r['preset']} / {r['device_name']} / {r['dtype']}"),
         ("parameters (M)", f"{r['params_m']}"),
-        (f"explicit CoT ({r['cot_tokens']} CoT + {r['action_tokens']} action tokens)",
-         f"{r['explicit_ms']:.1f} ms/chunk" if "explicit_ms" in r else "not run"),
+        (
+            f"explicit CoT ({r['cot_tokens']} CoT + {r['action_tokens']} action tokens)",
+            f"{r['explicit_ms']:.1f} ms/chunk" if "explicit_ms" in r else "not run",
+        ),
         (f"latent ({r['expert_steps']} Euler steps, no generation)", f"{r['latent_ms']:.1f} ms/chunk"),
         ("ratio latent / explicit", f"{r['ratio']:.4f}" if "ratio" in r else "n/a"),
-    ]  # fmt: skip
+    ]
     if "explicit_full_vocab_ms" in r:
-        rows += [("explicit CoT, full 151,936-way LM head", f"{r['explicit_full_vocab_ms']:.1f} ms/chunk"),
-                 ("ratio latent / explicit (full LM head)", f"{r['ratio_full_vocab']:.4f}")]  # fmt: skip
+        rows += [
+            ("explicit CoT, full 151,936-way LM head", f"{r['explicit_full_vocab_ms']:.1f} ms/chunk"),
+            ("ratio latent / explicit (full LM head)", f"{r['ratio_full_vocab']:.4f}"),
+        ]
     w = max(len(a) for a, _ in rows)
     lines = [f"{'measure':<{w}}  value", f"{'-' * w}  {'-' * 24}"] + [f"{a:<{w}}  {b}" for a, b in rows]
-    lines.append(f"(median of {r['reps']} runs after {r['warmup']} warm-up; {r['threads']} torch threads; {r['optimizations']})")
+    lines.append(
+        f"(median of {r['reps']} runs after {r['warmup']} warm-up; {r['threads']} torch threads; {r['optimizations']})"
+    )
     return "\n".join(lines)
 
 
 def checkpoint_table(r: dict) -> str:
     """Markdown table of `checkpoint_latency` figures."""
     rows = [
-        ("explicit CoT (stage I)", r["explicit_checkpoint"], r["explicit_ms"], r["tokens_generated_per_chunk"]),
-        (f"latent (stage III, {r['expert_steps']} Euler steps)", r["latent_checkpoint"], r["latent_ms"],
-         r["latent_tokens_generated"]),
-    ]  # fmt: skip
-    return "\n".join([
-        "| path | checkpoint | ms per chunk | tokens generated per chunk |",
-        "|---|---|---|---|",
-        *[f"| {name} | `{ckpt}` | {ms:.1f} | {tokens:.0f} |" for name, ckpt, ms, tokens in rows],
-        f"| **ratio latent / explicit** | | **{r['ratio']:.3f}** | |",
-    ])  # fmt: skip
+        (
+            "explicit CoT (stage I)",
+            r["explicit_checkpoint"],
+            r["explicit_ms"],
+            r["tokens_generated_per_chunk"],
+        ),
+        (
+            f"latent (stage III, {r['expert_steps']} Euler steps)",
+            r["latent_checkpoint"],
+            r["latent_ms"],
+            r["latent_tokens_generated"],
+        ),
+    ]
+    return "\n".join(
+        [
+            "| path | checkpoint | ms per chunk | tokens generated per chunk |",
+            "|---|---|---|---|",
+            *[f"| {name} | `{ckpt}` | {ms:.1f} | {tokens:.0f} |" for name, ckpt, ms, tokens in rows],
+            f"| **ratio latent / explicit** | | **{r['ratio']:.3f}** | |",
+        ]
+    )

@@ -47,8 +47,9 @@ class LatencyBenchConfig:
         if self.reps < 1 or self.warmup < 0 or self.steps < 1 or self.cot_tokens < 1:
             raise LaraUserError("--reps, --steps and --cot_tokens must be >= 1, --warmup >= 0")
         if (self.explicit_checkpoint is None) != (self.latent_checkpoint is None):
-            raise LaraUserError("pass both --explicit_checkpoint (stage I) and --latent_checkpoint "
-                                "(stage III), or neither")  # fmt: skip
+            raise LaraUserError(
+                "pass both --explicit_checkpoint (stage I) and --latent_checkpoint (stage III), or neither"
+            )
 
     @property
     def torch_dtype(self) -> str:

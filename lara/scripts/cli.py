@@ -28,11 +28,20 @@ QUIET = (
 
 # subcommand -> ("module:function", one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "eval": ("lara.scripts.eval_cli:main", "closed-loop evaluation in LIBERO (success table, videos, report)"),
-    "eval-offline": ("curriculum.offline.cli:main", "open-loop action metrics on held-out episodes of a dataset"),
+    "eval": (
+        "lara.scripts.eval_cli:main",
+        "closed-loop evaluation in LIBERO (success table, videos, report)",
+    ),
+    "eval-offline": (
+        "curriculum.offline.cli:main",
+        "open-loop action metrics on held-out episodes of a dataset",
+    ),
     "collect": ("data_pipeline.collect_cli:main", "collect scripted demonstrations into a LeRobot dataset"),
     "convert": ("data_pipeline.convert_cli:main", "convert a LIBERO HDF5 file/folder into a LeRobot dataset"),
-    "annotate": ("data_pipeline.annotation.cli:main", "auto-annotate a dataset with a structured chain of thought"),
+    "annotate": (
+        "data_pipeline.annotation.cli:main",
+        "auto-annotate a dataset with a structured chain of thought",
+    ),
     "train": ("curriculum.cli:main", "train one curriculum stage, or all three (--curriculum)"),
     "rl": ("lara.scripts.rl_cli:main", "GRPO fine-tuning of a trained policy in LIBERO with success rewards"),
     "bench": ("lara.scripts.bench_cli:main", "benchmarks: latency, train"),

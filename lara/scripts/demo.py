@@ -51,8 +51,11 @@ def latency_step(cfg: PipelineConfig, reps: int = 5) -> bool:
     from lara.scripts.bench_latency import checkpoint_latency
 
     episode = next(read_lerobot_dataset(cfg.data_dir, episodes=[0]))
-    obs = {"images": {cam: frames[0] for cam, frames in episode.images.items()},
-           "state": episode.state[0], "instruction": episode.instruction}  # fmt: skip
+    obs = {
+        "images": {cam: frames[0] for cam, frames in episode.images.items()},
+        "state": episode.state[0],
+        "instruction": episode.instruction,
+    }
     result = checkpoint_latency(cfg.stage_dir(1) / "final", cfg.stage_dir(3) / "final", obs, reps=reps)
     atomic_write_text(path, json.dumps(result, indent=2))
     return True
@@ -63,10 +66,16 @@ def main(argv: list[str]) -> int:
     if demo.fresh and demo.out.exists():
         shutil.rmtree(demo.out)
     cfg = PipelineConfig(
-        out=demo.out, suite="libero_object", tasks=demo.tasks, episodes_per_task=demo.episodes_per_task,
-        eval_episodes=demo.eval_episodes, stage_steps=tuple(demo.stage_steps), workers=demo.workers, video=True,
+        out=demo.out,
+        suite="libero_object",
+        tasks=demo.tasks,
+        episodes_per_task=demo.episodes_per_task,
+        eval_episodes=demo.eval_episodes,
+        stage_steps=tuple(demo.stage_steps),
+        workers=demo.workers,
+        video=True,
         eval_max_steps=demo.eval_max_steps,
-    )  # fmt: skip
+    )
     results = run_pipeline(cfg, preview=1)
     timed_step(cfg, "latency", lambda: latency_step(cfg))
 
@@ -75,8 +84,10 @@ def main(argv: list[str]) -> int:
     report = write_report(cfg, "lara demo " + shlex.join(argv) if argv else "lara demo")
     latency = json.loads((cfg.out / "latency.json").read_text())
     row = results["suites"][0]
-    print(f"\nstage-III policy on {cfg.suite} tasks {cfg.tasks}: {row['successes']}/{row['episodes']} closed-loop "
-          f"successes; latency latent/explicit {latency['latent_ms']:.0f}/{latency['explicit_ms']:.0f} ms "
-          f"= {latency['ratio']:.3f}; {sum(cfg.timings.values()) / 60:.1f} min of steps")  # fmt: skip
+    print(
+        f"\nstage-III policy on {cfg.suite} tasks {cfg.tasks}: {row['successes']}/{row['episodes']} closed-loop "
+        f"successes; latency latent/explicit {latency['latent_ms']:.0f}/{latency['explicit_ms']:.0f} ms "
+        f"= {latency['ratio']:.3f}; {sum(cfg.timings.values()) / 60:.1f} min of steps"
+    )
     print(f"report: {report}")
     return 0

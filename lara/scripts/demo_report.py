@@ -17,7 +17,11 @@ from pathlib import Path
 from lara.utils.atomic import atomic_write_text
 from lara.scripts.pipeline import REPO, PipelineConfig
 
-STAGE_NAMES = {1: "I (explicit CoT + FAST tokens)", 2: "II (CoT progressively latent)", 3: "III (DiT expert, flow)"}
+STAGE_NAMES = {
+    1: "I (explicit CoT + FAST tokens)",
+    2: "II (CoT progressively latent)",
+    3: "III (DiT expert, flow)",
+}
 
 
 def stage_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -45,9 +49,16 @@ def plot_stage(stage: int, scalars: dict[str, list[tuple[int, float]]], path: Pa
     fig, ax = plt.subplots(figsize=(6, 3.4))
     for tag in sorted(t for t in scalars if t.startswith("loss/")):
         steps, values = zip(*scalars[tag])
-        values = [v if v > 0 else float("nan") for v in values]  # 0 (e.g. CoT CE once all latent): no log point
-        ax.plot(steps, values, label=tag.split("/", 1)[1], lw=1.4 if tag == "loss/total" else 1.0,
-                marker="o" if len(steps) < 5 else None)
+        values = [
+            v if v > 0 else float("nan") for v in values
+        ]  # 0 (e.g. CoT CE once all latent): no log point
+        ax.plot(
+            steps,
+            values,
+            label=tag.split("/", 1)[1],
+            lw=1.4 if tag == "loss/total" else 1.0,
+            marker="o" if len(steps) < 5 else None,
+        )
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (log scale)")
@@ -70,7 +81,9 @@ def _read_json(path: Path) -> dict | None:
 
 def _git_commit() -> str:
     try:
-        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        )
         return out.stdout.strip() or "unknown"
     except OSError:
         return "unknown"
@@ -80,15 +93,19 @@ def _dataset_section(cfg: PipelineConfig) -> list[str]:
     import pandas as pd
 
     info = _read_json(cfg.data_dir / "meta" / "info.json") or {}
-    episodes = pd.concat(pd.read_parquet(f) for f in sorted((cfg.data_dir / "meta" / "episodes").glob("*/*.parquet")))
+    episodes = pd.concat(
+        pd.read_parquet(f) for f in sorted((cfg.data_dir / "meta" / "episodes").glob("*/*.parquet"))
+    )
     jitter = "" if cfg.perturb_xy == 0 else f" (objects moved up to {cfg.perturb_xy} m)"
     starts = f"demo k of a task starts from the suite's init state k{jitter or ' (no perturbation)'}"
     layouts = _read_json(cfg.data_dir / "lara" / "collection.json")
     if cfg.init == "sampled" and layouts:
-        starts = (f"demos start from layouts drawn by LIBERO's placement sampler{jitter} (seed {layouts['seed']}, "
-                  f"region fit {layouts['region_fit']}), never within {layouts['min_layout_distance_m']} m of an "
-                  f"evaluation init state: {layouts['layouts_refused']} draw(s) refused, nearest kept layout "
-                  f"{layouts['min_distance_to_evaluation_states_m']:.3f} m")  # fmt: skip
+        starts = (
+            f"demos start from layouts drawn by LIBERO's placement sampler{jitter} (seed {layouts['seed']}, "
+            f"region fit {layouts['region_fit']}), never within {layouts['min_layout_distance_m']} m of an "
+            f"evaluation init state: {layouts['layouts_refused']} draw(s) refused, nearest kept layout "
+            f"{layouts['min_distance_to_evaluation_states_m']:.3f} m"
+        )
     per_task = episodes.assign(task=episodes["tasks"].map(lambda t: t[0])).groupby("task")["length"]
     lines = [
         "## 1. Dataset: scripted demonstrations",
@@ -99,12 +116,15 @@ def _dataset_section(cfg: PipelineConfig) -> list[str]:
         "| instruction | demos | mean frames |",
         "|---|---|---|",
         *[f"| {task} | {len(lengths)} | {lengths.mean():.0f} |" for task, lengths in per_task],
-    ]  # fmt: skip
+    ]
     collect = _read_json(cfg.out / "collect.json")
     if collect:
-        lines += ["", f"Collection: {collect['collected_now']} demo(s) in {collect['seconds']:.0f} s "
-                  f"({collect['demos_per_minute']:.2f} demos/min, {cfg.workers} worker process(es)); attempt outcomes "
-                  f"{collect['attempt_outcomes']}; {collect['not_collected']} slot(s) not collected."]  # fmt: skip
+        lines += [
+            "",
+            f"Collection: {collect['collected_now']} demo(s) in {collect['seconds']:.0f} s "
+            f"({collect['demos_per_minute']:.2f} demos/min, {cfg.workers} worker process(es)); attempt outcomes "
+            f"{collect['attempt_outcomes']}; {collect['not_collected']} slot(s) not collected.",
+        ]
     return lines
 
 
@@ -116,11 +136,18 @@ def _annotation_section(cfg: PipelineConfig) -> list[str]:
     ok = sum(a.status == "ok" for a in anns)
     lines.append(f"{ok}/{len(anns)} episodes annotated. Preview (boxes from the simulator, CoT per frame):")
     lines.append("")
-    lines += [f"![annotation preview]({p.relative_to(cfg.out)})" for p in sorted(cfg.preview_dir.glob("*.png"))]
+    lines += [
+        f"![annotation preview]({p.relative_to(cfg.out)})" for p in sorted(cfg.preview_dir.glob("*.png"))
+    ]
     first = next((a for a in anns if a.status == "ok"), None)
     if first is not None:
-        lines += ["", f"CoT of episode {first.episode} at its first, middle and last frame:", "", "| frame | CoT |",
-                  "|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            f"CoT of episode {first.episode} at its first, middle and last frame:",
+            "",
+            "| frame | CoT |",
+            "|---|---|",
+        ]
         for t in (0, first.num_frames // 2, first.num_frames - 1):
             text = " ".join(f"<{tag}> {value}" for tag, value in first.frames[t]).replace("|", "/")
             lines.append(f"| {t} | {text} |")
@@ -129,9 +156,12 @@ def _annotation_section(cfg: PipelineConfig) -> list[str]:
 
 def _training_section(cfg: PipelineConfig) -> list[str]:
     lines = [
-        "", f"## 3. Training: the three-stage curriculum ({cfg.curriculum} preset, CPU)", "",
-        "| stage | steps | first loss | last loss | samples/s | checkpoint |", "|---|---|---|---|---|---|",
-    ]  # fmt: skip
+        "",
+        f"## 3. Training: the three-stage curriculum ({cfg.curriculum} preset, CPU)",
+        "",
+        "| stage | steps | first loss | last loss | samples/s | checkpoint |",
+        "|---|---|---|---|---|---|",
+    ]
     plots = []
     for stage in (1, 2, 3):
         run = cfg.stage_dir(stage)
@@ -148,8 +178,13 @@ def _training_section(cfg: PipelineConfig) -> list[str]:
             f"| {STAGE_NAMES[stage]} | {total[-1][0] if total else 0} | {total[0][1]:.3f} | {total[-1][1]:.3f} | "
             f"{sps[-1][1]:.1f} | `{(run / 'final').relative_to(cfg.out)}` |"
         )
-    return [*lines, "", "(first/last: the first and last logged `loss/total`; samples/s over the whole stage)", "",
-            *plots]  # fmt: skip
+    return [
+        *lines,
+        "",
+        "(first/last: the first and last logged `loss/total`; samples/s over the whole stage)",
+        "",
+        *plots,
+    ]
 
 
 def success_table(results: dict) -> list[str]:
@@ -157,8 +192,10 @@ def success_table(results: dict) -> list[str]:
     lines = ["| | successes | rate | 95% Wilson CI | mean steps |", "|---|---|---|---|---|"]
     for row in [*results["tasks"], *results["suites"]]:
         low, high = row["ci95_low"], row["ci95_high"]  # results.json carries the Wilson interval
-        lines.append(f"| {row['name']} | {row['successes']}/{row['episodes']} | {100 * row['success_rate']:.0f}% | "
-                     f"[{100 * low:.0f}, {100 * high:.0f}] | {row['mean_steps']:.0f} |")  # fmt: skip
+        lines.append(
+            f"| {row['name']} | {row['successes']}/{row['episodes']} | {100 * row['success_rate']:.0f}% | "
+            f"[{100 * low:.0f}, {100 * high:.0f}] | {row['mean_steps']:.0f} |"
+        )
     return lines
 
 
@@ -171,15 +208,27 @@ def _eval_section(cfg: PipelineConfig) -> list[str]:
         f"{cfg.eval_episodes} episode(s) per task from init states 0..{cfg.eval_episodes - 1}: the states the demos "
         "started from, so this checks that the whole spine (data, normalization, gripper sign, image flip, chunk "
         "execution) can reproduce what it was shown. It is not a generalization result."
-        + (f" **Episodes capped at {cfg.eval_max_steps} steps (smoke run; the protocol's limit is higher).**"
-           if cfg.eval_max_steps else ""),
+        + (
+            f" **Episodes capped at {cfg.eval_max_steps} steps (smoke run; the protocol's limit is higher).**"
+            if cfg.eval_max_steps
+            else ""
+        ),
         "",
         *success_table(results),
-    ]  # fmt: skip
-    lines += ["", "![success per task](eval/success.png)", "", "Full report: [eval/report.md](eval/report.md)"]
+    ]
+    lines += [
+        "",
+        "![success per task](eval/success.png)",
+        "",
+        "Full report: [eval/report.md](eval/report.md)",
+    ]
     videos = sorted((cfg.eval_dir / "videos").glob("*.mp4"))
     if videos:
-        lines += ["", "Rollout videos (agentview | wrist):", *[f"- [{v.name}](eval/videos/{v.name})" for v in videos]]
+        lines += [
+            "",
+            "Rollout videos (agentview | wrist):",
+            *[f"- [{v.name}](eval/videos/{v.name})" for v in videos],
+        ]
     return lines
 
 
@@ -191,9 +240,14 @@ def _latency_section(cfg: PipelineConfig, latency: dict | None) -> list[str]:
         return [*lines, "not run yet"]
     for key in ("explicit_checkpoint", "latent_checkpoint"):  # shown relative to the report
         path = Path(latency[key])
-        latency = {**latency, key: str(path.relative_to(cfg.out)) if path.is_relative_to(cfg.out) else str(path)}
+        latency = {
+            **latency,
+            key: str(path.relative_to(cfg.out)) if path.is_relative_to(cfg.out) else str(path),
+        }
     raw = latency["cot_text"]
-    cot = " ".join(raw.split()) or (f"({len(raw)} whitespace characters)" if raw else "(empty: <img_next> at once)")
+    cot = " ".join(raw.split()) or (
+        f"({len(raw)} whitespace characters)" if raw else "(empty: <img_next> at once)"
+    )
     return [
         *lines,
         checkpoint_table(latency),
@@ -227,7 +281,7 @@ def report_header(cfg: PipelineConfig, title: str, command: str) -> list[str]:
         "",
         "(each step's time was measured by the run that did it; a resumed run skips finished steps)",
         "",
-    ]  # fmt: skip
+    ]
 
 
 def write_report(cfg: PipelineConfig, command: str) -> Path:

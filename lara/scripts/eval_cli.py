@@ -1,7 +1,7 @@
 """`lara eval`: closed-loop LIBERO evaluation.
 
-    lara eval --policy scripted --suite libero_object --tasks 0,3 --episodes 5 --workers 2 --out runs/eval/x --video
-    lara eval --config_path configs/eval/libero_object.yaml --policy runs/demo/stage3/final
+lara eval --policy scripted --suite libero_object --tasks 0,3 --episodes 5 --workers 2 --out runs/eval/x --video
+lara eval --config_path configs/eval/libero_object.yaml --policy runs/demo/stage3/final
 """
 
 from __future__ import annotations

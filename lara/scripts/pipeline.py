@@ -43,8 +43,12 @@ class PipelineConfig:
     annotation: str = "sim-v1"
     curriculum: str = "tiny"  # training preset size (curriculum/presets.py)
     stage_steps: tuple[int, int, int] = (200, 200, 3000)
-    eval_episodes: int = 10  # per task, from init states 0..N-1 (init "shipped": the ones the demos started from)
-    eval_max_steps: int | None = None  # cap on policy steps per episode (smoke runs only; None = the suite's limit)
+    eval_episodes: int = (
+        10  # per task, from init states 0..N-1 (init "shipped": the ones the demos started from)
+    )
+    eval_max_steps: int | None = (
+        None  # cap on policy steps per episode (smoke runs only; None = the suite's limit)
+    )
     # a `lara eval` preset (e.g. configs/eval/libero_object.yaml: the standard protocol's cameras and seed);
     # None: evaluate at `camera_size` with EvalConfig's defaults
     eval_config: Path | None = None
@@ -96,8 +100,14 @@ def collect_config(cfg: PipelineConfig):  # -> data_pipeline.collect.CollectConf
     from data_pipeline.collect import CollectConfig
 
     return CollectConfig(
-        suite=cfg.suite, tasks=cfg.tasks, episodes_per_task=cfg.episodes_per_task, out=str(cfg.data_dir),
-        workers=cfg.workers, camera_size=cfg.camera_size, perturb_xy=cfg.perturb_xy, init=cfg.init,
+        suite=cfg.suite,
+        tasks=cfg.tasks,
+        episodes_per_task=cfg.episodes_per_task,
+        out=str(cfg.data_dir),
+        workers=cfg.workers,
+        camera_size=cfg.camera_size,
+        perturb_xy=cfg.perturb_xy,
+        init=cfg.init,
     )
 
 
@@ -108,11 +118,21 @@ def collect_step(cfg: PipelineConfig) -> bool:
 
     result = collect(collect_config(cfg))
     print(summary(result))
-    atomic_write_text(cfg.out / "collect.json", json.dumps({
-        "episodes": result.episodes, "frames": result.frames, "collected_now": result.collected_now,
-        "seconds": round(result.seconds, 1), "demos_per_minute": round(result.demos_per_minute, 2),
-        "not_collected": len(result.failed), "attempt_outcomes": result.status_counts,
-    }, indent=2))  # fmt: skip
+    atomic_write_text(
+        cfg.out / "collect.json",
+        json.dumps(
+            {
+                "episodes": result.episodes,
+                "frames": result.frames,
+                "collected_now": result.collected_now,
+                "seconds": round(result.seconds, 1),
+                "demos_per_minute": round(result.demos_per_minute, 2),
+                "not_collected": len(result.failed),
+                "attempt_outcomes": result.status_counts,
+            },
+            indent=2,
+        ),
+    )
     return True
 
 
@@ -126,8 +146,9 @@ def annotate_step(cfg: PipelineConfig, preview: int = 0) -> bool:
     previews_done = not preview or any(cfg.preview_dir.glob("*.png"))
     if meta and meta.get("complete") and previews_done:
         return False
-    result = annotate_dataset(LeRobotSource(cfg.data_dir), cfg.annotation, AnnotationConfig(backend="sim"),
-                              workers=cfg.workers)
+    result = annotate_dataset(
+        LeRobotSource(cfg.data_dir), cfg.annotation, AnnotationConfig(backend="sim"), workers=cfg.workers
+    )
     log.info("annotation %s: %s", cfg.annotation, result)
     if preview:
         from data_pipeline.annotation.preview import render_previews
@@ -142,18 +163,41 @@ def train_stage_step(cfg: PipelineConfig, stage: int) -> bool:
 
     if (final_dir(cfg.stage_dir(stage)) / TRAINER_STATE).is_file():
         return False
-    overrides = ["--data.root", str(cfg.data_dir), "--data.annotation", cfg.annotation,
-                 "--steps", str(cfg.stage_steps[stage - 1])]  # fmt: skip
+    overrides = [
+        "--data.root",
+        str(cfg.data_dir),
+        "--data.annotation",
+        cfg.annotation,
+        "--steps",
+        str(cfg.stage_steps[stage - 1]),
+    ]
     run_curriculum(cfg.curriculum, [], overrides, str(cfg.out / "train"), [stage])
     return True
 
 
 def eval_args(cfg: PipelineConfig) -> list[str]:
     """The `lara eval` flags of the evaluation step (run in-process; also the command a report shows)."""
-    args = ["--config_path", str(cfg.eval_config)] if cfg.eval_config else ["--camera_size", str(cfg.camera_size)]
-    args += ["--policy", str(cfg.stage_dir(3) / "final"), "--suite", cfg.suite, "--tasks", cfg.tasks,
-             "--episodes", str(cfg.eval_episodes), "--workers", str(cfg.workers), "--out", str(cfg.eval_dir),
-             "--video", str(cfg.video).lower()]  # fmt: skip
+    args = (
+        ["--config_path", str(cfg.eval_config)]
+        if cfg.eval_config
+        else ["--camera_size", str(cfg.camera_size)]
+    )
+    args += [
+        "--policy",
+        str(cfg.stage_dir(3) / "final"),
+        "--suite",
+        cfg.suite,
+        "--tasks",
+        cfg.tasks,
+        "--episodes",
+        str(cfg.eval_episodes),
+        "--workers",
+        str(cfg.workers),
+        "--out",
+        str(cfg.eval_dir),
+        "--video",
+        str(cfg.video).lower(),
+    ]
     return args + (["--max_steps", str(cfg.eval_max_steps)] if cfg.eval_max_steps else [])
 
 
@@ -176,10 +220,14 @@ def run_pipeline(cfg: PipelineConfig, preview: int = 0) -> dict:
     settings = json.loads(json.dumps({k: v for k, v in asdict(cfg).items() if k != "timings"}, default=str))
     previous = cfg.out / "pipeline.json"
     old = json.loads(previous.read_text()) if previous.exists() else {}
-    changed = sorted(k for k in settings if k in old and old[k] != settings[k])  # keys new since then: not compared
+    changed = sorted(
+        k for k in settings if k in old and old[k] != settings[k]
+    )  # keys new since then: not compared
     if changed:
-        raise LaraUserError(f"{cfg.out} holds a run with other settings ({', '.join(changed)} differ); "
-                            "pass --fresh to start over or choose another --out")  # fmt: skip
+        raise LaraUserError(
+            f"{cfg.out} holds a run with other settings ({', '.join(changed)} differ); "
+            "pass --fresh to start over or choose another --out"
+        )
     atomic_write_text(previous, json.dumps(settings, indent=2))
     timed_step(cfg, "collect", lambda: collect_step(cfg))
     timed_step(cfg, "annotate", lambda: annotate_step(cfg, preview))

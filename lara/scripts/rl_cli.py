@@ -28,9 +28,18 @@ def _evaluate(cfg: RLConfig, policy: str, name: str) -> None:
     if (out / "results.json").is_file():
         log.info("%s exists, skipping that evaluation", out / "results.json")
         return
-    evaluate(EvalConfig(policy=policy, suite=cfg.suite, tasks=cfg.tasks, episodes=cfg.eval_episodes,
-                        workers=cfg.eval_workers, out=out, execute_steps=cfg.execute_steps,
-                        max_steps=cfg.eval_max_steps))  # fmt: skip
+    evaluate(
+        EvalConfig(
+            policy=policy,
+            suite=cfg.suite,
+            tasks=cfg.tasks,
+            episodes=cfg.eval_episodes,
+            workers=cfg.eval_workers,
+            out=out,
+            execute_steps=cfg.execute_steps,
+            max_steps=cfg.eval_max_steps,
+        )
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -18,9 +18,11 @@ def _fmt(v, spec: str = ".3f") -> str:
 
 
 def iteration_rows(records: list[dict]) -> list[str]:
-    rows = ["| iteration | success (rollout layouts) | 95% Wilson | informative groups | KL | clip frac | "
-            "noise / temperature | entropy per token | mean chunk log-prob | errors | rollout s | wall s |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = [
+        "| iteration | success (rollout layouts) | 95% Wilson | informative groups | KL | clip frac | "
+        "noise / temperature | entropy per token | mean chunk log-prob | errors | rollout s | wall s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in records:
         low, high = wilson_interval(r["successes"], r["rollouts"])
         scale = r["noise_scale"] if r.get("noise_scale") is not None else r.get("temperature")
@@ -37,8 +39,10 @@ def _eval_line(name: str, results_path: Path) -> str | None:
     if not results_path.is_file():
         return None
     suite = json.loads(results_path.read_text())["suites"][0]  # one suite per `lara rl` run
-    return (f"| {name} | {suite['successes']}/{suite['episodes']} | {suite['success_rate']:.1%} | "
-            f"[{suite['ci95_low']:.2f}, {suite['ci95_high']:.2f}] |")  # fmt: skip
+    return (
+        f"| {name} | {suite['successes']}/{suite['episodes']} | {suite['success_rate']:.1%} | "
+        f"[{suite['ci95_low']:.2f}, {suite['ci95_high']:.2f}] |"
+    )
 
 
 def plot_success(records: list[dict], path: Path) -> None:
@@ -67,17 +71,26 @@ def write_rl_report(out: Path, command: str, capped_eval_steps: int | None = Non
     lines = [f"# lara rl: {out}", "", f"Command: `{command}`", ""]
     if records:
         last = records[-1]
-        lines += [f"{len(records)} iterations, {sum(r['rollouts'] for r in records)} rollouts of "
-                  f"{last['rollouts']} per iteration; rollouts start from the training data's demo start states "
-                  "(not the evaluation init states).", ""]  # fmt: skip
+        lines += [
+            f"{len(records)} iterations, {sum(r['rollouts'] for r in records)} rollouts of "
+            f"{last['rollouts']} per iteration; rollouts start from the training data's demo start states "
+            "(not the evaluation init states).",
+            "",
+        ]
         lines += ["## Rollout success per iteration", "", *iteration_rows(records), ""]
         if len(records) >= 2:
             plot_success(records, out / "rl_success.png")
             lines += ["![success per iteration](rl_success.png)", ""]
     if dropped:
         lines += [f"({dropped} unreadable log lines skipped.)", ""]
-    evals = [line for line in (_eval_line("before (starting policy)", out / "eval_before" / "results.json"),
-                                _eval_line("after (final/)", out / "eval_after" / "results.json")) if line]  # fmt: skip
+    evals = [
+        line
+        for line in (
+            _eval_line("before (starting policy)", out / "eval_before" / "results.json"),
+            _eval_line("after (final/)", out / "eval_after" / "results.json"),
+        )
+        if line
+    ]
     if evals:
         lines += ["## Standard protocol (evaluation init states)", ""]
         if capped_eval_steps:

@@ -70,7 +70,11 @@ def remove_stale_temps(folder: str | Path, prefix: str) -> list[Path]:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
-        logger.info("removed %s (%.1f MB), left by process %s that no longer runs (a killed run)",
-                    path, size, match.group(1))
+        logger.info(
+            "removed %s (%.1f MB), left by process %s that no longer runs (a killed run)",
+            path,
+            size,
+            match.group(1),
+        )
         removed.append(path)
     return removed

@@ -45,7 +45,6 @@ def field_type(config_class: type, dotted: str) -> object | None:
     return current
 
 
-
 def _split(arg: str) -> tuple[str, str | None]:
     """`--a.b=v` -> ("a.b", "v"); `--a.b` -> ("a.b", None)."""
     name, sep, value = arg[2:].partition("=")
@@ -66,8 +65,10 @@ def normalize_args(config_class: type, argv: list[str], prog: str) -> list[str]:
     while i < len(argv):
         arg = argv[i]
         if not arg.startswith("--"):
-            raise LaraUserError(f"unexpected argument {arg!r}: `{prog}` takes no positional arguments, "
-                                f"every input is a `--field value` flag (see `{prog} --help`)")
+            raise LaraUserError(
+                f"unexpected argument {arg!r}: `{prog}` takes no positional arguments, "
+                f"every input is a `--field value` flag (see `{prog} --help`)"
+            )
         name, value = _split(arg)
         tp = field_type(config_class, name)
         if tp is None and name != CONFIG_PATH:
@@ -125,5 +126,6 @@ def parse_over(config_class: type[T], defaults: dict, args: list[str]) -> T:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "defaults.yaml"
         path.write_text(yaml.safe_dump(defaults) if defaults else "{}\n")
-        return draccus.parse(config_class=config_class, config_path=path, args=list(args),
-                             exit_on_error=False)
+        return draccus.parse(
+            config_class=config_class, config_path=path, args=list(args), exit_on_error=False
+        )

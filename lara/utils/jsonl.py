@@ -73,8 +73,12 @@ def repair_jsonl(path: str | Path) -> int:
             fh.flush()
             os.fsync(fh.fileno())
     if dropped:
-        logger.warning("%s: dropped %d torn/invalid line(s) at the end (a run killed mid-write); "
-                       "those records are redone", path, dropped)
+        logger.warning(
+            "%s: dropped %d torn/invalid line(s) at the end (a run killed mid-write); "
+            "those records are redone",
+            path,
+            dropped,
+        )
     return dropped
 
 

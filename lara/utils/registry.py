@@ -26,14 +26,19 @@ def dispatch(registry: Registry, argv: list[str], header: str, section: str, pro
         return 0
     name, rest = argv[0], argv[1:]
     if name not in registry:
-        print(f"error: unknown {section[:-1]} {name!r}\n\n{usage(registry, header, section)}", file=sys.stderr)
+        print(
+            f"error: unknown {section[:-1]} {name!r}\n\n{usage(registry, header, section)}", file=sys.stderr
+        )
         return 2
     module_name, func_name = registry[name][0].split(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
         if err.name and module_name.startswith(err.name):
-            print(f"error: `{prog} {name}` is not available in this build ({module_name} is missing)", file=sys.stderr)
+            print(
+                f"error: `{prog} {name}` is not available in this build ({module_name} is missing)",
+                file=sys.stderr,
+            )
             return 2
         raise
     return int(getattr(module, func_name)(rest) or 0)

@@ -16,10 +16,34 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_gpu_check_dry_run_on_cpu(tmp_path):
     out = tmp_path / "gpu_check.json"
-    env = {**os.environ, "OUT": str(out), "PYTHON": os.environ.get("PYTHON", "python"), "OMP_NUM_THREADS": "1"}
-    args = ["--device", "cpu", "--preset", "tiny", "--batch", "2", "--reps", "1", "--warmup", "0", "--cot-tokens", "4"]
-    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), *args], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    env = {
+        **os.environ,
+        "OUT": str(out),
+        "PYTHON": os.environ.get("PYTHON", "python"),
+        "OMP_NUM_THREADS": "1",
+    }
+    args = [
+        "--device",
+        "cpu",
+        "--preset",
+        "tiny",
+        "--batch",
+        "2",
+        "--reps",
+        "1",
+        "--warmup",
+        "0",
+        "--cot-tokens",
+        "4",
+    ]
+    proc = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     r = json.loads(out.read_text())
     assert r["preset"] == "tiny" and r["device"] == "cpu" and r["dtype"] == "float32"

@@ -40,7 +40,9 @@ def test_reader_skips_and_counts_episodes_without_language(bridge_dataset):
     assert episodes_without_language(bridge_dataset) == [2]
     # asking for episode 2 explicitly still skips it (never an empty-prompt episode)
     skipped = SkipCount()
-    assert [e.episode_index for e in read_bridge_episodes(bridge_dataset, episodes=[1, 2], skipped=skipped)] == [1]
+    assert [
+        e.episode_index for e in read_bridge_episodes(bridge_dataset, episodes=[1, 2], skipped=skipped)
+    ] == [1]
     assert skipped.counts == {"no_language": [2]}
 
 
@@ -74,12 +76,18 @@ def test_camera_selection(bridge_dataset):
 
 
 def test_bad_input_names_what_differs(tmp_path, bridge_dataset, write_bridge_dataset):
-    one_cam = write_bridge_dataset(tmp_path / "one_cam", lengths=[12, 12], instructions=["put the carrot on the plate"] * 2,
-                                   cameras=1)
+    one_cam = write_bridge_dataset(
+        tmp_path / "one_cam", lengths=[12, 12], instructions=["put the carrot on the plate"] * 2, cameras=1
+    )
     with pytest.raises(LaraUserError, match=r"observation\.images\.image_1.*missing"):
         check_bridge_dataset(one_cam, bridge_mapping((0, 1)))
-    wide = write_bridge_dataset(tmp_path / "wide", lengths=[12, 12], instructions=["put the carrot on the plate"] * 2,
-                                action_dim=10, cameras=1)
+    wide = write_bridge_dataset(
+        tmp_path / "wide",
+        lengths=[12, 12],
+        instructions=["put the carrot on the plate"] * 2,
+        action_dim=10,
+        cameras=1,
+    )
     with pytest.raises(LaraUserError, match="action 'action' has 10 dims.*expects 7"):
         check_bridge_dataset(wide, "bridge")
     with pytest.raises(LaraUserError, match="state 'observation.state' has 8 dims.*expects 7"):
@@ -103,19 +111,29 @@ def test_annotate_instruction_backend_on_bridge(bridge_copy, capsys):
     from data_pipeline.annotation.cli import main as annotate_main
     from data_pipeline.annotation.sidecar import load_annotations
 
-    assert annotate_main(["--dataset", str(bridge_copy), "--backend", "instruction", "--name", "v1",
-                          "--progress", "false"]) == 0  # the key mapping is detected: bridge
+    assert (
+        annotate_main(
+            ["--dataset", str(bridge_copy), "--backend", "instruction", "--name", "v1", "--progress", "false"]
+        )
+        == 0
+    )  # the key mapping is detected: bridge
     out = capsys.readouterr().out
     assert "5/6 episodes annotated" in out and "no instruction" in out
-    header = json.loads((bridge_copy / "annotations/v1/episodes/episode_000000.jsonl").read_text().splitlines()[0])
+    header = json.loads(
+        (bridge_copy / "annotations/v1/episodes/episode_000000.jsonl").read_text().splitlines()[0]
+    )
     assert header["status"] == "ok" and header["quality_flags"] == []
     phases = [s["phase"] for s in header["segments"]]
     assert phases == ["move_to_object", "grasp", "move_to_goal", "place", "retract"]
     T = header["num_frames"]
     grasp = next(s for s in header["segments"] if s["phase"] == "grasp")
     place = next(s for s in header["segments"] if s["phase"] == "place")
-    assert abs(grasp["start"] - T // 3) <= 2 and abs(place["start"] - 2 * T // 3) <= 2  # from the continuous gripper
-    skipped = json.loads((bridge_copy / "annotations/v1/episodes/episode_000002.jsonl").read_text().splitlines()[0])
+    assert (
+        abs(grasp["start"] - T // 3) <= 2 and abs(place["start"] - 2 * T // 3) <= 2
+    )  # from the continuous gripper
+    skipped = json.loads(
+        (bridge_copy / "annotations/v1/episodes/episode_000002.jsonl").read_text().splitlines()[0]
+    )
     assert skipped["status"] == "skipped" and skipped["reason"] == "no instruction"
     cot = load_annotations(bridge_copy, "v1")
     tags0 = dict(cot[(0, 0)])

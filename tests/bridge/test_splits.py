@@ -35,7 +35,11 @@ def test_choose_heldout_is_deterministic_and_sized():
 def test_split_recorded_in_meta_and_disjoint(bridge_copy):
     split = make_split(bridge_copy, heldout_fraction=0.4, seed=1, exclude={"no_language": [2]})
     data = json.loads((bridge_copy / SPLIT_FILE).read_text())
-    assert data["heldout"] == split.heldout and data["train"] == split.train and data["excluded"] == {"no_language": [2]}
+    assert (
+        data["heldout"] == split.heldout
+        and data["train"] == split.train
+        and data["excluded"] == {"no_language": [2]}
+    )
     assert heldout_episodes(bridge_copy) == split.heldout and train_episodes(bridge_copy) == split.train
     assert not set(split.train) & set(split.heldout)
     assert 2 not in split.train and 2 not in split.heldout
@@ -76,4 +80,6 @@ def test_training_episodes_follow_the_split_or_skip_unlabelled(bridge_copy):
 
     assert training_episodes(bridge_copy) == [0, 1, 3, 4, 5]  # no split yet: every episode with language
     split = make_split(bridge_copy, heldout_fraction=0.4, seed=1, exclude={"no_language": [2]})
-    assert training_episodes(bridge_copy) == split.train and not set(split.heldout) & set(training_episodes(bridge_copy))
+    assert training_episodes(bridge_copy) == split.train and not set(split.heldout) & set(
+        training_episodes(bridge_copy)
+    )

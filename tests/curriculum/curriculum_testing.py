@@ -1,7 +1,6 @@
 """Helpers shared by tests/curriculum (a uniquely named module: `from conftest import` resolves to
 whichever conftest.py pytest loaded first)."""
 
-
 from pathlib import Path
 
 import pytest

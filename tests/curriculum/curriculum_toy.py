@@ -59,7 +59,10 @@ class ToyPolicy(nn.Module):
         backbone = list(self.backbone.parameters()) + list(self.vision.parameters())
         ids = {id(p) for p in backbone}
         heads = [p for p in self.parameters() if id(p) not in ids and p.requires_grad]
-        return [{"params": backbone, "lr": backbone_lr, "name": "backbone"}, {"params": heads, "lr": head_lr, "name": "heads"}]
+        return [
+            {"params": backbone, "lr": backbone_lr, "name": "backbone"},
+            {"params": heads, "lr": head_lr, "name": "heads"},
+        ]
 
     @torch.no_grad()
     def ema_update(self) -> None:
@@ -125,13 +128,17 @@ class ToyDataset(Dataset):
         return {
             "image.agentview": torch.from_numpy(img),
             "image.wrist": torch.from_numpy(img[::-1].copy()),
-            "next_image.agentview": torch.from_numpy((img * 0.5 + state[:3, None, None] * 0.1).astype(np.float32)),
+            "next_image.agentview": torch.from_numpy(
+                (img * 0.5 + state[:3, None, None] * 0.1).astype(np.float32)
+            ),
             "state": torch.from_numpy(state),
             "action": torch.from_numpy(np.tanh(state @ self.w).reshape(self.horizon, ACTION)),
             "action_is_pad": torch.zeros(self.horizon, dtype=torch.bool),
             "instruction": "put the bowl on the plate",
             "cot": [("SUBTASK", "grasp the bowl"), ("MOVE", "move down")],
-            "episode_index": i // 8, "frame_index": i % 8, "task_index": 0,
+            "episode_index": i // 8,
+            "frame_index": i % 8,
+            "task_index": 0,
         }
 
 
@@ -151,8 +158,11 @@ def collate(samples: list[dict]) -> dict:
 def build_toy_policy(cfg, dataset, init_from):
     if init_from is not None:
         return ToyPolicy.from_pretrained(init_from)
-    return ToyPolicy(horizon=cfg.model.chunk_size, noisy=cfg.policy_type == "toy-noisy",
-                     ema_momentum=cfg.model.foresight.ema_momentum)
+    return ToyPolicy(
+        horizon=cfg.model.chunk_size,
+        noisy=cfg.policy_type == "toy-noisy",
+        ema_momentum=cfg.model.foresight.ema_momentum,
+    )
 
 
 def build_toy_dataset(cfg):
@@ -164,13 +174,26 @@ def build_toy_dataset(cfg):
 
 def toy_preset(stage: str) -> TrainConfig:
     """The trainer tests' size: 20 steps at batch 8 on 64 toy samples, 4-action chunks."""
-    model = LaraConfig(chunk_size=4, inference=InferenceConfig(n_action_steps=4),
-                       foresight=ForesightConfig(ema_momentum=0.9))  # the toy policy reads these two
-    return stage_objective(TrainConfig(
-        output_dir="outputs/train/toy", policy_type="toy", steps=20, batch_size=8, seed=7, save_every=10,
-        log_every=5, progress=False, mixed_precision="no",
-        optim=OptimConfig(backbone_lr=1e-3, head_lr=1e-2, warmup_steps=2),
-        model=model, data=DataConfig(type="toy", root="64")), stage)
+    model = LaraConfig(
+        chunk_size=4, inference=InferenceConfig(n_action_steps=4), foresight=ForesightConfig(ema_momentum=0.9)
+    )  # the toy policy reads these two
+    return stage_objective(
+        TrainConfig(
+            output_dir="outputs/train/toy",
+            policy_type="toy",
+            steps=20,
+            batch_size=8,
+            seed=7,
+            save_every=10,
+            log_every=5,
+            progress=False,
+            mixed_precision="no",
+            optim=OptimConfig(backbone_lr=1e-3, head_lr=1e-2, warmup_steps=2),
+            model=model,
+            data=DataConfig(type="toy", root="64"),
+        ),
+        stage,
+    )
 
 
 register_policy("toy", build_toy_policy)

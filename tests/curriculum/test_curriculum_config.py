@@ -43,7 +43,10 @@ def test_baseline_is_stage_three_from_scratch_without_reasoning():
     assert cfg.active_losses() == {"flow": 1.0, "visual_l1": 0.0} and cfg.data.annotation is None  # no CoT
     stage3 = train_preset("small", 3)  # the same backbone, vision tower and expert otherwise
     assert (cfg.model.backbone, cfg.model.vision, cfg.model.expert) == (
-        stage3.model.backbone, stage3.model.vision, stage3.model.expert)
+        stage3.model.backbone,
+        stage3.model.vision,
+        stage3.model.expert,
+    )
     scratch = ["--init_from", "null", "--from_scratch", "true"]  # any stage III, asked for explicitly
     assert load_train_config(preset="tiny", stage=3, overrides=scratch).from_scratch
     with pytest.raises(LaraUserError, match="or pass --from_scratch true to train it from random init"):

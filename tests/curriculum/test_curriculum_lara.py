@@ -16,6 +16,7 @@ from curriculum.config import load_train_config  # noqa: E402
 from curriculum.trainer import train  # noqa: E402
 from lara.utils.errors import LaraUserError  # noqa: E402
 
+
 def _episode(index: int, T: int = 12, size: int = 32):
     from data_pipeline.episode import Episode
 
@@ -25,10 +26,19 @@ def _episode(index: int, T: int = 12, size: int = 32):
     state = rng.normal(size=(T, 8)).astype(np.float32)
     return Episode(
         images={c: rng.integers(0, 256, (T, size, size, 3), dtype=np.uint8) for c in ("agentview", "wrist")},
-        state=state, action=action, gripper=action[:, -1].copy(), ee_pos=state[:, :3].copy(),
-        ee_ori=state[:, 3:6].copy(), instruction=f"put bowl {index % 2} on the plate", task_index=index % 2,
-        task_name=f"task_{index % 2}", suite="libero_object", episode_index=index,
-        sim_states=rng.normal(size=(T, 4)), bddl_file="x.bddl", init_state=rng.normal(size=4),
+        state=state,
+        action=action,
+        gripper=action[:, -1].copy(),
+        ee_pos=state[:, :3].copy(),
+        ee_ori=state[:, 3:6].copy(),
+        instruction=f"put bowl {index % 2} on the plate",
+        task_index=index % 2,
+        task_name=f"task_{index % 2}",
+        suite="libero_object",
+        episode_index=index,
+        sim_states=rng.normal(size=(T, 4)),
+        bddl_file="x.bddl",
+        init_state=rng.normal(size=4),
         expert_phases=["approach"] * T,
     )
 
@@ -42,43 +52,91 @@ def _write_dataset(root, subtask):
     write_lerobot_dataset(root, episodes)
     run = annotation_dir(root, "v1")
     for ep in episodes:
-        frames = [[("SUBTASK", subtask(ep.episode_index, t)), ("MOVE", "move down"),
-                   ("GRIPPER", "open" if t < 6 else "close")] for t in range(ep.length)]
-        write_episode(run, EpisodeAnnotation(episode=ep.episode_index, status="ok", num_frames=ep.length,
-                                             frames=frames))
+        frames = [
+            [
+                ("SUBTASK", subtask(ep.episode_index, t)),
+                ("MOVE", "move down"),
+                ("GRIPPER", "open" if t < 6 else "close"),
+            ]
+            for t in range(ep.length)
+        ]
+        write_episode(
+            run, EpisodeAnnotation(episode=ep.episode_index, status="ok", num_frames=ep.length, frames=frames)
+        )
     write_meta(run, {"complete": True})
     return root
 
 
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory):
-    return _write_dataset(tmp_path_factory.mktemp("data") / "tiny",
-                          lambda e, t: "grasp the bowl" if t < 6 else "place the bowl")
+    return _write_dataset(
+        tmp_path_factory.mktemp("data") / "tiny", lambda e, t: "grasp the bowl" if t < 6 else "place the bowl"
+    )
 
 
-WORDS = ["grasp", "the", "black", "bowl", "between", "the", "plate", "and", "the", "wooden", "cabinet", "on", "the",
-         "left"]  # fmt: skip
+WORDS = [
+    "grasp",
+    "the",
+    "black",
+    "bowl",
+    "between",
+    "the",
+    "plate",
+    "and",
+    "the",
+    "wooden",
+    "cabinet",
+    "on",
+    "the",
+    "left",
+]
 
 
 @pytest.fixture(scope="module")
 def varied_cot_dataset(tmp_path_factory):
     """CoT of 1 to 14 words: every micro-batch holds a different number of CoT tokens."""
-    return _write_dataset(tmp_path_factory.mktemp("data") / "varied",
-                          lambda e, t: " ".join(WORDS[: 1 + (5 * e + 3 * t) % len(WORDS)]))
+    return _write_dataset(
+        tmp_path_factory.mktemp("data") / "varied",
+        lambda e, t: " ".join(WORDS[: 1 + (5 * e + 3 * t) % len(WORDS)]),
+    )
 
 
 def _cfg(stage, out, dataset, *extra):
-    return load_train_config([], preset="tiny", stage=stage, overrides=[
-        "--output_dir", str(out), "--data.root", str(dataset), "--batch_size", "4", "--progress", "false",
-        "--save_every", "100", "--optim.warmup_steps", "2", "--optim.head_lr", "3e-3", "--optim.backbone_lr", "1e-3",
-        *extra])
+    return load_train_config(
+        [],
+        preset="tiny",
+        stage=stage,
+        overrides=[
+            "--output_dir",
+            str(out),
+            "--data.root",
+            str(dataset),
+            "--batch_size",
+            "4",
+            "--progress",
+            "false",
+            "--save_every",
+            "100",
+            "--optim.warmup_steps",
+            "2",
+            "--optim.head_lr",
+            "3e-3",
+            "--optim.backbone_lr",
+            "1e-3",
+            *extra,
+        ],
+    )
 
 
 def _fixed_batch(policy_or_dir, dataset, stage: int) -> dict:
     from data_pipeline.samples import collate_samples
     from lara.modeling_lara import LaraPolicy
 
-    policy = policy_or_dir if isinstance(policy_or_dir, torch.nn.Module) else LaraPolicy.from_pretrained(policy_or_dir)
+    policy = (
+        policy_or_dir
+        if isinstance(policy_or_dir, torch.nn.Module)
+        else LaraPolicy.from_pretrained(policy_or_dir)
+    )
     policy.eval().set_latent_probability(1.0)
     batch = collate_samples([dataset[i] for i in range(0, 36, 3)])  # 12 fixed frames of all episodes
     torch.manual_seed(0)
@@ -141,8 +199,9 @@ def test_latest_annotation_needs_a_complete_run(tmp_path):
         resolve_annotation(cfg)
     stage3 = load_train_config(preset="tiny", stage=3, overrides=["--data.root", str(tmp_path)])
     assert resolve_annotation(stage3) is None  # stage III reads no CoT
-    no_cot = load_train_config(preset="tiny", stage=1,
-                               overrides=["--data.root", str(tmp_path), "--data.annotation", "null"])
+    no_cot = load_train_config(
+        preset="tiny", stage=1, overrides=["--data.root", str(tmp_path), "--data.annotation", "null"]
+    )
     with pytest.raises(LaraUserError, match="data.annotation is null"):
         resolve_annotation(no_cot)
 
@@ -159,8 +218,25 @@ def test_real_policy_sigkill_resume_is_exact(tiny_dataset, tmp_path):
     from curriculum_testing import assert_same_weights, weights
 
     train(_cfg(1, tmp_path / "s1", tiny_dataset, "--steps", "2"))
-    args = ["train", "--preset", "tiny", "--stage", "2", "--data.root", str(tiny_dataset), "--init_from",
-            str(tmp_path / "s1"), "--steps", "10", "--save_every", "4", "--batch_size", "4", "--progress", "false"]
+    args = [
+        "train",
+        "--preset",
+        "tiny",
+        "--stage",
+        "2",
+        "--data.root",
+        str(tiny_dataset),
+        "--init_from",
+        str(tmp_path / "s1"),
+        "--steps",
+        "10",
+        "--save_every",
+        "4",
+        "--batch_size",
+        "4",
+        "--progress",
+        "false",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "lara.scripts.cli", *args, "--output_dir", str(tmp_path / "killed")]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -172,8 +248,13 @@ def test_real_policy_sigkill_resume_is_exact(tiny_dataset, tmp_path):
     proc.wait()
     assert not (tmp_path / "killed" / "final").exists()
     subprocess.run([*cmd, "--resume", "true"], env=env, check=True, capture_output=True, timeout=600)
-    subprocess.run([sys.executable, "-m", "lara.scripts.cli", *args, "--output_dir", str(tmp_path / "full")], env=env,
-                   check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "lara.scripts.cli", *args, "--output_dir", str(tmp_path / "full")],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     assert_same_weights(weights(tmp_path / "full"), weights(tmp_path / "killed"), atol=1e-6)
 
 
@@ -195,8 +276,11 @@ def test_accumulation_equals_large_batch_on_the_real_policy(varied_cot_dataset, 
     import curriculum.trainer
 
     counts, step_loss_norm = [], curriculum.trainer.step_loss_norm
-    monkeypatch.setattr(curriculum.trainer, "step_loss_norm", lambda items, acc: counts.append(items) or
-                        step_loss_norm(items, acc))  # fmt: skip
+    monkeypatch.setattr(
+        curriculum.trainer,
+        "step_loss_norm",
+        lambda items, acc: counts.append(items) or step_loss_norm(items, acc),
+    )
     acc = ("--batch_size", "4", "--grad_accum_steps", "2")
     train(_cfg(1, tmp_path / "b4x2", varied_cot_dataset, *args, *acc))
     assert len(counts) == 3 and all(c[0]["cot_ce"] != c[1]["cot_ce"] for c in counts), counts  # really differ
@@ -218,8 +302,16 @@ def test_accumulation_and_two_ddp_ranks_equal_large_batch(varied_cot_dataset, tm
     import sys
 
     args = ["--steps", "2", "--optim.eps", "1e-6", "--log_every", "1"]
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-              str(REPO / "configs" / "accelerate" / "ddp_cpu.yaml"), "-m", "lara.scripts.cli", "train"]
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(REPO / "configs" / "accelerate" / "ddp_cpu.yaml"),
+        "-m",
+        "lara.scripts.cli",
+        "train",
+    ]
     cfg = _cfg(1, tmp_path / "ddp", varied_cot_dataset, *args, "--batch_size", "2", "--grad_accum_steps", "2")
     cfg_file = tmp_path / "ddp.yaml"
     cfg_file.write_text(cfg.to_yaml())

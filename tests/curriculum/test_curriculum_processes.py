@@ -18,11 +18,27 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
 
 def test_sigkill_then_resume_is_exact(tmp_path):
-    args = ["--preset", "toy", "--stage", "1", "--policy_type", "toy-noisy", "--steps", "40",
-            "--save_every", "5", "--data.root", "40"]
+    args = [
+        "--preset",
+        "toy",
+        "--stage",
+        "1",
+        "--policy_type",
+        "toy-noisy",
+        "--steps",
+        "40",
+        "--save_every",
+        "5",
+        "--data.root",
+        "40",
+    ]
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), *args, "--output_dir", str(killed)],
-                            env={**ENV, "TOY_STEP_SLEEP": "0.05"}, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), *args, "--output_dir", str(killed)],
+        env={**ENV, "TOY_STEP_SLEEP": "0.05"},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while not (killed / "checkpoints" / "step_000015").exists():
         assert proc.poll() is None, proc.stderr.read()
@@ -34,8 +50,13 @@ def test_sigkill_then_resume_is_exact(tmp_path):
     assert not ckpt.final_dir(killed).exists()  # it really died mid-run
     done = ckpt.latest_checkpoint(killed)
     assert 15 <= ckpt.read_trainer_state(done).step < 40
-    resumed = subprocess.run([sys.executable, str(SCRIPT), *args, "--output_dir", str(killed), "--resume", "true"],
-                             env=ENV, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [sys.executable, str(SCRIPT), *args, "--output_dir", str(killed), "--resume", "true"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     train(toy_config(tmp_path / "full", 1, *args[4:]))  # uninterrupted, in-process
     assert_same_weights(weights(tmp_path / "full"), weights(killed), atol=1e-6)
@@ -44,10 +65,21 @@ def test_sigkill_then_resume_is_exact(tmp_path):
 def test_two_process_ddp_matches_single_process(tmp_path):
     common = ["--preset", "toy", "--stage", "1", "--steps", "6", "--save_every", "3"]
     ddp = tmp_path / "ddp"
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-              str(REPO / "configs" / "accelerate" / "ddp_cpu.yaml"), str(SCRIPT)]
-    run = subprocess.run([*launch, *common, "--batch_size", "4", "--output_dir", str(ddp)],
-                         env=ENV, capture_output=True, text=True, timeout=300)
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(REPO / "configs" / "accelerate" / "ddp_cpu.yaml"),
+        str(SCRIPT),
+    ]
+    run = subprocess.run(
+        [*launch, *common, "--batch_size", "4", "--output_dir", str(ddp)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stderr.count("stage 1 done") == 1  # logs come from rank 0 only
     state = ckpt.final_dir(ddp) / "state"

@@ -30,7 +30,9 @@ def test_resume_from_checkpoint_is_exact(tmp_path):
     train(toy_config(tmp_path / "full", 2 - 1, *args))
     resumed = tmp_path / "resumed"
     (resumed / "checkpoints").mkdir(parents=True)
-    shutil.copytree(tmp_path / "full" / "checkpoints" / "step_000010", resumed / "checkpoints" / "step_000010")
+    shutil.copytree(
+        tmp_path / "full" / "checkpoints" / "step_000010", resumed / "checkpoints" / "step_000010"
+    )
     result = train(toy_config(resumed, 1, *args, "--resume", "true"))
     assert [r["step"] for r in result.history] == list(range(11, 21))  # only the missing steps ran
     assert_same_weights(weights(tmp_path / "full"), weights(resumed), atol=1e-6)
@@ -43,7 +45,9 @@ def test_resume_without_rng_restore_would_differ(tmp_path, monkeypatch):
     args = ("--policy_type", "toy-noisy", "--steps", "20", "--data.root", "40")
     train(toy_config(tmp_path / "full", 1, *args))
     resumed = tmp_path / "resumed"
-    shutil.copytree(tmp_path / "full" / "checkpoints" / "step_000010", resumed / "checkpoints" / "step_000010")
+    shutil.copytree(
+        tmp_path / "full" / "checkpoints" / "step_000010", resumed / "checkpoints" / "step_000010"
+    )
     from accelerate import Accelerator
 
     monkeypatch.setattr(Accelerator, "load_state", lambda self, path: None)
@@ -58,7 +62,11 @@ def test_checkpoint_contents_and_pruning(tmp_path):
     assert [p.name for p in ckpt.list_checkpoints(out)] == ["step_000020"]  # 10 pruned, 30 is final/
     final = ckpt.final_dir(out)
     assert {p.name for p in (final / "state").iterdir()} >= {
-        "model.safetensors", "optimizer.bin", "scheduler.bin", "random_states_0.pkl"}
+        "model.safetensors",
+        "optimizer.bin",
+        "scheduler.bin",
+        "random_states_0.pkl",
+    }
     assert (final / "model" / "model.safetensors").is_file()
     assert "ema_vision.weight" in weights(out)  # the EMA encoder is part of the model state
     state = json.loads((final / "trainer_state.json").read_text())
@@ -94,7 +102,9 @@ def test_crash_during_save_leaves_previous_checkpoint(tmp_path, monkeypatch):
 def test_resume_dir_from_different_config_is_refused(tmp_path):
     out = tmp_path / "run"
     train(toy_config(out, 1, "--steps", "10"))
-    with pytest.raises(LaraUserError, match=r"different config.*optim.head_lr: 0.01 vs 0.02.*new --output_dir"):
+    with pytest.raises(
+        LaraUserError, match=r"different config.*optim.head_lr: 0.01 vs 0.02.*new --output_dir"
+    ):
         train(toy_config(out, 1, "--steps", "10", "--optim.head_lr", "0.02", "--resume", "true"))
     with pytest.raises(LaraUserError, match="already holds a run.*--resume true"):
         train(toy_config(out, 1, "--steps", "10"))
@@ -152,11 +162,17 @@ def test_stages_chain_and_losses_fall_on_a_fixed_batch(tmp_path):
     s2 = train(toy_config(tmp_path / "s2", 2, "--steps", "30", "--init_from", str(tmp_path / "s1")))
     s3 = train(toy_config(tmp_path / "s3", 3, "--steps", "30", "--init_from", str(tmp_path / "s2" / "final")))
     p = [r["latent_probability"] for r in s2.history]
-    assert p[0] == 0.25 and p[-1] == 1.0 and all(a <= b for a, b in zip(p, p[1:]))  # tag_order: SUBTASK from step 0
+    assert (
+        p[0] == 0.25 and p[-1] == 1.0 and all(a <= b for a, b in zip(p, p[1:]))
+    )  # tag_order: SUBTASK from step 0
     assert {r["latent_probability"] for r in s1.history} == {0.0}
     assert {r["latent_probability"] for r in s3.history} == {1.0}
     assert "loss/flow" not in s2.history[0] and "loss/action_ce" not in s3.history[0]
-    before = {1: tmp_path / "init", 2: tmp_path / "s1" / "final" / "model", 3: tmp_path / "s2" / "final" / "model"}
+    before = {
+        1: tmp_path / "init",
+        2: tmp_path / "s1" / "final" / "model",
+        3: tmp_path / "s2" / "final" / "model",
+    }
     terms = {1: ["action_ce", "visual_l1", "cot_ce"], 2: ["action_ce", "cot_ce"], 3: ["flow"]}
     for stage, run in ((1, "s1"), (2, "s2"), (3, "s3")):
         a = _fixed_batch_metrics(before[stage], stage)
@@ -166,8 +182,9 @@ def test_stages_chain_and_losses_fall_on_a_fixed_batch(tmp_path):
 
 
 def test_stage3_from_scratch_needs_no_init_from(tmp_path):
-    result = train(toy_config(tmp_path / "s3", 3, "--steps", "3", "--init_from", "null",
-                              "--from_scratch", "true"))
+    result = train(
+        toy_config(tmp_path / "s3", 3, "--steps", "3", "--init_from", "null", "--from_scratch", "true")
+    )
     assert result.step == 3 and "loss/flow" in result.history[0]
     assert ckpt.read_trainer_state(result.final_dir).stage == 3
 
@@ -179,8 +196,17 @@ def test_tensorboard_scalars(tmp_path):
     events = EventAccumulator(str(tmp_path / "s1" / "tensorboard"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"loss/total", "loss/action_ce", "loss/visual_l1", "loss/cot_ce", "train/latent_probability",
-            "train/samples_per_s", "lr/group_0", "lr/group_1", "loss_weight/visual_l1"} <= tags
+    assert {
+        "loss/total",
+        "loss/action_ce",
+        "loss/visual_l1",
+        "loss/cot_ce",
+        "train/latent_probability",
+        "train/samples_per_s",
+        "lr/group_0",
+        "lr/group_1",
+        "loss_weight/visual_l1",
+    } <= tags
     lrs = [e.value for e in events.Scalars("lr/group_1")]
     assert lrs[0] > lrs[-1] > 0  # cosine decay after warmup is visible
 
@@ -190,10 +216,24 @@ def test_lora_trains_adapters_exports_merged_and_resumes_exactly(tmp_path):
 
     from curriculum_toy import ToyPolicy
 
-    lora = ("--lora.enabled", "true", "--lora.r", "2", "--lora.target_modules", "[q_proj]",
-            "--lora.module", "backbone", "--steps", "20", "--policy_type", "toy-noisy")
+    lora = (
+        "--lora.enabled",
+        "true",
+        "--lora.r",
+        "2",
+        "--lora.target_modules",
+        "[q_proj]",
+        "--lora.module",
+        "backbone",
+        "--steps",
+        "20",
+        "--policy_type",
+        "toy-noisy",
+    )
     train(toy_config(tmp_path / "full", 1, *lora))
-    state = load_file(str(tmp_path / "full" / "final" / "state" / "model.safetensors"))  # unmerged: resume form
+    state = load_file(
+        str(tmp_path / "full" / "final" / "state" / "model.safetensors")
+    )  # unmerged: resume form
     torch.manual_seed(7)  # the trainer's seed: the same initial base weights
     fresh = ToyPolicy(horizon=4)
     assert torch.equal(state["backbone.q_proj.base_layer.weight"], fresh.backbone.q_proj.weight)  # frozen
@@ -201,9 +241,13 @@ def test_lora_trains_adapters_exports_merged_and_resumes_exactly(tmp_path):
     a, b = state["backbone.q_proj.lora_A.default.weight"], state["backbone.q_proj.lora_B.default.weight"]
     exported = weights(tmp_path / "full")  # merged, plain names: loadable without peft
     assert not any("lora_" in k or "base_layer" in k for k in exported)
-    torch.testing.assert_close(exported["backbone.q_proj.weight"], fresh.backbone.q_proj.weight + (32 / 2) * b @ a)
+    torch.testing.assert_close(
+        exported["backbone.q_proj.weight"], fresh.backbone.q_proj.weight + (32 / 2) * b @ a
+    )
     ToyPolicy.from_pretrained(tmp_path / "full" / "final" / "model")  # strict load
     resumed = tmp_path / "resumed"
-    shutil.copytree(tmp_path / "full" / "checkpoints" / "step_000010", resumed / "checkpoints" / "step_000010")
+    shutil.copytree(
+        tmp_path / "full" / "checkpoints" / "step_000010", resumed / "checkpoints" / "step_000010"
+    )
     train(toy_config(resumed, 1, *lora, "--resume", "true"))
     assert_same_weights(weights(tmp_path / "full"), weights(resumed), atol=1e-6)

@@ -19,8 +19,26 @@ def half_annotated(tmp_path_factory):
 
 
 def _train(root, out, *extra) -> list[str]:
-    return ["train", "--preset", "tiny", "--stage", "1", "--data.root", str(root), "--data.annotation", "v1",
-            "--data.split", "all", "--output_dir", str(out), "--steps", "1", "--progress", "false", *extra]
+    return [
+        "train",
+        "--preset",
+        "tiny",
+        "--stage",
+        "1",
+        "--data.root",
+        str(root),
+        "--data.annotation",
+        "v1",
+        "--data.split",
+        "all",
+        "--output_dir",
+        str(out),
+        "--steps",
+        "1",
+        "--progress",
+        "false",
+        *extra,
+    ]
 
 
 def test_train_refuses_an_incomplete_annotation(half_annotated, tmp_path, capsys):
@@ -28,7 +46,9 @@ def test_train_refuses_an_incomplete_annotation(half_annotated, tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert "'v1'" in err and "2 of 3 episodes" in err and "[1, 2]" in err
-    assert f"lara annotate {half_annotated} --name v1 --backend parser" in err  # the command that completes it
+    assert (
+        f"lara annotate {half_annotated} --name v1 --backend parser" in err
+    )  # the command that completes it
     assert "--data.allow_incomplete_annotation true" in err
     assert not (tmp_path / "run" / "final").exists()
 

@@ -32,7 +32,9 @@ def test_chunk_metrics_exact_values():
     assert m["num_actions"] == 5
     np.testing.assert_allclose(m["l1"], [1.5 / 5, 0.0, 0.0])
     np.testing.assert_allclose(m["mse"], [0.75 / 5, 0.0, 0.0])
-    assert m["arm_l1"] == pytest.approx(0.15) and m["arm_l1_normalized"] == pytest.approx((0.3 / 0.25 + 0) / 2)
+    assert m["arm_l1"] == pytest.approx(0.15) and m["arm_l1_normalized"] == pytest.approx(
+        (0.3 / 0.25 + 0) / 2
+    )
     np.testing.assert_allclose(m["l1_per_step"], [0.125, 0.125, 0.25])
     assert m["gripper_accuracy"] == 1.0  # the wrong gripper is past the episode end: not counted
     pred[1, 0, -1] = -1
@@ -66,8 +68,21 @@ def test_eval_offline_cli_on_bridge(bridge_setup, tmp_path, capsys):
     data, ckpt = bridge_setup
     data = Path(shutil.copytree(data, tmp_path / "data"))
     out = tmp_path / "out"
-    args = ["eval-offline", "--policy", str(ckpt), "--dataset", str(data), "--out", str(out),
-            "--heldout_fraction", "0.4", "--probe_frames", "4", "--stride", "8"]
+    args = [
+        "eval-offline",
+        "--policy",
+        str(ckpt),
+        "--dataset",
+        str(data),
+        "--out",
+        str(out),
+        "--heldout_fraction",
+        "0.4",
+        "--probe_frames",
+        "4",
+        "--stride",
+        "8",
+    ]
     assert lara_main(args) == 0
     assert "baseline_last_action" in capsys.readouterr().out
     result = json.loads((out / "metrics.json").read_text())
@@ -95,7 +110,11 @@ def test_eval_offline_cli_on_bridge(bridge_setup, tmp_path, capsys):
     assert fs["foresight_l1"] > 0 and fs["copy_current_frame_l1"] >= 0
     assert result["probes"]["cot"] is None and "stage 3" in result["probes"]["cot_note"]
     report = (out / "report.md").read_text()
-    assert "| repeat last action |" in report and "| dataset mean |" in report and "visual-foresight L1" in report
+    assert (
+        "| repeat last action |" in report
+        and "| dataset mean |" in report
+        and "visual-foresight L1" in report
+    )
     png = (out / "trajectories.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     # a second run reuses the recorded split and gives the same numbers (seeded flow-matching noise)
@@ -110,14 +129,27 @@ def test_cot_accuracy_for_stage1_inference(bridge_setup, tmp_path):
 
     data, ckpt = bridge_setup
     data = Path(shutil.copytree(data, tmp_path / "data"))
-    assert annotate_main(["--dataset", str(data), "--backend", "instruction", "--name", "v1",
-                          "--progress", "false"]) == 0
-    cfg = OfflineEvalConfig(str(ckpt), str(data), out=str(tmp_path / "o"), stage=1, episodes=1, probe_frames=2,
-                            heldout_fraction=0.4)
+    assert (
+        annotate_main(
+            ["--dataset", str(data), "--backend", "instruction", "--name", "v1", "--progress", "false"]
+        )
+        == 0
+    )
+    cfg = OfflineEvalConfig(
+        str(ckpt),
+        str(data),
+        out=str(tmp_path / "o"),
+        stage=1,
+        episodes=1,
+        probe_frames=2,
+        heldout_fraction=0.4,
+    )
     result = evaluate_offline(cfg)
     cot = result.probes["cot"]
     assert set(cot) == {"SUBTASK", "OBJECTS", "MOVE", "GRIPPER", "END"}
-    assert cot["END"]["tokens"] == 2 and all(v["tokens"] > 0 and 0.0 <= v["accuracy"] <= 1.0 for v in cot.values())
+    assert cot["END"]["tokens"] == 2 and all(
+        v["tokens"] > 0 and 0.0 <= v["accuracy"] <= 1.0 for v in cot.values()
+    )
     assert result.probes["annotation"] == "v1"
 
 
@@ -131,9 +163,18 @@ def test_cli_errors_name_what_differs(bridge_setup, tmp_path, capsys, write_brid
     out = ["--out", str(tmp_path / "o")]
     assert lara_main(["eval-offline", "--policy", str(no_stats), "--dataset", str(data), *out]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error:") and "no action normalization statistics" in err and len(err.splitlines()) == 1
-    wide = write_bridge_dataset(tmp_path / "wide", lengths=[12, 12], instructions=["put the carrot on the plate"] * 2,
-                                action_dim=10, cameras=1)
+    assert (
+        err.startswith("error:")
+        and "no action normalization statistics" in err
+        and len(err.splitlines()) == 1
+    )
+    wide = write_bridge_dataset(
+        tmp_path / "wide",
+        lengths=[12, 12],
+        instructions=["put the carrot on the plate"] * 2,
+        action_dim=10,
+        cameras=1,
+    )
     wide_run = ["eval-offline", "--policy", str(ckpt), "--dataset", str(wide), *out]
     assert lara_main([*wide_run, "--mapping", "libero"]) == 2
     assert "has 10 dims" in capsys.readouterr().err
@@ -149,28 +190,51 @@ def _stats(offset: float = 0.0) -> NormalizationStats:
     rng = np.random.default_rng(0)
     act = rng.normal(offset, 0.1, (400, 7))
     act[:, -1] = np.sign(act[:, -1])
-    return NormalizationStats.from_arrays({"action": act, "state": rng.normal(0, 1, (400, 8))},
-                                          passthrough_dims={"action": [6]})
+    return NormalizationStats.from_arrays(
+        {"action": act, "state": rng.normal(0, 1, (400, 8))}, passthrough_dims={"action": [6]}
+    )
 
 
 def test_check_compatible_cameras_and_statistics():
-    features = {"observation.images.image_0": {"shape": (32, 32, 3)}, "observation.state": {"shape": (8,)},
-                "action": {"shape": (7,)}}
+    features = {
+        "observation.images.image_0": {"shape": (32, 32, 3)},
+        "observation.state": {"shape": (8,)},
+        "action": {"shape": (7,)},
+    }
     bridge = load_key_mapping("bridge")
     with pytest.raises(LaraUserError, match=r"maps only \['agentview'\] \(missing \['wrist'\]\)"):
-        check_compatible(_fake_policy(["agentview", "wrist"], _stats()), bridge, features, _stats(), "ck", "ds")
+        check_compatible(
+            _fake_policy(["agentview", "wrist"], _stats()), bridge, features, _stats(), "ck", "ds"
+        )
     from data_pipeline.bridge import bridge_mapping
 
     with pytest.raises(LaraUserError, match=r"observation\.images\.image_1'\] missing"):
-        check_compatible(_fake_policy(["agentview", "image_1"], _stats()), bridge_mapping((0, 1)), features,
-                         _stats(), "ck", "ds")
+        check_compatible(
+            _fake_policy(["agentview", "image_1"], _stats()),
+            bridge_mapping((0, 1)),
+            features,
+            _stats(),
+            "ck",
+            "ds",
+        )
     with pytest.raises(LaraUserError, match="action .* has 7 dims, checkpoint ck was trained for 8"):
-        check_compatible(_fake_policy(["agentview"], _stats(), action_dim=8), bridge, features, _stats(), "ck", "ds")
-    assert check_compatible(_fake_policy(["agentview"], _stats()), bridge, features, _stats(), "ck", "ds").stats_match
+        check_compatible(
+            _fake_policy(["agentview"], _stats(), action_dim=8), bridge, features, _stats(), "ck", "ds"
+        )
+    assert check_compatible(
+        _fake_policy(["agentview"], _stats()), bridge, features, _stats(), "ck", "ds"
+    ).stats_match
     with pytest.raises(LaraUserError, match=r"differ from ds's .*action\[0\]"):
         check_compatible(_fake_policy(["agentview"], _stats(5.0)), bridge, features, _stats(), "ck", "ds")
-    res = check_compatible(_fake_policy(["agentview"], _stats(5.0)), bridge, features, _stats(), "ck", "ds",
-                           allow_stats_mismatch=True)
+    res = check_compatible(
+        _fake_policy(["agentview"], _stats(5.0)),
+        bridge,
+        features,
+        _stats(),
+        "ck",
+        "ds",
+        allow_stats_mismatch=True,
+    )
     assert not res.stats_match and "action[0]" in res.warnings[0]
     assert stats_differences(_stats(), _stats()) == []
 
@@ -192,18 +256,34 @@ def test_eval_offline_on_a_libero_dataset(tmp_path):
         action = rng.uniform(-0.5, 0.5, (T, 7)).astype(np.float32)
         action[:, -1] = np.where(np.arange(T) < T // 2, -1.0, 1.0)
         state = rng.normal(size=(T, 8)).astype(np.float32)
-        episodes.append(Episode(
-            images={c: rng.integers(0, 256, (T, 32, 32, 3), dtype=np.uint8) for c in ("agentview", "wrist")},
-            state=state, action=action, gripper=action[:, -1].copy(), ee_pos=state[:, :3].copy(),
-            ee_ori=state[:, 3:6].copy(), instruction="pick up the black bowl and place it on the plate",
-            episode_index=i))
+        episodes.append(
+            Episode(
+                images={
+                    c: rng.integers(0, 256, (T, 32, 32, 3), dtype=np.uint8) for c in ("agentview", "wrist")
+                },
+                state=state,
+                action=action,
+                gripper=action[:, -1].copy(),
+                ee_pos=state[:, :3].copy(),
+                ee_ori=state[:, 3:6].copy(),
+                instruction="pick up the black bowl and place it on the plate",
+                episode_index=i,
+            )
+        )
     data = write_lerobot_dataset(tmp_path / "libero", episodes, "libero")
     torch.manual_seed(0)
     policy = LaraPolicy(load_config("tiny"))
     policy.set_normalization(load_or_compute_stats(data, "libero"))
     policy.save_pretrained(tmp_path / "ckpt")
-    result, paths = run_offline_eval(OfflineEvalConfig(str(tmp_path / "ckpt"), str(data), out=str(tmp_path / "out"),
-                                                       heldout_fraction=0.25, probe_frames=2))
+    result, paths = run_offline_eval(
+        OfflineEvalConfig(
+            str(tmp_path / "ckpt"),
+            str(data),
+            out=str(tmp_path / "out"),
+            heldout_fraction=0.25,
+            probe_frames=2,
+        )
+    )
     d = result.dataset
     assert d["mapping"] == "libero" and d["chunk_size"] == 8 and d["no_language_episodes"] == 0
     assert d["train_episodes"] == 3 and len(d["evaluated_episodes"]) == 1 and d["chunks"] == 2

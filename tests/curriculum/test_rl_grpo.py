@@ -9,7 +9,9 @@ from curriculum.rl.grpo import clipped_surrogate, group_advantages, k3_kl, unit_
 
 
 def test_group_advantages_standardize_within_each_group_and_zero_all_equal_groups():
-    rewards = torch.tensor([[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
+    rewards = torch.tensor(
+        [[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]]
+    )
     adv, informative = group_advantages(rewards, eps=0.0)
     assert informative.tolist() == [True, False, False, True]
     # group 0: mean 0.25, population std sqrt(0.1875)
@@ -44,7 +46,9 @@ def test_clipped_surrogate_on_hand_made_numbers():
 
 def test_clipped_surrogate_gradient_vanishes_where_clipped():
     logp = torch.tensor([0.5, 0.0], requires_grad=True)
-    out = clipped_surrogate(logp, torch.zeros(2), torch.tensor([1.0, 1.0]), torch.tensor([0.5, 0.5]), clip_eps=0.2)
+    out = clipped_surrogate(
+        logp, torch.zeros(2), torch.tensor([1.0, 1.0]), torch.tensor([0.5, 0.5]), clip_eps=0.2
+    )
     out.loss.backward()
     assert logp.grad[0] == 0.0  # ratio 1.65 > 1.2 with A > 0: clipped, no push further
     assert float(logp.grad[1]) == pytest.approx(-0.5)  # d(-w r A)/dlogp at r = 1
@@ -57,7 +61,9 @@ def test_k3_kl_and_its_weight_in_the_loss():
     w = torch.tensor([0.5, 0.5])
     out = clipped_surrogate(logp, logp.clone(), torch.zeros(2), w, clip_eps=0.2, logp_ref=ref, kl_weight=0.1)
     assert float(out.kl) == pytest.approx(0.5 * (math.e - 2.0))
-    assert float(out.loss) == pytest.approx(0.1 * 0.5 * (math.e - 2.0))  # zero advantages: only the KL remains
+    assert float(out.loss) == pytest.approx(
+        0.1 * 0.5 * (math.e - 2.0)
+    )  # zero advantages: only the KL remains
     assert float(k3_kl(torch.tensor([-1e6]), torch.tensor([0.0]))[0]) < float("inf")  # clamped, never inf
 
 

@@ -41,13 +41,34 @@ class FakePool:
             chunks, xs = [], []
             for k in range(2):
                 o = self.make_obs(spec.task * 10 + k, size=64)
-                obs = {"images": {c: v[None] for c, v in o.images.items()}, "state": o.state[None], "instruction": [o.instruction]}
+                obs = {
+                    "images": {c: v[None] for c, v in o.images.items()},
+                    "state": o.state[None],
+                    "instruction": [o.instruction],
+                }
                 actions, sample = sample_flow_chunk(self.policy, obs, self.settings.noise_scale, None, g)
                 xs.append(sample.actions[0, :, 0].mean())
-                chunks.append({"images": dict(o.images), "state": o.state, "instruction": o.instruction,
-                               "path": sample.path[0].numpy(), "log_prob": float(sample.log_prob[0])})
-            out.append({"group": spec.group, "member": spec.member, "task": spec.task, "success": bool(sum(xs) > 0),
-                        "steps": 16, "seconds": 0.0, "chunks": chunks, "error": None})
+                chunks.append(
+                    {
+                        "images": dict(o.images),
+                        "state": o.state,
+                        "instruction": o.instruction,
+                        "path": sample.path[0].numpy(),
+                        "log_prob": float(sample.log_prob[0]),
+                    }
+                )
+            out.append(
+                {
+                    "group": spec.group,
+                    "member": spec.member,
+                    "task": spec.task,
+                    "success": bool(sum(xs) > 0),
+                    "steps": 16,
+                    "seconds": 0.0,
+                    "chunks": chunks,
+                    "error": None,
+                }
+            )
         return out
 
 
@@ -61,8 +82,19 @@ def fake_pool(make_obs):
 
 
 def _cfg(tmp_path, ckpt, name, **kw):
-    base = dict(policy=str(ckpt), dataset="unused", out=tmp_path / name, iterations=2, groups=2, group_size=3,
-                lr=1e-3, noise_scale=0.3, kl_weight=0.05, minibatch_units=8, progress=False)
+    base = dict(
+        policy=str(ckpt),
+        dataset="unused",
+        out=tmp_path / name,
+        iterations=2,
+        groups=2,
+        group_size=3,
+        lr=1e-3,
+        noise_scale=0.3,
+        kl_weight=0.05,
+        minibatch_units=8,
+        progress=False,
+    )
     return RLConfig(**{**base, **kw})
 
 
@@ -85,7 +117,9 @@ def test_rl_loop_logs_checkpoints_and_resumes_exactly(tmp_path, tiny_checkpoint,
         assert r["rollout_logp_gap"] < 1e-3 and r["kl"] >= 0
     start = _expert_weights(tmp_path / "straight")
     first = {k: v for k, v in start.items()}
-    assert any(r["updated"] for r in records), "no iteration had an informative group; the test proves nothing"
+    assert any(r["updated"] for r in records), (
+        "no iteration had an informative group; the test proves nothing"
+    )
 
     # the same run stopped after iteration 1, then resumed: identical weights and log
     cut = _cfg(tmp_path, tiny_checkpoint, "cut", iterations=1)
@@ -112,5 +146,9 @@ def test_time_budget_stops_after_the_iteration_that_spends_it(tmp_path, tiny_che
     cfg = _cfg(tmp_path, tiny_checkpoint, "budget", iterations=5, max_minutes=1e-6)
     result = train_rl(cfg, fake_pool, LAYOUTS)
     assert result.iterations == 1 and (result.final_dir / "trainer_state.json").is_file()
-    again = train_rl(_cfg(tmp_path, tiny_checkpoint, "budget", iterations=5, max_minutes=1e-6, resume=True), fake_pool, LAYOUTS)
+    again = train_rl(
+        _cfg(tmp_path, tiny_checkpoint, "budget", iterations=5, max_minutes=1e-6, resume=True),
+        fake_pool,
+        LAYOUTS,
+    )
     assert again.iterations == 1  # the budget is counted over resumes: nothing left to run

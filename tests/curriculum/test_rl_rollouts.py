@@ -57,7 +57,9 @@ def test_config_refuses_settings_that_break_exact_log_probs():
     from curriculum.config import LoraSettings
 
     with pytest.raises(LaraUserError, match="dropout"):
-        RLConfig(policy="p", dataset="d", lora=LoraSettings(enabled=True, dropout=0.05, train_embeddings=False))
+        RLConfig(
+            policy="p", dataset="d", lora=LoraSettings(enabled=True, dropout=0.05, train_embeddings=False)
+        )
     with pytest.raises(LaraUserError, match="noise_scale"):
         RLConfig(policy="p", dataset="d", noise_scale=0.0)
     a, b = RLConfig(policy="p", dataset="d"), RLConfig(policy="p", dataset="d", workers=3, iterations=50)
@@ -71,7 +73,11 @@ def test_tiny_preset_parses_and_flags_override_it():
     from lara.utils.config_parsing import parse_config
 
     preset = Path(__file__).resolve().parents[2] / "configs" / "rl" / "tiny.yaml"
-    cfg = parse_config(RLConfig, ["--config_path", str(preset), "--policy", "p", "--dataset", "d", "--groups", "2"])
+    cfg = parse_config(
+        RLConfig, ["--config_path", str(preset), "--policy", "p", "--dataset", "d", "--groups", "2"]
+    )
     assert cfg.kind == "flow" and cfg.groups == 2 and cfg.group_size == 4 and cfg.noise_scale == 0.1
     with pytest.raises(LaraUserError, match="group_size"):
-        parse_config(RLConfig, ["--config_path", str(preset), "--policy", "p", "--dataset", "d", "--group_size", "1"])
+        parse_config(
+            RLConfig, ["--config_path", str(preset), "--policy", "p", "--dataset", "d", "--group_size", "1"]
+        )

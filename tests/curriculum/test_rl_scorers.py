@@ -17,15 +17,24 @@ def test_token_scorer_grpo_update_moves_the_policy_not_the_reference(make_obs, t
         o = make_obs(i // 2, size=64)
         imgs = policy.processor.to_device(o).images
         s = sample_tokens(policy, imgs, o.instruction, 1.0, g, max_tokens=3)
-        chunks.append({"images": dict(o.images), "state": o.state, "instruction": o.instruction, "tokens": s.tokens})
+        chunks.append(
+            {"images": dict(o.images), "state": o.state, "instruction": o.instruction, "tokens": s.tokens}
+        )
         logps.append(s.log_prob)
     params = [p for p in policy.vlm.parameters() if p.requires_grad]
     before = [p.detach().clone() for p in params]
     ref_before = scorer.ref_log_prob(ChunkUnits(chunks)).detach()
     opt = torch.optim.AdamW(params, lr=1e-3)
-    m = grpo_update(scorer, ChunkUnits(chunks), torch.tensor([[1.0, 0.0], [0.0, 1.0]]), [1, 1, 1, 1], opt,
-                    UpdateSettings(epochs=1, minibatch_units=4, kl_weight=0.1), torch.Generator().manual_seed(1),
-                    torch.tensor(logps))  # fmt: skip
+    m = grpo_update(
+        scorer,
+        ChunkUnits(chunks),
+        torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
+        [1, 1, 1, 1],
+        opt,
+        UpdateSettings(epochs=1, minibatch_units=4, kl_weight=0.1),
+        torch.Generator().manual_seed(1),
+        torch.tensor(logps),
+    )
     assert m["updated"] == 1.0 and m["informative_fraction"] == 1.0
     assert m["rollout_logp_gap"] < 1e-4  # sampled (cached decoding) vs re-scored (teacher forcing)
     assert abs(m["ratio_mean"] - 1.0) < 1e-5  # first pass: old policy = current
@@ -42,14 +51,20 @@ def test_flow_lora_update_and_the_merged_weights_rollout_workers_load(tmp_path, 
     from curriculum.rl.scorers import BackboneFlowScorer
     from lara.flow_sampling import sample_flow_chunk
     from lara.modeling_lara import LaraPolicy
+
     ckpt = tmp_path / "tiny"
     start = tiny_policy()
-    with torch.no_grad():  # adaLN-Zero: an untrained expert ignores its context, so no gradient would reach LoRA
+    with (
+        torch.no_grad()
+    ):  # adaLN-Zero: an untrained expert ignores its context, so no gradient would reach LoRA
         for p in start.expert.parameters():
             p.add_(0.05 * torch.randn_like(p))
     start.save_pretrained(ckpt)
-    cfg = RLConfig(policy=str(ckpt), dataset="unused",
-                   lora=LoraSettings(enabled=True, r=4, alpha=8, dropout=0.0, train_embeddings=False))  # fmt: skip
+    cfg = RLConfig(
+        policy=str(ckpt),
+        dataset="unused",
+        lora=LoraSettings(enabled=True, r=4, alpha=8, dropout=0.0, train_embeddings=False),
+    )
     learner = LaraPolicy.from_pretrained(ckpt).eval()
     named, modules = _trainable(learner, cfg)
     assert modules and any("lora_" in n for n in named) and any(n.startswith("expert.") for n in named)
@@ -61,18 +76,34 @@ def test_flow_lora_update_and_the_merged_weights_rollout_workers_load(tmp_path, 
         chunks, logps, g = [], [], torch.Generator().manual_seed(seed)
         for i in range(4):
             o = make_obs(i // 2, size=64)
-            obs = {"images": {c: v[None] for c, v in o.images.items()}, "state": o.state[None], "instruction": [o.instruction]}
+            obs = {
+                "images": {c: v[None] for c, v in o.images.items()},
+                "state": o.state[None],
+                "instruction": [o.instruction],
+            }
             _, s = sample_flow_chunk(worker, obs, 0.3, None, g)
-            chunks.append({"images": dict(o.images), "state": o.state, "instruction": o.instruction, "path": s.path[0]})
+            chunks.append(
+                {"images": dict(o.images), "state": o.state, "instruction": o.instruction, "path": s.path[0]}
+            )
             logps.append(float(s.log_prob[0]))
         return ChunkUnits(chunks), torch.tensor(logps)
 
     units, logps = rollouts(0)
     opt = torch.optim.AdamW(list(named.values()), lr=1e-2)
-    m = grpo_update(scorer, units, torch.tensor([[1.0, 0.0], [0.0, 1.0]]), [1] * 4, opt,
-                    UpdateSettings(epochs=2, minibatch_units=2), torch.Generator().manual_seed(1), logps)  # fmt: skip
+    m = grpo_update(
+        scorer,
+        units,
+        torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
+        [1] * 4,
+        opt,
+        UpdateSettings(epochs=2, minibatch_units=2),
+        torch.Generator().manual_seed(1),
+        logps,
+    )
     assert m["updated"] == 1.0 and m["rollout_logp_gap"] < 1e-3
-    assert any(float(p.detach().abs().sum()) > 0 for n, p in named.items() if "lora_B" in n)  # the adapters moved off 0
+    assert any(
+        float(p.detach().abs().sum()) > 0 for n, p in named.items() if "lora_B" in n
+    )  # the adapters moved off 0
     _rollout_weights(learner, named, modules, tmp_path / "w.safetensors")
     weights = load_file(str(tmp_path / "w.safetensors"))
     assert not any("lora_" in k for k in weights)  # merged under the plain names a worker knows
@@ -80,5 +111,7 @@ def test_flow_lora_update_and_the_merged_weights_rollout_workers_load(tmp_path, 
     units, logps = rollouts(1)  # sampled by the worker with the merged weights
     with torch.no_grad():
         rescored = scorer.log_prob(units)  # scored by the learner through its adapters
-        assert torch.allclose(rescored, logps, atol=1e-3), (rescored - logps)
-        assert not torch.allclose(scorer.ref_log_prob(units), rescored, atol=1e-2)  # the policy really changed
+        assert torch.allclose(rescored, logps, atol=1e-3), rescored - logps
+        assert not torch.allclose(
+            scorer.ref_log_prob(units), rescored, atol=1e-2
+        )  # the policy really changed

@@ -15,16 +15,57 @@ PRESET = Path(__file__).resolve().parents[2] / "configs" / "rl" / "tiny.yaml"
 def test_lara_rl_smoke_run_report_and_resume(tmp_path, capsys, tiny_policy):
     from data_pipeline.collect import CollectConfig, collect
     from lara.scripts.cli import main
+
     data = tmp_path / "demos"
-    assert collect(CollectConfig(suite="libero_object", tasks="0", episodes_per_task=1, out=str(data),
-                                 camera_size=64, max_attempts=2)).episodes == 1  # fmt: skip
+    assert (
+        collect(
+            CollectConfig(
+                suite="libero_object",
+                tasks="0",
+                episodes_per_task=1,
+                out=str(data),
+                camera_size=64,
+                max_attempts=2,
+            )
+        ).episodes
+        == 1
+    )
     ckpt = tmp_path / "tiny"
     tiny_policy().save_pretrained(ckpt)
     out = tmp_path / "rl"
-    args = ["rl", "--config_path", str(PRESET), "--policy", str(ckpt), "--dataset", str(data),
-            "--tasks", "0", "--iterations", "1", "--groups", "2", "--group_size", "2", "--max_steps", "16",
-            "--camera_size", "64", "--workers", "1", "--eval_episodes", "1", "--eval_workers", "1",
-            "--eval_max_steps", "16", "--out", str(out), "--progress", "false"]  # fmt: skip
+    args = [
+        "rl",
+        "--config_path",
+        str(PRESET),
+        "--policy",
+        str(ckpt),
+        "--dataset",
+        str(data),
+        "--tasks",
+        "0",
+        "--iterations",
+        "1",
+        "--groups",
+        "2",
+        "--group_size",
+        "2",
+        "--max_steps",
+        "16",
+        "--camera_size",
+        "64",
+        "--workers",
+        "1",
+        "--eval_episodes",
+        "1",
+        "--eval_workers",
+        "1",
+        "--eval_max_steps",
+        "16",
+        "--out",
+        str(out),
+        "--progress",
+        "false",
+    ]
     assert main(args) == 0
     assert f"report: {out / 'report.md'}" in capsys.readouterr().out
     records, dropped = read_jsonl(out / "iterations.jsonl")
@@ -38,6 +79,9 @@ def test_lara_rl_smoke_run_report_and_resume(tmp_path, capsys, tiny_policy):
     assert "| 1 | " in report and "Wilson" in report and "capped at 16 steps" in report
     assert "before (starting policy)" in report and "after (final/)" in report
 
-    assert main([*args[:-4], "--iterations", "2", "--resume", "true", "--out", str(out), "--progress", "false"]) == 0
+    assert (
+        main([*args[:-4], "--iterations", "2", "--resume", "true", "--out", str(out), "--progress", "false"])
+        == 0
+    )
     records, _ = read_jsonl(out / "iterations.jsonl")
     assert [x["iteration"] for x in records] == [1, 2]

@@ -31,7 +31,9 @@ def _rollouts(scorer, n_groups, g):
     hidden = ctx.repeat_interleave(G, 0)  # (n*G, 1, 8): G rollouts per layout
     mask = torch.ones(len(hidden), 1, dtype=torch.bool)
     with torch.no_grad():
-        s = sample_with_noise(scorer.expert, scorer.expert.project_context(hidden), mask, None, STEPS, NOISE, g)
+        s = sample_with_noise(
+            scorer.expert, scorer.expert.project_context(hidden), mask, None, STEPS, NOISE, g
+        )
     success = (s.actions.clamp(-1, 1).mean((1, 2)) > thr.repeat_interleave(G)).float()  # (n*G,)
     return FlowUnits(hidden, mask, None, s.path), success.view(n_groups, G), s.log_prob
 

@@ -36,8 +36,16 @@ def test_collect_two_demos_resume_and_replay_to_success(tmp_path):
     from envs.libero_env import LiberoEnv
 
     out = tmp_path / "demos"
-    cfg = CollectConfig(suite="libero_object", tasks="0", episodes_per_task=2, out=str(out), camera_size=64,
-                        max_attempts=2, keep_partial=True, hdf5_dir=str(tmp_path / "hdf5"))
+    cfg = CollectConfig(
+        suite="libero_object",
+        tasks="0",
+        episodes_per_task=2,
+        out=str(out),
+        camera_size=64,
+        max_attempts=2,
+        keep_partial=True,
+        hdf5_dir=str(tmp_path / "hdf5"),
+    )
     result = collect(cfg)
     assert result.episodes == 2 and result.collected_now == 2 and not result.failed
     episodes = list(read_lerobot_dataset(out))
@@ -75,8 +83,11 @@ def test_batches_keep_one_task_per_worker_build(tmp_path):
     from data_pipeline.collect_worker import Job
 
     def jobs(n_tasks, n_slots):
-        return [Job("libero_object", t, k, 64, 0.01, 5, 1, None, 7, str(tmp_path)) for t in range(n_tasks)
-                for k in range(n_slots)]
+        return [
+            Job("libero_object", t, k, 64, 0.01, 5, 1, None, 7, str(tmp_path))
+            for t in range(n_tasks)
+            for k in range(n_slots)
+        ]
 
     two_tasks = batch_jobs(jobs(2, 2), workers=2)
     assert [[(j.task_id, j.slot) for j in b] for b in two_tasks] == [[(0, 0), (0, 1)], [(1, 0), (1, 1)]]
@@ -109,8 +120,12 @@ def test_perturb_objects_shifts_free_joints_only():
     data = Data()
     env = SimpleNamespace(
         sim=SimpleNamespace(data=data, forward=lambda: calls.append("forward")),
-        raw_env=SimpleNamespace(objects_dict={"cup": SimpleNamespace(joints=["cup_joint0"]),
-                                              "drawer": SimpleNamespace(joints=["hinge"])}),
+        raw_env=SimpleNamespace(
+            objects_dict={
+                "cup": SimpleNamespace(joints=["cup_joint0"]),
+                "drawer": SimpleNamespace(joints=["hinge"]),
+            }
+        ),
     )
     perturb_objects(env, np.random.default_rng(0), 0.01)
     moved = data.qpos["cup_joint0"]

@@ -24,8 +24,15 @@ def test_init_settings_are_validated():
 def test_resume_of_a_run_from_before_init_counts_as_shipped(tmp_path):
     partial = partial_dir(tmp_path / "out")
     partial.mkdir(parents=True)
-    old = {"suite": "libero_object", "camera_size": 128, "perturb_xy": 0.01, "settle_steps": 5, "max_steps": None,
-           "seed": 7, "finish_motion": True}  # fmt: skip
+    old = {
+        "suite": "libero_object",
+        "camera_size": 128,
+        "perturb_xy": 0.01,
+        "settle_steps": 5,
+        "max_steps": None,
+        "seed": 7,
+        "finish_motion": True,
+    }
     (partial / "config.json").write_text(json.dumps(old))
     _check_resume(partial, CollectConfig(out=str(tmp_path / "out")))  # same run: resumes
     with pytest.raises(LaraUserError, match="init"):
@@ -42,8 +49,11 @@ def test_collection_meta_records_how_layouts_were_drawn(tmp_path):
     partial = tmp_path / "run.partial"
     _episode(partial, 0, 0, {"layout_seed": 11, "resampled": 0, "nearest_init_state": 4, "distance_m": 0.021})
     _episode(partial, 2, 1, {"layout_seed": 12, "resampled": 2, "nearest_init_state": 9, "distance_m": 0.013})
-    reports = [{"status": "ok", "layouts_refused": 0}, {"status": "failed", "layouts_refused": 1},
-               {"status": "ok", "layouts_refused": 2}]  # fmt: skip
+    reports = [
+        {"status": "ok", "layouts_refused": 0},
+        {"status": "failed", "layouts_refused": 1},
+        {"status": "ok", "layouts_refused": 2},
+    ]
     (partial / "reports.jsonl").write_text("".join(json.dumps(r) + "\n" for r in reports))
     cfg = CollectConfig(init="sampled", seed=3, min_layout_distance=0.01, perturb_xy=0.0)
     meta = collection_meta(partial, [(0, 0), (2, 1)], cfg)
@@ -51,7 +61,9 @@ def test_collection_meta_records_how_layouts_were_drawn(tmp_path):
     assert meta["min_layout_distance_m"] == 0.01 and meta["layouts_refused"] == 3
     assert meta["min_distance_to_evaluation_states_m"] == 0.013 and not meta["starts_from_evaluation_states"]
     assert [(e["episode_index"], e["task_id"], e["slot"], e["layout_seed"]) for e in meta["episodes"]] == [
-        (0, 0, 0, 11), (1, 2, 1, 12)]  # fmt: skip
+        (0, 0, 0, 11),
+        (1, 2, 1, 12),
+    ]
 
     shipped = collection_meta(partial, [(0, 0)], CollectConfig())
     assert shipped["starts_from_evaluation_states"] and shipped["min_layout_distance_m"] is None
@@ -60,6 +72,8 @@ def test_collection_meta_records_how_layouts_were_drawn(tmp_path):
 def test_collect_help_lists_init(capsys):
     from data_pipeline.collect_cli import main
 
-    with pytest.raises(SystemExit) as exit_info:  # argparse formats every field's comment: a stray % breaks it
+    with pytest.raises(
+        SystemExit
+    ) as exit_info:  # argparse formats every field's comment: a stray % breaks it
         main(["--help"])
     assert exit_info.value.code == 0 and "--init str" in capsys.readouterr().out

@@ -11,7 +11,9 @@ from lara.utils.errors import LaraUserError
 
 def test_convert_drops_noops_and_reports(tmp_path, make_episode, capsys):
     src = tmp_path / "src"
-    write_libero_hdf5(src / "a_demo.hdf5", [make_episode(8, index=0, noop_prefix=3), make_episode(6, index=1)])
+    write_libero_hdf5(
+        src / "a_demo.hdf5", [make_episode(8, index=0, noop_prefix=3), make_episode(6, index=1)]
+    )
     write_libero_hdf5(src / "b_demo.hdf5", [make_episode(5, index=2, task=1, noop_prefix=2)])
     assert main(["--dataset", str(src), "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out

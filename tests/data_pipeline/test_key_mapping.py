@@ -35,11 +35,14 @@ def lerobot_dataset(root: Path, cameras: tuple[str, ...], state_dim: int, action
     return root
 
 
-@pytest.mark.parametrize("cameras, state_dim, preset", [
-    (LIBERO_CAMERAS, 8, "libero"),
-    (BRIDGE_CAMERAS, 8, "bridge"),
-    (BRIDGE_CAMERAS[:1], 7, "bridge_state7"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "cameras, state_dim, preset",
+    [
+        (LIBERO_CAMERAS, 8, "libero"),
+        (BRIDGE_CAMERAS, 8, "bridge"),
+        (BRIDGE_CAMERAS[:1], 7, "bridge_state7"),
+    ],
+)
 def test_auto_picks_the_one_preset_that_fits(tmp_path, cameras, state_dim, preset):
     root = lerobot_dataset(tmp_path / "ds", cameras, state_dim)
     assert detect_key_mapping(root).name == preset

@@ -23,7 +23,12 @@ def test_round_trip_is_bit_exact(tmp_path, make_episode):
         np.testing.assert_array_equal(a.state, b.state)
         np.testing.assert_array_equal(a.sim_states, b.sim_states)  # per-task size differs: sidecar
         np.testing.assert_array_equal(a.init_state, b.init_state)
-        assert (b.instruction, b.task_index, b.suite, b.bddl_file) == (a.instruction, a.task_index, a.suite, a.bddl_file)
+        assert (b.instruction, b.task_index, b.suite, b.bddl_file) == (
+            a.instruction,
+            a.task_index,
+            a.suite,
+            a.bddl_file,
+        )
         assert b.expert_phases == a.expert_phases
     assert [p.name for p in tmp_path.iterdir()] == ["ds"], "temp folder left behind"
 
@@ -39,8 +44,9 @@ def test_lerobot_own_reader_loads_our_output(tmp_path, make_episode):
     torch.testing.assert_close(item["observation.images.image"], expected)
     torch.testing.assert_close(item["action"], torch.from_numpy(eps[1].action[1]))
     assert item["task"] == "pick up object 1"
-    assert "torchvision" not in sys.modules or not getattr(sys.modules["torchvision"], "__doc__", "").startswith(
-        "lara-torchvision-shim"), "the torchvision shim must not stay visible to other libraries"
+    assert "torchvision" not in sys.modules or not getattr(
+        sys.modules["torchvision"], "__doc__", ""
+    ).startswith("lara-torchvision-shim"), "the torchvision shim must not stay visible to other libraries"
 
 
 def test_shim_to_tensor_matches_torchvision_contract():
@@ -107,8 +113,16 @@ def test_existing_destination_is_refused(tmp_path, make_episode):
 def test_foreign_dataset_with_nan_actions_is_named(tmp_path):
     """A dataset written by someone else (plain lerobot, no validation) with a NaN action."""
     features = {
-        "observation.images.image": {"dtype": "image", "shape": (8, 8, 3), "names": ["height", "width", "channel"]},
-        "observation.images.wrist_image": {"dtype": "image", "shape": (8, 8, 3), "names": ["height", "width", "channel"]},
+        "observation.images.image": {
+            "dtype": "image",
+            "shape": (8, 8, 3),
+            "names": ["height", "width", "channel"],
+        },
+        "observation.images.wrist_image": {
+            "dtype": "image",
+            "shape": (8, 8, 3),
+            "names": ["height", "width", "channel"],
+        },
         "observation.state": {"dtype": "float32", "shape": (8,), "names": None},
         "action": {"dtype": "float32", "shape": (7,), "names": None},
     }
@@ -117,9 +131,15 @@ def test_foreign_dataset_with_nan_actions_is_named(tmp_path):
         action = np.zeros(7, np.float32)
         if t == 2:
             action[0] = np.nan
-        ds.add_frame({"observation.images.image": np.zeros((8, 8, 3), np.uint8),
-                      "observation.images.wrist_image": np.zeros((8, 8, 3), np.uint8),
-                      "observation.state": np.zeros(8, np.float32), "action": action, "task": "t"})
+        ds.add_frame(
+            {
+                "observation.images.image": np.zeros((8, 8, 3), np.uint8),
+                "observation.images.wrist_image": np.zeros((8, 8, 3), np.uint8),
+                "observation.state": np.zeros(8, np.float32),
+                "action": action,
+                "task": "t",
+            }
+        )
     ds.save_episode()
     ds.finalize()
     with pytest.raises(EpisodeError, match=r"foreign, episode 0, key 'action': NaN/inf at frame 2"):

@@ -75,12 +75,18 @@ def _edit(path, fn):
     [
         (lambda g: g.__delitem__("obs/ee_pos"), ["'obs/ee_pos'", "missing"]),
         (lambda g: g.__delitem__("actions"), ["'actions'", "missing"]),
-        (lambda g: (g.__delitem__("actions"), g.create_dataset("actions", data=np.zeros((3, 7)))),
-         ["has 4 frames but action has 3"]),
-        (lambda g: (g.__delitem__("actions"), g.create_dataset("actions", data=np.full((4, 7), np.nan))),
-         ["NaN/inf", "'action'"]),
-        (lambda g: (g.__delitem__("actions"), g.create_dataset("actions", data=np.zeros((4, 6)))),
-         ["6 dims, expected 7"]),
+        (
+            lambda g: (g.__delitem__("actions"), g.create_dataset("actions", data=np.zeros((3, 7)))),
+            ["has 4 frames but action has 3"],
+        ),
+        (
+            lambda g: (g.__delitem__("actions"), g.create_dataset("actions", data=np.full((4, 7), np.nan))),
+            ["NaN/inf", "'action'"],
+        ),
+        (
+            lambda g: (g.__delitem__("actions"), g.create_dataset("actions", data=np.zeros((4, 6)))),
+            ["6 dims, expected 7"],
+        ),
     ],
 )
 def test_bad_files_name_file_episode_and_key(tmp_path, edit, words):

@@ -30,7 +30,9 @@ def test_stats_stored_once_and_round_trip(dataset):
     low = read_low_dim(dataset)
     action = torch.from_numpy(low["action"])  # (N, 7)
     normed = stats.normalize("action", action)
-    np.testing.assert_array_equal(normed[:, -1].numpy(), low["action"][:, -1])  # gripper passthrough: +-1 kept
+    np.testing.assert_array_equal(
+        normed[:, -1].numpy(), low["action"][:, -1]
+    )  # gripper passthrough: +-1 kept
     lo, hi = np.array(stats.features["action"].q01), np.array(stats.features["action"].q99)
     inside = ((low["action"] >= lo) & (low["action"] <= hi)).all(1)
     back = stats.unnormalize("action", normed)
@@ -49,8 +51,12 @@ def test_stats_recomputed_when_dataset_changes(dataset):
 
 
 def test_stats_refuse_non_finite():
-    low = {"state": np.zeros((3, 8)), "action": np.zeros((3, 7)), "episode_index": np.array([0, 0, 1]),
-           "frame_index": np.array([0, 1, 0])}
+    low = {
+        "state": np.zeros((3, 8)),
+        "action": np.zeros((3, 7)),
+        "episode_index": np.array([0, 0, 1]),
+        "frame_index": np.array([0, 1, 0]),
+    }
     low["action"][2, 1] = np.nan
     with pytest.raises(LaraUserError, match="episode 1, frame 0"):
         compute_stats(low)
@@ -66,13 +72,19 @@ def test_sample_shapes_and_padding_at_episode_end(dataset, make_episode):
     assert s["state"].shape == (8,) and s["action"].shape == (4, 7)
     assert s["action_is_pad"].tolist() == [False, False, True, True]
     torch.testing.assert_close(s["action"][2], s["action"][1])  # padded by repeating the last action
-    assert (s["episode_index"], s["frame_index"], s["instruction"], s["cot"]) == (0, 4, "pick up object 0", None)
+    assert (s["episode_index"], s["frame_index"], s["instruction"], s["cot"]) == (
+        0,
+        4,
+        "pick up object 0",
+        None,
+    )
     ep0 = make_episode(6, index=0)
     expected = ds.stats.normalize("action", torch.from_numpy(ep0.action[4:6]))
     torch.testing.assert_close(s["action"][:2], expected)
     # foresight target clamps to the last frame of the episode; never crosses into episode 1
-    full = LaraSampleDataset(dataset, SampleConfig(chunk_size=4, foresight_offset=2, image_size=16,
-                                                   foresight_image_size=16))
+    full = LaraSampleDataset(
+        dataset, SampleConfig(chunk_size=4, foresight_offset=2, image_size=16, foresight_image_size=16)
+    )
     last = torch.from_numpy(ep0.images["agentview"][5]).permute(2, 0, 1).float() / 255
     torch.testing.assert_close(full[4]["next_image.agentview"], last)
     torch.testing.assert_close(full[5]["next_image.agentview"], last)

@@ -14,8 +14,15 @@ pytestmark = pytest.mark.sim
 
 
 def _cfg(out, episodes: int) -> EvalConfig:
-    return EvalConfig(policy="noop", suite="libero_object", tasks="0", episodes=episodes, out=out, max_steps=2,
-                      camera_size=64)
+    return EvalConfig(
+        policy="noop",
+        suite="libero_object",
+        tasks="0",
+        episodes=episodes,
+        out=out,
+        max_steps=2,
+        camera_size=64,
+    )
 
 
 def test_resume_after_a_torn_last_line_keeps_every_episode(tmp_path):
@@ -24,15 +31,27 @@ def test_resume_after_a_torn_last_line_keeps_every_episode(tmp_path):
         fh.write('{"suite": "libero_object", "task": 0, "episode": 1, "succ')  # killed mid-write
     results = evaluate(_cfg(tmp_path, 2))
     lines = (tmp_path / "episodes.jsonl").read_text().splitlines()
-    assert [json.loads(line)["episode"] for line in lines] == [0, 1]  # the fragment is gone, nothing glued to it
+    assert [json.loads(line)["episode"] for line in lines] == [
+        0,
+        1,
+    ]  # the fragment is gone, nothing glued to it
     assert results["suites"][0]["episodes"] == 2
 
 
 def test_resume_reruns_episodes_an_unloadable_policy_poisoned(tmp_path):
     """Older versions recorded 'policy could not load' as a failed episode and resumed past it."""
-    poisoned = {"suite": "libero_object", "task": 0, "task_name": "", "episode": 0, "init_state_index": 0,
-                "success": False, "steps": 0, "seconds": 0.1, "policy_latency_ms": None,
-                "error": "SafetensorError: Error while deserializing header: incomplete metadata"}
+    poisoned = {
+        "suite": "libero_object",
+        "task": 0,
+        "task_name": "",
+        "episode": 0,
+        "init_state_index": 0,
+        "success": False,
+        "steps": 0,
+        "seconds": 0.1,
+        "policy_latency_ms": None,
+        "error": "SafetensorError: Error while deserializing header: incomplete metadata",
+    }
     (tmp_path / "episodes.jsonl").write_text(json.dumps(poisoned) + "\n")
     results = evaluate(_cfg(tmp_path, 1))
     row = results["suites"][0]
@@ -41,11 +60,33 @@ def test_resume_reruns_episodes_an_unloadable_policy_poisoned(tmp_path):
 
 def test_successful_eval_prints_no_traceback_and_no_libero_noise(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    cmd = [sys.executable, "-m", "lara.scripts.cli", "eval", "--policy", "noop", "--tasks", "0", "--episodes", "1",
-           "--max_steps", "2", "--render", "true", "--out", str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lara.scripts.cli",
+        "eval",
+        "--policy",
+        "noop",
+        "--tasks",
+        "0",
+        "--episodes",
+        "1",
+        "--max_steps",
+        "2",
+        "--render",
+        "true",
+        "--out",
+        str(tmp_path),
+    ]
     run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0, run.stderr
-    for noise in ("Traceback", "Exception ignored", "[info] using task orders", "OpenGL_accelerate", "WARNING"):
+    for noise in (
+        "Traceback",
+        "Exception ignored",
+        "[info] using task orders",
+        "OpenGL_accelerate",
+        "WARNING",
+    ):
         assert noise not in run.stderr + run.stdout, noise
 
 
@@ -53,8 +94,26 @@ def test_successful_eval_prints_no_traceback_and_no_libero_noise(tmp_path):
 def test_collect_with_workers_ends_without_egl_tracebacks(tmp_path):
     """Workers that exit with a cached env printed EGL 'Exception ignored' tracebacks."""
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    cmd = [sys.executable, "-m", "lara.scripts.cli", "collect", "--tasks", "0", "--episodes_per_task", "2", "--workers", "2",
-           "--max_steps", "5", "--max_attempts", "1", "--camera_size", "32", "--out", str(tmp_path / "ds")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lara.scripts.cli",
+        "collect",
+        "--tasks",
+        "0",
+        "--episodes_per_task",
+        "2",
+        "--workers",
+        "2",
+        "--max_steps",
+        "5",
+        "--max_attempts",
+        "1",
+        "--camera_size",
+        "32",
+        "--out",
+        str(tmp_path / "ds"),
+    ]
     run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert "no successful demos" in run.stderr  # 5 steps are too few for a demo: the run ends early, cleanly
     assert "Exception ignored" not in run.stderr and "Traceback" not in run.stderr
@@ -67,9 +126,27 @@ def test_eval_killed_with_sigkill_resumes_each_episode_once(tmp_path):
     import time
 
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    cmd = [sys.executable, "-m", "lara.scripts.cli", "eval", "--policy", "noop", "--tasks", "0", "--episodes", "3",
-           "--max_steps", "2", "--camera_size", "64", "--out", str(tmp_path)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "lara.scripts.cli",
+        "eval",
+        "--policy",
+        "noop",
+        "--tasks",
+        "0",
+        "--episodes",
+        "3",
+        "--max_steps",
+        "2",
+        "--camera_size",
+        "64",
+        "--out",
+        str(tmp_path),
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     jsonl, deadline = tmp_path / "episodes.jsonl", time.time() + 300
     while not (jsonl.is_file() and jsonl.read_text().count("\n") >= 1):
         assert proc.poll() is None and time.time() < deadline

@@ -10,8 +10,17 @@ pytestmark = pytest.mark.sim
 
 
 def test_two_workers_write_results_and_resume(tmp_path):
-    cfg = EvalConfig(policy="noop", suite="libero_object", tasks="0", episodes=2, workers=2,
-                     out=tmp_path, video=True, camera_size=64, max_steps=4)
+    cfg = EvalConfig(
+        policy="noop",
+        suite="libero_object",
+        tasks="0",
+        episodes=2,
+        workers=2,
+        out=tmp_path,
+        video=True,
+        camera_size=64,
+        max_steps=4,
+    )
     results = evaluate(cfg)
     lines = (tmp_path / "episodes.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]

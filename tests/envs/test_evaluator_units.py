@@ -41,7 +41,9 @@ def test_policy_spec_validation(tmp_path):
 
 def test_resume_refuses_a_different_run(tmp_path):
     cfg = EvalConfig(policy="noop", out=tmp_path)
-    (tmp_path / "run.json").write_text(json.dumps({"identity": EvalConfig(policy="scripted", out=tmp_path).identity()}))
+    (tmp_path / "run.json").write_text(
+        json.dumps({"identity": EvalConfig(policy="scripted", out=tmp_path).identity()})
+    )
     with pytest.raises(LaraUserError, match="different run"):
         _check_run_identity(cfg)
     (tmp_path / "run.json").write_text(json.dumps({"identity": cfg.identity()}))
@@ -104,7 +106,10 @@ def test_episode_time_is_split_into_simulator_rendering_and_policy(monkeypatch, 
     assert rec["render_seconds"] == 3.0
     assert rec["sim_seconds"] == 1.0 + 3 * 3.0 - 3.0  # reset (1 s) + steps (3 x 3 s) - rendering
     assert rec["setup_seconds"] == 1.0  # the worker's env was ready: start and this reading
-    assert rec["sim_seconds"] + rec["render_seconds"] + rec["policy_seconds"] + rec["setup_seconds"] <= rec["seconds"]
+    assert (
+        rec["sim_seconds"] + rec["render_seconds"] + rec["policy_seconds"] + rec["setup_seconds"]
+        <= rec["seconds"]
+    )
     split = time_split([rec, {**rec, "policy_seconds": None}])  # an old record without a split is left out
     assert split["episodes"] == 1 and split["policy"] == 3.0 and split["rendering"] == 3.0
     assert split["other"] == rec["seconds"] - 14.0

@@ -102,17 +102,45 @@ def test_sampled_layouts_are_reproducible_and_far_from_evaluation_states(env):
 def test_collect_start_accepts_redraws_and_gives_up(env):
     from data_pipeline.collect_worker import Job, LayoutDrawError, _start
 
-    job = Job("libero_object", 0, 4, 64, 0.0, 2, 1, None, 7, "/nonexistent", init="sampled", max_layout_draws=2)
+    job = Job(
+        "libero_object", 0, 4, 64, 0.0, 2, 1, None, 7, "/nonexistent", init="sampled", max_layout_draws=2
+    )
     _, layout = _start(job, 0, env)
     assert layout["resampled"] == 0 and layout["distance_m"] > 0.01 and not layout["too_close"]
     assert layout["layout_seed"] == layout_seed(7, "libero_object", 0, 4, 0, 0)
     # a threshold just above draw 0's distance (1.7 cm, rounded to 0.01 mm) refuses it: a later draw is taken
-    redraw = Job("libero_object", 0, 4, 64, 0.0, 2, 1, None, 7, "/nonexistent", init="sampled",
-                 min_layout_distance=layout["distance_m"] + 1e-5, max_layout_draws=4)  # fmt: skip
+    redraw = Job(
+        "libero_object",
+        0,
+        4,
+        64,
+        0.0,
+        2,
+        1,
+        None,
+        7,
+        "/nonexistent",
+        init="sampled",
+        min_layout_distance=layout["distance_m"] + 1e-5,
+        max_layout_draws=4,
+    )
     _, again = _start(redraw, 0, env)
     assert again["resampled"] >= 1 and again["distance_m"] > layout["distance_m"]
     assert again["layout_seed"] == layout_seed(7, "libero_object", 0, 4, 0, again["resampled"])
-    strict = Job("libero_object", 0, 4, 64, 0.0, 2, 1, None, 7, "/nonexistent", init="sampled",
-                 min_layout_distance=0.1, max_layout_draws=2)  # fmt: skip
+    strict = Job(
+        "libero_object",
+        0,
+        4,
+        64,
+        0.0,
+        2,
+        1,
+        None,
+        7,
+        "/nonexistent",
+        init="sampled",
+        min_layout_distance=0.1,
+        max_layout_draws=2,
+    )
     with pytest.raises(LayoutDrawError, match="2 sampled layouts"):
         _start(strict, 0, env)

@@ -22,12 +22,25 @@ def test_wilson_interval_rejects_impossible_counts():
 
 
 def _rec(task, episode, success, steps=10, error=None):
-    return {"suite": "libero_object", "task": task, "task_name": f"t{task}", "episode": episode,
-            "success": success, "steps": steps, "policy_latency_ms": 1.0, "error": error}
+    return {
+        "suite": "libero_object",
+        "task": task,
+        "task_name": f"t{task}",
+        "episode": episode,
+        "success": success,
+        "steps": steps,
+        "policy_latency_ms": 1.0,
+        "error": error,
+    }
 
 
 def test_summarize_counts_per_task_and_suite():
-    records = [_rec(0, 0, True), _rec(0, 1, False), _rec(1, 0, True, error=None), _rec(1, 1, False, error="boom")]
+    records = [
+        _rec(0, 0, True),
+        _rec(0, 1, False),
+        _rec(1, 0, True, error=None),
+        _rec(1, 1, False, error="boom"),
+    ]
     tasks, suites = summarize(records)
     assert [(r.successes, r.episodes) for r in tasks] == [(1, 2), (1, 2)]
     assert suites[0].successes == 2 and suites[0].episodes == 4 and suites[0].errors == 1
@@ -56,7 +69,16 @@ def test_wilson_interval_contains_the_rate_exactly_at_the_ends(tmp_path):
     for n in range(1, 60):
         assert wilson_interval(0, n)[0] == 0.0
         assert wilson_interval(n, n)[1] == 1.0
-    rows = [SuccessRow(name=f"libero_object  {i}: t", successes=k, episodes=n, errors=0, mean_steps=1.0,
-                       mean_latency_ms=0.0) for i, (k, n) in enumerate([(0, 3), (3, 3), (1, 3)])]
+    rows = [
+        SuccessRow(
+            name=f"libero_object  {i}: t",
+            successes=k,
+            episodes=n,
+            errors=0,
+            mean_steps=1.0,
+            mean_latency_ms=0.0,
+        )
+        for i, (k, n) in enumerate([(0, 3), (3, 3), (1, 3)])
+    ]
     plot_success(rows, tmp_path / "success.png")
     assert (tmp_path / "success.png").stat().st_size > 1000

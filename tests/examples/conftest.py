@@ -17,8 +17,16 @@ EPISODES = 3  # in `dataset`
 FIXTURE_ANNOTATION = "fixture-v1"  # the annotation run `dataset` carries
 INSTRUCTION = "pick up the black bowl and place it on the plate"
 # (frames, end-effector velocity per frame in metres, gripper command -1 open / +1 close)
-PICK_PLACE = [(12, (0.01, 0, 0), -1), (8, (0, 0, -0.01), -1), (6, (0, 0, 0), 1), (8, (0, 0, 0.012), 1),
-              (12, (0, 0.01, 0), 1), (6, (0, 0, -0.01), 1), (6, (0, 0, 0), -1), (8, (0, 0, 0.012), -1)]
+PICK_PLACE = [
+    (12, (0.01, 0, 0), -1),
+    (8, (0, 0, -0.01), -1),
+    (6, (0, 0, 0), 1),
+    (8, (0, 0, 0.012), 1),
+    (12, (0, 0.01, 0), 1),
+    (6, (0, 0, -0.01), 1),
+    (6, (0, 0, 0), -1),
+    (8, (0, 0, 0.012), -1),
+]
 
 
 def pick_place_episode(index: int, size: int = 32):
@@ -40,9 +48,16 @@ def pick_place_episode(index: int, size: int = 32):
     state[:, 6:] = np.where(grip[:, None] > 0, 0.0, 0.04)  # finger joints: open wide, closed 0
     return Episode(
         images={c: rng.integers(0, 256, (T, size, size, 3), dtype=np.uint8) for c in ("agentview", "wrist")},
-        state=state, action=action, gripper=grip.copy(), ee_pos=ee.astype(np.float32),
-        ee_ori=np.zeros((T, 3), dtype=np.float32), instruction=INSTRUCTION, task_index=0,
-        task_name="pick_bowl", suite="libero_object", episode_index=index,
+        state=state,
+        action=action,
+        gripper=grip.copy(),
+        ee_pos=ee.astype(np.float32),
+        ee_ori=np.zeros((T, 3), dtype=np.float32),
+        instruction=INSTRUCTION,
+        task_index=0,
+        task_name="pick_bowl",
+        suite="libero_object",
+        episode_index=index,
     )
 
 
@@ -59,8 +74,14 @@ def write_sidecar(root: Path, name: str, episodes: int = 3) -> None:
     run = annotation_dir(root, name)
     T = sum(n for n, _, _ in PICK_PLACE)
     for ep in range(episodes):
-        frames = [[("SUBTASK", "grasp the bowl" if t < 26 else "place the bowl"), ("MOVE", "move down"),
-                   ("GRIPPER", "open" if t < 20 else "close")] for t in range(T)]
+        frames = [
+            [
+                ("SUBTASK", "grasp the bowl" if t < 26 else "place the bowl"),
+                ("MOVE", "move down"),
+                ("GRIPPER", "open" if t < 20 else "close"),
+            ]
+            for t in range(T)
+        ]
         write_episode(run, EpisodeAnnotation(episode=ep, status="ok", num_frames=T, frames=frames))
     write_meta(run, {"complete": True})
 

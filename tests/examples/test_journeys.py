@@ -16,8 +16,20 @@ def test_annotate_dataset_instruction_backend(dataset, tmp_path, capsys, load_ex
     from data_pipeline.annotation.sidecar import annotation_dir, load_annotations, read_meta
 
     main = load_example("annotate_dataset")
-    args = ["--dataset", str(dataset), "--backend", "instruction", "--name", "instr-test", "--preview", "2",
-            "--workers", "1", "--out", str(tmp_path)]
+    args = [
+        "--dataset",
+        str(dataset),
+        "--backend",
+        "instruction",
+        "--name",
+        "instr-test",
+        "--preview",
+        "2",
+        "--workers",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
 
@@ -54,8 +66,18 @@ def test_run_curriculum_three_stages_and_a_chunk(dataset, tmp_path, capsys, load
 
     main = load_example("run_curriculum")
     out_dir = tmp_path / "train"
-    args = ["--dataset", str(dataset), "--annotation", "fixture-v1", "--steps", "3,3,3", "--out", str(out_dir),
-            "--overrides", "[--batch_size=2, --progress=false, --optim.warmup_steps=1]"]
+    args = [
+        "--dataset",
+        str(dataset),
+        "--annotation",
+        "fixture-v1",
+        "--steps",
+        "3,3,3",
+        "--out",
+        str(out_dir),
+        "--overrides",
+        "[--batch_size=2, --progress=false, --optim.warmup_steps=1]",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
 
@@ -86,8 +108,27 @@ def test_evaluate_checkpoint_closed_loop(tmp_path, capsys, load_example, tiny_po
     tiny_policy().save_pretrained(checkpoint)
     main = load_example("evaluate_checkpoint")
     out_dir = tmp_path / "eval"
-    assert main(["--policy", str(checkpoint), "--suite", "libero_object", "--tasks", "0", "--episodes", "1",
-                 "--workers", "1", "--max_steps", "20", "--out", str(out_dir)]) == 0
+    assert (
+        main(
+            [
+                "--policy",
+                str(checkpoint),
+                "--suite",
+                "libero_object",
+                "--tasks",
+                "0",
+                "--episodes",
+                "1",
+                "--workers",
+                "1",
+                "--max_steps",
+                "20",
+                "--out",
+                str(out_dir),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
 
     records = [json.loads(line) for line in (out_dir / "episodes.jsonl").read_text().splitlines()]

@@ -38,10 +38,16 @@ def processor(lara_tokenizer, padding_side: str = "left"):
 
     hf_tok = lara_tokenizer.to_hf()
     hf_tok.padding_side = padding_side
-    return _Processor(image_processor=image_processor(), tokenizer=hf_tok, video_processor=Qwen3VLVideoProcessor(),
-                      chat_template=chat_template())
+    return _Processor(
+        image_processor=image_processor(),
+        tokenizer=hf_tok,
+        video_processor=Qwen3VLVideoProcessor(),
+        chat_template=chat_template(),
+    )
 
 
 def user_message(instruction: str, n_images: int) -> list[dict]:
     """One user turn: the camera images, then the instruction (LaRA's order)."""
-    return [{"role": "user", "content": [{"type": "image"}] * n_images + [{"type": "text", "text": instruction}]}]
+    return [
+        {"role": "user", "content": [{"type": "image"}] * n_images + [{"type": "text", "text": instruction}]}
+    ]

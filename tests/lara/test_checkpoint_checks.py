@@ -62,7 +62,9 @@ def test_truncated_weights_fail_the_check_naming_the_file(run_dir):
 def test_eval_with_a_truncated_checkpoint_writes_nothing(run_dir, tmp_path, capsys):
     _truncate(run_dir / "final" / "model" / "model.safetensors")
     out = tmp_path / "eval"
-    rc = lara_main(["eval", "--policy", str(run_dir / "final"), "--tasks", "0", "--episodes", "1", "--out", str(out)])
+    rc = lara_main(
+        ["eval", "--policy", str(run_dir / "final"), "--tasks", "0", "--episodes", "1", "--out", str(out)]
+    )
     assert rc == 2
     assert "model.safetensors is corrupt or truncated" in _one_line(capsys)
     assert not out.exists()  # no run.json, no episodes.jsonl: nothing to poison a later run
@@ -71,12 +73,36 @@ def test_eval_with_a_truncated_checkpoint_writes_nothing(run_dir, tmp_path, caps
 def test_eval_offline_checks_the_checkpoint_before_the_dataset(run_dir, tmp_path, capsys):
     missing_data = tmp_path / "no_dataset"
     # RUN/final is accepted: the error is about the dataset, which comes second
-    assert lara_main(["eval-offline", "--policy", str(run_dir / "final"), "--dataset", str(missing_data),
-                      "--out", str(tmp_path / "o")]) == 2
+    assert (
+        lara_main(
+            [
+                "eval-offline",
+                "--policy",
+                str(run_dir / "final"),
+                "--dataset",
+                str(missing_data),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "not a LeRobot dataset" in _one_line(capsys)
     _truncate(run_dir / "final" / "model" / "model.safetensors")
-    assert lara_main(["eval-offline", "--policy", str(run_dir), "--dataset", str(missing_data),
-                      "--out", str(tmp_path / "o")]) == 2
+    assert (
+        lara_main(
+            [
+                "eval-offline",
+                "--policy",
+                str(run_dir),
+                "--dataset",
+                str(missing_data),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     err = _one_line(capsys)
     assert "model.safetensors is corrupt or truncated" in err and "no_dataset" not in err
     nope = str(tmp_path / "nope")

@@ -32,8 +32,13 @@ def test_checkpoints_saved_with_loss_weights_still_load():
     """Loss weights left the model config (the training config sets them): an older checkpoint's
     `loss` section is dropped when it loads."""
     saved = load_config("tiny").to_dict()
-    saved["loss"] = {"cot_weight": 1.0, "action_ce_weight": 1.0, "visual_weight_stage1": 0.1,
-                     "visual_weight": 0.2, "flow_weight": 1.0}
+    saved["loss"] = {
+        "cot_weight": 1.0,
+        "action_ce_weight": 1.0,
+        "visual_weight_stage1": 0.1,
+        "visual_weight": 0.2,
+        "flow_weight": 1.0,
+    }
     assert LaraConfig.from_dict(saved) == load_config("tiny")
 
 

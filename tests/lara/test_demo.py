@@ -7,8 +7,20 @@ import pytest
 
 from lara.utils.errors import LaraUserError
 
-SMOKE = ["--tasks", "0", "--episodes_per_task", "1", "--eval_episodes", "1", "--stage_steps", "2,2,2",
-         "--workers", "1", "--eval_max_steps", "16"]  # fmt: skip
+SMOKE = [
+    "--tasks",
+    "0",
+    "--episodes_per_task",
+    "1",
+    "--eval_episodes",
+    "1",
+    "--stage_steps",
+    "2,2,2",
+    "--workers",
+    "1",
+    "--eval_max_steps",
+    "16",
+]
 
 
 @pytest.mark.sim
@@ -21,14 +33,25 @@ def test_demo_smoke_run_report_and_resume(tmp_path, capsys):
     assert f"report: {out / 'report.md'}" in printed
 
     report = (out / "report.md").read_text()
-    for section in ("## 1. Dataset", "## 2. Annotation", "## 3. Training", "## 4. Closed-loop", "## 5. Latency"):
+    for section in (
+        "## 1. Dataset",
+        "## 2. Annotation",
+        "## 3. Training",
+        "## 4. Closed-loop",
+        "## 5. Latency",
+    ):
         assert section in report
     assert "pick up the alphabet soup and place it in the basket | 1 |" in report  # dataset table: 1 demo
     assert "<SUBTASK>" in report and "<GRIPPER>" in report  # CoT read back from the sidecar
     assert "| 0/1 |" in report or "| 1/1 |" in report  # success table from results.json
     assert "Episodes capped at 16 steps" in report
-    for name in ("loss_stage1.png", "loss_stage2.png", "loss_stage3.png", "preview/episode_000000.png",
-                 "eval/success.png"):  # fmt: skip
+    for name in (
+        "loss_stage1.png",
+        "loss_stage2.png",
+        "loss_stage3.png",
+        "preview/episode_000000.png",
+        "eval/success.png",
+    ):
         assert (out / name).stat().st_size > 1000, name
         assert name.split("/")[-1] in report
     videos = list((out / "eval" / "videos").glob("*.mp4"))

@@ -18,8 +18,12 @@ def _expert(**kw) -> ActionExpert:
 
 def _inputs(b: int = 3):
     g = torch.Generator().manual_seed(1)
-    return (torch.rand(b, 8, 7, generator=g) * 2 - 1, torch.randn(b, 5, 32, generator=g),
-            torch.ones(b, 5, dtype=torch.bool), torch.randn(b, 8, generator=g))  # fmt: skip
+    return (
+        torch.rand(b, 8, 7, generator=g) * 2 - 1,
+        torch.randn(b, 5, 32, generator=g),
+        torch.ones(b, 5, dtype=torch.bool),
+        torch.randn(b, 8, generator=g),
+    )
 
 
 def test_presets_default_to_the_reference_head():

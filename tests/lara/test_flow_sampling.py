@@ -20,7 +20,9 @@ def _expert(seed=0):
     with torch.no_grad():  # adaLN-Zero starts as the identity (zero velocity): give it a real field
         for p in expert.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    return expert.eval()  # no dropout (expert.dropout 0.2 by default): the velocity field must be deterministic
+    return (
+        expert.eval()
+    )  # no dropout (expert.dropout 0.2 by default): the velocity field must be deterministic
 
 
 def _inputs(b=3, seed=1):
@@ -80,8 +82,13 @@ def test_small_noise_reproduces_the_deterministic_sampler():
 
 def test_policy_chunk_sampler_is_seeded_and_rescored_exactly(policy, make_obs):
     from lara.flow_sampling import backbone_context
+
     o = make_obs(0)
-    obs = {"images": {k: v[None] for k, v in o.images.items()}, "state": o.state[None], "instruction": [o.instruction]}
+    obs = {
+        "images": {k: v[None] for k, v in o.images.items()},
+        "state": o.state[None],
+        "instruction": [o.instruction],
+    }
     a1, s1 = sample_flow_chunk(policy, obs, 0.1, generator=torch.Generator().manual_seed(1))
     a2, s2 = sample_flow_chunk(policy, obs, 0.1, generator=torch.Generator().manual_seed(1))
     a3, _ = sample_flow_chunk(policy, obs, 0.1, generator=torch.Generator().manual_seed(2))

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 
-
 def test_ema_tower_moves_in_bfloat16_as_in_float32(tiny_policy):
     """bf16 model, online tower 5% away from the EMA copy: after N updates the gap closes by
     1 - tau^N (a bf16 EMA rounds each 0.001 step to nothing and closes 0%)."""
@@ -69,15 +68,19 @@ def _hidden_with_last_slot(policy, t, images, shift: float) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("slot_input", ["learned", "recurrent"])
-def test_img_next_block_attention_both_ways_and_nothing_before_sees_it(slot_input, cot, make_batch, tiny_policy):
+def test_img_next_block_attention_both_ways_and_nothing_before_sees_it(
+    slot_input, cot, make_batch, tiny_policy
+):
     from lara.sequence import IMG_NEXT
 
     hidden = {}
     for attention in ("bidirectional", "causal"):
         policy = tiny_policy(f"--foresight.attention={attention}", f"--latent.slot_input={slot_input}").eval()
         batch = make_batch(b=2)
-        seqs = [policy.builder.build(batch["instruction"][i], list(cot), [True, False, True, False], None)
-                for i in range(2)]  # fmt: skip
+        seqs = [
+            policy.builder.build(batch["instruction"][i], list(cot), [True, False, True, False], None)
+            for i in range(2)
+        ]
         t = policy.builder.collate(seqs, "right")  # rows of different lengths: padding in row 1
         images = policy.camera_images(batch, policy.cfg.vision.cameras)
         base, moved = (_hidden_with_last_slot(policy, t, images, s) for s in (0.0, 1.0))
@@ -99,7 +102,9 @@ def test_kv_cache_inference_writes_the_block_like_training(cot, make_batch, tiny
 
     policy = tiny_policy().eval()
     batch = make_batch(b=1)
-    seq = policy.builder.build(batch["instruction"][0], list(cot), None, None)  # prompt, CoT, <img_next> x N_v
+    seq = policy.builder.build(
+        batch["instruction"][0], list(cot), None, None
+    )  # prompt, CoT, <img_next> x N_v
     t = policy.builder.collate([seq], "right")
     images = policy.camera_images(batch, policy.cfg.vision.cameras)
     n_v = policy.cfg.foresight.num_slots

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 
-
 def _nonzero_expert(policy, seed: int = 0):
     """AdaLN-Zero starts every block as the identity: random weights everywhere, so that a wrong
     block, mask or step in the captured loop would change the output."""
@@ -55,8 +54,11 @@ def test_cache_follows_weight_updates_and_batches(policy, make_obs):
     after = _predict(policy, obs, cache=True)
     assert np.abs(after - before).max() > 0
     np.testing.assert_array_equal(after, _predict(policy, obs, cache=False))
-    batched = {"images": {k: np.stack([v, v[::-1]]) for k, v in obs.images.items()},
-               "state": np.stack([obs.state, -obs.state]), "instruction": [obs.instruction, "pick up the bowl"]}  # fmt: skip
+    batched = {
+        "images": {k: np.stack([v, v[::-1]]) for k, v in obs.images.items()},
+        "state": np.stack([obs.state, -obs.state]),
+        "instruction": [obs.instruction, "pick up the bowl"],
+    }
     out = _predict(policy, batched, cache=True)
     assert out.shape == (2, 8, 7)
     np.testing.assert_array_equal(out, _predict(policy, batched, cache=False))
@@ -88,7 +90,9 @@ def test_captured_loop_equals_the_module(policy, steps):
     try:
         ref2 = policy.expert.sample(ctx, mask, state, steps, noise.clone())
         assert (ref2 - ref).abs().max() > 1e-4
-        torch.testing.assert_close(runtime.sample(ctx, mask, state, steps, noise.clone()), ref2, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            runtime.sample(ctx, mask, state, steps, noise.clone()), ref2, rtol=1e-5, atol=1e-5
+        )
     finally:
         with torch.no_grad():
             policy.expert.blocks[0].attn.to_k.weight.mul_(0.5)
@@ -105,7 +109,9 @@ def test_runtime_falls_back_to_eager_when_compilation_fails(policy, monkeypatch,
     runtime = expert_runtime.ExpertRuntime(policy.expert, compile=True)
     ctx, mask, state, noise = _expert_inputs(policy)
     out = runtime.sample(ctx, mask, state, 2, noise.clone())
-    torch.testing.assert_close(out, policy.expert.sample(ctx, mask, state, 2, noise.clone()), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        out, policy.expert.sample(ctx, mask, state, 2, noise.clone()), rtol=1e-5, atol=1e-5
+    )
     assert "falling back to eager" in caplog.text and "compile" in runtime._failed
 
 
@@ -135,9 +141,12 @@ def test_cuda_graph_equals_eager(tiny_policy):
         assert not graphed._failed
         torch.testing.assert_close(out, eager, rtol=1e-4, atol=1e-4)
     ctx2 = ctx * 0.5
-    torch.testing.assert_close(graphed.sample(ctx2, mask, state, 4, noise.clone()),
-                               ExpertRuntime(policy.expert).sample(ctx2, mask, state, 4, noise.clone()),
-                               rtol=1e-4, atol=1e-4)  # fmt: skip
+    torch.testing.assert_close(
+        graphed.sample(ctx2, mask, state, 4, noise.clone()),
+        ExpertRuntime(policy.expert).sample(ctx2, mask, state, 4, noise.clone()),
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 @pytest.mark.parametrize("future, use_state, layers", [(0, True, 4), (3, False, 3), (2, True, 1)])
@@ -161,4 +170,6 @@ def test_captured_loop_equals_the_module_for_other_expert_shapes(future, use_sta
     state = torch.randn(2, 8) if use_state else None
     noise = torch.randn(2, 8, 7)
     ref = expert.sample(ctx, mask, state, 3, noise.clone())
-    torch.testing.assert_close(ExpertRuntime(expert).sample(ctx, mask, state, 3, noise.clone()), ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        ExpertRuntime(expert).sample(ctx, mask, state, 3, noise.clone()), ref, rtol=1e-5, atol=1e-5
+    )

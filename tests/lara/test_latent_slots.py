@@ -59,7 +59,9 @@ def test_tag_order_turns_tags_latent_in_order_whatever_their_position():
     assert select_latent(tags, 0.25, cfg) == [False, False, True, False, False]  # SUBTASK first, never MOVE
     assert select_latent(tags, 0.5, cfg) == [False, False, True, False, True]
     assert select_latent(tags, 0.75, cfg) == [False, True, True, False, True]
-    assert select_latent(tags, 1.0, cfg) == [True] * 5  # tags outside the order (PLAN) only in the all-latent stretch
+    assert (
+        select_latent(tags, 1.0, cfg) == [True] * 5
+    )  # tags outside the order (PLAN) only in the all-latent stretch
     custom = LatentConfig(order=["MOVE", "SUBTASK", "OBJECTS", "GRIPPER"])
     assert select_latent(tags, 0.25, custom) == [False, True, False, False, False]
     random = LatentConfig(selection="random")
@@ -102,7 +104,9 @@ def test_plan_has_its_own_slot_row_and_inference_places_it_as_training_does(cot,
     stage3 = b.build("pick up the bowl", None, None, None, canonical_latent=True)
     assert [r for r in prompt.latent_index if r >= 0] == rows == [r for r in stage3.latent_index if r >= 0]
     assert prompt.input_ids == trained.input_ids  # the all-latent stage-II sequence is the inference prompt
-    without = tiny_policy().builder.build_prompt("pick up the bowl", latent=True, img_next=False, act_start=False)
+    without = tiny_policy().builder.build_prompt(
+        "pick up the bowl", latent=True, img_next=False, act_start=False
+    )
     assert [r for r in without.latent_index if r >= 0] == [0, 1, 2, 3]
     with pytest.raises(ValueError, match="no latent slot row"):
         b.build("x", [("WHATEVER", "y")], [True], None)
@@ -114,11 +118,20 @@ def test_a_checkpoint_config_from_before_issue_12_keeps_its_behaviour(tmp_path):
     from lara.configuration_lara import LaraConfig
 
     old = LaraConfig().to_dict()
-    for section, key in (("foresight", "attention"), ("expert", "num_future_tokens"), ("expert", "dropout"),
-                         ("expert", "flow_repeats"), ("latent", "selection")):
+    for section, key in (
+        ("foresight", "attention"),
+        ("expert", "num_future_tokens"),
+        ("expert", "dropout"),
+        ("expert", "flow_repeats"),
+        ("latent", "selection"),
+    ):
         del old[section][key]
     cfg = LaraConfig.from_dict(old)
-    assert (cfg.foresight.attention, cfg.expert.num_future_tokens, cfg.expert.flow_repeats) == ("causal", 0, 1)
+    assert (cfg.foresight.attention, cfg.expert.num_future_tokens, cfg.expert.flow_repeats) == (
+        "causal",
+        0,
+        1,
+    )
     assert cfg.latent.selection == "random" and cfg.expert.dropout == 0.0
     new = LaraConfig()
     new.save(tmp_path / "config.json")

@@ -16,7 +16,9 @@ def _stats(mode: str) -> NormalizationStats:
 def test_min_max_maps_the_data_range_to_plus_minus_one():
     s = _stats("min_max")
     f = s.features["action"]
-    np.testing.assert_allclose(s.normalize("action", np.array([f.min, f.max])), [[-1] * 3, [1] * 3], atol=1e-6)
+    np.testing.assert_allclose(
+        s.normalize("action", np.array([f.min, f.max])), [[-1] * 3, [1] * 3], atol=1e-6
+    )
     q = _stats("quantile")
     assert np.abs(q.normalize("action", np.array([f.max]))).max() == 1.0  # q01/q99: the outlier saturates
     assert np.abs(s.normalize("action", np.array([f.q99]))).max() < 0.9  # min/max: q99 well inside
@@ -39,5 +41,7 @@ def test_policy_actions_stay_in_the_data_range(make_stats, tiny_policy):
     policy.set_normalization(stats)
     wild = np.full((1, 8, 7), 3.0, dtype=np.float32)  # an expert / FAST output outside [-1, 1]
     out = policy.processor.unnormalize(wild)
-    np.testing.assert_allclose(out[0, :, :6], np.broadcast_to(stats.features["action"].q99[:6], (8, 6)), rtol=1e-5)
+    np.testing.assert_allclose(
+        out[0, :, :6], np.broadcast_to(stats.features["action"].q99[:6], (8, 6)), rtol=1e-5
+    )
     assert (out[..., 6] == 1.0).all()

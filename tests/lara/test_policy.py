@@ -91,7 +91,8 @@ def test_prepare_draws_latents_in_the_order_of_one_big_batch(loaded, make_batch)
     whole, _ = loaded.prepare_batch(batch, 2, latent_probability=0.5)
     torch.manual_seed(0)
     halves = [
-        loaded.prepare_batch(_rows(batch, r), 2, latent_probability=0.5)[0] for r in (slice(0, 2), slice(2, 4))
+        loaded.prepare_batch(_rows(batch, r), 2, latent_probability=0.5)[0]
+        for r in (slice(0, 2), slice(2, 4))
     ]
     # (B,) latent slots per row
     latent = [(b[PREPARED]["tensors"]["latent_index"] >= 0).sum(1) for b in (whole, *halves)]
@@ -199,8 +200,11 @@ def test_predict_shapes_queue_and_unnormalization(loaded, make_obs):
         chunk = loaded.predict_action_chunk(obs, stage=stage)
         assert chunk.shape == (8, 7) and chunk.dtype == np.float32
         assert set(np.unique(chunk[:, -1])) <= {-1.0, 1.0}  # gripper in the env convention
-    batched = {"images": {k: np.stack([v, v]) for k, v in obs.images.items()},
-               "state": np.stack([obs.state, obs.state]), "instruction": [obs.instruction] * 2}  # fmt: skip
+    batched = {
+        "images": {k: np.stack([v, v]) for k, v in obs.images.items()},
+        "state": np.stack([obs.state, obs.state]),
+        "instruction": [obs.instruction] * 2,
+    }
     torch.manual_seed(0)
     out = loaded.predict_action_chunk(batched, stage=3)
     assert out.shape == (2, 8, 7)
@@ -235,7 +239,9 @@ def test_queue_executes_first_k_then_replans(loaded, monkeypatch):
         loaded.reset()
         assert loaded.chunk_latency_ms == [] and loaded.select_action(None)[0] == 300  # reset drops the queue
         loaded.reset()
-        planned = [loaded.select_action("o", plan=lambda o: chunker(o) - 1)[0] for _ in range(4)]  # RL's sampler
+        planned = [
+            loaded.select_action("o", plan=lambda o: chunker(o) - 1)[0] for _ in range(4)
+        ]  # RL's sampler
         assert planned == [399, 400, 401, 499] and calls[-1] == "o"
         loaded.execute_steps = 9
         loaded.reset()
@@ -248,8 +254,10 @@ def test_queue_executes_first_k_then_replans(loaded, monkeypatch):
 
 def test_stage3_inference_generates_no_tokens(loaded, monkeypatch, make_obs):
     loaded.eval()
+
     def boom(*a, **k):
         raise AssertionError("token generation during stage-3 inference")
+
     monkeypatch.setattr(loaded.engine, "greedy", boom)
     handle = loaded.vlm.lm_head.register_forward_hook(lambda *a: boom())
     try:
@@ -293,7 +301,13 @@ def test_save_load_identical_predictions(tmp_path, make_batch, make_obs, tiny_po
         np.testing.assert_array_equal(a, b)
     assert again.engine.last_cot_text == policy.engine.last_cot_text
     files = {p.name for p in (tmp_path / "ck").iterdir()}
-    assert {"config.json", "model.safetensors", "normalization.json", "fast_tokenizer.json", "tokenizer"} <= files
+    assert {
+        "config.json",
+        "model.safetensors",
+        "normalization.json",
+        "fast_tokenizer.json",
+        "tokenizer",
+    } <= files
     assert not any(p.suffix in (".bin", ".pt", ".pkl") for p in (tmp_path / "ck").rglob("*"))
     json.loads((tmp_path / "ck" / "config.json").read_text())
 
@@ -319,7 +333,12 @@ def test_a_few_steps_on_a_fixed_batch_reduce_each_loss(make_batch, tiny_policy):
             policy.ema_update()
             history.append(m)
         for term in terms:
-            assert history[-1][term] < 0.85 * history[0][term], (stage, term, history[0][term], history[-1][term])
+            assert history[-1][term] < 0.85 * history[0][term], (
+                stage,
+                term,
+                history[0][term],
+                history[-1][term],
+            )
 
 
 def test_left_padded_batch_matches_single_samples(loaded, make_obs):

@@ -7,7 +7,14 @@ import torch
 from qwen_reference import PUBLISHED, image_processor
 
 from lara.configuration_lara import load_config
-from lara.pixels import QwenImageSpec, check_preprocessor, patchify, qwen_preprocess, smart_resize, to_float_images
+from lara.pixels import (
+    QwenImageSpec,
+    check_preprocessor,
+    patchify,
+    qwen_preprocess,
+    smart_resize,
+    to_float_images,
+)
 
 SIZES = [(128, 128), (224, 224), (256, 256), (480, 640), (200, 300)]
 
@@ -34,8 +41,12 @@ def test_published_spec_is_what_the_presets_assume():
         # the presets' square side is one Qwen's processor keeps: no resize of a 256 px camera frame
         assert smart_resize(v.image_size, v.image_size, 32, spec.min_pixels, spec.max_pixels) == (256, 256)
         assert v.image_size == 256 and v.tokens_per_image == 64
-        assert check_preprocessor(PUBLISHED / "preprocessor_config.json", v.image_size, v.image_mean, v.image_std,
-                                  16, 2) is None
+        assert (
+            check_preprocessor(
+                PUBLISHED / "preprocessor_config.json", v.image_size, v.image_mean, v.image_std, 16, 2
+            )
+            is None
+        )
 
 
 @pytest.mark.parametrize("hw", SIZES)
@@ -55,8 +66,15 @@ def test_model_path_at_256_matches_qwen(reference, hw):
     f = frame(*hw, seed=1)
     want = reference(images=[f], return_tensors="pt")
     v = load_config("qwen3vl-2b").vision
-    pv, grid = patchify(to_float_images(f, v.image_size), v.image_size, v.patch_size, v.spatial_merge_size,
-                        v.temporal_patch_size, v.image_mean, v.image_std)  # fmt: skip
+    pv, grid = patchify(
+        to_float_images(f, v.image_size),
+        v.image_size,
+        v.patch_size,
+        v.spatial_merge_size,
+        v.temporal_patch_size,
+        v.image_mean,
+        v.image_std,
+    )
     assert grid.tolist() == want["image_grid_thw"].tolist() == [[1, 16, 16]]
     torch.testing.assert_close(pv, want["pixel_values"], atol=1e-5, rtol=0)
 
@@ -80,6 +98,8 @@ def test_non_square_frame_is_squashed_by_the_model_path(reference):
 
 def test_check_preprocessor_rejects_other_normalization(tmp_path):
     with pytest.raises(ValueError, match="image_mean"):
-        check_preprocessor(PUBLISHED / "preprocessor_config.json", 256, [0.48, 0.45, 0.4], [0.27, 0.26, 0.28], 16, 2)
+        check_preprocessor(
+            PUBLISHED / "preprocessor_config.json", 256, [0.48, 0.45, 0.4], [0.27, 0.26, 0.28], 16, 2
+        )
     note = check_preprocessor(PUBLISHED / "preprocessor_config.json", 224, [0.5] * 3, [0.5] * 3, 16, 2)
     assert note is not None and "256x256" in note

@@ -54,8 +54,9 @@ def test_prompt_equals_qwen_chat_template(cameras):
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (256, 256, 3), dtype=np.uint8) for _ in cameras]
     for instruction in ("pick up the black bowl and place it on the plate", "open the top drawer"):
-        text = proc.apply_chat_template(user_message(instruction, len(cameras)), add_generation_prompt=True,
-                                        tokenize=False)  # fmt: skip
+        text = proc.apply_chat_template(
+            user_message(instruction, len(cameras)), add_generation_prompt=True, tokenize=False
+        )
         want = proc(text=[text], images=frames, return_tensors="np")
         seq = builder.build_prompt(instruction, latent=False, img_next=False, act_start=False)
         assert seq.input_ids == want["input_ids"][0].tolist()

@@ -20,7 +20,9 @@ def images_of(policy, make_obs):
 
 def test_sampled_token_log_probs_match_the_models_logits(policy, images_of):
     imgs, instr = images_of(), "pick up the black bowl and place it on the plate"
-    s = sample_tokens(policy, imgs, instr, temperature=1.5, generator=torch.Generator().manual_seed(0), max_tokens=6)
+    s = sample_tokens(
+        policy, imgs, instr, temperature=1.5, generator=torch.Generator().manual_seed(0), max_tokens=6
+    )
     assert 1 <= len(s.tokens) <= 6 and s.log_probs.shape == (len(s.tokens),)
     # step by step from the model's logits: full prefix through the backbone each time, no cache
     allowed = policy.engine.action_columns()
@@ -43,7 +45,9 @@ def test_sampled_token_log_probs_match_the_models_logits(policy, images_of):
 
 def test_teacher_forced_log_probs_carry_gradients_and_temperature(policy, images_of):
     imgs, instr = images_of(1), "open the top drawer of the cabinet"
-    s = sample_tokens(policy, imgs, instr, temperature=1.0, generator=torch.Generator().manual_seed(1), max_tokens=4)
+    s = sample_tokens(
+        policy, imgs, instr, temperature=1.0, generator=torch.Generator().manual_seed(1), max_tokens=4
+    )
     lp = token_log_probs(policy, imgs, instr, s.tokens, 1.0)
     lp.sum().backward()
     # the tied embedding / LM head table is frozen by default: the decoder is what RL trains here

@@ -31,4 +31,6 @@ def make_backend(config: "AnnotationConfig") -> "SemanticBackend":
         from data_pipeline.annotation.backends.vlm import VlmBackend
 
         return VlmBackend(config)
-    raise LaraUserError(f"unknown annotation backend {config.backend!r}; choose one of: {', '.join(BACKENDS)}")
+    raise LaraUserError(
+        f"unknown annotation backend {config.backend!r}; choose one of: {', '.join(BACKENDS)}"
+    )

@@ -40,7 +40,9 @@ class ObjectAnchor:
 class SemanticAnchors:
     objects: list[ObjectAnchor]  # task-relevant objects, in the order the OBJECTS tag lists them
     steps: list[Step]  # ordered manipulation steps (one per grasp cycle for pick-and-place)
-    boxes: list[dict[str, Box]] | None = None  # per frame: object key -> box (only visible ones); None = no boxes
+    boxes: list[dict[str, Box]] | None = (
+        None  # per frame: object key -> box (only visible ones); None = no boxes
+    )
     cycle_steps: list[int] | None = None  # step index of each grasp cycle (which object was grasped)
     phrases: dict[tuple[int, str], str] = field(default_factory=dict)  # (cycle, phase) -> subtask override
     flags: list[str] = field(default_factory=list)  # backend quality flags

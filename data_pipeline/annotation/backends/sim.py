@@ -82,12 +82,15 @@ class SimBackend:
         key = (episode.suite, int(episode.task_index), 0, 0)
         if self._env is None or self._env_key != key:
             self.close()
-            logger.info("building the LIBERO scene %s task %d for state replay", episode.suite, episode.task_index)
+            logger.info(
+                "building the LIBERO scene %s task %d for state replay", episode.suite, episode.task_index
+            )
             try:
                 self._env = (self._env_factory or self._default_env)(episode)
             except Exception as err:  # a wrong suite/task id is the episode's problem, not the run's
-                raise SkipEpisode(f"cannot build the LIBERO scene for {episode.suite} task "
-                                  f"{episode.task_index}: {err}") from err
+                raise SkipEpisode(
+                    f"cannot build the LIBERO scene for {episode.suite} task {episode.task_index}: {err}"
+                ) from err
             self._env_key = key
             self._geometry = SceneGeometry(self._env)
         return self._env
@@ -152,8 +155,10 @@ class SimBackend:
         states = np.asarray(episode.sim_states, dtype=np.float64)  # (T, D)
         expected_dim = int(np.asarray(sim.get_state().flatten()).shape[0])
         if states.shape[1] != expected_dim:
-            raise SkipEpisode(f"simulator state has {states.shape[1]} values, the {episode.suite} task "
-                              f"{episode.task_index} scene has {expected_dim}: wrong task or another simulator version")
+            raise SkipEpisode(
+                f"simulator state has {states.shape[1]} values, the {episode.suite} task "
+                f"{episode.task_index} scene has {expected_dim}: wrong task or another simulator version"
+            )
         atoms, keys = self._task_keys(raw)
         seen_box: set[str] = set()
         unique: list[str] = []
@@ -166,8 +171,15 @@ class SimBackend:
         parsed = parse_instruction(episode.instruction)
         phrases = parsed.objects
         names = {k: match_name(k, phrases) for k in keys}
-        steps = parsed.steps or [Step(verb=v, obj=names.get(o, humanize(o)), relation=r,
-                                      target=names.get(t, humanize(t)) if t else "") for v, o, r, t in atoms]
+        steps = parsed.steps or [
+            Step(
+                verb=v,
+                obj=names.get(o, humanize(o)),
+                relation=r,
+                target=names.get(t, humanize(t)) if t else "",
+            )
+            for v, o, r, t in atoms
+        ]
         roles = {o: "object" for _, o, _, _ in atoms}
         roles.update({t: "target" for _, _, _, t in atoms if t and t not in roles})
         objects = [ObjectAnchor(name=names[k], role=roles.get(k, "other"), key=k) for k in keys]
@@ -194,8 +206,9 @@ class SimBackend:
             if t in closes:
                 cycle_steps.append(self._grasped_step(geo, raw, step_keys, episode.ee_pos[t]))
         flags = [f"object_never_in_view: {names[k]}" for k in keys if not any(k in fr for fr in boxes)]
-        return SemanticAnchors(objects=objects, steps=steps, boxes=boxes,
-                               cycle_steps=cycle_steps if steps else None, flags=flags)
+        return SemanticAnchors(
+            objects=objects, steps=steps, boxes=boxes, cycle_steps=cycle_steps if steps else None, flags=flags
+        )
 
     @staticmethod
     def _step_key(step: Step, names: dict[str, str]) -> str | None:
@@ -210,7 +223,9 @@ class SimBackend:
         for i, key in enumerate(step_keys):
             if key is None:
                 continue
-            d = float(np.linalg.norm(geo.position(self._box_key(raw, key)) - np.asarray(ee, dtype=np.float64)))
+            d = float(
+                np.linalg.norm(geo.position(self._box_key(raw, key)) - np.asarray(ee, dtype=np.float64))
+            )
             if d < best_d - 1e-9:
                 best, best_d = i, d
         return best

@@ -34,7 +34,14 @@ import numpy as np
 from data_pipeline.annotation.backends.base import ObjectAnchor, SemanticAnchors
 from data_pipeline.annotation.backends.instruction import anchors_from_instruction
 from data_pipeline.annotation.backends.vlm_grounding import BoxParseStats, grounding_prompt, parse_boxes
-from data_pipeline.annotation.segmentation import GRASP, MOVE_TO_GOAL, MOVE_TO_OBJECT, PLACE, RETRACT, TemporalAnchors
+from data_pipeline.annotation.segmentation import (
+    GRASP,
+    MOVE_TO_GOAL,
+    MOVE_TO_OBJECT,
+    PLACE,
+    RETRACT,
+    TemporalAnchors,
+)
 from data_pipeline.episode import Episode
 from lara.utils.errors import LaraUserError
 from lara.pixels import QwenImageSpec, qwen_preprocess
@@ -50,9 +57,9 @@ _PHRASE_OK = re.compile(r"^[a-z][a-z0-9 ,'\-]{2,79}$")
 PROMPT = (
     "You see a robot's camera image. The robot's task: \"{instruction}\".\n"
     "Answer with one JSON object and nothing else, with two keys:\n"
-    "\"objects\": the names of the objects the task involves (short noun phrases, lower case);\n"
-    "\"subtasks\": an object with the keys move_to_object, grasp, move_to_goal, place, retract, each a short "
-    "imperative phrase for that step (e.g. \"grasp the black bowl\", \"place it on the plate\")."
+    '"objects": the names of the objects the task involves (short noun phrases, lower case);\n'
+    '"subtasks": an object with the keys move_to_object, grasp, move_to_goal, place, retract, each a short '
+    'imperative phrase for that step (e.g. "grasp the black bowl", "place it on the plate").'
 )
 
 
@@ -72,7 +79,7 @@ def parse_response(text: str) -> tuple[list[str], dict[str, str]] | None:
     if start < 0 or end <= start:
         return None
     try:
-        data = json.loads(text[start:end + 1])
+        data = json.loads(text[start : end + 1])
     except ValueError:
         return None
     if not isinstance(data, dict):
@@ -110,7 +117,9 @@ class VlmBackend:
                 f"(config.json, weights, tokenizer.json); got {config.vlm_model_dir!r}"
             )
         if not (model_dir / "tokenizer.json").is_file():
-            raise LaraUserError(f"{model_dir} has no tokenizer.json (the vlm backend reads it with `tokenizers`)")
+            raise LaraUserError(
+                f"{model_dir} has no tokenizer.json (the vlm backend reads it with `tokenizers`)"
+            )
         import torch
         from tokenizers import Tokenizer
         from transformers import Qwen3VLForConditionalGeneration
@@ -120,15 +129,23 @@ class VlmBackend:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         self.device = torch.device(device)
-        self.model = Qwen3VLForConditionalGeneration.from_pretrained(str(model_dir), dtype=dtype).to(self.device)
+        self.model = Qwen3VLForConditionalGeneration.from_pretrained(str(model_dir), dtype=dtype).to(
+            self.device
+        )
         self.model.eval()
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         vc = self.model.config.vision_config
         pre = model_dir / "preprocessor_config.json"
-        spec = QwenImageSpec.from_file(pre) if pre.is_file() else QwenImageSpec()  # defaults: the published 2B file
+        spec = (
+            QwenImageSpec.from_file(pre) if pre.is_file() else QwenImageSpec()
+        )  # defaults: the published 2B file
         self.spec = dataclasses.replace(
-            spec, patch_size=int(vc.patch_size), merge_size=int(vc.spatial_merge_size),
-            temporal_patch_size=int(vc.temporal_patch_size), min_pixels=max(spec.min_pixels, config.vlm_image_size**2))
+            spec,
+            patch_size=int(vc.patch_size),
+            merge_size=int(vc.spatial_merge_size),
+            temporal_patch_size=int(vc.temporal_patch_size),
+            min_pixels=max(spec.min_pixels, config.vlm_image_size**2),
+        )
         self.merge = self.spec.merge_size
         self.box_stats = BoxParseStats()
         ids = {t: self.tokenizer.token_to_id(t) for t in ("<|image_pad|>", "<|im_end|>", "<|endoftext|>")}
@@ -151,13 +168,18 @@ class VlmBackend:
             raise RuntimeError(f"prompt has {int(mm.sum())} image tokens, the image needs {n_tokens}")
         with torch.no_grad():
             out = self.model.generate(
-                input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
-                pixel_values=pixel_values.to(self.device, self.model.dtype), image_grid_thw=grid.to(self.device),
-                mm_token_type_ids=mm, max_new_tokens=self.config.vlm_max_new_tokens, do_sample=False,
-                eos_token_id=self.eos_ids, pad_token_id=self.eos_ids[-1],
+                input_ids=input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                pixel_values=pixel_values.to(self.device, self.model.dtype),
+                image_grid_thw=grid.to(self.device),
+                mm_token_type_ids=mm,
+                max_new_tokens=self.config.vlm_max_new_tokens,
+                do_sample=False,
+                eos_token_id=self.eos_ids,
+                pad_token_id=self.eos_ids[-1],
             )  # (1, L + new)
         self.calls += 1
-        return self.tokenizer.decode(out[0, input_ids.shape[1]:].tolist(), skip_special_tokens=True)
+        return self.tokenizer.decode(out[0, input_ids.shape[1] :].tolist(), skip_special_tokens=True)
 
     def anchors(self, episode: Episode, temporal: TemporalAnchors) -> SemanticAnchors:
         base = anchors_from_instruction(episode.instruction)  # SkipEpisode without an instruction
@@ -187,7 +209,9 @@ class VlmBackend:
         found: dict[int, dict[str, list[int]]] = {}
         for t in starts:
             answer = self.generate(frames[t], grounding_prompt(names))
-            boxes, stats = parse_boxes(answer, names, frames.shape[2], frames.shape[1], self.config.min_box_pixels)
+            boxes, stats = parse_boxes(
+                answer, names, frames.shape[2], frames.shape[1], self.config.min_box_pixels
+            )
             self.box_stats.add(stats)
             if boxes:
                 found[t] = {keys[n]: b for n, b in boxes.items()}
@@ -195,8 +219,10 @@ class VlmBackend:
             anchors.flags.append(f"vlm_box_fallback: no usable box in {len(starts)} grounding answers")
             return
         if len(found) < len(starts):
-            anchors.flags.append(f"vlm_box_partial: {len(starts) - len(found)} of {len(starts)} key frames without "
-                                 "a box (the nearest key frame's boxes used)")
+            anchors.flags.append(
+                f"vlm_box_partial: {len(starts) - len(found)} of {len(starts)} key frames without "
+                "a box (the nearest key frame's boxes used)"
+            )
         usable = sorted(found)
         per_start = {t: found[max([u for u in usable if u <= t], default=usable[0])] for t in starts}
         key_of_frame = np.searchsorted(np.asarray(starts), np.arange(len(frames)), side="right") - 1  # (T,)

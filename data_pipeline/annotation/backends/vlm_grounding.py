@@ -51,8 +51,10 @@ class BoxParseStats:
 
     def summary(self) -> str:
         drops = ", ".join(f"{k} {v}" for k, v in sorted(self.dropped.items())) or "none"
-        return (f"{self.answers} grounding answers, {self.boxes} boxes kept, "
-                f"{self.answers_without_box} answers without a usable box; dropped: {drops}")
+        return (
+            f"{self.answers} grounding answers, {self.boxes} boxes kept, "
+            f"{self.answers_without_box} answers without a usable box; dropped: {drops}"
+        )
 
 
 def _entries(text: str, stats: BoxParseStats) -> list[dict]:
@@ -63,7 +65,7 @@ def _entries(text: str, stats: BoxParseStats) -> list[dict]:
         stats.dropped["no_json"] += 1
         return []
     try:
-        data = json.loads(body[start:body.rfind("]" if body[start] == "[" else "}") + 1])
+        data = json.loads(body[start : body.rfind("]" if body[start] == "[" else "}") + 1])
         items = data if isinstance(data, list) else [data]
     except ValueError:  # truncated or otherwise broken JSON: salvage the complete objects
         items = []
@@ -131,7 +133,12 @@ def parse_boxes(
             stats.dropped["duplicate_label"] += 1
             continue
         x1, y1, x2, y2 = rel
-        px = [round(x1 / 1000 * width), round(y1 / 1000 * height), round(x2 / 1000 * width), round(y2 / 1000 * height)]
+        px = [
+            round(x1 / 1000 * width),
+            round(y1 / 1000 * height),
+            round(x2 / 1000 * width),
+            round(y2 / 1000 * height),
+        ]
         if px[2] - px[0] < min_pixels or px[3] - px[1] < min_pixels:
             stats.dropped["too_small"] += 1
             continue

@@ -21,8 +21,14 @@ PICK_PLACE_SCRIPT = [
 ]
 
 
-def synthetic_episode(index: int = 0, script=PICK_PLACE_SCRIPT, instruction: str = "pick up the black bowl and place "
-                      "it on the plate", size: int = 16, noise: float = 0.0, seed: int = 0) -> Episode:
+def synthetic_episode(
+    index: int = 0,
+    script=PICK_PLACE_SCRIPT,
+    instruction: str = "pick up the black bowl and place it on the plate",
+    size: int = 16,
+    noise: float = 0.0,
+    seed: int = 0,
+) -> Episode:
     rng = np.random.default_rng(seed + index)
     phases: list[str] = []
     vel: list[tuple[float, float, float]] = []
@@ -43,8 +49,12 @@ def synthetic_episode(index: int = 0, script=PICK_PLACE_SCRIPT, instruction: str
     state[:, :3] = ee
     return Episode(
         images={"agentview": rng.integers(0, 256, (T, size, size, 3), dtype=np.uint8)},
-        state=state, action=action, gripper=action[:, -1].copy(), ee_pos=ee.astype(np.float32),
-        ee_ori=np.zeros((T, 3), dtype=np.float32), instruction=instruction, episode_index=index,
+        state=state,
+        action=action,
+        gripper=action[:, -1].copy(),
+        ee_pos=ee.astype(np.float32),
+        ee_ori=np.zeros((T, 3), dtype=np.float32),
+        instruction=instruction,
+        episode_index=index,
         expert_phases=phases,
     )
-

@@ -46,9 +46,19 @@ def record_expert_episode(env, init_index: int = 0, max_steps: int = 220, tail: 
     action = np.asarray(frames["action"], dtype=np.float32)  # (T, 7)
     return Episode(
         images={"agentview": np.stack(frames["agentview"]), "wrist": np.stack(frames["wrist"])},
-        state=state, action=action, gripper=action[:, -1].copy(), ee_pos=state[:, :3].copy(),
-        ee_ori=state[:, 3:6].copy(), instruction=env.instruction, task_index=env.task_id, task_name=env.task_name,
-        suite=env.suite, episode_index=init_index, sim_states=np.asarray(frames["sim"], dtype=np.float64),
-        bddl_file=env.bddl_path, init_state=env.init_states[init_index], expert_phases=list(frames["phase"]),
+        state=state,
+        action=action,
+        gripper=action[:, -1].copy(),
+        ee_pos=state[:, :3].copy(),
+        ee_ori=state[:, 3:6].copy(),
+        instruction=env.instruction,
+        task_index=env.task_id,
+        task_name=env.task_name,
+        suite=env.suite,
+        episode_index=init_index,
+        sim_states=np.asarray(frames["sim"], dtype=np.float64),
+        bddl_file=env.bddl_path,
+        init_state=env.init_states[init_index],
+        expert_phases=list(frames["phase"]),
         source=f"scripted:{env.suite}/{env.task_id}",
     )

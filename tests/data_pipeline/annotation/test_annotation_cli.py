@@ -31,8 +31,27 @@ def _run_bytes(root, name):
 
 
 def test_cli_end_to_end(dataset, capsys):
-    assert main(["--dataset", str(dataset), "--backend", "instruction", "--name", "v1", "--workers", "2",
-                 "--progress", "false", "--preview", "1", "--preview_format", "png"]) == 0
+    assert (
+        main(
+            [
+                "--dataset",
+                str(dataset),
+                "--backend",
+                "instruction",
+                "--name",
+                "v1",
+                "--workers",
+                "2",
+                "--progress",
+                "false",
+                "--preview",
+                "1",
+                "--preview_format",
+                "png",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "3/3 episodes annotated" in out and "grasp the black bowl" in out and "preview:" in out
     assert (sidecar.annotation_dir(dataset, "v1") / "preview" / "episode_000000.png").is_file()
@@ -43,7 +62,9 @@ def test_cli_end_to_end(dataset, capsys):
     run = ["--dataset", str(dataset), "--backend", "instruction", "--progress", "false"]
     assert main([*run, "--name", "v1b"]) == 0
     second = _run_bytes(dataset, "v1b")
-    assert {k: v for k, v in first.items() if k != "meta.json"} == {k: v for k, v in second.items() if k != "meta.json"}
+    assert {k: v for k, v in first.items() if k != "meta.json"} == {
+        k: v for k, v in second.items() if k != "meta.json"
+    }
     assert main([*run, "--name", "v1"]) == 0
     assert "(0 this run)" in capsys.readouterr().out
     assert _run_bytes(dataset, "v1") == first  # resumed run with nothing to do: byte-identical
@@ -107,7 +128,12 @@ def test_preview_mp4_draws_boxes(tmp_path):
     assert parse_objects("bowl [1, 2, 5, 6]; plate") == [("bowl", [1, 2, 5, 6]), ("plate", None)]
     ep = synthetic_episode(0, size=16)
     ep.images["agentview"][:] = 0
-    cot = [("SUBTASK", "grasp the bowl"), ("OBJECTS", "bowl [2, 2, 10, 10]"), ("MOVE", "stop"), ("GRIPPER", "open")]
+    cot = [
+        ("SUBTASK", "grasp the bowl"),
+        ("OBJECTS", "bowl [2, 2, 10, 10]"),
+        ("MOVE", "stop"),
+        ("GRIPPER", "open"),
+    ]
     frame = render_frame(ep.images["agentview"][0], cot, scale=3)
     assert frame.shape[1] == 48 and frame.shape[0] > 48
     assert frame[6, 6:30].max() > 0 and frame[20, 20].max() == 0  # box outline drawn, inside left alone

@@ -22,10 +22,19 @@ def test_cot_content(pick_place_episode):
     cfg = AnnotationConfig()
     ann = annotate_episode(pick_place_episode(), cfg, make_backend(cfg))
     assert ann.status == "ok" and ann.num_frames == len(ann.frames) == 92
-    assert ann.plan == ["move to the black bowl", "grasp the black bowl", "carry the black bowl to the plate",
-                        "place it on the plate", "retract the arm"]
-    assert ann.frames[31] == [("SUBTASK", "grasp the black bowl"), ("OBJECTS", "black bowl; plate"),
-                              ("MOVE", "stop"), ("GRIPPER", "close")]
+    assert ann.plan == [
+        "move to the black bowl",
+        "grasp the black bowl",
+        "carry the black bowl to the plate",
+        "place it on the plate",
+        "retract the arm",
+    ]
+    assert ann.frames[31] == [
+        ("SUBTASK", "grasp the black bowl"),
+        ("OBJECTS", "black bowl; plate"),
+        ("MOVE", "stop"),
+        ("GRIPPER", "close"),
+    ]
     assert dict(ann.frames[60])["GRIPPER"] == "hold" and dict(ann.frames[0])["GRIPPER"] == "open"
     assert dict(ann.frames[78])["SUBTASK"] == "place it on the plate"
 
@@ -70,8 +79,9 @@ def test_bad_episodes_are_skipped_and_counted(tmp_path, pick_place_episode):
     no_grip.gripper = np.full_like(no_grip.gripper, np.nan)
     no_instr = pick_place_episode(2, instruction="")
     ok = pick_place_episode(0)
-    summary = annotate_dataset(InMemorySource(tmp_path, [ok, no_grip, no_instr]), "v1", AnnotationConfig(),
-                               progress=False)
+    summary = annotate_dataset(
+        InMemorySource(tmp_path, [ok, no_grip, no_instr]), "v1", AnnotationConfig(), progress=False
+    )
     assert (summary.annotated, summary.skipped) == (1, 2)
     assert summary.skip_reasons == {"no gripper signal": 1, "no instruction": 1}
     cot = sidecar.load_annotations(tmp_path, "v1")
@@ -99,8 +109,11 @@ def test_unknown_backend_and_bad_config():
 def test_two_objects_two_cycles(pick_place_episode):
     from annotation_fixtures import PICK_PLACE_SCRIPT
 
-    ep = pick_place_episode(0, script=PICK_PLACE_SCRIPT * 2,
-                            instruction="put both the alphabet soup and the tomato sauce in the basket")
+    ep = pick_place_episode(
+        0,
+        script=PICK_PLACE_SCRIPT * 2,
+        instruction="put both the alphabet soup and the tomato sauce in the basket",
+    )
     cfg = AnnotationConfig()
     ann = annotate_episode(ep, cfg, make_backend(cfg))
     assert ann.quality_flags == []

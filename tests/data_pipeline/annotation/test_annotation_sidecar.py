@@ -10,17 +10,33 @@ from lara.utils.errors import LaraUserError
 
 
 def _ann(ep: int, T: int = 3) -> EpisodeAnnotation:
-    frames = [[("SUBTASK", f"grasp the bowl {t}"), ("OBJECTS", "bowl [1, 2, 3, 4]"), ("MOVE", "move down"),
-               ("GRIPPER", "open")] for t in range(T)]
-    return EpisodeAnnotation(episode=ep, status="ok", num_frames=T, instruction="put the bowl on the plate",
-                             plan=["grasp the bowl", "place it on the plate"], frames=frames, config_hash="abc")
+    frames = [
+        [
+            ("SUBTASK", f"grasp the bowl {t}"),
+            ("OBJECTS", "bowl [1, 2, 3, 4]"),
+            ("MOVE", "move down"),
+            ("GRIPPER", "open"),
+        ]
+        for t in range(T)
+    ]
+    return EpisodeAnnotation(
+        episode=ep,
+        status="ok",
+        num_frames=T,
+        instruction="put the bowl on the plate",
+        plan=["grasp the bowl", "place it on the plate"],
+        frames=frames,
+        config_hash="abc",
+    )
 
 
 def test_round_trip_and_load(tmp_path):
     run = sidecar.annotation_dir(tmp_path, "v1")
     sidecar.write_episode(run, _ann(0))
     sidecar.write_episode(run, _ann(5, T=2))
-    sidecar.write_episode(run, EpisodeAnnotation(episode=7, status="skipped", num_frames=4, reason="no gripper"))
+    sidecar.write_episode(
+        run, EpisodeAnnotation(episode=7, status="skipped", num_frames=4, reason="no gripper")
+    )
     sidecar.write_meta(run, {"complete": True, "backend": "instruction"})
     assert sidecar.finished_episodes(run) == [0, 5, 7]
     cot = sidecar.load_annotations(tmp_path, "v1")
@@ -29,8 +45,10 @@ def test_round_trip_and_load(tmp_path):
     assert cot[(0, 1)][0] == ("SUBTASK", "grasp the bowl 1")
     with_plan = sidecar.load_annotations(tmp_path, "v1", include_plan=True)
     assert with_plan[(5, 0)][0] == ("PLAN", "grasp the bowl; place it on the plate")
-    assert sidecar.load_plans(tmp_path, "v1") == {0: ["grasp the bowl", "place it on the plate"],
-                                                   5: ["grasp the bowl", "place it on the plate"]}
+    assert sidecar.load_plans(tmp_path, "v1") == {
+        0: ["grasp the bowl", "place it on the plate"],
+        5: ["grasp the bowl", "place it on the plate"],
+    }
     runs = sidecar.list_annotations(tmp_path)
     assert [r["name"] for r in runs] == ["v1"] and runs[0]["complete"] is True
 

@@ -18,9 +18,17 @@ from envs.scene_geometry import body_subtree_geoms
 
 pytestmark = pytest.mark.sim
 
-EXPERT_TO_PHASE = {"approach": "move_to_object", "descend": "move_to_object", "grasp": "grasp",
-                   "lift": "move_to_goal", "carry": "move_to_goal", "lower": "move_to_goal", "release": "place",
-                   "retract": "retract", "done": "retract"}
+EXPERT_TO_PHASE = {
+    "approach": "move_to_object",
+    "descend": "move_to_object",
+    "grasp": "grasp",
+    "lift": "move_to_goal",
+    "carry": "move_to_goal",
+    "lower": "move_to_goal",
+    "release": "place",
+    "retract": "retract",
+    "done": "retract",
+}
 SIZE = 128
 
 
@@ -73,7 +81,9 @@ def test_boxes_match_segmentation(sim_setup, annotated):
         sim.forward()
         boxes = _parse_boxes(dict(annotated.frames[t])["OBJECTS"])
         for hidden, out in ((hide, ious), (None, ious_arm)):
-            seg = render_geom_segmentation(sim, "agentview", SIZE, SIZE, hide_geoms=hidden)[::-1, ::-1]  # upright
+            seg = render_geom_segmentation(sim, "agentview", SIZE, SIZE, hide_geoms=hidden)[
+                ::-1, ::-1
+            ]  # upright
             for obj in annotated.objects:
                 mask = np.isin(seg, body_subtree_geoms(sim.model._model, raw.obj_body_id[obj["key"]]))
                 if mask.sum() < 30:
@@ -84,8 +94,10 @@ def test_boxes_match_segmentation(sim_setup, annotated):
                 if hidden is not None:
                     assert out[-1] >= 0.5, (t, obj, boxes[obj["name"]], seg_box, out[-1])
     assert len(ious) >= 20
-    print(f"\nbox IoU vs segmentation: robot hidden mean {np.mean(ious):.3f} (min {np.min(ious):.3f}, "
-          f"n={len(ious)}); robot drawn mean {np.mean(ious_arm):.3f} (min {np.min(ious_arm):.3f}, n={len(ious_arm)})")
+    print(
+        f"\nbox IoU vs segmentation: robot hidden mean {np.mean(ious):.3f} (min {np.min(ious):.3f}, "
+        f"n={len(ious)}); robot drawn mean {np.mean(ious_arm):.3f} (min {np.min(ious_arm):.3f}, n={len(ious_arm)})"
+    )
 
 
 def test_phases_within_3_frames_of_expert(sim_setup, annotated):
@@ -93,7 +105,7 @@ def test_phases_within_3_frames_of_expert(sim_setup, annotated):
     truth = [EXPERT_TO_PHASE[p] for p in episode.expert_phases]
     found = [None] * episode.length
     for seg in annotated.segments:
-        found[seg["start"]:seg["end"]] = [seg["phase"]] * (seg["end"] - seg["start"])
+        found[seg["start"] : seg["end"]] = [seg["phase"]] * (seg["end"] - seg["start"])
 
     def bounds(ph):
         return [(t, p) for t, p in enumerate(ph) if t == 0 or p != ph[t - 1]]
@@ -102,8 +114,13 @@ def test_phases_within_3_frames_of_expert(sim_setup, annotated):
     diffs = [abs(a - b) for (a, _), (b, _) in zip(bounds(found), bounds(truth))]
     assert max(diffs) <= 3, (bounds(found), bounds(truth))
     assert annotated.quality_flags == []
-    assert annotated.plan == ["move to the black bowl", "grasp the black bowl", "carry the black bowl to the plate",
-                              "place it on the plate", "retract the arm"]
+    assert annotated.plan == [
+        "move to the black bowl",
+        "grasp the black bowl",
+        "carry the black bowl to the plate",
+        "place it on the plate",
+        "retract the arm",
+    ]
 
 
 def test_motion_words_agree_with_true_motion(sim_setup, annotated):
@@ -143,7 +160,9 @@ def test_runner_with_default_sim_backend_is_idempotent(sim_setup, tmp_path):
             assert summary.annotated == 1 and summary.skipped == 0
     finally:
         close_cached_backend()
-    files = [sidecar.episode_path(sidecar.annotation_dir(tmp_path, n), episode.episode_index) for n in ("a", "b")]
+    files = [
+        sidecar.episode_path(sidecar.annotation_dir(tmp_path, n), episode.episode_index) for n in ("a", "b")
+    ]
     assert files[0].read_bytes() == files[1].read_bytes()
     cot = sidecar.load_annotations(tmp_path, "a")
     assert "black bowl [" in dict(cot[(episode.episode_index, 0)])["OBJECTS"]

@@ -7,12 +7,27 @@ import pytest
 
 from data_pipeline.annotation.motion import MotionParams, motion_words, parse_words
 from data_pipeline.annotation.segmentation import (
-    EXECUTE, GRASP, MOVE_TO_GOAL, MOVE_TO_OBJECT, PLACE, RETRACT, GripperSignalError, segment_episode,
+    EXECUTE,
+    GRASP,
+    MOVE_TO_GOAL,
+    MOVE_TO_OBJECT,
+    PLACE,
+    RETRACT,
+    GripperSignalError,
+    segment_episode,
 )
 
 # scripted-expert phase -> annotator phase (how the truth is compared)
-EXPERT_TO_PHASE = {"approach": MOVE_TO_OBJECT, "descend": MOVE_TO_OBJECT, "close": GRASP, "lift": MOVE_TO_GOAL,
-                   "move": MOVE_TO_GOAL, "lower": MOVE_TO_GOAL, "release": PLACE, "retract": RETRACT}
+EXPERT_TO_PHASE = {
+    "approach": MOVE_TO_OBJECT,
+    "descend": MOVE_TO_OBJECT,
+    "close": GRASP,
+    "lift": MOVE_TO_GOAL,
+    "move": MOVE_TO_GOAL,
+    "lower": MOVE_TO_GOAL,
+    "release": PLACE,
+    "retract": RETRACT,
+}
 
 
 def boundaries(phases: list[str]) -> list[tuple[int, str]]:

@@ -23,12 +23,34 @@ def tiny_vlm_dir(tmp_path_factory):
     from lara.tokenizer import build_tokenizer
 
     tok = build_tokenizer(num_action_tokens=1)
-    text = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=1,
-                num_attention_heads=2, num_key_value_heads=1, head_dim=32, max_position_embeddings=4096,
-                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [6, 5, 5],
-                                 "mrope_interleaved": True})
-    vision = dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=16, spatial_merge_size=2,
-                  temporal_patch_size=2, out_hidden_size=64, num_position_embeddings=64, deepstack_visual_indexes=[0])
+    text = dict(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
+        max_position_embeddings=4096,
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "mrope_section": [6, 5, 5],
+            "mrope_interleaved": True,
+        },
+    )
+    vision = dict(
+        depth=1,
+        hidden_size=32,
+        intermediate_size=64,
+        num_heads=2,
+        patch_size=16,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        out_hidden_size=64,
+        num_position_embeddings=64,
+        deepstack_visual_indexes=[0],
+    )
     torch.manual_seed(0)
     model = Qwen3VLForConditionalGeneration(Qwen3VLConfig(text_config=text, vision_config=vision))
     path = tmp_path_factory.mktemp("tiny_qwen3vl")
@@ -38,8 +60,10 @@ def tiny_vlm_dir(tmp_path_factory):
 
 
 def test_parse_response():
-    good = 'Sure. {"objects": ["The Black Bowl", "plate", "!!"], "subtasks": {"grasp": "grasp the bowl.", ' \
-           '"place": "place it on the plate", "retract": 7}}'
+    good = (
+        'Sure. {"objects": ["The Black Bowl", "plate", "!!"], "subtasks": {"grasp": "grasp the bowl.", '
+        '"place": "place it on the plate", "retract": 7}}'
+    )
     objects, phrases = parse_response(good)
     assert objects == ["black bowl", "plate"]
     assert phrases == {"grasp": "grasp the bowl", "place": "place it on the plate"}
@@ -49,8 +73,13 @@ def test_parse_response():
 
 
 def test_tiny_model_plumbing_and_fallback(tiny_vlm_dir, pick_place_episode):
-    cfg = AnnotationConfig(backend="vlm", vlm_model_dir=str(tiny_vlm_dir), vlm_max_new_tokens=8, vlm_image_size=64,
-                           vlm_device="cpu")
+    cfg = AnnotationConfig(
+        backend="vlm",
+        vlm_model_dir=str(tiny_vlm_dir),
+        vlm_max_new_tokens=8,
+        vlm_image_size=64,
+        vlm_device="cpu",
+    )
     backend = VlmBackend(cfg)
     ep = pick_place_episode(0, size=64)
     answer = backend.generate(ep.images["agentview"][0], objects_prompt(ep.instruction))
@@ -65,12 +94,23 @@ def test_tiny_model_plumbing_and_fallback(tiny_vlm_dir, pick_place_episode):
 
 
 def test_valid_answer_is_used(tiny_vlm_dir, pick_place_episode, monkeypatch):
-    cfg = AnnotationConfig(backend="vlm", vlm_model_dir=str(tiny_vlm_dir), vlm_max_new_tokens=4, vlm_image_size=64,
-                           vlm_device="cpu")
+    cfg = AnnotationConfig(
+        backend="vlm",
+        vlm_model_dir=str(tiny_vlm_dir),
+        vlm_max_new_tokens=4,
+        vlm_image_size=64,
+        vlm_device="cpu",
+    )
     backend = VlmBackend(cfg)
-    monkeypatch.setattr(backend, "generate", lambda image, question: (
-        '{"objects": ["dark bowl", "plate"], "subtasks": {"grasp": "pick up the dark bowl"}}'
-        if "robot's task" in question else '[{"bbox_2d": [100, 200, 500, 750], "label": "dark bowl"}]'))
+    monkeypatch.setattr(
+        backend,
+        "generate",
+        lambda image, question: (
+            '{"objects": ["dark bowl", "plate"], "subtasks": {"grasp": "pick up the dark bowl"}}'
+            if "robot's task" in question
+            else '[{"bbox_2d": [100, 200, 500, 750], "label": "dark bowl"}]'
+        ),
+    )
     ann = annotate_episode(pick_place_episode(0, size=64), cfg, backend)
     assert dict(ann.frames[31])["SUBTASK"] == "pick up the dark bowl"
     # 0..1000 relative -> 64 px frame: [6, 13, 32, 48]; the plate has no box (not visible per the model)

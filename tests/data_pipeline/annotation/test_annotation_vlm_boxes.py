@@ -15,27 +15,38 @@ NAMES = ["black bowl", "plate"]
 
 
 def test_native_format_converts_to_pixels():
-    text = '```json\n[\n  {"bbox_2d": [100, 200, 500, 750], "label": "black bowl"},\n' \
-           '  {"bbox_2d": [0, 0, 1000, 1000], "label": "The Plate"}\n]\n```'
+    text = (
+        '```json\n[\n  {"bbox_2d": [100, 200, 500, 750], "label": "black bowl"},\n'
+        '  {"bbox_2d": [0, 0, 1000, 1000], "label": "The Plate"}\n]\n```'
+    )
     boxes, stats = parse_boxes(text, NAMES, width=320, height=240)
     assert boxes == {"black bowl": [32, 48, 160, 180], "plate": [0, 0, 320, 240]}
     assert stats.boxes == 2 and not stats.dropped and stats.answers_without_box == 0
 
 
-@pytest.mark.parametrize("text, kept, reason", [
-    ("I cannot see any objects.", {}, "no_json"),
-    ('[{"bbox_2d": [100, 200, 500, 750], "label": "black bowl"}, {"bbox_2d": [10, 20, 3', ["black bowl"],
-     "salvaged_answer"),  # truncated generation: the complete entry before the cut is kept
-    ('[{"bbox_2d": [500, 200, 100, 750], "label": "black bowl"}]', {}, "inverted_or_empty"),
-    ('[{"bbox_2d": [1, 2, 3], "label": "black bowl"}]', {}, "bad_bbox"),
-    ('[{"bbox_2d": ["a", 2, 3, 4], "label": "black bowl"}]', {}, "bad_bbox"),
-    ('[{"bbox_2d": [100, 200, 500, 750], "label": "robot arm"}]', {}, "unknown_label"),
-    ('[{"bbox_2d": [100, 200, 500, 750], "label": "black bowl"}, {"bbox_2d": [0, 0, 50, 50], "label": "bowl"}]',
-     ["black bowl"], "duplicate_label"),
-    ('[{"bbox_2d": [-40, 200, 1200, 750], "label": "plate"}]', ["plate"], "clipped_coordinates"),
-    ('[{"bbox_2d": [100, 200, 101, 750], "label": "plate"}]', {}, "too_small"),
-    ('{"bbox_2d": [100, 200, 500, 750], "label": "plate"}', ["plate"], None),  # one object, not a list
-])
+@pytest.mark.parametrize(
+    "text, kept, reason",
+    [
+        ("I cannot see any objects.", {}, "no_json"),
+        (
+            '[{"bbox_2d": [100, 200, 500, 750], "label": "black bowl"}, {"bbox_2d": [10, 20, 3',
+            ["black bowl"],
+            "salvaged_answer",
+        ),  # truncated generation: the complete entry before the cut is kept
+        ('[{"bbox_2d": [500, 200, 100, 750], "label": "black bowl"}]', {}, "inverted_or_empty"),
+        ('[{"bbox_2d": [1, 2, 3], "label": "black bowl"}]', {}, "bad_bbox"),
+        ('[{"bbox_2d": ["a", 2, 3, 4], "label": "black bowl"}]', {}, "bad_bbox"),
+        ('[{"bbox_2d": [100, 200, 500, 750], "label": "robot arm"}]', {}, "unknown_label"),
+        (
+            '[{"bbox_2d": [100, 200, 500, 750], "label": "black bowl"}, {"bbox_2d": [0, 0, 50, 50], "label": "bowl"}]',
+            ["black bowl"],
+            "duplicate_label",
+        ),
+        ('[{"bbox_2d": [-40, 200, 1200, 750], "label": "plate"}]', ["plate"], "clipped_coordinates"),
+        ('[{"bbox_2d": [100, 200, 101, 750], "label": "plate"}]', {}, "too_small"),
+        ('{"bbox_2d": [100, 200, 500, 750], "label": "plate"}', ["plate"], None),  # one object, not a list
+    ],
+)
 def test_malformed_answers_are_counted(text, kept, reason):
     boxes, stats = parse_boxes(text, NAMES, width=320, height=240)
     assert sorted(boxes) == sorted(kept)
@@ -57,8 +68,15 @@ def test_stats_accumulate_and_summarize():
 def backend(tiny_vlm_dir):
     from data_pipeline.annotation.backends.vlm import VlmBackend
 
-    return VlmBackend(AnnotationConfig(backend="vlm", vlm_model_dir=str(tiny_vlm_dir), vlm_max_new_tokens=4,
-                                       vlm_image_size=64, vlm_device="cpu"))
+    return VlmBackend(
+        AnnotationConfig(
+            backend="vlm",
+            vlm_model_dir=str(tiny_vlm_dir),
+            vlm_max_new_tokens=4,
+            vlm_image_size=64,
+            vlm_device="cpu",
+        )
+    )
 
 
 OBJECTS = '{"objects": ["black bowl", "plate"], "subtasks": {}}'
