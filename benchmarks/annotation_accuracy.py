@@ -43,6 +43,8 @@ def _bounds(phases: list[str]) -> list[tuple[int, str]]:
 
 
 def run_task(suite: str, task: int, size: int, stride: int, min_pixels: int) -> dict:
+    from sim_record import record_expert_episode
+
     from data_pipeline.annotation.annotate import annotate_episode
     from data_pipeline.annotation.backends.sim import SimBackend
     from data_pipeline.annotation.config import AnnotationConfig
@@ -50,7 +52,6 @@ def run_task(suite: str, task: int, size: int, stride: int, min_pixels: int) -> 
     from data_pipeline.annotation.projection import box_iou, render_geom_segmentation, robot_geoms
     from envs.libero_env import LiberoEnv
     from envs.scene_geometry import body_subtree_geoms
-    from sim_record import record_expert_episode
 
     fast = LiberoEnv(suite, task, camera_size=size, render=False)
     try:

@@ -139,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("gpu_check.json"))
     args = p.parse_args(argv)
 
-    from lara.scripts.bench_latency import random_policy
     from lara.configuration_lara import load_config
+    from lara.scripts.bench_latency import random_policy
 
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():

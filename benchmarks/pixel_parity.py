@@ -11,7 +11,8 @@ sys.path.insert(
 )  # qwen_reference (the reference setup)
 import numpy as np
 from qwen_reference import PUBLISHED, image_processor
-from lara.pixels import QwenImageSpec, qwen_preprocess, patchify, to_float_images
+
+from lara.pixels import QwenImageSpec, patchify, qwen_preprocess, to_float_images
 
 ref, spec = image_processor(), QwenImageSpec.from_file(PUBLISHED / "preprocessor_config.json")
 rng = np.random.default_rng(0)

@@ -27,13 +27,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from envs.libero_env import REGION_FITS
-from lara.utils.process_guard import worker_init
 from data_pipeline.collect_worker import Job, close_cached_env, episode_file, run_batch, run_job
 from data_pipeline.episode import Episode
+from envs.libero_env import REGION_FITS
 from lara.utils.atomic import atomic_write_text, remove_stale_temps
 from lara.utils.errors import LaraUserError
 from lara.utils.jsonl import append_jsonl, read_jsonl, repair_jsonl
+from lara.utils.process_guard import worker_init
 
 logger = logging.getLogger(__name__)
 
@@ -310,8 +310,8 @@ def collect(cfg: CollectConfig) -> CollectResult:
 
 def write_collected(partial: Path, done: list[tuple[int, int]], cfg: CollectConfig, out: Path) -> None:
     """Assemble the finished episode files into the LeRobot dataset (+ optional HDF5), atomically."""
-    from data_pipeline.libero_hdf5 import write_libero_hdf5  # heavy (h5py, lerobot): not for `--help`
     from data_pipeline.lerobot_io import write_lerobot_dataset
+    from data_pipeline.libero_hdf5 import write_libero_hdf5  # heavy (h5py, lerobot): not for `--help`
     from data_pipeline.stats import load_or_compute_stats
 
     def episodes() -> Iterator[Episode]:

@@ -69,7 +69,7 @@ class Episode:
         src = self.source or "<memory>"
         return f"{src}, episode {self.episode_index}, key {key!r}"
 
-    def validate(self, action_dim: int | None = None, state_dim: int | None = None) -> "Episode":
+    def validate(self, action_dim: int | None = None, state_dim: int | None = None) -> Episode:
         """Raise `EpisodeError` on empty/mismatched/non-finite data or a wrong action dim; returns self."""
         if self.action.ndim != 2:
             raise EpisodeError(f"{self._where('action')}: expected (T, A), got shape {self.action.shape}")
@@ -128,7 +128,7 @@ class Episode:
             )
         return self
 
-    def slice(self, keep: np.ndarray) -> "Episode":
+    def slice(self, keep: np.ndarray) -> Episode:
         """A new episode with only the frames where `keep` ((T,) bool or index array) selects."""
         keep = np.asarray(keep)
         phases = (

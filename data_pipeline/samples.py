@@ -25,9 +25,9 @@ import torch
 from data_pipeline.key_mapping import KeyMapping, load_key_mapping
 from data_pipeline.lerobot_io import open_lerobot_dataset
 from data_pipeline.stats import load_or_compute_stats, read_low_dim
-from lara.utils.errors import LaraUserError
-from lara.pixels import resize_uint8
 from lara.normalization import NormalizationStats
+from lara.pixels import resize_uint8
+from lara.utils.errors import LaraUserError
 
 FORESIGHT_CAMERA = "agentview"
 

@@ -48,7 +48,7 @@ class Split:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict, where: str) -> "Split":
+    def from_json(cls, data: dict, where: str) -> Split:
         try:
             split = cls(**data)
         except TypeError as err:

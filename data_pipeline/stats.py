@@ -20,9 +20,9 @@ import numpy as np
 
 from data_pipeline.key_mapping import KeyMapping, load_key_mapping
 from data_pipeline.lerobot_io import open_lerobot_dataset
+from lara.normalization import NormalizationStats
 from lara.utils.atomic import atomic_write_text
 from lara.utils.errors import LaraUserError
-from lara.normalization import NormalizationStats
 
 STATS_FILE = "lara/norm_stats.json"
 logger = logging.getLogger(__name__)

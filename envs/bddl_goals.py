@@ -11,8 +11,9 @@ in the shipped suites (In, On, Open, Close, TurnOn, TurnOff); anything else beco
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from lara.utils.errors import LaraUserError
 

@@ -32,9 +32,9 @@ from tqdm import tqdm
 from envs.policies import BUILTIN_POLICIES, build_policy, check_action, validate_policy_spec
 from envs.protocol import check_suite, parse_task_ids
 from envs.report import write_report
-from lara.utils.process_guard import exit_with_parent
 from lara.utils.errors import LaraUserError
 from lara.utils.jsonl import append_jsonl, read_jsonl, repair_jsonl
+from lara.utils.process_guard import exit_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class EpisodeClock:
         finally:
             setattr(self, part, getattr(self, part) + _clock() - t0)
 
-    def fill(self, record: "EpisodeRecord") -> None:
+    def fill(self, record: EpisodeRecord) -> None:
         render = EpisodeClock.render_total - self._render_start
         record.render_seconds, record.sim_seconds, record.policy_seconds = (
             render,

@@ -39,7 +39,7 @@ class LayoutSpec:
     nq: int
 
     @classmethod
-    def from_env(cls, env: Any) -> "LayoutSpec":
+    def from_env(cls, env: Any) -> LayoutSpec:
         """Read the objects and their qpos addresses from a `LiberoEnv` (any task, any suite)."""
         model = env.sim.model
         names, addrs = [], []

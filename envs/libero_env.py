@@ -210,7 +210,7 @@ class LiberoEnv:
             self._env.close()
             self._closed = True
 
-    def __enter__(self) -> "LiberoEnv":
+    def __enter__(self) -> LiberoEnv:
         return self
 
     def __exit__(self, *exc: object) -> None:

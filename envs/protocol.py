@@ -9,8 +9,8 @@ changes a success rate, so nobody should re-type them.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 

@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from envs.protocol import validate_action
-from lara.utils.process_guard import exit_with_parent
 from lara.utils.errors import LaraUserError
+from lara.utils.process_guard import exit_with_parent
 
 log = logging.getLogger(__name__)
 POLICY_KINDS = ("flow", "tokens")
@@ -205,7 +205,7 @@ class RolloutPool:
             raise LaraUserError(f"workers must be >= 1, got {workers}")
         self.settings, self.workers, self._pool = settings, workers, None
 
-    def __enter__(self) -> "RolloutPool":
+    def __enter__(self) -> RolloutPool:
         if self.workers == 1:
             _init_worker(self.settings)
         else:

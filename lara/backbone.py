@@ -22,8 +22,8 @@ import torch
 from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
 from lara.configuration_lara import LaraConfig
-from lara.utils.errors import LaraUserError
 from lara.pixels import check_preprocessor
+from lara.utils.errors import LaraUserError
 
 log = logging.getLogger(__name__)
 

@@ -26,11 +26,11 @@ from safetensors.torch import load_model, save_model
 from transformers import Qwen3VLConfig
 
 from lara.configuration_lara import LaraConfig
-from lara.utils.errors import LaraUserError
 from lara.fast_tokenizer import FastActionTokenizer
 from lara.normalization import NormalizationStats
 from lara.output_vocab import OutputVocab
 from lara.tokenizer import load_tokenizer
+from lara.utils.errors import LaraUserError
 
 FILES = ("config.json", "backbone_config.json", "model.safetensors")
 

@@ -290,7 +290,7 @@ class LaraConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "LaraConfig":
+    def from_dict(cls, data: dict) -> LaraConfig:
         """A saved config; keys it lacks (a checkpoint written before they existed) take the value
         that reproduces how that checkpoint was trained (`LEGACY`), not today's default."""
         data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items() if k not in DROPPED}
@@ -303,7 +303,7 @@ class LaraConfig:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2))
 
     @classmethod
-    def load(cls, path: str | Path) -> "LaraConfig":
+    def load(cls, path: str | Path) -> LaraConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 

@@ -101,7 +101,7 @@ class FastActionTokenizer:
     @classmethod
     def train(
         cls, chunks: np.ndarray, chunk_size: int, action_dim: int, cfg: FastConfig
-    ) -> "FastActionTokenizer":
+    ) -> FastActionTokenizer:
         """BPE trained on normalized action chunks (N, H, A)."""
         chunks = np.asarray(chunks, dtype=np.float64)
         if chunks.ndim != 3 or chunks.shape[1:] != (chunk_size, action_dim) or len(chunks) == 0:
@@ -141,7 +141,7 @@ class FastActionTokenizer:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "FastActionTokenizer":
+    def from_dict(cls, data: dict) -> FastActionTokenizer:
         bpe = Tokenizer.from_str(json.dumps(data["bpe"]))
         return cls(
             data["chunk_size"],
@@ -156,7 +156,7 @@ class FastActionTokenizer:
         atomic_write_text(path, json.dumps(self.to_dict()))
 
     @classmethod
-    def load(cls, path: str | Path) -> "FastActionTokenizer":
+    def load(cls, path: str | Path) -> FastActionTokenizer:
         path = Path(path)
         if not path.exists():
             raise LaraUserError(f"no FAST tokenizer at {path}; train it with FastActionTokenizer.train first")

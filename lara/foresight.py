@@ -84,7 +84,7 @@ class Foresight(nn.Module):
         ema._apply(move, recurse)
         return self
 
-    def train(self, mode: bool = True) -> "Foresight":
+    def train(self, mode: bool = True) -> Foresight:
         super().train(mode)
         if self.ema_vision is not None:
             self.ema_vision.eval()

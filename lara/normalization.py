@@ -59,7 +59,7 @@ class FeatureStats:
         return len(self.mean)
 
     @classmethod
-    def from_array(cls, values: np.ndarray, passthrough_dims: list[int] | None = None) -> "FeatureStats":
+    def from_array(cls, values: np.ndarray, passthrough_dims: list[int] | None = None) -> FeatureStats:
         values = np.asarray(values, dtype=np.float64)
         if values.ndim != 2 or values.shape[0] == 0:
             raise ValueError(f"statistics need a non-empty (N, D) array, got shape {values.shape}")
@@ -97,7 +97,7 @@ class NormalizationStats:
         arrays: dict[str, np.ndarray],
         mode: str = "quantile",
         passthrough_dims: dict[str, list[int]] | None = None,
-    ) -> "NormalizationStats":
+    ) -> NormalizationStats:
         passthrough_dims = passthrough_dims or {}
         features = {k: FeatureStats.from_array(v, passthrough_dims.get(k)) for k, v in arrays.items()}
         return cls(features=features, mode=mode)
@@ -107,7 +107,7 @@ class NormalizationStats:
         return {"mode": self.mode, "features": {k: vars(v) for k, v in self.features.items()}}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "NormalizationStats":
+    def from_dict(cls, data: dict) -> NormalizationStats:
         try:
             features = {k: FeatureStats(**v) for k, v in data["features"].items()}
             return cls(features=features, mode=data["mode"])
@@ -120,7 +120,7 @@ class NormalizationStats:
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
 
     @classmethod
-    def load(cls, path: str | Path) -> "NormalizationStats":
+    def load(cls, path: str | Path) -> NormalizationStats:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(

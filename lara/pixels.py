@@ -55,7 +55,7 @@ class QwenImageSpec:
         return self.patch_size * self.merge_size
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "QwenImageSpec":
+    def from_file(cls, path: str | Path) -> QwenImageSpec:
         d = json.loads(Path(path).read_text())
         size = d.get("size") or {}
         return cls(

@@ -13,8 +13,8 @@ import itertools
 import shlex
 from pathlib import Path
 
+from envs.protocol import max_steps
 from envs.report import read_records
-from lara.utils.atomic import atomic_write_text
 from lara.scripts.demo_report import (
     _annotation_section,
     _dataset_section,
@@ -23,8 +23,8 @@ from lara.scripts.demo_report import (
     report_header,
     success_table,
 )
-from envs.protocol import max_steps
 from lara.scripts.pipeline import REPO, PipelineConfig, collect_config, eval_args
+from lara.utils.atomic import atomic_write_text
 
 
 def cli_flags(config: object) -> list[str]:

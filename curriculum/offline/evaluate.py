@@ -167,11 +167,11 @@ class OfflineResult:
 
 def evaluate_offline(cfg: OfflineEvalConfig) -> OfflineResult:
     """Run the open-loop evaluation (see the module docstring); writes nothing (see `write_outputs`)."""
+    from curriculum.offline.probes import check_compatible, cot_token_accuracy, foresight_l1
     from data_pipeline.bridge import check_bridge_dataset, episodes_without_language
     from data_pipeline.lerobot_io import open_lerobot_dataset, read_lerobot_dataset
     from data_pipeline.splits import make_split
     from data_pipeline.stats import compute_stats, read_low_dim
-    from curriculum.offline.probes import check_compatible, cot_token_accuracy, foresight_l1
     from lara.checkpoint import check_checkpoint, resolve_checkpoint_dir
     from lara.modeling_lara import LaraPolicy
 

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from data_pipeline.key_mapping import KeyMapping
-from lara.utils.errors import LaraUserError
 from lara.normalization import NormalizationStats
+from lara.utils.errors import LaraUserError
 
 STATS_TOLERANCE = 0.25  # |offset difference| <= tol * scale and scale ratio within [1/(1+4 tol), 1+4 tol]
 

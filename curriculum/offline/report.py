@@ -32,7 +32,7 @@ def _fmt(x: float | None, digits: int = 4) -> str:
     return "n/a" if x is None else f"{x:.{digits}g}"
 
 
-def render_report(result: "OfflineResult", plot_name: str = "trajectories.png") -> str:
+def render_report(result: OfflineResult, plot_name: str = "trajectories.png") -> str:
     """The markdown report: header (what was evaluated), summary table, per-dimension table, probes."""
     d, c, m = result.dataset, result.config, result.metrics
     lines = [
@@ -108,7 +108,7 @@ def render_report(result: "OfflineResult", plot_name: str = "trajectories.png") 
     return "\n".join(lines)
 
 
-def plot_trajectories(traces: list["EpisodeTrace"], path: str | Path) -> Path:
+def plot_trajectories(traces: list[EpisodeTrace], path: str | Path) -> Path:
     """One row per episode, one column per action dim: recorded line, predicted chunks overlaid."""
     import matplotlib
 

@@ -31,12 +31,12 @@ import yaml
 
 from curriculum import checkpointing as ckpt
 from curriculum.rl.config import RLConfig
-from lara.checkpoint import resolve_checkpoint_dir
 from curriculum.rl.layouts import Layout, load_layouts, pick_layouts
 from curriculum.rl.scorers import BackboneFlowScorer, ChunkUnits, ExpertScorer, TokenScorer, flow_units
 from curriculum.rl.update import UpdateSettings, grpo_update
 from envs.protocol import parse_task_ids
 from envs.rollouts import RolloutPool, RolloutSettings, RolloutSpec, task_ids_by_name
+from lara.checkpoint import resolve_checkpoint_dir
 from lara.utils.atomic import atomic_write_text
 from lara.utils.errors import LaraUserError
 from lara.utils.jsonl import append_jsonl, read_jsonl, repair_jsonl

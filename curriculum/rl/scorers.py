@@ -37,7 +37,7 @@ class FlowUnits:
     def __len__(self) -> int:
         return self.path.shape[0]
 
-    def select(self, idx: torch.Tensor) -> "FlowUnits":
+    def select(self, idx: torch.Tensor) -> FlowUnits:
         return FlowUnits(
             self.hidden[idx], self.mask[idx], None if self.state is None else self.state[idx], self.path[idx]
         )
@@ -97,7 +97,7 @@ class ChunkUnits:
     def __len__(self) -> int:
         return len(self.chunks)
 
-    def select(self, idx: torch.Tensor) -> "ChunkUnits":
+    def select(self, idx: torch.Tensor) -> ChunkUnits:
         return ChunkUnits([self.chunks[i] for i in idx.tolist()])
 
 

@@ -32,8 +32,8 @@ from data_pipeline.annotation.segmentation import GripperSignalError, segment_ep
 from data_pipeline.annotation.sidecar import EpisodeAnnotation
 from data_pipeline.annotation.source import EpisodeSource
 from data_pipeline.episode import Episode
-from lara.utils.process_guard import exit_with_parent
 from lara.utils.errors import LaraUserError
+from lara.utils.process_guard import exit_with_parent
 
 logger = logging.getLogger(__name__)
 

@@ -87,7 +87,7 @@ class AnnotationConfig:
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "AnnotationConfig":
+    def from_dict(cls, data: dict[str, Any]) -> AnnotationConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
@@ -97,7 +97,7 @@ class AnnotationConfig:
         return cls(**data)
 
     @classmethod
-    def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> "AnnotationConfig":
+    def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> AnnotationConfig:
         p = Path(path)
         if not p.is_file():
             raise LaraUserError(f"annotation config {p} not found (presets live in configs/annotation/)")

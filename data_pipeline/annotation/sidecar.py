@@ -38,9 +38,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from lara.utils.atomic import atomic_write_text
 from lara.utils.errors import LaraUserError
@@ -116,7 +117,7 @@ class EpisodeAnnotation:
         return "\n".join(lines) + "\n"
 
     @classmethod
-    def from_jsonl(cls, text: str, source: str = "") -> "EpisodeAnnotation":
+    def from_jsonl(cls, text: str, source: str = "") -> EpisodeAnnotation:
         lines = [ln for ln in text.split("\n") if ln]
         if not lines:
             raise LaraUserError(f"{source}: empty annotation file; delete it and re-run `lara annotate`")

@@ -39,7 +39,6 @@ import torch
 
 from lara.utils.errors import LaraUserError
 
-
 # What a trained model's output vocabulary holds for its CoT (the demo's annotation of libero_object task 0).
 BENCH_COT = [
     ("SUBTASK", "carry the alphabet soup to the basket"),

@@ -14,8 +14,8 @@ import platform
 import subprocess
 from pathlib import Path
 
-from lara.utils.atomic import atomic_write_text
 from lara.scripts.pipeline import REPO, PipelineConfig
+from lara.utils.atomic import atomic_write_text
 
 STAGE_NAMES = {
     1: "I (explicit CoT + FAST tokens)",

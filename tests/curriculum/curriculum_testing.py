@@ -3,11 +3,10 @@ whichever conftest.py pytest loaded first)."""
 
 from pathlib import Path
 
-import pytest
+import curriculum_toy  # noqa: F401  (registers the toy policy and dataset)
 import torch
 from safetensors.torch import load_file
 
-import curriculum_toy  # noqa: F401  (registers the toy policy and dataset)
 from curriculum.config import load_train_config
 
 # The CI box has 2 cores shared with other jobs: one intra-op thread avoids spin contention that

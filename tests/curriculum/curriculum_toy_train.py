@@ -5,6 +5,7 @@ import logging
 import sys
 
 import curriculum_toy  # noqa: F401  (registers the toy policy, dataset, preset; this folder is sys.path[0])
+
 from curriculum.cli import main
 from lara.utils.errors import LaraUserError
 

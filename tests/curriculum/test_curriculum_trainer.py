@@ -212,9 +212,8 @@ def test_tensorboard_scalars(tmp_path):
 
 
 def test_lora_trains_adapters_exports_merged_and_resumes_exactly(tmp_path):
-    from safetensors.torch import load_file
-
     from curriculum_toy import ToyPolicy
+    from safetensors.torch import load_file
 
     lora = (
         "--lora.enabled",

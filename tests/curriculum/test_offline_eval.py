@@ -11,13 +11,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from data_pipeline.key_mapping import load_key_mapping
-from data_pipeline.lerobot_io import read_lerobot_dataset
 from curriculum.offline.evaluate import chunk_metrics, last_action_baseline, recorded_chunks
 from curriculum.offline.probes import check_compatible, stats_differences
+from data_pipeline.key_mapping import load_key_mapping
+from data_pipeline.lerobot_io import read_lerobot_dataset
 from lara.configuration_lara import load_config
-from lara.utils.errors import LaraUserError
 from lara.normalization import NormalizationStats
+from lara.utils.errors import LaraUserError
 
 
 # ------------------------------------------------------------------ pure metrics
@@ -124,8 +124,8 @@ def test_eval_offline_cli_on_bridge(bridge_setup, tmp_path, capsys):
 
 
 def test_cot_accuracy_for_stage1_inference(bridge_setup, tmp_path):
-    from data_pipeline.annotation.cli import main as annotate_main
     from curriculum.offline.evaluate import OfflineEvalConfig, evaluate_offline
+    from data_pipeline.annotation.cli import main as annotate_main
 
     data, ckpt = bridge_setup
     data = Path(shutil.copytree(data, tmp_path / "data"))
@@ -243,10 +243,10 @@ def test_eval_offline_on_a_libero_dataset(tmp_path):
     """The LIBERO path: two cameras (agentview + wrist), 8-action chunks, the libero mapping (auto)."""
     import torch
 
+    from curriculum.offline.evaluate import OfflineEvalConfig, run_offline_eval
     from data_pipeline.episode import Episode
     from data_pipeline.lerobot_io import write_lerobot_dataset
     from data_pipeline.stats import load_or_compute_stats
-    from curriculum.offline.evaluate import OfflineEvalConfig, run_offline_eval
     from lara.modeling_lara import LaraPolicy
 
     rng = np.random.default_rng(0)

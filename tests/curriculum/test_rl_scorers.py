@@ -3,7 +3,7 @@ sampled ones, and the update moves the backbone while the reference copy stays p
 
 import torch
 
-from curriculum.rl.scorers import TokenScorer, ChunkUnits
+from curriculum.rl.scorers import ChunkUnits, TokenScorer
 from curriculum.rl.update import UpdateSettings, grpo_update
 from lara.token_logprobs import sample_tokens
 

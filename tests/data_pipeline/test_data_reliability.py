@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from data_pipeline.libero_hdf5 import write_libero_hdf5
 from data_pipeline.lerobot_io import write_lerobot_dataset
+from data_pipeline.libero_hdf5 import write_libero_hdf5
 from data_pipeline.samples import LaraSampleDataset, SampleConfig
 from data_pipeline.stats import STATS_FILE, load_or_compute_stats
 from lara.utils.atomic import remove_stale_temps

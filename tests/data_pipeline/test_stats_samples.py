@@ -8,8 +8,8 @@ from data_pipeline.annotation.sidecar import EpisodeAnnotation, annotation_dir, 
 from data_pipeline.lerobot_io import write_lerobot_dataset
 from data_pipeline.samples import LaraSampleDataset, SampleConfig, collate_samples
 from data_pipeline.stats import STATS_FILE, compute_stats, load_or_compute_stats, read_low_dim
-from lara.utils.errors import LaraUserError
 from lara.normalization import NormalizationStats
+from lara.utils.errors import LaraUserError
 
 
 @pytest.fixture

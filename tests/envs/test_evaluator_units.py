@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from envs.evaluator import EvalConfig, _check_run_identity
-from envs.protocol import parse_task_ids
 from envs.policies import PolicyOutputError, check_action, validate_policy_spec
+from envs.protocol import parse_task_ids
 from lara.utils.config_parsing import parse_config
 from lara.utils.errors import LaraUserError
 

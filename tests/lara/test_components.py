@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from lara.configuration_lara import FastConfig, LaraConfig, load_config
-from lara.utils.errors import LaraUserError
 from lara.fast_tokenizer import FastActionTokenizer
 from lara.pixels import patchify
 from lara.sequence import COT as COT_PART
 from lara.sequence import IMAGE, IMG_NEXT, LATENT, LOSS_ACTION, LOSS_COT, SequenceBuilder
 from lara.tokenizer import QWEN_SPECIAL_START, build_tokenizer, load_tokenizer
+from lara.utils.errors import LaraUserError
 
 
 @pytest.fixture(scope="module")

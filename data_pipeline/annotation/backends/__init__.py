@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 BACKENDS: tuple[str, ...] = ("sim", "instruction", "vlm")
 
 
-def make_backend(config: "AnnotationConfig") -> "SemanticBackend":
+def make_backend(config: AnnotationConfig) -> SemanticBackend:
     """The backend named by `config.backend`; LaraUserError for an unknown name."""
     if config.backend == "instruction":
         from data_pipeline.annotation.backends.instruction import InstructionBackend

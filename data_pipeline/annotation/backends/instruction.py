@@ -34,7 +34,7 @@ def anchors_from_instruction(instruction: str) -> SemanticAnchors:
 class InstructionBackend:
     name = "instruction"
 
-    def __init__(self, config: "AnnotationConfig | None" = None) -> None:
+    def __init__(self, config: AnnotationConfig | None = None) -> None:
         self.config = config
 
     def anchors(self, episode: Episode, temporal: TemporalAnchors) -> SemanticAnchors:

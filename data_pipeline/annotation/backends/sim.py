@@ -63,7 +63,7 @@ def match_name(key: str, phrases: list[str]) -> str:
 class SimBackend:
     name = "sim"
 
-    def __init__(self, config: "AnnotationConfig", env_factory: Callable[[Episode], Any] | None = None):
+    def __init__(self, config: AnnotationConfig, env_factory: Callable[[Episode], Any] | None = None):
         self.config = config
         self._env_factory = env_factory
         self._env_key: tuple[str, int, int, int] | None = None

@@ -43,8 +43,8 @@ from data_pipeline.annotation.segmentation import (
     TemporalAnchors,
 )
 from data_pipeline.episode import Episode
-from lara.utils.errors import LaraUserError
 from lara.pixels import QwenImageSpec, qwen_preprocess
+from lara.utils.errors import LaraUserError
 
 if TYPE_CHECKING:
     from data_pipeline.annotation.config import AnnotationConfig
@@ -108,7 +108,7 @@ def parse_response(text: str) -> tuple[list[str], dict[str, str]] | None:
 class VlmBackend:
     name = "vlm"
 
-    def __init__(self, config: "AnnotationConfig"):
+    def __init__(self, config: AnnotationConfig):
         self.config = config
         model_dir = Path(config.vlm_model_dir) if config.vlm_model_dir else None
         if model_dir is None or not (model_dir / "config.json").is_file():

@@ -43,7 +43,7 @@ class BoxParseStats:
     boxes: int = 0
     dropped: Counter = field(default_factory=Counter)
 
-    def add(self, other: "BoxParseStats") -> None:
+    def add(self, other: BoxParseStats) -> None:
         self.answers += other.answers
         self.answers_without_box += other.answers_without_box
         self.boxes += other.boxes

@@ -37,8 +37,9 @@ def sim_setup():
     from envs import libero_setup
 
     libero_setup.configure()
-    from envs.libero_env import LiberoEnv
     from sim_record import record_expert_episode
+
+    from envs.libero_env import LiberoEnv
 
     fast = LiberoEnv("libero_spatial", 0, camera_size=SIZE, render=False)
     try:
