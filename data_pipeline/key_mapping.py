@@ -122,7 +122,7 @@ def load_key_mapping(name_or_path: str | Path | KeyMapping, dataset: str | Path 
     except Exception as err:  # draccus raises several types for malformed YAML
         raise LaraUserError(
             f"key mapping {path}: cannot parse ({err}); compare with {PRESET_DIR / 'libero.yaml'}"
-        )
+        ) from err
 
 
 def dataset_features(root: str | Path) -> dict[str, dict]:

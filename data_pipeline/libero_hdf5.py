@@ -130,7 +130,7 @@ def _read_demo(
         except (OSError, KeyError, ValueError) as err:
             raise _fail(
                 path, demo, key, f"cannot be read ({err})", "the file is truncated or corrupt; re-download it"
-            )
+            ) from err
 
     action = get("actions").astype(np.float32)  # (T, 7)
     images = {}

@@ -162,7 +162,7 @@ def clean_blips(closed: np.ndarray, min_closed: int, min_open: int) -> np.ndarra
         if not val and 0 < i < len(runs) - 1 and e - s < min_open:
             out[s:e] = True
     runs = _runs(out)
-    for i, (val, s, e) in enumerate(runs):
+    for val, s, e in runs:
         interior = 0 < s and e < out.shape[0]
         if val and e - s < min_closed and (interior or len(runs) > 1):
             out[s:e] = False

@@ -18,6 +18,7 @@ Layout under `out/`:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -220,9 +221,8 @@ def run_pipeline(cfg: PipelineConfig, preview: int = 0) -> dict:
     settings = json.loads(json.dumps({k: v for k, v in asdict(cfg).items() if k != "timings"}, default=str))
     previous = cfg.out / "pipeline.json"
     old = json.loads(previous.read_text()) if previous.exists() else {}
-    changed = sorted(
-        k for k in settings if k in old and old[k] != settings[k]
-    )  # keys new since then: not compared
+    # keys new since then: not compared
+    changed = sorted(k for k in settings if k in old and old[k] != settings[k])
     if changed:
         raise LaraUserError(
             f"{cfg.out} holds a run with other settings ({', '.join(changed)} differ); "
@@ -232,7 +232,7 @@ def run_pipeline(cfg: PipelineConfig, preview: int = 0) -> dict:
     timed_step(cfg, "collect", lambda: collect_step(cfg))
     timed_step(cfg, "annotate", lambda: annotate_step(cfg, preview))
     for stage in (1, 2, 3):
-        timed_step(cfg, f"train_stage{stage}", lambda: train_stage_step(cfg, stage))
+        timed_step(cfg, f"train_stage{stage}", functools.partial(train_stage_step, cfg, stage))
     results: dict = {}
     timed_step(cfg, "evaluate", lambda: eval_step(cfg, results))
     return results

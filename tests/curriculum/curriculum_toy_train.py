@@ -15,4 +15,4 @@ if __name__ == "__main__":
         raise SystemExit(main(sys.argv[1:]))
     except LaraUserError as err:
         print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(2) from None

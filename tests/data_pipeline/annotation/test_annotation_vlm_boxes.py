@@ -5,7 +5,6 @@ backend when key frames yield no box."""
 from __future__ import annotations
 
 import pytest
-from test_annotation_vlm import tiny_vlm_dir  # noqa: F401  (the tiny random Qwen3-VL checkpoint fixture)
 
 from data_pipeline.annotation.annotate import annotate_episode
 from data_pipeline.annotation.backends.vlm_grounding import BoxParseStats, grounding_prompt, parse_boxes
