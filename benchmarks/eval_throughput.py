@@ -58,7 +58,8 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['workers']} | {r['episodes']} | {r['minutes']:.2f} | {r['episodes_per_minute']:.2f} | {r['successes']} |"
+            f"| {r['workers']} | {r['episodes']} | {r['minutes']:.2f} | {r['episodes_per_minute']:.2f} | "
+            f"{r['successes']} |"
         )
     print(f"speed-up with 2 workers: {ratio:.2f}x")
     if args.out:

@@ -24,7 +24,10 @@ for h, w in [(128, 128), (224, 224), (256, 256), (480, 640), (200, 300)]:
     line = f"{h}x{w}: Qwen grid {want['image_grid_thw'][0].tolist()}, qwen_preprocess max|diff| {diff:.1e}"
     if h == w:
         pm, gm = patchify(to_float_images(f, 256), 256, 16, 2, 2, [0.5] * 3, [0.5] * 3)
-        line += f"; model path (256 px) grid {gm[0].tolist()}, max|diff| {float((pm - want['pixel_values']).abs().max()):.1e}"
+        line += (
+            f"; model path (256 px) grid {gm[0].tolist()}, max|diff| "
+            f"{float((pm - want['pixel_values']).abs().max()):.1e}"
+        )
     print(line)
 print("the former path (float frames, torch bilinear resize inside patchify), for comparison:")
 for h in (128, 224):
@@ -33,5 +36,6 @@ for h in (128, 224):
     po, _ = patchify(to_float_images(f), 256, 16, 2, 2, [0.5] * 3, [0.5] * 3)
     d = (po - want["pixel_values"]).abs()
     print(
-        f"{h}x{h} -> 256: max|diff| {float(d.max()):.3f}, mean {float(d.mean()):.3f} (normalized units, range [-1, 1])"
+        f"{h}x{h} -> 256: max|diff| {float(d.max()):.3f}, mean {float(d.mean()):.3f} (normalized units, "
+        "range [-1, 1])"
     )

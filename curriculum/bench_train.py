@@ -140,7 +140,10 @@ def _device() -> str:
 
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}), torch {torch.__version__}"
-    return f"CPU {platform.processor() or platform.machine()} x {torch.get_num_threads()} threads, torch {torch.__version__}"
+    return (
+        f"CPU {platform.processor() or platform.machine()} x {torch.get_num_threads()} threads, torch "
+        f"{torch.__version__}"
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -97,7 +97,8 @@ def resolve_init_from(path: str | Path, stage: int) -> Path:
         return resolve_checkpoint_dir(path)
     except LaraUserError:
         raise LaraUserError(
-            f"stage {stage} needs the stage {stage - 1} checkpoint, and {path} holds none (no final/model/config.json); "
+            f"stage {stage} needs the stage {stage - 1} checkpoint, and {path} holds none (no "
+            "final/model/config.json); "
             f"train stage {stage - 1} first (`lara train --preset <size> --stage {stage - 1}`), or run "
             "`lara train --curriculum <size>`"
         ) from None

@@ -134,7 +134,8 @@ def check_resumable(ckpt: Path, fingerprint: str, identity: dict, stage: int) ->
         diff = config_diff(state.identity, identity)
         shown = "; ".join(diff[:4]) + (f"; ... ({len(diff)} keys)" if len(diff) > 4 else "")
         raise LaraUserError(
-            f"{ckpt} was written by a different config (checkpoint vs now: {shown or f'stage {state.stage}'}); "
+            f"{ckpt} was written by a different config (checkpoint vs now: "
+            f"{shown or f'stage {state.stage}'}); "
             "resume with the original config, or train into a new --output_dir"
         )
     return state

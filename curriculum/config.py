@@ -74,7 +74,8 @@ class LatentScheduleConfig:
         _check(self.kind in LATENT_SCHEDULES, f"latent.kind={self.kind!r}: choose one of {LATENT_SCHEDULES}")
         _check(
             0.0 <= self.start_fraction <= self.end_fraction < 1.0,
-            "latent: need 0 <= start_fraction <= end_fraction < 1 (the stretch after end_fraction is all-latent)",
+            "latent: need 0 <= start_fraction <= end_fraction < 1 (the stretch after end_fraction is "
+            "all-latent)",
         )
         _check(self.num_segments >= 1, "latent.num_segments must be >= 1")
 

@@ -31,7 +31,8 @@ def resolve_annotation(cfg) -> str | None:
     name = cfg.data.annotation
     if name is None:
         raise LaraUserError(
-            f"stage {cfg.stage} trains the chain of thought but data.annotation is null; annotate the dataset "
+            f"stage {cfg.stage} trains the chain of thought but data.annotation is null; annotate the "
+            "dataset "
             f"(`lara annotate {cfg.data.root} --name v1`) and set --data.annotation v1"
         )
     if name != "latest":
@@ -55,7 +56,10 @@ def check_annotation_complete(cfg, name: str, episodes: list[int]) -> None:
     if not missing:  # every episode trained on has its file (a run limited to them is fine)
         return
     meta = read_meta(annotation_dir(cfg.data.root, name)) or {}
-    what = f"{len(missing)} of {len(episodes)} episodes have no annotation ({missing[:10]}{' ...' if len(missing) > 10 else ''})"
+    what = (
+        f"{len(missing)} of {len(episodes)} episodes have no annotation "
+        f"({missing[:10]}{' ...' if len(missing) > 10 else ''})"
+    )
     if cfg.data.allow_incomplete_annotation:
         log.warning(
             "annotation run %r of %s is incomplete: %s; training anyway (data.allow_incomplete_annotation)",
@@ -67,7 +71,8 @@ def check_annotation_complete(cfg, name: str, episodes: list[int]) -> None:
     backend = f" --backend {meta['backend']}" if meta.get("backend") else ""
     raise LaraUserError(
         f"annotation run {name!r} of {cfg.data.root} is incomplete (interrupted): {what}; finish it with "
-        f"`lara annotate {cfg.data.root} --name {name}{backend}`, or pass --data.allow_incomplete_annotation true"
+        f"`lara annotate {cfg.data.root} --name {name}{backend}`, or pass "
+        "--data.allow_incomplete_annotation true"
     )
 
 

@@ -375,7 +375,8 @@ def _check_losses_on(
         value = metrics.get(f"loss/{term}")
         if value is None or not math.isfinite(value) or value == 0.0:
             raise RuntimeError(
-                f"stage {cfg.stage}: loss {term!r} is configured on (weight {weight}) but the policy reported "
+                f"stage {cfg.stage}: loss {term!r} is configured on (weight {weight}) but the policy "
+                "reported "
                 f"{value!r} for 'loss/{term}'; metrics were {sorted(metrics)}"
             )
 

@@ -83,11 +83,14 @@ class BridgeSummary:
             or "none"
         )
         lines = [
-            f"Bridge dataset {self.root}: {self.num_episodes} episodes, {self.num_frames} frames, {self.tasks} tasks",
+            f"Bridge dataset {self.root}: {self.num_episodes} episodes, {self.num_frames} frames, "
+            f"{self.tasks} tasks",
             f"  cameras: {cams}",
-            f"  language: {self.language_episodes} episodes with an instruction, {len(self.no_language)} without "
+            f"  language: {self.language_episodes} episodes with an instruction, {len(self.no_language)} "
+            "without "
             "(skipped for training and evaluation)",
-            f"  action: {self.action_dim} dims, raw gripper in [{self.gripper_range[0]:.3f}, {self.gripper_range[1]:.3f}]"
+            f"  action: {self.action_dim} dims, raw gripper in [{self.gripper_range[0]:.3f}, "
+            f"{self.gripper_range[1]:.3f}]"
             f"; state: {self.state_dim} dims",
         ]
         lines += [f"  note: {n}" for n in self.notes]
@@ -185,8 +188,10 @@ def check_bridge_dataset(
     missing = [k for k in mapping.cameras.values() if k not in dataset.meta.features]
     if missing:
         raise LaraUserError(
-            f"{root}: camera key(s) {missing} missing; the dataset has cameras {summary.image_keys or 'none'} "
-            f"(mapping {mapping.name!r} wants {sorted(mapping.cameras.values())}); choose cameras the dataset has"
+            f"{root}: camera key(s) {missing} missing; the dataset has cameras "
+            f"{summary.image_keys or 'none'} "
+            f"(mapping {mapping.name!r} wants {sorted(mapping.cameras.values())}); choose cameras the "
+            "dataset has"
         )
     for label, key, want_map, want_model in (
         ("action", mapping.action, mapping.action_dim, action_dim),

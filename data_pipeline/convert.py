@@ -30,7 +30,8 @@ class ConvertSummary:
 
     def __str__(self) -> str:
         return (
-            f"{self.files} file(s) -> {self.episodes} episodes, {self.frames} frames, {len(self.tasks)} tasks, "
+            f"{self.files} file(s) -> {self.episodes} episodes, {self.frames} frames, {len(self.tasks)} "
+            "tasks, "
             f"{self.dropped_noops} no-op frames dropped"
         )
 

@@ -108,7 +108,8 @@ class Episode:
         for cam, img in self.images.items():
             if img.dtype != np.uint8 or img.ndim != 4 or img.shape[-1] != 3:
                 raise EpisodeError(
-                    f"{self._where('images.' + cam)}: expected uint8 (T, H, W, 3), got {img.dtype} {img.shape}"
+                    f"{self._where('images.' + cam)}: expected uint8 (T, H, W, 3), got {img.dtype} "
+                    f"{img.shape}"
                 )
         if self.ee_pos.shape[1:] != (3,) or self.ee_ori.shape[1:] != (3,):
             raise EpisodeError(

@@ -71,7 +71,8 @@ class KeyMapping:
         for label, (lo, hi) in (("ee_pos_slice", self.ee_pos_slice), ("ee_ori_slice", self.ee_ori_slice)):
             if not (0 <= lo < hi <= self.state_dim and hi - lo == 3):
                 raise LaraUserError(
-                    f"key mapping {self.name!r}: {label}={[lo, hi]} must select 3 dims of the {self.state_dim}-dim state"
+                    f"key mapping {self.name!r}: {label}={[lo, hi]} must select 3 dims of the "
+                    f"{self.state_dim}-dim state"
                 )
 
     def gripper_to_env(self, g: np.ndarray) -> np.ndarray:

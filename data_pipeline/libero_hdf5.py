@@ -80,7 +80,8 @@ def iter_libero_hdf5(
         f = h5py.File(path, "r")
     except (OSError, ValueError) as err:
         raise EpisodeError(
-            f"{path}: cannot open as HDF5 ({err}); the file is truncated or corrupt, download/convert it again"
+            f"{path}: cannot open as HDF5 ({err}); the file is truncated or corrupt, download/convert it "
+            "again"
         ) from err
     with f:
         if "data" not in f:

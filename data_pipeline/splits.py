@@ -134,7 +134,8 @@ def make_split(
         raise LaraUserError(
             f"{path} already records a split (seed {existing.seed}, fraction {existing.heldout_fraction}, "
             f"{len(existing.heldout)} held out) that differs from the requested one (seed {seed}, fraction "
-            f"{heldout_fraction}, {len(heldout)} held out); models trained on the old split may have seen the new "
+            f"{heldout_fraction}, {len(heldout)} held out); models trained on the old split may have seen "
+            "the new "
             "held-out episodes: keep it, or pass overwrite (--overwrite-split) deliberately"
         )
     atomic_write_text(path, json.dumps(split.to_json(), indent=1, sort_keys=True))
@@ -160,7 +161,8 @@ def load_split(root: str | Path, check_dataset: bool = True) -> Split:
         episodes, num_frames = _dataset_counts(root)
         if (len(episodes), num_frames) != (split.num_episodes, split.num_frames):
             raise LaraUserError(
-                f"{path}: the split was made for {split.num_episodes} episodes / {split.num_frames} frames, the "
+                f"{path}: the split was made for {split.num_episodes} episodes / {split.num_frames} "
+                "frames, the "
                 f"dataset now has {len(episodes)} / {num_frames}; the dataset changed, make the split again "
                 "(--overwrite-split) and retrain"
             )

@@ -68,7 +68,8 @@ def check_finite(low_dim: dict[str, np.ndarray], source: str | Path = "") -> Non
             where = f"{source}: " if source else ""
             raise LaraUserError(
                 f"{where}{key} is NaN/inf in episode {int(low_dim['episode_index'][row])}, frame "
-                f"{int(low_dim['frame_index'][row])}, dim {dim} ({len(rows)} frame(s) in {len(episodes)} episode(s): "
+                f"{int(low_dim['frame_index'][row])}, dim {dim} ({len(rows)} frame(s) in {len(episodes)} "
+                "episode(s): "
                 f"{episodes[:10].tolist()}); drop those episodes or re-convert/re-collect the dataset"
             )
 

@@ -67,7 +67,8 @@ def resolve_checkpoint(spec: str) -> Path:
 
     if not Path(spec).is_dir():
         raise LaraUserError(
-            f"--policy {spec!r} is neither one of {', '.join(BUILTIN_POLICIES)} nor an existing checkpoint directory"
+            f"--policy {spec!r} is neither one of {', '.join(BUILTIN_POLICIES)} nor an existing checkpoint "
+            "directory"
         )
     return resolve_checkpoint_dir(spec)
 

@@ -99,7 +99,8 @@ def _table(rows: list[SuccessRow]) -> list[str]:
         low, high = row.interval
         lines.append(
             f"| {row.name} | {row.successes}/{row.episodes} | {100 * row.rate:.1f}% | "
-            f"[{100 * low:.1f}, {100 * high:.1f}] | {row.mean_steps:.0f} | {row.mean_latency_ms:.2f} | {row.errors} |"
+            f"[{100 * low:.1f}, {100 * high:.1f}] | {row.mean_steps:.0f} | {row.mean_latency_ms:.2f} | "
+            f"{row.errors} |"
         )
     return lines
 
@@ -204,7 +205,8 @@ def write_report(out_dir: Path, run_info: dict, records: list[dict]) -> dict:
         f"- Max policy steps: {MAX_STEPS.get(suite, '?')} ({suite}). Success: LIBERO's BDDL predicate.",
         f"- Cameras {run_info.get('camera_size')}x{run_info.get('camera_size')}, flipped [::-1, ::-1]; "
         "state = eef pos + axis-angle + 2 gripper joints; gripper -1 open / +1 close.",
-        f"- Chunked policies execute the first {run_info.get('execute_steps') or 'all'} actions of each chunk open-loop.",
+        f"- Chunked policies execute the first {run_info.get('execute_steps') or 'all'} actions of each "
+        "chunk open-loop.",
         "",
         "## Versions",
         *[f"- {k}: {v}" for k, v in run_info.get("versions", {}).items()],

@@ -127,7 +127,8 @@ class ScriptedExpert:
             parent = self.raw.object_sites_dict[self.target].parent_name
             if parent and self.geom.has_articulation(parent):
                 raise UnsupportedTaskError(
-                    f"scripted expert cannot handle {pred}: region {self.target!r} belongs to the articulated "
+                    f"scripted expert cannot handle {pred}: region {self.target!r} belongs to the "
+                    "articulated "
                     f"fixture {parent!r} (a drawer / door must be opened first)"
                 )
         elif self.target not in self.geom.names:

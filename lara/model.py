@@ -408,7 +408,8 @@ class LaraModel(nn.Module):
         actions = torch.as_tensor(batch["action"]).float().to(dev)  # (B, H, A)
         if actions.shape[1:] != (cfg.chunk_size, cfg.action_dim):
             raise LaraUserError(
-                f"actions have shape {tuple(actions.shape[1:])}, model wants ({cfg.chunk_size}, {cfg.action_dim})"
+                f"actions have shape {tuple(actions.shape[1:])}, model wants ({cfg.chunk_size}, "
+                f"{cfg.action_dim})"
             )
         ctx_mask = self.context_mask(t)
         hidden_ctx = hidden.masked_fill(~ctx_mask[..., None], 0.0)  # padded rows may hold NaN/garbage

@@ -77,7 +77,8 @@ def _eval_section(cfg: PipelineConfig, max_videos: int) -> list[str]:
     k = cfg.eval_episodes
     nearest = layouts.get("min_distance_to_evaluation_states_m")
     lines += [
-        f"{k} episode(s) per task from the suite's evaluation init states 0..{k - 1} ({run.get('camera_size', '?')} "
+        f"{k} episode(s) per task from the suite's evaluation init states 0..{k - 1} "
+        f"({run.get('camera_size', '?')} "
         f"px cameras, seed {run.get('seed', '?')}, step limit {cfg.eval_max_steps or max_steps(cfg.suite)}). "
         "No training demo started from one of them"
         + (f" (nearest demo start {nearest:.3f} m, largest object offset)." if nearest is not None else ".")

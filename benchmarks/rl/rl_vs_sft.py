@@ -220,11 +220,13 @@ def main(argv: list[str] | None = None) -> int:
         "# GRPO vs. equal-time supervised training",
         "",
         f"Suite {args.suite}, tasks {args.tasks}, init states 0..{args.eval_episodes - 1} per task (standard "
-        f"protocol). Starting policy `{args.policy}`, data `{args.dataset}`. Budget {args.minutes:.1f} min; the SFT arm gets the time GRPO used.",
+        f"protocol). Starting policy `{args.policy}`, data `{args.dataset}`. Budget {args.minutes:.1f} "
+        "min; the SFT arm gets the time GRPO used.",
         "",
         *(
             [
-                f"**Smoke run: evaluation episodes capped at {args.eval_max_steps} steps; not success rates.**",
+                f"**Smoke run: evaluation episodes capped at {args.eval_max_steps} steps; not success "
+                "rates.**",
                 "",
             ]
             if args.eval_max_steps

@@ -40,11 +40,15 @@ def render_report(result: OfflineResult, plot_name: str = "trajectories.png") ->
         "",
         f"- checkpoint: `{c['policy']}` (inference stage {c['inference_stage']})",
         f"- dataset: `{d['root']}` (mapping `{d['mapping']}`, cameras {d['cameras']})",
-        f"- split: {d['train_episodes']} train / {d['heldout_episodes']} held-out episodes (seed {d['split_seed']}, "
+        f"- split: {d['train_episodes']} train / {d['heldout_episodes']} held-out episodes (seed "
+        f"{d['split_seed']}, "
         f"fraction {d['heldout_fraction']}); {d['no_language_episodes']} episodes without language excluded",
-        f"- evaluated: {len(d['evaluated_episodes'])} held-out episodes {d['evaluated_episodes']}, {d['chunks']} chunks "
-        f"of {d['chunk_size']} actions, one every {d['stride']} frames; {m['model']['num_actions']} actions compared",
-        f"- normalization statistics match the dataset: {'yes' if d['stats_match'] else 'NO'}; took {d['seconds']} s",
+        f"- evaluated: {len(d['evaluated_episodes'])} held-out episodes {d['evaluated_episodes']}, "
+        f"{d['chunks']} chunks "
+        f"of {d['chunk_size']} actions, one every {d['stride']} frames; {m['model']['num_actions']} "
+        "actions compared",
+        f"- normalization statistics match the dataset: {'yes' if d['stats_match'] else 'NO'}; took "
+        f"{d['seconds']} s",
     ]
     if len(d["evaluated_episodes"]) < d["heldout_episodes"]:
         lines.append(

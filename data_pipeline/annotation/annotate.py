@@ -235,7 +235,8 @@ def annotate_dataset(
         if not overwrite:
             raise LaraUserError(
                 f"annotation run {name!r} exists with another config (hash {old.get('config_hash')}, backend "
-                f"{old.get('backend')}; now {config.config_hash()}, {config.backend}): choose another --name, "
+                f"{old.get('backend')}; now {config.config_hash()}, {config.backend}): choose another "
+                "--name, "
                 "or pass --overwrite to replace it"
             )
     if overwrite and run_dir.exists():

@@ -66,7 +66,8 @@ def check_name(name: str) -> str:
     """Annotation run names become folder names: letters, digits, `.`, `_`, `-` only."""
     if not _NAME_RE.match(name or ""):
         raise LaraUserError(
-            f"invalid annotation name {name!r}: use 1-64 letters, digits, '.', '_' or '-' (e.g. 'v1', 'sim-v2')"
+            f"invalid annotation name {name!r}: use 1-64 letters, digits, '.', '_' or '-' (e.g. 'v1', "
+            "'sim-v2')"
         )
     return name
 

@@ -349,7 +349,8 @@ def table(r: dict) -> str:
     w = max(len(a) for a, _ in rows)
     lines = [f"{'measure':<{w}}  value", f"{'-' * w}  {'-' * 24}"] + [f"{a:<{w}}  {b}" for a, b in rows]
     lines.append(
-        f"(median of {r['reps']} runs after {r['warmup']} warm-up; {r['threads']} torch threads; {r['optimizations']})"
+        f"(median of {r['reps']} runs after {r['warmup']} warm-up; {r['threads']} torch threads; "
+        f"{r['optimizations']})"
     )
     return "\n".join(lines)
 

@@ -85,7 +85,8 @@ def main(argv: list[str]) -> int:
     latency = json.loads((cfg.out / "latency.json").read_text())
     row = results["suites"][0]
     print(
-        f"\nstage-III policy on {cfg.suite} tasks {cfg.tasks}: {row['successes']}/{row['episodes']} closed-loop "
+        f"\nstage-III policy on {cfg.suite} tasks {cfg.tasks}: {row['successes']}/{row['episodes']} "
+        "closed-loop "
         f"successes; latency latent/explicit {latency['latent_ms']:.0f}/{latency['explicit_ms']:.0f} ms "
         f"= {latency['ratio']:.3f}; {sum(cfg.timings.values()) / 60:.1f} min of steps"
     )

@@ -110,7 +110,8 @@ def _dataset_section(cfg: PipelineConfig) -> list[str]:
     lines = [
         "## 1. Dataset: scripted demonstrations",
         "",
-        f"`{cfg.data_dir}` (LeRobot v3): {info.get('total_episodes')} episode(s), {info.get('total_frames')} frames at "
+        f"`{cfg.data_dir}` (LeRobot v3): {info.get('total_episodes')} episode(s), "
+        f"{info.get('total_frames')} frames at "
         f"{info.get('fps')} Hz, cameras {cfg.camera_size} px, {cfg.suite} tasks {cfg.tasks}; {starts}.",
         "",
         "| instruction | demos | mean frames |",
@@ -122,7 +123,8 @@ def _dataset_section(cfg: PipelineConfig) -> list[str]:
         lines += [
             "",
             f"Collection: {collect['collected_now']} demo(s) in {collect['seconds']:.0f} s "
-            f"({collect['demos_per_minute']:.2f} demos/min, {cfg.workers} worker process(es)); attempt outcomes "
+            f"({collect['demos_per_minute']:.2f} demos/min, {cfg.workers} worker process(es)); attempt "
+            "outcomes "
             f"{collect['attempt_outcomes']}; {collect['not_collected']} slot(s) not collected.",
         ]
     return lines
@@ -175,7 +177,8 @@ def _training_section(cfg: PipelineConfig) -> list[str]:
         plot_stage(stage, scalars, png)
         plots.append(f"![stage {stage} losses]({png.name})")
         lines.append(
-            f"| {STAGE_NAMES[stage]} | {total[-1][0] if total else 0} | {total[0][1]:.3f} | {total[-1][1]:.3f} | "
+            f"| {STAGE_NAMES[stage]} | {total[-1][0] if total else 0} | {total[0][1]:.3f} | "
+            f"{total[-1][1]:.3f} | "
             f"{sps[-1][1]:.1f} | `{(run / 'final').relative_to(cfg.out)}` |"
         )
     return [
@@ -205,8 +208,10 @@ def _eval_section(cfg: PipelineConfig) -> list[str]:
     if results is None:
         return [*lines, "not run yet"]
     lines += [
-        f"{cfg.eval_episodes} episode(s) per task from init states 0..{cfg.eval_episodes - 1}: the states the demos "
-        "started from, so this checks that the whole spine (data, normalization, gripper sign, image flip, chunk "
+        f"{cfg.eval_episodes} episode(s) per task from init states 0..{cfg.eval_episodes - 1}: the states "
+        "the demos "
+        "started from, so this checks that the whole spine (data, normalization, gripper sign, image flip, "
+        "chunk "
         "execution) can reproduce what it was shown. It is not a generalization result."
         + (
             f" **Episodes capped at {cfg.eval_max_steps} steps (smoke run; the protocol's limit is higher).**"
@@ -252,9 +257,11 @@ def _latency_section(cfg: PipelineConfig, latency: dict | None) -> list[str]:
         *lines,
         checkpoint_table(latency),
         "",
-        f"Median of {latency['reps']} runs after {latency['warmup']} warm-up, {latency['threads']} torch threads, "
+        f"Median of {latency['reps']} runs after {latency['warmup']} warm-up, {latency['threads']} torch "
+        "threads, "
         f"on the first frame of demo 0. Explicit: the stage-I model generates its CoT and FAST action tokens "
-        "itself (greedy, KV cache) until it emits the stop tokens; latent: one prefill and the expert's Euler steps.",
+        "itself (greedy, KV cache) until it emits the stop tokens; latent: one prefill and the expert's "
+        "Euler steps.",
         "",
         "CoT the stage-I model generated for that frame:",
         "",

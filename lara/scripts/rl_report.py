@@ -29,8 +29,10 @@ def iteration_rows(records: list[dict]) -> list[str]:
         rows.append(
             f"| {r['iteration']} | {r['successes']}/{r['rollouts']} ({r['successes'] / r['rollouts']:.0%}) | "
             f"[{low:.2f}, {high:.2f}] | {r['informative_fraction']:.2f} | {_fmt(r.get('kl'), '.4f')} | "
-            f"{_fmt(r.get('clip_fraction'), '.2f')} | {_fmt(scale, 'g')} | {_fmt(r.get('entropy_per_token'))} | "
-            f"{_fmt(r.get('mean_chunk_log_prob'), '.1f')} | {r['errors']} | {r['rollout_s']:.1f} | {r['wall_s']:.1f} |"
+            f"{_fmt(r.get('clip_fraction'), '.2f')} | {_fmt(scale, 'g')} | "
+            f"{_fmt(r.get('entropy_per_token'))} | "
+            f"{_fmt(r.get('mean_chunk_log_prob'), '.1f')} | {r['errors']} | {r['rollout_s']:.1f} | "
+            f"{r['wall_s']:.1f} |"
         )
     return rows
 

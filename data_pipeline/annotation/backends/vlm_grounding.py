@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 Box = list[int]
 GROUNDING_PROMPT = (
-    "Locate each of these objects in the image: {names}. Report their bounding boxes in JSON format as a list "
+    "Locate each of these objects in the image: {names}. Report their bounding boxes in JSON format as a "
+    "list "
     'of {{"bbox_2d": [x1, y1, x2, y2], "label": "<object name>"}}, one entry per object that is visible, '
     "using the object names given."
 )

@@ -97,7 +97,8 @@ def test_boxes_match_segmentation(sim_setup, annotated):
     assert len(ious) >= 20
     print(
         f"\nbox IoU vs segmentation: robot hidden mean {np.mean(ious):.3f} (min {np.min(ious):.3f}, "
-        f"n={len(ious)}); robot drawn mean {np.mean(ious_arm):.3f} (min {np.min(ious_arm):.3f}, n={len(ious_arm)})"
+        f"n={len(ious)}); robot drawn mean {np.mean(ious_arm):.3f} (min {np.min(ious_arm):.3f}, "
+        f"n={len(ious_arm)})"
     )
 
 

@@ -37,7 +37,8 @@ def test_native_format_converts_to_pixels():
         ('[{"bbox_2d": ["a", 2, 3, 4], "label": "black bowl"}]', {}, "bad_bbox"),
         ('[{"bbox_2d": [100, 200, 500, 750], "label": "robot arm"}]', {}, "unknown_label"),
         (
-            '[{"bbox_2d": [100, 200, 500, 750], "label": "black bowl"}, {"bbox_2d": [0, 0, 50, 50], "label": "bowl"}]',
+            '[{"bbox_2d": [100, 200, 500, 750], "label": "black bowl"}, {"bbox_2d": [0, 0, 50, 50], '
+            '"label": "bowl"}]',
             ["black bowl"],
             "duplicate_label",
         ),
