@@ -10,7 +10,7 @@ Also: phase boundaries vs the expert's own phases (frames), motion words vs the 
 end-effector displacement, and the `sim` backend's annotation time per frame.
 
     .venv/bin/python benchmarks/annotation_accuracy.py --tasks libero_spatial:0 libero_object:0 --out result.json
-"""
+"""  # noqa: E501
 
 from __future__ import annotations
 

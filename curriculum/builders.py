@@ -11,7 +11,8 @@ Policy contract (what `curriculum.trainer` calls):
     set_latent_probability(p: float)                                           stage II schedule
     set_loss_weights(weights: dict[str, float])                                every step: the stage's `loss`
     ema_update()                                                               after each optimizer step
-    save_pretrained(dir)                                                       safetensors + JSON, EMA encoder included
+    save_pretrained(dir)                                                       safetensors + JSON, EMA encoder
+                                                                               included
 Optional (the trainer uses it when present; a policy without it keeps its micro-batch means):
     prepare_batch(batch, stage) -> (batch, loss_items: dict[str, int])       sequences built, random
         draws made, loss items counted per term; forward then also gets loss_norm={term: float},

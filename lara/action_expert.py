@@ -11,10 +11,11 @@ the expert width, padding masked). Every block is AdaLN-Zero conditioned on the 
 Flow matching (pi0 convention, t=1 is noise): x_t = t * eps + (1 - t) * a, target velocity
 u = eps - a, t ~ Beta(alpha, beta) (1.5, 1 by default) scaled into [0.001, 1]; each sample's loss
 is the mean over `flow_repeats` (noise, time) draws (4 in the reference), which costs that many
-expert passes per sample but no extra backbone pass. Dropout (`expert.dropout`) in attention and MLP. Inference: Euler
-from t=1 to t=0 in `num_inference_steps` uniform steps, x <- x - v / N. The Euler loop is written
-out (fixed shapes, no Python-side scheduler state) so that it can be captured by CUDA graphs /
-torch.compile; it matches diffusers' `FlowMatchEulerDiscreteScheduler.step` on a uniform grid.
+expert passes per sample but no extra backbone pass. Dropout (`expert.dropout`) in attention and
+MLP. Inference: Euler from t=1 to t=0 in `num_inference_steps` uniform steps, x <- x - v / N. The
+Euler loop is written out (fixed shapes, no Python-side scheduler state) so that it can be captured
+by CUDA graphs / torch.compile; it matches diffusers' `FlowMatchEulerDiscreteScheduler.step` on a
+uniform grid.
 """
 
 from __future__ import annotations
@@ -141,8 +142,9 @@ class ActionExpert(nn.Module):
         prepared=None,
         step: int | None = None,
     ) -> torch.Tensor:
-        """x (B, H, A) noisy chunk, t (B,) in [0, 1], projected context (B, L, D), mask (B, L) bool -> (B, H, A).
-        `prepared` (from `prepare` over all steps' times) and `step` reuse per-chunk constants."""
+        """x (B, H, A) noisy chunk, t (B,) in [0, 1], projected context (B, L, D), mask (B, L) bool
+        -> (B, H, A). `prepared` (from `prepare` over all steps' times) and `step` reuse per-chunk
+        constants."""
         dtype = self.action_in.weight.dtype
         if prepared is None:
             kvs, mods, out_mod = self.prepare(context, t)

@@ -121,7 +121,8 @@ def check_checkpoint(directory: str | Path) -> Path:
 
 
 def load_pretrained(directory: str | Path, device: str | torch.device | None, cls):
-    """The checkpoint at `directory` built as `cls` (`LaraModel` or a subclass: `LaraPolicy`), in eval mode."""
+    """The checkpoint at `directory` built as `cls` (`LaraModel` or a subclass: `LaraPolicy`), in eval
+    mode."""
     directory = check_checkpoint(resolve_checkpoint_dir(directory))
     cfg = LaraConfig.load(directory / "config.json")
     qwen_cfg = Qwen3VLConfig.from_dict(json.loads((directory / "backbone_config.json").read_text()))

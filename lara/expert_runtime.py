@@ -226,7 +226,8 @@ class ExpertRuntime:
         self._failed.add(what)
 
     def sample(self, context, context_mask, state, num_steps: int | None = None, noise=None) -> torch.Tensor:
-        """context (B, L, D) projected, context_mask (B, L) bool, state (B, S) normalized or None -> (B, H, A)."""
+        """context (B, L, D) projected, context_mask (B, L) bool, state (B, S) normalized or None
+        -> (B, H, A)."""
         e = self.expert
         if e.state_in is not None and state is None:
             raise ValueError(

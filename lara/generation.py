@@ -8,10 +8,10 @@ model the same way): the per-episode prompt cache, the expert's captured Euler l
 - Stages 1-2 (`predict_tokens`): one sample at a time, `prefill_tokens` runs the prompt through the
   backbone into a fresh KV cache; stage 1 then decodes the CoT greedily over the CoT columns of the
   output vocabulary until `<img_next>` (`<|act_start|>` without slots), feeds the N_v `<img_next>`
-  slots and `<|act_start|>` in one piece (`feed_img_next`, the slots seeing each other as in training); stage 2 prefills the latent
-  slots, `<img_next>` slots and `<|act_start|>` instead. Both then decode FAST action tokens until
-  `<|act_end|>` (`decode_fast` turns them into a normalized chunk). `lara.token_logprobs` samples
-  and re-scores the same positions for RL.
+  slots and `<|act_start|>` in one piece (`feed_img_next`, the slots seeing each other as in
+  training); stage 2 prefills the latent slots, `<img_next>` slots and `<|act_start|>` instead. Both
+  then decode FAST action tokens until `<|act_end|>` (`decode_fast` turns them into a normalized
+  chunk). `lara.token_logprobs` samples and re-scores the same positions for RL.
 - Stage 3 (`predict_latent`): one prefill over image, instruction, latent slots and `<img_next>`
   slots, the expert's context projected from its hidden states, then the Euler steps
   (`sample_actions`; no token is generated). With `inference.cache` (default) the prefill is
@@ -261,7 +261,8 @@ class GenerationEngine:
         )
 
     def _predict_one(self, images: torch.Tensor, instruction: str, stage: int, fixed) -> np.ndarray:
-        """(explicit CoT generation | latent prefill), `<img_next>` slots, FAST tokens -> (H, A) normalized."""
+        """(explicit CoT generation | latent prefill), `<img_next>` slots, FAST tokens
+        -> (H, A) normalized."""
         tok, cfg = self.model.tokenizer, self.model.cfg
         latent = stage == 2
         cache, h_last, next_pos = self.prefill_tokens(images, instruction, latent)

@@ -6,20 +6,29 @@ three curriculum stages, and checkpoints. Inference lives elsewhere: `lara.gener
 decoding, the latent prefill, the expert's Euler steps), `lara.processor` (observation in, actions
 out) and `lara.modeling_lara.LaraPolicy` (this model plus those two and the action queue).
 
-    model = LaraModel(cfg)                                 # random init, or real weights via cfg.backbone.pretrained_path
-    model.train_fast_tokenizer(chunks) -> dict             # (N, H, A) normalized chunks, before stage I; returns round-trip error
-    model.seed_output_vocab(cots) -> int                   # `observed` output vocab: every CoT label id, before training
-    model.set_normalization(stats)                         # lara.normalization.NormalizationStats (stored in checkpoints)
-    model.set_latent_probability(p)                        # stage II curriculum; forward(..., latent_probability=p) overrides
-    loss, metrics = model.forward(batch, stage)            # stage 1, 2 or 3; batch = collate_samples(...) (docs/interfaces.md)
-    batch, items = model.prepare_batch(batch, stage)       # sequences built, latents drawn, loss items counted
+    model = LaraModel(cfg)                                 # random init, or real weights via
+                                                           # cfg.backbone.pretrained_path
+    model.train_fast_tokenizer(chunks) -> dict             # (N, H, A) normalized chunks, before stage I;
+                                                           # returns round-trip error
+    model.seed_output_vocab(cots) -> int                   # `observed` output vocab: every CoT label id,
+                                                           # before training
+    model.set_normalization(stats)                         # lara.normalization.NormalizationStats (stored in
+                                                           # checkpoints)
+    model.set_latent_probability(p)                        # stage II curriculum; forward(...,
+                                                           # latent_probability=p) overrides
+    loss, metrics = model.forward(batch, stage)            # stage 1, 2 or 3; batch = collate_samples(...)
+                                                           # (docs/interfaces.md)
+    batch, items = model.prepare_batch(batch, stage)       # sequences built, latents drawn, loss items
+                                                           # counted
     model.forward(batch, stage, loss_norm={"cot_ce": ...})   # term sums / step-wide counts (lara.losses)
     model.ema_update()                                     # after each optimizer step
     model.parameter_groups(backbone_lr, head_lr)           # AdamW groups: backbone lower LR than heads/expert
     model.set_loss_weights({"cot_ce": 1, "action_ce": 1, "visual_l1": 0.1})  # the trainer's; unset: all 1
     model.backbone ; model.gradient_checkpointing_enable()   # the Qwen3-VL module (LoRA target)
-    hidden = model.hidden_states(tensors, images)          # (B, L, D) over a collated sequence batch (probes, RL)
-    model.save_pretrained(dir) ; Cls.from_pretrained(dir, device=None)   # safetensors + JSON (lara.checkpoint)
+    hidden = model.hidden_states(tensors, images)          # (B, L, D) over a collated sequence batch (probes,
+                                                           # RL)
+    model.save_pretrained(dir) ; Cls.from_pretrained(dir, device=None)   # safetensors + JSON
+                                                                         # (lara.checkpoint)
 
 Metrics: "loss/cot_ce", "loss/action_ce" (stages 1-2; 0.0 when no token of that kind), "loss/flow"
 (stage 3), "loss/visual_l1" (when its weight > 0), "loss/total", "tokens/cot", "tokens/action",
@@ -179,9 +188,10 @@ class LaraModel(nn.Module):
     def ema_update(self) -> None:
         self.foresight.ema_update(self.vlm.model.visual)
 
-    # ------------------------------------------------------------------ backbone plumbing (training and inference)
+    # ---------------------------------------------------------- backbone plumbing (training and inference)
     def pixel_inputs(self, images: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Float images (N, 3, H, W) -> Qwen pixel values (N_patch, C*tp*p*p) and grid (N, 3) on the device."""
+        """Float images (N, 3, H, W) -> Qwen pixel values (N_patch, C*tp*p*p) and grid (N, 3) on the
+        device."""
         v = self.cfg.vision
         pv, grid = patchify(
             images, size, v.patch_size, v.spatial_merge_size, v.temporal_patch_size, v.image_mean, v.image_std

@@ -5,17 +5,21 @@ inference engine (`self.engine`, `lara.generation`) and the queue that runs the 
 of each predicted chunk open-loop. It is an `nn.Module` (the model itself, not a wrapper): the
 trainer and checkpoints see the same parameters under the same names.
 
-    policy = LaraPolicy(cfg)                               # random init, or real weights via cfg.backbone.pretrained_path
+    policy = LaraPolicy(cfg)                               # random init, or real weights via
+                                                           # cfg.backbone.pretrained_path
     policy = LaraPolicy.from_pretrained(dir, device=None)  # safetensors + JSON, never pickle
     policy.save_pretrained(dir)
-    policy.predict_action_chunk(obs, stage=None)           # (H, A) un-normalized (or (B, H, A) for a batched dict)
+    policy.predict_action_chunk(obs, stage=None)           # (H, A) un-normalized (or (B, H, A) for a batched
+                                                           # dict)
     policy.select_action(obs) -> (A,) ; policy.reset()     # the queue: execute_steps actions of each chunk
     policy.execute_steps = k                               # None = inference.n_action_steps
     policy.chunk_latency_ms                                # ms of each chunk planned since reset()
-    x = policy.processor.to_device(obs)                    # stage III in parts (benchmarks): one host-to-device copy,
+    x = policy.processor.to_device(obs)                    # stage III in parts (benchmarks): one
+                                                           # host-to-device copy,
     ctx, mask = policy.engine.latent_prefill(x)            # prefill over the cached prompt,
     state = policy.processor.expert_state(x.state)         # the normalized state,
-    norm = policy.engine.sample_actions(ctx, mask, state, num_steps)   # the Euler steps (lara.expert_runtime),
+    norm = policy.engine.sample_actions(ctx, mask, state, num_steps)   # the Euler steps
+                                                                       # (lara.expert_runtime),
     policy.processor.unnormalize(norm)                     # un-normalized numpy chunk(s)
     policy.engine.num_generated_tokens ; policy.engine.last_cot_text   # what token generation did
 Training (forward, prepare_batch, the trainer's hooks) is the model's: see lara/model.py.

@@ -1,10 +1,11 @@
 """Sampled FAST action tokens and their exact log-probabilities (the stage-II policy as an RL policy).
 
-Stage-II inference prefills the latent prompt (latent slots, `<img_next>` slots, `<act_start>`)
-and decodes FAST tokens greedily (`lara.generation.GenerationEngine.predict_tokens`). For RL the decoding samples
-instead: at each position the distribution is softmax(logits / temperature) over the tokens the
-policy may emit there (the FAST action tokens and `<act_end>`; everything else is masked out, as in
-greedy decoding), so a chunk's log-probability is the sum of its tokens' log-probabilities.
+Stage-II inference prefills the latent prompt (latent slots, `<img_next>` slots, `<act_start>`) and
+decodes FAST tokens greedily (`lara.generation.GenerationEngine.predict_tokens`). For RL the
+decoding samples instead: at each position the distribution is softmax(logits / temperature) over
+the tokens the policy may emit there (the FAST action tokens and `<act_end>`; everything else is
+masked out, as in greedy decoding), so a chunk's log-probability is the sum of its tokens'
+log-probabilities.
 
 `token_log_probs` re-scores recorded tokens by teacher forcing: one prefill, then all tokens but
 the last fed at once through the KV cache, logits at every position, differentiable. It reads

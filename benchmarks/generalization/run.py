@@ -16,7 +16,7 @@
 Every step is skipped when its output exists (lara/scripts/pipeline.py), so after a kill the same command
 continues; a changed setting on the same `--out` is refused. `--publish DIR` copies the report and
 the small result files (JSON lines, plots, at most `--videos` failure videos) into DIR.
-"""
+"""  # noqa: E501
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""report.md and trajectories.png of `lara eval-offline` (curriculum/offline/evaluate.py computes the numbers).
+"""report.md and trajectories.png of `lara eval-offline` (curriculum/offline/evaluate.py computes the
+numbers).
 
 Why the baselines sit in the same table as the model: an action L1 of 0.03 says nothing until one
 sees that repeating the last action scores 0.02 on the same frames. The plot shows, per action

@@ -47,7 +47,9 @@ class RLConfig:
     max_steps: int | None = None  # rollout step limit (None = the suite's protocol limit)
     camera_size: int = 256
     iterations: int = 10
-    max_minutes: float = 0.0  # wall-time budget over all invocations of the run (0 = none): stops after the iteration that reaches it
+    # wall-time budget over all invocations of the run (0 = none): stops after the iteration that
+    # reaches it
+    max_minutes: float = 0.0
     groups: int = 4  # layouts per iteration
     group_size: int = 4  # rollouts per layout (G)
     lr: float = 1e-5

@@ -30,7 +30,8 @@ def camera_matrix(sim: Any, camera: str, height: int, width: int) -> np.ndarray:
 
 
 def project(points: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 3) world points -> ((N, 2) continuous pixel (u right, v down) of the correct view, (N,) in front)."""
+    """(N, 3) world points -> ((N, 2) continuous pixel (u right, v down) of the correct view,
+    (N,) in front)."""
     homo = np.concatenate([points, np.ones((points.shape[0], 1))], axis=1)  # (N, 4)
     cam = homo @ P.T  # (N, 4)
     depth = cam[:, 2]

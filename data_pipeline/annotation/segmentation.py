@@ -12,9 +12,9 @@ few frames, and the open->close / close->open events cut the episode into phases
     move_to_object | grasp | move_to_goal | place | retract | (next cycle: move_to_object ...)
 
 `grasp` runs from the close event until the end effector starts moving again (the lift): the first
-frame whose next two steps are faster than `settle_speed` on average, or that is `settle_dist` away from where it
-closed, at most `max_settle_frames` later; `place` likewise from the open event. A speed test and
-not only a distance: controllers keep settling by several millimetres while the fingers close,
+frame whose next two steps are faster than `settle_speed` on average, or that is `settle_dist` away
+from where it closed, at most `max_settle_frames` later; `place` likewise from the open event. A
+speed test and not only a distance: controllers keep settling by several millimetres while the fingers close,
 which a distance threshold alone mistakes for the lift.
 An episode with no events at all is one `execute` phase. A quality flag records when the events do
 not match what the task needs (e.g. a pick-and-place episode without exactly one grasp).

@@ -2,7 +2,7 @@
 
 lara eval --policy scripted --suite libero_object --tasks 0,3 --episodes 5 --workers 2 --out runs/eval/x --video
 lara eval --config_path configs/eval/libero_object.yaml --policy runs/demo/stage3/final
-"""
+"""  # noqa: E501
 
 from __future__ import annotations
 

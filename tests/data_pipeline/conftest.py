@@ -17,7 +17,8 @@ def random_episode(
     seed: int = 0,
     noop_prefix: int = 0,
 ) -> Episode:
-    """A valid LIBERO-like episode: 2 cameras (T, size, size, 3), state (T, 8), action (T, 7) with a +-1 gripper."""
+    """A valid LIBERO-like episode: 2 cameras (T, size, size, 3), state (T, 8), action (T, 7) with a
+    +-1 gripper."""
     rng = np.random.default_rng(seed + 1000 * index)
     action = rng.uniform(-1, 1, (T, 7)).astype(np.float32)
     action[:, -1] = np.where(np.arange(T) < T // 2, -1.0, 1.0)

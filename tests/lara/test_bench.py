@@ -44,7 +44,8 @@ def test_bench_registry(capsys):
 
 
 def test_bench_latency_breakdown(tmp_path, capsys):
-    """`--breakdown`: the parts of a stage-III chunk, in the table and the JSON, through public methods only."""
+    """`--breakdown`: the parts of a stage-III chunk, in the table and the JSON, through public methods
+    only."""
     import inspect
 
     from lara.scripts import bench_latency
