@@ -6,15 +6,15 @@ import tempfile
 
 os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lara-test-hf-datasets-"))
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from curriculum_testing import REPO  # noqa: E402
+import numpy as np
+import pytest
+import torch
+from curriculum_testing import REPO
 
-from curriculum.builders import normalize_metrics  # noqa: E402
-from curriculum.config import load_train_config  # noqa: E402
-from curriculum.trainer import train  # noqa: E402
-from lara.utils.errors import LaraUserError  # noqa: E402
+from curriculum.builders import normalize_metrics
+from curriculum.config import load_train_config
+from curriculum.trainer import train
+from lara.utils.errors import LaraUserError
 
 
 def _episode(index: int, T: int = 12, size: int = 32):
