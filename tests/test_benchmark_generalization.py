@@ -103,3 +103,23 @@ def test_generalization_smoke_run_report_publish_and_resume(tmp_path, capsys):
     assert json.loads((out / "timings.json").read_text()) == timings
     with pytest.raises(LaraUserError, match="eval_episodes"):
         main(["--out", str(out), *SMOKE[:4], "--eval-episodes", "2", *SMOKE[6:]])
+
+    # the baseline arm: stage III alone on the same demos, no <img_next> slots, the same capped evaluation
+    from benchmarks.generalization.baseline import main as baseline_main
+    from lara.checkpoint import resolve_checkpoint_dir
+
+    capsys.readouterr()
+    assert baseline_main(["--out", str(out), "--steps", "2", "--workers", "1"]) == 0
+    assert "baseline (stage III only, no reasoning)" in capsys.readouterr().out
+    model_cfg = json.loads(
+        (resolve_checkpoint_dir(out / "baseline" / "train" / "final") / "config.json").read_text()
+    )
+    assert model_cfg["foresight"]["num_slots"] == 0
+    base_run = json.loads((out / "baseline" / "eval" / "run.json").read_text())
+    assert (base_run["camera_size"], base_run["seed"], base_run["max_steps"]) == (256, 7, 16)
+    assert main(["--out", str(out), *SMOKE]) == 0  # the report now puts both arms side by side
+    report = (out / "report.md").read_text()
+    assert (
+        "| task | LaRA (stages I-III) | baseline (stage III only) |" in report and "| **overall** |" in report
+    )
+    assert "# train_baseline\nlara train --preset tiny --stage baseline" in report

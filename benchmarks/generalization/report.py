@@ -54,7 +54,22 @@ def step_commands(cfg: PipelineConfig) -> dict[str, str]:
             f"--data.annotation {ann} --steps {cfg.stage_steps[stage - 1]}"
         )
     commands["evaluate"] = "lara eval " + shlex.join(eval_args(cfg))
+    commands.update(baseline_commands(cfg))
     return {name: cmd.replace(f"{REPO}/", "") for name, cmd in commands.items()}  # presets as repo paths
+
+
+def baseline_commands(cfg: PipelineConfig) -> dict[str, str]:
+    """The baseline arm's two steps as `lara` commands, once benchmarks/generalization/baseline.py ran."""
+    from benchmarks.generalization import baseline
+
+    settings = _read_json(cfg.out / "pipeline.json")
+    if settings is None or not (cfg.out / baseline.BASELINE_DIR).is_dir():
+        return {}
+    arm = baseline.BaselineConfig(out=cfg.out, workers=cfg.workers)
+    return {
+        "train_baseline": "lara train " + shlex.join(baseline.train_args(arm, settings)),
+        "evaluate_baseline": "lara eval " + shlex.join(baseline.eval_args(arm, settings)),
+    }
 
 
 def failure_videos(cfg: PipelineConfig, limit: int) -> list[dict]:
@@ -106,15 +121,46 @@ def _eval_section(cfg: PipelineConfig, max_videos: int) -> list[str]:
     return lines
 
 
-def _baseline_section() -> list[str]:
-    return [
-        "",
-        "## 5. Baseline (same data and compute, no reasoning)",
-        "",
-        "Not run: its training config exists (`lara train --preset <size> --stage baseline`: stage III from "
-        "random init, `latent.tags: []`, `foresight.num_slots: 0`, no visual L1), but "
-        "`foresight.num_slots: 0` (no `<img_next>`) still fails in `LaraPolicy._embed` (`% num_slots`).",
-    ]
+def comparison_table(lara: dict, baseline: dict) -> list[str]:
+    """Markdown rows: per task and overall, each arm's successes, rate and 95% Wilson interval."""
+
+    def cell(row: dict) -> str:
+        low, high = 100 * row["ci95_low"], 100 * row["ci95_high"]
+        return (
+            f"{row['successes']}/{row['episodes']} = {100 * row['success_rate']:.0f}% [{low:.0f}, {high:.0f}]"
+        )
+
+    lines = ["| task | LaRA (stages I-III) | baseline (stage III only) |", "|---|---|---|"]
+    base_tasks = {row["name"]: row for row in baseline["tasks"]}
+    for row in lara["tasks"]:
+        other = base_tasks.get(row["name"])
+        lines.append(f"| {row['name']} | {cell(row)} | {cell(other) if other else 'not run'} |")
+    lines.append(f"| **overall** | **{cell(lara['suites'][0])}** | **{cell(baseline['suites'][0])}** |")
+    return lines
+
+
+def _baseline_section(cfg: PipelineConfig) -> list[str]:
+    from benchmarks.generalization.baseline import BASELINE_DIR
+
+    arm = cfg.out / BASELINE_DIR
+    lines = ["", "## 5. Baseline (same data and model size, no reasoning)", ""]
+    lines.append(
+        "`lara train --preset <size> --stage baseline`: stage III alone from random init, with no chain of "
+        "thought, no latent segments, no `<img_next>` slots and no visual L1, for as many optimizer steps at "
+        "the same batch size as LaRA's three stages together; the same evaluation."
+    )
+    lara, baseline = _read_json(cfg.eval_dir / "results.json"), _read_json(arm / "eval" / "results.json")
+    if lara is None or baseline is None:
+        return [*lines, "", f"not run yet: `python benchmarks/generalization/baseline.py --out {cfg.out}`"]
+    timings = {**(_read_json(cfg.out / "timings.json") or {}), **(_read_json(arm / "timings.json") or {})}
+    lara_train = sum(v for k, v in timings.items() if k.startswith("train_stage"))
+    lines += ["", *comparison_table(lara, baseline), ""]
+    if "train_baseline" in timings:
+        lines.append(
+            f"Training wall time: LaRA {lara_train / 60:.1f} min (three stages), baseline "
+            f"{timings['train_baseline'] / 60:.1f} min (one machine, other jobs may have shared it)."
+        )
+    return lines
 
 
 def write_report(cfg: PipelineConfig, command: str, max_videos: int = 3) -> Path:
@@ -123,7 +169,7 @@ def write_report(cfg: PipelineConfig, command: str, max_videos: int = 3) -> Path
     lines += _annotation_section(cfg)
     lines += _training_section(cfg)
     lines += _eval_section(cfg, max_videos)
-    lines += _baseline_section()
+    lines += _baseline_section(cfg)
     lines += [
         "",
         "## Commands",
@@ -156,4 +202,7 @@ def published_files(cfg: PipelineConfig, max_videos: int = 3) -> list[str]:
     names += [p.name for p in sorted(cfg.out.glob("loss_stage*.png"))]
     names += [str(p.relative_to(cfg.out)) for p in sorted(cfg.preview_dir.glob("*.png"))]
     names += [f"eval/{v['video']}" for v in failure_videos(cfg, max_videos)]
+    names += [
+        f"baseline/{n}" for n in ("timings.json", "eval/results.json", "eval/episodes.jsonl", "eval/run.json")
+    ]
     return [n for n in names if (cfg.out / n).is_file()]

@@ -1,0 +1,143 @@
+"""The generalization benchmark's baseline arm: the LaRA arm's data and model size, trained without reasoning.
+
+    python benchmarks/generalization/baseline.py --out runs/generalization [--steps N] [--workers 2]
+
+`lara train --preset SIZE --stage baseline`: stage III alone from random init, with no chain of
+thought, no latent segments, no `<img_next>` slots and no visual L1; the flow-matching expert reads
+the backbone's image + prompt context. It uses the LaRA arm's demos (`<out>/data`), its size preset,
+and by default as many optimizer steps at the same batch size as LaRA's three stages together
+(equal samples seen; the wall time of both arms is in the report). It is scored by the same
+standard-protocol evaluation (the LaRA arm's tasks, K init states per task, seed and step limit).
+
+Output under `<out>/baseline/`: `train/` (the stage's run), `eval/` (episodes.jsonl, results.json,
+videos), `timings.json`. Every step is skipped when done, so a killed run continues with the same
+command; `run.py` then puts both arms in one table (`report.md`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run as a script from anywhere: the repository's packages first
+    sys.path.insert(0, str(REPO))
+
+from lara.utils.errors import LaraUserError  # noqa: E402
+
+BASELINE_DIR = "baseline"
+EVAL_PRESET = REPO / "configs" / "eval" / "libero_object.yaml"
+
+
+@dataclass
+class BaselineConfig:
+    out: Path = Path("runs/generalization")  # the LaRA arm's run folder (its data/ and pipeline.json)
+    steps: int | None = None  # optimizer steps; None: the LaRA arm's three stages together
+    workers: int = 2  # simulator processes of the evaluation
+
+
+def lara_settings(out: Path) -> dict:
+    """The LaRA arm's pipeline settings (`<out>/pipeline.json`), refused when its data is missing."""
+    settings_file = out / "pipeline.json"
+    if not settings_file.is_file() or not (out / "data" / "meta" / "info.json").is_file():
+        raise LaraUserError(
+            f"{out} holds no LaRA run with collected demos: run "
+            f"`python benchmarks/generalization/run.py --out {out}` first (the baseline trains on its data)"
+        )
+    return json.loads(settings_file.read_text())
+
+
+def size_of(settings: dict) -> str:
+    """The size preset: a name, or (runs made before the named presets) a `configs/train/<size>` folder."""
+    return Path(str(settings["curriculum"])).name
+
+
+def train_args(cfg: BaselineConfig, settings: dict) -> list[str]:
+    steps = cfg.steps or sum(settings["stage_steps"])
+    return [
+        "--preset",
+        size_of(settings),
+        "--stage",
+        "baseline",
+        "--output_dir",
+        str(cfg.out / BASELINE_DIR / "train"),
+        "--data.root",
+        str(cfg.out / "data"),
+        "--steps",
+        str(steps),
+        "--resume",
+        "true",
+    ]
+
+
+def eval_args(cfg: BaselineConfig, settings: dict) -> list[str]:
+    args = [
+        "--config_path",
+        str(EVAL_PRESET),
+        "--policy",
+        str(cfg.out / BASELINE_DIR / "train" / "final"),
+        "--suite",
+        settings["suite"],
+        "--tasks",
+        settings["tasks"],
+        "--episodes",
+        str(settings["eval_episodes"]),
+        "--workers",
+        str(cfg.workers),
+        "--out",
+        str(cfg.out / BASELINE_DIR / "eval"),
+        "--video",
+        "true",
+    ]
+    return args + (["--max_steps", str(settings["eval_max_steps"])] if settings.get("eval_max_steps") else [])
+
+
+def train_step(cfg: BaselineConfig, settings: dict) -> bool:
+    from curriculum.checkpointing import TRAINER_STATE, final_dir
+    from curriculum.cli import main as train_main
+
+    if (final_dir(cfg.out / BASELINE_DIR / "train") / TRAINER_STATE).is_file():
+        return False
+    train_main(train_args(cfg, settings))
+    return True
+
+
+def eval_step(cfg: BaselineConfig, settings: dict) -> bool:
+    from envs.evaluator import EvalConfig, evaluate
+    from lara.utils.config_parsing import parse_config
+
+    if (cfg.out / BASELINE_DIR / "eval" / "results.json").is_file():
+        return False
+    evaluate(parse_config(EvalConfig, eval_args(cfg, settings), prog="lara eval"))
+    return True
+
+
+def main(argv: list[str]) -> int:
+    from lara.scripts.pipeline import timed_step
+    from lara.utils.config_parsing import parse_config
+
+    cfg = parse_config(BaselineConfig, argv, prog="benchmarks/generalization/baseline.py")
+    settings = lara_settings(cfg.out)
+    arm = SimpleNamespace(out=cfg.out / BASELINE_DIR, timings={})  # timed_step: <out>/baseline/timings.json
+    arm.out.mkdir(parents=True, exist_ok=True)
+    timed_step(arm, "train_baseline", lambda: train_step(cfg, settings))
+    timed_step(arm, "evaluate", lambda: eval_step(cfg, settings))
+    results = json.loads((arm.out / "eval" / "results.json").read_text())
+    row = results["suites"][0]
+    print(
+        f"\nbaseline (stage III only, no reasoning), {settings['suite']} standard protocol: "
+        f"{row['successes']}/{row['episodes']} = {100 * row['success_rate']:.1f}% "
+        f"(95% CI {100 * row['ci95_low']:.1f}-{100 * row['ci95_high']:.1f})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from lara.utils.errors import run_main
+
+    sys.exit(run_main(main, sys.argv[1:]))
