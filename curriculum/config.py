@@ -143,7 +143,7 @@ class DataConfig:
 
     type: str = "lerobot"
     root: str = ""  # dataset folder (LeRobot v3 layout)
-    mapping: str = "libero"  # key mapping preset (configs/data/<mapping>.yaml) or YAML path
+    mapping: str = "auto"  # key mapping: a configs/data/ preset, a YAML path, or auto (the one that fits)
     annotation: str | None = "latest"  # CoT run name, "latest" (newest complete run); stages I-II need one
     allow_incomplete_annotation: bool = False  # train on an interrupted annotation run's episodes only
     foresight_offset: int = 1  # k: the foresight target is frame t + k

@@ -142,3 +142,13 @@ def test_annotate_instruction_backend_on_bridge(bridge_copy, capsys):
     carry = dict(cot[(0, T // 3 + 4)])
     assert "left" in carry["MOVE"] and carry["SUBTASK"] == "carry the carrot to the plate"
     assert (2, 0) not in cot
+
+
+def test_training_config_detects_the_dataset_mapping(bridge_dataset):
+    """`data.mapping` defaults to `auto`: a Bridge-layout dataset needs no `--data.mapping` flag."""
+    from curriculum.config import load_train_config
+
+    cfg = load_train_config([], ["--data.root", str(bridge_dataset)], preset="tiny", stage=3)
+    assert cfg.data.mapping == "auto"
+    detected = load_key_mapping(cfg.data.mapping, dataset=cfg.data.root)
+    assert (detected.name, detected.state_dim, detected.robot_type) == ("bridge", 8, "widowx")
