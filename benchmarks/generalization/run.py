@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # run as a script from anywhere: the repository's packages first
     sys.path.insert(0, str(REPO))
 
-from lara.scripts.pipeline import PipelineConfig, run_pipeline  # noqa: E402
+from lara.scripts.pipeline import STEPS, PipelineConfig, run_pipeline  # noqa: E402
 
 # The budget for one run on a 2-core CPU (~2.5 h): 20 demos per task (~3.3 demos/min with 2
 # workers), the demo's stage steps, K = 10 evaluation init states per task (100 episodes).
@@ -61,6 +61,7 @@ def build_config(args: argparse.Namespace) -> PipelineConfig:
         workers=args.workers,
         video=True,
         eval_config=EVAL_PRESET,
+        stop_after=args.stop_after,
     )
 
 
@@ -91,6 +92,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="cap policy steps per episode (smoke runs only: not the protocol; the report says so)",
     )
+    p.add_argument(
+        "--stop-after",
+        choices=STEPS,
+        default=None,
+        help="last step to run (e.g. annotate: only the demos, which the baseline arm needs); "
+        "the same command without it continues",
+    )
     p.add_argument("--publish", type=Path, default=None, help="copy the report and small results here")
     p.add_argument("--videos", type=int, default=3, help="failure videos to link and publish")
     return p.parse_args(argv)
@@ -117,6 +125,9 @@ def main(argv: list[str]) -> int:
         shutil.rmtree(args.out)
     cfg = build_config(args)
     results = run_pipeline(cfg, preview=1)
+    if not results:
+        print(f"\nstopped after {args.stop_after}; run again without --stop-after to continue")
+        return 0
     command = "python benchmarks/generalization/run.py " + shlex.join(argv)
     report = write_report(cfg, command.strip(), max_videos=args.videos)
     row = results["suites"][0]

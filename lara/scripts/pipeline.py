@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]  # lara/scripts/pipeline.py -> the repository
 
 
+STEPS = ("collect", "annotate", "train_stage1", "train_stage2", "train_stage3", "evaluate")
+
+
 @dataclass
 class PipelineConfig:
     out: Path = Path("runs/pipeline")
@@ -55,6 +58,10 @@ class PipelineConfig:
     eval_config: Path | None = None
     workers: int = 2
     video: bool = True
+    # last step to run (one of STEPS; None: all). A run split over sittings, or another arm that only
+    # needs the demos (benchmarks/generalization/baseline.py), stops early; the same command without it
+    # continues.
+    stop_after: str | None = None
     timings: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -62,6 +69,8 @@ class PipelineConfig:
         self.eval_config = Path(self.eval_config) if self.eval_config is not None else None
         if len(self.stage_steps) != 3 or min(self.stage_steps) < 1:
             raise LaraUserError(f"stage_steps must be three positive step counts, got {self.stage_steps}")
+        if self.stop_after is not None and self.stop_after not in STEPS:
+            raise LaraUserError(f"stop_after must be one of {', '.join(STEPS)}, got {self.stop_after!r}")
 
     @property
     def data_dir(self) -> Path:
@@ -216,9 +225,12 @@ def eval_step(cfg: PipelineConfig, results: dict) -> bool:
 
 
 def run_pipeline(cfg: PipelineConfig, preview: int = 0) -> dict:
-    """All steps in order (each skipped when already done); returns the evaluation results."""
+    """All steps in order (each skipped when already done) up to `cfg.stop_after`; returns the
+    evaluation results ({} when stopped before the evaluation)."""
     cfg.out.mkdir(parents=True, exist_ok=True)
-    settings = json.loads(json.dumps({k: v for k, v in asdict(cfg).items() if k != "timings"}, default=str))
+    run_only = ("timings", "stop_after")  # not settings of the run: a later call may change them
+    settings = {k: v for k, v in asdict(cfg).items() if k not in run_only}
+    settings = json.loads(json.dumps(settings, default=str))
     previous = cfg.out / "pipeline.json"
     old = json.loads(previous.read_text()) if previous.exists() else {}
     # keys new since then: not compared
@@ -229,10 +241,16 @@ def run_pipeline(cfg: PipelineConfig, preview: int = 0) -> dict:
             "pass --fresh to start over or choose another --out"
         )
     atomic_write_text(previous, json.dumps(settings, indent=2))
-    timed_step(cfg, "collect", lambda: collect_step(cfg))
-    timed_step(cfg, "annotate", lambda: annotate_step(cfg, preview))
-    for stage in (1, 2, 3):
-        timed_step(cfg, f"train_stage{stage}", functools.partial(train_stage_step, cfg, stage))
     results: dict = {}
-    timed_step(cfg, "evaluate", lambda: eval_step(cfg, results))
+    steps = {
+        "collect": lambda: collect_step(cfg),
+        "annotate": lambda: annotate_step(cfg, preview),
+        **{f"train_stage{k}": functools.partial(train_stage_step, cfg, k) for k in (1, 2, 3)},
+        "evaluate": lambda: eval_step(cfg, results),
+    }
+    for name in STEPS:
+        timed_step(cfg, name, steps[name])
+        if name == cfg.stop_after:
+            log.info("stopped after step %s (run again without stop_after to continue)", name)
+            break
     return results
