@@ -1,8 +1,8 @@
 """The training layer: the three-stage LaRA curriculum on accelerate, offline validation
 (`curriculum.offline`) and GRPO fine-tuning (`curriculum.rl`). Imports every layer below it.
 
-    lara train --preset tiny --stage 1 --data.root <dataset>                      one stage
-    lara train --curriculum tiny --output_root outputs/tiny --data.root <dataset>  all three
+    lara train --preset tiny --stage 1 --dataset <dataset>                 one stage
+    lara train --curriculum tiny --out outputs/tiny --dataset <dataset>  all three
     accelerate launch --config_file configs/accelerate/ddp_cpu.yaml -m lara.scripts.cli train --preset ...
     lara bench train [--preset qwen3vl-2b --batch_size 16 --gradient_checkpointing true]
 

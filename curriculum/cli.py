@@ -1,14 +1,15 @@
 """`lara train`: one curriculum stage, or all three in order.
 
-    lara train --preset tiny --stage 1 [--config overlay.yaml ...] [--steps 200 ...]
-    lara train --curriculum tiny [--output_root outputs/tiny] [--stages 1,2,3] [--config overlay.yaml] [...]
+    lara train --preset tiny --stage 1 --dataset DIR [--out DIR] [--config overlay.yaml ...] [--steps 200 ...]
+    lara train --curriculum tiny --dataset DIR [--out outputs/tiny] [--stages 1,2,3] [--config overlay.yaml]
     lara train --config outputs/train/tiny/stage1/config.yaml [...]    a complete config (a run's own)
 
 `--preset SIZE --stage K` names a training preset (curriculum/presets.py: sizes tiny, small,
 qwen3vl-2b, qwen3vl-4b; stages 1, 2, 3, baseline); `--config` files are merged on it in order
 (overlays such as a dataset preset), remaining `--key value` flags override single fields
-(`--optim.head_lr 2e-4`, `--model.expert.num_layers 6`). With `--curriculum SIZE`, stages 1, 2, 3
-run in order into `<output_root>/stage{1,2,3}`, each starting from the previous stage's `final/`;
+(`--optim.head_lr 2e-4`, `--model.expert.num_layers 6`). `--dataset` and `--out` are the names
+every `lara` command uses: here they set `data.root` and `output_dir`. With `--curriculum SIZE`,
+stages 1, 2, 3 run in order into `<out>/stage{1,2,3}`, each starting from the previous stage's `final/`;
 a stage whose `final/` exists is skipped, an interrupted one is resumed, so the same command can
 be re-run. Under `accelerate launch --num_processes N -m lara.scripts.cli train ...` every process
 runs this.
@@ -43,19 +44,21 @@ def _parser() -> argparse.ArgumentParser:
         "--config", action="append", default=[], help="YAML merged on the preset (repeatable: later wins)"
     )
     p.add_argument("--curriculum", metavar="SIZE", help="run stages 1, 2, 3 of this size's presets")
-    p.add_argument("--output_root", help="with --curriculum: stage k trains into <output_root>/stage<k>")
+    p.add_argument("--dataset", help="the training dataset folder (sets data.root)")
+    p.add_argument(
+        "--out",
+        help="the run's folder (sets output_dir); with --curriculum stage k trains into <out>/stage<k>",
+    )
     p.add_argument("--stages", default="1,2,3", help="with --curriculum: which stages to run (default 1,2,3)")
     return p
 
 
-def run_curriculum(
-    size: str, overlays: list[str], overrides: list[str], output_root: str | None, stages: list[int]
-):
+def run_curriculum(size: str, overlays: list[str], overrides: list[str], out: str | None, stages: list[int]):
     """Stages `stages` of `size`'s presets in order, each from the previous one's final/; finished
     stages are skipped, an interrupted one resumes. Returns the TrainResults of the stages that ran."""
     from curriculum.trainer import train
 
-    root = Path(output_root) if output_root else None
+    root = Path(out) if out else None
     results = []
     for k in stages:
         extra = []
@@ -78,6 +81,11 @@ def run_curriculum(
 
 def main(argv: list[str]) -> int:
     args, overrides = _parser().parse_known_args(argv)
+    for flag, field in (("--dataset", "--data.root"), ("--out", "--output_dir")):
+        if field in overrides:
+            raise LaraUserError(f"{flag} and {field} set the same thing: give one")
+    if args.dataset:
+        overrides = ["--data.root", args.dataset, *overrides]
     if args.curriculum:
         if args.preset or args.stage:
             raise LaraUserError(
@@ -88,7 +96,7 @@ def main(argv: list[str]) -> int:
         stages = [int(s) for s in names if s in ("1", "2", "3")]
         if not stages or len(stages) != len(names):
             raise LaraUserError(f"--stages {args.stages!r}: a comma list of 1, 2, 3")
-        run_curriculum(args.curriculum, args.config, overrides, args.output_root, stages)
+        run_curriculum(args.curriculum, args.config, overrides, args.out, stages)
         return 0
     if args.preset and not args.stage:
         raise LaraUserError(
@@ -100,8 +108,8 @@ def main(argv: list[str]) -> int:
             "give --preset <size> --stage <k> (curriculum/presets.py), --curriculum <size>, "
             "or --config <a complete training config yaml>"
         )
-    if args.output_root:
-        raise LaraUserError("--output_root goes with --curriculum; for one stage use --output_dir")
+    if args.out:
+        overrides = ["--output_dir", args.out, *overrides]
     stage = args.stage
     if not args.preset and stage:  # no preset: --stage is the plain field
         overrides, stage = ["--stage", stage, *overrides], None

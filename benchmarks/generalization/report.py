@@ -49,8 +49,8 @@ def step_commands(cfg: PipelineConfig) -> dict[str, str]:
     }
     for stage in (1, 2, 3):
         commands[f"train_stage{stage}"] = (
-            f"lara train --curriculum {shlex.quote(str(cfg.curriculum))} --output_root "
-            f"{shlex.quote(str(cfg.out / 'train'))} --stages {stage} --data.root {shlex.quote(data)} "
+            f"lara train --curriculum {shlex.quote(str(cfg.curriculum))} --out "
+            f"{shlex.quote(str(cfg.out / 'train'))} --stages {stage} --dataset {shlex.quote(data)} "
             f"--data.annotation {ann} --steps {cfg.stage_steps[stage - 1]}"
         )
     commands["evaluate"] = "lara eval " + shlex.join(eval_args(cfg))

@@ -152,7 +152,7 @@ def test_curriculum_runs_all_stages_then_skips_them(tmp_path, caplog):
     import logging
 
     caplog.set_level(logging.INFO, logger="curriculum.cli")
-    args = ["--curriculum", "toy", "--output_root", str(tmp_path), "--steps", "4"]
+    args = ["--curriculum", "toy", "--out", str(tmp_path), "--steps", "4"]
     assert train_main(args) == 0
     for k in (1, 2, 3):
         assert (tmp_path / f"stage{k}" / "final" / "model" / "model.safetensors").is_file()
@@ -163,3 +163,20 @@ def test_curriculum_runs_all_stages_then_skips_them(tmp_path, caplog):
         "stage 2",
         "stage 3",
     ]
+
+
+def test_cli_dataset_and_out_set_the_training_fields(tmp_path):
+    import yaml
+
+    out = tmp_path / "run"
+    assert (
+        train_main(["--preset", "toy", "--stage", "1", "--dataset", "32", "--out", str(out), "--steps", "2"])
+        == 0
+    )
+    assert (out / "final" / "model" / "model.safetensors").is_file()
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["data"]["root"] == "32" and saved["output_dir"] == str(out)
+    with pytest.raises(LaraUserError, match="--out and --output_dir set the same thing"):
+        train_main(["--preset", "toy", "--stage", "1", "--out", str(out), "--output_dir", str(out)])
+    with pytest.raises(LaraUserError, match="--dataset and --data.root set the same thing"):
+        train_main(["--preset", "toy", "--stage", "1", "--dataset", "8", "--data.root", "8"])
