@@ -16,8 +16,9 @@ Policy contract (what `curriculum.trainer` calls):
 Optional (the trainer uses it when present; a policy without it keeps its micro-batch means):
     prepare_batch(batch, stage) -> (batch, loss_items: dict[str, int])       sequences built, random
         draws made, loss items counted per term; forward then also gets loss_norm={term: float},
-        the step's average item count per micro-batch (trainer.step_loss_norm), and divides each
-        term's item sum by it: accumulation and DDP then give the update of one big batch.
+        the step's average item count per micro-batch (curriculum.batches.step_loss_norm), and
+        divides each term's item sum by it: accumulation and DDP then give the update of one big
+        batch.
 Loss weights (keys cot_ce, action_ce, visual_l1, flow) are the stage's `loss` config at the step
 (curriculum.trainer.loss_weights_at); the policy reports each term as `loss/<term>`.
 A policy builder: (cfg, dataset, init_from: Path | None) -> policy; it also applies

@@ -21,7 +21,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from envs.episode_clock import EpisodeClock
 from envs.policies import BUILTIN_POLICIES, build_policy, check_action, validate_policy_spec
 from envs.protocol import check_suite, parse_task_ids
 from envs.report import write_report
@@ -108,56 +108,6 @@ class EpisodeRecord:
 
 # ----------------------------------------------------------------------------- worker side
 _WORKER: dict = {}
-_clock = time.perf_counter  # one clock for every figure of a record (tests substitute it)
-
-
-class EpisodeClock:
-    """Splits an episode's time into simulator, rendering and policy.
-
-    robosuite renders the cameras inside `env.step` (its camera observables call `MjSim.render`),
-    so rendering is timed by wrapping the `render` method of the simulator's class once per worker
-    process (the env rebuilds its MjSim on reset; the class stays). Simulator time is the time in
-    env calls minus the rendering inside them."""
-
-    render_total = 0.0  # process-wide running sum of render time
-
-    def __init__(self) -> None:
-        self.env = self.policy = 0.0
-        self._render_start = EpisodeClock.render_total
-
-    @classmethod
-    def watch(cls, env) -> None:
-        sim = getattr(env, "sim", None)
-        kind = type(sim)
-        render = getattr(kind, "render", None)
-        if sim is None or render is None or getattr(render, "_lara_timed", False):
-            return
-
-        def timed_render(self, *args, **kwargs):
-            t0 = _clock()
-            try:
-                return render(self, *args, **kwargs)
-            finally:
-                cls.render_total += _clock() - t0
-
-        timed_render._lara_timed = True
-        kind.render = timed_render
-
-    def call(self, part: str, fn, *args):
-        """fn(*args), its time added to `part` ("env" or "policy")."""
-        t0 = _clock()
-        try:
-            return fn(*args)
-        finally:
-            setattr(self, part, getattr(self, part) + _clock() - t0)
-
-    def fill(self, record: EpisodeRecord) -> None:
-        render = EpisodeClock.render_total - self._render_start
-        record.render_seconds, record.sim_seconds, record.policy_seconds = (
-            render,
-            self.env - render,
-            self.policy,
-        )
 
 
 def _init_worker(
@@ -211,7 +161,7 @@ def _write_video(frames: list[np.ndarray], path: Path, fps: int = 20) -> None:
 def run_episode(unit: EpisodeUnit) -> dict:
     """Run one episode in this worker; never raises for simulator/policy crashes (recorded instead)."""
     cfg: EvalConfig = _WORKER["cfg"]
-    start = _clock()
+    start = EpisodeClock.now()
     record = EpisodeRecord(
         suite=cfg.suite,
         task=unit.task,
@@ -228,7 +178,7 @@ def run_episode(unit: EpisodeUnit) -> dict:
     clock = EpisodeClock()
     try:
         env, policy = _worker_env(unit.task)
-        record.setup_seconds = _clock() - start
+        record.setup_seconds = EpisodeClock.now() - start
     except LaraUserError:
         raise
     except Exception as err:  # the env or the policy could not be built: not a result (see _never_started)
@@ -271,7 +221,7 @@ def run_episode(unit: EpisodeUnit) -> dict:
         record.error = f"{type(err).__name__}: {err}"
         logger.warning("task %d episode %d raised:\n%s", unit.task, unit.episode, traceback.format_exc())
         _WORKER.pop("task", None)  # rebuild the env: its state is unknown after a crash
-    record.seconds = _clock() - start
+    record.seconds = EpisodeClock.now() - start
     record.policy_latency_ms = float(np.mean(latencies)) if latencies else None
     clock.fill(record)
     chunk_ms = getattr(_WORKER.get("policy"), "chunk_latency_ms", None)  # chunked policies (envs.policies)

@@ -4,7 +4,7 @@ A micro-batch's term is a sum over its loss items (CoT tokens, action tokens, un
 steps) divided by a denominator. Without one it is the micro-batch mean (sum / its own count).
 Under gradient accumulation and DDP a mean of micro-batch means is not the step's mean when
 the counts differ, so the trainer passes `loss_norm[term]` = the step's average count per
-micro-batch (all micro-batches of all ranks; see `curriculum.trainer.step_loss_norm` for the
+micro-batch (all micro-batches of all ranks; see `curriculum.batches.step_loss_norm` for the
 algebra), and sum / loss_norm gives exactly the update of one big batch. With equal counts
 both are the same number.
 

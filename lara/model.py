@@ -5,6 +5,10 @@ embeddings, M-RoPE positions, attention masks, the recurrent latent passes), the
 three curriculum stages, and checkpoints. Inference lives elsewhere: `lara.generation` (KV-cache
 decoding, the latent prefill, the expert's Euler steps), `lara.processor` (observation in, actions
 out) and `lara.modeling_lara.LaraPolicy` (this model plus those two and the action queue).
+Over 400 lines on purpose: this is the one nn.Module the trainer, the checkpoints and the
+generation engine share, and its batch preparation, forward and three stage losses all read the
+same parts (sequence builder, output vocabulary, foresight EMA); split further, those parts would
+be passed around by hand. A third of the file is this header and the losses' docstrings.
 
     model = LaraModel(cfg)                                 # random init, or real weights via
                                                            # cfg.backbone.pretrained_path

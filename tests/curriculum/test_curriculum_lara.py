@@ -273,11 +273,11 @@ def test_accumulation_equals_large_batch_on_the_real_policy(varied_cot_dataset, 
     float summation noise of gradient entries near 1e-8 into ~lr-sized differences at eps 1e-8."""
     args = ("--steps", "3", "--optim.eps", "1e-6")
     train(_cfg(1, tmp_path / "b8", varied_cot_dataset, *args, "--batch_size", "8"))
-    import curriculum.trainer
+    import curriculum.batches
 
-    counts, step_loss_norm = [], curriculum.trainer.step_loss_norm
+    counts, step_loss_norm = [], curriculum.batches.step_loss_norm
     monkeypatch.setattr(
-        curriculum.trainer,
+        curriculum.batches,
         "step_loss_norm",
         lambda items, acc: counts.append(items) or step_loss_norm(items, acc),
     )
@@ -288,7 +288,7 @@ def test_accumulation_equals_large_batch_on_the_real_policy(varied_cot_dataset, 
     print(f"max weight difference, batch 8 vs 4 x 2: {difference:.3g}")
     assert difference <= 1e-6
     # the control: micro-batch means (no step-wide normalization) give a different update
-    monkeypatch.setattr(curriculum.trainer, "step_loss_norm", lambda items, accelerator: {})
+    monkeypatch.setattr(curriculum.batches, "step_loss_norm", lambda items, accelerator: {})
     train(_cfg(1, tmp_path / "means", varied_cot_dataset, *args, *acc))
     control = _max_weight_difference(tmp_path / "b8", tmp_path / "means")
     print(f"max weight difference, batch 8 vs 4 x 2 with micro-batch means: {control:.3g}")
@@ -297,7 +297,7 @@ def test_accumulation_equals_large_batch_on_the_real_policy(varied_cot_dataset, 
 
 def test_accumulation_and_two_ddp_ranks_equal_large_batch(varied_cot_dataset, tmp_path):
     """2 processes (gloo) x batch 2 x accumulation 2 give the weights of one process with batch 8:
-    the token counts are summed over micro-batches and ranks (see trainer.step_loss_norm)."""
+    the token counts are summed over micro-batches and ranks (see curriculum.batches.step_loss_norm)."""
     import subprocess
     import sys
 

@@ -62,12 +62,13 @@ def test_episode_time_is_split_into_simulator_rendering_and_policy(monkeypatch, 
     """A fake env whose step renders once and a fake clock that ticks 1 s per reading: the split
     counts every env call, every render and every select_action exactly."""
     from envs import evaluator
+    from envs.episode_clock import EpisodeClock
     from envs.protocol import Observation
     from envs.report import time_split, write_report
 
     ticks = iter(range(10_000))
-    monkeypatch.setattr(evaluator, "_clock", lambda: float(next(ticks)))
-    monkeypatch.setattr(evaluator.EpisodeClock, "render_total", 0.0)
+    monkeypatch.setattr(EpisodeClock, "now", staticmethod(lambda: float(next(ticks))))
+    monkeypatch.setattr(EpisodeClock, "render_total", 0.0)
 
     class Sim:
         def render(self, *args, **kwargs):
