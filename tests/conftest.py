@@ -8,7 +8,9 @@ module of another folder through sys.path):
   statistics, action chunks and the CoT they are built from;
 - `write_bridge_dataset`, `tiny_bridge_checkpoint`: a BridgeData V2-layout LeRobot dataset written
   with lerobot itself, and a tiny policy for it;
-- `load_example(name)`: `main(argv)` of examples/<name>.py.
+- `load_example(name)`: `main(argv)` of examples/<name>.py;
+- `lara_cli`: the `lara` command as a subprocess (`lara_cli.argv(*args)`, `lara_cli.env`,
+  `lara_cli.run(*args)`), with this checkout's packages first and one torch thread.
 """
 
 from __future__ import annotations
@@ -288,3 +290,24 @@ def tiny_bridge_checkpoint():
 @pytest.fixture(scope="session")
 def load_example():
     return _load_example
+
+
+@dataclass(frozen=True)
+class LaraCli:
+    """`python -m lara.scripts.cli` in a subprocess: what a user's `lara ...` runs."""
+
+    env: dict
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "lara.scripts.cli", *args]
+
+    def run(self, *args: str, timeout: float = 600):
+        """Run to the end; returns the CompletedProcess with text stdout and stderr."""
+        import subprocess
+
+        return subprocess.run(self.argv(*args), capture_output=True, text=True, env=self.env, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def lara_cli() -> LaraCli:
+    return LaraCli(env=dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1"))
