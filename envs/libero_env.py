@@ -33,6 +33,7 @@ from envs.protocol import (
     validate_action,
 )
 from lara.utils.errors import LaraUserError
+from lara.utils.verbosity import verbose
 
 logger = logging.getLogger(__name__)
 REGION_FITS = ("footprint", "center")  # how a sampled object must sit in its BDDL region (reset_sampled)
@@ -43,7 +44,8 @@ def _benchmark(suite: str) -> Any:
     libero_setup.configure()
     from libero.libero import benchmark
 
-    with contextlib.redirect_stdout(io.StringIO()):  # LIBERO prints "[info] using task orders" each time
+    # LIBERO prints "[info] using task orders" each time: shown only when verbose
+    with contextlib.nullcontext() if verbose() else contextlib.redirect_stdout(io.StringIO()):
         return benchmark.get_benchmark_dict()[suite]()
 
 

@@ -17,6 +17,7 @@ import sys
 
 from lara.utils.errors import run_main
 from lara.utils.registry import dispatch
+from lara.utils.verbosity import set_verbose
 
 USAGE = "usage: lara [--verbose] <command> [options]   (lara <command> --help for its options)"
 OWN_LOGGERS = ("lara", "envs", "data_pipeline", "curriculum", "benchmarks", "__main__")
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     verbose = "--verbose" in argv[:1] or "-v" in argv[:1]
     if verbose:
         argv = argv[1:]
+        set_verbose()  # worker processes inherit it (lara.utils.verbosity)
     configure_logging(verbose)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -4,7 +4,6 @@
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
@@ -58,27 +57,9 @@ def test_resume_reruns_episodes_an_unloadable_policy_poisoned(tmp_path):
     assert row["episodes"] == 1 and row["errors"] == 0
 
 
-def test_successful_eval_prints_no_traceback_and_no_libero_noise(tmp_path):
-    env = dict(os.environ, PYTHONPATH=os.getcwd())
-    cmd = [
-        sys.executable,
-        "-m",
-        "lara.scripts.cli",
-        "eval",
-        "--policy",
-        "noop",
-        "--tasks",
-        "0",
-        "--episodes",
-        "1",
-        "--max_steps",
-        "2",
-        "--render",
-        "true",
-        "--out",
-        str(tmp_path),
-    ]
-    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+def test_successful_eval_prints_no_traceback_and_no_libero_noise(tmp_path, lara_cli):
+    args = ["--policy", "noop", "--tasks", "0", "--episodes", "1", "--max_steps", "2", "--render", "true"]
+    run = lara_cli.run("eval", *args, "--out", str(tmp_path))
     assert run.returncode == 0, run.stderr
     for noise in (
         "Traceback",
@@ -91,61 +72,25 @@ def test_successful_eval_prints_no_traceback_and_no_libero_noise(tmp_path):
 
 
 @pytest.mark.slow
-def test_collect_with_workers_ends_without_egl_tracebacks(tmp_path):
+def test_collect_with_workers_ends_without_egl_tracebacks(tmp_path, lara_cli):
     """Workers that exit with a cached env printed EGL 'Exception ignored' tracebacks."""
-    env = dict(os.environ, PYTHONPATH=os.getcwd())
-    cmd = [
-        sys.executable,
-        "-m",
-        "lara.scripts.cli",
-        "collect",
-        "--tasks",
-        "0",
-        "--episodes_per_task",
-        "2",
-        "--workers",
-        "2",
-        "--max_steps",
-        "5",
-        "--max_attempts",
-        "1",
-        "--camera_size",
-        "32",
-        "--out",
-        str(tmp_path / "ds"),
-    ]
-    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    args = ["--tasks", "0", "--episodes_per_task", "2", "--workers", "2", "--max_steps", "5"]
+    args += ["--max_attempts", "1", "--camera_size", "32", "--out", str(tmp_path / "ds")]
+    run = lara_cli.run("collect", *args, timeout=900)
     assert "no successful demos" in run.stderr  # 5 steps are too few for a demo: the run ends early, cleanly
     assert "Exception ignored" not in run.stderr and "Traceback" not in run.stderr
     assert "[info] using task orders" not in run.stdout + run.stderr
 
 
 @pytest.mark.slow
-def test_eval_killed_with_sigkill_resumes_each_episode_once(tmp_path):
+def test_eval_killed_with_sigkill_resumes_each_episode_once(tmp_path, lara_cli):
     import signal
     import time
 
-    env = dict(os.environ, PYTHONPATH=os.getcwd())
-    cmd = [
-        sys.executable,
-        "-m",
-        "lara.scripts.cli",
-        "eval",
-        "--policy",
-        "noop",
-        "--tasks",
-        "0",
-        "--episodes",
-        "3",
-        "--max_steps",
-        "2",
-        "--camera_size",
-        "64",
-        "--out",
-        str(tmp_path),
-    ]
+    args = ["--policy", "noop", "--tasks", "0", "--episodes", "3", "--max_steps", "2", "--camera_size", "64"]
+    cmd = lara_cli.argv("eval", *args, "--out", str(tmp_path))
     proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        cmd, env=lara_cli.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     jsonl, deadline = tmp_path / "episodes.jsonl", time.time() + 300
     while not (jsonl.is_file() and jsonl.read_text().count("\n") >= 1):
@@ -156,3 +101,18 @@ def test_eval_killed_with_sigkill_resumes_each_episode_once(tmp_path):
     results = evaluate(_cfg(tmp_path, 3))
     episodes = [json.loads(line)["episode"] for line in jsonl.read_text().splitlines()]
     assert sorted(episodes) == [0, 1, 2] and results["suites"][0]["episodes"] == 3
+
+
+def test_libero_task_order_notice_only_when_verbose(monkeypatch, capsys):
+    """LIBERO prints "[info] using task orders" at every benchmark lookup: hidden unless the user
+    asked for everything (`lara --verbose`, inherited by workers through LARA_VERBOSE)."""
+    from envs.libero_env import num_tasks
+    from lara.utils.verbosity import VERBOSE_ENV
+
+    monkeypatch.delenv(VERBOSE_ENV, raising=False)
+    monkeypatch.delenv("LARA_LOG_LEVEL", raising=False)
+    assert num_tasks("libero_object") == 10
+    assert "using task orders" not in capsys.readouterr().out
+    monkeypatch.setenv(VERBOSE_ENV, "1")
+    assert num_tasks("libero_object") == 10
+    assert "[info] using task orders" in capsys.readouterr().out
