@@ -55,7 +55,9 @@ def test_generalization_smoke_run_report_publish_and_resume(tmp_path, capsys):
     from benchmarks.generalization.run import main
 
     out, published = tmp_path / "gen", tmp_path / "results"
-    assert main(["--out", str(out), *SMOKE, "--publish", str(published)]) == 0
+    assert main(["--out", str(out), *SMOKE, "--stop-after", "annotate"]) == 0  # the demos only
+    assert "stopped after annotate" in capsys.readouterr().out and not (out / "train").exists()
+    assert main(["--out", str(out), *SMOKE, "--publish", str(published)]) == 0  # continues from there
     printed = capsys.readouterr().out
     assert "standard protocol (init states 0..0)" in printed and f"report: {out / 'report.md'}" in printed
 
@@ -123,3 +125,15 @@ def test_generalization_smoke_run_report_publish_and_resume(tmp_path, capsys):
         "| task | LaRA (stages I-III) | baseline (stage III only) |" in report and "| **overall** |" in report
     )
     assert "# train_baseline\nlara train --preset tiny --stage baseline" in report
+
+    # published separately: the report published before the baseline ran gets its section 5
+    assert "not run yet" in (published / "report.md").read_text()
+    assert baseline_main(["--out", str(out), "--steps", "2", "--publish", str(published)]) == 0
+    text = (published / "report.md").read_text()
+    assert "| task | LaRA (stages I-III) | baseline (stage III only) |" in text and "not run yet" not in text
+    assert "# train_baseline\n" in text and (published / "baseline" / "eval" / "results.json").is_file()
+    layouts = json.loads((published / "data" / "lara" / "collection.json").read_text())
+    layouts["episodes"][0]["layout_seed"] += 1  # another collection: not the same data
+    (published / "data" / "lara" / "collection.json").write_text(json.dumps(layouts))
+    with pytest.raises(LaraUserError, match="different layouts"):
+        baseline_main(["--out", str(out), "--steps", "2", "--publish", str(published)])

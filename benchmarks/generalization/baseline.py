@@ -1,6 +1,7 @@
 """The generalization benchmark's baseline arm: the LaRA arm's data and model size, trained without reasoning.
 
     python benchmarks/generalization/baseline.py --out runs/generalization [--steps N] [--workers 2]
+        [--publish benchmarks/generalization/results]
 
 `lara train --preset SIZE --stage baseline`: stage III alone from random init, with no chain of
 thought, no latent segments, no `<img_next>` slots and no visual L1; the flow-matching expert reads
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,9 @@ class BaselineConfig:
     out: Path = Path("runs/generalization")  # the LaRA arm's run folder (its data/ and pipeline.json)
     steps: int | None = None  # optimizer steps; None: the LaRA arm's three stages together
     workers: int = 2  # simulator processes of the evaluation
+    # a folder the LaRA arm's report was published to (run.py --publish): the baseline's results
+    # are added to it (section 5 of its report.md, baseline/ files, commands)
+    publish: Path | None = None
 
 
 def lara_settings(out: Path) -> dict:
@@ -133,6 +138,11 @@ def main(argv: list[str]) -> int:
         f"{row['successes']}/{row['episodes']} = {100 * row['success_rate']:.1f}% "
         f"(95% CI {100 * row['ci95_low']:.1f}-{100 * row['ci95_high']:.1f})"
     )
+    if cfg.publish is not None:
+        from benchmarks.generalization.report import publish_baseline
+
+        command = "python benchmarks/generalization/baseline.py " + shlex.join(argv)
+        print(f"published {len(publish_baseline(cfg.out, cfg.publish, command))} files to {cfg.publish}")
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import shlex
+import shutil
 from pathlib import Path
 
 from envs.protocol import max_steps
@@ -18,6 +19,7 @@ from envs.report import read_records
 from lara.scripts.demo_report import (
     _annotation_section,
     _dataset_section,
+    _git_commit,
     _read_json,
     _training_section,
     report_header,
@@ -25,6 +27,7 @@ from lara.scripts.demo_report import (
 )
 from lara.scripts.pipeline import REPO, PipelineConfig, collect_config, eval_args
 from lara.utils.atomic import atomic_write_text
+from lara.utils.errors import LaraUserError
 
 
 def cli_flags(config: object) -> list[str]:
@@ -206,3 +209,58 @@ def published_files(cfg: PipelineConfig, max_videos: int = 3) -> list[str]:
         f"baseline/{n}" for n in ("timings.json", "eval/results.json", "eval/episodes.jsonl", "eval/run.json")
     ]
     return [n for n in names if (cfg.out / n).is_file()]
+
+
+BASELINE_FILES = ("timings.json", "eval/results.json", "eval/episodes.jsonl", "eval/run.json")
+
+
+def demo_layouts(folder: Path) -> set[tuple[int, int, int]] | None:
+    """(task, slot, layout seed) of every demo a run collected (its data/lara/collection.json)."""
+    layouts = _read_json(folder / "data" / "lara" / "collection.json")
+    if layouts is None:
+        return None
+    return {(e["task_id"], e["slot"], e["layout_seed"]) for e in layouts["episodes"]}
+
+
+def publish_baseline(run: Path, dest: Path, command: str) -> list[Path]:
+    """Add the baseline arm of the run in `run` to the report published in `dest` (by `run.py
+    --publish`, possibly from an earlier run of the same settings): copy its small result files to
+    `dest/baseline/`, rebuild section 5 of `dest/report.md` and add its commands. Refused when the
+    two runs' demos started from different layouts (the comparison needs the same data)."""
+    from benchmarks.generalization.baseline import BASELINE_DIR
+
+    report = dest / "report.md"
+    if not report.is_file():
+        raise LaraUserError(f"{dest} holds no published report: run `run.py --publish {dest}` first")
+    ours, theirs = demo_layouts(run), demo_layouts(dest)
+    if ours is None or theirs is None or ours != theirs:
+        raise LaraUserError(
+            f"the demos of {run} and of the report in {dest} started from different layouts "
+            "(data/lara/collection.json): the arms would not share their data"
+        )
+    copied = []
+    for name in BASELINE_FILES:
+        source, target = run / BASELINE_DIR / name, dest / BASELINE_DIR / name
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+            copied.append(target)
+    settings = _read_json(dest / "pipeline.json")
+    published = PipelineConfig(**{**settings, "out": dest})
+    section = _baseline_section(published)
+    section += [
+        "",
+        f"The baseline arm was run separately (`{command}`, code: commit {_git_commit()}) on a "
+        f"re-collection of the same {len(ours)} demo layouts (identical (task, slot, layout seed) "
+        "triples in data/lara/collection.json).",
+    ]
+    text = report.read_text()
+    start, end = text.index("\n## 5. "), text.index("\n## Commands")
+    text = text[:start] + "\n".join(section) + "\n" + text[end:]
+    run_cfg = PipelineConfig(**{**settings, "out": run})
+    extra = [f"# {name}\n{cmd.replace(f'{REPO}/', '')}" for name, cmd in baseline_commands(run_cfg).items()]
+    if extra and "# train_baseline" not in text:
+        head, tail = text.rsplit("```", 1)
+        text = head + "\n".join(extra) + "\n```" + tail
+    atomic_write_text(report, text)
+    return [*copied, report]
