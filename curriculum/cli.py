@@ -81,8 +81,9 @@ def run_curriculum(size: str, overlays: list[str], overrides: list[str], out: st
 
 def main(argv: list[str]) -> int:
     args, overrides = _parser().parse_known_args(argv)
-    for flag, field in (("--dataset", "--data.root"), ("--out", "--output_dir")):
-        if field in overrides:
+    aliases = ((args.dataset, "--dataset", "--data.root"), (args.out, "--out", "--output_dir"))
+    for given, flag, field in aliases:
+        if given and field in overrides:
             raise LaraUserError(f"{flag} and {field} set the same thing: give one")
     if args.dataset:
         overrides = ["--data.root", args.dataset, *overrides]

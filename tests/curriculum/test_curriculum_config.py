@@ -176,6 +176,10 @@ def test_cli_dataset_and_out_set_the_training_fields(tmp_path):
     assert (out / "final" / "model" / "model.safetensors").is_file()
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["data"]["root"] == "32" and saved["output_dir"] == str(out)
+    fields = tmp_path / "fields"  # the training config's own names work alone as before
+    args = ["--preset", "toy", "--stage", "1", "--data.root", "16", "--output_dir", str(fields)]
+    assert train_main(args) == 0
+    assert yaml.safe_load((fields / "config.yaml").read_text())["data"]["root"] == "16"
     with pytest.raises(LaraUserError, match="--out and --output_dir set the same thing"):
         train_main(["--preset", "toy", "--stage", "1", "--out", str(out), "--output_dir", str(out)])
     with pytest.raises(LaraUserError, match="--dataset and --data.root set the same thing"):
