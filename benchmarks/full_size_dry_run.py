@@ -188,7 +188,9 @@ def main() -> None:
         )
         print(json.dumps({args.child: result}))
         return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    from lara.scripts.cli import configure_logging
+
+    configure_logging()  # third-party noise hidden, as in the lara command
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "Qwen3-VL-2B-Instruct-random"

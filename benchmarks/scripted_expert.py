@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--merge", nargs="+", default=[], help="only tabulate these --json files (one suite)")
     parser.add_argument("--verbose", action="store_true", help="print each episode's phases")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    from lara.scripts.cli import configure_logging
+
+    configure_logging()  # third-party noise hidden, as in the lara command
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, "1")
 

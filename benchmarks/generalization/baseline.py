@@ -18,7 +18,6 @@ command; `run.py` then puts both arms in one table (`report.md`).
 from __future__ import annotations
 
 import json
-import logging
 import shlex
 import sys
 from dataclasses import dataclass
@@ -147,7 +146,9 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from lara.scripts.cli import configure_logging
+
+    configure_logging()  # third-party noise hidden, as in the lara command
     from lara.utils.errors import run_main
 
     sys.exit(run_main(main, sys.argv[1:]))

@@ -21,7 +21,6 @@ the small result files (JSON lines, plots, at most `--videos` failure videos) in
 from __future__ import annotations
 
 import argparse
-import logging
 import shlex
 import shutil
 import sys
@@ -143,7 +142,9 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from lara.scripts.cli import configure_logging
+
+    configure_logging()  # third-party noise hidden, as in the lara command
     from lara.utils.errors import run_main
 
     sys.exit(run_main(main, sys.argv[1:]))

@@ -186,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     p.epilog = "Any other flag goes to `lara rl` (e.g. --noise_scale 0.2 --lr 3e-5)."
     args, rl_flags = p.parse_known_args(argv)
     args.rl_flags = rl_flags
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from lara.scripts.cli import configure_logging
+
+    configure_logging()  # third-party noise hidden, as in the lara command
     args.out.mkdir(parents=True, exist_ok=True)
     budget = 60.0 * args.minutes
 
