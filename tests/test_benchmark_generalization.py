@@ -132,6 +132,11 @@ def test_generalization_smoke_run_report_publish_and_resume(tmp_path, capsys):
     text = (published / "report.md").read_text()
     assert "| task | LaRA (stages I-III) | baseline (stage III only) |" in text and "not run yet" not in text
     assert "# train_baseline\n" in text and (published / "baseline" / "eval" / "results.json").is_file()
+    (out / "baseline" / "eval" / "results.json").unlink()  # as if its evaluation had been stopped early
+    assert baseline_main(["--out", str(out), "--publish", str(published), "--publish_only", "true"]) == 0
+    text = (published / "report.md").read_text()
+    assert "**Partial: the baseline's evaluation stopped after 1 episodes (tasks 0-0" in text
+    assert "| **overall** |" in text and not (published / "baseline" / "eval" / "results.json").exists()
     layouts = json.loads((published / "data" / "lara" / "collection.json").read_text())
     layouts["episodes"][0]["layout_seed"] += 1  # another collection: not the same data
     (published / "data" / "lara" / "collection.json").write_text(json.dumps(layouts))

@@ -42,6 +42,9 @@ class BaselineConfig:
     # a folder the LaRA arm's report was published to (run.py --publish): the baseline's results
     # are added to it (section 5 of its report.md, baseline/ files, commands)
     publish: Path | None = None
+    # with publish: run no step, publish what the run holds now (an unfinished evaluation is scored on
+    # its recorded episodes, both arms on the same ones, and marked partial)
+    publish_only: bool = False
 
 
 def lara_settings(out: Path) -> dict:
@@ -126,6 +129,10 @@ def main(argv: list[str]) -> int:
 
     cfg = parse_config(BaselineConfig, argv, prog="benchmarks/generalization/baseline.py")
     settings = lara_settings(cfg.out)
+    if cfg.publish_only:
+        if cfg.publish is None:
+            raise LaraUserError("--publish_only needs --publish DIR")
+        return publish(cfg, argv)
     arm = SimpleNamespace(out=cfg.out / BASELINE_DIR, timings={})  # timed_step: <out>/baseline/timings.json
     arm.out.mkdir(parents=True, exist_ok=True)
     timed_step(arm, "train_baseline", lambda: train_step(cfg, settings))
@@ -137,11 +144,14 @@ def main(argv: list[str]) -> int:
         f"{row['successes']}/{row['episodes']} = {100 * row['success_rate']:.1f}% "
         f"(95% CI {100 * row['ci95_low']:.1f}-{100 * row['ci95_high']:.1f})"
     )
-    if cfg.publish is not None:
-        from benchmarks.generalization.report import publish_baseline
+    return publish(cfg, argv) if cfg.publish is not None else 0
 
-        command = "python benchmarks/generalization/baseline.py " + shlex.join(argv)
-        print(f"published {len(publish_baseline(cfg.out, cfg.publish, command))} files to {cfg.publish}")
+
+def publish(cfg: BaselineConfig, argv: list[str]) -> int:
+    from benchmarks.generalization.report import publish_baseline
+
+    command = "python benchmarks/generalization/baseline.py " + shlex.join(argv)
+    print(f"published {len(publish_baseline(cfg.out, cfg.publish, command))} files to {cfg.publish}")
     return 0
 
 

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from envs.protocol import max_steps
-from envs.report import read_records
+from envs.report import read_records, summarize
 from lara.scripts.demo_report import (
     _annotation_section,
     _dataset_section,
@@ -142,6 +142,28 @@ def comparison_table(lara: dict, baseline: dict) -> list[str]:
     return lines
 
 
+def _results_of(records: list[dict]) -> dict:
+    """results.json's "suites" and "tasks" rows (envs.report) of some episode records."""
+    task_rows, suite_rows = summarize(records)
+    return {"suites": [r.to_dict() for r in suite_rows], "tasks": [r.to_dict() for r in task_rows]}
+
+
+def partial_comparison(lara_eval: Path, baseline_eval: Path) -> tuple[dict, dict, str]:
+    """Both arms' results on the (task, init state) episodes the baseline's unfinished evaluation
+    has recorded so far, and a sentence saying so."""
+    done = read_records(baseline_eval / "episodes.jsonl")
+    keys = {(r["task"], r["episode"]) for r in done}
+    lara = [r for r in read_records(lara_eval / "episodes.jsonl") if (r["task"], r["episode"]) in keys]
+    run = _read_json(baseline_eval / "run.json") or {}
+    planned = run.get("episodes_per_task", "?")
+    note = (
+        f"**Partial: the baseline's evaluation stopped after {len(done)} episodes (tasks "
+        f"{min(k[0] for k in keys)}-{max(k[0] for k in keys)}, {planned} init states per task planned); "
+        "both arms below are scored on exactly those episodes.**"
+    )
+    return _results_of(lara), _results_of(done), note
+
+
 def _baseline_section(cfg: PipelineConfig) -> list[str]:
     from benchmarks.generalization.baseline import BASELINE_DIR
 
@@ -153,6 +175,10 @@ def _baseline_section(cfg: PipelineConfig) -> list[str]:
         "the same batch size as LaRA's three stages together; the same evaluation."
     )
     lara, baseline = _read_json(cfg.eval_dir / "results.json"), _read_json(arm / "eval" / "results.json")
+    partial = lara is not None and baseline is None and (arm / "eval" / "episodes.jsonl").is_file()
+    if partial:  # an evaluation stopped early: both arms on the episodes the baseline finished
+        lara, baseline, note = partial_comparison(cfg.eval_dir, arm / "eval")
+        lines += ["", note]
     if lara is None or baseline is None:
         return [*lines, "", f"not run yet: `python benchmarks/generalization/baseline.py --out {cfg.out}`"]
     timings = {**(_read_json(cfg.out / "timings.json") or {}), **(_read_json(arm / "timings.json") or {})}
@@ -245,6 +271,8 @@ def publish_baseline(run: Path, dest: Path, command: str) -> list[Path]:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
             copied.append(target)
+        elif target.is_file():  # e.g. results.json of an earlier publish, before a re-run stopped early
+            target.unlink()
     settings = _read_json(dest / "pipeline.json")
     published = PipelineConfig(**{**settings, "out": dest})
     section = _baseline_section(published)
