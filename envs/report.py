@@ -90,6 +90,12 @@ def summarize(records: list[dict]) -> tuple[list[SuccessRow], list[SuccessRow]]:
     return task_rows, suite_rows
 
 
+def results_of(records: list[dict]) -> dict:
+    """results.json's "suites" and "tasks" rows of some episode records."""
+    task_rows, suite_rows = summarize(records)
+    return {"suites": [row.to_dict() for row in suite_rows], "tasks": [row.to_dict() for row in task_rows]}
+
+
 def _table(rows: list[SuccessRow]) -> list[str]:
     lines = [
         "| | success | rate | 95% CI | mean steps | policy ms/step | errors |",
@@ -168,12 +174,7 @@ def plot_success(task_rows: list[SuccessRow], path: Path) -> None:
 def write_report(out_dir: Path, run_info: dict, records: list[dict]) -> dict:
     """Write results.json, success.png and report.md into `out_dir`; returns the results dict."""
     task_rows, suite_rows = summarize(records)
-    results = {
-        "run": run_info,
-        "suites": [row.to_dict() for row in suite_rows],
-        "tasks": [row.to_dict() for row in task_rows],
-        "time_split": time_split(records),
-    }
+    results = {"run": run_info, **results_of(records), "time_split": time_split(records)}
     atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2))
     if task_rows:
         plot_success(task_rows, out_dir / "success.png")

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from envs.protocol import max_steps
-from envs.report import read_records, summarize
+from envs.report import read_records, results_of
 from lara.scripts.demo_report import (
     _annotation_section,
     _dataset_section,
@@ -142,12 +142,6 @@ def comparison_table(lara: dict, baseline: dict) -> list[str]:
     return lines
 
 
-def _results_of(records: list[dict]) -> dict:
-    """results.json's "suites" and "tasks" rows (envs.report) of some episode records."""
-    task_rows, suite_rows = summarize(records)
-    return {"suites": [r.to_dict() for r in suite_rows], "tasks": [r.to_dict() for r in task_rows]}
-
-
 def partial_comparison(lara_eval: Path, baseline_eval: Path) -> tuple[dict, dict, str]:
     """Both arms' results on the (task, init state) episodes the baseline's unfinished evaluation
     has recorded so far, and a sentence saying so."""
@@ -161,7 +155,7 @@ def partial_comparison(lara_eval: Path, baseline_eval: Path) -> tuple[dict, dict
         f"{min(k[0] for k in keys)}-{max(k[0] for k in keys)}, {planned} init states per task planned); "
         "both arms below are scored on exactly those episodes.**"
     )
-    return _results_of(lara), _results_of(done), note
+    return results_of(lara), results_of(done), note
 
 
 def _baseline_section(cfg: PipelineConfig) -> list[str]:
