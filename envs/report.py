@@ -92,7 +92,10 @@ def summarize(records: list[dict]) -> tuple[list[SuccessRow], list[SuccessRow]]:
 
 def results_of(records: list[dict]) -> dict:
     """results.json's "suites" and "tasks" rows of some episode records."""
-    task_rows, suite_rows = summarize(records)
+    return _rows_json(*summarize(records))
+
+
+def _rows_json(task_rows: list[SuccessRow], suite_rows: list[SuccessRow]) -> dict:
     return {"suites": [row.to_dict() for row in suite_rows], "tasks": [row.to_dict() for row in task_rows]}
 
 
@@ -174,7 +177,7 @@ def plot_success(task_rows: list[SuccessRow], path: Path) -> None:
 def write_report(out_dir: Path, run_info: dict, records: list[dict]) -> dict:
     """Write results.json, success.png and report.md into `out_dir`; returns the results dict."""
     task_rows, suite_rows = summarize(records)
-    results = {"run": run_info, **results_of(records), "time_split": time_split(records)}
+    results = {"run": run_info, **_rows_json(task_rows, suite_rows), "time_split": time_split(records)}
     atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2))
     if task_rows:
         plot_success(task_rows, out_dir / "success.png")

@@ -41,3 +41,19 @@ def test_verbose_flag_is_taken_before_the_command(capsys):
 
     assert main(["--verbose", "help"]) == 0
     assert "usage: lara [--verbose] <command>" in capsys.readouterr().out
+
+
+def test_configure_logging_reads_the_verbosity_environment(monkeypatch):
+    """LARA_VERBOSE (set by `lara --verbose`, inherited by workers and example scripts) turns the
+    quiet filter off; without it the filter is on. One place decides: lara.utils.verbosity."""
+    from lara.scripts.cli import configure_logging
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "level", root.level)  # restored after the test: configure_logging sets it
+    for verbose_env, filtered in (("1", False), ("", True)):
+        monkeypatch.setattr(root, "handlers", [])  # pytest's own handlers would make it a no-op
+        monkeypatch.setenv("LARA_VERBOSE", verbose_env)
+        monkeypatch.delenv("LARA_LOG_LEVEL", raising=False)
+        configure_logging()
+        (handler,) = root.handlers
+        assert (_quiet_filter in handler.filters) is filtered

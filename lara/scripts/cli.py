@@ -15,9 +15,9 @@ import logging
 import os
 import sys
 
+from lara.utils import verbosity
 from lara.utils.errors import run_main
 from lara.utils.registry import dispatch
-from lara.utils.verbosity import set_verbose
 
 USAGE = "usage: lara [--verbose] <command> [options]   (lara <command> --help for its options)"
 OWN_LOGGERS = ("lara", "envs", "data_pipeline", "curriculum", "benchmarks", "__main__")
@@ -56,16 +56,19 @@ def _quiet_filter(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.WARNING and not any(q in record.getMessage() for q in QUIET)
 
 
-def configure_logging(verbose: bool = False) -> None:
+def configure_logging(verbose: bool | None = None) -> None:
     """basicConfig, plus `_quiet_filter` on the handler unless verbose; a process that already has
-    handlers (a test runner, an embedding application) keeps its own set-up."""
+    handlers (a test runner, an embedding application) keeps its own set-up. `verbose=None` asks
+    `lara.utils.verbosity` (LARA_VERBOSE / LARA_LOG_LEVEL=DEBUG), the one place that decides it."""
     root = logging.getLogger()
     if root.handlers:
         return
+    if verbose is None:
+        verbose = verbosity.verbose()
     level = os.environ.get("LARA_LOG_LEVEL", "DEBUG" if verbose else "INFO")
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    if not verbose and level != "DEBUG":
+    if not verbose:
         handler.addFilter(_quiet_filter)
     root.addHandler(handler)
     root.setLevel(level)
@@ -76,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     verbose = "--verbose" in argv[:1] or "-v" in argv[:1]
     if verbose:
         argv = argv[1:]
-        set_verbose()  # worker processes inherit it (lara.utils.verbosity)
-    configure_logging(verbose)
+        verbosity.set_verbose()  # worker processes inherit it
+    configure_logging()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return run_main(dispatch, SUBCOMMANDS, argv, USAGE, "commands", "lara")

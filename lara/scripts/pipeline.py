@@ -22,6 +22,7 @@ import functools
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,9 +31,6 @@ from lara.utils.errors import LaraUserError
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]  # lara/scripts/pipeline.py -> the repository
-
-
-STEPS = ("collect", "annotate", "train_stage1", "train_stage2", "train_stage3", "evaluate")
 
 
 @dataclass
@@ -224,6 +222,17 @@ def eval_step(cfg: PipelineConfig, results: dict) -> bool:
     return True
 
 
+# The steps in run order, each a function of (config, annotation preview count, results so far):
+# the one place that names them (`stop_after` is checked against these names).
+STEP_RUNNERS: dict[str, Callable[[PipelineConfig, int, dict], bool]] = {
+    "collect": lambda cfg, preview, results: collect_step(cfg),
+    "annotate": lambda cfg, preview, results: annotate_step(cfg, preview),
+    **{f"train_stage{k}": (lambda cfg, preview, results, k=k: train_stage_step(cfg, k)) for k in (1, 2, 3)},
+    "evaluate": lambda cfg, preview, results: eval_step(cfg, results),
+}
+STEPS = tuple(STEP_RUNNERS)
+
+
 def run_pipeline(cfg: PipelineConfig, preview: int = 0) -> dict:
     """All steps in order (each skipped when already done) up to `cfg.stop_after`; returns the
     evaluation results ({} when stopped before the evaluation)."""
@@ -242,14 +251,8 @@ def run_pipeline(cfg: PipelineConfig, preview: int = 0) -> dict:
         )
     atomic_write_text(previous, json.dumps(settings, indent=2))
     results: dict = {}
-    steps = {
-        "collect": lambda: collect_step(cfg),
-        "annotate": lambda: annotate_step(cfg, preview),
-        **{f"train_stage{k}": functools.partial(train_stage_step, cfg, k) for k in (1, 2, 3)},
-        "evaluate": lambda: eval_step(cfg, results),
-    }
-    for name in STEPS:
-        timed_step(cfg, name, steps[name])
+    for name, runner in STEP_RUNNERS.items():
+        timed_step(cfg, name, functools.partial(runner, cfg, preview, results))
         if name == cfg.stop_after:
             log.info("stopped after step %s (run again without stop_after to continue)", name)
             break
