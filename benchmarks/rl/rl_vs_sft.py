@@ -15,7 +15,7 @@ policy `benchmarks/generalization/` produces; until it exists, the memorization-
 (examples/memorize_libero.py: demos from init states 0..9, so its evaluation there is a
 memorization check and says so). About an hour per arm on 2 CPU cores with the defaults.
 
-    .venv/bin/python benchmarks/rl/rl_vs_sft.py --policy runs/memorize/stage3/final \
+    .venv/bin/python benchmarks/rl/rl_vs_sft.py --policy runs/memorize/train/stage3/final \
         --dataset runs/memorize/data --train-preset tiny \
         --out benchmarks/rl/results --minutes 60
 """
@@ -52,6 +52,40 @@ def _evaluate(policy: str, out: Path, args) -> dict:
             )
         )
     return json.loads((out / "results.json").read_text())["suites"][0]
+
+
+def reuse_evaluation(source: Path, dest: Path, args) -> None:
+    """Copy a finished evaluation of the starting policy (e.g. the generalization benchmark's
+    `<run>/eval`) into `dest`, so that the "before" row is not evaluated a second time; refused unless
+    it is the same checkpoint, suite, tasks and episodes per task."""
+    import shutil
+
+    from envs.libero_env import num_tasks
+    from envs.protocol import parse_task_ids
+
+    if (dest / "results.json").is_file():
+        return
+    run_file, results_file = source / "run.json", source / "results.json"
+    if not (run_file.is_file() and results_file.is_file()):
+        raise LaraUserError(f"--before-eval {source}: not a finished evaluation (no run.json + results.json)")
+    run = json.loads(run_file.read_text())
+    wanted = {
+        "policy": str(Path(args.policy).resolve()),
+        "suite": args.suite,
+        "tasks": parse_task_ids(args.tasks, num_tasks(args.suite)),
+        "episodes_per_task": args.eval_episodes,
+        "max_steps": args.eval_max_steps,
+    }
+    found = {**{k: run.get(k) for k in wanted}, "policy": str(Path(run.get("policy", "")).resolve())}
+    differ = [k for k in wanted if found[k] != wanted[k]]
+    if differ:
+        raise LaraUserError(
+            f"--before-eval {source} evaluated another setting ("
+            + "; ".join(f"{k}: {found[k]} there, {wanted[k]} here" for k in differ)
+            + "): omit the flag to evaluate the starting policy here"
+        )
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("videos"), dirs_exist_ok=True)
+    log.info("before: reusing the evaluation in %s", source)
 
 
 def _timed(out: Path, name: str, fn) -> float:
@@ -182,6 +216,13 @@ def main(argv: list[str] | None = None) -> int:
         "--eval-max-steps", type=int, default=None, help="smoke runs only: caps evaluation episodes"
     )
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--before-eval",
+        type=Path,
+        default=None,
+        help="a finished evaluation of --policy with the same settings (e.g. runs/generalization/eval): "
+        "reused as the 'start' row instead of evaluating again",
+    )
     p.add_argument("--out", type=Path, default=REPO / "benchmarks/rl/results")
     p.epilog = "Any other flag goes to `lara rl` (e.g. --noise_scale 0.2 --lr 3e-5)."
     args, rl_flags = p.parse_known_args(argv)
@@ -192,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     budget = 60.0 * args.minutes
 
+    if args.before_eval is not None:
+        reuse_evaluation(args.before_eval, args.out / "eval_before", args)
     before = _evaluate(args.policy, args.out / "eval_before", args)
     grpo_model, grpo_s = run_grpo(args, budget)
     after_rl = _evaluate(str(grpo_model), args.out / "eval_grpo", args)
