@@ -8,6 +8,8 @@ import pytest
 from lara.utils.errors import LaraUserError
 
 SMOKE = [
+    "--curriculum",
+    "tiny",
     "--tasks",
     "0",
     "--demos-per-task",
@@ -47,7 +49,8 @@ def test_step_commands_name_the_sampled_init_and_the_standard_protocol(tmp_path)
         "lara eval --config_path configs/eval/libero_object.yaml --policy "
     )
     assert "--episodes 10 --workers 2" in commands["evaluate"] and "--max_steps" not in commands["evaluate"]
-    assert "--stages 3 " in commands["train_stage3"] and commands["train_stage3"].endswith("--steps 4000")
+    assert "--stages 3 " in commands["train_stage3"] and commands["train_stage3"].endswith("--steps 1600")
+    assert commands["train_stage1"].startswith("lara train --curriculum small ")  # the published setting
 
 
 @pytest.mark.sim
