@@ -106,8 +106,9 @@ def test_generalization_smoke_run_report_publish_and_resume(tmp_path, capsys):
 
     assert main(["--out", str(out), *SMOKE]) == 0  # resume: every step skipped, timings kept
     assert json.loads((out / "timings.json").read_text()) == timings
-    with pytest.raises(LaraUserError, match="eval_episodes"):
-        main(["--out", str(out), *SMOKE[:4], "--eval-episodes", "2", *SMOKE[6:]])
+    at = SMOKE.index("--eval-episodes") + 1
+    with pytest.raises(LaraUserError, match="eval_episodes"):  # the same run asked for another protocol
+        main(["--out", str(out), *SMOKE[:at], "2", *SMOKE[at + 1 :]])
 
     # the baseline arm: stage III alone on the same demos, no <img_next> slots, the same capped evaluation
     from benchmarks.generalization.baseline import main as baseline_main
