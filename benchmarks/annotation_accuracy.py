@@ -16,26 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "data_pipeline" / "annotation"))  # sim_record (episode recorder)
-
-EXPERT_TO_PHASE = {
-    "approach": "move_to_object",
-    "descend": "move_to_object",
-    "grasp": "grasp",
-    "lift": "move_to_goal",
-    "carry": "move_to_goal",
-    "lower": "move_to_goal",
-    "release": "place",
-    "retract": "retract",
-    "done": "retract",
-}
 
 
 def _bounds(phases: list[str]) -> list[tuple[int, str]]:
@@ -43,11 +27,10 @@ def _bounds(phases: list[str]) -> list[tuple[int, str]]:
 
 
 def run_task(suite: str, task: int, size: int, stride: int, min_pixels: int) -> dict:
-    from sim_record import record_expert_episode
-
     from data_pipeline.annotation.annotate import annotate_episode
     from data_pipeline.annotation.backends.sim import SimBackend
     from data_pipeline.annotation.config import AnnotationConfig
+    from data_pipeline.annotation.expert_truth import EXPERT_TO_PHASE, record_expert_episode
     from data_pipeline.annotation.motion import motion_agreement
     from data_pipeline.annotation.projection import box_iou, render_geom_segmentation, robot_geoms
     from envs.libero_env import LiberoEnv

@@ -11,6 +11,7 @@ import pytest
 
 from data_pipeline.annotation.annotate import annotate_episode
 from data_pipeline.annotation.config import AnnotationConfig
+from data_pipeline.annotation.expert_truth import EXPERT_TO_PHASE, record_expert_episode
 from data_pipeline.annotation.motion import motion_agreement
 from data_pipeline.annotation.projection import box_iou, render_geom_segmentation, robot_geoms
 from data_pipeline.episode import Episode
@@ -18,17 +19,6 @@ from envs.scene_geometry import body_subtree_geoms
 
 pytestmark = pytest.mark.sim
 
-EXPERT_TO_PHASE = {
-    "approach": "move_to_object",
-    "descend": "move_to_object",
-    "grasp": "grasp",
-    "lift": "move_to_goal",
-    "carry": "move_to_goal",
-    "lower": "move_to_goal",
-    "release": "place",
-    "retract": "retract",
-    "done": "retract",
-}
 SIZE = 128
 
 
@@ -37,8 +27,6 @@ def sim_setup():
     from envs import libero_setup
 
     libero_setup.configure()
-    from sim_record import record_expert_episode
-
     from envs.libero_env import LiberoEnv
 
     fast = LiberoEnv("libero_spatial", 0, camera_size=SIZE, render=False)

@@ -1,14 +1,30 @@
-"""Record one scripted-expert episode in LIBERO as an `Episode` (for the `sim` annotation tests).
+"""The scripted expert as ground truth for the `sim` annotator: one expert episode recorded in
+memory, and the map from the expert's phases to the annotator's.
 
-Kept next to the tests (not in the library): the data engineer's collector writes datasets; the
-tests only need one short episode in memory with the expert's phase per frame as ground truth.
+Used by the `sim` annotation tests and `benchmarks/annotation_accuracy.py`, which compare the
+annotator's segmentation with the phase the expert was in at every frame. The collector
+(`data_pipeline.collect`) writes whole datasets; this records one short episode without a dataset.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from data_pipeline.annotation.segmentation import GRASP, MOVE_TO_GOAL, MOVE_TO_OBJECT, PLACE, RETRACT
 from data_pipeline.episode import Episode
+
+# envs.scripted_expert phase -> annotator phase
+EXPERT_TO_PHASE = {
+    "approach": MOVE_TO_OBJECT,
+    "descend": MOVE_TO_OBJECT,
+    "grasp": GRASP,
+    "lift": MOVE_TO_GOAL,
+    "carry": MOVE_TO_GOAL,
+    "lower": MOVE_TO_GOAL,
+    "release": PLACE,
+    "retract": RETRACT,
+    "done": RETRACT,
+}
 
 
 def record_expert_episode(env, init_index: int = 0, max_steps: int = 220, tail: int = 10) -> Episode:
