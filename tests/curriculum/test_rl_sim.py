@@ -8,7 +8,10 @@ import pytest
 
 from lara.utils.jsonl import read_jsonl
 
-pytestmark = pytest.mark.sim
+# slow: about 3 min of the default run's 17 (worker spawns for rollouts and two evaluations, twice);
+# `lara rl`'s parts run in the default run without the simulator (test_rl_toy, test_rl_scorers,
+# test_rl_rollouts), and `make test-slow` runs this one.
+pytestmark = [pytest.mark.sim, pytest.mark.slow]
 PRESET = Path(__file__).resolve().parents[2] / "configs" / "rl" / "tiny.yaml"
 
 

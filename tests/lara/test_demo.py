@@ -23,7 +23,10 @@ SMOKE = [
 ]
 
 
+# slow: the generalization benchmark's smoke test runs the same pipeline (collect, annotate, three
+# stages, evaluate, report) end to end in the default run; `make test-slow` runs this one.
 @pytest.mark.sim
+@pytest.mark.slow
 def test_demo_smoke_run_report_and_resume(tmp_path, capsys):
     from lara.scripts.demo import main
 
