@@ -8,7 +8,7 @@
 6. write `<out>/report.md` (tables, loss curves, success intervals, latency ratio, video links).
 
 Every step is skipped when its output exists, so re-running after an interruption continues
-where it stopped; `--fresh` deletes `--out` first. About 40 minutes on a 2-core CPU.
+where it stopped; `--fresh` deletes `--out` first. About 33 minutes on a quiet 2-core CPU (README).
 """
 
 from __future__ import annotations
