@@ -26,6 +26,7 @@ import argparse
 import json
 import logging
 import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -202,6 +203,7 @@ def _row(name: str, r: dict, seconds: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv  # kept whole: the reports print the command
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--policy", required=True, help="starting stage-III checkpoint (save_pretrained folder)")
     p.add_argument("--dataset", required=True, help="the dataset it was trained on (layouts + SFT data)")
@@ -245,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from lara.scripts.rl_report import write_rl_report
 
-    write_rl_report(args.out / "grpo", "benchmarks/rl/rl_vs_sft.py " + shlex.join(argv or []))
+    write_rl_report(args.out / "grpo", "benchmarks/rl/rl_vs_sft.py " + shlex.join(argv))
     summary = {
         "before": before,
         "grpo": after_rl,
