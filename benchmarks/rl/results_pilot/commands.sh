@@ -2,9 +2,12 @@
 # RL pilot (issue 17): the memorization-check policy (tiny, task 0, trained on init states 0..9),
 # GRPO on 10 sampled-layout demo start states vs SFT on those 10 demos, 15 min each; evaluation on
 # init states 0..19 of task 0 (10..19: never a demo's start state for any arm).
-cd /work/main
+cd "$(dirname "$0")/../../.."  # the repository root
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 set -e
+mkdir -p runs
+# the starting policy (resumable; already there if runs/memorize holds a finished run)
+.venv/bin/python examples/memorize_libero.py --out runs/memorize
 echo "collect $(date)" >> runs/rlpilot.log
 .venv/bin/lara collect --suite libero_object --tasks 0 --episodes_per_task 10 --init sampled --perturb_xy 0.0 \
   --camera_size 128 --workers 2 --out runs/rlpilot/data
