@@ -9,6 +9,7 @@ Modules (import the one you need; nothing heavy runs at package import):
 - `lerobot_io`: LeRobot v3 reader/writer (image mode), simulator states in a `lara/` sidecar;
 - `convert` / `convert_cli`: `lara convert --dataset SRC --out DIR`;
 - `collect` / `collect_worker` / `collect_cli`: `lara collect`;
+- `expert_recording`: the scripted expert's episode loop (collection and the `sim` annotator's truth);
 - `stats`: normalization statistics stored with a dataset;
 - `samples`: the training-sample `Dataset` and `collate_samples` (docs/interfaces.md);
 - `replay`: `--policy replay`, a dataset's actions played back in the evaluator.

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from data_pipeline.expert_recording import record_expert
+
 logger = logging.getLogger(__name__)
 
 _ENV_CACHE: dict[str, Any] = {}  # per worker process: the last built env and expert, reused across jobs
@@ -151,40 +153,19 @@ def _rollout(job: Job, attempt: int) -> tuple[bool, dict[str, Any]]:
     obs, layout = _start(job, attempt, env)
     init_state = env.get_sim_state()
     expert.reset()
-    limit = job.max_steps or max_steps(job.suite)
-    joint_idx = list(env.raw_env.robots[0]._ref_joint_pos_indexes)
-    frames: dict[str, list] = {
-        k: [] for k in ("agentview", "wrist", "state", "action", "sim_state", "joints", "phase")
-    }
-    success = False
-    for _ in range(limit):
-        phase = expert.phase  # the phase the next action is computed in
-        action = np.asarray(expert.select_action(obs), dtype=np.float32)  # (7,)
-        frames["agentview"].append(obs.images["agentview"])
-        frames["wrist"].append(obs.images["wrist"])
-        frames["state"].append(obs.state)
-        frames["sim_state"].append(obs.sim_state)
-        frames["joints"].append(np.array(env.sim.data.qpos[joint_idx], dtype=np.float32))
-        frames["action"].append(action)
-        frames["phase"].append(phase)
-        obs, done, _ = env.step(action)
+    arrays, success = record_expert(
+        env,
+        expert,
+        obs,
+        job.max_steps or max_steps(job.suite),
         # LIBERO's predicate often holds while the object is still in the gripper (above the basket):
         # demos that stop there never show the release, and a policy trained on them never learns it.
-        if done and not job.finish_motion:
-            success = True
-            break
-        if job.finish_motion and expert.phase == "done":
-            break
+        stop_at="expert_done" if job.finish_motion else "success",
+        joints=True,
+    )
     if job.finish_motion:
         success = env.check_success()  # the object must still be in place after release and retract
-    arrays = {
-        "images.agentview": np.stack(frames["agentview"]),  # (T, S, S, 3) uint8
-        "images.wrist": np.stack(frames["wrist"]),
-        "state": np.stack(frames["state"]).astype(np.float32),  # (T, 8)
-        "action": np.stack(frames["action"]),  # (T, 7)
-        "sim_states": np.stack(frames["sim_state"]),  # (T, D)
-        "joint_states": np.stack(frames["joints"]),  # (T, 7)
-        "expert_phases": np.array(frames["phase"]),
+    arrays |= {
         "init_state": init_state,
         "init_state_index": np.array(layout.get("init_state_index", -1)),  # -1: a sampled layout
         "layout": np.array(json.dumps(layout)),

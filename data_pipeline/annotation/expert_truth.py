@@ -3,15 +3,15 @@ memory, and the map from the expert's phases to the annotator's.
 
 Used by the `sim` annotation tests and `benchmarks/annotation_accuracy.py`, which compare the
 annotator's segmentation with the phase the expert was in at every frame. The collector
-(`data_pipeline.collect`) writes whole datasets; this records one short episode without a dataset.
+(`data_pipeline.collect`) writes whole datasets; this records one episode in memory, with the same
+loop (`data_pipeline.expert_recording`).
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from data_pipeline.annotation.segmentation import GRASP, MOVE_TO_GOAL, MOVE_TO_OBJECT, PLACE, RETRACT
 from data_pipeline.episode import Episode
+from data_pipeline.expert_recording import record_expert
 
 # envs.scripted_expert phase -> annotator phase
 EXPERT_TO_PHASE = {
@@ -27,41 +27,20 @@ EXPERT_TO_PHASE = {
 }
 
 
-def record_expert_episode(env, init_index: int = 0, max_steps: int = 220, tail: int = 10) -> Episode:
+def record_expert_episode(env, init_index: int = 0, max_steps: int = 220, tail: int = 9) -> Episode:
     """Run envs.scripted_expert.ScriptedExpert on `env` (a LiberoEnv; with render=False the images are
-    black frames of the camera size, which is all the `sim` backend needs: it replays states).
-
-    Frame t holds the observation before action t; `expert_phases[t]` is the expert's phase when
-    it chose action t. Stops `tail` frames after the expert reaches "done".
+    black frames, which is all the `sim` backend needs: it replays states) from init state
+    `init_index`, recording `tail` more frames after the expert reaches "done".
     """
     from envs.scripted_expert import ScriptedExpert
 
     expert = ScriptedExpert(env)
     obs = env.reset(init_index)
     expert.reset()
-    frames: dict[str, list] = {k: [] for k in ("agentview", "wrist", "state", "action", "sim", "phase")}
-    done_left = None
-    for _ in range(max_steps):
-        phase = expert.phase
-        action = expert.select_action(obs)
-        blank = np.zeros((env.camera_size, env.camera_size, 3), dtype=np.uint8)  # render=False: no pixels
-        frames["agentview"].append(obs.images.get("agentview", blank))
-        frames["wrist"].append(obs.images.get("wrist", blank))
-        frames["state"].append(obs.state)
-        frames["action"].append(action)
-        frames["sim"].append(obs.sim_state)
-        frames["phase"].append(phase)
-        obs, _, _ = env.step(action)
-        if expert.phase == "done" and done_left is None:
-            done_left = tail
-        if done_left is not None:
-            done_left -= 1
-            if done_left <= 0:
-                break
-    state = np.asarray(frames["state"], dtype=np.float32)  # (T, 8)
-    action = np.asarray(frames["action"], dtype=np.float32)  # (T, 7)
+    arrays, _ = record_expert(env, expert, obs, max_steps, stop_at="expert_done", tail=tail)
+    state, action = arrays["state"], arrays["action"]  # (T, 8), (T, 7)
     return Episode(
-        images={"agentview": np.stack(frames["agentview"]), "wrist": np.stack(frames["wrist"])},
+        images={"agentview": arrays["images.agentview"], "wrist": arrays["images.wrist"]},
         state=state,
         action=action,
         gripper=action[:, -1].copy(),
@@ -72,9 +51,9 @@ def record_expert_episode(env, init_index: int = 0, max_steps: int = 220, tail: 
         task_name=env.task_name,
         suite=env.suite,
         episode_index=init_index,
-        sim_states=np.asarray(frames["sim"], dtype=np.float64),
+        sim_states=arrays["sim_states"],
         bddl_file=env.bddl_path,
         init_state=env.init_states[init_index],
-        expert_phases=list(frames["phase"]),
+        expert_phases=[str(p) for p in arrays["expert_phases"]],
         source=f"scripted:{env.suite}/{env.task_id}",
     )
