@@ -12,17 +12,17 @@ SMOKE = [
     "tiny",
     "--tasks",
     "0",
-    "--demos-per-task",
+    "--demos_per_task",
     "1",
-    "--eval-episodes",
+    "--eval_episodes",
     "1",
-    "--stage-steps",
+    "--stage_steps",
     "2",
     "2",
     "2",
     "--workers",
     "1",
-    "--eval-max-steps",
+    "--eval_max_steps",
     "16",
 ]
 
@@ -53,12 +53,23 @@ def test_step_commands_name_the_sampled_init_and_the_standard_protocol(tmp_path)
     assert commands["train_stage1"].startswith("lara train --curriculum small ")  # the published setting
 
 
+def test_flags_take_both_spellings():
+    from benchmarks.generalization.run import parse_args
+
+    underscored = parse_args(
+        ["--stage_steps", "1", "2", "3", "--eval_episodes", "4", "--stop_after", "annotate"]
+    )
+    dashed = parse_args(["--stage-steps", "1", "2", "3", "--eval-episodes", "4", "--stop-after", "annotate"])
+    assert vars(underscored) == vars(dashed)
+    assert (underscored.stage_steps, underscored.eval_episodes) == ([1, 2, 3], 4)
+
+
 @pytest.mark.sim
 def test_generalization_smoke_run_report_publish_and_resume(tmp_path, capsys):
     from benchmarks.generalization.run import main
 
     out, published = tmp_path / "gen", tmp_path / "results"
-    assert main(["--out", str(out), *SMOKE, "--stop-after", "annotate"]) == 0  # the demos only
+    assert main(["--out", str(out), *SMOKE, "--stop_after", "annotate"]) == 0  # the demos only
     assert "stopped after annotate" in capsys.readouterr().out and not (out / "train").exists()
     assert main(["--out", str(out), *SMOKE, "--publish", str(published)]) == 0  # continues from there
     printed = capsys.readouterr().out
@@ -106,7 +117,7 @@ def test_generalization_smoke_run_report_publish_and_resume(tmp_path, capsys):
 
     assert main(["--out", str(out), *SMOKE]) == 0  # resume: every step skipped, timings kept
     assert json.loads((out / "timings.json").read_text()) == timings
-    at = SMOKE.index("--eval-episodes") + 1
+    at = SMOKE.index("--eval_episodes") + 1
     with pytest.raises(LaraUserError, match="eval_episodes"):  # the same run asked for another protocol
         main(["--out", str(out), *SMOKE[:at], "2", *SMOKE[at + 1 :]])
 

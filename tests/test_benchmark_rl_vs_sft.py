@@ -1,4 +1,4 @@
-"""benchmarks/rl/rl_vs_sft.py --before-eval: a finished evaluation of the starting policy is reused
+"""benchmarks/rl/rl_vs_sft.py --before_eval: a finished evaluation of the starting policy is reused
 only when it is the same checkpoint and protocol settings."""
 
 import json
@@ -62,3 +62,16 @@ def test_an_unfinished_evaluation_is_refused(tmp_path):
     (source / "results.json").unlink()
     with pytest.raises(LaraUserError, match="not a finished evaluation"):
         reuse_evaluation(source, tmp_path / "before", _args(policy))
+
+
+def test_flags_take_both_spellings_and_the_rest_goes_to_lara_rl():
+    from benchmarks.rl.rl_vs_sft import parse_args
+
+    common = ["--policy", "p", "--dataset", "d"]
+    underscored = parse_args([*common, "--train_preset", "small", "--eval_episodes", "3", "--lr", "3e-5"])
+    dashed = parse_args([*common, "--train-preset", "small", "--eval-episodes", "3", "--lr", "3e-5"])
+    assert vars(underscored) == vars(dashed)
+    assert (underscored.train_preset, underscored.eval_episodes) == ("small", 3)
+    assert underscored.rl_flags == ["--lr", "3e-5"]
+    # no abbreviation: a lara rl flag that begins like one of ours is passed on, not swallowed
+    assert parse_args([*common, "--eval_workers", "2"]).rl_flags == ["--eval_workers", "2"]

@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--tasks", default="all")
     p.add_argument("--layouts", type=int, default=5, help="sampled layouts (collection slots) per task")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--region-fit", default="center", choices=("center", "footprint"))
+    p.add_argument("--region_fit", "--region-fit", default="center", choices=("center", "footprint"))
     args = p.parse_args(argv)
 
     from envs import libero_setup

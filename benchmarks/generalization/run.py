@@ -67,19 +67,27 @@ def build_config(args: argparse.Namespace) -> PipelineConfig:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    # Flags are spelled as lara's (underscores); the dashed spellings stay as aliases for commands
+    # recorded in older reports.
     p = argparse.ArgumentParser(prog="benchmarks/generalization/run.py", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("runs/generalization"))
     p.add_argument("--fresh", action="store_true", help="delete --out first and start over")
     p.add_argument("--tasks", default=DEFAULTS["tasks"], help="libero_object task ids ('all' or e.g. 0,3)")
-    p.add_argument("--demos-per-task", type=int, default=DEFAULTS["demos_per_task"])
+    p.add_argument("--demos_per_task", "--demos-per-task", type=int, default=DEFAULTS["demos_per_task"])
     p.add_argument(
+        "--eval_episodes",
         "--eval-episodes",
         type=int,
         default=DEFAULTS["eval_episodes"],
         help="K: evaluation episodes per task, from the protocol's init states 0..K-1 (50 = all)",
     )
     p.add_argument(
-        "--stage-steps", type=int, nargs=3, default=DEFAULTS["stage_steps"], metavar=("I", "II", "III")
+        "--stage_steps",
+        "--stage-steps",
+        type=int,
+        nargs=3,
+        default=DEFAULTS["stage_steps"],
+        metavar=("I", "II", "III"),
     )
     p.add_argument(
         "--curriculum",
@@ -88,12 +96,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--workers", type=int, default=DEFAULTS["workers"], help="simulator processes")
     p.add_argument(
+        "--eval_max_steps",
         "--eval-max-steps",
         type=int,
         default=None,
         help="cap policy steps per episode (smoke runs only: not the protocol; the report says so)",
     )
     p.add_argument(
+        "--stop_after",
         "--stop-after",
         choices=STEPS,
         default=None,
@@ -127,7 +137,7 @@ def main(argv: list[str]) -> int:
     cfg = build_config(args)
     results = run_pipeline(cfg, preview=1)
     if not results:
-        print(f"\nstopped after {args.stop_after}; run again without --stop-after to continue")
+        print(f"\nstopped after {args.stop_after}; run again without --stop_after to continue")
         return 0
     command = "python benchmarks/generalization/run.py " + shlex.join(argv)
     report = write_report(cfg, command.strip(), max_videos=args.videos)

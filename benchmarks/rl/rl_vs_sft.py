@@ -16,7 +16,7 @@ policy `benchmarks/generalization/` produces; until it exists, the memorization-
 memorization check and says so). About an hour per arm on 2 CPU cores with the defaults.
 
     .venv/bin/python benchmarks/rl/rl_vs_sft.py --policy runs/memorize/train/stage3/final \
-        --dataset runs/memorize/data --train-preset tiny \
+        --dataset runs/memorize/data --train_preset tiny \
         --out benchmarks/rl/results --minutes 60
 """
 
@@ -68,7 +68,7 @@ def reuse_evaluation(source: Path, dest: Path, args) -> None:
         return
     run_file, results_file = source / "run.json", source / "results.json"
     if not (run_file.is_file() and results_file.is_file()):
-        raise LaraUserError(f"--before-eval {source}: not a finished evaluation (no run.json + results.json)")
+        raise LaraUserError(f"--before_eval {source}: not a finished evaluation (no run.json + results.json)")
     run = json.loads(run_file.read_text())
     wanted = {
         "policy": str(Path(args.policy).resolve()),
@@ -81,7 +81,7 @@ def reuse_evaluation(source: Path, dest: Path, args) -> None:
     differ = [k for k in wanted if found[k] != wanted[k]]
     if differ:
         raise LaraUserError(
-            f"--before-eval {source} evaluated another setting ("
+            f"--before_eval {source} evaluated another setting ("
             + "; ".join(f"{k}: {found[k]} there, {wanted[k]} here" for k in differ)
             + "): omit the flag to evaluate the starting policy here"
         )
@@ -202,23 +202,35 @@ def _row(name: str, r: dict, seconds: float | None) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv  # kept whole: the reports print the command
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The benchmark's own flags; the rest (`args.rl_flags`) go to `lara rl` unchanged."""
+    # Flags are spelled as lara's (underscores); the dashed spellings stay as aliases for commands
+    # recorded in older reports. No abbreviations: unknown flags pass through to `lara rl` whole.
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--policy", required=True, help="starting stage-III checkpoint (save_pretrained folder)")
     p.add_argument("--dataset", required=True, help="the dataset it was trained on (layouts + SFT data)")
-    p.add_argument("--train-preset", default="tiny", help="training preset size of the SFT arm (stage 3)")
-    p.add_argument("--rl-config", type=Path, default=REPO / "configs/rl/tiny.yaml")
+    p.add_argument(
+        "--train_preset",
+        "--train-preset",
+        default="tiny",
+        help="training preset size of the SFT arm (stage 3)",
+    )
+    p.add_argument("--rl_config", "--rl-config", type=Path, default=REPO / "configs/rl/tiny.yaml")
     p.add_argument("--suite", default="libero_object")
     p.add_argument("--tasks", default="0,1")
-    p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--eval_episodes", "--eval-episodes", type=int, default=10)
     p.add_argument("--minutes", type=float, default=60.0, help="wall-time budget of each arm")
-    p.add_argument("--probe-steps", type=int, default=20)
+    p.add_argument("--probe_steps", "--probe-steps", type=int, default=20)
     p.add_argument(
-        "--eval-max-steps", type=int, default=None, help="smoke runs only: caps evaluation episodes"
+        "--eval_max_steps",
+        "--eval-max-steps",
+        type=int,
+        default=None,
+        help="smoke runs only: caps evaluation episodes",
     )
     p.add_argument("--workers", type=int, default=2)
     p.add_argument(
+        "--before_eval",
         "--before-eval",
         type=Path,
         default=None,
@@ -229,6 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     p.epilog = "Any other flag goes to `lara rl` (e.g. --noise_scale 0.2 --lr 3e-5)."
     args, rl_flags = p.parse_known_args(argv)
     args.rl_flags = rl_flags
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv  # kept whole: the reports print the command
+    args = parse_args(argv)
     from lara.scripts.cli import configure_logging
 
     configure_logging()  # third-party noise hidden, as in the lara command
