@@ -31,8 +31,13 @@ class MicroBatches:
 
     def __init__(self, dataset, collate, cfg: TrainConfig, accelerator: Accelerator, epoch: int, start: int):
         self.dataset, self.collate, self.cfg = dataset, collate, cfg
+        order = getattr(dataset, "epoch_order", None)  # a weighted mixture draws its own epochs
         self.sampler = ResumableSampler(
-            len(dataset), seed=cfg.seed, rank=accelerator.process_index, world_size=accelerator.num_processes
+            dataset.epoch_length if order is not None else len(dataset),
+            seed=cfg.seed,
+            rank=accelerator.process_index,
+            world_size=accelerator.num_processes,
+            order=order,
         )
         if self.sampler.per_rank < cfg.batch_size:
             raise LaraUserError(

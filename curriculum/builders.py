@@ -80,6 +80,16 @@ def _lookup(registry: dict, name: str, what: str):
 
 
 def build_dataset(cfg) -> tuple[Any, Callable]:
+    """The run's dataset; several LeRobot datasets (`data.root A,B` or `data.mixture`) are one
+    mixture with joint statistics (curriculum.mixture)."""
+    if cfg.data.mixture or len(cfg.data.datasets()) > 1:
+        if cfg.data.type != "lerobot":
+            raise LaraUserError(
+                f"data.type {cfg.data.type!r} reads one dataset; several datasets need data.type lerobot"
+            )
+        from curriculum.mixture import build_mixture_dataset
+
+        return build_mixture_dataset(cfg)
     return _lookup(DATASET_BUILDERS, cfg.data.type, "data.type")(cfg)
 
 

@@ -138,11 +138,31 @@ class LoraSettings:
 
 
 @dataclass
+class MixtureEntry:
+    """One dataset of a mixture (`data.mixture`): its folder, sampling weight and own CoT run."""
+
+    root: str = ""
+    weight: float = 1.0  # an epoch holds round(weight x its samples) of it: 1 = every frame once
+    annotation: str | None = None  # its CoT run name or "latest"; null: data.annotation
+    mapping: str | None = None  # its key mapping; null: data.mapping
+
+    def __post_init__(self) -> None:
+        _check(bool(self.root), "data.mixture: every entry needs a root (a LeRobot dataset folder)")
+        _check(self.weight > 0, f"data.mixture: weight of {self.root} must be > 0, got {self.weight}")
+
+
+@dataclass
 class DataConfig:
-    """The training dataset. `type` picks a registered builder (curriculum.builders)."""
+    """The training dataset. `type` picks a registered builder (curriculum.builders).
+
+    Several datasets train one run (one model on all four LIBERO suites): `root` as a comma list
+    (weight 1 each, data.annotation and data.mapping for all), or `mixture` entries with their own
+    weight, annotation run and mapping; joint normalization statistics and one FAST tokenizer over
+    all of them (curriculum.mixture, docs/method.md)."""
 
     type: str = "lerobot"
-    root: str = ""  # dataset folder (LeRobot v3 layout)
+    root: str = ""  # dataset folder (LeRobot v3 layout); several: comma-separated
+    mixture: list[MixtureEntry] = field(default_factory=list)  # several datasets with weights (or root)
     mapping: str = "auto"  # key mapping: a configs/data/ preset, a YAML path, or auto (the one that fits)
     annotation: str | None = "latest"  # CoT run name, "latest" (newest complete run); stages I-II need one
     allow_incomplete_annotation: bool = False  # train on an interrupted annotation run's episodes only
@@ -161,6 +181,26 @@ class DataConfig:
         _check(self.num_workers >= 0, "data.num_workers must be >= 0")
         _check(self.split in ("train", "all"), f"data.split={self.split!r}: choose train or all")
         _check(self.norm_mode in NORM_MODES, f"data.norm_mode={self.norm_mode!r}: choose one of {NORM_MODES}")
+        _check(
+            not (self.mixture and self.root),
+            "data.root and data.mixture both name the datasets: give one (root may be a comma list)",
+        )
+        roots = [e.root for e in self.datasets()]
+        _check(len(set(roots)) == len(roots), f"data: a dataset is named twice ({roots}); name each once")
+
+    def datasets(self) -> list[MixtureEntry]:
+        """The datasets of the run, annotation and mapping resolved (one entry for a plain root)."""
+        if self.mixture:
+            return [
+                MixtureEntry(
+                    e.root,
+                    e.weight,
+                    self.annotation if e.annotation is None else e.annotation,
+                    self.mapping if e.mapping is None else e.mapping,
+                )
+                for e in self.mixture
+            ]
+        return [MixtureEntry(r, 1.0, self.annotation, self.mapping) for r in self.root.split(",") if r]
 
 
 @dataclass

@@ -21,8 +21,15 @@ def epoch_permutation(num_samples: int, seed: int, epoch: int) -> list[int]:
 
 
 class ResumableSampler(Sampler[int]):
-    def __init__(self, num_samples: int, *, seed: int, rank: int = 0, world_size: int = 1) -> None:
+    """`order(seed, epoch)`, when given, returns the epoch's `num_samples` item indices in training
+    order (a weighted dataset mixture's own epoch, data_pipeline.samples.MixtureSampleDataset); it
+    must depend on (seed, epoch) alone, as `epoch_permutation` does."""
+
+    def __init__(
+        self, num_samples: int, *, seed: int, rank: int = 0, world_size: int = 1, order=None
+    ) -> None:
         self.num_samples = num_samples
+        self.order = order
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
@@ -34,7 +41,9 @@ class ResumableSampler(Sampler[int]):
         self.epoch, self.start = epoch, start
 
     def __iter__(self) -> Iterator[int]:
-        order = epoch_permutation(self.num_samples, self.seed, self.epoch)
+        order = (self.order or (lambda seed, epoch: epoch_permutation(self.num_samples, seed, epoch)))(
+            self.seed, self.epoch
+        )
         mine = order[self.rank :: self.world_size][: self.per_rank]
         return iter(mine[self.start :])
 

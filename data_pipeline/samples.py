@@ -172,6 +172,89 @@ class LaraSampleDataset(torch.utils.data.Dataset):
         return sample
 
 
+class MixtureSampleDataset(torch.utils.data.Dataset):
+    """Several sample datasets trained as one (e.g. the four LIBERO suites), with sampling weights.
+
+    Items are the parts' items one after the other (item j of part i is `offsets[i] + j`); each
+    sample also carries `dataset_index` (its part; `episode_index` stays the part's own). The parts
+    must share one `NormalizationStats` object (joint statistics, data_pipeline.stats.joint_stats)
+    and one chunk size. For the helpers that read a dataset without decoding images (the FAST fit,
+    the CoT vocabulary: curriculum.lara_adapter) the mixture exposes the parts' low-dimensional
+    arrays concatenated, with row indices shifted by each part's row offset and episode ids shifted
+    so that they are unique across parts (`cot` is keyed by those shifted ids).
+
+    Weights: an epoch holds round(w_i * N_i) items of part i (N_i its items): weight 1 everywhere is
+    the plain concatenation, 2 shows a part's every frame twice per epoch, 0.5 a different random
+    half each epoch. `epoch_order(seed, epoch)` draws the epoch from (seed, epoch) alone, so a
+    resumed run rebuilds the same order (curriculum.sampler); with every weight 1 it is exactly the
+    permutation a plain dataset of the same items gets.
+    """
+
+    def __init__(self, parts: list[LaraSampleDataset], weights: list[float] | None = None, names=()):
+        if not parts:
+            raise LaraUserError("a dataset mixture needs at least one dataset")
+        weights = [1.0] * len(parts) if weights is None else [float(w) for w in weights]
+        self.names = [str(n) for n in names] or [str(p.root) for p in parts]
+        if len(weights) != len(parts) or len(self.names) != len(parts):
+            raise ValueError(f"{len(parts)} datasets, {len(weights)} weights, {len(self.names)} names")
+        if any(p.stats is not parts[0].stats for p in parts):
+            raise ValueError("the parts of a mixture must share one NormalizationStats (joint_stats)")
+        chunks = {p.config.chunk_size for p in parts}
+        if len(chunks) > 1:
+            raise ValueError(f"the parts of a mixture must share one chunk size, got {sorted(chunks)}")
+        self.parts, self.weights = parts, weights
+        self.stats = parts[0].stats
+        self.config = parts[0].config  # chunk_size (shared); mapping/annotation are each part's own
+        sizes = np.array([len(p) for p in parts])
+        self.offsets = np.r_[0, np.cumsum(sizes)[:-1]]  # (P,) first item of each part
+        self.counts = [int(round(w * n)) for w, n in zip(weights, sizes)]  # items per epoch, per part
+        for name, w, k in zip(self.names, weights, self.counts):
+            if w <= 0 or k < 1:
+                raise LaraUserError(
+                    f"mixture weight {w} of {name} draws no sample per epoch; use a weight > 0"
+                )
+        self.epoch_length = int(sum(self.counts))
+        row_off = np.r_[0, np.cumsum([len(p.action) for p in parts])[:-1]]  # (P,) first row of each part
+        ep_off = np.r_[0, np.cumsum([int(p.episode_index.max()) + 1 for p in parts])[:-1]]  # (P,)
+        self.action = np.concatenate([p.action for p in parts])  # (sum N, A)
+        self.state = np.concatenate([p.state for p in parts])  # (sum N, S)
+        self.episode_end = np.concatenate([p.episode_end + o for p, o in zip(parts, row_off)])  # (sum N,)
+        self.rows = np.concatenate([p.rows + o for p, o in zip(parts, row_off)])  # (sum N',)
+        self.episode_index = np.concatenate([p.episode_index + o for p, o in zip(parts, ep_off)])  # (sum N,)
+        self.frame_index = np.concatenate([p.frame_index for p in parts])  # (sum N,)
+        cots = [p.cot for p in parts]
+        if all(c is None for c in cots):
+            self.cot = None
+        elif any(c is None for c in cots):
+            raise ValueError("either every part of a mixture has an annotation run or none has")
+        else:
+            self.cot = {(e + int(o), f): v for c, o in zip(cots, ep_off) for (e, f), v in c.items()}
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1] + len(self.parts[-1]))
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        part = int(np.searchsorted(self.offsets, index, side="right")) - 1
+        sample = self.parts[part][int(index - self.offsets[part])]
+        sample["dataset_index"] = part
+        return sample
+
+    def epoch_order(self, seed: int, epoch: int) -> list[int]:
+        """The items of epoch `epoch` in training order (length `epoch_length`)."""
+        picks = []
+        for i, (offset, k) in enumerate(zip(self.offsets, self.counts)):
+            n = len(self.parts[i])
+            full, rest = divmod(k, n)
+            idx = [np.tile(np.arange(n), full)]
+            if rest:  # a fractional pass: a random subset, a different one every epoch
+                idx.append(np.random.default_rng([seed, epoch, i]).permutation(n)[:rest])
+            picks.append(np.concatenate(idx) + offset)
+        items = np.concatenate(picks)  # (epoch_length,)
+        # the same permutation rule as curriculum.sampler.epoch_permutation (data cannot import it)
+        perm = torch.randperm(len(items), generator=torch.Generator().manual_seed(seed + epoch))
+        return items[perm.numpy()].tolist()
+
+
 def collate_samples(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack tensors (B, ...), ints -> LongTensor (B,), strings and CoT stay lists of length B."""
     if not samples:

@@ -8,6 +8,11 @@ mapping) is recomputed only when the dataset changed.
 
 Statistics are over actions in the environment's gripper convention (the key mapping converts at
 read time, before statistics), and the action's gripper dimension is passthrough: never rescaled.
+
+Several datasets trained as one run (a mixture, e.g. the four LIBERO suites) share one set of
+statistics computed over all their frames (`joint_stats`): one robot and one action space, so one
+physical action must map to one normalized value whatever dataset it came from, and the evaluated
+policy, which is not told which dataset a scene resembles, un-normalizes with that one set.
 """
 
 from __future__ import annotations
@@ -131,3 +136,29 @@ def load_or_compute_stats(
     stats = compute_stats(low_dim, mode)
     atomic_write_text(path, json.dumps({**stats.to_dict(), "dataset": fingerprint}, indent=2))
     return stats
+
+
+def joint_stats(
+    low_dims: list[dict[str, np.ndarray]], mode: str = "quantile", sources=()
+) -> NormalizationStats:
+    """One set of statistics over the frames of several datasets together (rows concatenated; a
+    dataset with more frames weighs more, as in the mixture at weight 1). Every dataset must have
+    the same state and action widths: they are one robot's (docs/method.md, "several datasets")."""
+    if not low_dims:
+        raise LaraUserError("joint statistics need at least one dataset")
+    names = [str(s) for s in sources] or [f"dataset {i}" for i in range(len(low_dims))]
+    for low, name in zip(low_dims, names):
+        check_finite(low, name)
+    for key in ("state", "action"):
+        widths = {name: low[key].shape[1] for low, name in zip(low_dims, names)}
+        if len(set(widths.values())) > 1:
+            raise LaraUserError(
+                f"the datasets of one run must share the {key} width, got {widths}; train them separately "
+                "or map them to one robot's keys"
+            )
+    merged = {
+        key: np.concatenate([low[key] for low in low_dims]) for key in ("state", "action")
+    }  # (sum N, D)
+    merged["episode_index"] = np.concatenate([low["episode_index"] for low in low_dims])  # (sum N,)
+    merged["frame_index"] = np.concatenate([low["frame_index"] for low in low_dims])  # (sum N,)
+    return compute_stats(merged, mode)
