@@ -9,6 +9,13 @@ of those is done once: `reset(i)` loads shipped init state i and runs the no-op 
 
 `render=False` builds the env with no offscreen renderer and no camera observables (about 15x
 faster stepping), for the scripted expert and data replays that only need privileged state.
+
+Rendering only the frames someone looks at: `step(action, render=False)` skips the cameras of that
+step (its `Observation.images` is empty) and the wait steps render only the last one. A chunked
+policy that runs 8 actions open loop needs 1 frame in 8. Skipping changes no pixel of the frames
+that are rendered and no bit of the physics (tests/envs/test_lazy_render_sim.py): robosuite samples a
+camera once per control step inside its own timing state machine, which keeps running; only the
+camera's sensor function is gated (`_CameraGate`), so a skipped step costs physics alone.
 """
 
 from __future__ import annotations
@@ -36,6 +43,33 @@ from lara.utils.errors import LaraUserError
 from lara.utils.verbosity import verbose
 
 logger = logging.getLogger(__name__)
+
+
+class _CameraGate:
+    """Wraps robosuite's camera sensors so that a step can skip rendering them. robosuite's observable
+    keeps its sampling clock (when a camera is sampled inside a control step) untouched; a gated-off
+    sample returns a blank frame that nobody reads (`LiberoEnv._observation` drops it)."""
+
+    def __init__(self) -> None:
+        self.on = True
+
+    def install(self, raw_env: Any) -> None:
+        """(Re)wrap the camera sensors; a hard reset replaces them, so this runs before each use."""
+        for rs_name in ROBOSUITE_CAMERAS.values():
+            observable = raw_env._observables[f"{rs_name}_image"]
+            if getattr(observable._sensor, "_lara_gate", None) is self:
+                continue
+            real = observable._sensor
+            blank = np.zeros_like(np.asarray(observable.obs))
+
+            def gated(obs_cache, real=real, blank=blank):
+                return real(obs_cache) if self.on else blank
+
+            gated.__modality__ = real.__modality__  # robosuite's @sensor marker
+            gated._lara_gate = self
+            observable._sensor = gated
+
+
 REGION_FITS = ("footprint", "center")  # how a sampled object must sit in its BDDL region (reset_sampled)
 
 
@@ -98,6 +132,7 @@ class LiberoEnv:
             # OffScreenRenderEnv forces an offscreen renderer; the base class lets us drop it.
             self._env = ControlEnv(has_offscreen_renderer=False, use_camera_obs=False, **kwargs)
         self._env.seed(self.seed)
+        self._cameras = _CameraGate()
         self._reset_done = False
         self._closed = False
         logger.debug("built %s task %d (%s), render=%s", suite, self.task_id, self.task_name, self.render)
@@ -142,7 +177,9 @@ class LiberoEnv:
                 f"valid indices are 0..{n - 1} (one per shipped init state)"
             )
         self._env.reset()
-        return self._wait(self._env.set_init_state(self._init_states[int(episode_index)]))
+        with self._cameras_off():  # the last wait step renders the first frame
+            raw = self._env.set_init_state(self._init_states[int(episode_index)])
+        return self._wait(raw)
 
     def reset_sampled(self, layout_seed: int, region_fit: str = "footprint") -> Observation:
         """Start from a new layout drawn by LIBERO's placement sampler (the BDDL regions) instead of
@@ -179,19 +216,40 @@ class LiberoEnv:
         return self._wait(raw)
 
     def _wait(self, raw: dict[str, np.ndarray]) -> Observation:
-        for _ in range(NUM_WAIT_STEPS):
-            raw, _, _, _ = self._env.step(noop_action())
+        for i in range(NUM_WAIT_STEPS):
+            raw = self._raw_step(noop_action(), render=i == NUM_WAIT_STEPS - 1)[0]
         self._reset_done = True
         return self._observation(raw)
 
-    def step(self, action: np.ndarray) -> tuple[Observation, bool, dict[str, Any]]:
-        """Apply one (7,) action; `done` is LIBERO's own success predicate."""
+    def step(self, action: np.ndarray, render: bool = True) -> tuple[Observation, bool, dict[str, Any]]:
+        """Apply one (7,) action; `done` is LIBERO's own success predicate. `render=False`: this step's
+        observation has no images (the cameras are not rendered; physics and later frames unchanged)."""
         self._check_open()
         act = validate_action(action)  # (7,)
         if not self._reset_done:
             raise LaraUserError("call reset(episode_index) before step()")
-        raw, _reward, done, info = self._env.step(act)
-        return self._observation(raw), bool(done), dict(info)
+        raw, done, info = self._raw_step(act, render)
+        return self._observation(raw, render), bool(done), dict(info)
+
+    def _raw_step(self, action: np.ndarray, render: bool) -> tuple[dict, bool, dict]:
+        if not render:
+            with self._cameras_off():
+                raw, _reward, done, info = self._env.step(action)
+        else:
+            raw, _reward, done, info = self._env.step(action)
+        return raw, done, info
+
+    @contextlib.contextmanager
+    def _cameras_off(self):
+        if not self.render:
+            yield
+            return
+        self._cameras.install(self.raw_env)
+        self._cameras.on = False
+        try:
+            yield
+        finally:
+            self._cameras.on = True
 
     def check_success(self) -> bool:
         return bool(self._env.check_success())
@@ -223,9 +281,9 @@ class LiberoEnv:
         if self._closed:
             raise LaraUserError("this LiberoEnv is closed; build a new one")
 
-    def _observation(self, raw: dict[str, np.ndarray]) -> Observation:
+    def _observation(self, raw: dict[str, np.ndarray], rendered: bool = True) -> Observation:
         images: dict[str, np.ndarray] = {}
-        if self.render:
+        if self.render and rendered:
             for name, rs_name in ROBOSUITE_CAMERAS.items():
                 images[name] = flip_image(raw[f"{rs_name}_image"])  # (H, W, 3) uint8, upright
         return Observation(

@@ -103,6 +103,11 @@ class LaraPolicy(LaraModel):
             self._queue.extend(chunk[:k])
         return self._queue.popleft()
 
+    def needs_observation(self) -> bool:
+        """Whether the next `select_action` reads its observation: only when the queue is empty and a
+        chunk is planned. The simulator skips rendering the frames no one reads (envs.libero_env)."""
+        return not self._queue
+
     def reset(self) -> None:
         """A new episode: the queue and the latencies emptied, the prompt cache dropped (a new
         episode may bring a new instruction)."""

@@ -54,7 +54,13 @@ def test_queue_executes_first_k_then_replans(loaded, monkeypatch):
     try:
         loaded.execute_steps = 3
         loaded.reset()
-        assert [loaded.select_action(None)[0] for _ in range(4)] == [100, 101, 102, 200]  # 3, then a re-plan
+        assert loaded.needs_observation()  # an empty queue: the next action plans from the frame
+        wanted = []
+        for _ in range(4):
+            wanted.append(loaded.select_action(None)[0])
+            wanted.append(loaded.needs_observation())  # the frame after this action is read?
+        # 3, then a re-plan; only the frame before a plan is read (the simulator renders no other)
+        assert wanted == [100, False, 101, False, 102, True, 200, False]
         assert len(calls) == 2 and len(loaded.chunk_latency_ms) == 2
         loaded.reset()
         assert loaded.chunk_latency_ms == [] and loaded.select_action(None)[0] == 300  # reset drops the queue
