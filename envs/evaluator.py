@@ -47,7 +47,7 @@ class EvalConfig:
     """`lara eval` settings (YAML presets in configs/eval/, every field overridable by flag)."""
 
     policy: str = "scripted"  # noop | scripted | replay | <checkpoint dir>
-    suite: str = "libero_object"
+    suite: str = "libero_object"  # or several, comma-separated: one run per suite (envs.multi_suite)
     tasks: str = "all"  # "all" or comma-separated task ids, e.g. "0,3"
     episodes: int = 50  # per task; episode i starts from init state i
     workers: int = 1
@@ -59,9 +59,11 @@ class EvalConfig:
     max_steps: int | None = None  # override of the suite's step limit (smoke tests only; reported)
     dataset: str | None = None  # `--policy replay`: the dataset whose recorded actions are played back
     render: bool | None = None  # render cameras; None = only when the policy or --video needs them
+    records: Path | None = None  # episode record file; None: <out>/episodes.jsonl (several suites share one)
 
     def __post_init__(self) -> None:
-        check_suite(self.suite)
+        for suite in self.suite.split(","):
+            check_suite(suite)
         if self.episodes < 1:
             raise LaraUserError(f"--episodes must be >= 1, got {self.episodes}")
         if self.workers < 1:
@@ -73,6 +75,7 @@ class EvalConfig:
         if self.video and self.render is False:
             raise LaraUserError("--video needs rendering; drop --render false")
         self.out = Path(self.out)
+        self.records = None if self.records is None else Path(self.records)
 
     def identity(self) -> dict:
         return {key: (str(v) if isinstance(v := getattr(self, key), Path) else v) for key in IDENTITY_KEYS}
@@ -288,6 +291,10 @@ def evaluate(cfg: EvalConfig, policy_builder=None) -> dict:
     `policy_builder`: a picklable callable `env -> policy` that replaces `build_policy` in every
     worker (how a higher layer supplies a policy this package cannot build, e.g. `--policy replay`,
     which reads a dataset: `data_pipeline.replay.ReplayPolicyBuilder`)."""
+    if "," in cfg.suite:  # several suites: one table, one record file (envs.multi_suite)
+        from envs.multi_suite import evaluate_suites
+
+        return evaluate_suites(cfg, policy_builder=policy_builder)
     from envs.libero_env import num_tasks
 
     if policy_builder is None:
@@ -313,7 +320,7 @@ def evaluate(cfg: EvalConfig, policy_builder=None) -> dict:
     }
     (cfg.out / "run.json").write_text(json.dumps(run_info, indent=2))
 
-    jsonl = cfg.out / "episodes.jsonl"
+    jsonl = cfg.records or cfg.out / "episodes.jsonl"
     repair_jsonl(jsonl)  # a torn last line would swallow the next record appended after it
     previous = _read_episodes(jsonl, cfg.suite)
     done = {(r["task"], r["episode"]) for r in previous}
