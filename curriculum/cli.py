@@ -44,7 +44,10 @@ def _parser() -> argparse.ArgumentParser:
         "--config", action="append", default=[], help="YAML merged on the preset (repeatable: later wins)"
     )
     p.add_argument("--curriculum", metavar="SIZE", help="run stages 1, 2, 3 of this size's presets")
-    p.add_argument("--dataset", help="the training dataset folder (sets data.root)")
+    p.add_argument(
+        "--dataset",
+        help="the training dataset folder, or several comma-separated for one run (sets data.root)",
+    )
     p.add_argument(
         "--out",
         help="the run's folder (sets output_dir); with --curriculum stage k trains into <out>/stage<k>",
