@@ -145,6 +145,79 @@ def write_lerobot_dataset(
     return root
 
 
+def _check_data_files(root: Path) -> None:
+    """Every file meta/ lists is on disk, or one line naming the first one missing. lerobot, finding a
+    file missing, tries to download the dataset from the hub and reports only that it cannot."""
+    import pyarrow.parquet as pq
+
+    try:
+        info = json.loads((root / "meta" / "info.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise LaraUserError(
+            f"{root / 'meta' / 'info.json'}: unreadable ({err}); write the dataset again"
+        ) from None
+    data_path = info.get("data_path") if isinstance(info, dict) else None
+    if not isinstance(data_path, str):
+        return  # not lerobot v3: lerobot itself says what is wrong
+    episode_files = sorted((root / "meta" / "episodes").rglob("*.parquet"))
+    needed = [root / "meta" / "tasks.parquet"]
+    if not episode_files:
+        needed.append(root / "meta" / "episodes")
+    for file in needed:
+        if not file.exists():
+            raise LaraUserError(
+                f"{root}: {file} is missing; the dataset is incomplete, copy or write it again"
+            )
+    files: dict[Path, list[int]] = {}  # data file -> the episodes stored in it
+    for path in episode_files:
+        try:
+            table = pq.read_table(path, columns=["episode_index", "data/chunk_index", "data/file_index"])
+        except Exception:  # noqa: BLE001 (damaged metadata: lerobot's own error names it)
+            return
+        columns = table.to_pydict()
+        for ep, chunk, index in zip(
+            columns["episode_index"], columns["data/chunk_index"], columns["data/file_index"]
+        ):
+            files.setdefault(root / data_path.format(chunk_index=chunk, file_index=index), []).append(int(ep))
+    for file, episodes in sorted(files.items()):
+        if not file.is_file():
+            listed = f"{episodes[:5]}{' ...' if len(episodes) > 5 else ''}"
+            raise LaraUserError(
+                f"{root}: data file {file.relative_to(root)} is missing (meta/episodes puts episodes "
+                f"{listed} in it); the dataset is incomplete, copy or write it again"
+            )
+        _check_vector_shapes(root, file, info.get("features") or {})
+
+
+def _check_vector_shapes(root: Path, file: Path, features: dict) -> None:
+    """A vector feature (state, action) whose meta/info.json shape disagrees with the parquet file's
+    fixed-size lists: one line, read from the file's footer alone. Handed to lerobot, such a
+    dataset fails inside a parquet read whose abandoned reader threads could abort the process at
+    exit ("terminate called without an active exception", exit 134)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(file)
+    except Exception:  # noqa: BLE001 (not parquet: lerobot's own error names it)
+        return
+    for key, feature in features.items():
+        shape = feature.get("shape") if isinstance(feature, dict) else None
+        if feature.get("dtype") in ("image", "video") or not isinstance(shape, list) or len(shape) != 1:
+            continue
+        if key not in schema.names:
+            raise LaraUserError(
+                f"{root}: meta/info.json lists feature {key!r}, {file.relative_to(root)} has no such column; "
+                "the dataset is inconsistent, write it again"
+            )
+        field_type = schema.field(key).type
+        if pa.types.is_fixed_size_list(field_type) and field_type.list_size != shape[0]:
+            raise LaraUserError(
+                f"{root}: feature {key!r} has shape {shape} in meta/info.json but {field_type.list_size} "
+                f"values per frame in {file.relative_to(root)}; fix meta/info.json or write the dataset again"
+            )
+
+
 def open_lerobot_dataset(root: str | Path, repo_id: str | None = None) -> LeRobotDataset:
     """`LeRobotDataset` for a local folder, with a clear error when it is not a finished dataset."""
     root = Path(root)
@@ -154,6 +227,7 @@ def open_lerobot_dataset(root: str | Path, repo_id: str | None = None) -> LeRobo
             "'.NAME.tmp-*' folder, re-run the conversion/collection"
         )
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    _check_data_files(root)
     try:
         return LeRobotDataset(repo_id or f"local/{root.name}", root=root)
     except Exception as err:
@@ -161,6 +235,16 @@ def open_lerobot_dataset(root: str | Path, repo_id: str | None = None) -> LeRobo
             f"{root}: lerobot cannot load the dataset ({type(err).__name__}: {err}); "
             "the dataset is incomplete or corrupt, write it again"
         ) from err
+
+
+def image_hw(dataset: LeRobotDataset, key: str) -> tuple[int, int] | None:
+    """(H, W) of image feature `key` as meta/info.json declares it; None when it names no height/width."""
+    feature = dataset.meta.features.get(key) or {}
+    shape = list(feature.get("shape") or [])
+    names = list(feature.get("names") or ["height", "width", "channel"])
+    if len(shape) != 3 or "height" not in names or "width" not in names:
+        return None
+    return int(shape[names.index("height")]), int(shape[names.index("width")])
 
 
 def _check_keys(root: Path, dataset: LeRobotDataset, mapping: KeyMapping) -> None:

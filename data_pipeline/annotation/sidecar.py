@@ -133,20 +133,84 @@ class EpisodeAnnotation:
         for i, fr in enumerate(frames_raw):
             if fr.get("type") != "frame" or fr.get("frame") != i:
                 raise LaraUserError(f"{source}: frame lines out of order at line {i + 2}")
-            frames.append([(str(tag), str(text)) for tag, text in fr["cot"]])
-        return cls(
-            episode=int(head["episode"]),
-            status=head["status"],
-            num_frames=int(head["num_frames"]),
-            instruction=head.get("instruction", ""),
-            reason=head.get("reason", ""),
-            plan=list(head.get("plan", [])),
-            segments=list(head.get("segments", [])),
-            objects=list(head.get("objects", [])),
-            quality_flags=list(head.get("quality_flags", [])),
-            frames=frames,
-            config_hash=head.get("config_hash", ""),
-        )
+            try:
+                frames.append([(str(tag), str(text)) for tag, text in fr["cot"]])
+            except (KeyError, TypeError, ValueError):
+                raise _damaged(source, f"frame {i}: 'cot' is not a list of [tag, text] pairs") from None
+        try:
+            ann = cls(
+                episode=int(head["episode"]),
+                status=head["status"],
+                num_frames=int(head["num_frames"]),
+                instruction=head.get("instruction", ""),
+                reason=head.get("reason", ""),
+                plan=list(head.get("plan", [])),
+                segments=list(head.get("segments", [])),
+                objects=list(head.get("objects", [])),
+                quality_flags=list(head.get("quality_flags", [])),
+                frames=frames,
+                config_hash=head.get("config_hash", ""),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise _damaged(source, f"bad episode header ({type(err).__name__}: {err})") from None
+        ann.check(source)
+        return ann
+
+    def check(
+        self, source: str = "", num_frames: int | None = None, image_hw: tuple[int, int] | None = None
+    ) -> None:
+        """Refuse a damaged annotation with one line naming the file and the frame: frames missing or
+        extra (against the header's num_frames and, given, the episode's real `num_frames`), a frame
+        without CoT, tags other than `FRAME_TAGS` in their order, and (given the image's (H, W)) an
+        OBJECTS box outside the image. Training on such a file would learn from the damage."""
+        if num_frames is not None and self.num_frames != num_frames:
+            raise _damaged(
+                source,
+                f"the header says num_frames {self.num_frames}, episode {self.episode} of the dataset "
+                f"has {num_frames}",
+            )
+        if self.status != "ok":
+            return
+        if len(self.frames) != self.num_frames:
+            first = min(len(self.frames), self.num_frames)
+            raise _damaged(
+                source,
+                f"frame {first}: {len(self.frames)} frame lines for num_frames {self.num_frames} in its "
+                "header (a cut or padded file)",
+            )
+        for t, cot in enumerate(self.frames):
+            if not cot:
+                raise _damaged(source, f"frame {t}: empty cot (no segment)")
+            tags = [tag for tag, _ in cot]
+            if [tag for tag in FRAME_TAGS if tag in tags] != tags:
+                raise _damaged(
+                    source, f"frame {t}: tags {tags}, expected some of {list(FRAME_TAGS)} in that order"
+                )
+            if image_hw is not None:
+                for tag, text in cot:
+                    if tag == "OBJECTS":
+                        _check_boxes(source, t, text, image_hw)
+
+
+_BOX_RE = re.compile(r"\[\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*\]")
+
+
+def _check_boxes(source: str, frame: int, text: str, image_hw: tuple[int, int]) -> None:
+    """Boxes `[x1, y1, x2, y2]` are pixels of the dataset image (x2, y2 exclusive): inside it."""
+    h, w = image_hw
+    for match in _BOX_RE.finditer(text):
+        x1, y1, x2, y2 = (int(v) for v in match.groups())
+        if not (0 <= x1 <= x2 <= w and 0 <= y1 <= y2 <= h):
+            raise _damaged(
+                source, f"frame {frame}: box [{x1}, {y1}, {x2}, {y2}] is outside the {w}x{h} image"
+            )
+
+
+def _damaged(source: str, what: str) -> LaraUserError:
+    return LaraUserError(
+        f"{source}: damaged annotation, {what}; delete the file and re-run the same `lara annotate` command "
+        "(it annotates the missing episodes)"
+    )
 
 
 def write_episode(run_dir: Path, ann: EpisodeAnnotation) -> Path:
@@ -222,7 +286,8 @@ def _resolve_run(dataset_dir: str | os.PathLike, name: str) -> Path:
         have = [r["name"] for r in list_annotations(dataset_dir)]
         raise LaraUserError(
             f"no annotation run {name!r} in {dataset_dir} (available: {', '.join(have) or 'none'}); "
-            f"create it with `lara annotate --dataset {dataset_dir} --name {name} --backend ...`"
+            f"create it with `lara annotate --dataset {dataset_dir} --backend sim --name {name}` "
+            "(or --backend instruction | vlm)"
         )
     return run_dir
 
@@ -235,7 +300,12 @@ def iter_episode_annotations(dataset_dir: str | os.PathLike, name: str) -> Itera
 
 
 def load_annotations(
-    dataset_dir: str | os.PathLike, name: str, include_plan: bool = False, require_complete: bool = False
+    dataset_dir: str | os.PathLike,
+    name: str,
+    include_plan: bool = False,
+    require_complete: bool = False,
+    episode_lengths: dict[int, int] | None = None,
+    image_hw: tuple[int, int] | None = None,
 ) -> dict[tuple[int, int], Segments]:
     """CoT of a run: `{(episode, frame): [(tag, text), ...]}` for every annotated frame.
 
@@ -243,12 +313,17 @@ def load_annotations(
     `include_plan`, the episode's PLAN is prepended as `("PLAN", "step 1; step 2; ...")`. Skipped
     episodes (quality failures, see meta.json) have no keys: a trainer treats a missing key as "no
     CoT for this frame". `require_complete` raises when the run was interrupted before the end.
+    Given the dataset's `episode_lengths` ({episode: frames}) and image `(H, W)`, every file is also
+    checked against its episode (`EpisodeAnnotation.check`): a damaged one is one error line.
     """
     run_dir = _resolve_run(dataset_dir, name)
     if require_complete and not (read_meta(run_dir) or {}).get("complete", False):
         raise LaraUserError(f"annotation run {name!r} is incomplete; re-run `lara annotate` to finish it")
     out: dict[tuple[int, int], Segments] = {}
     for ann in iter_episode_annotations(dataset_dir, name):
+        if episode_lengths is not None or image_hw is not None:
+            length = (episode_lengths or {}).get(ann.episode)
+            ann.check(str(episode_path(run_dir, ann.episode)), num_frames=length, image_hw=image_hw)
         if ann.status != "ok":
             continue
         plan_seg = [("PLAN", "; ".join(ann.plan))] if include_plan and ann.plan else []

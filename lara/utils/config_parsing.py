@@ -91,6 +91,34 @@ def normalize_args(config_class: type, argv: list[str], prog: str) -> list[str]:
     return out
 
 
+def check_config_file(path: str, prog: str = "lara") -> None:
+    """A `--config_path` file that draccus can read: it exists, is YAML, and holds a mapping of
+    `field: value` (or nothing). Otherwise one `LaraUserError` line naming the file and what is wrong
+    (draccus would raise a traceback without the file's name)."""
+    from pathlib import Path
+
+    import yaml
+
+    file = Path(path)
+    if not file.is_file():
+        what = "is a folder, not a YAML file" if file.is_dir() else "does not exist"
+        raise LaraUserError(f"--{CONFIG_PATH} {path}: the file {what} (configs/ holds the presets)")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise LaraUserError(f"{path}: not valid YAML{where} ({problem})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise LaraUserError(f"{path}: cannot read the config file ({err})") from None
+    if data is not None and not isinstance(data, dict):
+        raise LaraUserError(
+            f"{path}: holds a {type(data).__name__}, not a mapping of `field: value` lines "
+            f"(see `{prog} --help` for the fields)"
+        )
+
+
 def parse_config(config_class: type[T], argv: list[str] | None = None, prog: str | None = None) -> T:
     """`config_class` from `argv` (default: the process's command line), or a `LaraUserError`."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -98,6 +126,9 @@ def parse_config(config_class: type[T], argv: list[str] | None = None, prog: str
     if any(a in ("-h", "--help") for a in argv):
         draccus.parse(config_class=config_class, args=argv, prog=prog)  # prints help and exits 0
     args = normalize_args(config_class, argv, prog)
+    for i, arg in enumerate(args[:-1]):
+        if arg == f"--{CONFIG_PATH}":
+            check_config_file(args[i + 1], prog)
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):
