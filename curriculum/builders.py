@@ -32,12 +32,14 @@ A dataset builder: (cfg) -> (torch Dataset of interface sample dicts, collate_fn
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lara.utils.errors import LaraUserError
 
+log = logging.getLogger(__name__)
 PolicyBuilder = Callable[[Any, Any, "Path | None"], Any]
 DatasetBuilder = Callable[[Any], tuple[Any, Callable]]
 
@@ -102,11 +104,12 @@ def build_policy(cfg, dataset, init_from: Path | None):
 
 
 def resolve_init_from(path: str | Path, stage: int) -> Path:
-    """Accept a run folder, its `final/`, or a `save_pretrained` folder; return the latter."""
-    from lara.checkpoint import resolve_checkpoint_dir  # torch + transformers: not at import (CLI start-up)
+    """Accept a run folder, its `final/`, or a `save_pretrained` folder; return the latter. A
+    checkpoint that does not come from the previous stage (stage II skipped) gets a note."""
+    from lara.checkpoint import resolve_checkpoint_dir, run_stage  # torch: not at import (CLI start-up)
 
     try:
-        return resolve_checkpoint_dir(path)
+        directory = resolve_checkpoint_dir(path)
     except LaraUserError:
         raise LaraUserError(
             f"stage {stage} needs the stage {stage - 1} checkpoint, and {path} holds none (no "
@@ -114,6 +117,19 @@ def resolve_init_from(path: str | Path, stage: int) -> Path:
             f"train stage {stage - 1} first (`lara train --preset <size> --stage {stage - 1}`), or run "
             "`lara train --curriculum <size>`"
         ) from None
+    trained = run_stage(directory)  # the stage that trained it (its trainer_state.json), any policy type
+    if trained is not None and trained != stage - 1:
+        log.warning(
+            "note: stage %d starts from %s, which stage %d trained, not stage %d%s",
+            stage,
+            directory,
+            trained,
+            stage - 1,
+            " (stage II skipped: the latent CoT never trained; the curriculum runs I -> II -> III)"
+            if trained < stage - 1
+            else "",
+        )
+    return directory
 
 
 # -- the defaults: the real model and dataset, imported only when used ---------------------------

@@ -3,7 +3,9 @@
 Layout of a run (`output_dir`):
     config.yaml                      the resolved TrainConfig of the run
     checkpoints/step_000050/         one complete checkpoint
-        model/                       policy.save_pretrained (safetensors + JSON; EMA encoder included)
+        model/                       policy.save_pretrained (safetensors + JSON; EMA encoder included);
+                                     `record_training` writes the stage that trained it into its
+                                     config and the episodes it read into training_data.json
         state/                       accelerator.save_state: model, optimizer, LR scheduler,
                                      RNG states per rank (python, numpy, torch, cuda)
         trainer_state.json           global step, stage, data-loader position, config fingerprint
@@ -71,11 +73,24 @@ def list_checkpoints(output_dir: str | Path) -> list[Path]:
 
 
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint: `final/` if the run finished, else the newest step."""
+    """The newest complete checkpoint: `final/` if the run finished, else the newest step. A start
+    looks here first, so the `.tmp-*` folders of a save that never finished (disk full, killed;
+    ~90 MB at the tiny preset) are deleted here, with a message, as collect does."""
+    remove_interrupted_saves(output_dir)
     if (final_dir(output_dir) / TRAINER_STATE).is_file():
         return final_dir(output_dir)
     found = list_checkpoints(output_dir)
     return found[-1] if found else None
+
+
+def remove_interrupted_saves(output_dir: str | Path) -> list[Path]:
+    """Delete the tmp folders of saves that never completed (the previous checkpoint is intact)."""
+    stale = sorted(checkpoints_dir(output_dir).glob(".tmp-step_*"))
+    stale += [p for p in (tmp_path(final_dir(output_dir)),) if p.exists()]
+    for path in stale:
+        log.warning("removing %s: a checkpoint save that did not complete (disk full or killed)", path)
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
 
 
 def read_trainer_state(ckpt: Path) -> TrainerState:
@@ -126,19 +141,111 @@ def prune(output_dir: str | Path, keep_last: int) -> None:
 
 
 def check_resumable(ckpt: Path, fingerprint: str, identity: dict, stage: int) -> TrainerState:
-    """The checkpoint's state, or a user error if it was written by a different config."""
-    from curriculum.config import config_diff
+    """The checkpoint's state, or a user error if it was written by a different config or trained on
+    other episodes (`curriculum.config.DATA_EPISODES`: named, with the split file when it is newer
+    than the checkpoint). A checkpoint from before runs recorded their episodes is compared on the
+    rest of its identity."""
+    from curriculum.config import DATA_EPISODES, config_diff
 
     state = read_trainer_state(ckpt)
-    if state.fingerprint != fingerprint or state.stage != stage:
-        diff = config_diff(state.identity, identity)
-        shown = "; ".join(diff[:4]) + (f"; ... ({len(diff)} keys)" if len(diff) > 4 else "")
+    if DATA_EPISODES in identity and DATA_EPISODES not in state.identity:
+        now = {k: v for k, v in identity.items() if k != DATA_EPISODES}
+        same = json.dumps(state.identity, sort_keys=True) == json.dumps(now, sort_keys=True)
+    else:
+        same = state.fingerprint == fingerprint
+    if same and state.stage == stage:
+        return state
+    data = _data_changes(ckpt, state.identity.get(DATA_EPISODES), identity.get(DATA_EPISODES))
+    if data:
         raise LaraUserError(
-            f"{ckpt} was written by a different config (checkpoint vs now: "
-            f"{shown or f'stage {state.stage}'}); "
-            "resume with the original config, or train into a new --output_dir"
+            f"{ckpt} trained on other episodes than this run would read now ({data}); resuming would "
+            "silently train on other data: restore the data as it was (e.g. move the new split file "
+            "away), or train into a new --output_dir"
         )
-    return state
+    diff = config_diff(
+        {k: v for k, v in state.identity.items() if k != DATA_EPISODES},
+        {k: v for k, v in identity.items() if k != DATA_EPISODES},
+    )
+    shown = "; ".join(diff[:4]) + (f"; ... ({len(diff)} keys)" if len(diff) > 4 else "")
+    raise LaraUserError(
+        f"{ckpt} was written by a different config (checkpoint vs now: "
+        f"{shown or f'stage {state.stage}'}); "
+        "resume with the original config, or train into a new --output_dir"
+    )
+
+
+def _episodes(eps: list[int]) -> str:
+    return "[" + ", ".join(map(str, eps[:10])) + (f", ... ({len(eps)})" if len(eps) > 10 else "") + "]"
+
+
+def _data_changes(ckpt: Path, before: dict | None, now: dict | None) -> str:
+    """What changed between the episodes a checkpoint trained on and those the run reads now, per
+    dataset; "" when nothing did (or the checkpoint does not say)."""
+    if before is None or before == now:
+        return ""
+    now = now or {}
+    out = []
+    for root in sorted(set(before) | set(now)):
+        old, new = set(before.get(root, ())), set(now.get(root, ()))
+        if old == new:
+            continue
+        part = f"{root}: {len(old)} episodes then, {len(new)} now"
+        if old - new:
+            part += f"; no longer read: {_episodes(sorted(old - new))}"
+        if new - old:
+            part += f"; new: {_episodes(sorted(new - old))}"
+        split = Path(root) / "meta" / "lara_split.json"
+        written = ckpt / TRAINER_STATE
+        if split.is_file() and split.stat().st_mtime > written.stat().st_mtime:
+            part += f"; {split} was written after the checkpoint"
+        out.append(part)
+    return "; ".join(out)
+
+
+def record_training(model_dir: Path, cfg, state: TrainerState) -> None:
+    """Write into a checkpoint's `model/` (before it is published) what its files alone cannot say
+    (lara.inference_plan, lara.checkpoint):
+    - config.json's `inference.stage`: the stage that trained it (a stage-I model must not act through
+      the action expert it never trained), and in stage II `inference.latent_tags`: the CoT tags
+      latent at its last step (mid stage II acts partly latent);
+    - training_data.json: the episodes of each dataset it read (the identity's `DATA_EPISODES`),
+      merged with those of the checkpoint it was initialized from, so a split made later cannot call
+      them held-out.
+    Only for the LaRA model (`policy_type` lara): other registered policies keep their own files."""
+    from curriculum.config import DATA_EPISODES
+    from lara.checkpoint import read_training_data, write_training_data
+
+    if cfg.policy_type != "lara" or not (model_dir / "config.json").is_file():
+        return
+    from curriculum.schedules import stage_latent_probability
+    from lara.configuration_lara import LaraConfig
+
+    model = LaraConfig.load(model_dir / "config.json")
+    model.inference.stage = cfg.stage
+    model.inference.latent_tags = None
+    if cfg.stage == 2:
+        lat = cfg.latent
+        p = stage_latent_probability(  # the probability the last step trained with
+            2,
+            max(state.step - 1, 0),
+            total_steps=cfg.steps,
+            kind=lat.kind,
+            start_fraction=lat.start_fraction,
+            end_fraction=lat.end_fraction,
+            num_segments=lat.num_segments,
+        )
+        if p < 1.0:  # tag_order's rule (lara.latent_cot.select_latent); random draws read the same way
+            chosen = set(model.latent.order[: round(p * len(model.latent.order))])
+            model.inference.latent_tags = [t for t in model.latent.canonical_tags if t in chosen]
+    model.save(model_dir / "config.json")
+    episodes = {str(Path(r).resolve()): list(v) for r, v in state.identity.get(DATA_EPISODES, {}).items()}
+    if cfg.stage > 1 and cfg.init_from and not cfg.from_scratch:
+        from lara.checkpoint import resolve_checkpoint_dir
+
+        for root, eps in (read_training_data(resolve_checkpoint_dir(cfg.init_from)) or {}).items():
+            episodes[root] = sorted(set(episodes.get(root, [])) | set(eps))
+    if episodes:
+        write_training_data(model_dir, episodes)
 
 
 def _fsync_tree(root: Path) -> None:

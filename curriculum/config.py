@@ -315,15 +315,34 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+DATA_EPISODES = "data.episodes"  # identity key: {dataset folder: the episodes training reads from it}
+
+
 def training_identity(cfg: TrainConfig) -> dict:
-    """The flattened config minus operational fields (see `_OPERATIONAL`)."""
+    """The flattened config minus operational fields (see `_OPERATIONAL`), plus the episodes the run
+    reads from each LeRobot dataset (`DATA_EPISODES`, data_pipeline.splits.episodes_read_by_training):
+    the same config over other episodes (a split recorded after a checkpoint) is another run."""
+    import os
+
     flat = flatten(yaml.safe_load(cfg.to_yaml()))
     unused = "lora." if not cfg.lora.enabled else None  # LoRA settings matter only when on
-    return {
+    identity = {
         k: v
         for k, v in flat.items()
         if k not in _OPERATIONAL and not (unused and k.startswith(unused) and k != "lora.enabled")
     }
+    roots = [e.root for e in cfg.data.datasets()] if hasattr(cfg.data, "datasets") else [cfg.data.root]
+    roots = [r for root in roots for r in str(root).split(",") if r]
+    if cfg.data.type == "lerobot" and roots and all(os.path.isdir(r) for r in roots):
+        from data_pipeline.splits import episodes_read_by_training  # data below curriculum: lazy, on use
+
+        try:
+            identity[DATA_EPISODES] = {r: episodes_read_by_training(r, cfg.data.split) for r in roots}
+        except LaraUserError:
+            raise
+        except Exception:  # an unreadable dataset: the dataset builder names the problem in one line
+            pass
+    return identity
 
 
 def config_diff(a: dict, b: dict) -> list[str]:

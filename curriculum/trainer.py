@@ -335,6 +335,7 @@ def _save(accelerator: Accelerator, policy, cfg: TrainConfig, state: ckpt.Traine
             policy.save_pretrained(str(tmp / "model"))
         (tmp / "config.yaml").write_text(cfg.to_yaml())
         ckpt.write_trainer_state(tmp, state)
+        ckpt.record_training(tmp / "model", cfg, state)  # the stage that trained it, the episodes it read
     accelerator.wait_for_everyone()
     if main:
         ckpt.commit(tmp, target)

@@ -127,6 +127,9 @@ class LaraSampleDataset(torch.utils.data.Dataset):
         self._future_rows = dataset.hf_dataset.with_format(
             "numpy", columns=[self.mapping.cameras[FORESIGHT_CAMERA]]
         )
+        from data_pipeline.info_check import report_info_mismatches  # meta/info.json vs the data: warned
+
+        report_info_mismatches(self.root, len(self.episode_index), self._rows[0])
         self.cot = load_cot(self.root, self.config.annotation, self.config.include_plan)
 
     def __len__(self) -> int:

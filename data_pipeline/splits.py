@@ -103,12 +103,16 @@ def make_split(
     exclude: dict[str, list[int]] | None = None,
     overwrite: bool = False,
     dataset=None,
+    trained: list[int] | None = None,
+    trained_by: str = "the checkpoint",
 ) -> Split:
     """Make (or return the identical existing) split of `root` and record it in meta/lara_split.json.
 
     `exclude` maps a reason to episodes that must be in neither list (e.g. {"no_language": [...]}).
     An existing split made with other settings is an error unless `overwrite` (a changed split
-    would put episodes a model was trained on into the held-out set).
+    would put episodes a model was trained on into the held-out set). `trained`: the episodes
+    `trained_by` (a checkpoint) trained on; a split holding any of them out is an error and nothing
+    is written (`check_not_trained_on`).
     """
     root = Path(root)
     episodes, num_frames = _dataset_counts(root)
@@ -130,6 +134,7 @@ def make_split(
     if path.is_file() and not overwrite:
         existing = load_split(root, check_dataset=False)  # same counts as `split` or it differs below
         if existing == split:
+            check_not_trained_on(existing.heldout, trained, str(root), trained_by)
             return existing
         raise LaraUserError(
             f"{path} already records a split (seed {existing.seed}, fraction {existing.heldout_fraction}, "
@@ -138,6 +143,7 @@ def make_split(
             "the new "
             "held-out episodes: keep it, or pass overwrite (--overwrite-split) deliberately"
         )
+    check_not_trained_on(split.heldout, trained, str(root), trained_by)
     atomic_write_text(path, json.dumps(split.to_json(), indent=1, sort_keys=True))
     return split
 
@@ -196,3 +202,48 @@ def training_episodes(root: str | Path) -> list[int]:
 def heldout_episodes(root: str | Path) -> list[int]:
     """Episodes kept for offline evaluation."""
     return list(load_split(root).heldout)
+
+
+_READ_CACHE: dict[tuple, list[int]] = {}
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def episodes_read_by_training(root: str | Path, split: str = "train") -> list[int]:
+    """The episodes a training run reads from `root` under `data.split` (train: `training_episodes`;
+    all: every episode), without logging: the run's identity (`curriculum.config.training_identity`)
+    holds them, so a resume whose data changed (a split written after the checkpoint, episodes
+    added) is refused. Cached per process while the split file and meta/info.json are unchanged
+    (opening a dataset costs seconds, and the identity is asked for several times)."""
+    root = Path(root)
+    key = (str(root.resolve()), split, _stamp(split_path(root)), _stamp(root / "meta" / "info.json"))
+    if key not in _READ_CACHE:
+        if split == "train" and split_path(root).is_file():
+            episodes = train_episodes(root)
+        else:
+            from data_pipeline.bridge import language_by_episode
+
+            language = language_by_episode(root)
+            episodes = sorted(e for e, text in language.items() if text or split == "all")
+        _READ_CACHE[key] = [int(e) for e in episodes]
+    return list(_READ_CACHE[key])
+
+
+def check_not_trained_on(heldout: list[int], trained: list[int] | None, where: str, checkpoint: str) -> None:
+    """A split must not call episodes a checkpoint trained on held-out (a split made after the
+    checkpoint, e.g. by `lara eval-offline`, would): one line naming them."""
+    seen = sorted(set(heldout) & set(trained or ()))
+    if seen:
+        shown = ", ".join(map(str, seen[:10])) + (f", ... ({len(seen)})" if len(seen) > 10 else "")
+        raise LaraUserError(
+            f"{checkpoint} trained on episode(s) {shown} of {where}, which the split holds out (a split "
+            f"made after that training, or another one): their scores would not be held-out scores. "
+            f"Make the split before training (data_pipeline.splits.make_split, or `lara eval-offline` on "
+            f"the dataset first) and retrain, or evaluate a checkpoint that did not train on them"
+        )

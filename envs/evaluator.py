@@ -29,7 +29,13 @@ import numpy as np
 from tqdm import tqdm
 
 from envs.episode_clock import EpisodeClock
-from envs.policies import BUILTIN_POLICIES, build_policy, check_action, validate_policy_spec
+from envs.policies import (
+    BUILTIN_POLICIES,
+    build_policy,
+    check_action,
+    checkpoint_inference,
+    validate_policy_spec,
+)
 from envs.protocol import check_suite, parse_task_ids
 from envs.report import write_report
 from lara.utils.errors import LaraUserError
@@ -317,6 +323,8 @@ def evaluate(cfg: EvalConfig, policy_builder=None) -> dict:
         "workers": cfg.workers,
         "gl_backend": gl_backend,
         "versions": _versions(),
+        # a checkpoint's training stage and inference path ({"stage", "inference"}), None otherwise
+        "policy_inference": checkpoint_inference(cfg.policy) if policy_builder is None else None,
     }
     (cfg.out / "run.json").write_text(json.dumps(run_info, indent=2))
 

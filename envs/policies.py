@@ -11,7 +11,10 @@ reports. `--policy` names one:
   command passes to `evaluate(cfg, policy_builder=...)`.
 - a checkpoint directory: a trained `LaraPolicy` (`save_pretrained` layout); its own action queue
   runs the first k actions of each predicted chunk open-loop (`--execute_steps`, default the
-  whole chunk).
+  whole chunk). It acts with what the stage that trained it trained (`lara.inference_plan`): stage
+  I through its explicit CoT and FAST action tokens, stage II through its (partly) latent CoT and
+  FAST tokens, stage III through the flow-matching action expert; `checkpoint_inference` names
+  the stage and the path for run.json and the report.
 Policies are built inside the worker process that owns the simulator (`build_policy`).
 """
 
@@ -77,6 +80,25 @@ def validate_policy_spec(spec: str) -> None:
     """Fail fast in the parent process, before workers start."""
     if spec not in BUILTIN_POLICIES:
         resolve_checkpoint(spec)
+
+
+def checkpoint_inference(spec: str) -> dict | None:
+    """For a checkpoint policy: {"stage": the stage that trained it, "inference": its inference path
+    in words} (run.json, the report); a user error when that path cannot run; None for a built-in
+    policy."""
+    if spec in BUILTIN_POLICIES:
+        return None
+    from lara.checkpoint import check_checkpoint, checkpoint_config
+    from lara.inference_plan import describe
+
+    directory = check_checkpoint(resolve_checkpoint(spec))
+    cfg = checkpoint_config(directory)
+    if cfg.inference.stage < 3 and not (directory / "fast_tokenizer.json").is_file():
+        raise LaraUserError(
+            f"{directory} was trained by stage {cfg.inference.stage} but holds no FAST tokenizer "
+            "(fast_tokenizer.json), which its action tokens need: it cannot act; use another checkpoint"
+        )
+    return {"stage": cfg.inference.stage, "inference": describe(cfg)}
 
 
 def build_policy(spec: str, env, execute_steps: int | None = None):

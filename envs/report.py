@@ -189,11 +189,17 @@ def write_report(out_dir: Path, run_info: dict, records: list[dict]) -> dict:
         if per_task and per_task < 50
         else ""
     )
+    inference = run_info.get("policy_inference")  # a checkpoint: the stage that trained it, its path
     lines = [
         f"# LIBERO evaluation: {run_info.get('policy')} on {suite}",
         "",
         header_note,
         "",
+        *(
+            [f"Policy trained by stage {inference['stage']}; inference: {inference['inference']}.", ""]
+            if inference
+            else []
+        ),
         "## Per suite",
         *_table(suite_rows),
         "",

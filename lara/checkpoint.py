@@ -9,6 +9,11 @@ A checkpoint directory holds:
     normalization.json     NormalizationStats (if set)
     fast_tokenizer.json    FAST action tokenizer (if trained)
     output_vocab.json      the LM head's output vocabulary (full, or the observed id set)
+    training_data.json     the episodes of each dataset this model (and the models it was initialized
+                           from) trained on (written by the trainer; `read_training_data`)
+config.json's `inference.stage` is the stage that trained the model (the trainer writes it; a
+checkpoint saved before it did says 3 whatever trained it, so `checkpoint_config` takes the stage from
+the `trainer_state.json` beside a trainer checkpoint's `model/` when that is lower).
 Writes go to a temporary sibling directory first and are renamed into place (atomic for readers).
 Every loader accepts that folder or a training run's folder holding it (`RUN/final`, `RUN/final/model`,
 `RUN/checkpoints/step_N`): `resolve_checkpoint_dir`. `check_checkpoint` verifies a folder without
@@ -18,6 +23,7 @@ building the model (seconds before a dataset is opened or workers start, not aft
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -33,6 +39,7 @@ from lara.tokenizer import load_tokenizer
 from lara.utils.errors import LaraUserError
 
 FILES = ("config.json", "backbone_config.json", "model.safetensors")
+log = logging.getLogger(__name__)
 
 
 def save_pretrained(policy, directory: str | Path) -> Path:
@@ -85,6 +92,65 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+TRAINING_DATA = "training_data.json"
+
+
+def run_stage(directory: Path) -> int | None:
+    """The stage in the `trainer_state.json` beside a trainer checkpoint's `model/` folder
+    (`RUN/final/model`, `RUN/checkpoints/step_N/model`); None for a bare `save_pretrained` folder.
+    RL's iterations (stage 4) train the stage-III model: 3."""
+    state = directory.parent / "trainer_state.json"
+    if directory.name != "model" or not state.is_file():
+        return None
+    try:
+        return min(int(_read_json(state)["stage"]), 3)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def checkpoint_config(directory: str | Path) -> LaraConfig:
+    """The checkpoint's LaraConfig, its `inference.stage` the stage that trained it: a checkpoint
+    saved before the trainer recorded the stage says 3 even after stage I (whose action expert never
+    trained); the trainer's own record beside it wins then."""
+    directory = Path(directory)
+    cfg = LaraConfig.load(directory / "config.json")
+    trained = run_stage(directory)
+    if trained is not None and trained < cfg.inference.stage:
+        log.warning(
+            "%s was trained by stage %d but its config says inference.stage %d (saved before checkpoints "
+            "recorded their stage): acting as stage %d",
+            directory,
+            trained,
+            cfg.inference.stage,
+            trained,
+        )
+        cfg.inference.stage = trained
+    return cfg
+
+
+def read_training_data(directory: str | Path) -> dict[str, list[int]] | None:
+    """{dataset folder (resolved): sorted episode indices} this checkpoint's training read, over the
+    stages that led to it; None when the checkpoint does not say (saved before it was recorded, or
+    not written by the trainer)."""
+    path = Path(directory) / TRAINING_DATA
+    if not path.is_file():
+        return None
+    try:
+        data = _read_json(path)["episodes"]
+        return {str(k): sorted(int(e) for e in v) for k, v in data.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise LaraUserError(
+            f"{path} is unreadable ({type(err).__name__}: {err}); the checkpoint is corrupt: use another "
+            "one or re-run the training that writes it"
+        ) from None
+
+
+def write_training_data(directory: str | Path, episodes: dict[str, list[int]]) -> None:
+    (Path(directory) / TRAINING_DATA).write_text(
+        json.dumps({"episodes": {k: sorted(set(v)) for k, v in sorted(episodes.items())}}, indent=1)
+    )
+
+
 def check_checkpoint(directory: str | Path) -> Path:
     """Check a checkpoint folder without building the model: the files exist, the configs parse,
     the safetensors header is whole (a truncated file fails here). One line naming the file if not."""
@@ -124,7 +190,7 @@ def load_pretrained(directory: str | Path, device: str | torch.device | None, cl
     """The checkpoint at `directory` built as `cls` (`LaraModel` or a subclass: `LaraPolicy`), in eval
     mode."""
     directory = check_checkpoint(resolve_checkpoint_dir(directory))
-    cfg = LaraConfig.load(directory / "config.json")
+    cfg = checkpoint_config(directory)
     qwen_cfg = Qwen3VLConfig.from_dict(json.loads((directory / "backbone_config.json").read_text()))
     stats = (
         NormalizationStats.load(directory / "normalization.json")

@@ -236,7 +236,12 @@ class InferenceConfig:
     max_cot_tokens: int = 100
     max_action_tokens: int = 64
     n_action_steps: int = 8  # actions popped from each chunk by `select_action`
-    stage: int = 3  # which inference path `predict_action_chunk` takes by default
+    # which inference path `predict_action_chunk` takes by default: in a saved checkpoint the stage
+    # that trained it (the trainer writes it; lara.inference_plan)
+    stage: int = 3
+    # stage 2: the CoT tags latent when the trainer saved the checkpoint (None: all, a finished stage
+    # II); token inference writes the others as text (mid stage II)
+    latent_tags: list[str] | None = None
     # stage-III speed (lara.generation, lara.expert_runtime); predictions do not depend on them
     cache: bool = (
         True  # per-episode prompt cache, one host-to-device copy per call (false: the reference path)
@@ -279,6 +284,11 @@ class LaraConfig:
             raise LaraConfigError(
                 "foresight.attention bidirectional needs backbone.attn_implementation sdpa "
                 "or eager (a 4-D mask); use foresight.attention causal with flash attention"
+            )
+        unknown = sorted(set(self.inference.latent_tags or []) - set(self.latent.canonical_tags))
+        if unknown:
+            raise LaraConfigError(
+                f"inference.latent_tags {unknown} are not CoT tags {self.latent.canonical_tags}"
             )
         if self.inference.n_action_steps > self.chunk_size:
             raise LaraConfigError("inference.n_action_steps must be <= chunk_size")

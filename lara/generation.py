@@ -11,7 +11,9 @@ model the same way): the per-episode prompt cache, the expert's captured Euler l
   slots and `<|act_start|>` in one piece (`feed_img_next`, the slots seeing each other as in
   training); stage 2 prefills the latent slots, `<img_next>` slots and `<|act_start|>` instead. Both
   then decode FAST action tokens until `<|act_end|>` (`decode_fast` turns them into a normalized
-  chunk). `lara.token_logprobs` samples and re-scores the same positions for RL.
+  chunk). A mid-stage-II checkpoint (`inference.latent_tags`, lara.inference_plan) prefills the
+  latent segments of its latent tags and decodes the rest of the CoT as stage 1 does.
+  `lara.token_logprobs` samples and re-scores the same positions for RL.
 - Stage 3 (`predict_latent`): one prefill over image, instruction, latent slots and `<img_next>`
   slots, the expert's context projected from its hidden states, then the Euler steps
   (`sample_actions`; no token is generated). With `inference.cache` (default) the prefill is
@@ -35,6 +37,7 @@ from transformers import DynamicCache
 
 from lara.backbone import block_causal_mask, encode_images, run_text
 from lara.expert_runtime import ExpertRuntime
+from lara.inference_plan import token_latent_tags
 from lara.processor import ObsOnDevice
 from lara.sequence import IMAGE, LATENT
 from lara.tokenizer import QWEN_SPECIAL_START
@@ -157,13 +160,22 @@ class GenerationEngine:
         return self.sample_actions(context, mask, state, num_steps)
 
     # ------------------------------------------------------------------ stages I-II: tokens
-    def prefill_tokens(self, images: torch.Tensor, instruction: str, latent: bool):
-        """One sample's prompt (explicit: the chat template only; latent: + latent slots, `<img_next>`
-        slots, `<|act_start|>`) through the backbone into a fresh KV cache -> (cache, last hidden
-        state (1, D), the next text position). images (n_cam, 3, H, W)."""
+    def prefill_tokens(
+        self, images: torch.Tensor, instruction: str, latent: bool, latent_tags: list[str] | None = None
+    ):
+        """One sample's prompt (explicit: the chat template only, or with latent segments for
+        `latent_tags` (mid stage II); latent: + latent slots, `<img_next>` slots, `<|act_start|>`)
+        through the backbone into a fresh KV cache -> (cache, last hidden state (1, D), the next
+        text position). images (n_cam, 3, H, W)."""
         model = self.model
         cache = DynamicCache(config=model.vlm.config.text_config)
-        seq = model.builder.build_prompt(instruction, latent=latent, img_next=latent, act_start=latent)
+        seq = model.builder.build_prompt(
+            instruction,
+            latent=latent,
+            img_next=latent,
+            act_start=latent,
+            latent_tags=None if latent else latent_tags,
+        )
         t = {k: v.to(model.device) for k, v in model.builder.collate([seq]).items()}
         hidden, pos = model.encode(t, images.to(model.device), cache)  # (1, L, D), (3, 1, L)
         return (
@@ -264,8 +276,9 @@ class GenerationEngine:
         """(explicit CoT generation | latent prefill), `<img_next>` slots, FAST tokens
         -> (H, A) normalized."""
         tok, cfg = self.model.tokenizer, self.model.cfg
-        latent = stage == 2
-        cache, h_last, next_pos = self.prefill_tokens(images, instruction, latent)
+        lead = token_latent_tags(cfg, stage)  # mid stage II: the latent tags, then the model writes the rest
+        latent = len(lead) == len(cfg.latent.canonical_tags)
+        cache, h_last, next_pos = self.prefill_tokens(images, instruction, latent, lead)
         self.last_cot_text = ""
         if not latent:
             n_cot = fixed[0] if fixed else cfg.inference.max_cot_tokens

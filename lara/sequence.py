@@ -132,13 +132,22 @@ class SequenceBuilder:
             seq.add(list(action_ids) + [self.tok.act_end_id], ACTION, LOSS_ACTION)
         return seq
 
-    def build_prompt(self, instruction: str, latent: bool, img_next: bool, act_start: bool) -> BuiltSequence:
+    def build_prompt(
+        self,
+        instruction: str,
+        latent: bool,
+        img_next: bool,
+        act_start: bool,
+        latent_tags: list[str] | None = None,
+    ) -> BuiltSequence:
         """An inference prompt: explicit mode stops after the template (CoT is generated);
-        latent mode places one latent segment per tag, then the `<img_next>` slots."""
+        latent mode places one latent segment per tag, then the `<img_next>` slots. `latent_tags`
+        places latent segments for those tags only (mid stage II: the model writes the rest)."""
         seq = self._prompt(instruction)
-        if latent:  # the same latent segments as stage III training (`canonical_latent`)
-            for tag in self.cfg.latent.canonical_tags:
-                self._latent_segment(seq, tag)
+        if latent_tags is None:  # the same latent segments as stage III training (`canonical_latent`)
+            latent_tags = self.cfg.latent.canonical_tags if latent else []
+        for tag in latent_tags:
+            self._latent_segment(seq, tag)
         if img_next:
             seq.add([self.tok.img_next_id] * self.cfg.foresight.num_slots, IMG_NEXT)
         if act_start:

@@ -134,6 +134,18 @@ def _newest_annotation(root: Path) -> str | None:
     return str(runs[-1]["name"]) if runs else None
 
 
+def trained_episodes(checkpoint: Path, root: Path) -> list[int] | None:
+    """The episodes of dataset `root` the checkpoint (and the stages before it) trained on, from its
+    `training_data.json` (lara.checkpoint); None when it does not say."""
+    from lara.checkpoint import read_training_data
+
+    record = read_training_data(checkpoint)
+    for folder, episodes in (record or {}).items():
+        if Path(folder).resolve() == root.resolve():
+            return episodes
+    return None
+
+
 # ------------------------------------------------------------------ the evaluation
 @dataclass
 class EpisodeTrace:
@@ -192,6 +204,13 @@ def evaluate_offline(cfg: OfflineEvalConfig) -> OfflineResult:
         policy, mapping, features, compute_stats(low, mode), cfg.policy, str(root), cfg.allow_stats_mismatch
     )
     no_language = episodes_without_language(root, dataset)
+    trained = trained_episodes(checkpoint, root)
+    if trained is None:
+        compat.warnings.append(
+            f"{checkpoint} does not record which episodes of {root} it trained on (saved before checkpoints "
+            "recorded them, or trained on another copy of the dataset): held-out episodes are held out "
+            "only if the split was made before that training"
+        )
     split = make_split(
         root,
         cfg.heldout_fraction,
@@ -199,6 +218,8 @@ def evaluate_offline(cfg: OfflineEvalConfig) -> OfflineResult:
         exclude={"no_language": no_language},
         overwrite=cfg.overwrite_split,
         dataset=dataset,
+        trained=trained,
+        trained_by=str(checkpoint),
     )
     chosen = split.heldout[: cfg.episodes] if cfg.episodes else list(split.heldout)
     horizon, stride = policy.cfg.chunk_size, cfg.stride or policy.cfg.chunk_size

@@ -36,7 +36,8 @@ from curriculum.rl.scorers import BackboneFlowScorer, ChunkUnits, ExpertScorer, 
 from curriculum.rl.update import UpdateSettings, grpo_update
 from envs.protocol import parse_task_ids
 from envs.rollouts import RolloutPool, RolloutSettings, RolloutSpec, task_ids_by_name
-from lara.checkpoint import resolve_checkpoint_dir
+from lara.checkpoint import checkpoint_config, resolve_checkpoint_dir
+from lara.inference_plan import check_rl_kind
 from lara.utils.atomic import atomic_write_text
 from lara.utils.errors import LaraUserError
 from lara.utils.jsonl import append_jsonl, read_jsonl, repair_jsonl
@@ -154,6 +155,7 @@ def train_rl(cfg: RLConfig, pool_factory=RolloutPool, layouts: list[Layout] | No
         state = ckpt.read_trainer_state(resume_from)
         log.info("resuming %s after iteration %d", resume_from, state.step)
     policy_dir = resolve_checkpoint_dir(cfg.policy)
+    check_rl_kind(checkpoint_config(policy_dir), cfg.kind, str(policy_dir))  # what its stage trained
     if layouts is None:
         task_ids = task_ids_by_name(cfg.suite)
         layouts = load_layouts(cfg.dataset, task_ids, parse_task_ids(cfg.tasks, len(task_ids)))
