@@ -198,3 +198,33 @@ def test_two_dataset_run_trains_with_joint_stats_and_one_fast_tokenizer(two, tmp
     chunk = dataset[3 * T]["action"].numpy()  # (H, A) of dataset B
     err = np.abs(policy.fast.decode(policy.fast.encode(chunk)) - chunk).max()
     assert err < 0.1
+
+
+@pytest.mark.slow
+def test_weighted_mixture_resumes_bit_exact(two, tmp_path):
+    """Weights 0.25 / 0.25 make an epoch 15 items (3 batches of 4), so 6 steps cross into a second
+    epoch with a different random subset; a run resumed from its step-2 checkpoint ends with the
+    weights of the uninterrupted run."""
+    import shutil
+
+    from curriculum_testing import assert_same_weights, weights
+
+    from curriculum.trainer import train
+
+    a, b = two
+    mix = _mixture_yaml(tmp_path / "q.yaml", a, b, 0.25, 0.25)
+    args = ["--steps", "6", "--save_every", "2", "--keep_last", "5", "--batch_size", "4"]
+    args += ["--progress", "false"]
+    out = tmp_path / "run"
+    cfg = load_train_config([mix], ["--output_dir", str(out), *args], preset="tiny", stage=1)
+    result = train(cfg)
+    assert result.step == 6
+    full = weights(out)
+    state = json.loads((out / "final" / "trainer_state.json").read_text())
+    assert (state["epoch"], state["epoch_samples"]) == (1, 12)  # 3 batches per epoch (drop_last): 2 epochs
+    shutil.rmtree(out / "final")
+    shutil.rmtree(out / "checkpoints" / "step_000004")  # the newest left is step 2's
+    again = ["--output_dir", str(out), *args, "--resume", "true"]
+    resumed = train(load_train_config([mix], again, preset="tiny", stage=1))
+    assert [r["step"] for r in resumed.history] == [3, 4, 5, 6]  # it did continue from step 2
+    assert_same_weights(full, weights(out), atol=0.0)

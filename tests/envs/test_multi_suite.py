@@ -27,6 +27,14 @@ def test_config_takes_several_suites_and_checks_each():
         suites_of(EvalConfig(suite="libero_goal,libero_goal"))
 
 
+def test_four_suite_preset_parses():
+    from lara.utils.config_parsing import parse_config
+
+    cfg = parse_config(EvalConfig, ["--config_path", "configs/eval/libero_four.yaml"], prog="lara eval")
+    assert suites_of(cfg) == ["libero_spatial", "libero_object", "libero_goal", "libero_10"]
+    assert (cfg.episodes, cfg.seed, cfg.camera_size) == (50, 7, 256)
+
+
 def test_report_has_each_suite_the_average_and_wilson_intervals(tmp_path):
     by_suite = {
         "libero_spatial": _records("libero_spatial", [True, False, False, False]),
