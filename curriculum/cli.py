@@ -18,6 +18,7 @@ runs this.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -56,6 +57,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def train_lock(output_dir) -> contextlib.AbstractContextManager:
+    """The run folder's lock (lara.utils.run_lock), taken by rank 0 only: the ranks of one
+    distributed run share the folder; a second run into it is refused."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return contextlib.nullcontext()
+    from lara.utils.run_lock import run_lock
+
+    return run_lock(output_dir, "lara train")
+
+
 def run_curriculum(size: str, overlays: list[str], overrides: list[str], out: str | None, stages: list[int]):
     """Stages `stages` of `size`'s presets in order, each from the previous one's final/; finished
     stages are skipped, an interrupted one resumes. Returns the TrainResults of the stages that ran."""
@@ -78,7 +89,8 @@ def run_curriculum(size: str, overlays: list[str], overrides: list[str], out: st
         if (ckpt.final_dir(cfg.output_dir) / ckpt.TRAINER_STATE).is_file():
             log.info("stage %d: %s exists, skipping", k, ckpt.final_dir(cfg.output_dir))
             continue
-        results.append(train(cfg))
+        with train_lock(cfg.output_dir):
+            results.append(train(cfg))
     return results
 
 
@@ -120,7 +132,8 @@ def main(argv: list[str]) -> int:
     from curriculum.trainer import train
 
     cfg = load_train_config(args.config, overrides, preset=args.preset, stage=stage)
-    result = train(cfg)
+    with train_lock(cfg.output_dir):
+        result = train(cfg)
     if int(os.environ.get("RANK", "0")) == 0:  # logging on rank 0 only
         log.info(
             "stage %d done: %d steps, %.1f samples/s, checkpoint %s",

@@ -34,6 +34,7 @@ from lara.utils.atomic import atomic_write_text, remove_stale_temps
 from lara.utils.errors import LaraUserError
 from lara.utils.jsonl import append_jsonl, read_jsonl, repair_jsonl
 from lara.utils.process_guard import worker_init
+from lara.utils.run_lock import run_lock
 
 logger = logging.getLogger(__name__)
 
@@ -260,6 +261,15 @@ def collect(cfg: CollectConfig) -> CollectResult:
 
     task_ids = cfg.task_ids(num_tasks(cfg.suite))
     partial = partial_dir(out)
+    with run_lock(partial, "lara collect"):  # one run per --out: two would collect each demo twice
+        return _collect_locked(cfg, out, partial, task_ids)
+
+
+def _collect_locked(cfg: CollectConfig, out: Path, partial: Path, task_ids: list[int]) -> CollectResult:
+    if out.exists():  # finished by a run that held the lock before us
+        raise LaraUserError(
+            f"{out} already exists (a finished collection); choose another --out or delete it"
+        )
     _check_resume(partial, cfg)
     remove_stale_temps(out.parent, f".{out.name}.tmp-")  # a run killed while writing the dataset
     remove_stale_temps(partial / "episodes", ".")  # ... or while a worker saved a demo

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from data_pipeline.key_mapping import KeyMapping, load_key_mapping
-from data_pipeline.lerobot_io import open_lerobot_dataset
+from data_pipeline.lerobot_io import image_hw, open_lerobot_dataset
 from data_pipeline.stats import load_or_compute_stats, read_low_dim
 from lara.normalization import NormalizationStats
 from lara.pixels import resize_uint8
@@ -66,14 +66,24 @@ def resize_image(image: np.ndarray, size: int) -> torch.Tensor:
 
 
 def load_cot(
-    root: str | Path, name: str | None, include_plan: bool = False
+    root: str | Path,
+    name: str | None,
+    include_plan: bool = False,
+    episode_index: np.ndarray | None = None,
+    hw: tuple[int, int] | None = None,
 ) -> dict[tuple[int, int], list] | None:
-    """(episode, frame) -> [(tag, text)] from the annotation sidecar, or None without a run name."""
+    """(episode, frame) -> [(tag, text)] from the annotation sidecar, or None without a run name.
+    Given the dataset's `episode_index` column (N,) and image (H, W), each annotation file is checked
+    against its episode (frame count, tags, boxes): a damaged one is one error line, not training data."""
     if name is None:
         return None
     from data_pipeline.annotation.sidecar import load_annotations
 
-    return load_annotations(root, name, include_plan=include_plan)
+    lengths = None
+    if episode_index is not None:
+        episodes, counts = np.unique(episode_index, return_counts=True)
+        lengths = {int(e): int(n) for e, n in zip(episodes, counts)}
+    return load_annotations(root, name, include_plan=include_plan, episode_lengths=lengths, image_hw=hw)
 
 
 class LaraSampleDataset(torch.utils.data.Dataset):
@@ -130,7 +140,10 @@ class LaraSampleDataset(torch.utils.data.Dataset):
         from data_pipeline.info_check import report_info_mismatches  # meta/info.json vs the data: warned
 
         report_info_mismatches(self.root, len(self.episode_index), self._rows[0])
-        self.cot = load_cot(self.root, self.config.annotation, self.config.include_plan)
+        hw = image_hw(dataset, self.mapping.cameras[FORESIGHT_CAMERA])  # (H, W): annotation boxes' range
+        self.cot = load_cot(
+            self.root, self.config.annotation, self.config.include_plan, self.episode_index, hw
+        )
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -41,6 +41,7 @@ from envs.report import write_report
 from lara.utils.errors import LaraUserError
 from lara.utils.jsonl import append_jsonl, read_jsonl, repair_jsonl
 from lara.utils.process_guard import exit_with_parent
+from lara.utils.run_lock import run_lock
 
 logger = logging.getLogger(__name__)
 
@@ -310,7 +311,11 @@ def evaluate(cfg: EvalConfig, policy_builder=None) -> dict:
         raise LaraUserError(
             f"--episodes {cfg.episodes}: each LIBERO task ships 50 init states (episode i uses state i)"
         )
-    cfg.out.mkdir(parents=True, exist_ok=True)
+    with run_lock(cfg.out, "lara eval"):  # one run per --out: two would count every episode twice
+        return _evaluate_locked(cfg, tasks, policy_builder)
+
+
+def _evaluate_locked(cfg: EvalConfig, tasks: list[int], policy_builder) -> dict:
     _check_run_identity(cfg)
     from envs import libero_setup
 

@@ -34,6 +34,7 @@ from data_pipeline.annotation.source import EpisodeSource
 from data_pipeline.episode import Episode
 from lara.utils.errors import LaraUserError
 from lara.utils.process_guard import exit_with_parent
+from lara.utils.run_lock import LOCK_NAME, run_lock
 
 logger = logging.getLogger(__name__)
 
@@ -230,6 +231,20 @@ def annotate_dataset(
     if workers < 1:
         raise LaraUserError(f"--workers must be >= 1, got {workers}")
     run_dir = sidecar.annotation_dir(source.root, name)
+    with run_lock(run_dir, "lara annotate"):  # one run per annotation folder
+        return _annotate_locked(source, name, config, run_dir, workers, overwrite, progress, episodes)
+
+
+def _annotate_locked(
+    source: EpisodeSource,
+    name: str,
+    config: AnnotationConfig,
+    run_dir: Any,
+    workers: int,
+    overwrite: bool,
+    progress: bool,
+    episodes: list[int] | None,
+) -> RunSummary:
     old = sidecar.read_meta(run_dir)
     if old is not None and old.get("config_hash") != config.config_hash():
         if not overwrite:
@@ -240,10 +255,10 @@ def annotate_dataset(
                 "or pass --overwrite to replace it"
             )
     if overwrite and run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    sidecar.write_meta(run_dir, _meta(name, config, None))
-    all_indices = source.episode_indices()
+        for child in run_dir.iterdir():  # everything but the lock this run holds
+            if child.name != LOCK_NAME:
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    all_indices = source.episode_indices()  # reads the dataset: fails before meta.json says anything
     dataset_indices = list(all_indices)
     if episodes is not None:
         missing = sorted(set(episodes) - set(all_indices))
@@ -262,6 +277,7 @@ def annotate_dataset(
         len(todo),
         workers,
     )
+    sidecar.write_meta(run_dir, _meta(name, config, None))  # the config of a run that may be killed
     chunks = _chunks(todo, workers)
     bar = None
     if progress:
@@ -288,6 +304,10 @@ def annotate_dataset(
             if pool is not None:
                 pool.terminate()  # no-op after close(); stops the workers on an error or Ctrl-C
                 pool.join()
+    except BaseException:
+        if not sidecar.finished_episodes(run_dir):  # failed before any episode was annotated:
+            (run_dir / sidecar.META_FILE).unlink(missing_ok=True)  # leave no run that looks interrupted
+        raise
     finally:
         if bar is not None:
             bar.close()
