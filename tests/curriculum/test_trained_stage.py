@@ -90,6 +90,7 @@ def test_rl_refuses_a_stage1_checkpoint_in_one_line(stage1_run, tmp_path):
         assert not (tmp_path / kind).exists()
 
 
+@pytest.mark.slow  # ~50 s on the shared 2-core machine: a second stage trained
 def test_mid_stage2_checkpoint_is_partly_latent_and_stage3_from_stage1_gets_a_note(
     stage1_run, tmp_path, caplog
 ):
@@ -120,6 +121,7 @@ def test_mid_stage2_checkpoint_is_partly_latent_and_stage3_from_stage1_gets_a_no
 
 
 # ------------------------------------------------------------------ case 3
+@pytest.mark.slow  # ~45 s on the shared 2-core machine: a run, eval-offline, two resumes
 def test_split_after_a_checkpoint_is_refused_by_eval_offline_and_by_resume(tmp_path):
     from curriculum.offline.config import OfflineEvalConfig
     from curriculum.offline.evaluate import run_offline_eval
@@ -155,3 +157,35 @@ def test_interrupted_save_tmp_is_removed_on_the_next_start(tmp_path, caplog):
     (tmp / "model.safetensors").write_bytes(b"\0" * 1024)  # a save cut short by a full disk
     assert ckpt.latest_checkpoint(tmp_path) is None
     assert not tmp.exists() and "did not complete" in caplog.text
+
+
+def test_a_checkpoint_from_before_runs_recorded_their_episodes_still_resumes(tmp_path):
+    from curriculum.config import DATA_EPISODES
+
+    identity = {"stage": 1, "steps": 4}
+    state = ckpt.TrainerState(2, 1, 0, 0, "old-fingerprint", identity, 8)
+    ckpt.write_trainer_state(tmp_path, state)
+    now = {**identity, DATA_EPISODES: {"data": [0, 1]}}
+    assert ckpt.check_resumable(tmp_path, "new-fingerprint", now, 1).step == 2
+    with pytest.raises(LaraUserError, match="different config.*steps: 4 vs 5"):
+        ckpt.check_resumable(tmp_path, "new-fingerprint", {**now, "steps": 5}, 1)
+
+
+def test_inference_paths_in_words_and_latent_tags_that_cannot_lead_the_cot():
+    from lara.inference_plan import describe, token_latent_tags
+    from lara.presets import load_config
+
+    cfg = load_config("tiny", ["--inference.stage=2", "--inference.latent_tags=[SUBTASK,OBJECTS]"])
+    assert token_latent_tags(cfg) == ["SUBTASK", "OBJECTS"]
+    assert describe(cfg, 1) == "stage 1: explicit CoT + FAST action tokens"
+    assert describe(cfg) == (
+        "stage 2: partly latent CoT (latent SUBTASK, OBJECTS; explicit MOVE, GRIPPER) + FAST action tokens"
+    )
+    cfg.inference.latent_tags = None
+    assert describe(cfg) == "stage 2: latent CoT (SUBTASK, OBJECTS, MOVE, GRIPPER) + FAST action tokens"
+    assert describe(cfg, 3).startswith("stage 3: latent CoT + flow-matching action expert")
+    cfg.inference.latent_tags = ["MOVE"]  # latent between explicit tags: not where training put it
+    with pytest.raises(LaraUserError, match="latent tags must lead the CoT"):
+        describe(cfg)
+    with pytest.raises(LaraUserError, match="not CoT tags"):
+        load_config("tiny", ["--inference.latent_tags=[PLANET]"])
