@@ -84,14 +84,17 @@ def cpu_size(name: str) -> Callable[[str], TrainConfig]:
 def qwen3vl(name: str, batch_size: int, grad_accum_steps: int) -> Callable[[str], TrainConfig]:
     """A Qwen3-VL size: bf16 on CUDA, gradient checkpointing, 20k/20k/30k steps, warmup 500. Real
     backbone weights: --model.backbone.pretrained_path <local Qwen3-VL folder>; data: an overlay such
-    as --config configs/train/data/libero_spatial.yaml. The model stores its weights in bfloat16
-    (AdamW updates below ~0.4% of a weight are lost); for fp32 master weights with bf16 autocast
-    pass --model.backbone.dtype float32 (more memory: ~16 B/param). LoRA: --lora.enabled true.
+    as --config configs/train/data/libero_spatial.yaml. fp32 master weights with bf16 compute on
+    CUDA; --model.backbone.dtype bfloat16 stores them in bf16 (less memory, stochastic rounding:
+    curriculum/precision.py). LoRA: --lora.enabled true.
     Not run end to end in the session that wrote it."""
 
     def size(stage: str) -> TrainConfig:
         model = model_preset(name)
-        model = replace(model, backbone=replace(model.backbone, gradient_checkpointing=True))
+        # fp32 master weights (the model preset's bf16 is its inference dtype): bf16 compute comes from
+        # autocast / the engine's mixed-precision policy; --model.backbone.dtype bfloat16 is the
+        # memory-saving switch (stochastic rounding, curriculum/precision.py)
+        model = replace(model, backbone=replace(model.backbone, gradient_checkpointing=True, dtype="float32"))
         optim = OptimConfig(
             backbone_lr=1e-5,
             head_lr=1e-4,

@@ -26,11 +26,13 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set_seed
 
 from curriculum import checkpointing as ckpt
+from curriculum import precision
 from curriculum.batches import MicroBatches, prepare_step, to_device
 from curriculum.builders import build_dataset, build_policy, normalize_metrics, resolve_init_from
 from curriculum.config import TrainConfig, training_identity
 from curriculum.lora import apply_lora, merged_lora
 from curriculum.memory import PeakMemory
+from curriculum.precision import resolved_mixed_precision
 from curriculum.schedules import loss_weight, lr_multiplier, stage_latent_probability
 from lara.utils.errors import LaraUserError
 
@@ -73,12 +75,6 @@ def loss_weights_at(cfg: TrainConfig, step: int) -> dict[str, float]:
 
 
 # -- set-up --------------------------------------------------------------------------------------
-def resolved_mixed_precision(cfg: TrainConfig) -> str:
-    if cfg.mixed_precision == "auto":
-        return "bf16" if torch.cuda.is_available() else "no"
-    return cfg.mixed_precision
-
-
 def build_accelerator(cfg: TrainConfig) -> Accelerator:
     precision = resolved_mixed_precision(cfg)
     return Accelerator(
@@ -94,9 +90,16 @@ def build_accelerator(cfg: TrainConfig) -> Accelerator:
     )
 
 
+def _sharded(accelerator: Accelerator) -> bool:
+    return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+
 def build_optimizer(
-    policy, cfg: TrainConfig
+    policy, cfg: TrainConfig, sharded: bool = False
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW over the policy's trainable groups (curriculum.precision: torch's AdamW over fp32
+    master weights; the stochastic-rounding AdamW when weights are stored in bf16 on purpose).
+    `sharded`: FSDP or DeepSpeed, where bf16 storage is refused."""
     o = cfg.optim
     groups = []
     for group in policy.parameter_groups(o.backbone_lr, o.head_lr):
@@ -105,16 +108,12 @@ def build_optimizer(
             groups.append({**group, "params": params})
     if not groups:
         raise LaraUserError("nothing to train: every parameter is frozen")
-    low = sum(p.numel() for g in groups for p in g["params"] if p.dtype in (torch.bfloat16, torch.float16))
-    if low:
-        log.warning(
-            "%.0fM trainable parameters are stored in 16-bit: AdamW updates smaller than ~0.4%% of a weight "
-            "round away (at lr %.0e most do). For fp32 master weights with bf16 compute, train with "
-            "--model.backbone.dtype float32 (autocast stays bf16 on GPU)",
-            low / 1e6,
-            o.backbone_lr,
-        )
-    optimizer = torch.optim.AdamW(groups, betas=(o.beta1, o.beta2), eps=o.eps, weight_decay=o.weight_decay)
+    counts = precision.trainable_storage(groups)
+    stochastic_rounding = precision.check_storage(counts, sharded)
+    log.info("%s", precision.describe(counts, resolved_mixed_precision(cfg)))
+    if stochastic_rounding:
+        log.info("bf16 weight storage (memory-saving switch): AdamW updates written with stochastic rounding")
+    optimizer = precision.adamw(groups, o, stochastic_rounding)
     multiplier = functools.partial(
         lr_multiplier, total_steps=cfg.steps, warmup_steps=o.warmup_steps, min_lr_ratio=o.min_lr_ratio
     )
@@ -165,7 +164,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     policy = build_policy(cfg, dataset, init_from)
     if cfg.lora.enabled:
         apply_lora(policy, cfg.lora)
-    optimizer, scheduler = build_optimizer(policy, cfg)
+    optimizer, scheduler = build_optimizer(policy, cfg, sharded=_sharded(accelerator))
     model, optimizer, scheduler = accelerator.prepare(policy, optimizer, scheduler)
     policy = accelerator.unwrap_model(model)
 

@@ -95,6 +95,8 @@ def qwen3vl_2b() -> LaraConfig:
     (a local Qwen3-VL-2B folder) the weights are random (latency benchmarks). 256 px cameras -> 64
     visual tokens each (16 x 16 patches of 16 px, merged 2 x 2); 16 `<img_next>` slots from a 128 px
     next frame (4 x 4 merged tokens); 16-layer DiT expert, hidden 1024.
+    Stored in bfloat16: the inference dtype. The training presets (curriculum/presets.py) store the
+    weights in float32 (fp32 master weights, bf16 compute on CUDA): AdamW at lr 1e-5 barely moves bf16.
     Why 256 px and not 224: the published Qwen3-VL preprocessor (benchmarks/qwen3vl-2b-instruct/
     preprocessor_config.json, min 65,536 pixels) enlarges any smaller frame to 256 x 256 (224 -> 256
     too), so 256 px is what the pretrained weights see for a LIBERO frame; the protocol renders cameras
