@@ -26,7 +26,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set_seed
 
 from curriculum import checkpointing as ckpt
-from curriculum import precision
+from curriculum import engines, precision
 from curriculum.batches import MicroBatches, prepare_step, to_device
 from curriculum.builders import build_dataset, build_policy, normalize_metrics, resolve_init_from
 from curriculum.config import TrainConfig, training_identity
@@ -76,18 +76,21 @@ def loss_weights_at(cfg: TrainConfig, step: int) -> dict[str, float]:
 
 # -- set-up --------------------------------------------------------------------------------------
 def build_accelerator(cfg: TrainConfig) -> Accelerator:
-    precision = resolved_mixed_precision(cfg)
-    return Accelerator(
+    mixed = resolved_mixed_precision(cfg)
+    accelerator = Accelerator(
         # On a machine without CUDA, processes started by `accelerate launch --multi_gpu` (torchrun)
         # join a gloo process group (MULTI_CPU); `--cpu --num_processes N` would start one process.
         cpu=not torch.cuda.is_available(),
-        mixed_precision=precision,
+        mixed_precision=mixed,
         gradient_accumulation_steps=cfg.grad_accum_steps,
         step_scheduler_with_optimizer=False,  # we step the scheduler once per optimizer step
         kwargs_handlers=[
             DistributedDataParallelKwargs(find_unused_parameters=cfg.ddp_find_unused_parameters)
         ],
     )
+    if not torch.cuda.is_available() and engines.fsdp_requested() and accelerator.num_processes > 1:
+        engines.promote_to_fsdp_on_cpu(accelerator, mixed)  # accelerate has no CPU FSDP of its own
+    return accelerator
 
 
 def _sharded(accelerator: Accelerator) -> bool:
@@ -241,7 +244,9 @@ def train(cfg: TrainConfig) -> TrainResult:
                 "step": state.step,
                 "time": time.perf_counter(),
                 "cpu_time": time.process_time(),  # this process's CPU seconds: step cost on a shared machine
-                "loss": torch.stack(losses).mean().item(),
+                # over all ranks: each rank's loss is normalized step-wide, so the mean of the ranks'
+                # losses is the whole batch's loss (the metrics below are rank 0's)
+                "loss": accelerator.reduce(torch.stack(losses).mean(), reduction="mean").item(),
                 "latent_probability": p,
                 "lr": [g["lr"] for g in optimizer.param_groups],
                 **metrics,
@@ -325,13 +330,18 @@ def _save(accelerator: Accelerator, policy, cfg: TrainConfig, state: ckpt.Traine
     tmp = ckpt.begin(target, main)
     accelerator.wait_for_everyone()
     if cfg.save_state:
+        if engines.is_fsdp(accelerator):  # every parameter needs an optimizer entry to load back
+            for optimizer in accelerator._optimizers:
+                engines.complete_optimizer_state(optimizer)
         accelerator.save_state(str(tmp / "state"))
-    full = None
-    if accelerator.distributed_type == DistributedType.FSDP:  # sharded parameters: gather (collective)
-        full = accelerator.get_state_dict(model_of(accelerator, policy))
+    # FSDP: the module holds shards; gather the full weights (a collective) and merge LoRA into them
+    full = engines.gathered_state_dict(accelerator, model_of(accelerator, policy))
     if main:
-        with merged_lora(policy), _state_dict_override(policy, full):  # model/ loads without peft
-            policy.save_pretrained(str(tmp / "model"))
+        if full is not None:
+            full = engines.merge_lora_state_dict(full, engines.lora_scaling(policy))
+        with contextlib.nullcontext() if full is not None else merged_lora(policy):  # loads without peft
+            with _state_dict_override(policy, full):
+                policy.save_pretrained(str(tmp / "model"))
         (tmp / "config.yaml").write_text(cfg.to_yaml())
         ckpt.write_trainer_state(tmp, state)
         ckpt.record_training(tmp / "model", cfg, state)  # the stage that trained it, the episodes it read
@@ -353,7 +363,7 @@ def model_of(accelerator: Accelerator, policy):
 @contextlib.contextmanager
 def _state_dict_override(policy, full: dict | None):
     """Under FSDP the module's own state_dict holds shards; the export must see the gathered
-    full tensors. UNTESTED here (no multi-GPU machine in the session that wrote it)."""
+    full tensors (tests/curriculum/test_fsdp_gloo.py)."""
     if full is None:
         yield
         return
