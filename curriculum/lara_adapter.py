@@ -165,6 +165,9 @@ def _fresh_policy(cfg, dataset):
 
 # The model switches a stage sets on the model it continues (the rest of its saved config wins).
 STAGE_SWITCHES = ("backbone.gradient_checkpointing", "latent.selection", "latent.order")
+# What the trainer writes into a saved config (curriculum.checkpointing.record_training): the stage
+# that trained it differs from a run's model.* by design, not a setting to warn about.
+TRAINER_RECORDED = ("inference.stage", "inference.latent_tags")
 
 
 def _continued_policy(cfg, dataset, init_from: Path):
@@ -186,7 +189,7 @@ def _continued_policy(cfg, dataset, init_from: Path):
     ignored = [
         d
         for d in config_diff(flatten(cfg.model.to_dict()), flatten(policy.cfg.to_dict()))
-        if d.split(":")[0] not in STAGE_SWITCHES
+        if d.split(":")[0] not in STAGE_SWITCHES + TRAINER_RECORDED
     ]
     if ignored:
         log.warning("model.* differs from %s's saved config, which wins: %s", init_from, "; ".join(ignored))

@@ -185,6 +185,7 @@ def evaluate_offline(cfg: OfflineEvalConfig) -> OfflineResult:
     from data_pipeline.splits import make_split
     from data_pipeline.stats import compute_stats, read_low_dim
     from lara.checkpoint import check_checkpoint, resolve_checkpoint_dir
+    from lara.inference_plan import describe
     from lara.modeling_lara import LaraPolicy
 
     root = Path(cfg.dataset)
@@ -283,6 +284,7 @@ def evaluate_offline(cfg: OfflineEvalConfig) -> OfflineResult:
     }
     conf = asdict(cfg)
     conf["inference_stage"] = cfg.stage or policy.cfg.inference.stage
+    conf["inference"] = describe(policy.cfg, conf["inference_stage"])  # the path in words (report)
     return OfflineResult(conf, dataset_info, metrics, probes, compat.warnings, traces)
 
 

@@ -39,7 +39,7 @@ def render_report(result: OfflineResult, plot_name: str = "trajectories.png") ->
     lines = [
         "# Offline (open-loop) evaluation",
         "",
-        f"- checkpoint: `{c['policy']}` (inference stage {c['inference_stage']})",
+        f"- checkpoint: `{c['policy']}` (inference stage {c['inference_stage']}: {c.get('inference', '?')})",
         f"- dataset: `{d['root']}` (mapping `{d['mapping']}`, cameras {d['cameras']})",
         f"- split: {d['train_episodes']} train / {d['heldout_episodes']} held-out episodes (seed "
         f"{d['split_seed']}, "
