@@ -46,6 +46,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("curriculum.cli:main", "train one curriculum stage, or all three (--curriculum)"),
     "rl": ("lara.scripts.rl_cli:main", "GRPO fine-tuning of a trained policy in LIBERO with success rewards"),
     "bench": ("lara.scripts.bench_cli:main", "benchmarks: latency, train"),
+    "probe": (
+        "lara.scripts.probe_cli:main",
+        "linear probes of the latent and <img_next> slots on held-out episodes, against controls",
+    ),
     "demo": ("lara.scripts.demo:main", "the whole pipeline on the tiny default, with a report"),
 }
 
