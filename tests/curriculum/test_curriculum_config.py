@@ -58,7 +58,7 @@ def test_baseline_is_stage_three_from_scratch_without_reasoning():
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.stem)
 def test_dataset_overlays_merge(overlay):
     cfg = load_train_config([overlay], preset="qwen3vl-2b", stage=1)
-    assert cfg.data.root and cfg.model.backbone.hidden_size == 2048
+    assert cfg.data.datasets() and cfg.model.backbone.hidden_size == 2048  # a root or a mixture
     assert cfg.optim.backbone_lr < cfg.optim.head_lr
 
 
