@@ -30,6 +30,8 @@ from envs.protocol import MAX_STEPS, parse_task_ids
 from envs.report import SuccessRow, plot_success, summarize, wilson_interval
 from lara.utils.atomic import atomic_write_text
 from lara.utils.errors import LaraUserError
+from lara.utils.run_identity import check_same_run
+from lara.utils.run_lock import run_lock
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +65,10 @@ def _check_identity(cfg: EvalConfig) -> None:
     if not path.exists():
         return
     previous = json.loads(path.read_text()).get("identity", {})
-    diff = {k: (previous.get(k), v) for k, v in _identity(cfg).items() if previous.get(k) != v}
-    if diff:
-        detail = ", ".join(f"{k}: {old!r} there vs {new!r} now" for k, (old, new) in diff.items())
-        raise LaraUserError(
-            f"{cfg.out} holds results of a different run ({detail}); use another --out or delete it"
-        )
+    now = _identity(cfg)
+    error = check_same_run(cfg.out, previous, now, "results of a different run", keys=now)
+    if error:
+        raise LaraUserError(f"{error}; use another --out or delete it")
 
 
 def evaluate_suites(cfg: EvalConfig, policy_builder=None) -> dict:
@@ -79,30 +79,31 @@ def evaluate_suites(cfg: EvalConfig, policy_builder=None) -> dict:
     suites = suites_of(cfg)
     records = cfg.records or cfg.out / "episodes.jsonl"
     tasks = {suite: parse_task_ids(cfg.tasks, num_tasks(suite)) for suite in suites}  # checked up front
-    _check_identity(cfg)
-    run_info = {
-        "identity": _identity(cfg),
-        **cfg.identity(),
-        "suites": suites,
-        "tasks": tasks,
-        "episodes_per_task": cfg.episodes,
-        "workers": cfg.workers,
-        "records": str(records),
-        "versions": _versions(),
-    }
-    atomic_write_text(cfg.out / "run.json", json.dumps(run_info, indent=2))
-    for suite in suites:
-        logger.info("suite %s (%d of %d)", suite, suites.index(suite) + 1, len(suites))
-        evaluate(replace(cfg, suite=suite, out=cfg.out / suite, records=records), policy_builder)
-    selected = {
-        suite: [
-            r
-            for r in _read_episodes(records, suite)
-            if r["task"] in tasks[suite] and r["episode"] < cfg.episodes
-        ]
-        for suite in suites
-    }
-    return write_suites_report(cfg.out, run_info, selected)
+    with run_lock(cfg.out, "lara eval"):  # the suites' own folders are locked by evaluate
+        _check_identity(cfg)
+        run_info = {
+            "identity": _identity(cfg),
+            **cfg.identity(),
+            "suites": suites,
+            "tasks": tasks,
+            "episodes_per_task": cfg.episodes,
+            "workers": cfg.workers,
+            "records": str(records),
+            "versions": _versions(),
+        }
+        atomic_write_text(cfg.out / "run.json", json.dumps(run_info, indent=2))
+        for suite in suites:
+            logger.info("suite %s (%d of %d)", suite, suites.index(suite) + 1, len(suites))
+            evaluate(replace(cfg, suite=suite, out=cfg.out / suite, records=records), policy_builder)
+        selected = {
+            suite: [
+                r
+                for r in _read_episodes(records, suite)
+                if r["task"] in tasks[suite] and r["episode"] < cfg.episodes
+            ]
+            for suite in suites
+        }
+        return write_suites_report(cfg.out, run_info, selected)
 
 
 def average_row(rows: list[SuccessRow]) -> dict:
