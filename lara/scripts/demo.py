@@ -5,7 +5,8 @@
 3. train the tiny preset through stages I, II and III on CPU,
 4. evaluate the stage-III policy closed loop in LIBERO (2 workers, videos),
 5. time explicit-CoT (stage I) vs latent (stage III) inference on the trained checkpoints,
-6. write `<out>/report.md` (tables, loss curves, success intervals, latency ratio, video links).
+6. probe the stage-III policy's latent and `<img_next>` slots (`lara probe`, into `<out>/probe/`),
+7. write `<out>/report.md` (tables, loss curves, success intervals, latency ratio, probes, video links).
 
 Every step is skipped when its output exists, so re-running after an interruption continues
 where it stopped; `--fresh` deletes `--out` first. About 33 minutes on a quiet 2-core CPU (README).
@@ -61,6 +62,29 @@ def latency_step(cfg: PipelineConfig, reps: int = 5) -> bool:
     return True
 
 
+def probe_step(cfg: PipelineConfig) -> bool:
+    """`lara probe` on the stage-III policy and the demo's dataset, every 8th frame (seconds, not
+    minutes). `--split all`: the demo trains on every demo, so no episode is held out; the probes are
+    still fit and scored on different episodes, and probe.md says the episodes were trained on."""
+    if (cfg.out / "probe" / "probe.json").exists():
+        return False
+    from curriculum.offline.probe_config import ProbeConfig
+    from curriculum.offline.probe_run import run_probe
+
+    run_probe(
+        ProbeConfig(
+            policy=str(cfg.stage_dir(3) / "final"),
+            dataset=str(cfg.data_dir),
+            annotation=cfg.annotation,
+            out=str(cfg.out / "probe"),
+            split="all",
+            stride=8,
+            bootstrap=200,
+        )
+    )
+    return True
+
+
 def main(argv: list[str]) -> int:
     demo = parse_config(DemoConfig, argv, prog="lara demo")
     if demo.fresh and demo.out.exists():
@@ -78,6 +102,7 @@ def main(argv: list[str]) -> int:
     )
     results = run_pipeline(cfg, preview=1)
     timed_step(cfg, "latency", lambda: latency_step(cfg))
+    timed_step(cfg, "probe", lambda: probe_step(cfg))
 
     from lara.scripts.demo_report import write_report
 

@@ -269,6 +269,34 @@ def _latency_section(cfg: PipelineConfig, latency: dict | None) -> list[str]:
     ]
 
 
+def _probe_section(cfg: PipelineConfig) -> list[str]:
+    """The headline probe table of `lara probe` on the stage-III policy (full report: probe/probe.md)."""
+    from curriculum.offline.probe_report import own_slot_rows, probe_table
+
+    lines = ["", "## 6. Latent probes of the stage-III policy", ""]
+    result = _read_json(cfg.out / "probe" / "probe.json")
+    if result is None:
+        return [*lines, "not run yet"]
+    d = result["data"]
+    lines += [
+        f"Linear probes from each tag's latent slot to the annotation, fit on demos {d['fit_episodes']} and "
+        f"scored on demos {d['score_episodes']} ({d['frames']} frames; every demo was also a training demo), "
+        "beside the same probe on a randomly initialized model, on shuffled labels, and the majority class. "
+        "Decoding and visual foresight: [probe/probe.md](probe/probe.md).",
+        "",
+        *probe_table(own_slot_rows(result)),
+    ]
+    fs = result.get("foresight")
+    if fs and fs.get("frames"):
+        lines += [
+            "",
+            f"Visual foresight on {fs['frames']} frames: `<img_next>` L1 {fs['l1']['mean']:.4f} to the EMA "
+            f'target of the next frame, against {fs["copy_l1"]["mean"]:.4f} for "the next frame looks like '
+            'this one".',
+        ]
+    return [*lines, "", "![probes](probe/probes.png)"]
+
+
 def report_header(cfg: PipelineConfig, title: str, command: str) -> list[str]:
     """Title, command, code and machine, and the wall time of every step (timings.json)."""
     import torch
@@ -299,6 +327,7 @@ def write_report(cfg: PipelineConfig, command: str) -> Path:
     lines += _training_section(cfg)
     lines += _eval_section(cfg)
     lines += _latency_section(cfg, latency)
+    lines += _probe_section(cfg)
     path = cfg.out / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

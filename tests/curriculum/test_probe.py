@@ -177,3 +177,29 @@ def test_split_all_and_bad_input(probe_setup, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "Traceback" not in err and "v9" in err
     assert lara_main(["probe", "--policy", str(ckpt)]) == 2
     assert "--dataset" in capsys.readouterr().err
+
+
+def test_demo_probe_step_and_report_section(probe_setup, tmp_path):
+    """`lara demo`'s probe step on a demo-shaped folder (dataset in data/, stage-III checkpoint in
+    train/stage3/final) and the report section that reads its probe.json."""
+    import shutil
+
+    from lara.scripts.demo import probe_step
+    from lara.scripts.demo_report import _probe_section
+    from lara.scripts.pipeline import PipelineConfig
+
+    data, ckpt, _ = probe_setup
+    cfg = PipelineConfig(out=tmp_path / "demo", annotation="v1")
+    assert _probe_section(cfg)[-1] == "not run yet"
+    shutil.copytree(data, cfg.data_dir)
+    shutil.copytree(ckpt, cfg.stage_dir(3) / "final")
+    assert probe_step(cfg) is True and probe_step(cfg) is False  # done once, then skipped
+    section = "\n".join(_probe_section(cfg))
+    assert (
+        "## 6. Latent probes of the stage-III policy" in section
+        and "| GRIPPER (accuracy) | GRIPPER slot |" in section
+    )
+    assert "Visual foresight on" in section and (cfg.out / "probe/probe.md").is_file()
+    assert (
+        json.loads((cfg.out / "probe/probe.json").read_text())["data"]["frames"] == 8 * 2
+    )  # every 8th of 12
