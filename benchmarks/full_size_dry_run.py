@@ -48,7 +48,7 @@ def make_checkpoint(folder: Path, smoke: bool = False) -> dict:
         shutil.copy(PUBLISHED / name, folder / name)
     if smoke:
         from lara.backbone import qwen_config
-        from lara.configuration_lara import load_config
+        from lara.presets import load_config
 
         qwen_config(load_config("tiny")).save_pretrained(folder)  # overwrites config.json
     cfg = Qwen3VLConfig.from_pretrained(folder)

@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("gpu_check.json"))
     args = p.parse_args(argv)
 
-    from lara.configuration_lara import load_config
+    from lara.presets import load_config
     from lara.scripts.bench_latency import random_policy
 
     device = torch.device(args.device)

@@ -59,7 +59,7 @@ def bench(
     workdir: Path,
     extra: list[str],
 ) -> list[dict]:
-    from curriculum.config import load_train_config
+    from curriculum.presets import load_train_config
     from curriculum.trainer import resolved_mixed_precision, train
 
     rows = []

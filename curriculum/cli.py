@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 
 from curriculum import checkpointing as ckpt
-from curriculum.config import load_train_config
+from curriculum.presets import load_train_config
 from lara.utils.errors import LaraUserError
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,8 @@
 """Typed configuration of one curriculum stage (draccus dataclasses).
 
 A stage is fully described by one `TrainConfig`, which nests the model's own `LaraConfig` as
-`model` (as openpi's `TrainConfig(model=Pi0Config(...))`). `load_train_config` starts from a named
-preset (curriculum.presets: size x stage) or the dataclass defaults, merges YAML files on it in
+`model` (as openpi's `TrainConfig(model=Pi0Config(...))`). `curriculum.presets.load_train_config`
+starts from a named preset (size x stage) or the dataclass defaults, merges YAML files on it in
 order (a dataset overlay, a run's saved config.yaml), then `--a.b value` overrides from the command
 line. Validation lives in `__post_init__` and raises; nothing is silently adjusted. Unknown keys
 and wrong types are errors (draccus), reported as one `LaraUserError` line.
@@ -14,13 +14,12 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import draccus
 import yaml
 
 from curriculum.schedules import LATENT_SCHEDULES
-from lara.configuration_lara import LaraConfig, LaraConfigError
+from lara.configuration_lara import LaraConfig
 from lara.normalization import MODES as NORM_MODES
 from lara.utils.errors import LaraUserError
 
@@ -348,66 +347,3 @@ def training_identity(cfg: TrainConfig) -> dict:
 def config_diff(a: dict, b: dict) -> list[str]:
     """Human-readable differences between two `training_identity` dicts."""
     return [f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-
-
-def _deep_merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def load_train_config(
-    config_paths: list[str | Path] = (),
-    overrides: list[str] | None = None,
-    preset: str | None = None,
-    stage: str | int | None = None,
-) -> TrainConfig:
-    """A named preset (`preset` size x `stage`, curriculum.presets) or the dataclass defaults, then
-    YAML files merged in order (e.g. a dataset overlay), then CLI overrides (`--optim.head_lr 2e-4`).
-    Every problem becomes one `LaraUserError` line naming the fix."""
-    from lara.utils.config_parsing import parse_over
-
-    merged: dict = {}
-    if preset is not None:
-        from curriculum.presets import train_preset
-
-        merged = draccus.encode(train_preset(preset, stage))
-    elif stage is not None:
-        raise LaraUserError(
-            f"stage {stage!r} names a stage preset: give the size too (--preset tiny --stage {stage})"
-        )
-    for path in config_paths:
-        merged = _deep_merge(merged, _read_yaml(Path(path)))
-    try:
-        return parse_over(TrainConfig, merged, list(overrides or []))
-    except draccus.utils.DraccusException as err:
-        cause = err
-        while cause is not None and not isinstance(cause, (LaraUserError, LaraConfigError)):
-            cause = cause.__cause__ or cause.__context__
-        if isinstance(cause, LaraUserError):  # a nested __post_init__ check: its own message is the clear one
-            raise LaraUserError(str(cause)) from err
-        if cause is not None:  # LaraConfig's own validation
-            raise LaraUserError(
-                f"invalid model setting: {cause}; model.* are LaraConfig fields (lara/configuration_lara.py)"
-            ) from err
-        where = ", ".join(str(p) for p in config_paths) or (f"preset {preset}" if preset else "command line")
-        message = " ".join(str(err).split())  # one line
-        raise LaraUserError(
-            f"bad training config ({where}): {message}; see curriculum/config.py for the valid keys and types"
-        ) from err
-
-
-def _read_yaml(path: Path) -> dict:
-    if not path.is_file():
-        raise LaraUserError(
-            f"config file {path} not found; presets are named (`--preset tiny --stage 1`, "
-            "curriculum/presets.py), YAML files are overlays on them"
-        )
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise LaraUserError(f"{path} is not valid YAML ({str(err).splitlines()[0]}); fix the file") from err
-    if not isinstance(data, dict):
-        raise LaraUserError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
-    return data

@@ -15,7 +15,7 @@ learning rates, steps) passed through `stage_objective`, which sets what the sta
 - "baseline": stage III alone from random init without reasoning: no CoT, no latent segments
   (`latent.tags: []`), no `<img_next>` slots (`foresight.num_slots: 0`), flow matching only.
 Stage k trains into `<size output_dir>/stage<k>`. YAML files (`--config`, e.g. a dataset overlay)
-and `--a.b value` flags apply on top (`curriculum.config.load_train_config`). Tests register more
+and `--a.b value` flags apply on top (`load_train_config`, below). Tests register more
 sizes with `register_size`.
 """
 
@@ -23,9 +23,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
+
+import draccus
+import yaml
 
 from curriculum.config import DataConfig, LossConfig, OptimConfig, TrainConfig
+from lara.configuration_lara import LaraConfigError
 from lara.presets import model_preset
+from lara.utils.config_parsing import parse_over
 from lara.utils.errors import LaraUserError
 
 STAGES = ("1", "2", "3", "baseline")
@@ -140,3 +146,62 @@ def train_preset(size: str, stage: str | int) -> TrainConfig:
     if str(stage) not in STAGES:
         raise LaraUserError(f"stage {stage!r}: choose one of {', '.join(STAGES)}")
     return SIZES[size](str(stage))
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_train_config(
+    config_paths: list[str | Path] = (),
+    overrides: list[str] | None = None,
+    preset: str | None = None,
+    stage: str | int | None = None,
+) -> TrainConfig:
+    """A named preset (`preset` size x `stage`, above) or the dataclass defaults, then
+    YAML files merged in order (e.g. a dataset overlay), then CLI overrides (`--optim.head_lr 2e-4`).
+    Every problem becomes one `LaraUserError` line naming the fix."""
+    merged: dict = {}
+    if preset is not None:
+        merged = draccus.encode(train_preset(preset, stage))
+    elif stage is not None:
+        raise LaraUserError(
+            f"stage {stage!r} names a stage preset: give the size too (--preset tiny --stage {stage})"
+        )
+    for path in config_paths:
+        merged = _deep_merge(merged, _read_yaml(Path(path)))
+    try:
+        return parse_over(TrainConfig, merged, list(overrides or []))
+    except draccus.utils.DraccusException as err:
+        cause = err
+        while cause is not None and not isinstance(cause, (LaraUserError, LaraConfigError)):
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, LaraUserError):  # a nested __post_init__ check: its own message is the clear one
+            raise LaraUserError(str(cause)) from err
+        if cause is not None:  # LaraConfig's own validation
+            raise LaraUserError(
+                f"invalid model setting: {cause}; model.* are LaraConfig fields (lara/configuration_lara.py)"
+            ) from err
+        where = ", ".join(str(p) for p in config_paths) or (f"preset {preset}" if preset else "command line")
+        message = " ".join(str(err).split())  # one line
+        raise LaraUserError(
+            f"bad training config ({where}): {message}; see curriculum/config.py for the valid keys and types"
+        ) from err
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise LaraUserError(
+            f"config file {path} not found; presets are named (`--preset tiny --stage 1`, "
+            "curriculum/presets.py), YAML files are overlays on them"
+        )
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise LaraUserError(f"{path} is not valid YAML ({str(err).splitlines()[0]}); fix the file") from err
+    if not isinstance(data, dict):
+        raise LaraUserError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
+    return data

@@ -298,10 +298,11 @@ def evaluate(cfg: EvalConfig, policy_builder=None) -> dict:
     `policy_builder`: a picklable callable `env -> policy` that replaces `build_policy` in every
     worker (how a higher layer supplies a policy this package cannot build, e.g. `--policy replay`,
     which reads a dataset: `data_pipeline.replay.ReplayPolicyBuilder`)."""
-    if "," in cfg.suite:  # several suites: one table, one record file (envs.multi_suite)
-        from envs.multi_suite import evaluate_suites
-
-        return evaluate_suites(cfg, policy_builder=policy_builder)
+    if "," in cfg.suite:  # several suites: envs.multi_suite runs this function once per suite
+        raise LaraUserError(
+            f"--suite {cfg.suite} names several suites: envs.multi_suite.evaluate_suites scores them "
+            "(`lara eval` calls it), evaluate() one suite"
+        )
     from envs.libero_env import num_tasks
 
     if policy_builder is None:

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from envs.expert_config import ExpertConfig
 from envs.scene_geometry import OrientedBoxes
-
-if TYPE_CHECKING:
-    from envs.scripted_expert import ExpertConfig
 
 
 def topdown_rotation(yaw: float) -> np.ndarray:

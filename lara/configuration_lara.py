@@ -10,8 +10,9 @@
 - `inference`  generation limits and the action queue.
 
 The named sizes live in lara/presets.py (`tiny`, `small`, `qwen3vl-2b`, `qwen3vl-4b`); load one with
-`load_config(name, args)` (then `--a.b=value` overrides, draccus). Loss weights are not a model
-setting: the training config's `loss` (curriculum.config) sets them on the policy every step.
+`lara.presets.load_config(name, args)` (then `--a.b=value` overrides, draccus). Loss weights are
+not a model setting: the training config's `loss` (curriculum.config) sets them on the policy every
+step.
 `__post_init__` validates and raises `LaraConfigError` (a ValueError); nothing is silently changed.
 """
 
@@ -330,26 +331,3 @@ LEGACY = {
 # Sections of older checkpoints' configs that are no longer model settings: `loss` (per-stage loss
 # weights) moved to the training config, which sets them on the policy every step.
 DROPPED = ("loss",)
-
-
-def load_config(name_or_path: str | Path = "tiny", args: list[str] | None = None) -> LaraConfig:
-    """A size preset (lara.presets) or a LaraConfig YAML file, then draccus overrides
-    (`--expert.num_layers=16`)."""
-    import yaml
-
-    from lara.presets import MODEL_PRESETS, model_preset
-    from lara.utils.config_parsing import parse_over
-    from lara.utils.errors import LaraUserError
-
-    path = Path(name_or_path)
-    if str(name_or_path) in MODEL_PRESETS or not path.suffix:
-        defaults = draccus.encode(model_preset(str(name_or_path)))
-    elif path.is_file():
-        defaults = yaml.safe_load(path.read_text()) or {}
-    else:
-        raise LaraUserError(f"model config {path} does not exist")
-    try:
-        return parse_over(LaraConfig, defaults, list(args or []))
-    except (draccus.utils.DraccusException, ValueError) as err:  # validation errors arrive wrapped
-        cause = err.__cause__ or err
-        raise LaraUserError(f"invalid model config {name_or_path}: {' '.join(str(cause).split())}") from err

@@ -5,7 +5,7 @@
     qwen3vl-2b   the Qwen3-VL-2B architecture (real weights: backbone.pretrained_path)
     qwen3vl-4b   the Qwen3-VL-4B architecture
 
-`lara.configuration_lara.load_config(name, args)` applies `--a.b=value` overrides to one; the
+`load_config(name, args)` (below) applies `--a.b=value` overrides to one; the
 training presets (curriculum.presets) nest one per size, as openpi's `TrainConfig(model=...)`.
 Fields not named here keep `LaraConfig`'s defaults (the reference's expert head: 32 future
 tokens, dropout 0.2, 4 flow draws; continuous-thought latents; bidirectional `<img_next>` block).
@@ -15,6 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
+
+import draccus
+import yaml
 
 from lara.configuration_lara import (
     BackboneConfig,
@@ -24,6 +28,7 @@ from lara.configuration_lara import (
     LaraConfig,
     VisionConfig,
 )
+from lara.utils.config_parsing import parse_over
 from lara.utils.errors import LaraUserError
 
 
@@ -158,3 +163,20 @@ def model_preset(name: str) -> LaraConfig:
     if name not in MODEL_PRESETS:
         raise LaraUserError(f"no model preset {name!r}; have {sorted(MODEL_PRESETS)}")
     return MODEL_PRESETS[name]()
+
+
+def load_config(name_or_path: str | Path = "tiny", args: list[str] | None = None) -> LaraConfig:
+    """A size preset (above) or a LaraConfig YAML file, then draccus overrides
+    (`--expert.num_layers=16`)."""
+    path = Path(name_or_path)
+    if str(name_or_path) in MODEL_PRESETS or not path.suffix:
+        defaults = draccus.encode(model_preset(str(name_or_path)))
+    elif path.is_file():
+        defaults = yaml.safe_load(path.read_text()) or {}
+    else:
+        raise LaraUserError(f"model config {path} does not exist")
+    try:
+        return parse_over(LaraConfig, defaults, list(args or []))
+    except (draccus.utils.DraccusException, ValueError) as err:  # validation errors arrive wrapped
+        cause = err.__cause__ or err
+        raise LaraUserError(f"invalid model config {name_or_path}: {' '.join(str(cause).split())}") from err

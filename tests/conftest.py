@@ -98,8 +98,8 @@ def _make_obs(seed: int = 0, size: int = 128) -> FakeObservation:
 def _tiny_policy(*overrides: str, seed: int = 0):
     import torch
 
-    from lara.configuration_lara import load_config
     from lara.modeling_lara import LaraPolicy
+    from lara.presets import load_config
 
     torch.manual_seed(seed)
     policy = LaraPolicy(load_config("tiny", list(overrides)))
@@ -225,8 +225,8 @@ def _tiny_bridge_checkpoint(
     import torch
 
     from data_pipeline.stats import load_or_compute_stats
-    from lara.configuration_lara import load_config
     from lara.modeling_lara import LaraPolicy
+    from lara.presets import load_config
 
     cfg = load_config("tiny", [f"--vision.cameras=[{','.join(cameras)}]", f"--chunk_size={chunk_size}"])
     torch.manual_seed(0)

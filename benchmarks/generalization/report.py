@@ -63,7 +63,7 @@ def step_commands(cfg: PipelineConfig) -> dict[str, str]:
 
 def baseline_commands(cfg: PipelineConfig) -> dict[str, str]:
     """The baseline arm's two steps as `lara` commands, once benchmarks/generalization/baseline.py ran."""
-    from benchmarks.generalization import baseline
+    from benchmarks.generalization import baseline_arm as baseline
 
     settings = _read_json(cfg.out / "pipeline.json")
     if settings is None or not (cfg.out / baseline.BASELINE_DIR).is_dir():
@@ -159,7 +159,7 @@ def partial_comparison(lara_eval: Path, baseline_eval: Path) -> tuple[dict, dict
 
 
 def _baseline_section(cfg: PipelineConfig) -> list[str]:
-    from benchmarks.generalization.baseline import BASELINE_DIR
+    from benchmarks.generalization.baseline_arm import BASELINE_DIR
 
     arm = cfg.out / BASELINE_DIR
     lines = ["", "## 5. Baseline (same data and model size, no reasoning)", ""]
@@ -247,7 +247,7 @@ def publish_baseline(run: Path, dest: Path, command: str) -> list[Path]:
     --publish`, possibly from an earlier run of the same settings): copy its small result files to
     `dest/baseline/`, rebuild section 5 of `dest/report.md` and add its commands. Refused when the
     two runs' demos started from different layouts (the comparison needs the same data)."""
-    from benchmarks.generalization.baseline import BASELINE_DIR
+    from benchmarks.generalization.baseline_arm import BASELINE_DIR
 
     report = dest / "report.md"
     if not report.is_file():

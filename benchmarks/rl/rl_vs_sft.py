@@ -138,7 +138,7 @@ def run_grpo(args, budget_s: float) -> tuple[Path, float]:
 
 
 def run_sft(args, budget_s: float) -> tuple[Path, float]:
-    from curriculum.config import load_train_config
+    from curriculum.presets import load_train_config
     from curriculum.trainer import train
 
     probe_dir, out = args.out / "sft_probe", args.out / "sft"

@@ -22,13 +22,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from curriculum.offline.config import OfflineEvalConfig
+from curriculum.offline.results import EpisodeTrace, OfflineResult
 from data_pipeline.key_mapping import KeyMapping, load_key_mapping
 from lara.utils.errors import LaraUserError
 
@@ -147,36 +148,6 @@ def trained_episodes(checkpoint: Path, root: Path) -> list[int] | None:
 
 
 # ------------------------------------------------------------------ the evaluation
-@dataclass
-class EpisodeTrace:
-    """Per held-out episode: recorded actions and the predicted chunks (for plots)."""
-
-    episode: int
-    instruction: str
-    actions: np.ndarray  # (T, A)
-    starts: np.ndarray  # (N,)
-    pred: np.ndarray  # (N, H, A)
-
-
-@dataclass
-class OfflineResult:
-    config: dict
-    dataset: dict
-    metrics: dict  # method -> chunk_metrics
-    probes: dict
-    warnings: list[str] = field(default_factory=list)
-    traces: list[EpisodeTrace] = field(default_factory=list)
-
-    def to_json(self) -> dict:
-        return {
-            "config": self.config,
-            "dataset": self.dataset,
-            "metrics": self.metrics,
-            "probes": self.probes,
-            "warnings": self.warnings,
-        }
-
-
 def evaluate_offline(cfg: OfflineEvalConfig) -> OfflineResult:
     """Run the open-loop evaluation (see the module docstring); writes nothing (see `write_outputs`)."""
     from curriculum.offline.probes import check_compatible, cot_token_accuracy, foresight_l1

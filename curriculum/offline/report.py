@@ -10,12 +10,10 @@ the frame it was predicted at, so drift along the horizon and gripper timing are
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from curriculum.offline.evaluate import EpisodeTrace, OfflineResult
+from curriculum.offline.results import EpisodeTrace, OfflineResult
 
 METHODS = (
     ("model", "model"),

@@ -207,7 +207,7 @@ def _optimizations(cfg) -> str:
 
 def run(args) -> dict:
     """Random-weight timings of both paths; `args` is a `bench_latency_cli.LatencyBenchConfig`."""
-    from lara.configuration_lara import load_config
+    from lara.presets import load_config
 
     overrides = [f"--backbone.dtype={args.torch_dtype}", f"--backbone.attn_implementation={args.attn}"]
     cfg = load_config(args.preset, overrides + list(args.overrides))

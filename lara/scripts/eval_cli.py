@@ -24,7 +24,12 @@ def main(argv: list[str]) -> int:
         from data_pipeline.replay import ReplayPolicyBuilder
 
         builder = ReplayPolicyBuilder(cfg.dataset)
-    results = evaluate(cfg, policy_builder=builder)
+    if "," in cfg.suite:  # several suites: one table, one record file
+        from envs.multi_suite import evaluate_suites
+
+        results = evaluate_suites(cfg, policy_builder=builder)
+    else:
+        results = evaluate(cfg, policy_builder=builder)
     for row in results["suites"]:
         print(
             f"{row['name']}: {row['successes']}/{row['episodes']} = {100 * row['success_rate']:.1f}% "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from curriculum.config import load_train_config
+from curriculum.presets import load_train_config
 from data_pipeline.key_mapping import load_key_mapping
 
 BRIDGE = Path(__file__).resolve().parents[2] / "configs" / "train" / "data" / "bridge.yaml"

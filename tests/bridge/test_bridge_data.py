@@ -146,7 +146,7 @@ def test_annotate_instruction_backend_on_bridge(bridge_copy, capsys):
 
 def test_training_config_detects_the_dataset_mapping(bridge_dataset):
     """`data.mapping` defaults to `auto`: a Bridge-layout dataset needs no `--data.mapping` flag."""
-    from curriculum.config import load_train_config
+    from curriculum.presets import load_train_config
 
     cfg = load_train_config([], ["--data.root", str(bridge_dataset)], preset="tiny", stage=3)
     assert cfg.data.mapping == "auto"

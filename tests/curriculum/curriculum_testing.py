@@ -7,7 +7,7 @@ import curriculum_toy  # noqa: F401  (registers the toy policy and dataset)
 import torch
 from safetensors.torch import load_file
 
-from curriculum.config import load_train_config
+from curriculum.presets import load_train_config
 
 # The CI box has 2 cores shared with other jobs: one intra-op thread avoids spin contention that
 # made each tiny backward ~100x slower. Subprocess tests set OMP_NUM_THREADS=1 for the same reason.

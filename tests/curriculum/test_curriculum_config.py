@@ -5,8 +5,7 @@ import pytest
 from curriculum_testing import REPO
 
 from curriculum.cli import main as train_main
-from curriculum.config import load_train_config
-from curriculum.presets import train_preset
+from curriculum.presets import load_train_config, train_preset
 from lara.utils.errors import LaraUserError
 
 OVERLAYS = sorted((REPO / "configs" / "train" / "data").glob("*.yaml"))

@@ -12,7 +12,7 @@ import torch
 from curriculum_testing import REPO
 
 from curriculum.builders import normalize_metrics
-from curriculum.config import load_train_config
+from curriculum.presets import load_train_config
 from curriculum.trainer import train
 from lara.utils.errors import LaraUserError
 

@@ -54,8 +54,8 @@ def test_train_refuses_an_incomplete_annotation(half_annotated, tmp_path, capsys
 
 
 def test_allow_incomplete_annotation_trains_with_a_warning(half_annotated, tmp_path, caplog):
-    from curriculum.config import load_train_config
     from curriculum.lara_adapter import build_lerobot_dataset
+    from curriculum.presets import load_train_config
 
     flags = _train(half_annotated, tmp_path / "run", "--data.allow_incomplete_annotation", "true")[5:]
     cfg = load_train_config([], flags, preset="tiny", stage=1)

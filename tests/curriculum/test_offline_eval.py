@@ -15,8 +15,8 @@ from curriculum.offline.evaluate import chunk_metrics, last_action_baseline, rec
 from curriculum.offline.probes import check_compatible, stats_differences
 from data_pipeline.key_mapping import load_key_mapping
 from data_pipeline.lerobot_io import read_lerobot_dataset
-from lara.configuration_lara import load_config
 from lara.normalization import NormalizationStats
+from lara.presets import load_config
 from lara.utils.errors import LaraUserError
 
 

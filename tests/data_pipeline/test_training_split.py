@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from curriculum.config import load_train_config
 from curriculum.lara_adapter import action_chunks, build_lerobot_dataset
+from curriculum.presets import load_train_config
 from data_pipeline.lerobot_io import write_lerobot_dataset
 from data_pipeline.splits import heldout_episodes, make_split
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from lara.configuration_lara import FastConfig, LaraConfig, load_config
+from lara.configuration_lara import FastConfig, LaraConfig
 from lara.fast_tokenizer import FastActionTokenizer
 from lara.pixels import patchify
+from lara.presets import load_config
 from lara.sequence import COT as COT_PART
 from lara.sequence import IMAGE, IMG_NEXT, LATENT, LOSS_ACTION, LOSS_COT, SequenceBuilder
 from lara.tokenizer import QWEN_SPECIAL_START, build_tokenizer, load_tokenizer

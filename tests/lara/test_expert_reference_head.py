@@ -5,7 +5,8 @@ import copy
 import torch
 
 from lara.action_expert import ActionExpert
-from lara.configuration_lara import ExpertConfig, load_config
+from lara.configuration_lara import ExpertConfig
+from lara.presets import load_config
 
 
 def _expert(**kw) -> ActionExpert:

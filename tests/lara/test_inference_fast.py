@@ -155,8 +155,8 @@ def test_captured_loop_equals_the_module_for_other_expert_shapes(future, use_sta
     from dataclasses import replace
 
     from lara.action_expert import ActionExpert
-    from lara.configuration_lara import load_config
     from lara.expert_runtime import ExpertRuntime
+    from lara.presets import load_config
 
     cfg = load_config("tiny", [])
     ecfg = replace(cfg.expert, num_future_tokens=future, use_state=use_state, num_layers=layers)

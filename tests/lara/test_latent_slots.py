@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lara.configuration_lara import load_config
+from lara.presets import load_config
 from lara.sequence import LATENT
 
 
@@ -80,8 +80,8 @@ def test_stage_two_batch_follows_the_tag_order(make_batch, tiny_policy):
 
 
 def test_the_curriculum_sets_the_policy_selection(tiny_policy):
-    from curriculum.config import load_train_config
     from curriculum.lara_adapter import apply_latent_schedule
+    from curriculum.presets import load_train_config
 
     policy = tiny_policy()
     linear = ["--latent.kind", "linear", "--model.latent.selection", "random"]

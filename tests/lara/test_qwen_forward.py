@@ -8,8 +8,8 @@ import pytest
 import torch
 from qwen_reference import processor, user_message
 
-from lara.configuration_lara import load_config
 from lara.modeling_lara import LaraPolicy
+from lara.presets import load_config
 
 INSTRUCTIONS = ["pick up the black bowl and place it on the plate", "open it"]
 

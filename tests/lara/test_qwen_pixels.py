@@ -6,7 +6,6 @@ import pytest
 import torch
 from qwen_reference import PUBLISHED, image_processor
 
-from lara.configuration_lara import load_config
 from lara.pixels import (
     QwenImageSpec,
     check_preprocessor,
@@ -15,6 +14,7 @@ from lara.pixels import (
     smart_resize,
     to_float_images,
 )
+from lara.presets import load_config
 
 SIZES = [(128, 128), (224, 224), (256, 256), (480, 640), (200, 300)]
 

@@ -7,7 +7,7 @@ import pytest
 from qwen_reference import processor, user_message
 from tokenizers import AddedToken
 
-from lara.configuration_lara import load_config
+from lara.presets import load_config
 from lara.sequence import SequenceBuilder
 from lara.tokenizer import QWEN_SPECIAL_START, QWEN_SPECIAL_TOKENS, _base_qwen_tokenizer, build_tokenizer
 from lara.utils.errors import LaraUserError
