@@ -33,7 +33,9 @@ def _check(ok: bool, message: str) -> None:
 
 @dataclass
 class OptimConfig:
-    """AdamW with two learning rates (backbone lower than heads/expert), warmup + cosine."""
+    """AdamW with two learning rates (backbone lower than heads/expert), linear warmup + cosine to
+    `min_lr_ratio` x the group's lr. The warmup is `warmup_steps` when set, else `warmup_fraction`
+    of the stage's steps (the reference: 10%), so an explicit `--optim.warmup_steps N` always wins."""
 
     backbone_lr: float = 1e-5
     head_lr: float = 1e-4
@@ -42,14 +44,22 @@ class OptimConfig:
     beta2: float = 0.95
     eps: float = 1e-8
     grad_clip_norm: float = 1.0  # 0 disables clipping
-    warmup_steps: int = 10
+    warmup_steps: int | None = 10  # null: warmup_fraction of the stage's steps
+    warmup_fraction: float = 0.0  # used when warmup_steps is null (the reference's warmup_ratio: 0.1)
     min_lr_ratio: float = 0.1
 
     def __post_init__(self) -> None:
         _check(self.backbone_lr >= 0 and self.head_lr > 0, "optim: learning rates must be >= 0 (head_lr > 0)")
-        _check(self.warmup_steps >= 0, "optim.warmup_steps must be >= 0")
+        _check(self.warmup_steps is None or self.warmup_steps >= 0, "optim.warmup_steps must be >= 0")
+        _check(0.0 <= self.warmup_fraction < 1.0, "optim.warmup_fraction must be in [0, 1)")
         _check(0.0 <= self.min_lr_ratio <= 1.0, "optim.min_lr_ratio must be in [0, 1]")
         _check(self.grad_clip_norm >= 0, "optim.grad_clip_norm must be >= 0 (0 disables clipping)")
+
+    def warmup_for(self, total_steps: int) -> int:
+        """Warmup steps of a stage of `total_steps` (a fraction rounds down, as the reference's int())."""
+        if self.warmup_steps is not None:
+            return self.warmup_steps
+        return int(total_steps * self.warmup_fraction)
 
 
 @dataclass
@@ -111,10 +121,17 @@ class LossConfig:
     visual_l1: float = 0.1
     flow: float = 1.0
     visual_l1_warmup_steps: int = 0
+    # stage II: the visual L1 weight while at most the first latent level is latent (the reference:
+    # 0.1 with SUBTASK latent, then visual_l1 = 0.2); null: visual_l1 throughout the stage
+    visual_l1_first_level: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("cot_ce", "action_ce", "visual_l1", "flow"):
             _check(getattr(self, name) >= 0, f"loss.{name} must be >= 0")
+        _check(
+            self.visual_l1_first_level is None or self.visual_l1_first_level >= 0,
+            "loss.visual_l1_first_level must be >= 0 (or null)",
+        )
 
 
 @dataclass
@@ -168,6 +185,7 @@ class DataConfig:
     foresight_offset: int = 1  # k: the foresight target is frame t + k
     image_size: int | None = None  # None: model.vision.image_size
     foresight_image_size: int | None = None  # None: model.foresight.image_size
+    mask_unchanged_future: bool = False  # no visual loss where frame t+k equals frame t (the reference)
     norm_mode: str = "quantile"  # quantile (q01/q99) | min_max (the reference's LIBERO setting) | mean_std
     num_workers: int = 0
     split: str = (
@@ -224,6 +242,7 @@ class TrainConfig:
     batch_size: int = 8
     grad_accum_steps: int = 1
     mixed_precision: str = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    ema_every: int = 1  # update the EMA foresight target after every k-th optimizer step (reference: 2)
     save_every: int = 50
     keep_last: int = 2  # periodic checkpoints kept (the final one is always kept)
     save_state: bool = (
@@ -246,11 +265,12 @@ class TrainConfig:
         _check(self.grad_accum_steps >= 1, "grad_accum_steps must be >= 1")
         _check(self.save_every >= 1 and self.log_every >= 1, "save_every and log_every must be >= 1")
         _check(self.keep_last >= 1, "keep_last must be >= 1")
+        _check(self.ema_every >= 1, "ema_every must be >= 1")
         _check(self.mixed_precision in MIXED_PRECISION, f"mixed_precision: choose one of {MIXED_PRECISION}")
         _check(
             self.stage == 1 or bool(self.init_from) or self.from_scratch,
             f"stage {self.stage} starts from the previous stage's checkpoint: set --init_from "
-            f"<stage {self.stage - 1} output_dir>/final (or run `lara train --curriculum ...`), or pass "
+            f"<stage {self.stage - 1} output_dir>/final (or run `lara train --curriculum <size>`), or pass "
             "--from_scratch true to train it from random init",
         )
         _check(

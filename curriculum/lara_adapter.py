@@ -89,6 +89,7 @@ def build_lerobot_dataset(cfg):
         foresight_offset=cfg.data.foresight_offset,
         image_size=cfg.data.image_size or mc.vision.image_size,
         foresight_image_size=cfg.data.foresight_image_size or mc.foresight.image_size,
+        mask_unchanged_future=cfg.data.mask_unchanged_future,
         norm_mode=cfg.data.norm_mode,
         annotation=annotation,
         include_plan=mc.latent.include_plan,  # the CoT starts with PLAN: so does the latent sequence

@@ -92,3 +92,23 @@ def loss_weight(step: int, *, weight: float, warmup_steps: int) -> float:
     if warmup_steps <= 0 or step >= warmup_steps:
         return weight
     return weight * (step + 1) / warmup_steps
+
+
+def stage_visual_l1(
+    stage: int, latent_probability: float, *, weight: float, first_level_weight: float | None, num_levels: int
+) -> float:
+    """The visual-foresight L1 weight of a stage-II step from how latent the CoT is: while at most
+    the first level is latent (p <= 1 / num_levels; in tag order, SUBTASK alone) `first_level_weight`,
+    afterwards `weight`. The reference trains its first latent level at 0.1 and the later ones at
+    0.2 (scripts/run_libero_multistage.sh). Other stages, or `first_level_weight` None: `weight`."""
+    if stage != 2 or first_level_weight is None:
+        return weight
+    return first_level_weight if latent_probability <= 1.0 / num_levels else weight
+
+
+def ema_update_due(optimizer_steps: int, every: int) -> bool:
+    """Whether the EMA target updates after the `optimizer_steps`-th optimizer step (1-based):
+    after every `every`-th one. The reference updates it every 2 steps (training/train.py), so
+    its target moves at half the speed that tau alone says."""
+    return optimizer_steps % every == 0
+

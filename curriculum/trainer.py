@@ -33,7 +33,13 @@ from curriculum.config import TrainConfig, training_identity
 from curriculum.lora import apply_lora, merged_lora
 from curriculum.memory import PeakMemory
 from curriculum.precision import resolved_mixed_precision
-from curriculum.schedules import loss_weight, lr_multiplier, stage_latent_probability
+from curriculum.schedules import (
+    ema_update_due,
+    loss_weight,
+    lr_multiplier,
+    stage_latent_probability,
+    stage_visual_l1,
+)
 from lara.utils.errors import LaraUserError
 
 log = logging.getLogger(__name__)
@@ -68,9 +74,14 @@ def loss_weights_at(cfg: TrainConfig, step: int) -> dict[str, float]:
     """The stage's loss weights at `step`: the only source of them (the policy gets them every step)."""
     weights = cfg.active_losses()
     if "visual_l1" in weights:
-        weights["visual_l1"] = loss_weight(
-            step, weight=weights["visual_l1"], warmup_steps=cfg.loss.visual_l1_warmup_steps
+        weight = stage_visual_l1(
+            cfg.stage,
+            latent_probability_at(cfg, step),
+            weight=weights["visual_l1"],
+            first_level_weight=cfg.loss.visual_l1_first_level,
+            num_levels=cfg.latent.num_segments,
         )
+        weights["visual_l1"] = loss_weight(step, weight=weight, warmup_steps=cfg.loss.visual_l1_warmup_steps)
     return weights
 
 
@@ -118,7 +129,10 @@ def build_optimizer(
         log.info("bf16 weight storage (memory-saving switch): AdamW updates written with stochastic rounding")
     optimizer = precision.adamw(groups, o, stochastic_rounding)
     multiplier = functools.partial(
-        lr_multiplier, total_steps=cfg.steps, warmup_steps=o.warmup_steps, min_lr_ratio=o.min_lr_ratio
+        lr_multiplier,
+        total_steps=cfg.steps,
+        warmup_steps=o.warmup_for(cfg.steps),
+        min_lr_ratio=o.min_lr_ratio,
     )
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
 
@@ -233,7 +247,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                         optimizer.zero_grad(set_to_none=True)
             if not accelerator.sync_gradients:  # the last micro-batch must have stepped
                 raise RuntimeError("gradient accumulation out of sync: the optimizer did not step")
-            policy.ema_update()
+            if ema_update_due(state.step + 1, cfg.ema_every):
+                policy.ema_update()
             state.step += 1
             state.epoch, state.epoch_samples = batches.epoch, batches.start
             state.samples_seen += samples_per_step

@@ -41,6 +41,9 @@ class SampleConfig:
     foresight_offset: int = 1  # k: the foresight target is frame t + k (clamped to the episode end)
     image_size: int = 128  # S: both cameras are resized to S x S
     foresight_image_size: int = 112  # S_f: the future frame's size
+    # no foresight target where the future frame equals the current one pixel for pixel (the
+    # reference drops those: a still scene teaches the slots to copy the present)
+    mask_unchanged_future: bool = False
     norm_mode: str = "quantile"  # "quantile" (q01/q99), "min_max" or "mean_std"
     annotation: str | None = None  # annotation run name (data_pipeline.annotation); None = no CoT
     include_plan: bool = False  # prepend the episode PLAN segment to each frame's CoT
@@ -165,11 +168,15 @@ class LaraSampleDataset(torch.utils.data.Dataset):
         future_row = min(t_row + cfg.foresight_offset, end - 1)
         next_image_is_pad = t_row + cfg.foresight_offset > end - 1  # clamped: no real future frame
         row = self._rows[t_row]
+        future = self._future_rows[future_row]
+        if cfg.mask_unchanged_future and not next_image_is_pad:
+            key = self.mapping.cameras[FORESIGHT_CAMERA]
+            next_image_is_pad = bool(np.array_equal(future[key], row[key]))  # a still frame: no target
         sample: dict[str, Any] = {
             f"image.{cam}": self._image(row, cam, cfg.image_size) for cam in self.mapping.cameras
         }
         sample[f"next_image.{FORESIGHT_CAMERA}"] = self._image(
-            self._future_rows[future_row], FORESIGHT_CAMERA, cfg.foresight_image_size
+            future, FORESIGHT_CAMERA, cfg.foresight_image_size
         )
         state = torch.from_numpy(self.state[t_row])
         action = torch.from_numpy(self.action[chunk_rows])  # (H, A)

@@ -98,8 +98,10 @@ def small() -> LaraConfig:
 def qwen3vl_2b() -> LaraConfig:
     """Qwen3-VL-2B (text hidden 2048 x 28 layers, vision depth 24). Without backbone.pretrained_path
     (a local Qwen3-VL-2B folder) the weights are random (latency benchmarks). 256 px cameras -> 64
-    visual tokens each (16 x 16 patches of 16 px, merged 2 x 2); 16 `<img_next>` slots from a 128 px
-    next frame (4 x 4 merged tokens); 16-layer DiT expert, hidden 1024.
+    visual tokens each (16 x 16 patches of 16 px, merged 2 x 2); 16 `<img_next>` slots: the next frame
+    through the EMA tower at 256 px (8 x 8 merged tokens) pooled to 4 x 4, as the reference's target
+    (its processor enlarges the 112 px frame to 256 px; the training preset loads it at 112 px,
+    `data.foresight_image_size`); 16-layer DiT expert, hidden 1024.
     Stored in bfloat16: the inference dtype. The training presets (curriculum/presets.py) store the
     weights in float32 (fp32 master weights, bf16 compute on CUDA): AdamW at lr 1e-5 barely moves bf16.
     Why 256 px and not 224: the published Qwen3-VL preprocessor (benchmarks/qwen3vl-2b-instruct/
@@ -128,7 +130,7 @@ def qwen3vl_2b() -> LaraConfig:
             deepstack_visual_indexes=[5, 11, 17],
             image_size=256,
         ),
-        foresight=ForesightConfig(num_slots=16, image_size=128),
+        foresight=ForesightConfig(num_slots=16, image_size=256),
         fast=FastConfig(vocab_size=1024),
         expert=ExpertConfig(num_layers=16, hidden_size=1024, num_heads=16, num_inference_steps=4),
         chunk_size=8,
