@@ -32,8 +32,8 @@ def resolve_annotation(cfg) -> str | None:
     if name is None:
         raise LaraUserError(
             f"stage {cfg.stage} trains the chain of thought but data.annotation is null; annotate the "
-            "dataset "
-            f"(`lara annotate {cfg.data.root} --name v1`) and set --data.annotation v1"
+            f"dataset (`lara annotate --dataset {cfg.data.root} --backend sim --name v1`) and set "
+            "--data.annotation v1"
         )
     if name != "latest":
         return name
@@ -41,7 +41,7 @@ def resolve_annotation(cfg) -> str | None:
     if not runs:
         raise LaraUserError(
             f"{cfg.data.root} has no complete CoT annotation run, which stage {cfg.stage} needs; run "
-            f"`lara annotate {cfg.data.root} --name v1` first"
+            f"`lara annotate --dataset {cfg.data.root} --backend sim --name v1` first"
         )
     return max(runs, key=lambda r: (Path(r["path"]) / "meta.json").stat().st_mtime)["name"]
 
@@ -68,10 +68,12 @@ def check_annotation_complete(cfg, name: str, episodes: list[int]) -> None:
             what,
         )
         return
-    backend = f" --backend {meta['backend']}" if meta.get("backend") else ""
+    # the same run resumes only with the backend (and config) it was started with; its meta.json
+    # records them (a run without one predates that field: the LIBERO pipeline's sim backend)
+    backend = meta.get("backend") or "sim"
     raise LaraUserError(
         f"annotation run {name!r} of {cfg.data.root} is incomplete (interrupted): {what}; finish it with "
-        f"`lara annotate {cfg.data.root} --name {name}{backend}`, or pass "
+        f"`lara annotate --dataset {cfg.data.root} --backend {backend} --name {name}`, or pass "
         "--data.allow_incomplete_annotation true"
     )
 

@@ -46,9 +46,8 @@ def test_train_refuses_an_incomplete_annotation(half_annotated, tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert "'v1'" in err and "2 of 3 episodes" in err and "[1, 2]" in err
-    assert (
-        f"lara annotate {half_annotated} --name v1 --backend parser" in err
-    )  # the command that completes it
+    # the command that completes it, spelled as the CLI takes it (tests/test_command_hints.py)
+    assert f"`lara annotate --dataset {half_annotated} --backend parser --name v1`" in err
     assert "--data.allow_incomplete_annotation true" in err
     assert not (tmp_path / "run" / "final").exists()
 
