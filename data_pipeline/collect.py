@@ -34,6 +34,7 @@ from lara.utils.atomic import atomic_write_text, remove_stale_temps
 from lara.utils.errors import LaraUserError
 from lara.utils.jsonl import append_jsonl, read_jsonl, repair_jsonl
 from lara.utils.process_guard import worker_init
+from lara.utils.run_identity import check_same_run
 from lara.utils.run_lock import run_lock
 
 logger = logging.getLogger(__name__)
@@ -125,11 +126,10 @@ def _check_resume(partial: Path, cfg: CollectConfig) -> None:
     if path.is_file():
         # a key the run's config.json predates had its default then (runs before --init were "shipped")
         theirs = {k: getattr(CollectConfig, k) for k in _RUN_KEYS} | json.loads(path.read_text())
-        diff = {k: (theirs.get(k), mine[k]) for k in _RUN_KEYS if theirs.get(k) != mine[k]}
-        if diff:
+        error = check_same_run(partial, theirs, mine, "a run with other settings", keys=_RUN_KEYS)
+        if error:
             raise LaraUserError(
-                f"{partial} holds a run with other settings {diff} (was, now); re-run with the same settings "
-                "to resume, or delete that folder to start over"
+                f"{error}; re-run with the same settings to resume, or delete that folder to start over"
             )
     else:
         partial.mkdir(parents=True, exist_ok=True)

@@ -41,6 +41,7 @@ from envs.report import write_report
 from lara.utils.errors import LaraUserError
 from lara.utils.jsonl import append_jsonl, read_jsonl, repair_jsonl
 from lara.utils.process_guard import exit_with_parent
+from lara.utils.run_identity import check_same_run
 from lara.utils.run_lock import run_lock
 
 logger = logging.getLogger(__name__)
@@ -263,12 +264,10 @@ def _check_run_identity(cfg: EvalConfig) -> None:
     path = cfg.out / "run.json"
     if path.exists():
         previous = json.loads(path.read_text()).get("identity", {})
-        diff = {k: (previous.get(k), v) for k, v in cfg.identity().items() if previous.get(k) != v}
-        if diff:
-            detail = ", ".join(f"{k}: {old!r} there vs {new!r} now" for k, (old, new) in diff.items())
-            raise LaraUserError(
-                f"{cfg.out} holds results of a different run ({detail}); use another --out or delete it"
-            )
+        now = cfg.identity()
+        error = check_same_run(cfg.out, previous, now, "results of a different run", keys=now)
+        if error:
+            raise LaraUserError(f"{error}; use another --out or delete it")
 
 
 def _never_started(record: dict) -> bool:
