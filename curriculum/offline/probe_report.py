@@ -215,10 +215,10 @@ def plot_foresight(result: dict, path: str | Path) -> Path:
                 y = np.array([np.nan if v is None else v for v in along[k]], float)
                 ax.plot(x, y, style, ms=3, label=label)
             ax.set_xlabel("episode time (fraction)")
-            ax.set_ylabel(f"{name} to the EMA target of frame t+k")
+            ax.set_ylabel(f"{name} to EMA target of t+k")
         axes[0].legend(fontsize=7)
     fig.suptitle("visual foresight along the episode", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.94))  # keep the title clear of the panels
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return Path(path)
