@@ -63,7 +63,7 @@ class EvalConfig:
     video: bool = False
     camera_size: int = 256
     seed: int = 7
-    execute_steps: int | None = None  # chunked policies: actions run open-loop per chunk (None = whole chunk)
+    execute_steps: int | None = None  # actions run per chunk (None: checkpoint's inference.n_action_steps)
     max_steps: int | None = None  # override of the suite's step limit (smoke tests only; reported)
     dataset: str | None = None  # `--policy replay`: the dataset whose recorded actions are played back
     render: bool | None = None  # render cameras; None = only when the policy or --video needs them

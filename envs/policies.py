@@ -10,8 +10,8 @@ reports. `--policy` names one:
   dataset is the data layer's job: `data_pipeline.replay.ReplayPolicyBuilder`, which the `lara eval`
   command passes to `evaluate(cfg, policy_builder=...)`.
 - a checkpoint directory: a trained `LaraPolicy` (`save_pretrained` layout); its own action queue
-  runs the first k actions of each predicted chunk open-loop (`--execute_steps`, default the
-  whole chunk). It acts with what the stage that trained it trained (`lara.inference_plan`): stage
+  runs the first k of each chunk open-loop (`--execute_steps`, default inference.n_action_steps
+  of the checkpoint). It acts with what the stage that trained it trained (`lara.inference_plan`): stage
   I through its explicit CoT and FAST action tokens, stage II through its (partly) latent CoT and
   FAST tokens, stage III through the flow-matching action expert; `checkpoint_inference` names
   the stage and the path for run.json and the report.
@@ -113,5 +113,5 @@ def build_policy(spec: str, env, execute_steps: int | None = None):
     from lara.modeling_lara import LaraPolicy
 
     policy = LaraPolicy.from_pretrained(str(resolve_checkpoint(spec)))
-    policy.execute_steps = execute_steps or policy.cfg.chunk_size  # None: the whole chunk
+    policy.execute_steps = execute_steps  # None: the checkpoint's inference.n_action_steps
     return policy

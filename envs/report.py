@@ -114,6 +114,8 @@ def _table(rows: list[SuccessRow]) -> list[str]:
     return lines
 
 
+# a run without --execute_steps: each checkpoint's own setting (the policy's queue reads it)
+STEPS_DEFAULT = "inference.n_action_steps (the checkpoint's)"
 TIME_PARTS = (
     ("simulator", "sim_seconds"),
     ("rendering", "render_seconds"),
@@ -215,8 +217,8 @@ def write_report(out_dir: Path, run_info: dict, records: list[dict]) -> dict:
         f"- Max policy steps: {MAX_STEPS.get(suite, '?')} ({suite}). Success: LIBERO's BDDL predicate.",
         f"- Cameras {run_info.get('camera_size')}x{run_info.get('camera_size')}, flipped [::-1, ::-1]; "
         "state = eef pos + axis-angle + 2 gripper joints; gripper -1 open / +1 close.",
-        f"- Chunked policies execute the first {run_info.get('execute_steps') or 'all'} actions of each "
-        "chunk open-loop.",
+        f"- Chunked policies execute the first {run_info.get('execute_steps') or STEPS_DEFAULT} actions of "
+        "each chunk open-loop.",
         "",
         "## Versions",
         *[f"- {k}: {v}" for k, v in run_info.get("versions", {}).items()],

@@ -43,7 +43,7 @@ class RolloutSettings:
     noise_scale: float = 0.1  # flow: std of each Euler step's Gaussian (normalized action units)
     temperature: float = 1.0  # tokens: sampling temperature
     num_steps: int | None = None  # flow: Euler steps (None = the checkpoint's)
-    execute_steps: int | None = None  # actions run open-loop per chunk (None = the whole chunk)
+    execute_steps: int | None = None  # actions run open-loop per chunk (None: inference.n_action_steps)
     max_steps: int | None = None  # step limit (None = the suite's protocol limit)
     camera_size: int = 256
     env_seed: int = 7
@@ -99,7 +99,7 @@ def _init_worker(settings: RolloutSettings, threads: int | None = None, in_subpr
     _W.clear()
     _W["settings"] = settings
     policy = LaraPolicy.from_pretrained(settings.policy_dir).eval()
-    policy.execute_steps = settings.execute_steps or policy.cfg.chunk_size  # None: the whole chunk
+    policy.execute_steps = settings.execute_steps  # None: the checkpoint's inference.n_action_steps
     _W["policy"] = policy
     _W["version"] = None
 

@@ -43,7 +43,7 @@ class RLConfig:
     noise_scale: float = 0.1  # flow: std of each Euler step's Gaussian, normalized action units
     temperature: float = 1.0  # tokens: sampling temperature
     num_steps: int | None = None  # flow: Euler steps (None = the checkpoint's)
-    execute_steps: int | None = None  # actions executed per chunk (None = the whole chunk)
+    execute_steps: int | None = None  # actions run per chunk (None: checkpoint's inference.n_action_steps)
     max_steps: int | None = None  # rollout step limit (None = the suite's protocol limit)
     camera_size: int = 256
     iterations: int = 10

@@ -1,0 +1,57 @@
+"""Actions run per chunk: the checkpoint's `inference.n_action_steps` unless `--execute_steps` says
+otherwise, in `lara eval` (envs.policies.build_policy) and `lara rl` (envs.rollouts' workers) alike
+(issue 28: both used the whole chunk, so the checkpoint's setting never took effect)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def checkpoint_k3(tmp_path_factory, tiny_policy):
+    """A tiny checkpoint (chunks of 8) saved with inference.n_action_steps 3."""
+    path = tmp_path_factory.mktemp("k3") / "policy"
+    policy = tiny_policy("--inference.n_action_steps=3")
+    assert policy.cfg.chunk_size == 8
+    policy.save_pretrained(path)
+    return path
+
+
+def plans_for(policy, actions: int) -> int:
+    """How many chunks the policy plans to act `actions` times (a stub planner: no model run)."""
+    calls = []
+
+    def plan(obs):
+        calls.append(obs)
+        return np.zeros((policy.cfg.chunk_size, policy.cfg.action_dim), np.float32)
+
+    policy.reset()
+    for _ in range(actions):
+        policy.select_action(None, plan)
+    return len(calls)
+
+
+@pytest.mark.parametrize("execute_steps,plans", [(None, 3), (2, 4), (8, 1)])
+def test_eval_policy_runs_the_checkpoints_steps_unless_overridden(checkpoint_k3, execute_steps, plans):
+    from envs.policies import build_policy
+
+    policy = build_policy(str(checkpoint_k3), env=None, execute_steps=execute_steps)
+    assert plans_for(policy, 7) == plans  # 7 actions: k=3 -> 3 plans, k=2 -> 4, k=8 -> 1
+
+
+@pytest.mark.parametrize("execute_steps,plans", [(None, 3), (2, 4)])
+def test_rl_workers_run_the_checkpoints_steps_unless_overridden(
+    checkpoint_k3, execute_steps, plans, monkeypatch
+):
+    from envs import libero_setup, rollouts
+
+    monkeypatch.setattr(libero_setup, "configure", lambda: None)  # no simulator needed to load it
+    settings = rollouts.RolloutSettings(
+        policy_dir=str(checkpoint_k3), suite="libero_object", execute_steps=execute_steps
+    )
+    rollouts._init_worker(settings)
+    try:
+        assert plans_for(rollouts._W["policy"], 7) == plans
+    finally:
+        rollouts._W.clear()
