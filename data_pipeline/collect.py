@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,13 +25,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from data_pipeline.collect_worker import Job, close_cached_env, episode_file, run_batch, run_job
+from data_pipeline.collect_worker import Job, close_cached_env, episode_file, run_batch
 from data_pipeline.episode import Episode
 from envs.libero_env import REGION_FITS
+from envs.workers import WorkerPool
 from lara.utils.atomic import atomic_write_text, remove_stale_temps
 from lara.utils.errors import LaraUserError
 from lara.utils.jsonl import append_jsonl, read_jsonl, repair_jsonl
-from lara.utils.process_guard import worker_init
 from lara.utils.run_identity import check_same_run
 from lara.utils.run_lock import run_lock
 
@@ -198,32 +196,11 @@ def _run_jobs(jobs: list[Job], workers: int, partial: Path, result: CollectResul
     repair_jsonl(reports)  # a torn last line would swallow the next report appended after it
     progress = _Progress(jobs, result.resumed)
     try:
-        if workers == 1:
-            iterator: Iterator[list[dict[str, Any]]] = ([run_job(job)] for job in jobs)
-            try:
-                _consume(iterator, reports, progress, result)
-            finally:
-                close_cached_env()
-        else:
-            ctx = multiprocessing.get_context("spawn")  # fresh MuJoCo/GL state per worker
-            pool = ProcessPoolExecutor(
-                max_workers=workers, mp_context=ctx, initializer=worker_init, initargs=(close_cached_env,)
-            )  # closes the env before EGL goes away
-            try:
-                pending = {pool.submit(run_batch, batch) for batch in batch_jobs(jobs, workers)}
-
-                def finished_batches() -> Iterator[list[dict[str, Any]]]:
-                    nonlocal pending
-                    while pending:
-                        done, pending = wait(pending, timeout=2.0, return_when=FIRST_COMPLETED)
-                        progress.refresh()
-                        yield from (f.result() for f in done)
-
-                _consume(finished_batches(), reports, progress, result)
-            except BaseException:  # Ctrl-C / kill: do not wait for queued batches; finished demos are kept
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-            pool.shutdown()
+        # one demo batch per unit; a worker killed mid-batch costs a re-run of that batch only, whose
+        # finished demos are already on disk (envs.workers)
+        with WorkerPool(run_batch, workers, finalizer=close_cached_env) as pool:
+            done = pool.imap_unordered(batch_jobs(jobs, workers), idle=progress.refresh)
+            _consume((batch_reports for _batch, batch_reports in done), reports, progress, result)
     finally:
         progress.bar.close()
 

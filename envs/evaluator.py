@@ -7,19 +7,18 @@ Layout of an output directory:
     report.md, success.png, videos/*.mp4 (with --video: agentview | wrist side by side)
 
 Each worker owns its simulator (MuJoCo and GL contexts do not survive a fork, so workers are
-spawned) and keeps the environment of the last task it ran, so consecutive episodes of a task
-reuse it. Finished episodes are written the moment they come back: a killed run loses only the
-episodes in flight, and the same command resumes with what is missing. An episode that raises
-(MuJoCo instability, a policy crash) is recorded with its error and the run goes on; a policy
-that returns malformed actions stops the run with one clear line, since every episode would fail
-the same way.
+spawned, `envs.workers`) and keeps the environment of the last task it ran, so consecutive episodes
+of a task reuse it; a worker killed mid-episode costs a re-run of that episode only. Finished
+episodes are written the moment they come back: a killed run loses only the episodes in flight, and
+the same command resumes with what is missing. An episode that raises (MuJoCo instability, a policy
+crash) is recorded with its error and the run goes on; a policy that returns malformed actions stops
+the run with one clear line, since every episode would fail the same way.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import multiprocessing as mp
 import os
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -34,10 +33,12 @@ from envs.policies import (
     build_policy,
     check_action,
     checkpoint_inference,
+    needs_observation,
     validate_policy_spec,
 )
 from envs.protocol import check_suite, parse_task_ids
 from envs.report import write_report
+from envs.workers import WorkerPool
 from lara.utils.errors import LaraUserError
 from lara.utils.jsonl import append_jsonl, read_jsonl, repair_jsonl
 from lara.utils.process_guard import exit_with_parent
@@ -66,7 +67,8 @@ class EvalConfig:
     execute_steps: int | None = None  # actions run per chunk (None: checkpoint's inference.n_action_steps)
     max_steps: int | None = None  # override of the suite's step limit (smoke tests only; reported)
     dataset: str | None = None  # `--policy replay`: the dataset whose recorded actions are played back
-    render: bool | None = None  # render cameras; None = only when the policy or --video needs them
+    # cameras: None renders the frames the policy or --video reads; true every step's; false none
+    render: bool | None = None
     records: Path | None = None  # episode record file; None: <out>/episodes.jsonl (several suites share one)
 
     def __post_init__(self) -> None:
@@ -159,6 +161,13 @@ def _worker_env(task: int):
     return _WORKER["env"], _WORKER["policy"]
 
 
+def _close_worker_env() -> None:
+    """Close the worker's simulator now: freeing its GL context at interpreter exit raises EGL errors."""
+    if "env" in _WORKER:
+        _WORKER.pop("env").close()
+    _WORKER.clear()
+
+
 def _write_video(frames: list[np.ndarray], path: Path, fps: int = 20) -> None:
     import imageio.v2 as imageio
 
@@ -219,7 +228,8 @@ def run_episode(unit: EpisodeUnit) -> dict:
             spent = clock.policy
             action = check_action(clock.call("policy", policy.select_action, obs))
             latencies.append(1e3 * (clock.policy - spent))
-            obs, done, _ = clock.call("env", env.step, action)
+            render = cfg.video or cfg.render or needs_observation(policy)  # frames no one reads: not rendered
+            obs, done, _ = clock.call("env", env.step, action, render)
             record.steps += 1
             if done:
                 record.success = True
@@ -367,24 +377,14 @@ def _evaluate_locked(cfg: EvalConfig, tasks: list[int], policy_builder) -> dict:
         bar.set_postfix(success=f"{successes}/{finished}")
         bar.update(1)
 
-    if cfg.workers == 1 or len(units) <= 1:
-        _init_worker(cfg, policy_builder=policy_builder)
-        try:
-            for unit in units:
-                _record(run_episode(unit))
-        finally:  # close the GL context now: freeing it at interpreter exit raises EGL errors
-            if "env" in _WORKER:
-                _WORKER.pop("env").close()
-            _WORKER.clear()
-    else:
-        ctx = mp.get_context("spawn")
-        n_workers = min(cfg.workers, len(units))
-        threads = max(1, (os.cpu_count() or 1) // n_workers)
-        with ctx.Pool(
-            n_workers, initializer=_init_worker, initargs=(cfg, threads, True, policy_builder)
-        ) as pool:
-            for result in pool.imap_unordered(run_episode, units, chunksize=1):
-                _record(result)
+    # A worker killed mid-episode (SIGKILL, OOM) costs a re-run of that episode only (envs.workers).
+    n_workers = max(1, min(cfg.workers, len(units)))
+    spawned = n_workers > 1
+    threads = max(1, (os.cpu_count() or 1) // n_workers) if spawned else None
+    initargs = (cfg, threads, spawned, policy_builder)
+    with WorkerPool(run_episode, n_workers, _init_worker, initargs, finalizer=_close_worker_env) as pool:
+        for _unit, result in pool.imap_unordered(units):
+            _record(result)
     bar.close()
     if not_started:
         raise LaraUserError(

@@ -37,6 +37,14 @@ class Policy(Protocol):
     def select_action(self, obs: Observation) -> np.ndarray: ...
 
 
+def needs_observation(policy) -> bool:
+    """Whether `policy`'s next `select_action` reads the observation's images: a chunked policy's
+    `needs_observation()` (False while its queue holds actions), else True. The simulator renders
+    only the frames a policy reads (or a video records)."""
+    ask = getattr(policy, "needs_observation", None)
+    return True if ask is None else bool(ask())
+
+
 class NoopPolicy:
     needs_images = False
 

@@ -19,7 +19,6 @@ the weights and the seeds alone (what exact resume relies on).
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import os
 import time
 import traceback
@@ -28,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from envs.protocol import validate_action
+from envs.workers import WorkerPool
 from lara.utils.errors import LaraUserError
 from lara.utils.process_guard import exit_with_parent
 
@@ -175,7 +175,8 @@ def run_rollout(job: tuple[RolloutSpec, str | None, int]) -> dict:
 
         policy.reset()  # the policy's queue runs `execute_steps` actions of each planned chunk
         for _ in range(s.max_steps or env.max_steps):
-            obs, done, _ = env.step(validate_action(policy.select_action(obs, plan)))
+            action = validate_action(policy.select_action(obs, plan))
+            obs, done, _ = env.step(action, render=policy.needs_observation())  # frames read only
             result.steps += 1
             if done:
                 result.success = True
@@ -198,7 +199,8 @@ def run_rollout(job: tuple[RolloutSpec, str | None, int]) -> dict:
 
 # ----------------------------------------------------------------------------- parent side
 class RolloutPool:
-    """Workers that live across iterations: `run(specs, weights, version)` -> results in spec order."""
+    """Workers that live across iterations: `run(specs, weights, version)` -> results in spec order.
+    A worker killed mid-rollout costs a re-run of that rollout only (envs.workers)."""
 
     def __init__(self, settings: RolloutSettings, workers: int) -> None:
         if workers < 1:
@@ -206,32 +208,32 @@ class RolloutPool:
         self.settings, self.workers, self._pool = settings, workers, None
 
     def __enter__(self) -> RolloutPool:
-        if self.workers == 1:
-            _init_worker(self.settings)
-        else:
-            threads = max(1, (os.cpu_count() or 1) // self.workers)
-            self._pool = mp.get_context("spawn").Pool(
-                self.workers, _init_worker, (self.settings, threads, True)
-            )
+        spawned = self.workers > 1
+        threads = max(1, (os.cpu_count() or 1) // self.workers) if spawned else None
+        self._pool = WorkerPool(
+            run_rollout, self.workers, _init_worker, (self.settings, threads, spawned), finalizer=_close_env
+        )
         return self
 
     def run(self, specs: list[RolloutSpec], weights: str | None, version: int, on_result=None) -> list[dict]:
         jobs = [(spec, weights, version) for spec in specs]
-        it = map(run_rollout, jobs) if self._pool is None else self._pool.imap(run_rollout, jobs, chunksize=1)
-        out = []
-        for result in it:
-            out.append(result)
+        order = {id(job): i for i, job in enumerate(jobs)}
+        out: list[dict | None] = [None] * len(jobs)
+        for job, result in self._pool.imap_unordered(jobs):
+            out[order[id(job)]] = result
             if on_result is not None:
                 on_result(result)
         return out
 
     def __exit__(self, *exc) -> None:
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
-        elif "env" in _W:  # close the GL context now: freeing it at interpreter exit raises EGL errors
-            _W.pop("env").close()
-        _W.clear()
+        self._pool.close()
+
+
+def _close_env() -> None:
+    """Close the worker's simulator now: freeing its GL context at interpreter exit raises EGL errors."""
+    if "env" in _W:
+        _W.pop("env").close()
+    _W.clear()
 
 
 def task_ids_by_name(suite: str) -> dict[str, int]:

@@ -75,12 +75,14 @@ class _Worker:
         child.close()
         self.job: tuple[int, Any] | None = None  # (index, unit) in flight
 
-    def stop(self) -> None:
-        try:
-            self.conn.send(None)
-        except (BrokenPipeError, OSError):
-            pass
-        self.process.join(timeout=10)
+    def stop(self, graceful: bool) -> None:
+        """Graceful: finish and run the finalizer (up to 10 s); else terminate now (an error, Ctrl-C)."""
+        if graceful:
+            try:
+                self.conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+            self.process.join(timeout=10)
         if self.process.is_alive():
             self.process.terminate()
             self.process.join()
@@ -113,11 +115,11 @@ class WorkerPool:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.close()
+        self.close(graceful=exc[0] is None)
 
-    def close(self) -> None:
+    def close(self, graceful: bool = True) -> None:
         for worker in self._pool:
-            worker.stop()
+            worker.stop(graceful)
         self._pool.clear()
         if self._inline_ready and self.finalizer is not None:
             self.finalizer()
@@ -127,9 +129,13 @@ class WorkerPool:
         return _Worker(self._ctx, self.fn, self.initializer, self.initargs, self.finalizer)
 
     # -- work ------------------------------------------------------------------------------------
-    def imap_unordered(self, units: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
+    def imap_unordered(
+        self, units: Iterable[Any], idle: Callable[[], None] | None = None, idle_s: float = 2.0
+    ) -> Iterator[tuple[Any, Any]]:
+        """(unit, result) as each finishes. `idle()` is called every `idle_s` seconds while waiting
+        (e.g. a progress bar that counts files the workers write)."""
         units = list(units)
-        if self.workers == 1 or len(units) <= 1:
+        if self.workers == 1:
             yield from self._inline(units)
             return
         while len(self._pool) < min(self.workers, len(units)):
@@ -144,7 +150,9 @@ class WorkerPool:
                         worker.job = todo.popleft()
                         worker.conn.send(worker.job)
                 busy = [w for w in self._pool if w.job is not None]
-                ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+                ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], idle and idle_s)
+                if not ready and idle is not None:
+                    idle()
                 for worker in busy:
                     if worker.conn in ready and worker.conn.poll():
                         try:
@@ -179,7 +187,7 @@ class WorkerPool:
                         self.restarts += 1
                         todo.appendleft((index, unit))
         except BaseException:
-            self.close()  # stop every worker: nothing keeps running for nobody
+            self.close(graceful=False)  # stop every worker now: nothing keeps running for nobody
             raise
 
     def _inline(self, units: list[Any]) -> Iterator[tuple[Any, Any]]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing as mp
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
@@ -32,8 +31,8 @@ from data_pipeline.annotation.segmentation import GripperSignalError, segment_ep
 from data_pipeline.annotation.sidecar import EpisodeAnnotation
 from data_pipeline.annotation.source import EpisodeSource
 from data_pipeline.episode import Episode
+from envs.workers import WorkerPool
 from lara.utils.errors import LaraUserError
-from lara.utils.process_guard import exit_with_parent
 from lara.utils.run_lock import LOCK_NAME, run_lock
 
 logger = logging.getLogger(__name__)
@@ -287,23 +286,12 @@ def _annotate_locked(
     newly = 0
     try:
         tasks = [(source, name, config.to_dict(), chunk) for chunk in chunks]
-        if workers == 1 or len(chunks) <= 1:
-            results = map(_run_chunk, tasks)
-            pool = None
-        else:
-            pool = mp.get_context("spawn").Pool(min(workers, len(chunks)), initializer=exit_with_parent)
-            results = pool.imap_unordered(_run_chunk, tasks)
-        try:
-            for done in results:
+        # a worker killed mid-chunk costs a re-run of that chunk only (envs.workers)
+        with WorkerPool(_run_chunk, max(1, min(workers, len(chunks)))) as pool:
+            for _task, done in pool.imap_unordered(tasks):
                 newly += len(done)
                 if bar is not None:
                     bar.update(len(done))
-            if pool is not None:
-                pool.close()
-        finally:
-            if pool is not None:
-                pool.terminate()  # no-op after close(); stops the workers on an error or Ctrl-C
-                pool.join()
     except BaseException:
         if not sidecar.finished_episodes(run_dir):  # failed before any episode was annotated:
             (run_dir / sidecar.META_FILE).unlink(missing_ok=True)  # leave no run that looks interrupted

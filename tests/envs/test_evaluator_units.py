@@ -86,7 +86,7 @@ def test_episode_time_is_split_into_simulator_rendering_and_policy(monkeypatch, 
         def reset(self, episode):
             return self._obs()
 
-        def step(self, action):
+        def step(self, action, render=True):
             self.sim.render()
             return self._obs(), False, {}
 
