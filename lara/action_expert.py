@@ -32,6 +32,20 @@ from torch import nn
 from lara.configuration_lara import ExpertConfig
 
 
+def token_count(cfg: ExpertConfig, chunk_size: int) -> int:
+    """Tokens the expert's self-attention sees: [state] + F future + H action tokens (`order_tokens`)."""
+    return int(cfg.use_state) + cfg.num_future_tokens + chunk_size
+
+
+def order_tokens(
+    state: torch.Tensor | None, future: torch.Tensor | None, actions: torch.Tensor
+) -> torch.Tensor:
+    """The expert's token order, written once (the module, lara.expert_runtime and the latency
+    benchmark's FLOP count follow it): [state (B, 1, D)] + future (B, F, D) + actions (B, H, D),
+    as the reference's GR00T head; the output reads the last H. Absent parts are None."""
+    return torch.cat([t for t in (state, future, actions) if t is not None], dim=1)  # (B, T, D)
+
+
 class DiTBlock(nn.Module):
     """AdaLN-Zero block: (self- or cross-) attention + MLP, both gated by the timestep embedding.
     The timestep modulation (`modulation`) and the cross-attention keys/values (`context_kv`) are
@@ -151,17 +165,20 @@ class ActionExpert(nn.Module):
         else:
             kvs, mods_all, out_all = prepared
             mods, out_mod = [m[step] for m in mods_all], out_all[step]
-        tokens = self.action_in(x.to(dtype))  # (B, H, D)
+        actions = self.action_in(x.to(dtype)) + self.pos[-self.chunk_size :]  # (B, H, D)
+        state_token = future = None
         if self.state_in is not None:
             if state is None:
                 raise ValueError(
                     "the expert is configured with a state token (expert.use_state) but got no state"
                 )
-            tokens = torch.cat([self.state_in(state.to(dtype))[:, None], tokens], dim=1)  # (B, 1 + H, D)
-        tokens = tokens + self.pos[-tokens.shape[1] :]
-        if self.future is not None:  # [state] + future + actions, as the GR00T head
-            future = self.future.to(dtype).expand(tokens.shape[0], -1, -1)  # (B, F, D)
-            tokens = torch.cat([tokens[:, : -self.chunk_size], future, tokens[:, -self.chunk_size :]], dim=1)
+            # the position before the actions' (pos holds H + 1 rows)
+            state_token = (self.state_in(state.to(dtype)) + self.pos[-self.chunk_size - 1])[
+                :, None
+            ]  # (B, 1, D)
+        if self.future is not None:  # learned whole: no position added
+            future = self.future.to(dtype).expand(actions.shape[0], -1, -1)  # (B, F, D)
+        tokens = order_tokens(state_token, future, actions)  # (B, T, D)
         for block, kv, mod in zip(self.blocks, kvs, mods):
             tokens = block(tokens, mod, kv, context_mask)
         shift, scale = out_mod.chunk(2, dim=-1)  # (B, D) each

@@ -25,6 +25,8 @@ import logging
 import torch
 import torch.nn.functional as F
 
+from lara.action_expert import order_tokens
+
 log = logging.getLogger(__name__)
 
 
@@ -93,18 +95,20 @@ def euler_chunk(
         else tuple(_heads(F.linear(context, bw[k + "_w"], bw[k + "_b"]), heads) for k in ("k", "v"))
         for kind, bw in zip(kinds, w["blocks"])
     ]  # (B, heads, L, D/heads) each
-    prefix = []  # tokens that do not depend on x: [state] + future, each (B, *, D)
+    # tokens that do not depend on x, in the expert's order (lara.action_expert.order_tokens)
+    state_token = future = None
     if state is not None:
-        prefix.append(
-            (F.linear(state.to(dtype), w["state_w"], w["state_b"]) + w["pos"][0])[:, None]
-        )  # (B, 1, D)
+        state_token = (F.linear(state.to(dtype), w["state_w"], w["state_b"]) + w["pos"][-horizon - 1])[
+            :, None
+        ]  # (B, 1, D)
     if w["future"] is not None:
-        prefix.append(w["future"].expand(noise.shape[0], -1, -1))  # (B, F, D)
+        future = w["future"].expand(noise.shape[0], -1, -1)  # (B, F, D)
     pos = w["pos"][-horizon:]  # (H, D)
     start = int(state is not None)  # the future tokens' first row
     x = noise
     for i in range(n):
-        tokens = torch.cat([*prefix, F.linear(x.to(dtype), w["in_w"], w["in_b"]) + pos], dim=1)  # (B, T, D)
+        actions = F.linear(x.to(dtype), w["in_w"], w["in_b"]) + pos  # (B, H, D)
+        tokens = order_tokens(state_token, future, actions)  # (B, T, D)
         for j, (kind, bw, kv, mod) in enumerate(zip(kinds, w["blocks"], kvs, mods)):
             if j == trim:
                 tokens = tokens[:, -horizon:]  # (B, H, D)

@@ -107,9 +107,11 @@ def expert_gflop_per_step(cfg, context_len: int) -> float:
     """Multiply-add work (GFLOP, 2 per MAC) of one Euler step of the expert as `lara.expert_runtime`
     runs it: the state/future/action tokens through every block, the per-token tail trimmed, the
     future tokens' first-block Q/K/V cached."""
+    from lara.action_expert import token_count
+
     e, h = cfg.expert, cfg.chunk_size
     d, ff = e.hidden_size, e.hidden_size * e.ff_mult
-    tokens = int(e.use_state) + e.num_future_tokens + h
+    tokens = token_count(e, h)  # lara.action_expert.order_tokens
     kinds = ["cross" if i % 2 == 1 else "self" for i in range(e.num_layers)]
     trim = max((j + 1 for j, k in enumerate(kinds) if k == "self"), default=0)
     macs = h * cfg.action_dim * d + h * d * cfg.action_dim  # action in / out
