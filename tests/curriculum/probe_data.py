@@ -112,6 +112,7 @@ def train_briefly(
     policy.train_fast_tokenizer(chunks)
     policy.seed_output_vocab(ds.cot.values())
     policy.train()
+    policy.set_latent_probability(1.0)  # stage II: every CoT segment latent (stage II's last level)
     opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=lr)
     rng = np.random.default_rng(seed)
     for _ in range(steps):
