@@ -38,7 +38,7 @@ from envs.policies import (
 )
 from envs.protocol import check_suite, parse_task_ids
 from envs.report import write_report
-from envs.workers import WorkerPool
+from envs.workers import BACKENDS, make_pool
 from lara.utils.errors import LaraUserError
 from lara.utils.jsonl import append_jsonl, read_jsonl, repair_jsonl
 from lara.utils.process_guard import exit_with_parent
@@ -69,6 +69,8 @@ class EvalConfig:
     dataset: str | None = None  # `--policy replay`: the dataset whose recorded actions are played back
     # cameras: None renders the frames the policy or --video reads; true every step's; false none
     render: bool | None = None
+    backend: str = "local"  # local: worker processes here; ray: Ray actors (a local Ray, or --ray_address)
+    ray_address: str | None = None  # join a running Ray cluster ("auto", "ray://host:10001"); needs ray
     records: Path | None = None  # episode record file; None: <out>/episodes.jsonl (several suites share one)
 
     def __post_init__(self) -> None:
@@ -82,6 +84,10 @@ class EvalConfig:
             raise LaraUserError(f"--execute_steps must be >= 1, got {self.execute_steps}")
         if self.max_steps is not None and self.max_steps < 1:
             raise LaraUserError(f"--max_steps must be >= 1, got {self.max_steps}")
+        if self.backend not in BACKENDS:
+            raise LaraUserError(f"--backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
+        if self.ray_address and self.backend != "ray":
+            raise LaraUserError("--ray_address joins a Ray cluster: add --backend ray")
         if self.video and self.render is False:
             raise LaraUserError("--video needs rendering; drop --render false")
         self.out = Path(self.out)
@@ -379,12 +385,16 @@ def _evaluate_locked(cfg: EvalConfig, tasks: list[int], policy_builder) -> dict:
 
     # A worker killed mid-episode (SIGKILL, OOM) costs a re-run of that episode only (envs.workers).
     n_workers = max(1, min(cfg.workers, len(units)))
-    spawned = n_workers > 1
+    spawned = n_workers > 1 or cfg.backend == "ray"
     threads = max(1, (os.cpu_count() or 1) // n_workers) if spawned else None
     initargs = (cfg, threads, spawned, policy_builder)
-    with WorkerPool(run_episode, n_workers, _init_worker, initargs, finalizer=_close_worker_env) as pool:
-        for _unit, result in pool.imap_unordered(units):
-            _record(result)
+    pool = make_pool(
+        run_episode, n_workers, _init_worker, initargs, _close_worker_env, cfg.backend, cfg.ray_address
+    )
+    if units:  # nothing left to run: no worker (and no Ray instance) is started
+        with pool:
+            for _unit, result in pool.imap_unordered(units):
+                _record(result)
     bar.close()
     if not_started:
         raise LaraUserError(
