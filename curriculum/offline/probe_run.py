@@ -194,6 +194,13 @@ def decoding(cfg, policy, twin, feats, twin_feats, cots, episodes, frames_idx, t
     if twin_feats is not None:
         twin_ids = top_tokens(twin, twin_feats["latent"].reshape(n * s, d), cfg.top_k)[0].reshape(n, s, -1)
     hits: dict[str, dict] = {}
+    words: dict[tuple[str, str], set[int]] = {}  # (tag, text) -> token ids: texts repeat across frames
+
+    def word_ids(tag: str, text: str) -> set[int]:
+        if (tag, text) not in words:
+            words[(tag, text)] = _segment_ids(policy, tag, text)
+        return words[(tag, text)]
+
     for tag, cols in layout.items():
         texts = [dict(c or []).get(tag) for c in cots]
         rows = [i for i, t in enumerate(texts) if t is not None]
@@ -204,10 +211,7 @@ def decoding(cfg, policy, twin, feats, twin_feats, cots, episodes, frames_idx, t
             if table is None:
                 continue
             ok = np.array(
-                [
-                    bool(set(table[i, cols].ravel().tolist()) & _segment_ids(policy, tag, texts[i]))
-                    for i in rows
-                ]
+                [bool(set(table[i, cols].ravel().tolist()) & word_ids(tag, texts[i])) for i in rows]
             )
             entry[key] = pf.accuracy_with_interval(ok)
         hits[tag] = entry
