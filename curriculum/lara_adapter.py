@@ -189,6 +189,14 @@ def _continued_policy(cfg, dataset, init_from: Path):
             f"model.latent.include_plan is {cfg.model.latent.include_plan} but {init_from} was trained with "
             f"{policy.cfg.latent.include_plan}; use the same model.latent.include_plan in every stage"
         )
+    # what the latent slots read is the model's architecture from stage I on (model.py decides by it):
+    # a run that asks for other slot inputs than its checkpoint trained is refused, not warned about
+    if policy.cfg.latent.slot_input != cfg.model.latent.slot_input:
+        raise LaraUserError(
+            f"model.latent.slot_input is {cfg.model.latent.slot_input} but {init_from} was trained with "
+            f"{policy.cfg.latent.slot_input}; the latent slots' inputs are fixed at stage I: use the same "
+            "model.latent.slot_input in every stage"
+        )
     ignored = [
         d
         for d in config_diff(flatten(cfg.model.to_dict()), flatten(policy.cfg.to_dict()))

@@ -52,9 +52,11 @@ def select_latent(
 
 
 class LatentSlots(nn.Module):
+    """The `learned` slot inputs' table. Which inputs the slots read is `cfg.latent.slot_input`, read
+    where it decides (lara.model); the table exists either way, so checkpoints load alike."""
+
     def __init__(self, cfg: LaraConfig) -> None:
         super().__init__()
-        self.mode = cfg.latent.slot_input
         rows = cfg.latent.max_segments * cfg.latent.slots_per_segment
         self.table = nn.Parameter(torch.randn(rows, cfg.backbone.hidden_size) * 0.02)
 

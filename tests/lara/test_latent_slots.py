@@ -136,3 +136,17 @@ def test_a_checkpoint_config_from_before_issue_12_keeps_its_behaviour(tmp_path):
     new = LaraConfig()
     new.save(tmp_path / "config.json")
     assert LaraConfig.load(tmp_path / "config.json") == new
+
+
+def test_a_later_stage_keeps_its_checkpoints_slot_inputs(tiny_checkpoint):
+    """latent.slot_input has one owner from stage I on: the checkpoint. A stage-II (or III) run that
+    asks for other slot inputs is refused with one line (it only warned, and trained the old ones)."""
+    from curriculum.lara_adapter import _continued_policy
+    from curriculum.presets import load_train_config
+    from lara.utils.errors import LaraUserError
+
+    learned = load_train_config(preset="tiny", stage=2, overrides=["--model.latent.slot_input", "learned"])
+    with pytest.raises(LaraUserError, match="slot_input is learned but .* trained with recurrent"):
+        _continued_policy(learned, None, tiny_checkpoint)
+    same = load_train_config(preset="tiny", stage=2)
+    assert _continued_policy(same, None, tiny_checkpoint).cfg.latent.slot_input == "recurrent"
