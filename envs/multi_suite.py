@@ -27,7 +27,7 @@ from pathlib import Path
 
 from envs.evaluator import EvalConfig, _read_episodes, _versions, evaluate
 from envs.protocol import MAX_STEPS, parse_task_ids
-from envs.report import SuccessRow, plot_success, summarize, wilson_interval
+from envs.report import SuccessRow, plot_success, success_table, summarize, wilson_interval
 from lara.utils.atomic import atomic_write_text
 from lara.utils.errors import LaraUserError
 from lara.utils.run_identity import check_same_run
@@ -163,17 +163,24 @@ def write_suites_report(out: Path, run_info: dict, by_suite: dict[str, list[dict
         + f" | {_pct(avg['success_rate'])} |",
         "",
         "## Per suite",
-        "| suite | success | rate | 95% CI | mean steps | max steps | policy ms/step | errors |",
-        "|---|---|---|---|---|---|---|---|",
     ]
     limit = run_info.get("max_steps")
-    for row in suite_rows:
-        low, high = row.interval
-        lines.append(
-            f"| [{row.name}]({row.name}/report.md) | {row.successes}/{row.episodes} | {_pct(row.rate)}% | "
-            f"[{_pct(low)}, {_pct(high)}] | {row.mean_steps:.0f} | {limit or MAX_STEPS.get(row.name, '?')} | "
-            f"{row.mean_latency_ms:.2f} | {row.errors} |"
-        )
+    lines += success_table(
+        [
+            (
+                f"[{row.name}]({row.name}/report.md)",
+                row.successes,
+                row.episodes,
+                f"{row.mean_steps:.0f}",
+                limit or MAX_STEPS.get(row.name, "?"),
+                f"{row.mean_latency_ms:.2f}",
+                row.errors,
+            )
+            for row in suite_rows
+        ],
+        first="suite",
+        extra=("mean steps", "max steps", "policy ms/step", "errors"),
+    )
     lines += [
         f"| **average** | {avg['successes']}/{avg['episodes']} | {_pct(avg['success_rate'])}% | "
         f"[{_pct(avg['ci95_low'])}, {_pct(avg['ci95_high'])}] | | | | {avg['errors']} |",
@@ -188,13 +195,7 @@ def write_suites_report(out: Path, run_info: dict, by_suite: dict[str, list[dict
         f"{'A smoke-test step limit of ' + str(limit) + ' replaced the suites own limits.' if limit else ''}",
         "",
         "## Per task",
-        "| task | success | rate | 95% CI |",
-        "|---|---|---|---|",
-        *[
-            f"| {row.name} | {row.successes}/{row.episodes} | {_pct(row.rate)}% | "
-            f"[{_pct(row.interval[0])}, {_pct(row.interval[1])}] |"
-            for row in task_rows
-        ],
+        *success_table([(row.name, row.successes, row.episodes) for row in task_rows], first="task"),
         "",
         "![success per task](success.png)" if task_rows else "",
         "",

@@ -99,19 +99,49 @@ def _rows_json(task_rows: list[SuccessRow], suite_rows: list[SuccessRow]) -> dic
     return {"suites": [row.to_dict() for row in suite_rows], "tasks": [row.to_dict() for row in task_rows]}
 
 
-def _table(rows: list[SuccessRow]) -> list[str]:
-    lines = [
-        "| | success | rate | 95% CI | mean steps | policy ms/step | errors |",
-        "|---|---|---|---|---|---|---|",
+def success_cells(successes: int, episodes: int, digits: int = 1) -> list[str]:
+    """The cells every success table shows: "k/n", the rate and its 95% Wilson interval, in percent
+    with `digits` decimals."""
+    low, high = wilson_interval(successes, episodes)
+    rate = successes / episodes if episodes else 0.0
+    return [
+        f"{successes}/{episodes}",
+        f"{100 * rate:.{digits}f}%",
+        f"[{100 * low:.{digits}f}, {100 * high:.{digits}f}]",
     ]
-    for row in rows:
-        low, high = row.interval
+
+
+def _markdown_row(cells: list[str]) -> str:
+    return "|" + "|".join(f" {cell} " if cell else " " for cell in cells) + "|"
+
+
+def success_table(
+    rows: list[tuple],
+    first: str = "",
+    extra: tuple[str, ...] = (),
+    digits: int = 1,
+    labels: tuple[str, str, str] = ("success", "rate", "95% CI"),
+) -> list[str]:
+    """The one writer of success tables with Wilson intervals (evaluation reports, the multi-suite
+    report, the demo's): a markdown header (`first`, `labels`, `extra`), then per row
+    `(name, successes, episodes, *extra cells)`."""
+    header = [first, *labels, *extra]
+    lines = [_markdown_row(header), "|---" * len(header) + "|"]
+    for name, successes, episodes, *cells in rows:
         lines.append(
-            f"| {row.name} | {row.successes}/{row.episodes} | {100 * row.rate:.1f}% | "
-            f"[{100 * low:.1f}, {100 * high:.1f}] | {row.mean_steps:.0f} | {row.mean_latency_ms:.2f} | "
-            f"{row.errors} |"
+            _markdown_row([str(name), *success_cells(successes, episodes, digits), *map(str, cells)])
         )
     return lines
+
+
+def _table(rows: list[SuccessRow]) -> list[str]:
+    return success_table(
+        [
+            (r.name, r.successes, r.episodes, f"{r.mean_steps:.0f}", f"{r.mean_latency_ms:.2f}", r.errors)
+            for r in rows
+        ],
+        extra=("mean steps", "policy ms/step", "errors"),
+    )
 
 
 # a run without --execute_steps: each checkpoint's own setting (the policy's queue reads it)

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from envs.protocol import max_steps
-from envs.report import read_records, results_of
+from envs.report import read_records, results_of, success_cells
 from lara.scripts.demo_report import (
     _annotation_section,
     _dataset_section,
@@ -128,10 +128,8 @@ def comparison_table(lara: dict, baseline: dict) -> list[str]:
     """Markdown rows: per task and overall, each arm's successes, rate and 95% Wilson interval."""
 
     def cell(row: dict) -> str:
-        low, high = 100 * row["ci95_low"], 100 * row["ci95_high"]
-        return (
-            f"{row['successes']}/{row['episodes']} = {100 * row['success_rate']:.0f}% [{low:.0f}, {high:.0f}]"
-        )
+        count, rate, interval = success_cells(row["successes"], row["episodes"], digits=0)
+        return f"{count} = {rate} {interval}"
 
     lines = ["| task | LaRA (stages I-III) | baseline (stage III only) |", "|---|---|---|"]
     base_tasks = {row["name"]: row for row in baseline["tasks"]}

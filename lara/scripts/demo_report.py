@@ -14,6 +14,7 @@ import platform
 import subprocess
 from pathlib import Path
 
+from envs.report import success_table as markdown_success_table
 from lara.scripts.pipeline import REPO, PipelineConfig
 from lara.utils.atomic import atomic_write_text
 
@@ -192,14 +193,13 @@ def _training_section(cfg: PipelineConfig) -> list[str]:
 
 def success_table(results: dict) -> list[str]:
     """Markdown rows: successes, rate and 95% Wilson interval per task, then per suite (results.json)."""
-    lines = ["| | successes | rate | 95% Wilson CI | mean steps |", "|---|---|---|---|---|"]
-    for row in [*results["tasks"], *results["suites"]]:
-        low, high = row["ci95_low"], row["ci95_high"]  # results.json carries the Wilson interval
-        lines.append(
-            f"| {row['name']} | {row['successes']}/{row['episodes']} | {100 * row['success_rate']:.0f}% | "
-            f"[{100 * low:.0f}, {100 * high:.0f}] | {row['mean_steps']:.0f} |"
-        )
-    return lines
+    rows = [*results["tasks"], *results["suites"]]
+    return markdown_success_table(
+        [(r["name"], r["successes"], r["episodes"], f"{r['mean_steps']:.0f}") for r in rows],
+        extra=("mean steps",),
+        digits=0,
+        labels=("successes", "rate", "95% Wilson CI"),
+    )
 
 
 def _eval_section(cfg: PipelineConfig) -> list[str]:
