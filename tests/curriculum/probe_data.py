@@ -84,9 +84,17 @@ def write_probe_dataset(root: Path, episodes: int = 12, T: int = 16) -> Path:
 
 
 def train_briefly(
-    root: Path, out: Path, episodes: list[int], steps: int, stage: int = 1, lr: float = 1e-3, seed: int = 0
+    root: Path,
+    out: Path,
+    episodes: list[int],
+    steps: int,
+    stage: int = 1,
+    lr: float = 1e-3,
+    seed: int = 0,
+    start: Path | None = None,
 ) -> Path:
-    """The tiny preset after `steps` AdamW steps of curriculum stage `stage` on `episodes`, saved at `out`."""
+    """The tiny preset (or the checkpoint `start`) after `steps` AdamW steps of curriculum stage
+    `stage` on `episodes`, saved at `out`."""
     import torch
 
     from data_pipeline.samples import LaraSampleDataset, SampleConfig, collate_samples
@@ -95,8 +103,8 @@ def train_briefly(
     from lara.presets import load_config
 
     torch.manual_seed(seed)
-    policy = LaraPolicy(load_config("tiny", []))
-    stats = load_or_compute_stats(root, "libero")
+    policy = LaraPolicy.from_pretrained(start) if start else LaraPolicy(load_config("tiny", []))
+    stats = policy.stats if start else load_or_compute_stats(root, "libero")
     policy.set_normalization(stats)
     cfg = policy.cfg
     sc = SampleConfig(
@@ -108,9 +116,10 @@ def train_briefly(
         annotation="v1",
     )
     ds = LaraSampleDataset(root, sc, stats=stats, episodes=episodes)
-    chunks = np.stack([ds[i]["action"].numpy() for i in range(len(ds))])  # (N, H, A)
-    policy.train_fast_tokenizer(chunks)
-    policy.seed_output_vocab(ds.cot.values())
+    if not start:
+        chunks = np.stack([ds[i]["action"].numpy() for i in range(len(ds))])  # (N, H, A)
+        policy.train_fast_tokenizer(chunks)
+        policy.seed_output_vocab(ds.cot.values())
     policy.train()
     policy.set_latent_probability(1.0)  # stage II: every CoT segment latent (stage II's last level)
     opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=lr)
