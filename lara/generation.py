@@ -33,9 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from transformers import DynamicCache
 
-from lara.backbone import block_causal_mask, encode_images, run_text
 from lara.expert_runtime import ExpertRuntime
 from lara.inference_plan import token_latent_tags
 from lara.processor import ObsOnDevice
@@ -73,8 +71,7 @@ class PromptCache:
     def get(self, model, instructions: tuple[str, ...], grid: torch.Tensor) -> PromptEntry:
         device = grid.device
         # what text_embeds is made of (attribute look-ups: iterating the modules costs ~0.4 ms a call)
-        params = [model.vlm.get_input_embeddings().weight, model.foresight.slot_embed, model.latent.table]
-        key = (instructions, str(device), tuple(grid.shape), _params_key(params))
+        key = (instructions, str(device), tuple(grid.shape), _params_key(model.embedding_params()))
         if self.entry is None or self.entry.key != key:
             self.entry = self._build(model, instructions, grid, key)
             self.builds += 1
@@ -126,7 +123,7 @@ class GenerationEngine:
             x.images, model.cfg.vision.image_size
         )  # (N_patch, C*tp*p*p), (B*n_cam, 3)
         e = self.prompt_cache.get(model, x.instructions, grid)
-        img_tokens, deepstack = encode_images(model.vlm.model.visual, pv, grid)  # (B*n_cam*n_tok, D)
+        img_tokens, deepstack = model.encode_pixels(pv, grid)  # (B*n_cam*n_tok, D)
         embeds = e.text_embeds.masked_scatter(e.image_mask[..., None], img_tokens.to(e.text_embeds.dtype))
         hidden = model.run_backbone(
             embeds, e.positions, e.attention_mask, e.image_mask, deepstack, e.is_latent
@@ -168,7 +165,7 @@ class GenerationEngine:
         through the backbone into a fresh KV cache -> (cache, last hidden state (1, D), the next
         text position). images (n_cam, 3, H, W)."""
         model = self.model
-        cache = DynamicCache(config=model.vlm.config.text_config)
+        cache = model.new_text_cache()
         seq = model.builder.build_prompt(
             instruction,
             latent=latent,
@@ -192,37 +189,23 @@ class GenerationEngine:
         pos = (
             torch.arange(next_pos, next_pos + n, device=self.model.device).view(1, 1, n).expand(3, 1, n)
         )  # (3, 1, n)
-        return run_text(self.model.vlm, embeds, pos, mask, cache)
+        return self.model.decode_text(embeds, pos, mask, cache)
 
     def feed_img_next(self, cache, next_pos: int) -> torch.Tensor:
         """After a generated CoT: the N_v `<img_next>` slots and `<|act_start|>` in one piece, the slots
         seeing each other as in training (`foresight.attention`) -> hidden states (1, N_v + 1, D)."""
-        model, dev = self.model, self.model.device
-        tok, n_v = model.tokenizer, model.cfg.foresight.num_slots
-        ids = torch.tensor([[tok.img_next_id] * n_v + [tok.act_start_id]], device=dev)  # (1, N_v + 1)
-        emb = model.vlm.get_input_embeddings()(ids)
-        offsets = model.foresight.offsets(torch.arange(n_v, device=dev), emb.dtype)  # (N_v, D) or None
-        if offsets is not None:
-            emb[:, :n_v] += offsets
-        mask = None
-        if model.cfg.foresight.attention == "bidirectional":
-            past = cache.get_seq_length()
-            block = torch.zeros(1, past + n_v + 1, dtype=torch.bool, device=dev)  # (1, K)
-            block[:, past : past + n_v] = True
-            mask = block_causal_mask(
-                torch.ones_like(block), block, past, model.cfg.backbone.attn_implementation, model.vlm.dtype
-            )
+        emb, mask = self.model.img_next_block(cache.get_seq_length())  # (1, N_v + 1, D)
         return self.step(cache, emb, next_pos, mask)
 
     def cot_columns(self) -> torch.Tensor:
         """(V_out,) bool over the output vocabulary: what a CoT may hold (text) and its end (`<img_next>`,
         or `<|act_start|>` without slots: `SequenceBuilder.cot_end_id`)."""
-        cols = self.model.output_vocab.global_ids(self.model.device)
+        cols = self.model.output_columns()
         return (cols < QWEN_SPECIAL_START) | (cols == self.model.builder.cot_end_id)
 
     def action_columns(self) -> torch.Tensor:
         """(V_out,) bool over the output vocabulary: the FAST action tokens and `<|act_end|>`."""
-        tok, cols = self.model.tokenizer, self.model.output_vocab.global_ids(self.model.device)
+        tok, cols = self.model.tokenizer, self.model.output_columns()
         off = tok.action_token_offset
         return ((cols >= off) & (cols < off + tok.num_action_tokens)) | (cols == tok.act_end_id)
 
@@ -232,8 +215,7 @@ class GenerationEngine:
         """Greedy decoding; `allowed` (V_out,) bool over the output vocabulary's columns. With `exact`
         the stop tokens are disallowed and exactly max_new tokens are generated (benchmarks)."""
         model, dev = self.model, self.model.device
-        emb = model.vlm.get_input_embeddings()
-        cols = model.output_vocab.global_ids(dev)  # (V_out,) global id of each column
+        cols = model.output_columns()  # (V_out,) global id of each column
         if exact:
             allowed = allowed & ~torch.isin(cols, torch.tensor(sorted(stop_ids), device=cols.device))
         if not bool(allowed.any()):  # argmax over all -inf would emit column 0, a token nobody chose
@@ -243,20 +225,19 @@ class GenerationEngine:
             )
         out: list[int] = []
         for i in range(max_new):
-            logits = model.output_vocab.logits(h_last, model.vlm.lm_head).masked_fill(~allowed, float("-inf"))
+            logits = model.output_logits(h_last).masked_fill(~allowed, float("-inf"))
             tok = int(cols[logits.argmax(-1)])  # (1, V_out) -> global id
             out.append(tok)
             self.num_generated_tokens += 1
             if tok in stop_ids or (exact and i == max_new - 1):
                 break
-            h_last = self.step(cache, emb(torch.tensor([[tok]], device=dev)), next_pos)[:, -1]
+            h_last = self.step(cache, model.embed_ids(torch.tensor([[tok]], device=dev)), next_pos)[:, -1]
             next_pos += 1
         return out, next_pos
 
     def decode_fast(self, tokens: list[int]) -> np.ndarray:
         """Generated ids (FAST action tokens, `<|act_end|>`) -> the normalized chunk (H, A)."""
-        tok = self.model.tokenizer
-        return self.model.fast.decode([i - tok.action_token_offset for i in tokens if tok.is_action_token(i)])
+        return self.model.decode_action_tokens(tokens)
 
     def predict_tokens(self, x: ObsOnDevice, stage: int, fixed: tuple[int, int] | None = None) -> np.ndarray:
         """Stages 1-2, sample by sample -> normalized chunks (B, H, A). `fixed=(cot_tokens,

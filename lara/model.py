@@ -69,6 +69,7 @@ from lara.backbone import (
 from lara.configuration_lara import LaraConfig
 from lara.fast_tokenizer import FastActionTokenizer
 from lara.foresight import Foresight
+from lara.generation_interface import GenerationMethods
 from lara.latent_cot import LatentSlots, recurrent_forward, select_latent
 from lara.losses import TOKEN_TERMS, count_loss_items, normalized, visual_items
 from lara.normalization import NormalizationStats
@@ -84,7 +85,7 @@ LOSS_TERMS = ("cot_ce", "action_ce", "visual_l1", "flow")
 PREPARED = "lara.prepared"  # batch key of prepare_batch's sequences and loss-item counts
 
 
-class LaraModel(nn.Module):
+class LaraModel(GenerationMethods, nn.Module):
     def __init__(
         self,
         cfg: LaraConfig,
