@@ -5,7 +5,8 @@
     lara train --config outputs/train/tiny/stage1/config.yaml [...]    a complete config (a run's own)
 
 `--preset SIZE --stage K` names a training preset (curriculum/presets.py: sizes tiny, small,
-qwen3vl-2b, qwen3vl-4b; stages 1, 2, 3, baseline); `--config` files are merged on it in order
+qwen3vl-2b, qwen3vl-4b; stages 1, 2, 3, baseline); `--config_path` files (or `--config`, the same
+flag under its first name) are merged on it in order
 (overlays such as a dataset preset), remaining `--key value` flags override single fields
 (`--optim.head_lr 2e-4`, `--model.expert.num_layers 6`). `--dataset` and `--out` are the names
 every `lara` command uses: here they set `data.root` and `output_dir`. With `--curriculum SIZE`,
@@ -41,8 +42,13 @@ def _parser() -> argparse.ArgumentParser:
         "--preset", help="training preset size (tiny, small, qwen3vl-2b, qwen3vl-4b); with --stage"
     )
     p.add_argument("--stage", help="with --preset: 1, 2, 3 or baseline (stage III alone, no reasoning)")
-    p.add_argument(
-        "--config", action="append", default=[], help="YAML merged on the preset (repeatable: later wins)"
+    p.add_argument(  # --config_path as every other lara command spells it; --config kept (documented)
+        "--config_path",
+        "--config",
+        dest="config",
+        action="append",
+        default=[],
+        help="YAML merged on the preset (repeatable: later wins)",
     )
     p.add_argument("--curriculum", metavar="SIZE", help="run stages 1, 2, 3 of this size's presets")
     p.add_argument(
