@@ -111,4 +111,3 @@ def ema_update_due(optimizer_steps: int, every: int) -> bool:
     after every `every`-th one. The reference updates it every 2 steps (training/train.py), so
     its target moves at half the speed that tau alone says."""
     return optimizer_steps % every == 0
-

@@ -36,9 +36,9 @@ from envs.policies import (
     needs_observation,
     validate_policy_spec,
 )
-from envs.protocol import check_suite, parse_task_ids
+from envs.protocol import RENDER_QUALITIES, check_suite, parse_task_ids
 from envs.report import write_report
-from envs.workers import BACKENDS, make_pool
+from envs.worker_backends import BACKENDS, make_pool
 from lara.utils.errors import LaraUserError
 from lara.utils.jsonl import append_jsonl, read_jsonl, repair_jsonl
 from lara.utils.process_guard import exit_with_parent
@@ -48,7 +48,16 @@ from lara.utils.run_lock import run_lock
 logger = logging.getLogger(__name__)
 
 # Settings that change what an episode's result means: a resumed run must use the same ones.
-IDENTITY_KEYS = ("policy", "suite", "camera_size", "seed", "execute_steps", "max_steps", "dataset")
+IDENTITY_KEYS = (
+    "policy",
+    "suite",
+    "camera_size",
+    "render_quality",
+    "seed",
+    "execute_steps",
+    "max_steps",
+    "dataset",
+)
 
 
 @dataclass
@@ -63,6 +72,9 @@ class EvalConfig:
     out: Path = Path("runs/eval")
     video: bool = False
     camera_size: int = 256
+    # standard (the protocol) | fast: no multisampling, ~40% cheaper frames whose edges differ; match
+    # the demos' (their lara/collection.json says which)
+    render_quality: str = "standard"
     seed: int = 7
     execute_steps: int | None = None  # actions run per chunk (None: checkpoint's inference.n_action_steps)
     max_steps: int | None = None  # override of the suite's step limit (smoke tests only; reported)
@@ -84,6 +96,9 @@ class EvalConfig:
             raise LaraUserError(f"--execute_steps must be >= 1, got {self.execute_steps}")
         if self.max_steps is not None and self.max_steps < 1:
             raise LaraUserError(f"--max_steps must be >= 1, got {self.max_steps}")
+        if self.render_quality not in RENDER_QUALITIES:
+            choices = ", ".join(RENDER_QUALITIES)
+            raise LaraUserError(f"--render_quality {self.render_quality!r}: choose one of {choices}")
         if self.backend not in BACKENDS:
             raise LaraUserError(f"--backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
         if self.ray_address and self.backend != "ray":
@@ -160,7 +175,14 @@ def _worker_env(task: int):
         needs_images = (
             cfg.render if cfg.render is not None else (cfg.video or cfg.policy not in BUILTIN_POLICIES)
         )
-        env = LiberoEnv(cfg.suite, task, camera_size=cfg.camera_size, render=needs_images, seed=cfg.seed)
+        env = LiberoEnv(
+            cfg.suite,
+            task,
+            camera_size=cfg.camera_size,
+            render=needs_images,
+            seed=cfg.seed,
+            render_quality=cfg.render_quality,
+        )
         builder = _WORKER.get("policy_builder")
         policy = builder(env) if builder is not None else build_policy(cfg.policy, env, cfg.execute_steps)
         _WORKER.update(task=task, env=env, policy=policy)
@@ -280,6 +302,7 @@ def _check_run_identity(cfg: EvalConfig) -> None:
     path = cfg.out / "run.json"
     if path.exists():
         previous = json.loads(path.read_text()).get("identity", {})
+        previous.setdefault("render_quality", "standard")  # runs recorded before the switch existed
         now = cfg.identity()
         error = check_same_run(cfg.out, previous, now, "results of a different run", keys=now)
         if error:

@@ -204,28 +204,3 @@ class WorkerPool:
         if isinstance(err, BaseException):
             return err
         return RuntimeError(f"{name}: {message}")
-
-
-BACKENDS = ("local", "ray")
-
-
-def make_pool(
-    fn: Callable[[Any], Any],
-    workers: int,
-    initializer: Callable[..., None] | None = None,
-    initargs: tuple = (),
-    finalizer: Callable[[], None] | None = None,
-    backend: str = "local",
-    ray_address: str | None = None,
-):
-    """A `WorkerPool` (local spawned processes, the default) or a `RayWorkerPool` (Ray actors on a
-    local Ray instance, or on the cluster at `ray_address`): the same contract either way."""
-    if backend not in BACKENDS:
-        raise LaraUserError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-    if backend == "ray":
-        from envs.ray_workers import RayWorkerPool
-
-        return RayWorkerPool(fn, workers, initializer, initargs, finalizer, address=ray_address)
-    if ray_address:
-        raise LaraUserError("--ray_address needs --backend ray")
-    return WorkerPool(fn, workers, initializer, initargs, finalizer)

@@ -15,7 +15,13 @@ pytestmark = pytest.mark.sim
 
 def test_a_worker_killed_mid_episode_costs_one_rerun(tmp_path):
     cfg = EvalConfig(
-        policy="noop", suite="libero_object", tasks="0", episodes=3, workers=2, max_steps=3, out=tmp_path / "e"
+        policy="noop",
+        suite="libero_object",
+        tasks="0",
+        episodes=3,
+        workers=2,
+        max_steps=3,
+        out=tmp_path / "e",
     )
     results = evaluate(cfg, policy_builder=KilledOnceNoop(str(tmp_path)))
     assert (tmp_path / "killed").exists()  # a worker really died mid-episode

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from workers_testing import killed_once, refuses_three, square
 
-from envs.workers import make_pool
+from envs.worker_backends import make_pool
 from lara.utils.errors import LaraUserError
 
 ray = pytest.importorskip("ray")  # pinned in requirements/stack.txt: present wherever make install ran

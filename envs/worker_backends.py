@@ -1,0 +1,38 @@
+"""Which pool runs the simulator workers: `make_pool(..., backend="local" | "ray")`.
+
+`local` (the default): `envs.workers.WorkerPool`, spawned processes on this machine. `ray`:
+`envs.ray_workers.RayWorkerPool`, Ray actors on a local Ray instance or on the cluster at
+`ray_address`. Both keep the same contract, so a caller never branches on the backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from envs.workers import WorkerPool
+from lara.utils.errors import LaraUserError
+
+BACKENDS = ("local", "ray")
+
+
+def make_pool(
+    fn: Callable[[Any], Any],
+    workers: int,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple = (),
+    finalizer: Callable[[], None] | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
+):
+    """A `WorkerPool` (local spawned processes, the default) or a `RayWorkerPool` (Ray actors on a
+    local Ray instance, or on the cluster at `ray_address`): the same contract either way."""
+    if backend not in BACKENDS:
+        raise LaraUserError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if backend == "ray":
+        from envs.ray_workers import RayWorkerPool
+
+        return RayWorkerPool(fn, workers, initializer, initargs, finalizer, address=ray_address)
+    if ray_address:
+        raise LaraUserError("--ray_address needs --backend ray")
+    return WorkerPool(fn, workers, initializer, initargs, finalizer)
