@@ -52,6 +52,7 @@ class Job:
     min_layout_distance: float = 0.01  # sampled: metres an object must be from every evaluation init state
     max_layout_draws: int = 20  # sampled: draws per attempt before the job fails
     region_fit: str = "center"  # sampled: how an object sits in its BDDL region (LiberoEnv.reset_sampled)
+    render_quality: str = "standard"  # LiberoEnv: standard | fast (no multisampling)
 
     @property
     def file(self) -> Path:
@@ -68,7 +69,7 @@ def _job_rng(job: Job, attempt: int) -> np.random.Generator:
 
 
 def _env_and_expert(job: Job) -> tuple[Any, Any]:
-    key = f"{job.suite}:{job.task_id}:{job.camera_size}"
+    key = f"{job.suite}:{job.task_id}:{job.camera_size}:{job.render_quality}"
     if _ENV_CACHE.get("key") != key:
         if "env" in _ENV_CACHE:
             _ENV_CACHE["env"].close()
@@ -79,7 +80,14 @@ def _env_and_expert(job: Job) -> tuple[Any, Any]:
         from envs.libero_env import LiberoEnv
         from envs.scripted_expert import ScriptedExpert
 
-        env = LiberoEnv(job.suite, job.task_id, camera_size=job.camera_size, render=True, seed=job.seed)
+        env = LiberoEnv(
+            job.suite,
+            job.task_id,
+            camera_size=job.camera_size,
+            render=True,
+            seed=job.seed,
+            render_quality=job.render_quality,
+        )
         _ENV_CACHE.update(key=key, env=env, expert=ScriptedExpert(env))
     return _ENV_CACHE["env"], _ENV_CACHE["expert"]
 

@@ -16,6 +16,11 @@ policy that runs 8 actions open loop needs 1 frame in 8. Skipping changes no pix
 that are rendered and no bit of the physics (tests/envs/test_lazy_render_sim.py): robosuite samples a
 camera once per control step inside its own timing state machine, which keeps running; only the
 camera's sensor function is gated (`_CameraGate`), so a skipped step costs physics alone.
+
+`render_quality="fast"` renders without multisampling (`vis.quality.offsamples` 0 instead of
+robosuite's 4): a frame costs ~40% less on the CPU renderer and ~9% of its pixels (object edges)
+differ (benchmarks/render_breakdown.py). It changes what a policy sees, so the standard protocol
+keeps "standard"; collection and evaluation record which one they used.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import numpy as np
 from envs import libero_setup
 from envs.protocol import (
     NUM_WAIT_STEPS,
+    RENDER_QUALITIES,
     ROBOSUITE_CAMERAS,
     Observation,
     build_state,
@@ -99,7 +105,15 @@ class LiberoEnv:
         seed: seed of the robosuite env (the protocol uses 7).
     """
 
-    def __init__(self, suite: str, task_id: int, camera_size: int = 256, render: bool = True, seed: int = 7):
+    def __init__(
+        self,
+        suite: str,
+        task_id: int,
+        camera_size: int = 256,
+        render: bool = True,
+        seed: int = 7,
+        render_quality: str = "standard",
+    ):
         check_suite(suite)
         bench = _benchmark(suite)
         n = int(bench.n_tasks)
@@ -107,6 +121,9 @@ class LiberoEnv:
             raise LaraUserError(f"task_id {task_id!r} out of range for {suite}: valid ids are 0..{n - 1}")
         if camera_size <= 0:
             raise LaraUserError(f"camera_size must be positive, got {camera_size}")
+        if render_quality not in RENDER_QUALITIES:
+            choices = ", ".join(RENDER_QUALITIES)
+            raise LaraUserError(f"render_quality {render_quality!r}: choose one of {choices}")
         from libero.libero.envs import OffScreenRenderEnv
         from libero.libero.envs.env_wrapper import ControlEnv
 
@@ -115,6 +132,7 @@ class LiberoEnv:
         self.camera_size = int(camera_size)
         self.render = bool(render)
         self.seed = int(seed)
+        self.render_quality = render_quality
         task = bench.get_task(self.task_id)
         self.task_name: str = task.name
         self.instruction: str = task.language
@@ -132,6 +150,7 @@ class LiberoEnv:
             # OffScreenRenderEnv forces an offscreen renderer; the base class lets us drop it.
             self._env = ControlEnv(has_offscreen_renderer=False, use_camera_obs=False, **kwargs)
         self._env.seed(self.seed)
+        self._apply_render_quality()
         self._cameras = _CameraGate()
         self._reset_done = False
         self._closed = False
@@ -177,6 +196,7 @@ class LiberoEnv:
                 f"valid indices are 0..{n - 1} (one per shipped init state)"
             )
         self._env.reset()
+        self._apply_render_quality()  # a hard reset built a new simulator and render context
         with self._cameras_off():  # the last wait step renders the first frame
             raw = self._env.set_init_state(self._init_states[int(episode_index)])
         return self._wait(raw)
@@ -211,6 +231,7 @@ class LiberoEnv:
         np.random.seed(int(layout_seed))
         try:
             raw = self._env.reset()  # a reset without set_init_state keeps the sampler's layout
+            self._apply_render_quality()  # (raw is replaced by the wait steps' observation)
         finally:
             del raw_env._setup_placement_initializer  # back to the class's method
         return self._wait(raw)
@@ -238,6 +259,20 @@ class LiberoEnv:
         else:
             raw, _reward, done, info = self._env.step(action)
         return raw, done, info
+
+    def _apply_render_quality(self) -> None:
+        """ "fast": rebuild the offscreen GL context without multisampling (MuJoCo reads
+        `vis.quality.offsamples` when it creates one), as robosuite itself rebuilds it for a new frame
+        size; the simulator is not touched (a new robosuite render context would run mj_forward)."""
+        if not self.render or self.render_quality == "standard":
+            return
+        ctx = self.sim._render_context_offscreen
+        if ctx is None or ctx.con.offSamples == 0:
+            return
+        ctx.gl_ctx.make_current()
+        self.sim.model.vis.quality.offsamples = 0
+        ctx.con.free()
+        ctx._set_mujoco_context_and_buffers()
 
     @contextlib.contextmanager
     def _cameras_off(self):

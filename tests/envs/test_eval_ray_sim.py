@@ -41,3 +41,9 @@ def test_backend_flags_are_checked():
         EvalConfig(backend="slurm")
     with pytest.raises(LaraUserError, match="add --backend ray"):
         EvalConfig(ray_address="auto")
+    from data_pipeline.collect import CollectConfig
+
+    for config in (EvalConfig, CollectConfig):
+        with pytest.raises(LaraUserError, match="choose one of standard, fast"):
+            config(render_quality="ultra")
+    assert "render_quality" in EvalConfig().identity()  # it changes the pixels a policy sees
