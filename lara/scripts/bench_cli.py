@@ -14,6 +14,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "ms per action chunk: explicit-CoT (stage 1) vs latent (stage 3) inference",
     ),
     "train": ("curriculum.bench_train:main", "training samples/s and peak memory per curriculum stage"),
+    "memory": (
+        "curriculum.memory_model:main",
+        "training memory per GPU by formula (DDP, FSDP, ZeRO-2): weights, gradients, optimizer, activations",
+    ),
 }
 
 
