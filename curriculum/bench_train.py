@@ -1,4 +1,4 @@
-"""`lara bench train`: training throughput (samples/s) and peak memory, per curriculum stage.
+"""Training throughput (samples/s) and peak memory, per curriculum stage.
 
 One run per stage, chained like the curriculum (stage k starts from stage k-1's final model),
 on synthetic samples at the model's image sizes (no dataset needed;
@@ -15,15 +15,12 @@ only when the benchmark runs (`--help` stays instant).
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 import statistics
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lara.utils.config_parsing import parse_config
 from lara.utils.errors import LaraUserError
 
 log = logging.getLogger(__name__)
@@ -144,40 +141,3 @@ def _device() -> str:
         f"CPU {platform.processor() or platform.machine()} x {torch.get_num_threads()} threads, torch "
         f"{torch.__version__}"
     )
-
-
-def main(argv: list[str]) -> int:
-    cfg = parse_config(TrainBenchConfig, argv, prog="lara bench train")
-    with tempfile.TemporaryDirectory(prefix="lara-bench-train-") as tmp:
-        workdir = cfg.workdir or Path(tmp)
-        rows = bench(
-            cfg.preset,
-            cfg.stages,
-            cfg.batch_size,
-            cfg.steps,
-            cfg.warmup,
-            cfg.gradient_checkpointing,
-            workdir,
-            cfg.overrides,
-        )
-    device = _device()
-    print(
-        f"lara bench train: preset {cfg.preset}, batch {cfg.batch_size}, {cfg.steps} measured steps "
-        f"(+{cfg.warmup} warmup) per stage, on {device}"
-    )
-    print(
-        f"{'stage':>5} {'samples/s':>10} {'s/step':>8} {'median s/step':>13} {'median CPU s':>12} "
-        f"{'peak GiB':>9} {'growth GiB':>10} {'precision':>9}"
-    )
-    for r in rows:
-        print(
-            f"{r['stage']:>5} {r['samples_per_s']:>10.2f} {r['s_per_step']:>8.3f} "
-            f"{r['median_s_per_step']:>13.3f} {r['median_cpu_s_per_step']:>12.3f} "
-            f"{r['peak_memory_gib']:>9.2f} {r['peak_memory_growth_gib']:>10.2f} {r['mixed_precision']:>9}"
-        )
-    if cfg.out is not None:
-        cfg.out.mkdir(parents=True, exist_ok=True)
-        path = cfg.out / RESULTS_FILE
-        path.write_text(json.dumps({"device": device, "argv": argv, "results": rows}, indent=1))
-        print(f"wrote {path}")
-    return 0

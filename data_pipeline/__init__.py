@@ -7,8 +7,8 @@ Modules (import the one you need; nothing heavy runs at package import):
 - `lerobot_compat`: the only import path to lerobot's dataset code (torchvision-free);
 - `key_mapping`: LeRobot column -> Episode mapping presets (`configs/data/*.yaml`);
 - `lerobot_io`: LeRobot v3 reader/writer (image mode), simulator states in a `lara/` sidecar;
-- `convert` / `convert_cli`: `lara convert --dataset SRC --out DIR`;
-- `collect` / `collect_worker` / `collect_cli`: `lara collect`;
+- `convert`: `lara convert --dataset SRC --out DIR` (the command: lara/scripts/convert_cli.py);
+- `collect` / `collect_worker`: `lara collect` (the command: lara/scripts/collect_cli.py);
 - `expert_recording`: the scripted expert's episode loop (collection and the `sim` annotator's truth);
 - `stats`: normalization statistics stored with a dataset;
 - `samples`: the training-sample `Dataset` and `collate_samples` (docs/interfaces.md);

@@ -64,7 +64,7 @@ class CollectConfig:
     out: str = ""  # output LeRobot dataset folder
     workers: int = 1
     camera_size: int = 128  # both cameras, square (official LIBERO demos: 128)
-    # standard | fast (no multisampling: ~40% cheaper frames, edges differ); evaluate with the same
+    # standard | fast (no multisampling: frames 0.6x the cost, edges differ); evaluate with the same
     render_quality: str = "standard"
     # start layouts: "shipped" = the suite's init state k mod 50 (the evaluation's own states, jittered by
     # perturb_xy); "sampled" = LIBERO's placement sampler, never within min_layout_distance of one

@@ -72,7 +72,7 @@ class EvalConfig:
     out: Path = Path("runs/eval")
     video: bool = False
     camera_size: int = 256
-    # standard (the protocol) | fast: no multisampling, ~40% cheaper frames whose edges differ; match
+    # standard (the protocol) | fast: no multisampling, frames 0.6x the cost whose edges differ; match
     # the demos' (their lara/collection.json says which)
     render_quality: str = "standard"
     seed: int = 7

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from curriculum import checkpointing as ckpt
-from curriculum.cli import run_curriculum
+from curriculum.runner import run_curriculum
 from data_pipeline.lerobot_io import read_lerobot_dataset
 from envs.policies import resolve_checkpoint
 from envs.protocol import Observation

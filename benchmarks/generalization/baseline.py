@@ -39,7 +39,7 @@ from lara.utils.errors import LaraUserError  # noqa: E402
 
 def train_step(cfg: BaselineConfig, settings: dict) -> bool:
     from curriculum.checkpointing import TRAINER_STATE, final_dir
-    from curriculum.cli import main as train_main
+    from lara.scripts.train_cli import main as train_main
 
     if (final_dir(cfg.out / BASELINE_DIR / "train") / TRAINER_STATE).is_file():
         return False

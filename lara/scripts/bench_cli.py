@@ -13,7 +13,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "lara.scripts.bench_latency_cli:main",
         "ms per action chunk: explicit-CoT (stage 1) vs latent (stage 3) inference",
     ),
-    "train": ("curriculum.bench_train:main", "training samples/s and peak memory per curriculum stage"),
+    "train": ("lara.scripts.bench_train_cli:main", "training samples/s and peak memory per curriculum stage"),
     "memory": (
         "curriculum.memory_model:main",
         "training memory per GPU by formula (DDP, FSDP, ZeRO-2): weights, gradients, optimizer, activations",

@@ -34,16 +34,16 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "closed-loop evaluation in LIBERO (success table, videos, report)",
     ),
     "eval-offline": (
-        "curriculum.offline.cli:main",
+        "lara.scripts.eval_offline_cli:main",
         "open-loop action metrics on held-out episodes of a dataset",
     ),
-    "collect": ("data_pipeline.collect_cli:main", "collect scripted demonstrations into a LeRobot dataset"),
-    "convert": ("data_pipeline.convert_cli:main", "convert a LIBERO HDF5 file/folder into a LeRobot dataset"),
+    "collect": ("lara.scripts.collect_cli:main", "collect scripted demonstrations into a LeRobot dataset"),
+    "convert": ("lara.scripts.convert_cli:main", "convert a LIBERO HDF5 file/folder into a LeRobot dataset"),
     "annotate": (
-        "data_pipeline.annotation.cli:main",
+        "lara.scripts.annotate_cli:main",
         "auto-annotate a dataset with a structured chain of thought",
     ),
-    "train": ("curriculum.cli:main", "train one curriculum stage, or all three (--curriculum)"),
+    "train": ("lara.scripts.train_cli:main", "train one curriculum stage, or all three (--curriculum)"),
     "rl": ("lara.scripts.rl_cli:main", "GRPO fine-tuning of a trained policy in LIBERO with success rewards"),
     "bench": ("lara.scripts.bench_cli:main", "benchmarks: latency, train"),
     "probe": (

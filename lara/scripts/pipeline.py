@@ -167,7 +167,7 @@ def annotate_step(cfg: PipelineConfig, preview: int = 0) -> bool:
 
 def train_stage_step(cfg: PipelineConfig, stage: int) -> bool:
     from curriculum.checkpointing import TRAINER_STATE, final_dir
-    from curriculum.cli import run_curriculum
+    from curriculum.runner import run_curriculum
 
     if (final_dir(cfg.stage_dir(stage)) / TRAINER_STATE).is_file():
         return False

@@ -108,8 +108,8 @@ def test_bridge_presets_load():
 
 
 def test_annotate_instruction_backend_on_bridge(bridge_copy, capsys):
-    from data_pipeline.annotation.cli import main as annotate_main
     from data_pipeline.annotation.sidecar import load_annotations
+    from lara.scripts.annotate_cli import main as annotate_main
 
     assert (
         annotate_main(

@@ -6,7 +6,7 @@ import sys
 
 import curriculum_toy  # noqa: F401  (registers the toy policy, dataset, preset; this folder is sys.path[0])
 
-from curriculum.cli import main
+from lara.scripts.train_cli import main
 from lara.utils.errors import LaraUserError
 
 if __name__ == "__main__":

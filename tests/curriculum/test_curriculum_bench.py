@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from curriculum.bench_train import main as bench_main
+from lara.scripts.bench_train_cli import main as bench_main
 
 
 @pytest.mark.slow

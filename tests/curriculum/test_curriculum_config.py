@@ -4,8 +4,8 @@ LaraUserError naming the fix."""
 import pytest
 from curriculum_testing import REPO
 
-from curriculum.cli import main as train_main
 from curriculum.presets import load_train_config, train_preset
+from lara.scripts.train_cli import main as train_main
 from lara.utils.errors import LaraUserError
 
 OVERLAYS = sorted((REPO / "configs" / "train" / "data").glob("*.yaml"))
@@ -152,7 +152,7 @@ def test_cli_usage_errors():
 def test_curriculum_runs_all_stages_then_skips_them(tmp_path, caplog):
     import logging
 
-    caplog.set_level(logging.INFO, logger="curriculum.cli")
+    caplog.set_level(logging.INFO, logger="curriculum.runner")
     args = ["--curriculum", "toy", "--out", str(tmp_path), "--steps", "4"]
     assert train_main(args) == 0
     for k in (1, 2, 3):

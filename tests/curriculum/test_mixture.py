@@ -178,8 +178,8 @@ def test_weighted_epochs_are_resumable(two, tmp_path):
 def test_two_dataset_run_trains_with_joint_stats_and_one_fast_tokenizer(two, tmp_path):
     """`lara train --dataset A,B` (tiny preset, 2 steps): the checkpoint holds the joint statistics,
     the FAST tokenizer and a CoT vocabulary that covers both datasets' annotation runs."""
-    from curriculum.cli import main
     from lara.modeling_lara import LaraPolicy
+    from lara.scripts.train_cli import main
 
     a, b = two
     out = tmp_path / "run"

@@ -16,11 +16,11 @@ pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
 
 def test_collect_two_suites_train_one_model_and_score_it_on_both(tmp_path, capsys):
-    from curriculum.cli import main as train_main
-    from data_pipeline.annotation.cli import main as annotate_main
-    from data_pipeline.collect_cli import main as collect_main
     from lara.modeling_lara import LaraPolicy
+    from lara.scripts.annotate_cli import main as annotate_main
+    from lara.scripts.collect_cli import main as collect_main
     from lara.scripts.eval_cli import main as eval_main
+    from lara.scripts.train_cli import main as train_main
 
     roots = {}
     for suite in ("libero_object", "libero_spatial"):

@@ -125,7 +125,7 @@ def test_eval_offline_cli_on_bridge(bridge_setup, tmp_path, capsys):
 
 def test_cot_accuracy_for_stage1_inference(bridge_setup, tmp_path):
     from curriculum.offline.evaluate import OfflineEvalConfig, evaluate_offline
-    from data_pipeline.annotation.cli import main as annotate_main
+    from lara.scripts.annotate_cli import main as annotate_main
 
     data, ckpt = bridge_setup
     data = Path(shutil.copytree(data, tmp_path / "data"))

@@ -3,7 +3,7 @@ the documented `--config`; both append to the same list of YAML files, in order.
 
 import pytest
 
-from curriculum.cli import _parser, main
+from lara.scripts.train_cli import _parser, main
 from lara.utils.errors import LaraUserError
 
 

@@ -85,7 +85,7 @@ def test_a_second_train_into_a_held_run_folder_is_refused(dataset, tmp_path, cap
 
 
 def test_only_rank_0_takes_the_lock(tmp_path, monkeypatch):
-    from curriculum.cli import train_lock
+    from curriculum.runner import train_lock
 
     monkeypatch.setenv("RANK", "1")
     with train_lock(tmp_path / "run"):

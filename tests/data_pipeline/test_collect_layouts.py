@@ -70,7 +70,7 @@ def test_collection_meta_records_how_layouts_were_drawn(tmp_path):
 
 
 def test_collect_help_lists_init(capsys):
-    from data_pipeline.collect_cli import main
+    from lara.scripts.collect_cli import main
 
     with pytest.raises(
         SystemExit

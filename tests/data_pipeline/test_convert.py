@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from data_pipeline.convert_cli import main
 from data_pipeline.episode import EpisodeError
 from data_pipeline.lerobot_io import read_lerobot_dataset
 from data_pipeline.libero_hdf5 import write_libero_hdf5
 from data_pipeline.stats import STATS_FILE
+from lara.scripts.convert_cli import main
 from lara.utils.errors import LaraUserError
 
 

@@ -82,7 +82,7 @@ def test_stale_temp_folders_of_dead_processes_are_removed(tmp_path, caplog):
 
 
 def test_convert_removes_the_temp_folder_a_killed_conversion_left(tmp_path, make_episode, caplog):
-    from data_pipeline.convert_cli import main
+    from lara.scripts.convert_cli import main
 
     write_libero_hdf5(tmp_path / "a_demo.hdf5", [make_episode(5)])
     stale = tmp_path / f".out.tmp-{_dead_pid()}"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from data_pipeline.annotation import sidecar
-from data_pipeline.annotation.cli import main, parse_episodes
+from lara.scripts.annotate_cli import main, parse_episodes
 from lara.utils.errors import LaraUserError
 
 
@@ -99,8 +99,8 @@ def test_lara_dispatcher_prints_user_errors(tmp_path, capsys):
 @pytest.mark.parametrize("backend", ["sim", "instruction", "vlm"])
 def test_presets_are_the_defaults_of_their_backend(backend):
     """`--config_path configs/annotation/<backend>.yaml` annotates exactly as `--backend <backend>`."""
-    from data_pipeline.annotation.cli import AnnotateConfig
     from data_pipeline.annotation.config import AnnotationConfig
+    from lara.scripts.annotate_cli import AnnotateConfig
     from lara.utils.config_parsing import parse_config
 
     path = Path(__file__).resolve().parents[3] / "configs" / "annotation" / f"{backend}.yaml"

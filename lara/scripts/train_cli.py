@@ -19,13 +19,11 @@ runs this.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
-from pathlib import Path
 
-from curriculum import checkpointing as ckpt
 from curriculum.presets import load_train_config
+from curriculum.runner import run_curriculum, train_lock
 from lara.utils.errors import LaraUserError
 
 log = logging.getLogger(__name__)
@@ -61,43 +59,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--stages", default="1,2,3", help="with --curriculum: which stages to run (default 1,2,3)")
     return p
-
-
-def train_lock(output_dir) -> contextlib.AbstractContextManager:
-    """The run folder's lock (lara.utils.run_lock), taken by rank 0 only: the ranks of one
-    distributed run share the folder; a second run into it is refused."""
-    if int(os.environ.get("RANK", "0")) != 0:
-        return contextlib.nullcontext()
-    from lara.utils.run_lock import run_lock
-
-    return run_lock(output_dir, "lara train")
-
-
-def run_curriculum(size: str, overlays: list[str], overrides: list[str], out: str | None, stages: list[int]):
-    """Stages `stages` of `size`'s presets in order, each from the previous one's final/; finished
-    stages are skipped, an interrupted one resumes. Returns the TrainResults of the stages that ran."""
-    from curriculum.trainer import train
-
-    root = Path(out) if out else None
-    results = []
-    for k in stages:
-        extra = []
-        out = None
-        if root is not None:
-            out = root / f"stage{k}"
-            extra += ["--output_dir", str(out)]
-        if k > 1:
-            prev = (root / f"stage{k - 1}") if root is not None else None
-            if prev is None:
-                prev = Path(load_train_config(overlays, overrides, preset=size, stage=k - 1).output_dir)
-            extra += ["--init_from", str(ckpt.final_dir(prev))]
-        cfg = load_train_config(overlays, [*overrides, *extra, "--resume", "true"], preset=size, stage=k)
-        if (ckpt.final_dir(cfg.output_dir) / ckpt.TRAINER_STATE).is_file():
-            log.info("stage %d: %s exists, skipping", k, ckpt.final_dir(cfg.output_dir))
-            continue
-        with train_lock(cfg.output_dir):
-            results.append(train(cfg))
-    return results
 
 
 def main(argv: list[str]) -> int:
