@@ -266,6 +266,8 @@ class TrainConfig:
         _check(self.save_every >= 1 and self.log_every >= 1, "save_every and log_every must be >= 1")
         _check(self.keep_last >= 1, "keep_last must be >= 1")
         _check(self.ema_every >= 1, "ema_every must be >= 1")
+        if self.mixed_precision in (False, "False"):  # `--mixed_precision no`: YAML reads a bare no as false
+            self.mixed_precision = "no"
         _check(self.mixed_precision in MIXED_PRECISION, f"mixed_precision: choose one of {MIXED_PRECISION}")
         _check(
             self.stage == 1 or bool(self.init_from) or self.from_scratch,

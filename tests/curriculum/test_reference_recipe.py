@@ -134,3 +134,11 @@ def test_foresight_target_is_the_112px_frame_through_the_256px_tower(monkeypatch
     assert target.shape == (2, 16, 8)
     # slot 0 averages merged tokens (0, 0), (0, 1), (1, 0), (1, 1) of the 8 x 8 grid
     assert target[0, 0, 0].item() == pytest.approx((0 + 1 + 8 + 9) / 4)
+
+
+def test_mixed_precision_no_on_the_command_line():
+    """YAML reads a bare `no` as false: `--mixed_precision no` still means no autocast."""
+    cfg = load_train_config([], ["--mixed_precision", "no"], preset="tiny", stage=1)
+    assert cfg.mixed_precision == "no"
+    with pytest.raises(LaraUserError, match="mixed_precision: choose one of"):
+        load_train_config([], ["--mixed_precision", "fp8"], preset="tiny", stage=1)
