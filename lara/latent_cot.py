@@ -106,3 +106,26 @@ def recurrent_forward(step: StepFn, embeds: torch.Tensor, is_latent: torch.Tenso
             chunk = torch.where(is_latent[:, start:end, None], prev, chunk)
         parts.append(step(chunk, start, end))
     return torch.cat(parts, dim=1)  # (B, L, D)
+
+
+# prefix(embeds (B, n, D)) -> hidden (B, n, D) of positions 0..n-1, without a KV cache.
+PrefixFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def recurrent_forward_uncached(
+    prefix: PrefixFn, embeds: torch.Tensor, is_latent: torch.Tensor
+) -> torch.Tensor:
+    """The same function as `recurrent_forward` with no KV cache, for training with gradient
+    checkpointing (transformers drops the cache of checkpointed decoder layers, so the cached passes
+    would attend to nothing before them): for each latent column s the prefix [0, s) is run with
+    the slots filled so far and s reads its last hidden state; one last pass runs the whole
+    sequence. Causal attention makes each prefix's hidden states those of the cached passes; it
+    costs (latent columns + 1) passes over growing prefixes. Returns the last hidden states (B, L, D)."""
+    x = embeds
+    for s in torch.nonzero(is_latent.any(0)).flatten().tolist():
+        if s == 0:
+            raise ValueError("a latent slot cannot be the first position of a sequence")
+        prev = prefix(x[:, :s])[:, -1:].to(x.dtype)  # (B, 1, D): column s-1's last hidden state
+        column = torch.where(is_latent[:, s : s + 1, None], prev, x[:, s : s + 1])  # (B, 1, D)
+        x = torch.cat([x[:, :s], column, x[:, s + 1 :]], dim=1)  # (B, L, D), slot s filled
+    return prefix(x)

@@ -70,7 +70,7 @@ from lara.configuration_lara import LaraConfig
 from lara.fast_tokenizer import FastActionTokenizer
 from lara.foresight import Foresight
 from lara.generation_interface import GenerationMethods
-from lara.latent_cot import LatentSlots, recurrent_forward, select_latent
+from lara.latent_cot import LatentSlots, recurrent_forward, recurrent_forward_uncached, select_latent
 from lara.losses import TOKEN_TERMS, count_loss_items, normalized, visual_items
 from lara.normalization import NormalizationStats
 from lara.output_vocab import OutputVocab
@@ -264,9 +264,22 @@ class LaraModel(GenerationMethods, nn.Module):
         """Decoder over embeds (B, L, D): one pass, or pass by pass through the latent slots (recurrent)."""
         if self.cfg.latent.slot_input == "learned" or not bool(is_latent.any()):
             return run_text(self.vlm, embeds, pos, mask, cache, img_mask, deepstack)
+        vis_cols = torch.nonzero(img_mask)[:, 1]  # (n_vis,) column of each visual token, in feature order
+        if cache is None and self.training and self.vlm.model.language_model.gradient_checkpointing:
+            # checkpointed decoder layers drop a KV cache: the same recurrence over whole prefixes
+            def prefix(x: torch.Tensor) -> torch.Tensor:
+                n = x.shape[1]
+                sel = vis_cols < n
+                vis = bool(sel.any())
+                m = mask[:, :, :n, :n] if mask.dim() == 4 else mask[:, :n]
+                visual = img_mask[:, :n] if vis else None
+                return run_text(
+                    self.vlm, x, pos[:, :, :n], m, None, visual, [f[sel] for f in deepstack] if vis else None
+                )
+
+            return recurrent_forward_uncached(prefix, embeds, is_latent)
         # recurrent (Coconut): pass by pass over the whole batch with one KV cache
         cache = cache if cache is not None else DynamicCache(config=self.vlm.config.text_config)
-        vis_cols = torch.nonzero(img_mask)[:, 1]  # (n_vis,) column of each visual token, in feature order
 
         def step(x: torch.Tensor, start: int, end: int) -> torch.Tensor:
             sel = (vis_cols >= start) & (
