@@ -34,7 +34,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from lara.utils.config_parsing import parse_config
 from lara.utils.errors import LaraUserError
 
 ENGINES = ("ddp", "fsdp", "zero2")
@@ -249,27 +248,3 @@ def table(bench: MemoryBenchConfig) -> str:
                 cells.append(f"{parts['total'] / GIB:.1f} ({static / GIB:.1f} + {act:.1f}){mark}")
             lines.append(f"| {preset} | {engine} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def main(argv: list[str]) -> int:
-    bench = parse_config(MemoryBenchConfig, argv, prog="lara bench memory")
-    if bench.table:
-        print(table(bench))
-        return 0
-    result = estimate(bench)
-    parts = result["bytes"]
-    print(
-        f"lara bench memory: {bench.preset} stage {bench.stage}, {bench.engine} on {bench.gpus} GPU(s), "
-        f"batch "
-        f"{bench.batch_size} per GPU, {result['seq_len']} tokens per sample, gradient checkpointing "
-        f"{'on' if bench.gradient_checkpointing else 'off'}, compute {bench.compute}"
-    )
-    print(f"  parameters: {result['params'] / 1e9:.2f}B ({result['trainable'] / 1e9:.2f}B trainable)")
-    for name, value in parts.items():
-        print(f"  {name:<17} {value / GIB:8.1f} GiB per GPU")
-    verdict = "fits" if parts["total"] <= bench.gpu_gib * GIB else "does NOT fit"
-    print(
-        f"  {verdict} a {bench.gpu_gib:g} GiB GPU (formula; allocator overhead and fragmentation "
-        "not included)"
-    )
-    return 0

@@ -15,7 +15,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     ),
     "train": ("lara.scripts.bench_train_cli:main", "training samples/s and peak memory per curriculum stage"),
     "memory": (
-        "curriculum.memory_model:main",
+        "lara.scripts.bench_memory_cli:main",
         "training memory per GPU by formula (DDP, FSDP, ZeRO-2): weights, gradients, optimizer, activations",
     ),
 }
