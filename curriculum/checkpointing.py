@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lara.utils.errors import LaraUserError
+from lara.utils.run_identity import check_same_run
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ def check_resumable(ckpt: Path, fingerprint: str, identity: dict, stage: int) ->
     other episodes (`curriculum.config.DATA_EPISODES`: named, with the split file when it is newer
     than the checkpoint). A checkpoint from before runs recorded their episodes is compared on the
     rest of its identity."""
-    from curriculum.config import DATA_EPISODES, config_diff
+    from curriculum.config import DATA_EPISODES
 
     state = read_trainer_state(ckpt)
     if DATA_EPISODES in identity and DATA_EPISODES not in state.identity:
@@ -162,15 +163,12 @@ def check_resumable(ckpt: Path, fingerprint: str, identity: dict, stage: int) ->
             "silently train on other data: restore the data as it was (e.g. move the new split file "
             "away), or train into a new --output_dir"
         )
-    diff = config_diff(
-        {k: v for k, v in state.identity.items() if k != DATA_EPISODES},
-        {k: v for k, v in identity.items() if k != DATA_EPISODES},
-    )
-    shown = "; ".join(diff[:4]) + (f"; ... ({len(diff)} keys)" if len(diff) > 4 else "")
+    recorded = {k: v for k, v in state.identity.items() if k != DATA_EPISODES} | {"stage": state.stage}
+    asked = {k: v for k, v in identity.items() if k != DATA_EPISODES} | {"stage": stage}
+    error = check_same_run(ckpt, recorded, asked, "a checkpoint of a different config")
     raise LaraUserError(
-        f"{ckpt} was written by a different config (checkpoint vs now: "
-        f"{shown or f'stage {state.stage}'}); "
-        "resume with the original config, or train into a new --output_dir"
+        f"{error or f'{ckpt} holds a checkpoint of a different config'}; resume with the original "
+        "config, or train into a new --output_dir"
     )
 
 

@@ -33,6 +33,7 @@ from data_pipeline.annotation.source import EpisodeSource
 from data_pipeline.episode import Episode
 from envs.workers import WorkerPool
 from lara.utils.errors import LaraUserError
+from lara.utils.run_identity import check_same_run
 from lara.utils.run_lock import LOCK_NAME, run_lock
 
 logger = logging.getLogger(__name__)
@@ -246,13 +247,12 @@ def _annotate_locked(
 ) -> RunSummary:
     old = sidecar.read_meta(run_dir)
     if old is not None and old.get("config_hash") != config.config_hash():
-        if not overwrite:
-            raise LaraUserError(
-                f"annotation run {name!r} exists with another config (hash {old.get('config_hash')}, backend "
-                f"{old.get('backend')}; now {config.config_hash()}, {config.backend}): choose another "
-                "--name, "
-                "or pass --overwrite to replace it"
-            )
+        if not overwrite:  # the keys that differ, named (a run before meta.json kept its config: the hash)
+            recorded = old.get("config") or {"config_hash": old.get("config_hash")}
+            now = config.to_dict() if "config" in old else {"config_hash": config.config_hash()}
+            error = check_same_run(run_dir, recorded, now, f"annotation run {name!r} with another config")
+            error = error or f"{run_dir} holds annotation run {name!r} with another config (hash differs)"
+            raise LaraUserError(f"{error}: choose another --name, or pass --overwrite to replace it")
     if overwrite and run_dir.exists():
         for child in run_dir.iterdir():  # everything but the lock this run holds
             if child.name != LOCK_NAME:

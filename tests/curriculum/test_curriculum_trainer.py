@@ -103,7 +103,7 @@ def test_resume_dir_from_different_config_is_refused(tmp_path):
     out = tmp_path / "run"
     train(toy_config(out, 1, "--steps", "10"))
     with pytest.raises(
-        LaraUserError, match=r"different config.*optim.head_lr: 0.01 vs 0.02.*new --output_dir"
+        LaraUserError, match=r"different config.*optim.head_lr: 0.01 there vs 0.02 now.*new --output_dir"
     ):
         train(toy_config(out, 1, "--steps", "10", "--optim.head_lr", "0.02", "--resume", "true"))
     with pytest.raises(LaraUserError, match="already holds a run.*--resume true"):

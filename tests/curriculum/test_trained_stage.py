@@ -167,7 +167,7 @@ def test_a_checkpoint_from_before_runs_recorded_their_episodes_still_resumes(tmp
     ckpt.write_trainer_state(tmp_path, state)
     now = {**identity, DATA_EPISODES: {"data": [0, 1]}}
     assert ckpt.check_resumable(tmp_path, "new-fingerprint", now, 1).step == 2
-    with pytest.raises(LaraUserError, match="different config.*steps: 4 vs 5"):
+    with pytest.raises(LaraUserError, match="different config.*steps: 4 there vs 5 now"):
         ckpt.check_resumable(tmp_path, "new-fingerprint", {**now, "steps": 5}, 1)
 
 

@@ -66,7 +66,7 @@ def test_config_mismatch_and_second_run(tmp_path, pick_place_episode):
     src = InMemorySource(tmp_path, [pick_place_episode(0)])
     annotate_dataset(src, "v1", AnnotationConfig(), progress=False)
     other = AnnotationConfig(motion_dead_zone=0.02)
-    with pytest.raises(LaraUserError, match="another config"):
+    with pytest.raises(LaraUserError, match="another config.*motion_dead_zone: .* there vs 0.02 now"):
         annotate_dataset(src, "v1", other, progress=False)
     annotate_dataset(src, "v2", other, progress=False)  # a second run under another name
     assert [r["name"] for r in sidecar.list_annotations(tmp_path)] == ["v1", "v2"]
