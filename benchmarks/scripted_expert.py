@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from envs.report import wilson_interval
+from envs.report import success_table
 
 logger = logging.getLogger("benchmarks.scripted_expert")
 
@@ -62,30 +62,19 @@ def _run_task(args: tuple[str, int, list[int]]) -> list[EpisodeResult]:
 
 
 def markdown_table(suite: str, names: dict[int, str], results: list[EpisodeResult], episodes: int) -> str:
-    lines = [
-        f"### Scripted expert, {suite}, {episodes} episodes per task",
-        "",
-        "| task | name | successes / episodes | success % | 95% Wilson | mean steps (successes) |",
-        "|---|---|---|---|---|---|",
-    ]
-    total_s = total_n = 0
+    """Per task and for the suite: successes with 95% Wilson intervals (envs.report's writer) and the
+    mean steps of the successes."""
+    rows = []
     for tid in sorted(names):
         rs = [r for r in results if r.task_id == tid]
-        s, n = sum(r.success for r in rs), len(rs)
-        total_s, total_n = total_s + s, total_n + n
-        lo, hi = wilson_interval(s, n)
         steps = [r.steps for r in rs if r.success]
         mean_steps = f"{sum(steps) / len(steps):.0f}" if steps else "-"
-        lines.append(
-            f"| {tid} | {names[tid]} | {s} / {n} | {100 * s / max(n, 1):.1f} | "
-            f"[{100 * lo:.1f}, {100 * hi:.1f}] | {mean_steps} |"
-        )
-    lo, hi = wilson_interval(total_s, total_n)
-    lines.append(
-        f"| all | **suite average** | {total_s} / {total_n} | **{100 * total_s / max(total_n, 1):.1f}** | "
-        f"[{100 * lo:.1f}, {100 * hi:.1f}] | |"
+        rows.append((f"{tid}: {names[tid]}", sum(r.success for r in rs), len(rs), mean_steps))
+    rows.append(("**suite average**", sum(r.success for r in results), len(results), ""))
+    table = success_table(
+        rows, "task", ("mean steps (successes)",), labels=("successes", "success", "95% Wilson")
     )
-    return "\n".join(lines) + "\n"
+    return "\n".join([f"### Scripted expert, {suite}, {episodes} episodes per task", "", *table]) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

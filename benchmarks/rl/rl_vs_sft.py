@@ -30,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+from envs.report import success_table
 from lara.utils.atomic import atomic_write_text
 from lara.utils.errors import LaraUserError, run_main
 
@@ -194,12 +195,9 @@ def run_sft(args, budget_s: float) -> tuple[Path, float]:
     return out / "final" / "model", spent
 
 
-def _row(name: str, r: dict, seconds: float | None) -> str:
-    t = "-" if seconds is None else f"{seconds / 60:.1f}"
-    return (
-        f"| {name} | {r['successes']}/{r['episodes']} | {r['success_rate']:.1%} | "
-        f"[{r['ci95_low']:.2f}, {r['ci95_high']:.2f}] | {t} |"
-    )
+def _row(name: str, r: dict, seconds: float | None) -> tuple:
+    """(name, successes, episodes, minutes): a row of envs.report.success_table."""
+    return (name, r["successes"], r["episodes"], "-" if seconds is None else f"{seconds / 60:.1f}")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -297,11 +295,16 @@ def main(argv: list[str] | None = None) -> int:
             if args.eval_max_steps
             else []
         ),
-        "| policy | successes | rate | 95% Wilson | minutes |",
-        "|---|---|---|---|---|",
-        _row("start", before, None),
-        _row("GRPO", after_rl, grpo_s),
-        _row("SFT (same time)", after_sft, sft_s),
+        *success_table(
+            [
+                _row("start", before, None),
+                _row("GRPO", after_rl, grpo_s),
+                _row("SFT (same time)", after_sft, sft_s),
+            ],
+            "policy",
+            ("minutes",),
+            labels=("successes", "rate", "95% Wilson"),
+        ),
         "",
         f"GRPO vs. start: {gain:+.1f} points (target: +10 or more, and above the SFT baseline).",
         "",

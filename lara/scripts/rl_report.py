@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from envs.report import wilson_interval
+from envs.report import success_table, wilson_interval
 from lara.utils.atomic import atomic_write_text
 from lara.utils.jsonl import read_jsonl
 
@@ -18,33 +18,46 @@ def _fmt(v, spec: str = ".3f") -> str:
 
 
 def iteration_rows(records: list[dict]) -> list[str]:
-    rows = [
-        "| iteration | success (rollout layouts) | 95% Wilson | informative groups | KL | clip frac | "
-        "noise / temperature | entropy per token | mean chunk log-prob | errors | rollout s | wall s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    """The per-iteration table: rollout success with its Wilson interval (envs.report's writer),
+    then the update's figures."""
+    rows = []
     for r in records:
-        low, high = wilson_interval(r["successes"], r["rollouts"])
         scale = r["noise_scale"] if r.get("noise_scale") is not None else r.get("temperature")
         rows.append(
-            f"| {r['iteration']} | {r['successes']}/{r['rollouts']} ({r['successes'] / r['rollouts']:.0%}) | "
-            f"[{low:.2f}, {high:.2f}] | {r['informative_fraction']:.2f} | {_fmt(r.get('kl'), '.4f')} | "
-            f"{_fmt(r.get('clip_fraction'), '.2f')} | {_fmt(scale, 'g')} | "
-            f"{_fmt(r.get('entropy_per_token'))} | "
-            f"{_fmt(r.get('mean_chunk_log_prob'), '.1f')} | {r['errors']} | {r['rollout_s']:.1f} | "
-            f"{r['wall_s']:.1f} |"
+            (
+                r["iteration"],
+                r["successes"],
+                r["rollouts"],
+                f"{r['informative_fraction']:.2f}",
+                _fmt(r.get("kl"), ".4f"),
+                _fmt(r.get("clip_fraction"), ".2f"),
+                _fmt(scale, "g"),
+                _fmt(r.get("entropy_per_token")),
+                _fmt(r.get("mean_chunk_log_prob"), ".1f"),
+                r["errors"],
+                f"{r['rollout_s']:.1f}",
+                f"{r['wall_s']:.1f}",
+            )
         )
-    return rows
+    extra = (
+        "informative groups",
+        "KL",
+        "clip frac",
+        "noise / temperature",
+        "entropy per token",
+        "mean chunk log-prob",
+        "errors",
+        "rollout s",
+        "wall s",
+    )
+    return success_table(rows, "iteration", extra, labels=("success (rollout layouts)", "rate", "95% Wilson"))
 
 
-def _eval_line(name: str, results_path: Path) -> str | None:
+def _eval_row(name: str, results_path: Path) -> tuple | None:
     if not results_path.is_file():
         return None
     suite = json.loads(results_path.read_text())["suites"][0]  # one suite per `lara rl` run
-    return (
-        f"| {name} | {suite['successes']}/{suite['episodes']} | {suite['success_rate']:.1%} | "
-        f"[{suite['ci95_low']:.2f}, {suite['ci95_high']:.2f}] |"
-    )
+    return (name, suite["successes"], suite["episodes"])
 
 
 def plot_success(records: list[dict], path: Path) -> None:
@@ -86,18 +99,18 @@ def write_rl_report(out: Path, command: str, capped_eval_steps: int | None = Non
     if dropped:
         lines += [f"({dropped} unreadable log lines skipped.)", ""]
     evals = [
-        line
-        for line in (
-            _eval_line("before (starting policy)", out / "eval_before" / "results.json"),
-            _eval_line("after (final/)", out / "eval_after" / "results.json"),
+        row
+        for row in (
+            _eval_row("before (starting policy)", out / "eval_before" / "results.json"),
+            _eval_row("after (final/)", out / "eval_after" / "results.json"),
         )
-        if line
+        if row
     ]
     if evals:
         lines += ["## Standard protocol (evaluation init states)", ""]
         if capped_eval_steps:
             lines += [f"Episodes capped at {capped_eval_steps} steps (a smoke run, not a success rate).", ""]
-        lines += ["| policy | successes | rate | 95% Wilson |", "|---|---|---|---|", *evals, ""]
+        lines += [*success_table(evals, "policy", labels=("successes", "rate", "95% Wilson")), ""]
     path = out / "report.md"
     atomic_write_text(path, "\n".join(lines))
     return path
