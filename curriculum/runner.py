@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from curriculum import checkpointing as ckpt
+from curriculum.config import TrainConfig
 from curriculum.presets import load_train_config
 
 log = logging.getLogger(__name__)
@@ -30,9 +32,18 @@ def train_lock(output_dir) -> contextlib.AbstractContextManager:
     return run_lock(output_dir, "lara train")
 
 
-def run_curriculum(size: str, overlays: list[str], overrides: list[str], out: str | None, stages: list[int]):
+def run_curriculum(
+    size: str,
+    overlays: list[str],
+    overrides: list[str],
+    out: str | None,
+    stages: list[int],
+    edit: Callable[[int, TrainConfig], TrainConfig] | None = None,
+):
     """Stages `stages` of `size`'s presets in order, each from the previous one's final/; finished
-    stages are skipped, an interrupted one resumes. Returns the TrainResults of the stages that ran."""
+    stages are skipped, an interrupted one resumes. `overlays` / `overrides` are the command line's
+    YAML files and `--a.b value` flags; `edit(stage, cfg)` changes a stage's typed config after them.
+    Returns the TrainResults of the stages that ran."""
     from curriculum.trainer import train
 
     root = Path(out) if out else None
@@ -49,6 +60,8 @@ def run_curriculum(size: str, overlays: list[str], overrides: list[str], out: st
                 prev = Path(load_train_config(overlays, overrides, preset=size, stage=k - 1).output_dir)
             extra += ["--init_from", str(ckpt.final_dir(prev))]
         cfg = load_train_config(overlays, [*overrides, *extra, "--resume", "true"], preset=size, stage=k)
+        if edit is not None:  # a typed change of the stage's config (the pipeline: its data and steps)
+            cfg = edit(k, cfg)
         if (ckpt.final_dir(cfg.output_dir) / ckpt.TRAINER_STATE).is_file():
             log.info("stage %d: %s exists, skipping", k, ckpt.final_dir(cfg.output_dir))
             continue

@@ -2,10 +2,14 @@
 stage, 1 capped standard-protocol episode; the report, the published files, resume."""
 
 import json
+import shlex
+from pathlib import Path
 
 import pytest
 
 from lara.utils.errors import LaraUserError
+
+REPO = Path(__file__).resolve().parents[1]
 
 SMOKE = [
     "--curriculum",
@@ -48,7 +52,14 @@ def test_step_commands_name_the_sampled_init_and_the_standard_protocol(tmp_path)
     assert commands["evaluate"].startswith(
         "lara eval --config_path configs/eval/libero_object.yaml --policy "
     )
-    assert "--episodes 10 --workers 2" in commands["evaluate"] and "--max_steps" not in commands["evaluate"]
+    # only what differs from the preset is shown (its workers: 2 already); the flags parse back to the config
+    assert "--episodes 10 " in commands["evaluate"] and "--max_steps" not in commands["evaluate"]
+    from envs.evaluator import EvalConfig
+    from lara.scripts.pipeline import eval_config
+    from lara.utils.config_parsing import parse_config
+
+    shown = shlex.split(commands["evaluate"].replace("configs/", f"{REPO}/configs/"))[2:]
+    assert parse_config(EvalConfig, shown) == eval_config(cfg)
     assert "--stages 3 " in commands["train_stage3"] and commands["train_stage3"].endswith("--steps 1600")
     assert commands["train_stage1"].startswith("lara train --curriculum small ")  # the published setting
 

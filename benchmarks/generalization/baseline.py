@@ -30,30 +30,32 @@ if str(REPO) not in sys.path:  # run as a script from anywhere: the repository's
 from benchmarks.generalization.baseline_arm import (  # noqa: E402
     BASELINE_DIR,
     BaselineConfig,
-    eval_args,
+    eval_config,
     lara_settings,
-    train_args,
+    train_config,
 )
 from lara.utils.errors import LaraUserError  # noqa: E402
 
 
 def train_step(cfg: BaselineConfig, settings: dict) -> bool:
     from curriculum.checkpointing import TRAINER_STATE, final_dir
-    from lara.scripts.train_cli import main as train_main
+    from curriculum.runner import train_lock
+    from curriculum.trainer import train
 
     if (final_dir(cfg.out / BASELINE_DIR / "train") / TRAINER_STATE).is_file():
         return False
-    train_main(train_args(cfg, settings))
+    train_cfg = train_config(cfg, settings)
+    with train_lock(train_cfg.output_dir):
+        train(train_cfg)
     return True
 
 
 def eval_step(cfg: BaselineConfig, settings: dict) -> bool:
-    from envs.evaluator import EvalConfig, evaluate
-    from lara.utils.config_parsing import parse_config
+    from envs.evaluator import evaluate
 
     if (cfg.out / BASELINE_DIR / "eval" / "results.json").is_file():
         return False
-    evaluate(parse_config(EvalConfig, eval_args(cfg, settings), prog="lara eval"))
+    evaluate(eval_config(cfg, settings))
     return True
 
 

@@ -1,11 +1,11 @@
-"""What the baseline arm runs (its folder, settings and the `lara train` / `lara eval` arguments):
-benchmarks/generalization/baseline.py runs them, report.py writes them into the report's commands.
+"""What the baseline arm runs (its folder, settings, and its typed training and evaluation configs):
+benchmarks/generalization/baseline.py runs them, report.py writes them as `lara` commands.
 Their own module so that the runner and the report both import it and neither imports the other."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lara.utils.errors import LaraUserError
@@ -44,41 +44,56 @@ def size_of(settings: dict) -> str:
     return Path(str(settings["curriculum"])).name
 
 
+def train_config(cfg: BaselineConfig, settings: dict):  # -> curriculum.config.TrainConfig
+    """The baseline's typed training config: the size's `baseline` preset on the LaRA arm's demos,
+    for as many steps as the LaRA arm's three stages together (or `cfg.steps`)."""
+    from curriculum.presets import train_preset
+
+    base = train_preset(size_of(settings), "baseline")
+    return replace(
+        base,
+        output_dir=str(cfg.out / BASELINE_DIR / "train"),
+        data=replace(base.data, root=str(cfg.out / "data")),
+        steps=cfg.steps or sum(settings["stage_steps"]),
+        resume=True,
+    )
+
+
 def train_args(cfg: BaselineConfig, settings: dict) -> list[str]:
-    steps = cfg.steps or sum(settings["stage_steps"])
-    return [
-        "--preset",
-        size_of(settings),
-        "--stage",
-        "baseline",
-        "--output_dir",
-        str(cfg.out / BASELINE_DIR / "train"),
-        "--data.root",
-        str(cfg.out / "data"),
-        "--steps",
-        str(steps),
-        "--resume",
-        "true",
-    ]
+    """`train_config` as the `lara train` flags a user would type (the report's command)."""
+    from curriculum.presets import train_preset
+    from lara.utils.config_parsing import flags_of
+
+    size = size_of(settings)
+    preset = ["--preset", size, "--stage", "baseline"]
+    return preset + flags_of(train_config(cfg, settings), train_preset(size, "baseline"))
+
+
+def _eval_preset():  # -> envs.evaluator.EvalConfig
+    from envs.evaluator import EvalConfig
+    from lara.utils.config_parsing import parse_config
+
+    return parse_config(EvalConfig, ["--config_path", str(EVAL_PRESET)], prog="lara eval")
+
+
+def eval_config(cfg: BaselineConfig, settings: dict):  # -> envs.evaluator.EvalConfig
+    """The baseline's typed evaluation: the standard protocol's preset on the LaRA arm's episodes."""
+    base = _eval_preset()
+    return replace(
+        base,
+        policy=str(cfg.out / BASELINE_DIR / "train" / "final"),
+        suite=settings["suite"],
+        tasks=settings["tasks"],
+        episodes=settings["eval_episodes"],
+        workers=cfg.workers,
+        out=cfg.out / BASELINE_DIR / "eval",
+        video=True,
+        max_steps=settings.get("eval_max_steps") or base.max_steps,
+    )
 
 
 def eval_args(cfg: BaselineConfig, settings: dict) -> list[str]:
-    args = [
-        "--config_path",
-        str(EVAL_PRESET),
-        "--policy",
-        str(cfg.out / BASELINE_DIR / "train" / "final"),
-        "--suite",
-        settings["suite"],
-        "--tasks",
-        settings["tasks"],
-        "--episodes",
-        str(settings["eval_episodes"]),
-        "--workers",
-        str(cfg.workers),
-        "--out",
-        str(cfg.out / BASELINE_DIR / "eval"),
-        "--video",
-        "true",
-    ]
-    return args + (["--max_steps", str(settings["eval_max_steps"])] if settings.get("eval_max_steps") else [])
+    """`eval_config` as the `lara eval` flags a user would type (the report's command)."""
+    from lara.utils.config_parsing import flags_of
+
+    return ["--config_path", str(EVAL_PRESET), *flags_of(eval_config(cfg, settings), _eval_preset())]

@@ -23,7 +23,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from lara.utils.atomic import atomic_write_text
@@ -171,54 +171,59 @@ def train_stage_step(cfg: PipelineConfig, stage: int) -> bool:
 
     if (final_dir(cfg.stage_dir(stage)) / TRAINER_STATE).is_file():
         return False
-    overrides = [
-        "--data.root",
-        str(cfg.data_dir),
-        "--data.annotation",
-        cfg.annotation,
-        "--steps",
-        str(cfg.stage_steps[stage - 1]),
-    ]
-    run_curriculum(cfg.curriculum, [], overrides, str(cfg.out / "train"), [stage])
+
+    def on_our_data(k: int, train_cfg):  # the preset's stage k on this run's demos and step budget
+        data = replace(train_cfg.data, root=str(cfg.data_dir), annotation=cfg.annotation)
+        return replace(train_cfg, steps=cfg.stage_steps[k - 1], data=data)
+
+    run_curriculum(cfg.curriculum, [], [], str(cfg.out / "train"), [stage], edit=on_our_data)
     return True
 
 
-def eval_args(cfg: PipelineConfig) -> list[str]:
-    """The `lara eval` flags of the evaluation step (run in-process; also the command a report shows)."""
-    args = (
-        ["--config_path", str(cfg.eval_config)]
-        if cfg.eval_config
-        else ["--camera_size", str(cfg.camera_size)]
+def eval_base(cfg: PipelineConfig):  # -> envs.evaluator.EvalConfig (imported lazily)
+    """The evaluation's starting point: the `lara eval` preset (`eval_config`), or the defaults."""
+    from envs.evaluator import EvalConfig
+    from lara.utils.config_parsing import parse_config
+
+    if cfg.eval_config:
+        return parse_config(EvalConfig, ["--config_path", str(cfg.eval_config)], prog="lara eval")
+    return EvalConfig()
+
+
+def eval_config(cfg: PipelineConfig):  # -> envs.evaluator.EvalConfig
+    """The evaluation step's typed config: the stage-III checkpoint on the run's tasks."""
+    base = eval_base(cfg)
+    return replace(
+        base,
+        camera_size=base.camera_size if cfg.eval_config else cfg.camera_size,
+        policy=str(cfg.stage_dir(3) / "final"),
+        suite=cfg.suite,
+        tasks=cfg.tasks,
+        episodes=cfg.eval_episodes,
+        workers=cfg.workers,
+        out=cfg.eval_dir,
+        video=cfg.video,
+        max_steps=cfg.eval_max_steps or base.max_steps,
     )
-    args += [
-        "--policy",
-        str(cfg.stage_dir(3) / "final"),
-        "--suite",
-        cfg.suite,
-        "--tasks",
-        cfg.tasks,
-        "--episodes",
-        str(cfg.eval_episodes),
-        "--workers",
-        str(cfg.workers),
-        "--out",
-        str(cfg.eval_dir),
-        "--video",
-        str(cfg.video).lower(),
-    ]
-    return args + (["--max_steps", str(cfg.eval_max_steps)] if cfg.eval_max_steps else [])
+
+
+def eval_args(cfg: PipelineConfig) -> list[str]:
+    """The evaluation step as the `lara eval` flags a user would type (the report's command)."""
+    from lara.utils.config_parsing import flags_of
+
+    preset = ["--config_path", str(cfg.eval_config)] if cfg.eval_config else []
+    return preset + flags_of(eval_config(cfg), eval_base(cfg))
 
 
 def eval_step(cfg: PipelineConfig, results: dict) -> bool:
     """Evaluate the stage-III checkpoint; fills `results` (a finished evaluation is read back)."""
-    from envs.evaluator import EvalConfig, evaluate
-    from lara.utils.config_parsing import parse_config
+    from envs.evaluator import evaluate
 
     done = cfg.eval_dir / "results.json"
     if done.exists():
         results.update(json.loads(done.read_text()))
         return False
-    results.update(evaluate(parse_config(EvalConfig, eval_args(cfg), prog="lara eval")))
+    results.update(evaluate(eval_config(cfg)))
     return True
 
 

@@ -160,3 +160,34 @@ def parse_over(config_class: type[T], defaults: dict, args: list[str]) -> T:
         return draccus.parse(
             config_class=config_class, config_path=path, args=list(args), exit_on_error=False
         )
+
+
+def _flat(encoded: object, prefix: str = "") -> dict[str, object]:
+    if not isinstance(encoded, dict):
+        return {prefix: encoded}
+    out: dict[str, object] = {}
+    for key, value in encoded.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+def _flag_value(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def flags_of(config: object, base: object) -> list[str]:
+    """The `--field value` flags that turn the typed config `base` into `config` (nested fields as
+    `--a.b`), in field order: how a caller that builds a typed config shows it as the command a
+    user would type (`lara eval --config_path PRESET` + these flags)."""
+    ours, theirs = _flat(draccus.encode(config)), _flat(draccus.encode(base))
+    flags: list[str] = []
+    for key, value in ours.items():
+        if theirs.get(key) != value:
+            flags += [f"--{key}", _flag_value(value)]
+    return flags
