@@ -20,6 +20,7 @@ def _records(cfg: EvalConfig) -> list[dict]:
     return sorted(({k: json.loads(line)[k] for k in COMPARED} for line in lines), key=lambda r: r["episode"])
 
 
+@pytest.mark.slow  # 38 s quiet (a local Ray, two evaluations); the contract: test_ray_workers.py
 def test_ray_backend_records_equal_the_local_ones(tmp_path):
     common = dict(policy="scripted", suite="libero_object", tasks="0", episodes=2, workers=2, max_steps=40)
     local = EvalConfig(**common, out=tmp_path / "local")

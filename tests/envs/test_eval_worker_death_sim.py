@@ -13,6 +13,7 @@ from envs.evaluator import EvalConfig, evaluate
 pytestmark = pytest.mark.sim
 
 
+@pytest.mark.slow  # 26 s quiet; the mechanism is tested in seconds by tests/envs/test_workers.py
 def test_a_worker_killed_mid_episode_costs_one_rerun(tmp_path):
     cfg = EvalConfig(
         policy="noop",

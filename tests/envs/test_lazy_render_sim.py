@@ -44,6 +44,7 @@ def test_skipped_frames_change_no_rendered_pixel_and_no_physics(monkeypatch):
     np.testing.assert_array_equal(np.stack(lazy[2]), np.stack(full[2]))
 
 
+@pytest.mark.slow  # 33 s quiet (two envs, two resets each)
 def test_fast_render_quality_drops_multisampling_only():
     """render_quality "fast": a context without multisampling (also after a reset builds a new
     simulator), the same physics, frames that differ from the standard ones only at some pixels."""
