@@ -28,7 +28,7 @@ from tqdm import tqdm
 from data_pipeline.collect_worker import Job, close_cached_env, episode_file, run_batch
 from data_pipeline.episode import Episode
 from envs.libero_env import REGION_FITS
-from envs.protocol import RENDER_QUALITIES
+from envs.protocol import check_render_quality
 from envs.workers import WorkerPool
 from lara.utils.atomic import atomic_write_text, remove_stale_temps
 from lara.utils.errors import LaraUserError
@@ -89,9 +89,7 @@ class CollectConfig:
             raise LaraUserError("episodes_per_task, workers and max_attempts must be >= 1, camera_size >= 8")
         if self.init not in INIT_MODES:
             raise LaraUserError(f"--init {self.init!r}: choose one of {', '.join(INIT_MODES)}")
-        if self.render_quality not in RENDER_QUALITIES:
-            choices = ", ".join(RENDER_QUALITIES)
-            raise LaraUserError(f"--render_quality {self.render_quality!r}: choose one of {choices}")
+        check_render_quality(self.render_quality)
         if self.region_fit not in REGION_FITS:
             raise LaraUserError(f"--region_fit {self.region_fit!r}: choose one of {', '.join(REGION_FITS)}")
         if not 0 <= self.min_layout_distance <= 0.1 or self.max_layout_draws < 1:

@@ -36,7 +36,7 @@ from envs.policies import (
     needs_observation,
     validate_policy_spec,
 )
-from envs.protocol import RENDER_QUALITIES, check_suite, parse_task_ids
+from envs.protocol import check_render_quality, check_suite, parse_task_ids
 from envs.report import write_report
 from envs.worker_backends import BACKENDS, make_pool
 from lara.utils.errors import LaraUserError
@@ -96,9 +96,7 @@ class EvalConfig:
             raise LaraUserError(f"--execute_steps must be >= 1, got {self.execute_steps}")
         if self.max_steps is not None and self.max_steps < 1:
             raise LaraUserError(f"--max_steps must be >= 1, got {self.max_steps}")
-        if self.render_quality not in RENDER_QUALITIES:
-            choices = ", ".join(RENDER_QUALITIES)
-            raise LaraUserError(f"--render_quality {self.render_quality!r}: choose one of {choices}")
+        check_render_quality(self.render_quality)
         if self.backend not in BACKENDS:
             raise LaraUserError(f"--backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
         if self.ray_address and self.backend != "ray":

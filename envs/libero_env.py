@@ -35,10 +35,10 @@ import numpy as np
 from envs import libero_setup
 from envs.protocol import (
     NUM_WAIT_STEPS,
-    RENDER_QUALITIES,
     ROBOSUITE_CAMERAS,
     Observation,
     build_state,
+    check_render_quality,
     check_suite,
     flip_image,
     max_steps,
@@ -121,9 +121,7 @@ class LiberoEnv:
             raise LaraUserError(f"task_id {task_id!r} out of range for {suite}: valid ids are 0..{n - 1}")
         if camera_size <= 0:
             raise LaraUserError(f"camera_size must be positive, got {camera_size}")
-        if render_quality not in RENDER_QUALITIES:
-            choices = ", ".join(RENDER_QUALITIES)
-            raise LaraUserError(f"render_quality {render_quality!r}: choose one of {choices}")
+        check_render_quality(render_quality)
         from libero.libero.envs import OffScreenRenderEnv
         from libero.libero.envs.env_wrapper import ControlEnv
 
@@ -253,10 +251,7 @@ class LiberoEnv:
         return self._observation(raw, render), bool(done), dict(info)
 
     def _raw_step(self, action: np.ndarray, render: bool) -> tuple[dict, bool, dict]:
-        if not render:
-            with self._cameras_off():
-                raw, _reward, done, info = self._env.step(action)
-        else:
+        with contextlib.nullcontext() if render else self._cameras_off():
             raw, _reward, done, info = self._env.step(action)
         return raw, done, info
 

@@ -64,6 +64,13 @@ def check_suite(suite: str) -> str:
     return suite
 
 
+def check_render_quality(quality: str) -> str:
+    """Return `quality` when it is one of RENDER_QUALITIES, else raise a LaraUserError naming them."""
+    if quality not in RENDER_QUALITIES:
+        raise LaraUserError(f"--render_quality {quality!r}: choose one of {', '.join(RENDER_QUALITIES)}")
+    return quality
+
+
 def parse_task_ids(spec: str, n_tasks: int) -> list[int]:
     """`"all"` or comma-separated ids like `"0,3"` -> sorted unique task ids, checked against the suite."""
     if spec.strip() == "all":
