@@ -9,14 +9,18 @@ module of another folder through sys.path):
 - `write_bridge_dataset`, `tiny_bridge_checkpoint`: a BridgeData V2-layout LeRobot dataset written
   with lerobot itself, and a tiny policy for it;
 - `load_example(name)`: `main(argv)` of examples/<name>.py;
+- `held_by_another_process(folder, command)`: a live process holding `folder`'s run lock as
+  `command` (`lara.utils.run_lock`), SIGKILLed at the end;
 - `lara_cli`: the `lara` command as a subprocess (`lara_cli.argv(*args)`, `lara_cli.env`,
   `lara_cli.run(*args)`), with this checkout's packages first and one torch thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -290,6 +294,36 @@ def tiny_bridge_checkpoint():
 @pytest.fixture(scope="session")
 def load_example():
     return _load_example
+
+
+_HOLD_LOCK = (
+    "import sys, time\n"
+    "from lara.utils.run_lock import run_lock\n"
+    "with run_lock(sys.argv[1], sys.argv[2]):\n"
+    "    print('held', flush=True)\n"
+    "    time.sleep(120)\n"
+)
+
+
+@contextlib.contextmanager
+def _held_by_another_process(folder: Path, command: str = "lara eval"):
+    """A live process holding `folder`'s run lock as `command` (killed with SIGKILL at the end, so
+    its lock file stays behind as a crashed run's would)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(folder), command], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def held_by_another_process():
+    return _held_by_another_process
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,9 @@ case 1, a second run into a run folder another live run holds is refused (rank 0
 case 4, a damaged annotation stops training with one line naming the file and the frame;
 case 5, an info.json shape that disagrees with the data exits 2 every time, never 134 (abort)."""
 
-import contextlib
 import json
-import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from test_curriculum_lara import _write_dataset
@@ -17,29 +13,6 @@ from test_curriculum_lara import _write_dataset
 from data_pipeline.annotation.sidecar import annotation_dir, episode_path
 from lara.scripts.cli import main as lara_main
 from lara.utils.run_lock import LOCK_NAME
-
-REPO = Path(__file__).resolve().parents[2]
-HOLD = (
-    "import sys, time\n"
-    "from lara.utils.run_lock import run_lock\n"
-    "with run_lock(sys.argv[1], 'lara train'):\n"
-    "    print('held', flush=True)\n"
-    "    time.sleep(120)\n"
-)
-
-
-@contextlib.contextmanager
-def held_by_another_process(folder: Path):
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True, env=env
-    )
-    try:
-        assert proc.stdout.readline().strip() == "held"
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +49,9 @@ def _one_error_line(capsys) -> str:
     return err
 
 
-def test_a_second_train_into_a_held_run_folder_is_refused(dataset, tmp_path, capsys):
+def test_a_second_train_into_a_held_run_folder_is_refused(dataset, tmp_path, capsys, held_by_another_process):
     out = tmp_path / "run"
-    with held_by_another_process(out) as holder:
+    with held_by_another_process(out, "lara train") as holder:
         assert lara_main(_train(dataset, out)) == 2
     assert f"in use by lara train (PID {holder.pid}" in _one_error_line(capsys)
     assert not (out / "config.yaml").exists()

@@ -1,18 +1,13 @@
 """`lara eval` output folders and config files (issue 29, cases 1 and 6): a second run into an --out
 another live run holds is refused, and a bad --out or --config_path is one line naming it."""
 
-import contextlib
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from lara.scripts.cli import main as lara_main
 from lara.utils.run_lock import LOCK_NAME
 
-REPO = Path(__file__).resolve().parents[2]
 EVAL = [
     "eval",
     "--policy",
@@ -26,27 +21,6 @@ EVAL = [
     "--max_steps",
     "1",
 ]
-HOLD = (
-    "import sys, time\n"
-    "from lara.utils.run_lock import run_lock\n"
-    "with run_lock(sys.argv[1], 'lara eval'):\n"
-    "    print('held', flush=True)\n"
-    "    time.sleep(120)\n"
-)
-
-
-@contextlib.contextmanager
-def held_by_another_process(folder: Path):
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True, env=env
-    )
-    try:
-        assert proc.stdout.readline().strip() == "held"
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def _one_error_line(capsys) -> str:
@@ -56,7 +30,7 @@ def _one_error_line(capsys) -> str:
     return err
 
 
-def test_a_second_eval_into_a_held_out_is_refused(tmp_path, capsys):
+def test_a_second_eval_into_a_held_out_is_refused(tmp_path, capsys, held_by_another_process):
     out = tmp_path / "eval"
     with held_by_another_process(out) as holder:
         assert lara_main([*EVAL, "--out", str(out)]) == 2

@@ -1,46 +1,18 @@
 """One owner per output folder (issue 29, case 1): `lara.utils.run_lock`, the lock every command that
 writes a shared folder takes (eval --out, collect --out, the annotation run folder, train --out)."""
 
-import contextlib
 import json
 import logging
 import os
 import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from lara.utils.errors import LaraUserError
 from lara.utils.run_lock import LOCK_NAME, run_lock
 
-REPO = Path(__file__).resolve().parents[2]
-HOLD = (
-    "import sys, time\n"
-    "from lara.utils.run_lock import run_lock\n"
-    "with run_lock(sys.argv[1], 'lara eval'):\n"
-    "    print('held', flush=True)\n"
-    "    time.sleep(120)\n"
-)
 
-
-@contextlib.contextmanager
-def held_by_another_process(folder: Path):
-    """A live process holding `folder`'s lock (killed with SIGKILL at the end)."""
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True, env=env
-    )
-    try:
-        assert proc.stdout.readline().strip() == "held"
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait()
-
-
-def test_a_second_live_process_is_refused_naming_the_holder(tmp_path):
+def test_a_second_live_process_is_refused_naming_the_holder(tmp_path, held_by_another_process):
     out = tmp_path / "out"
     with held_by_another_process(out) as holder:
         with pytest.raises(LaraUserError) as err:
@@ -51,7 +23,7 @@ def test_a_second_live_process_is_refused_naming_the_holder(tmp_path):
     assert f"PID {holder.pid} on {socket.gethostname()}" in message and "in use by lara eval" in message
 
 
-def test_the_lock_of_a_killed_process_is_taken_over_with_a_message(tmp_path, caplog):
+def test_the_lock_of_a_killed_process_is_taken_over_with_a_message(tmp_path, caplog, held_by_another_process):
     out = tmp_path / "out"
     with held_by_another_process(out) as holder:
         pass  # SIGKILLed on exit: its lock file stays behind
