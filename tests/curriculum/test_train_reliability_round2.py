@@ -1,4 +1,5 @@
-"""`lara train` in the second round of crash and bad-input cases (issue 29):
+"""`lara train` on crash and bad-input cases: an interrupted annotation run is refused (issue 14,
+case 4); and the second round (issue 29):
 case 1, a second run into a run folder another live run holds is refused (rank 0 takes the lock);
 case 4, a damaged annotation stops training with one line naming the file and the frame;
 case 5, an info.json shape that disagrees with the data exits 2 every time, never 134 (abort)."""
@@ -10,7 +11,7 @@ import subprocess
 import pytest
 from test_curriculum_lara import _write_dataset
 
-from data_pipeline.annotation.sidecar import annotation_dir, episode_path
+from data_pipeline.annotation.sidecar import annotation_dir, episode_path, write_meta
 from lara.scripts.cli import main as lara_main
 from lara.utils.run_lock import LOCK_NAME
 
@@ -41,6 +42,17 @@ def _train(root, out, *extra) -> list[str]:
         "false",
         *extra,
     ]
+
+
+@pytest.fixture(scope="module")
+def half_annotated(tmp_path_factory):
+    """3 episodes; annotation run v1 was killed after episode 0 (meta.json: complete false)."""
+    root = _write_dataset(tmp_path_factory.mktemp("data") / "half", lambda e, t: "grasp the bowl")
+    run = annotation_dir(root, "v1")
+    for ep in (1, 2):
+        episode_path(run, ep).unlink()
+    write_meta(run, {"complete": False, "backend": "parser"})
+    return root
 
 
 def _one_error_line(capsys) -> str:
@@ -109,3 +121,24 @@ def test_a_state_shape_disagreeing_with_the_data_exits_2_every_time(dataset, tmp
         assert code == 2, err
         assert "terminate called" not in err and "Traceback" not in err
         assert "'observation.state' has shape [9] in meta/info.json but 8 values" in err
+
+
+def test_train_refuses_an_incomplete_annotation(half_annotated, tmp_path, capsys):
+    assert lara_main(_train(half_annotated, tmp_path / "run")) == 2
+    err = _one_error_line(capsys)
+    assert "'v1'" in err and "2 of 3 episodes" in err and "[1, 2]" in err
+    # the command that completes it, spelled as the CLI takes it (tests/test_command_hints.py)
+    assert f"`lara annotate --dataset {half_annotated} --backend parser --name v1`" in err
+    assert "--data.allow_incomplete_annotation true" in err
+    assert not (tmp_path / "run" / "final").exists()
+
+
+def test_allow_incomplete_annotation_trains_with_a_warning(half_annotated, tmp_path, caplog):
+    from curriculum.lara_adapter import build_lerobot_dataset
+    from curriculum.presets import load_train_config
+
+    flags = _train(half_annotated, tmp_path / "run", "--data.allow_incomplete_annotation", "true")[5:]
+    cfg = load_train_config([], flags, preset="tiny", stage=1)
+    dataset, _ = build_lerobot_dataset(cfg)
+    assert {e for e, _ in dataset.cot} == {0}
+    assert "incomplete" in caplog.text and "training anyway" in caplog.text
