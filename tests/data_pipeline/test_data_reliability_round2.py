@@ -4,12 +4,8 @@ case 4, a damaged annotation is refused when a run reads it, naming the file and
 case 5, a dataset whose meta/info.json shapes disagree with its parquet is refused before lerobot reads it;
 case 7, a missing parquet file is named, and `lara annotate` on it leaves no half run behind."""
 
-import contextlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,30 +25,8 @@ from data_pipeline.samples import LaraSampleDataset, SampleConfig
 from lara.scripts.cli import main as lara_main
 from lara.utils.errors import LaraUserError
 
-REPO = Path(__file__).resolve().parents[2]
-HOLD = (
-    "import sys, time\n"
-    "from lara.utils.run_lock import run_lock\n"
-    "with run_lock(sys.argv[1], sys.argv[2]):\n"
-    "    print('held', flush=True)\n"
-    "    time.sleep(120)\n"
-)
 T = 10  # frames per episode
 SIZE = 16  # image side
-
-
-@contextlib.contextmanager
-def held_by_another_process(folder: Path, command: str):
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(folder), command], stdout=subprocess.PIPE, text=True, env=env
-    )
-    try:
-        assert proc.stdout.readline().strip() == "held"
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def _one_error_line(capsys) -> str:
@@ -243,7 +217,9 @@ def test_annotate_on_a_missing_parquet_leaves_no_run_and_a_rerun_works(annotated
 
 
 # -- case 1: one owner per folder -------------------------------------------------------------------
-def test_a_second_annotate_into_a_held_run_folder_is_refused(annotated, tmp_path, capsys):
+def test_a_second_annotate_into_a_held_run_folder_is_refused(
+    annotated, tmp_path, capsys, held_by_another_process
+):
     root = tmp_path / "ds"
     shutil.copytree(annotated, root)
     run = annotation_dir(root, "v2")
@@ -264,7 +240,7 @@ def test_a_second_annotate_into_a_held_run_folder_is_refused(annotated, tmp_path
     assert not sidecar.finished_episodes(run) and sidecar.read_meta(run) is None
 
 
-def test_a_second_collect_into_a_held_out_is_refused(tmp_path, capsys):
+def test_a_second_collect_into_a_held_out_is_refused(tmp_path, capsys, held_by_another_process):
     out = tmp_path / "demos"
     argv = [
         "collect",
