@@ -19,6 +19,7 @@ LAYERS = (
     ("simulator", ("envs",)),
     ("data", ("data_pipeline",)),
     ("training", ("curriculum",)),
+    ("peers", ("lara.peer",)),
     ("applications", ("lara.scripts",)),
 )
 PACKAGES = ("lara", "envs", "data_pipeline", "curriculum")
@@ -171,7 +172,7 @@ def test_loop_rule_catches_a_lazy_and_a_type_checking_loop(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "package", ["lara", "lara.utils", "lara.scripts", "envs", "data_pipeline", "curriculum"]
+    "package", ["lara", "lara.utils", "lara.scripts", "lara.peer", "envs", "data_pipeline", "curriculum"]
 )
 def test_each_package_states_its_role(package):
     init = REPO / package.replace(".", "/") / "__init__.py"
@@ -179,3 +180,15 @@ def test_each_package_states_its_role(package):
     assert doc and len(doc.split()) >= 8, (
         f"{init}: say in its docstring what the package is for and its layer"
     )
+
+
+def test_the_simulator_layer_never_imports_the_policy_model():
+    """envs receives a policy builder from the commands (`lara.scripts.eval_policies`,
+    `curriculum.rl.loop.rollout_pool`); it never builds the model itself (issue 27)."""
+    found = [
+        f"{module_name(path)} line {line}: {name}"
+        for path in sorted((REPO / "envs").rglob("*.py"))
+        for line, name in first_party_imports(path)
+        if name == "lara.modeling_lara" or name.startswith("lara.modeling_lara.")
+    ]
+    assert found == []

@@ -44,6 +44,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "auto-annotate a dataset with a structured chain of thought",
     ),
     "train": ("lara.scripts.train_cli:main", "train one curriculum stage, or all three (--curriculum)"),
+    "peer-train": (
+        "lara.scripts.peer_train_cli:main",
+        "train a peer policy (lerobot's Diffusion Policy) on a dataset; evaluate with --policy peer:DIR",
+    ),
     "rl": ("lara.scripts.rl_cli:main", "GRPO fine-tuning of a trained policy in LIBERO with success rewards"),
     "bench": ("lara.scripts.bench_cli:main", "benchmarks: latency, train"),
     "probe": (
