@@ -45,6 +45,6 @@ def random_episode(
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_episode():
     return random_episode

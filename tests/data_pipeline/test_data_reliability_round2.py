@@ -8,7 +8,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from data_pipeline.annotation import sidecar
@@ -19,7 +18,6 @@ from data_pipeline.annotation.sidecar import (
     write_episode,
     write_meta,
 )
-from data_pipeline.episode import Episode
 from data_pipeline.lerobot_io import open_lerobot_dataset, write_lerobot_dataset
 from data_pipeline.samples import LaraSampleDataset, SampleConfig
 from lara.scripts.cli import main as lara_main
@@ -35,6 +33,11 @@ def _one_error_line(capsys) -> str:
     return err
 
 
+def _annotate_v2(root: Path) -> list[str]:
+    run = ["--name", "v2", "--backend", "instruction", "--progress", "false"]
+    return ["annotate", "--dataset", str(root), *run]
+
+
 def _cot(t: int) -> list[tuple[str, str]]:
     return [
         ("SUBTASK", "grasp the bowl"),
@@ -44,34 +47,11 @@ def _cot(t: int) -> list[tuple[str, str]]:
     ]
 
 
-def _episode(index: int) -> Episode:
-    """A LIBERO-like episode: one grasp (gripper -1 then +1), T frames of SIZE x SIZE images."""
-    rng = np.random.default_rng(index)
-    action = rng.uniform(-1, 1, (T, 7)).astype(np.float32)
-    action[:, -1] = np.where(np.arange(T) < T // 2, -1.0, 1.0)
-    state = rng.normal(size=(T, 8)).astype(np.float32)
-    return Episode(
-        images={
-            cam: rng.integers(0, 256, (T, SIZE, SIZE, 3), dtype=np.uint8) for cam in ("agentview", "wrist")
-        },
-        state=state,
-        action=action,
-        gripper=action[:, -1].copy(),
-        ee_pos=state[:, :3].copy(),
-        ee_ori=state[:, 3:6].copy(),
-        instruction="pick up the bowl and place it on the plate",
-        task_index=0,
-        task_name="task_0",
-        suite="libero_object",
-        episode_index=index,
-    )
-
-
 @pytest.fixture(scope="module")
-def annotated(tmp_path_factory) -> Path:
+def annotated(tmp_path_factory, make_episode) -> Path:
     """2 episodes of T frames (SIZE x SIZE images), annotated as run v1."""
     root = tmp_path_factory.mktemp("data") / "ds"
-    write_lerobot_dataset(root, [_episode(i) for i in range(2)])
+    write_lerobot_dataset(root, [make_episode(T, index=i, size=SIZE) for i in range(2)])
     run = annotation_dir(root, "v1")
     for ep in range(2):
         write_episode(run, EpisodeAnnotation(ep, "ok", T, frames=[_cot(t) for t in range(T)]))
@@ -194,17 +174,7 @@ def test_annotate_on_a_missing_parquet_leaves_no_run_and_a_rerun_works(annotated
     shutil.copytree(annotated, root)
     data = root / "data" / "chunk-000" / "file-000.parquet"
     data.rename(tmp_path / "kept.parquet")
-    argv = [
-        "annotate",
-        "--dataset",
-        str(root),
-        "--name",
-        "v2",
-        "--backend",
-        "instruction",
-        "--progress",
-        "false",
-    ]
+    argv = _annotate_v2(root)
     assert lara_main(argv) == 2
     assert "data/chunk-000/file-000.parquet is missing" in _one_error_line(capsys)
     assert not annotation_dir(root, "v2").exists()  # no meta.json saying `complete: false`
@@ -223,17 +193,7 @@ def test_a_second_annotate_into_a_held_run_folder_is_refused(
     root = tmp_path / "ds"
     shutil.copytree(annotated, root)
     run = annotation_dir(root, "v2")
-    argv = [
-        "annotate",
-        "--dataset",
-        str(root),
-        "--name",
-        "v2",
-        "--backend",
-        "instruction",
-        "--progress",
-        "false",
-    ]
+    argv = _annotate_v2(root)
     with held_by_another_process(run, "lara annotate") as holder:
         assert lara_main(argv) == 2
     assert f"in use by lara annotate (PID {holder.pid}" in _one_error_line(capsys)
