@@ -6,8 +6,9 @@ inference batch (each camera as (3, H, W) float in [0, 1] under its dataset key,
 training size as LaRA's own policies are: bilinear, antialiased; the 8-d state), runs lerobot's
 preprocessor (batch dim, normalization with the training stats), `DiffusionPolicy.select_action`
 (its own queues: the last n_obs_steps observations, and a chunk of n_action_steps actions re-planned
-when empty), and lerobot's postprocessor (unnormalization). The diffusion noise comes from a
-generator seeded by `--seed`, so a run is reproducible. The policy reads every observation (its
+when empty), and lerobot's postprocessor (unnormalization). Each chunk's diffusion noise (initial and
+DDPM's per-step) comes from a seed drawn from a generator seeded by `--seed`, so a run is
+reproducible. The policy reads every observation (its
 observation queue holds the previous frame too), so every step is rendered.
 
 `PeerPolicyBuilder` is what the command layer passes to `envs.evaluator.evaluate(cfg,
@@ -16,6 +17,7 @@ policy_builder=...)`, as for `--policy replay`: the simulator layer never import
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,13 +105,11 @@ class PeerDiffusionPolicy:
     def select_action(self, obs: Observation) -> np.ndarray:
         start = time.perf_counter()
         planning = self.plans_next()
-        noise = None
-        if planning:  # the chunk's initial noise from our seeded generator: (1, horizon, 7)
-            cfg = self.policy.config
-            shape = (1, cfg.horizon, cfg.action_feature.shape[0])
-            noise = torch.randn(shape, generator=self.generator)
         batch = self.preprocessor(self.batch(obs))
-        action = self.policy.select_action(batch, noise=noise)  # (1, 7), normalized
+        with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left as it was
+            if planning:  # lerobot draws the chunk's noise and DDPM's per-step noise from torch's global RNG
+                torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=self.generator)))
+            action = self.policy.select_action(batch)  # (1, 7), normalized
         action = self.postprocessor(action)  # (1, 7) in the dataset's units
         if planning:
             self.chunk_latency_ms.append(1e3 * (time.perf_counter() - start))
@@ -132,6 +132,19 @@ class PeerPolicyBuilder:
 
     def __post_init__(self) -> None:
         ckpt.resolve(self.checkpoint)  # a wrong path fails here, in one line, before any simulator starts
+
+    def describe(self) -> dict:
+        """What run.json's `policy_inference` could say of this policy (as `checkpoint_inference`
+        does for a LaRA checkpoint): lerobot's policy, its training step, its sampling."""
+        path = ckpt.resolve(self.checkpoint)
+        meta, config = ckpt.read_meta(path), json.loads((path / "config.json").read_text())
+        steps = config.get("num_inference_steps") or config["num_train_timesteps"]
+        k = self.execute_steps or config["n_action_steps"]
+        return {
+            "stage": "peer",
+            "inference": f"{meta['policy']}: {config['noise_scheduler_type']} with {steps} denoising steps, "
+            f"chunks of {config['horizon']} actions, {k} executed; trained {meta['step']} steps",
+        }
 
     def __call__(self, env) -> PeerDiffusionPolicy:
         return PeerDiffusionPolicy(self.checkpoint, seed=self.seed, execute_steps=self.execute_steps)
