@@ -133,28 +133,34 @@ class GenerationEngine:
         )  # left padding zeroed
         return ctx, e.context_mask
 
-    def sample_actions(self, context, context_mask, state, num_steps: int | None = None) -> torch.Tensor:
+    def sample_actions(
+        self, context, context_mask, state, num_steps: int | None = None, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The expert's Euler steps on a projected context (B, L, D_e), state (B, S) normalized or
         None -> normalized chunk (B, H, A) on the device: the captured runtime at inference, the
-        module's own loop in training mode."""
+        module's own loop in training mode. `noise` (B, H, A): the starting draw (None: the global
+        generator's), e.g. one per episode so a chunk does not depend on its batch."""
         expert, inf = self.model.expert, self.model.cfg.inference
         if expert.training:
-            return expert.sample(context, context_mask, state, num_steps)
+            return expert.sample(context, context_mask, state, num_steps, noise)
         if self._runtime is None or (self._runtime.compile, self._runtime.cuda_graph) != (
             inf.compile,
             inf.cuda_graph,
         ):
             self._runtime = ExpertRuntime(expert, compile=inf.compile, cuda_graph=inf.cuda_graph)
-        return self._runtime.sample(context, context_mask, state, num_steps)
+        return self._runtime.sample(context, context_mask, state, num_steps, noise)
 
-    def predict_latent(self, x: ObsOnDevice, state, num_steps: int | None = None) -> torch.Tensor:
-        """Stage 3: prefill (cached with `inference.cache`) and Euler steps -> normalized (B, H, A)."""
+    def predict_latent(
+        self, x: ObsOnDevice, state, num_steps: int | None = None, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Stage 3: prefill (cached with `inference.cache`) and Euler steps -> normalized (B, H, A);
+        `noise` (B, H, A) as in `sample_actions`."""
         if self.model.cfg.inference.cache:
             context, mask = self.latent_prefill(x)
         else:
             hidden, mask = self.latent_hidden(x.images, x.instructions)
             context = self.model.expert.project_context(hidden)
-        return self.sample_actions(context, mask, state, num_steps)
+        return self.sample_actions(context, mask, state, num_steps, noise)
 
     # ------------------------------------------------------------------ stages I-II: tokens
     def prefill_tokens(

@@ -11,7 +11,10 @@ trainer and checkpoints see the same parameters under the same names.
     policy.save_pretrained(dir)
     policy.predict_action_chunk(obs, stage=None)           # (H, A) un-normalized (or (B, H, A) for a batched
                                                            # dict)
-    policy.select_action(obs) -> (A,) ; policy.reset()     # the queue: execute_steps actions of each chunk
+    policy.select_action(obs) -> (A,) ; policy.reset(seed)  # the queue: execute_steps actions of each chunk
+    episodes = [policy.new_episode(seed) for seed in seeds] # the batched entry (envs.driver): B episodes,
+    policy.select_actions(observations, episodes)          # each with its own queue and noise generator;
+                                                           # one forward for those whose queue is empty
     policy.execute_steps = k                               # None = inference.n_action_steps
     policy.chunk_latency_ms                                # ms of each chunk planned since reset()
     x = policy.processor.to_device(obs)                    # stage III in parts (benchmarks): one
@@ -32,7 +35,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -44,14 +48,41 @@ from lara.processor import LaraProcessor
 from lara.utils.errors import LaraUserError
 
 
+@dataclass
+class EpisodeQueue:
+    """One episode's share of the policy: its action queue, its noise generator (seeded from the
+    episode's seed, so its chunks do not depend on the batch it is planned in) and the latency of
+    each chunk planned for it (ms; a batch's forward counts for each of its episodes)."""
+
+    generator: torch.Generator | None = None  # None: the global generator (unseeded use)
+    queue: deque = field(default_factory=deque)
+    chunk_latency_ms: list[float] = field(default_factory=list)
+
+    @classmethod
+    def seeded(cls, seed: int | None) -> EpisodeQueue:
+        return cls(None if seed is None else torch.Generator().manual_seed(int(seed)))
+
+
+def _stack(observations: Sequence) -> dict:
+    """B Observations -> the batched dict the processor takes: images (B, H, W, 3) per camera,
+    state (B, S), B instructions."""
+    first = observations[0]
+    return {
+        "images": {cam: np.stack([o.images[cam] for o in observations]) for cam in first.images},
+        "state": None if first.state is None else np.stack([o.state for o in observations]),
+        "instruction": [o.instruction for o in observations],
+    }
+
+
 class LaraPolicy(LaraModel):
+    batched = True  # has the batched entry (`new_episode`, `select_actions`): one copy serves B episodes
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.processor = LaraProcessor(self)
         self.engine = GenerationEngine(self)
         self.execute_steps: int | None = None  # actions run per chunk; None = inference.n_action_steps
-        self.chunk_latency_ms: list[float] = []  # per planned chunk since reset(): the model's real latency
-        self._queue: deque[np.ndarray] = deque()
+        self._episode = EpisodeQueue()  # the single-episode API's (select_action, reset)
 
     def set_normalization(self, stats: NormalizationStats) -> None:
         super().set_normalization(stats)
@@ -64,53 +95,117 @@ class LaraPolicy(LaraModel):
         stage: int | None = None,
         num_steps: int | None = None,
         fixed_lengths: tuple[int, int] | None = None,
+        noise: torch.Tensor | None = None,
     ) -> np.ndarray:
         """Un-normalized action chunk (H, A) for one Observation, (B, H, A) for a batched dict.
         `stage` picks the inference path (default `inference.stage`), `num_steps` the expert's Euler
         steps; `fixed_lengths=(cot_tokens, action_tokens)` forces the generated lengths of stages 1-2
-        (latency benchmarks with random weights)."""
+        (latency benchmarks with random weights); `noise` (B, H, A) the expert's starting draw
+        (stage 3; None: the global generator's)."""
         stage = stage or self.cfg.inference.stage
         if stage == 3 and self.cfg.inference.cache:
             with torch.inference_mode():
-                return self._predict_latent(obs, num_steps)
+                return self._predict_latent(obs, num_steps, noise)
         if stage == 3:
-            return self._predict_latent(obs, num_steps)
+            return self._predict_latent(obs, num_steps, noise)
         x = self.processor.to_device(obs)
         actions = self.processor.unnormalize(self.engine.predict_tokens(x, stage, fixed_lengths))  # (B, H, A)
         return actions if x.batched else actions[0]
 
-    def _predict_latent(self, obs, num_steps: int | None) -> np.ndarray:
+    def _predict_latent(self, obs, num_steps: int | None, noise: torch.Tensor | None) -> np.ndarray:
         x = self.processor.to_device(obs)
-        norm = self.engine.predict_latent(x, self.processor.expert_state(x.state), num_steps)  # (B, H, A)
+        if noise is not None:
+            noise = noise.to(self.device)
+        norm = self.engine.predict_latent(
+            x, self.processor.expert_state(x.state), num_steps, noise
+        )  # (B, H, A)
         actions = self.processor.unnormalize(norm)
         return actions if x.batched else actions[0]
 
-    def select_action(self, obs, plan: Callable[[object], np.ndarray] | None = None) -> np.ndarray:
-        """Next action (A,) from the queue. An empty queue is refilled with the first `execute_steps`
-        actions of a new chunk (H, A) from `plan(obs)` (default `predict_action_chunk`; RL rollouts
-        pass their sampler), whose time is appended to `chunk_latency_ms`."""
-        if not self._queue:
+    @property
+    def chunk_latency_ms(self) -> list[float]:
+        """ms of each chunk planned since `reset()` (the single-episode API): the model's real latency."""
+        return self._episode.chunk_latency_ms
+
+    def new_episode(self, seed: int | None = None) -> EpisodeQueue:
+        """A new episode for `select_actions`; its chunks' noise comes from `seed` alone."""
+        return EpisodeQueue.seeded(seed)
+
+    def select_actions(self, observations: Sequence, episodes: Sequence[EpisodeQueue]) -> list[np.ndarray]:
+        """The next action (A,) of each of B episodes. The episodes whose queue is empty are planned
+        together, in one forward over their observations (the others' observations are not read),
+        each chunk from its own episode's noise: an episode's actions do not depend on its batch."""
+        plan = [i for i, episode in enumerate(episodes) if not episode.queue]
+        if plan:
             start = time.perf_counter()
-            chunk = np.asarray((plan or self.predict_action_chunk)(obs), dtype=np.float32)
-            self.chunk_latency_ms.append(1e3 * (time.perf_counter() - start))
+            noise = self._noise([episodes[i] for i in plan])  # (B, H, A)
+            chunks = self.predict_action_chunk(
+                _stack([observations[i] for i in plan]), noise=noise
+            )  # (B, H, A)
+            ms = 1e3 * (time.perf_counter() - start)
+            for i, chunk in zip(plan, np.asarray(chunks, dtype=np.float32)):
+                self._enqueue(episodes[i], chunk, ms)
+        return [episode.queue.popleft() for episode in episodes]
+
+    def select_action(self, obs, plan: Callable[[object], np.ndarray] | None = None) -> np.ndarray:
+        """Next action (A,) of the episode started by `reset()`. An empty queue is refilled with the
+        first `execute_steps` actions of a new chunk (H, A) from `plan(obs)` (default
+        `predict_action_chunk` with this episode's noise; RL rollouts pass their sampler), whose time
+        is appended to `chunk_latency_ms`."""
+        if not self._episode.queue:
+            start = time.perf_counter()
+            chunk = np.asarray((plan or self._plan_one)(obs), dtype=np.float32)
             if chunk.ndim != 2:
                 raise LaraUserError(
-                    f"select_action takes one Observation, not a batch (chunk shape {chunk.shape})"
+                    f"select_action takes one Observation, not a batch (chunk shape {chunk.shape}); "
+                    "select_actions takes B"
                 )
-            k = self.execute_steps or self.cfg.inference.n_action_steps
-            if not 1 <= k <= chunk.shape[0]:
-                raise LaraUserError(f"execute_steps={k} but the policy predicts chunks of {chunk.shape[0]}")
-            self._queue.extend(chunk[:k])
-        return self._queue.popleft()
+            self._enqueue(self._episode, chunk, 1e3 * (time.perf_counter() - start))
+        return self._episode.queue.popleft()
 
-    def needs_observation(self) -> bool:
-        """Whether the next `select_action` reads its observation: only when the queue is empty and a
-        chunk is planned. The simulator skips rendering the frames no one reads (envs.libero_env)."""
-        return not self._queue
+    def _plan_one(self, obs) -> np.ndarray:
+        """One Observation's chunk (H, A), its noise drawn as `select_actions` draws it."""
+        return self.predict_action_chunk(obs, noise=self._noise([self._episode]))
 
-    def reset(self) -> None:
-        """A new episode: the queue and the latencies emptied, the prompt cache dropped (a new
-        episode may bring a new instruction)."""
-        self._queue.clear()
-        self.chunk_latency_ms.clear()
+    def _noise(self, episodes: Sequence[EpisodeQueue]) -> torch.Tensor | None:
+        """(B, H, A): one draw per episode from its own generator (None if one has none)."""
+        if any(episode.generator is None for episode in episodes):
+            return None
+        shape = (self.cfg.chunk_size, self.cfg.action_dim)
+        return torch.stack([torch.randn(shape, generator=episode.generator) for episode in episodes])
+
+    def _enqueue(self, episode: EpisodeQueue, chunk: np.ndarray, ms: float) -> None:
+        """The first `execute_steps` actions of `chunk` (H, A) onto `episode`'s queue."""
+        k = self.execute_steps or self.cfg.inference.n_action_steps
+        if not 1 <= k <= chunk.shape[0]:
+            raise LaraUserError(f"execute_steps={k} but the policy predicts chunks of {chunk.shape[0]}")
+        episode.queue.extend(chunk[:k])
+        episode.chunk_latency_ms.append(ms)
+
+    def needs_observation(self, episode: EpisodeQueue | None = None) -> bool:
+        """Whether the next action of `episode` (default: the `reset()` one) reads its observation:
+        only when its queue is empty and a chunk is planned. The simulator skips rendering the frames
+        no one reads (envs.libero_env)."""
+        return not (episode or self._episode).queue
+
+    def reset(self, seed: int | None = None) -> None:
+        """A new episode (its chunks' noise from `seed`; None: the global generator): the queue and
+        the latencies emptied, the prompt cache dropped (a new episode may bring a new instruction)."""
+        self._episode = EpisodeQueue.seeded(seed)
         self.engine.prompt_cache.clear()
+
+
+@dataclass(frozen=True)
+class LaraPolicyBuilder:
+    """The `policy_builder` the commands hand to the simulator layer (`envs.evaluator.evaluate`,
+    `envs.rollouts.RolloutPool`) for a checkpoint: picklable, so a worker can build its own copy;
+    `batched`: the evaluation driver builds one copy and runs it on the batch (envs.driver)."""
+
+    checkpoint: str  # a save_pretrained folder
+    execute_steps: int | None = None  # None: the checkpoint's inference.n_action_steps
+    batched = True
+
+    def __call__(self, env=None) -> LaraPolicy:
+        policy = LaraPolicy.from_pretrained(self.checkpoint).eval()
+        policy.execute_steps = self.execute_steps
+        return policy
