@@ -131,10 +131,13 @@ def commit(tmp: Path, target: Path) -> None:
     _fsync_dir(target.parent)
 
 
-def prune(output_dir: str | Path, keep_last: int) -> None:
-    """Delete all but the newest `keep_last` periodic checkpoints, and stale tmp folders."""
+def prune(output_dir: str | Path, keep_last: int, keep_steps: list[int] | tuple[int, ...] = ()) -> None:
+    """Delete all but the newest `keep_last` periodic checkpoints (those of `keep_steps` are kept and
+    not counted), and stale tmp folders."""
     root = checkpoints_dir(output_dir)
-    for old in list_checkpoints(output_dir)[:-keep_last]:
+    kept = {step_name(k) for k in keep_steps}
+    periodic = [p for p in list_checkpoints(output_dir) if p.name not in kept]
+    for old in periodic[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     if root.is_dir():
         for stale in root.glob(".tmp-*"):

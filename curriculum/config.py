@@ -245,6 +245,9 @@ class TrainConfig:
     ema_every: int = 1  # update the EMA foresight target after every k-th optimizer step (reference: 2)
     save_every: int = 50
     keep_last: int = 2  # periodic checkpoints kept (the final one is always kept)
+    # also save a checkpoint after these optimizer steps and never prune it (a mid-stage-II policy:
+    # benchmarks/ablations keeps the step where half of the tags are latent); weights do not change
+    keep_steps: list[int] = field(default_factory=list)
     save_state: bool = (
         True  # false: checkpoints hold the model only (no optimizer/RNG: no resume); benchmarks
     )
@@ -265,6 +268,11 @@ class TrainConfig:
         _check(self.grad_accum_steps >= 1, "grad_accum_steps must be >= 1")
         _check(self.save_every >= 1 and self.log_every >= 1, "save_every and log_every must be >= 1")
         _check(self.keep_last >= 1, "keep_last must be >= 1")
+        _check(
+            all(0 < k < self.steps for k in self.keep_steps),
+            f"keep_steps {self.keep_steps}: each must be in 1..{self.steps - 1} (steps - 1; the last "
+            "step is final/)",
+        )
         _check(self.ema_every >= 1, "ema_every must be >= 1")
         if self.mixed_precision in (False, "False"):  # `--mixed_precision no`: YAML reads a bare no as false
             self.mixed_precision = "no"
@@ -318,6 +326,7 @@ _OPERATIONAL = {
     "output_dir",
     "save_every",
     "keep_last",
+    "keep_steps",
     "save_state",
     "log_every",
     "progress",

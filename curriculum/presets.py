@@ -16,7 +16,10 @@ learning rates, steps) passed through `stage_objective`, which sets what the sta
 - "3": the DiT action expert (flow matching) + visual L1 0.2 (Qwen3-VL: 0.1), no action tokens, no
   CoT text (every segment latent); from stage II's final/;
 - "baseline": stage III alone from random init without reasoning: no CoT, no latent segments
-  (`latent.tags: []`), no `<img_next>` slots (`foresight.num_slots: 0`), flow matching only.
+  (`latent.tags: []`), no `<img_next>` slots (`foresight.num_slots: 0`), flow matching only;
+- "no_curriculum": stage III alone from random init WITH the latent CoT slots and the `<img_next>`
+  slots (flow + visual L1): straight to latents, never an explicit CoT (the paper's ablation
+  "without the curriculum"; benchmarks/ablations).
 Stage k trains into `<size output_dir>/stage<k>`. YAML files (`--config`, e.g. a dataset overlay)
 and `--a.b value` flags apply on top (`load_train_config`, below). Tests register more
 sizes with `register_size`.
@@ -37,7 +40,8 @@ from lara.presets import model_preset
 from lara.utils.config_parsing import parse_over
 from lara.utils.errors import LaraUserError
 
-STAGES = ("1", "2", "3", "baseline")
+STAGES = ("1", "2", "3", "baseline", "no_curriculum")
+FROM_SCRATCH_STAGES = ("baseline", "no_curriculum")  # stage III from random init
 # The visual-foresight L1 weight of each stage of the CPU sizes (their published runs used these);
 # the Qwen3-VL sizes use the reference's (REFERENCE_VISUAL_L1, below).
 VISUAL_L1 = {1: 0.1, 2: 0.2, 3: 0.2}
@@ -56,6 +60,10 @@ def stage_objective(base: TrainConfig, stage: str) -> TrainConfig:
             from_scratch=True,
             loss=LossConfig(visual_l1=0.0),
             model=model,
+        )
+    if stage == "no_curriculum":  # the stage-III objective and sequence, the model untouched
+        return replace(
+            stage_objective(base, "3"), output_dir=f"{root}/no_curriculum", init_from=None, from_scratch=True
         )
     if stage not in STAGES:
         raise LaraUserError(f"stage {stage!r}: choose one of {', '.join(STAGES)}")
@@ -158,7 +166,7 @@ def qwen3vl(name: str, budget: str = "lara") -> Callable[[str], TrainConfig]:
         # memory-saving switch (stochastic rounding, curriculum/precision.py)
         model = replace(model, backbone=replace(model.backbone, gradient_checkpointing=True, dtype="float32"))
         plan = budget_of(name, budget)
-        k = "3" if stage == "baseline" else stage
+        k = "3" if stage in FROM_SCRATCH_STAGES else stage
         base = TrainConfig(
             output_dir=f"outputs/train/{name}" + ("" if budget == "lara" else f"-{budget}"),
             seed=7,
@@ -179,7 +187,7 @@ def qwen3vl(name: str, budget: str = "lara") -> Callable[[str], TrainConfig]:
             return cfg
         loss = replace(
             cfg.loss,
-            visual_l1=REFERENCE_VISUAL_L1[int(stage)],
+            visual_l1=REFERENCE_VISUAL_L1[int(k)],
             visual_l1_first_level=0.1 if stage == "2" else None,
         )
         return replace(cfg, loss=loss)
@@ -202,7 +210,7 @@ def register_size(name: str, build: Callable[[str], TrainConfig]) -> None:
 
 
 def train_preset(size: str, stage: str | int) -> TrainConfig:
-    """The preset of `size` (SIZES) at `stage` (1, 2, 3 or "baseline")."""
+    """The preset of `size` (SIZES) at `stage` (1, 2, 3, "baseline" or "no_curriculum")."""
     if size not in SIZES:
         raise LaraUserError(f"no training preset {size!r}; sizes: {sorted(SIZES)} (curriculum/presets.py)")
     if str(stage) not in STAGES:

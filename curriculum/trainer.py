@@ -271,7 +271,8 @@ def train(cfg: TrainConfig) -> TrainResult:
             history.append(record)
             if main:
                 _log(writer, progress, record, weights, state, samples_per_step, t_start, start_step, cfg)
-            if state.step % cfg.save_every == 0 and state.step < cfg.steps:  # the last step goes to final/
+            due = state.step % cfg.save_every == 0 or state.step in cfg.keep_steps
+            if due and state.step < cfg.steps:  # the last step goes to final/
                 _save(accelerator, policy, cfg, state, ckpt.checkpoints_dir(out) / ckpt.step_name(state.step))
     elapsed = time.perf_counter() - t_start
     _save(accelerator, policy, cfg, state, ckpt.final_dir(out))
@@ -363,7 +364,7 @@ def _save(accelerator: Accelerator, policy, cfg: TrainConfig, state: ckpt.Traine
     accelerator.wait_for_everyone()
     if main:
         ckpt.commit(tmp, target)
-        ckpt.prune(cfg.output_dir, cfg.keep_last)
+        ckpt.prune(cfg.output_dir, cfg.keep_last, keep_steps=cfg.keep_steps)
     accelerator.wait_for_everyone()
 
 

@@ -5,8 +5,8 @@
     lara train --config outputs/train/tiny/stage1/config.yaml [...]    a complete config (a run's own)
 
 `--preset SIZE --stage K` names a training preset (curriculum/presets.py: sizes tiny, small,
-qwen3vl-2b, qwen3vl-4b; stages 1, 2, 3, baseline); `--config_path` files (or `--config`, the same
-flag under its first name) are merged on it in order
+qwen3vl-2b, qwen3vl-4b; stages 1, 2, 3, baseline, no_curriculum); `--config_path` files (or
+`--config`, the same flag under its first name) are merged on it in order
 (overlays such as a dataset preset), remaining `--key value` flags override single fields
 (`--optim.head_lr 2e-4`, `--model.expert.num_layers 6`). `--dataset` and `--out` are the names
 every `lara` command uses: here they set `data.root` and `output_dir`. With `--curriculum SIZE`,
@@ -39,7 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--preset", help="training preset size (tiny, small, qwen3vl-2b, qwen3vl-4b); with --stage"
     )
-    p.add_argument("--stage", help="with --preset: 1, 2, 3 or baseline (stage III alone, no reasoning)")
+    p.add_argument(
+        "--stage",
+        help="with --preset: 1, 2, 3, baseline (stage III alone, no reasoning) or no_curriculum "
+        "(stage III alone with the latent and <img_next> slots)",
+    )
     p.add_argument(  # --config_path as every other lara command spells it; --config kept (documented)
         "--config_path",
         "--config",
@@ -83,7 +87,7 @@ def main(argv: list[str]) -> int:
         return 0
     if args.preset and not args.stage:
         raise LaraUserError(
-            f"--preset {args.preset} needs --stage 1, 2, 3 or baseline "
+            f"--preset {args.preset} needs --stage 1, 2, 3, baseline or no_curriculum "
             f"(or run all three: --curriculum {args.preset})"
         )
     if not args.preset and not args.config:

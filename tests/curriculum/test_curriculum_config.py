@@ -56,6 +56,16 @@ def test_baseline_is_stage_three_from_scratch_without_reasoning():
         load_train_config(preset="small", stage="baseline", overrides=["--init_from", "runs/x/final"])
 
 
+def test_no_curriculum_is_stage_three_from_scratch_with_latent_and_foresight_slots():
+    cfg = load_train_config(preset="small", stage="no_curriculum")
+    stage3 = train_preset("small", 3)
+    assert (cfg.stage, cfg.from_scratch, cfg.init_from) == (3, True, None)
+    assert cfg.output_dir == "outputs/train/small/no_curriculum" and cfg.data.annotation is None  # no CoT
+    assert cfg.model == stage3.model and cfg.loss == stage3.loss  # the stage-III sequence and objective
+    assert cfg.model.latent.canonical_tags and cfg.model.foresight.num_slots > 0
+    assert load_train_config(preset="qwen3vl-2b", stage="no_curriculum").loss.visual_l1 == 0.1
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.stem)
 def test_dataset_overlays_merge(overlay):
     cfg = load_train_config([overlay], preset="qwen3vl-2b", stage=1)

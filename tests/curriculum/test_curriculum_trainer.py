@@ -58,8 +58,11 @@ def test_resume_without_rng_restore_would_differ(tmp_path, monkeypatch):
 
 def test_checkpoint_contents_and_pruning(tmp_path):
     out = tmp_path / "run"
-    train(toy_config(out, 1, "--steps", "30", "--keep_last", "1"))
-    assert [p.name for p in ckpt.list_checkpoints(out)] == ["step_000020"]  # 10 pruned, 30 is final/
+    cfg = toy_config(out, 1, "--steps", "30", "--keep_last", "1", "--keep_steps", "[7]")
+    assert cfg.fingerprint() == toy_config(out, 1, "--steps", "30").fingerprint()  # the same weights
+    train(cfg)
+    # 10 pruned, 30 is final/; step 7 (keep_steps: the ablation's mid-stage-II policy) is never pruned
+    assert [p.name for p in ckpt.list_checkpoints(out)] == ["step_000007", "step_000020"]
     final = ckpt.final_dir(out)
     assert {p.name for p in (final / "state").iterdir()} >= {
         "model.safetensors",
