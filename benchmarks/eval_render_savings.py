@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results_table import markdown_table, publish
 
 from envs.evaluator import EvalConfig, evaluate
 
@@ -94,25 +95,26 @@ def main() -> None:
         for workers in map(int, args.workers.split(",")):
             rows += [measure(policy, workers, every, args, root) for every in (True, False)]
     base = rows[0]["episodes_per_hour"]
-    lines = [
-        "| frames rendered | workers | episodes | steps | episodes/hour | x "
-        "| render s/step | sim s/step | policy s/step |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['frames rendered']} | {r['workers']} | {r['episodes']} | {r['steps']} | "
-            f"{r['episodes_per_hour']:.0f} | {r['episodes_per_hour'] / base:.2f} | "
-            f"{r['render_s_per_step']:.3f} | "
-            f"{r['sim_s_per_step']:.3f} | {r['policy_s_per_step']:.3f} |"
-        )
-    table = "\n".join(lines)
-    print(table)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        meta = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-        (args.out / "results.json").write_text(json.dumps({"args": meta, "rows": rows}, indent=2))
-        (args.out / "results.md").write_text(table + "\n")
+    header = ["frames rendered", "workers", "episodes", "steps", "episodes/hour", "x"]
+    header += ["render s/step", "sim s/step", "policy s/step"]
+    table = markdown_table(
+        header,
+        [
+            [
+                str(r["frames rendered"]),
+                str(r["workers"]),
+                str(r["episodes"]),
+                str(r["steps"]),
+                f"{r['episodes_per_hour']:.0f}",
+                f"{r['episodes_per_hour'] / base:.2f}",
+                f"{r['render_s_per_step']:.3f}",
+                f"{r['sim_s_per_step']:.3f}",
+                f"{r['policy_s_per_step']:.3f}",
+            ]
+            for r in rows
+        ],
+    )
+    publish(table, args.out, {"args": vars(args), "rows": rows})
 
 
 if __name__ == "__main__":

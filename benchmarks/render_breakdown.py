@@ -12,11 +12,11 @@ both cameras, variants interleaved round by round so that machine load hits them
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
+from results_table import markdown_table, publish
 
 from envs import libero_setup
 from envs.libero_env import LiberoEnv
@@ -92,22 +92,17 @@ def main() -> None:
         )
         for name in variants
     }
-    lines = [
-        f"| variant ({size} px) | scene update ms | draw ms | read-back ms | total ms per frame | "
-        "pixels differing from the default |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['variant']} | {r['scene update']:.1f} | {r['draw']:.1f} | {r['read-back']:.1f} | "
-            f"{r['total']:.1f} | {100 * differs[r['variant']]:.1f}% |"
-        )
-    table = "\n".join(lines)
-    print(table)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.json").write_text(json.dumps({"camera_size": size, "rows": rows}, indent=2))
-        (args.out / "results.md").write_text(table + "\n")
+    header = [f"variant ({size} px)", "scene update ms", "draw ms", "read-back ms", "total ms per frame"]
+    header.append("pixels differing from the default")
+    cells = ("scene update", "draw", "read-back", "total")
+    table = markdown_table(
+        header,
+        [
+            [r["variant"], *(f"{r[c]:.1f}" for c in cells), f"{100 * differs[r['variant']]:.1f}%"]
+            for r in rows
+        ],
+    )
+    publish(table, args.out, {"camera_size": size, "rows": rows})
 
 
 if __name__ == "__main__":

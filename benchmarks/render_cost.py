@@ -12,9 +12,10 @@ milliseconds per `env.step` and the ratio to the physics-only step, measured in 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
+
+from results_table import markdown_table, publish
 
 from envs import libero_setup
 from envs.libero_env import LiberoEnv
@@ -55,17 +56,11 @@ def main() -> None:
             rows.append({"mode": label, "camera": size, "ms_per_step": ms})
     for row in rows:
         row["x_physics"] = row["ms_per_step"] / physics
-    lines = ["| mode | camera px | ms per step | x physics |", "|---|---|---|---|"]
-    lines += [
-        f"| {r['mode']} | {r['camera']} | {r['ms_per_step']:.1f} | {r['x_physics']:.2f} |" for r in rows
-    ]
-    table = "\n".join(lines)
-    print(table)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        meta = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-        (args.out / "results.json").write_text(json.dumps({"args": meta, "rows": rows}, indent=2))
-        (args.out / "results.md").write_text(table + "\n")
+    table = markdown_table(
+        ["mode", "camera px", "ms per step", "x physics"],
+        [[r["mode"], str(r["camera"]), f"{r['ms_per_step']:.1f}", f"{r['x_physics']:.2f}"] for r in rows],
+    )
+    publish(table, args.out, {"args": vars(args), "rows": rows})
 
 
 if __name__ == "__main__":
