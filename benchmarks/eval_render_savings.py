@@ -23,6 +23,7 @@ import numpy as np
 from results_table import markdown_table, publish
 
 from envs.evaluator import EvalConfig, evaluate
+from lara.scripts.eval_policies import policy_builder
 
 
 def random_small_checkpoint(path: Path) -> Path:
@@ -62,7 +63,7 @@ def measure(policy: Path, workers: int, every_frame: bool, args: argparse.Namesp
         render=True if every_frame else None,
     )
     start = time.perf_counter()
-    evaluate(cfg)
+    evaluate(cfg, policy_builder=policy_builder(cfg))
     hours = (time.perf_counter() - start) / 3600.0
     records = [json.loads(line) for line in (cfg.out / "episodes.jsonl").read_text().splitlines()]
     steps = sum(r["steps"] for r in records)

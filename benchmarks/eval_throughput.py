@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from envs.evaluator import EvalConfig, evaluate
+from lara.scripts.eval_policies import policy_builder
 
 
 def measure(workers: int, args: argparse.Namespace, root: Path) -> dict:
@@ -30,7 +31,7 @@ def measure(workers: int, args: argparse.Namespace, root: Path) -> dict:
         render=True,
     )
     start = time.perf_counter()
-    results = evaluate(cfg)
+    results = evaluate(cfg, policy_builder=policy_builder(cfg))
     minutes = (time.perf_counter() - start) / 60.0
     n = results["suites"][0]["episodes"]
     return {

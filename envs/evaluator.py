@@ -1,4 +1,4 @@
-"""Closed-loop LIBERO evaluation in parallel worker processes, resumable episode by episode.
+"""Closed-loop LIBERO evaluation over simulator workers, resumable episode by episode.
 
 Layout of an output directory:
     run.json          the run's identity (policy, suite, protocol settings); a re-run must match it
@@ -8,11 +8,16 @@ Layout of an output directory:
 
 Each worker owns its simulator (MuJoCo and GL contexts do not survive a fork, so workers are
 spawned, `envs.workers`) and keeps the environment of the last task it ran, so consecutive episodes
-of a task reuse it; a worker killed mid-episode costs a re-run of that episode only. Finished
-episodes are written the moment they come back: a killed run loses only the episodes in flight, and
-the same command resumes with what is missing. An episode that raises (MuJoCo instability, a policy
-crash) is recorded with its error and the run goes on; a policy that returns malformed actions stops
-the run with one clear line, since every episode would fail the same way.
+of a task reuse it; a worker killed mid-episode costs a re-run of that episode only. Two ways to run
+episodes (`--policy_in`): `driver` (the default for a checkpoint) keeps one policy here and steps
+the workers as simulator servers, one forward for the batch of episodes in flight (envs.driver);
+`workers` runs whole episodes in each worker with its own copy of the policy (envs.episode_worker:
+the default for the built-in policies, which live next to their simulator). Both record the same
+episodes. Finished episodes are written the moment they come back, by this process only: a killed
+run loses only the episodes in flight, and the same command resumes with what is missing. An
+episode that raises (MuJoCo instability, a policy crash) is recorded with its error and the run goes
+on; a policy that returns malformed actions stops the run with one clear line, since every episode
+would fail the same way.
 """
 
 from __future__ import annotations
@@ -20,28 +25,21 @@ from __future__ import annotations
 import json
 import logging
 import os
-import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
-from envs.episode_clock import EpisodeClock
-from envs.policies import (
-    BUILTIN_POLICIES,
-    build_policy,
-    check_action,
-    checkpoint_inference,
-    needs_observation,
-    validate_policy_spec,
-)
+from envs.driver import drive
+from envs.episode_worker import close_worker_env, init_worker, run_episode
+from envs.episodes import EpisodeUnit
+from envs.policies import BUILTIN_POLICIES, is_batched, validate_policy_spec
 from envs.protocol import check_render_quality, check_suite, parse_task_ids
 from envs.report import write_report
+from envs.sim_server import close_server, init_server, serve
 from envs.worker_backends import BACKENDS, make_pool
 from lara.utils.errors import LaraUserError
 from lara.utils.jsonl import append_jsonl, read_jsonl, repair_jsonl
-from lara.utils.process_guard import exit_with_parent
 from lara.utils.run_identity import check_same_run
 from lara.utils.run_lock import run_lock
 
@@ -58,6 +56,7 @@ IDENTITY_KEYS = (
     "max_steps",
     "dataset",
 )
+POLICY_IN = ("auto", "driver", "workers")
 
 
 @dataclass
@@ -84,6 +83,10 @@ class EvalConfig:
     backend: str = "local"  # local: worker processes here; ray: Ray actors (a local Ray, or --ray_address)
     ray_address: str | None = None  # join a running Ray cluster ("auto", "ray://host:10001"); needs ray
     records: Path | None = None  # episode record file; None: <out>/episodes.jsonl (several suites share one)
+    # where the policy runs: auto (driver for a checkpoint, workers for a built-in policy); driver:
+    # one copy here, one forward per batch of episodes in flight; workers: a copy per worker, batch 1
+    policy_in: str = "auto"
+    slots_per_worker: int = 1  # driver: episodes in flight per simulator worker (batch = workers x this)
 
     def __post_init__(self) -> None:
         for suite in self.suite.split(","):
@@ -101,6 +104,10 @@ class EvalConfig:
             raise LaraUserError(f"--backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
         if self.ray_address and self.backend != "ray":
             raise LaraUserError("--ray_address joins a Ray cluster: add --backend ray")
+        if self.policy_in not in POLICY_IN:
+            raise LaraUserError(f"--policy_in {self.policy_in!r}: choose one of {', '.join(POLICY_IN)}")
+        if self.slots_per_worker < 1:
+            raise LaraUserError(f"--slots_per_worker must be >= 1, got {self.slots_per_worker}")
         if self.video and self.render is False:
             raise LaraUserError("--video needs rendering; drop --render false")
         self.out = Path(self.out)
@@ -110,180 +117,6 @@ class EvalConfig:
         return {key: (str(v) if isinstance(v := getattr(self, key), Path) else v) for key in IDENTITY_KEYS}
 
 
-@dataclass(frozen=True)
-class EpisodeUnit:
-    task: int
-    episode: int
-
-
-@dataclass
-class EpisodeRecord:
-    suite: str
-    task: int
-    task_name: str
-    episode: int
-    init_state_index: int | None
-    success: bool
-    steps: int
-    seconds: float
-    policy_latency_ms: float | None  # mean per select_action call
-    chunk_latency_ms: float | None = None  # mean per predicted chunk (chunked policies)
-    # where the episode's `seconds` went (see EpisodeClock); the rest is checks, policy reset and video
-    sim_seconds: float | None = None  # physics, controller, observation building (reset included)
-    render_seconds: float | None = None  # MuJoCo offscreen rendering of the cameras
-    policy_seconds: float | None = None  # select_action calls
-    setup_seconds: float | None = None  # building the env and the policy (when the task changed)
-    error: str | None = None
-    video: str | None = None
-    extra: dict = field(default_factory=dict)
-
-
-# ----------------------------------------------------------------------------- worker side
-_WORKER: dict = {}
-
-
-def _init_worker(
-    cfg: EvalConfig, torch_threads: int | None = None, in_subprocess: bool = False, policy_builder=None
-) -> None:
-    from envs import libero_setup
-
-    if in_subprocess:
-        exit_with_parent()
-        if torch_threads:  # Mesa's llvmpipe renderer starts one thread per core in every worker otherwise
-            os.environ.setdefault("LP_NUM_THREADS", str(torch_threads))
-    libero_setup.configure()
-    if torch_threads and cfg.policy not in BUILTIN_POLICIES:
-        import torch
-
-        # W workers share the cores: oversubscribed OpenMP threads spin and slow everything down.
-        torch.set_num_threads(torch_threads)
-    _WORKER.clear()
-    _WORKER["cfg"] = cfg
-    _WORKER["policy_builder"] = policy_builder
-
-
-def _worker_env(task: int):
-    """The worker's env + policy for `task`, rebuilt only when the task changes."""
-    cfg: EvalConfig = _WORKER["cfg"]
-    if _WORKER.get("task") != task:
-        from envs.libero_env import LiberoEnv
-
-        if "env" in _WORKER:
-            _WORKER["env"].close()
-        needs_images = (
-            cfg.render if cfg.render is not None else (cfg.video or cfg.policy not in BUILTIN_POLICIES)
-        )
-        env = LiberoEnv(
-            cfg.suite,
-            task,
-            camera_size=cfg.camera_size,
-            render=needs_images,
-            seed=cfg.seed,
-            render_quality=cfg.render_quality,
-        )
-        builder = _WORKER.get("policy_builder")
-        policy = builder(env) if builder is not None else build_policy(cfg.policy, env, cfg.execute_steps)
-        _WORKER.update(task=task, env=env, policy=policy)
-    return _WORKER["env"], _WORKER["policy"]
-
-
-def _close_worker_env() -> None:
-    """Close the worker's simulator now: freeing its GL context at interpreter exit raises EGL errors."""
-    if "env" in _WORKER:
-        _WORKER.pop("env").close()
-    _WORKER.clear()
-
-
-def _write_video(frames: list[np.ndarray], path: Path, fps: int = 20) -> None:
-    import imageio.v2 as imageio
-
-    tmp = path.with_name(path.stem + ".tmp.mp4")
-    with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=7, macro_block_size=1) as writer:
-        for frame in frames:
-            writer.append_data(frame)
-    tmp.replace(path)
-
-
-def run_episode(unit: EpisodeUnit) -> dict:
-    """Run one episode in this worker; never raises for simulator/policy crashes (recorded instead)."""
-    cfg: EvalConfig = _WORKER["cfg"]
-    start = EpisodeClock.now()
-    record = EpisodeRecord(
-        suite=cfg.suite,
-        task=unit.task,
-        task_name="",
-        episode=unit.episode,
-        init_state_index=unit.episode,
-        success=False,
-        steps=0,
-        seconds=0.0,
-        policy_latency_ms=None,
-    )
-    latencies: list[float] = []
-    frames: list[np.ndarray] = []
-    clock = EpisodeClock()
-    try:
-        env, policy = _worker_env(unit.task)
-        record.setup_seconds = EpisodeClock.now() - start
-    except LaraUserError:
-        raise
-    except Exception as err:  # the env or the policy could not be built: not a result (see _never_started)
-        record.error = f"{type(err).__name__}: {err}"
-        record.extra["traceback"] = traceback.format_exc()  # logged by the parent with --verbose
-        _WORKER.pop("task", None)
-        return asdict(record)
-    try:
-        record.task_name = env.task_name
-        EpisodeClock.watch(env)
-        obs = clock.call("env", env.reset, unit.episode)
-        EpisodeClock.watch(env)  # a reset may have built a new simulator
-        if hasattr(policy, "start"):  # replay: start from the recorded episode's own initial state
-            demo = policy.episode_for(unit.episode)
-            policy.start(demo)
-            if getattr(demo, "sim_states", None) is not None:
-                obs = clock.call("env", env.set_sim_state, demo.sim_states[0])
-                record.init_state_index = None
-                record.extra["replayed_episode"] = int(demo.episode_index)
-        policy.reset()  # a chunked policy's chunk_latency_ms restarts too
-        limit = cfg.max_steps or env.max_steps
-        for _ in range(limit):
-            if cfg.video:
-                frames.append(
-                    np.concatenate([obs.images["agentview"], obs.images["wrist"]], axis=1)
-                )  # (H, 2W, 3)
-            spent = clock.policy
-            action = check_action(clock.call("policy", policy.select_action, obs))
-            latencies.append(1e3 * (clock.policy - spent))
-            render = cfg.video or cfg.render or needs_observation(policy)  # frames no one reads: not rendered
-            obs, done, _ = clock.call("env", env.step, action, render)
-            record.steps += 1
-            if done:
-                record.success = True
-                break
-        if cfg.video:
-            frames.append(np.concatenate([obs.images["agentview"], obs.images["wrist"]], axis=1))
-    except LaraUserError:  # bad input or a malformed action (PolicyOutputError): stop the run
-        raise
-    except Exception as err:  # a crash in the simulator or the policy: keep the run going
-        record.error = f"{type(err).__name__}: {err}"
-        logger.warning("task %d episode %d raised:\n%s", unit.task, unit.episode, traceback.format_exc())
-        _WORKER.pop("task", None)  # rebuild the env: its state is unknown after a crash
-    record.seconds = EpisodeClock.now() - start
-    record.policy_latency_ms = float(np.mean(latencies)) if latencies else None
-    clock.fill(record)
-    chunk_ms = getattr(_WORKER.get("policy"), "chunk_latency_ms", None)  # chunked policies (envs.policies)
-    if chunk_ms:
-        record.chunk_latency_ms = float(np.mean(chunk_ms))
-    if cfg.video and frames:
-        video_dir = cfg.out / "videos"
-        video_dir.mkdir(parents=True, exist_ok=True)
-        name = f"task{unit.task:02d}_ep{unit.episode:02d}_{'success' if record.success else 'failure'}.mp4"
-        _write_video(frames, video_dir / name)
-        record.video = f"videos/{name}"
-    return asdict(record)
-
-
-# ----------------------------------------------------------------------------- parent side
 def _versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -319,21 +152,23 @@ def _read_episodes(jsonl: Path, suite: str) -> list[dict]:
 
 
 def _check_policy(spec: str) -> None:
-    """Resolve and check a checkpoint once in the parent, before any worker starts or any file is
-    written: a broken one is one line naming the file, not N failed episodes."""
+    """Without a policy builder `--policy` must name a built-in policy: a checkpoint is built by the
+    command layer (one line that says so, before any worker starts or any file is written)."""
     validate_policy_spec(spec)
     if spec not in BUILTIN_POLICIES:
-        from lara.checkpoint import check_checkpoint, resolve_checkpoint_dir
-
-        check_checkpoint(resolve_checkpoint_dir(spec))
+        raise LaraUserError(
+            f"--policy {spec}: evaluate() needs the checkpoint's policy_builder "
+            "(lara.modeling_lara.LaraPolicyBuilder; `lara eval` passes it)"
+        )
 
 
 def evaluate(cfg: EvalConfig, policy_builder=None) -> dict:
     """Run (or resume) the evaluation described by `cfg`; returns the results dict.
 
-    `policy_builder`: a picklable callable `env -> policy` that replaces `build_policy` in every
-    worker (how a higher layer supplies a policy this package cannot build, e.g. `--policy replay`,
-    which reads a dataset: `data_pipeline.replay.ReplayPolicyBuilder`)."""
+    `policy_builder`: a picklable callable `env -> policy` (envs.policies) that replaces
+    `build_policy`: how a higher layer supplies a policy this package cannot build, e.g. a checkpoint
+    (`lara.modeling_lara.LaraPolicyBuilder`, batched: it runs in the driver) or `--policy replay`,
+    which reads a dataset (`data_pipeline.replay.ReplayPolicyBuilder`, built next to each env)."""
     if "," in cfg.suite:  # several suites: envs.multi_suite runs this function once per suite
         raise LaraUserError(
             f"--suite {cfg.suite} names several suites: envs.multi_suite.evaluate_suites scores them "
@@ -343,16 +178,18 @@ def evaluate(cfg: EvalConfig, policy_builder=None) -> dict:
 
     if policy_builder is None:
         _check_policy(cfg.policy)
+    describe = getattr(policy_builder, "describe", None)  # checks a checkpoint before any worker starts
+    inference = describe() if describe is not None else None
     tasks = parse_task_ids(cfg.tasks, num_tasks(cfg.suite))
     if cfg.episodes > 50:
         raise LaraUserError(
             f"--episodes {cfg.episodes}: each LIBERO task ships 50 init states (episode i uses state i)"
         )
     with run_lock(cfg.out, "lara eval"):  # one run per --out: two would count every episode twice
-        return _evaluate_locked(cfg, tasks, policy_builder)
+        return _evaluate_locked(cfg, tasks, policy_builder, inference)
 
 
-def _evaluate_locked(cfg: EvalConfig, tasks: list[int], policy_builder) -> dict:
+def _evaluate_locked(cfg: EvalConfig, tasks: list[int], policy_builder, inference: dict | None) -> dict:
     _check_run_identity(cfg)
     from envs import libero_setup
 
@@ -365,8 +202,9 @@ def _evaluate_locked(cfg: EvalConfig, tasks: list[int], policy_builder) -> dict:
         "workers": cfg.workers,
         "gl_backend": gl_backend,
         "versions": _versions(),
-        # a checkpoint's training stage and inference path ({"stage", "inference"}), None otherwise
-        "policy_inference": checkpoint_inference(cfg.policy) if policy_builder is None else None,
+        # a checkpoint's training stage and inference path ({"stage", "inference"}: the builder's
+        # `describe()`), None for a built-in policy
+        "policy_inference": inference,
     }
     (cfg.out / "run.json").write_text(json.dumps(run_info, indent=2))
 
@@ -404,18 +242,8 @@ def _evaluate_locked(cfg: EvalConfig, tasks: list[int], policy_builder) -> dict:
         bar.set_postfix(success=f"{successes}/{finished}")
         bar.update(1)
 
-    # A worker killed mid-episode (SIGKILL, OOM) costs a re-run of that episode only (envs.workers).
-    n_workers = max(1, min(cfg.workers, len(units)))
-    spawned = n_workers > 1 or cfg.backend == "ray"
-    threads = max(1, (os.cpu_count() or 1) // n_workers) if spawned else None
-    initargs = (cfg, threads, spawned, policy_builder)
-    pool = make_pool(
-        run_episode, n_workers, _init_worker, initargs, _close_worker_env, cfg.backend, cfg.ray_address
-    )
     if units:  # nothing left to run: no worker (and no Ray instance) is started
-        with pool:
-            for _unit, result in pool.imap_unordered(units):
-                _record(result)
+        _run(cfg, units, policy_builder, _record)
     bar.close()
     if not_started:
         raise LaraUserError(
@@ -426,3 +254,34 @@ def _evaluate_locked(cfg: EvalConfig, tasks: list[int], policy_builder) -> dict:
         r for r in _read_episodes(jsonl, cfg.suite) if r["task"] in tasks and r["episode"] < cfg.episodes
     ]
     return write_report(cfg.out, run_info, selected)
+
+
+def runs_in_driver(cfg: EvalConfig, policy_builder) -> bool:
+    """Whether the driver steps the episodes (envs.driver) rather than each worker running its own
+    (envs.episode_worker): `--policy_in`, by default the driver for a batched policy (a checkpoint)."""
+    return cfg.policy_in == "driver" or (cfg.policy_in == "auto" and is_batched(policy_builder))
+
+
+def _run(cfg: EvalConfig, units: list[EpisodeUnit], policy_builder, on_record) -> None:
+    """Run `units` over the workers, each finished episode to `on_record`. A worker killed
+    mid-episode (SIGKILL, OOM, a lost Ray actor) costs a re-run of that episode only (envs.workers)."""
+    driver = runs_in_driver(cfg, policy_builder)
+    slots = cfg.slots_per_worker if driver else 1
+    n_workers = max(1, min(cfg.workers, -(-len(units) // slots)))
+    spawned = n_workers > 1 or cfg.backend == "ray"
+    threads = max(1, (os.cpu_count() or 1) // n_workers) if spawned else None
+    if not driver:
+        initargs = (cfg, threads, spawned, policy_builder)
+        pool = make_pool(
+            run_episode, n_workers, init_worker, initargs, close_worker_env, cfg.backend, cfg.ray_address
+        )
+        with pool:
+            for _unit, result in pool.imap_unordered(units):
+                on_record(result)
+        return
+    batched = is_batched(policy_builder)
+    policy = policy_builder() if batched else None  # one copy, here; the servers hold only envs
+    initargs = (cfg, threads, spawned, None if batched else policy_builder)
+    pool = make_pool(serve, n_workers, init_server, initargs, close_server, cfg.backend, cfg.ray_address)
+    with pool:
+        drive(cfg, units, pool, policy, on_record, slots)

@@ -14,8 +14,12 @@ reports. `--policy` names one:
   of the checkpoint). It acts with what the stage that trained it trained (`lara.inference_plan`): stage
   I through its explicit CoT and FAST action tokens, stage II through its (partly) latent CoT and
   FAST tokens, stage III through the flow-matching action expert; `checkpoint_inference` names
-  the stage and the path for run.json and the report.
-Policies are built inside the worker process that owns the simulator (`build_policy`).
+  the stage and the path for run.json and the report. This layer does not build it: the command
+  passes `lara.modeling_lara.LaraPolicyBuilder` as `evaluate(cfg, policy_builder=...)`.
+A builder is `env -> policy`. One with `batched = True` builds a policy with the batched entry
+(`new_episode(seed)`, `select_actions(observations, episodes)`, `needs_observation(episode)`):
+the evaluation driver builds one and runs it on every episode in flight (envs.driver); any other
+policy is built next to its simulator, one per env (`build_policy` for the built-in ones).
 """
 
 from __future__ import annotations
@@ -35,6 +39,19 @@ class Policy(Protocol):
     def reset(self) -> None: ...
 
     def select_action(self, obs: Observation) -> np.ndarray: ...
+
+
+def is_batched(builder) -> bool:
+    """Whether `builder` builds a policy with the batched entry (see module doc)."""
+    return bool(getattr(builder, "batched", False))
+
+
+def start_episode(policy, seed: int) -> None:
+    """`policy.reset()`; a batched policy's takes the episode's seed (its own noise generator)."""
+    if getattr(policy, "batched", False):
+        policy.reset(seed=seed)
+    else:
+        policy.reset()
 
 
 def needs_observation(policy) -> bool:
@@ -96,20 +113,13 @@ def checkpoint_inference(spec: str) -> dict | None:
     policy."""
     if spec in BUILTIN_POLICIES:
         return None
-    from lara.checkpoint import check_checkpoint, checkpoint_config
-    from lara.inference_plan import describe
+    from lara.inference_plan import checkpoint_inference as inference_of
 
-    directory = check_checkpoint(resolve_checkpoint(spec))
-    cfg = checkpoint_config(directory)
-    if cfg.inference.stage < 3 and not (directory / "fast_tokenizer.json").is_file():
-        raise LaraUserError(
-            f"{directory} was trained by stage {cfg.inference.stage} but holds no FAST tokenizer "
-            "(fast_tokenizer.json), which its action tokens need: it cannot act; use another checkpoint"
-        )
-    return {"stage": cfg.inference.stage, "inference": describe(cfg)}
+    return inference_of(resolve_checkpoint(spec))
 
 
-def build_policy(spec: str, env, execute_steps: int | None = None):
+def build_policy(spec: str, env):
+    """A built-in policy for `env` (the others come from a `policy_builder`, see module doc)."""
     if spec == "noop":
         return NoopPolicy()
     if spec == "scripted":
@@ -118,8 +128,7 @@ def build_policy(spec: str, env, execute_steps: int | None = None):
         return ScriptedExpert(env)
     if spec == "replay":  # built by data_pipeline.replay.ReplayPolicyBuilder, passed to evaluate()
         raise LaraUserError("--policy replay needs --dataset DIR (a LeRobot or LIBERO HDF5 dataset)")
-    from lara.modeling_lara import LaraPolicy
-
-    policy = LaraPolicy.from_pretrained(str(resolve_checkpoint(spec)))
-    policy.execute_steps = execute_steps  # None: the checkpoint's inference.n_action_steps
-    return policy
+    raise LaraUserError(
+        f"--policy {spec}: a checkpoint is built by the command layer; pass evaluate(cfg, policy_builder="
+        "lara.modeling_lara.LaraPolicyBuilder(checkpoint)) (`lara eval` does)"
+    )

@@ -12,7 +12,9 @@ simulator and keeping the env of its last task, `exit_with_parent`) but are writ
 their own, because the RL learner sits below the evaluation layer and must not import it. The
 policy is loaded once per worker from the starting checkpoint; after each update the learner
 writes the trained parameters to a safetensors file and workers reload it when its version
-changes. Every rollout draws its noise from its own seed, so an iteration is reproducible from
+changes. The policy comes from the `policy_builder` the training layer passes (a picklable
+`() -> policy`, `lara.modeling_lara.LaraPolicyBuilder`): this layer does not import the model.
+Every rollout draws its noise from its own seed, so an iteration is reproducible from
 the weights and the seeds alone (what exact resume relies on).
 """
 
@@ -82,7 +84,9 @@ class RolloutResult:
 _W: dict = {}
 
 
-def _init_worker(settings: RolloutSettings, threads: int | None = None, in_subprocess: bool = False) -> None:
+def _init_worker(
+    settings: RolloutSettings, threads: int | None = None, in_subprocess: bool = False, policy_builder=None
+) -> None:
     from envs import libero_setup
 
     if in_subprocess:
@@ -92,15 +96,11 @@ def _init_worker(settings: RolloutSettings, threads: int | None = None, in_subpr
     libero_setup.configure()
     import torch
 
-    from lara.modeling_lara import LaraPolicy
-
     if threads:
         torch.set_num_threads(threads)
     _W.clear()
     _W["settings"] = settings
-    policy = LaraPolicy.from_pretrained(settings.policy_dir).eval()
-    policy.execute_steps = settings.execute_steps  # None: the checkpoint's inference.n_action_steps
-    _W["policy"] = policy
+    _W["policy"] = policy_builder()  # the starting checkpoint, running `execute_steps` of each chunk
     _W["version"] = None
 
 
@@ -202,16 +202,21 @@ class RolloutPool:
     """Workers that live across iterations: `run(specs, weights, version)` -> results in spec order.
     A worker killed mid-rollout costs a re-run of that rollout only (envs.workers)."""
 
-    def __init__(self, settings: RolloutSettings, workers: int) -> None:
+    def __init__(self, settings: RolloutSettings, workers: int, policy_builder) -> None:
         if workers < 1:
             raise LaraUserError(f"workers must be >= 1, got {workers}")
         self.settings, self.workers, self._pool = settings, workers, None
+        self.policy_builder = policy_builder  # () -> the policy at settings.policy_dir
 
     def __enter__(self) -> RolloutPool:
         spawned = self.workers > 1
         threads = max(1, (os.cpu_count() or 1) // self.workers) if spawned else None
         self._pool = WorkerPool(
-            run_rollout, self.workers, _init_worker, (self.settings, threads, spawned), finalizer=_close_env
+            run_rollout,
+            self.workers,
+            _init_worker,
+            (self.settings, threads, spawned, self.policy_builder),
+            finalizer=_close_env,
         )
         return self
 

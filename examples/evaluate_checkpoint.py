@@ -21,6 +21,7 @@ import sys
 from envs.evaluator import EvalConfig, evaluate
 from envs.report import wilson_interval
 from lara.scripts.cli import configure_logging
+from lara.scripts.eval_policies import policy_builder
 from lara.utils.config_parsing import parse_config
 from lara.utils.errors import run_main
 
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     # a flag given twice takes its last value: the user's flags override DEFAULTS
     cfg = parse_config(EvalConfig, [*DEFAULTS, *argv], prog="examples/evaluate_checkpoint.py")
     configure_logging()
-    results = evaluate(cfg)
+    results = evaluate(cfg, policy_builder=policy_builder(cfg))
 
     print(f"\n{cfg.policy} on {cfg.suite}, {cfg.episodes} episode(s) per task:")
     print(f"{'success':^9s}  {'95% Wilson':^15s}  task")

@@ -63,6 +63,22 @@ def describe(cfg: LaraConfig, stage: int | None = None) -> str:
     return f"stage {stage}: {cot} + FAST action tokens"
 
 
+def checkpoint_inference(directory) -> dict:
+    """{"stage": the stage that trained the checkpoint at `directory`, "inference": its path in
+    words} (run.json, the report), after checking the checkpoint; a user error when that path cannot
+    run. The checkpoint module is imported here only (torch: not for the evaluator's start-up)."""
+    from lara.checkpoint import check_checkpoint, checkpoint_config
+
+    directory = check_checkpoint(directory)
+    cfg = checkpoint_config(directory)
+    if cfg.inference.stage < 3 and not (directory / "fast_tokenizer.json").is_file():
+        raise LaraUserError(
+            f"{directory} was trained by stage {cfg.inference.stage} but holds no FAST tokenizer "
+            "(fast_tokenizer.json), which its action tokens need: it cannot act; use another checkpoint"
+        )
+    return {"stage": cfg.inference.stage, "inference": describe(cfg)}
+
+
 def check_rl_kind(cfg: LaraConfig, kind: str, where: str) -> None:
     """`lara rl --kind flow` improves the flow expert (trained in stage III only); `--kind tokens`
     samples FAST tokens after the all-latent stage-II prompt. One line when the checkpoint's stage

@@ -205,6 +205,13 @@ class LaraPolicyBuilder:
     execute_steps: int | None = None  # None: the checkpoint's inference.n_action_steps
     batched = True
 
+    def describe(self) -> dict:
+        """run.json's `policy_inference`: the stage that trained the checkpoint and its inference path
+        (checks the checkpoint: the evaluator calls this before any worker starts)."""
+        from lara.inference_plan import checkpoint_inference
+
+        return checkpoint_inference(self.checkpoint)
+
     def __call__(self, env=None) -> LaraPolicy:
         policy = LaraPolicy.from_pretrained(self.checkpoint).eval()
         policy.execute_steps = self.execute_steps

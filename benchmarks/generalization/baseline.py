@@ -52,10 +52,12 @@ def train_step(cfg: BaselineConfig, settings: dict) -> bool:
 
 def eval_step(cfg: BaselineConfig, settings: dict) -> bool:
     from envs.evaluator import evaluate
+    from lara.scripts.eval_policies import policy_builder
 
     if (cfg.out / BASELINE_DIR / "eval" / "results.json").is_file():
         return False
-    evaluate(eval_config(cfg, settings))
+    eval_cfg = eval_config(cfg, settings)
+    evaluate(eval_cfg, policy_builder=policy_builder(eval_cfg))
     return True
 
 

@@ -40,19 +40,19 @@ log = logging.getLogger("rl_vs_sft")
 
 def _evaluate(policy: str, out: Path, args) -> dict:
     from envs.evaluator import EvalConfig, evaluate
+    from lara.scripts.eval_policies import policy_builder
 
     if not (out / "results.json").is_file():
-        evaluate(
-            EvalConfig(
-                policy=policy,
-                suite=args.suite,
-                tasks=args.tasks,
-                episodes=args.eval_episodes,
-                workers=args.workers,
-                out=out,
-                max_steps=args.eval_max_steps,
-            )
+        cfg = EvalConfig(
+            policy=policy,
+            suite=args.suite,
+            tasks=args.tasks,
+            episodes=args.eval_episodes,
+            workers=args.workers,
+            out=out,
+            max_steps=args.eval_max_steps,
         )
+        evaluate(cfg, policy_builder=policy_builder(cfg))
     return json.loads((out / "results.json").read_text())["suites"][0]
 
 

@@ -143,7 +143,14 @@ def _resume_point(cfg: RLConfig) -> Path | None:
     return existing
 
 
-def train_rl(cfg: RLConfig, pool_factory=RolloutPool, layouts: list[Layout] | None = None) -> RLResult:
+def rollout_pool(settings: RolloutSettings, workers: int) -> RolloutPool:
+    """Rollout workers, each with its copy of the policy at `settings.policy_dir`."""
+    from lara.modeling_lara import LaraPolicyBuilder
+
+    return RolloutPool(settings, workers, LaraPolicyBuilder(settings.policy_dir, settings.execute_steps))
+
+
+def train_rl(cfg: RLConfig, pool_factory=rollout_pool, layouts: list[Layout] | None = None) -> RLResult:
     """Run (or resume) the RL run `cfg` describes. `pool_factory(settings, workers)` and `layouts`
     replace the LIBERO workers and the dataset's layouts in tests."""
     from lara.modeling_lara import LaraPolicy

@@ -11,19 +11,13 @@ file, each suite's report in <out>/<suite>/, and the paper's table (per suite, a
 from __future__ import annotations
 
 from envs.evaluator import EvalConfig, evaluate
+from lara.scripts.eval_policies import policy_builder
 from lara.utils.config_parsing import parse_config
-from lara.utils.errors import LaraUserError
 
 
 def main(argv: list[str]) -> int:
     cfg = parse_config(EvalConfig, argv, prog="lara eval")
-    builder = None
-    if cfg.policy == "replay":
-        if not cfg.dataset:
-            raise LaraUserError("--policy replay needs --dataset DIR (a LeRobot or LIBERO HDF5 dataset)")
-        from data_pipeline.replay import ReplayPolicyBuilder
-
-        builder = ReplayPolicyBuilder(cfg.dataset)
+    builder = policy_builder(cfg)
     if "," in cfg.suite:  # several suites: one table, one record file
         from envs.multi_suite import evaluate_suites
 

@@ -218,12 +218,14 @@ def eval_args(cfg: PipelineConfig) -> list[str]:
 def eval_step(cfg: PipelineConfig, results: dict) -> bool:
     """Evaluate the stage-III checkpoint; fills `results` (a finished evaluation is read back)."""
     from envs.evaluator import evaluate
+    from lara.scripts.eval_policies import policy_builder
 
     done = cfg.eval_dir / "results.json"
     if done.exists():
         results.update(json.loads(done.read_text()))
         return False
-    results.update(evaluate(eval_config(cfg)))
+    eval_cfg = eval_config(cfg)
+    results.update(evaluate(eval_cfg, policy_builder=policy_builder(eval_cfg)))
     return True
 
 

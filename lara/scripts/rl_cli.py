@@ -23,23 +23,23 @@ log = logging.getLogger(__name__)
 
 def _evaluate(cfg: RLConfig, policy: str, name: str) -> None:
     from envs.evaluator import EvalConfig, evaluate
+    from lara.scripts.eval_policies import policy_builder
 
     out = cfg.out / name
     if (out / "results.json").is_file():
         log.info("%s exists, skipping that evaluation", out / "results.json")
         return
-    evaluate(
-        EvalConfig(
-            policy=policy,
-            suite=cfg.suite,
-            tasks=cfg.tasks,
-            episodes=cfg.eval_episodes,
-            workers=cfg.eval_workers,
-            out=out,
-            execute_steps=cfg.execute_steps,
-            max_steps=cfg.eval_max_steps,
-        )
+    eval_cfg = EvalConfig(
+        policy=policy,
+        suite=cfg.suite,
+        tasks=cfg.tasks,
+        episodes=cfg.eval_episodes,
+        workers=cfg.eval_workers,
+        out=out,
+        execute_steps=cfg.execute_steps,
+        max_steps=cfg.eval_max_steps,
     )
+    evaluate(eval_cfg, policy_builder=policy_builder(eval_cfg))
 
 
 def main(argv: list[str]) -> int:

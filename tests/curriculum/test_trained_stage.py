@@ -47,14 +47,16 @@ def test_stage1_checkpoint_records_stage_1_and_acts_through_cot_and_fast_tokens(
     data, run = stage1_run
     saved = json.loads((run / "final" / "model" / "config.json").read_text())
     assert saved["inference"]["stage"] == 1  # main saved 3: the untrained expert acted
-    from envs.policies import build_policy, checkpoint_inference
+    from envs.evaluator import EvalConfig
+    from envs.policies import checkpoint_inference
     from lara.checkpoint import read_training_data
+    from lara.scripts.eval_policies import policy_builder
 
     assert checkpoint_inference(str(run)) == {
         "stage": 1,
         "inference": "stage 1: explicit CoT + FAST action tokens",
     }
-    policy = build_policy(str(run), env=None)
+    policy = policy_builder(EvalConfig(policy=str(run)))()
     assert policy.cfg.inference.stage == 1
     expert_calls = []
     policy.engine.sample_actions = lambda *a, **k: expert_calls.append(a)  # the expert never acts
@@ -100,13 +102,15 @@ def test_mid_stage2_checkpoint_is_partly_latent_and_stage3_from_stage1_gets_a_no
     mid = run / "checkpoints" / "step_000001"
     saved = json.loads((mid / "model" / "config.json").read_text())["inference"]
     assert (saved["stage"], saved.get("latent_tags")) == (2, ["SUBTASK"])  # tag order, first level (p = 1/4)
-    from envs.policies import build_policy, checkpoint_inference
+    from envs.evaluator import EvalConfig
+    from envs.policies import checkpoint_inference
     from lara.checkpoint import read_training_data
+    from lara.scripts.eval_policies import policy_builder
 
     assert checkpoint_inference(str(mid))["inference"] == (
         "stage 2: partly latent CoT (latent SUBTASK; explicit OBJECTS, MOVE, GRIPPER) + FAST action tokens"
     )
-    policy = build_policy(str(mid), env=None)
+    policy = policy_builder(EvalConfig(policy=str(mid)))()
     prefills = []
     prefill = policy.engine.prefill_tokens
     policy.engine.prefill_tokens = lambda *a: prefills.append(a[2:]) or prefill(*a)

@@ -16,6 +16,7 @@ pytestmark = [pytest.mark.sim, pytest.mark.slow]  # ~1 min: a stage-I run, then 
 def test_eval_of_a_stage1_run_acts_through_tokens_and_names_its_stage(tmp_path, monkeypatch):
     from envs.evaluator import EvalConfig, evaluate
     from lara.generation import GenerationEngine
+    from lara.scripts.eval_policies import policy_builder
 
     def untrained_expert(*args, **kwargs):  # main's path: the stage-III prefill and Euler steps
         raise AssertionError("the stage-I policy acted through its untrained action expert")
@@ -29,7 +30,7 @@ def test_eval_of_a_stage1_run_acts_through_tokens_and_names_its_stage(tmp_path, 
     cfg = EvalConfig(
         policy=str(run), suite="libero_object", tasks="0", episodes=1, max_steps=8, camera_size=64, out=out
     )
-    evaluate(cfg)
+    evaluate(cfg, policy_builder=policy_builder(cfg))
     path = "stage 1: explicit CoT + FAST action tokens"
     assert json.loads((out / "run.json").read_text())["policy_inference"] == {"stage": 1, "inference": path}
     assert f"Policy trained by stage 1; inference: {path}." in (out / "report.md").read_text()

@@ -1,5 +1,6 @@
 """`lara eval --backend ray` on a local Ray instance writes the same episode records as the local
-worker processes (same seeds, same episodes, same outcomes and step counts)."""
+worker processes (same seeds, same episodes, same outcomes and step counts), with the actors running
+whole episodes or serving the driver's steps."""
 
 from __future__ import annotations
 
@@ -20,14 +21,17 @@ def _records(cfg: EvalConfig) -> list[dict]:
     return sorted(({k: json.loads(line)[k] for k in COMPARED} for line in lines), key=lambda r: r["episode"])
 
 
-@pytest.mark.slow  # 38 s quiet (a local Ray, two evaluations); the contract: test_ray_workers.py
+@pytest.mark.slow  # ~60 s quiet (a local Ray, three evaluations); the contract: test_ray_workers.py
 def test_ray_backend_records_equal_the_local_ones(tmp_path):
     common = dict(policy="scripted", suite="libero_object", tasks="0", episodes=2, workers=2, max_steps=40)
     local = EvalConfig(**common, out=tmp_path / "local")
     on_ray = EvalConfig(**common, out=tmp_path / "ray", backend="ray")
+    servers = EvalConfig(**common, out=tmp_path / "servers", backend="ray", policy_in="driver")
     evaluate(local)
     evaluate(on_ray)
+    evaluate(servers)  # the actors as simulator servers stepped by the driver (envs.driver)
     assert _records(on_ray) == _records(local)
+    assert _records(servers) == _records(local)
     assert len(_records(local)) == 2 and all(r["steps"] > 0 and r["error"] is None for r in _records(local))
     assert (
         json.loads((on_ray.out / "run.json").read_text())["identity"]

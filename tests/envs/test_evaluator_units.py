@@ -61,7 +61,7 @@ def test_check_action_rejects_bad_shapes_and_nan():
 def test_episode_time_is_split_into_simulator_rendering_and_policy(monkeypatch, tmp_path):
     """A fake env whose step renders once and a fake clock that ticks 1 s per reading: the split
     counts every env call, every render and every select_action exactly."""
-    from envs import evaluator
+    from envs import episode_worker
     from envs.episode_clock import EpisodeClock
     from envs.protocol import Observation
     from envs.report import time_split, write_report
@@ -98,8 +98,8 @@ def test_episode_time_is_split_into_simulator_rendering_and_policy(monkeypatch, 
             return np.zeros(7, np.float32)
 
     cfg = EvalConfig(out=tmp_path)
-    monkeypatch.setattr(evaluator, "_WORKER", {"cfg": cfg, "task": 0, "env": Env(), "policy": Policy()})
-    rec = evaluator.run_episode(evaluator.EpisodeUnit(task=0, episode=0))
+    monkeypatch.setattr(episode_worker, "_WORKER", {"cfg": cfg, "task": 0, "env": Env(), "policy": Policy()})
+    rec = episode_worker.run_episode(episode_worker.EpisodeUnit(task=0, episode=0))
     assert rec["steps"] == 3 and rec["error"] is None
     # each timed span reads the clock twice (1 s); a step span holds its render span (1 s) and the
     # two extra ticks the render readings take: 3 s per step, 1 s of which is rendering

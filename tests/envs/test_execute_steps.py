@@ -1,5 +1,5 @@
 """Actions run per chunk: the checkpoint's `inference.n_action_steps` unless `--execute_steps` says
-otherwise, in `lara eval` (envs.policies.build_policy) and `lara rl` (envs.rollouts' workers) alike
+otherwise, in `lara eval` (lara.scripts.eval_policies) and `lara rl` (envs.rollouts' workers) alike
 (issue 28: both used the whole chunk, so the checkpoint's setting never took effect)."""
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ def plans_for(policy, actions: int) -> int:
 
 @pytest.mark.parametrize("execute_steps,plans", [(None, 3), (2, 4), (8, 1)])
 def test_eval_policy_runs_the_checkpoints_steps_unless_overridden(checkpoint_k3, execute_steps, plans):
-    from envs.policies import build_policy
+    from envs.evaluator import EvalConfig
+    from lara.scripts.eval_policies import policy_builder  # what `lara eval` passes evaluate()
 
-    policy = build_policy(str(checkpoint_k3), env=None, execute_steps=execute_steps)
+    policy = policy_builder(EvalConfig(policy=str(checkpoint_k3), execute_steps=execute_steps))()
     assert plans_for(policy, 7) == plans  # 7 actions: k=3 -> 3 plans, k=2 -> 4, k=8 -> 1
 
 
@@ -44,13 +45,14 @@ def test_eval_policy_runs_the_checkpoints_steps_unless_overridden(checkpoint_k3,
 def test_rl_workers_run_the_checkpoints_steps_unless_overridden(
     checkpoint_k3, execute_steps, plans, monkeypatch
 ):
+    from curriculum.rl.loop import rollout_pool
     from envs import libero_setup, rollouts
 
     monkeypatch.setattr(libero_setup, "configure", lambda: None)  # no simulator needed to load it
     settings = rollouts.RolloutSettings(
         policy_dir=str(checkpoint_k3), suite="libero_object", execute_steps=execute_steps
     )
-    rollouts._init_worker(settings)
+    rollouts._init_worker(settings, policy_builder=rollout_pool(settings, 1).policy_builder)
     try:
         assert plans_for(rollouts._W["policy"], 7) == plans
     finally:

@@ -113,16 +113,16 @@ def test_eval_offline_checks_the_checkpoint_before_the_dataset(run_dir, tmp_path
 def test_episodes_that_never_started_are_not_results(tmp_path, monkeypatch):
     """A policy that cannot load in a worker gives no record; records older versions wrote for
     such episodes (error, no step, no task name) are dropped on resume, so the episode re-runs."""
-    from envs import evaluator
+    from envs import episode_worker, evaluator
 
     cfg = evaluator.EvalConfig(policy="noop", tasks="0", episodes=2, out=tmp_path)
-    monkeypatch.setitem(evaluator._WORKER, "cfg", cfg)
+    monkeypatch.setitem(episode_worker._WORKER, "cfg", cfg)
 
     def broken(task):
         raise RuntimeError("SafetensorError: incomplete metadata")
 
-    monkeypatch.setattr(evaluator, "_worker_env", broken)
-    record = evaluator.run_episode(evaluator.EpisodeUnit(0, 0))
+    monkeypatch.setattr(episode_worker, "_worker_env", broken)
+    record = episode_worker.run_episode(episode_worker.EpisodeUnit(0, 0))
     assert record["error"] and evaluator._never_started(record)
 
     poisoned = {**record, "suite": "libero_object"}
