@@ -2,14 +2,15 @@
 
 What follows lerobot 0.4.4's `lerobot_train.py` for this policy: the dataset read with the
 policy's `delta_timestamps` (n_obs_steps observations, `horizon` actions, out-of-episode frames
-padded and flagged `action_is_pad`), `EpisodeAwareSampler` dropping each episode's last
+padded and flagged `action_is_pad`; `lara.peer.dataset`: lerobot's dataset with cheaper frame
+queries), `EpisodeAwareSampler` dropping each episode's last
 `drop_n_last_frames` starts, `make_diffusion_pre_post_processors` with the dataset's stats
 (images MEAN_STD, state and action MIN_MAX), the config's optimizer and scheduler presets (Adam
 1e-4, cosine with 500 warm-up steps over `--steps`), gradient clipping at the optimizer's
 `grad_clip_norm`. What is ours: the input features come from the dataset (two 128 px cameras,
 8-d state, 7-d action for `lara collect` data); a random crop of `crop_ratio` of the image in
-training (center crop at evaluation: Diffusion Policy's augmentation); a budget in training
-minutes summed over resumes, a resumable checkpoint (`lara.peer.checkpoint`), a progress bar and
+training (center crop at evaluation: Diffusion Policy's augmentation); a budget in training wall
+or CPU minutes summed over resumes, a resumable checkpoint (`lara.peer.checkpoint`), a progress bar and
 `<out>/loss.jsonl`.
 """
 
@@ -43,6 +44,8 @@ class PeerTrainConfig:
     out: Path = Path("runs/peer/diffusion")
     steps: int = 20000  # the LR schedule's length and a stop; set it to what the budget buys
     budget_minutes: float | None = None  # stop after this much training wall time, summed over resumes
+    # or after this much process CPU time (all threads; fairer than wall time on a shared machine)
+    budget_cpu_minutes: float | None = None
     batch_size: int = 32
     seed: int = 0
     crop_ratio: float = 0.9  # random crop of this share of each side in training, center crop at eval
@@ -66,8 +69,9 @@ class PeerTrainConfig:
             raise LaraUserError("--steps, --batch_size, --save_every and --log_every must be >= 1")
         if not 0 < self.crop_ratio <= 1:
             raise LaraUserError(f"--crop_ratio must be in (0, 1], got {self.crop_ratio}")
-        if self.budget_minutes is not None and self.budget_minutes <= 0:
-            raise LaraUserError(f"--budget_minutes must be > 0, got {self.budget_minutes}")
+        for name in ("budget_minutes", "budget_cpu_minutes"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise LaraUserError(f"--{name} must be > 0, got {getattr(self, name)}")
         self.down_dims = tuple(int(d) for d in self.down_dims)
 
     def identity(self) -> dict:
@@ -170,7 +174,8 @@ def _check_resume(cfg: PeerTrainConfig) -> None:
 
 def train(cfg: PeerTrainConfig) -> dict:
     """Train (or resume) into cfg.out; returns the final checkpoint's peer.json."""
-    from data_pipeline.lerobot_compat import LeRobotDataset, LeRobotDatasetMetadata
+    from data_pipeline.lerobot_compat import LeRobotDatasetMetadata
+    from lara.peer.dataset import ColumnQueryDataset
     from lara.peer.lerobot_diffusion import DiffusionPolicy, make_diffusion_pre_post_processors
 
     if cfg.threads:
@@ -181,7 +186,8 @@ def train(cfg: PeerTrainConfig) -> dict:
     meta = LeRobotDatasetMetadata(repo_id, root=cfg.dataset)
     inputs, outputs, cameras, image_hw = _features(meta)
     policy_cfg = policy_config(cfg, inputs, outputs, image_hw)
-    dataset = LeRobotDataset(repo_id, root=cfg.dataset, delta_timestamps=_delta_timestamps(policy_cfg, meta))
+    deltas = _delta_timestamps(policy_cfg, meta)
+    dataset = ColumnQueryDataset(repo_id, root=cfg.dataset, delta_timestamps=deltas)
 
     torch.manual_seed(cfg.seed)
     policy = DiffusionPolicy(policy_cfg)
@@ -191,7 +197,7 @@ def train(cfg: PeerTrainConfig) -> dict:
     optim_cfg = policy_cfg.get_optimizer_preset()
     optimizer = optim_cfg.build(policy.get_optim_params())
     scheduler = policy_cfg.get_scheduler_preset().build(optimizer, num_training_steps=cfg.steps)
-    step, seconds = 0, 0.0
+    step, seconds, cpu = 0, 0.0, 0.0  # training wall seconds, process CPU seconds (all threads)
     last = cfg.out / ckpt.CHECKPOINT
     if (last / ckpt.TRAINING_STATE).is_file():
         from safetensors.torch import load_model
@@ -200,7 +206,7 @@ def train(cfg: PeerTrainConfig) -> dict:
         state = torch.load(last / ckpt.TRAINING_STATE, weights_only=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        step, seconds = state["step"], state["train_seconds"]
+        step, seconds, cpu = state["step"], state["train_seconds"], state.get("cpu_seconds", 0.0)
         logger.info("resuming %s at step %d (%.1f min trained)", cfg.out, step, seconds / 60)
     random.seed(cfg.seed + step)
     np.random.seed((cfg.seed + step) % 2**32)
@@ -214,6 +220,7 @@ def train(cfg: PeerTrainConfig) -> dict:
             "state_key": "observation.state",
             "step": step,
             "train_seconds": round(seconds, 1),
+            "cpu_seconds": round(cpu, 1),
             "batch_size": cfg.batch_size,
             "n_params": sum(p.numel() for p in policy.parameters()),
         }
@@ -224,11 +231,15 @@ def train(cfg: PeerTrainConfig) -> dict:
             "scheduler": scheduler.state_dict(),
             "step": step,
             "train_seconds": seconds,
+            "cpu_seconds": cpu,
         }
         ckpt.save(cfg.out, policy, preprocessor, postprocessor, meta_now(), state)
 
-    budget = None if cfg.budget_minutes is None else 60 * cfg.budget_minutes
-    if step >= cfg.steps or (budget is not None and seconds >= budget):
+    def spent() -> bool:
+        wall = cfg.budget_minutes is not None and seconds >= 60 * cfg.budget_minutes
+        return wall or (cfg.budget_cpu_minutes is not None and cpu >= 60 * cfg.budget_cpu_minutes)
+
+    if step >= cfg.steps or spent():
         logger.info("%s: nothing left to train (step %d, %.1f min)", cfg.out, step, seconds / 60)
         return ckpt.read_meta(last) if last.exists() else meta_now()
     from tqdm import tqdm
@@ -237,7 +248,7 @@ def train(cfg: PeerTrainConfig) -> dict:
     policy.train()
     losses: list[float] = []
     with (cfg.out / "loss.jsonl").open("a") as log:
-        tick = time.perf_counter()
+        tick, cpu_tick = time.perf_counter(), time.process_time()
         for batch in _batches(dataset, policy_cfg, cfg, step):
             batch = preprocessor(batch)
             loss, _ = policy.forward(batch)
@@ -247,8 +258,9 @@ def train(cfg: PeerTrainConfig) -> dict:
             optimizer.zero_grad()
             scheduler.step()
             step += 1
-            now = time.perf_counter()
+            now, cpu_now = time.perf_counter(), time.process_time()
             seconds, tick = seconds + now - tick, now  # data loading included; checkpoint writes not
+            cpu, cpu_tick = cpu + cpu_now - cpu_tick, cpu_now
             losses.append(loss.item())
             if not math.isfinite(losses[-1]):
                 raise RuntimeError(f"loss is {losses[-1]} at step {step}")
@@ -261,14 +273,15 @@ def train(cfg: PeerTrainConfig) -> dict:
                     "grad_norm": float(grad_norm),
                     "lr": scheduler.get_last_lr()[0],
                     "train_seconds": round(seconds, 2),
+                    "cpu_seconds": round(cpu, 2),
                 }
                 log.write(json.dumps(line) + "\n")
                 log.flush()
                 losses.clear()
-            over = budget is not None and seconds >= budget
+            over = spent()
             if step % cfg.save_every == 0 or step >= cfg.steps or over:
                 save()
-                tick = time.perf_counter()
+                tick, cpu_tick = time.perf_counter(), time.process_time()
             if step >= cfg.steps or over:
                 break
     bar.close()

@@ -102,6 +102,27 @@ def test_training_resumes_and_refuses_a_changed_setting(tiny_dataset, tmp_path):
         train(PeerTrainConfig(steps=6, **{**cfg, "crop_ratio": 0.8}))
 
 
+def test_column_queries_give_lerobots_items(tiny_dataset):
+    """lara.peer.dataset reads the delta-timestamp frames column by column: the same items as lerobot."""
+    import torch
+
+    from data_pipeline.lerobot_compat import LeRobotDataset
+    from lara.peer.dataset import ColumnQueryDataset
+
+    deltas = {"action": [t / 20 for t in range(-1, 15)], "observation.state": [-0.05, 0.0]}
+    deltas |= {key: [-0.05, 0.0] for key in ("observation.images.image", "observation.images.wrist_image")}
+    ours, theirs = (
+        cls("local/data", root=tiny_dataset[0], delta_timestamps=deltas)
+        for cls in (ColumnQueryDataset, LeRobotDataset)
+    )
+    for index in (0, 17, 29, 30, 89):  # episode starts and ends: padded frames on both sides
+        a, b = ours[index], theirs[index]
+        assert a.keys() == b.keys() and a["action"].shape == (16, 7)
+        for key in a:
+            if torch.is_tensor(a[key]):
+                assert torch.equal(a[key], b[key]), (index, key)
+
+
 def test_adapter_returns_7d_actions_and_replans_every_n_action_steps(trained, tiny_dataset):
     from lara.peer.policy import PeerPolicyBuilder
 
