@@ -67,6 +67,7 @@ def plan_grasp(
     place_xy: np.ndarray,
     base_xy: np.ndarray,
     avoid: list[np.ndarray] | None = None,
+    place_offset: np.ndarray | None = None,
 ) -> GraspPlan:
     """Choose a top-down grasp on an object.
 
@@ -78,7 +79,9 @@ def plan_grasp(
     extension at the far side of the table). Grasp points within 1.5 cm of an `avoid` point (xy of
     a grasp that was blocked before) are tried last; once there is one, across-grasps also try points
     2-3 cm along the object's long side (a flat box next to a tall jar in a sampled layout: the hand,
-    long along the closing axis, lands on the jar at the centre).
+    long along the closing axis, lands on the jar at the centre). With `place_offset` (3,), the move
+    of the grasp point from pick to release, the clearance at the release counts too (a bowl put in
+    a drawer: a hand long along the drawer's axis hits the cabinet frame above it).
     """
     top, bottom = float(pts[:, 2].max()), float(pts[:, 2].min())
     best = -np.inf
@@ -98,7 +101,7 @@ def plan_grasp(
             # the wall at +-radius along the closing axis; both sides are candidates
             # centred 1.2 cm inside the rim: the outer finger then needs only ~2.5 cm outside the bowl
             cands = [centre + sgn * (width / 2 - 0.012) * axis for sgn in (-1.0, 1.0)]
-            z = top - cfg.rim_depth
+            z = max(bottom + cfg.min_bottom_clear, top - cfg.rim_depth)  # a flat plate: not into the table
         else:
             if width > narrow + 0.006:
                 continue
@@ -111,11 +114,15 @@ def plan_grasp(
             z = max(bottom + cfg.min_bottom_clear, top - cfg.grasp_depth)
         for c in cands:
             clear = obstacles.distance(gripper_sweep_points(c, z, axis, perp))
+            clear_place = 0.0  # a term of its own: at the pick every candidate may be tight
+            if place_offset is not None:
+                at_place = gripper_sweep_points(c + place_offset[:2], z + place_offset[2], axis, perp)
+                clear_place = min(obstacles.distance(at_place), 0.015)
             turn = abs(wrap_half_turn(yaw - cur_yaw))
             far = max(0.0, float(np.linalg.norm(c - base_xy)) - 0.7) + max(
                 0.0, float(np.linalg.norm(place_xy + (c - obj_xy) - base_xy)) - 0.7
             )
-            score = 40.0 * min(clear, 0.015) - 0.1 * turn - 2.0 * far - 2.0 * width
+            score = 40.0 * (min(clear, 0.015) + clear_place) - 0.1 * turn - 2.0 * far - 2.0 * width
             if avoid and min(float(np.linalg.norm(c - v)) for v in avoid) < 0.015:
                 score -= 10.0
             if score > best:

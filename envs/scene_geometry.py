@@ -130,6 +130,17 @@ class SceneGeometry:
         world = np.einsum("gij,gkj->gki", rot, local) + data.geom_xpos[ids][:, None, :]  # (G, 8, 3)
         return world.reshape(-1, 3)
 
+    def body_corners(self, body: int) -> np.ndarray:
+        """(G, 8, 3) world corners of the collision geoms of one body only (not its subtree): a
+        drawer's or a knob's moving part."""
+        model, data = self.model, self.sim.data._data
+        ids = np.flatnonzero(model.geom_bodyid == body)
+        ids = ids[(model.geom_contype[ids] | model.geom_conaffinity[ids]) > 0]
+        aabb = model.geom_aabb[ids]  # (G, 6): local centre, half sizes
+        local = aabb[:, None, :3] + aabb[:, None, 3:] * CORNER_SIGNS[None]  # (G, 8, 3)
+        rot = data.geom_xmat[ids].reshape(-1, 3, 3)  # (G, 3, 3)
+        return np.einsum("gij,gkj->gki", rot, local) + data.geom_xpos[ids][:, None, :]
+
     def oriented_boxes(self, names: list[str]) -> OrientedBoxes:
         """Exact (oriented) bounding boxes of the collision geoms of `names`."""
         model, data = self.model, self.sim.data._data

@@ -1,4 +1,7 @@
-"""A privileged-state pick-and-place expert for LIBERO `On` / `In` goals.
+"""A privileged-state expert for LIBERO goals: pick-and-place (`On` / `In`) here, and the skills of
+`envs.expert_skills` (open / close a drawer, turn a knob, push a plate) run in the order
+`envs.task_plan` gives for the goal's conjunction of atoms (one step at a time; `.phase` is the
+running step's phase, and `done` only after the last step).
 
 Why: demonstrations with known phase boundaries (`.phase`) are the ground truth for the
 annotation pipeline, and a reliable expert is the cheapest way to get many of them. It reads
@@ -28,12 +31,17 @@ import math
 
 import numpy as np
 
-from envs.bddl_goals import In, On, Predicate, goal_from_env
+from envs.bddl_goals import Predicate, goal_from_env
 from envs.expert_config import ExpertConfig
+from envs.expert_skills.articulated import DrawerSkill
+from envs.expert_skills.command import FixtureJoint, rot_to_axis_angle
+from envs.expert_skills.knob import KnobSkill
+from envs.expert_skills.push import PushSkill, is_flat
 from envs.grasp_planning import GraspPlan, plan_grasp, topdown_rotation, wrap_half_turn
 from envs.libero_env import LiberoEnv
 from envs.protocol import GRIPPER_CLOSE, GRIPPER_OPEN, Observation
 from envs.scene_geometry import SceneGeometry
+from envs.task_plan import UNSOLVED_TASKS, Step, plan_task, unplanned
 from lara.utils.errors import LaraUserError
 
 logger = logging.getLogger(__name__)
@@ -47,29 +55,15 @@ PHASES: tuple[str, ...] = (
     "lower",
     "release",
     "retract",
+    "pull",  # a drawer opening (envs.expert_skills.articulated)
+    "push",  # a drawer closing
+    "turn",  # a knob (envs.expert_skills.knob)
     "done",
 )
 
 
 class UnsupportedTaskError(LaraUserError):
     """The task's goal needs a skill the scripted expert does not have."""
-
-
-# ---------------------------------------------------------------------------- control
-def _rot_to_axis_angle(mat: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation -> (3,) axis-angle (robust near 0 and pi)."""
-    cos = float(np.clip((np.trace(mat) - 1.0) / 2.0, -1.0, 1.0))
-    angle = math.acos(cos)
-    if angle < 1e-6:
-        return np.zeros(3)
-    if angle > math.pi - 1e-4:
-        # axis from the diagonal: R = 2 a a^T - I
-        axis = np.sqrt(np.clip((np.diag(mat) + 1.0) / 2.0, 0.0, None))
-        k = int(np.argmax(axis))
-        axis[[i for i in range(3) if i != k]] *= np.sign(mat[k, [i for i in range(3) if i != k]] + 1e-12)
-        return axis / np.linalg.norm(axis) * angle
-    vec = np.array([mat[2, 1] - mat[1, 2], mat[0, 2] - mat[2, 0], mat[1, 0] - mat[0, 1]])
-    return vec / (2.0 * math.sin(angle)) * angle
 
 
 # ---------------------------------------------------------------------------- expert
@@ -79,35 +73,22 @@ class ScriptedExpert:
     def __init__(self, env: LiberoEnv, config: ExpertConfig | None = None):
         self.env = env
         self.cfg = config or ExpertConfig()
+        if env.task_name in UNSOLVED_TASKS:
+            raise UnsupportedTaskError(
+                f"scripted expert cannot do task {env.task_name!r}: {UNSOLVED_TASKS[env.task_name]}"
+            )
         self.goal: list[Predicate] = goal_from_env(env)
         self.geom = SceneGeometry(env)
-        for pred in self.goal:
-            if not isinstance(pred, (On, In)):
-                raise UnsupportedTaskError(
-                    f"scripted expert cannot handle goal predicate {pred} in task {env.task_name!r}: "
-                    "it only does pick-and-place (On / In)"
-                )
-        if len(self.goal) != 1:
+        missing = unplanned(self.goal)
+        if missing:
             raise UnsupportedTaskError(
-                f"scripted expert handles exactly one On/In goal, task {env.task_name!r} has "
-                f"{len(self.goal)}: {', '.join(map(str, self.goal))}"
+                f"scripted expert cannot handle goal predicate {missing[0]} in task {env.task_name!r}: "
+                "it does pick-and-place (On / In), drawers (Open / Close) and knobs (TurnOn / TurnOff)"
             )
-        pred = self.goal[0]
-        self.obj, self.target = pred.args
-        if self.obj not in self.geom.names:
-            raise UnsupportedTaskError(f"goal object {self.obj!r} of {pred} is not a movable object")
-        if self.target in self.raw.object_sites_dict:
-            parent = self.raw.object_sites_dict[self.target].parent_name
-            if parent and self.geom.has_articulation(parent):
-                raise UnsupportedTaskError(
-                    f"scripted expert cannot handle {pred}: region {self.target!r} belongs to the "
-                    "articulated "
-                    f"fixture {parent!r} (a drawer / door must be opened first)"
-                )
-        elif self.target not in self.geom.names:
-            raise UnsupportedTaskError(
-                f"goal target {self.target!r} of {pred} is neither an object nor a region"
-            )
+        flat = {n for n in self.raw.objects_dict if is_flat(self.geom.collision_corners(n))}
+        self.steps: list[Step] = plan_task(self.goal, push_objects=flat, needs_open=self._needs_open)
+        for step in self.steps:
+            self._check_step(step)
         ctrl = env.raw_env.robots[0].controller
         self._out_pos = float(np.max(np.abs(ctrl.output_max[:3])))  # m per unit action
         self._out_rot = float(np.max(np.abs(ctrl.output_max[3:6])))  # rad per unit action
@@ -121,13 +102,68 @@ class ScriptedExpert:
     def phase(self) -> str:
         return self._phase
 
-    # ------------------------------------------------------------------ episode state
-    def reset(self) -> None:
+    @property
+    def step(self) -> Step:
+        """The plan step running now."""
+        return self.steps[self._step_index]
+
+    def _needs_open(self, target: str) -> str | None:
+        """A region that moves with a drawer must be opened before anything is put in it."""
+        site = self.raw.object_sites_dict.get(target)
+        return target if site is not None and site.joints else None
+
+    def _check_step(self, step: Step) -> None:
+        task = self.env.task_name
+        if step.skill in ("open", "close", "turn_on", "turn_off"):
+            try:
+                hinge = FixtureJoint(self.env, step.obj).hinge
+            except (KeyError, ValueError, AttributeError) as exc:
+                raise UnsupportedTaskError(
+                    f"scripted expert cannot {step.skill} {step.obj!r} in task {task!r}: no joint ({exc})"
+                ) from exc
+            if hinge != step.skill.startswith("turn"):
+                raise UnsupportedTaskError(
+                    f"scripted expert cannot {step.skill} {step.obj!r} in task {task!r}: it opens and "
+                    "closes drawers (slide joints) and turns knobs only, not hinged doors"
+                )
+            return
+        if step.obj not in self.geom.names:
+            raise UnsupportedTaskError(f"goal object {step.obj!r} of {step.atom} is not a movable object")
+        if step.target not in self.raw.object_sites_dict and step.target not in self.geom.names:
+            raise UnsupportedTaskError(
+                f"goal target {step.target!r} of {step.atom} is neither an object nor a region"
+            )
+
+    def _start_step(self, index: int) -> None:
+        self._step_index = index
+        step = self.steps[index]
+        self._skill: DrawerSkill | KnobSkill | PushSkill | None = None
+        if step.skill in ("open", "close"):
+            self._skill = DrawerSkill(self.env, self.geom, step.obj, opening=step.skill == "open")
+        elif step.skill in ("turn_on", "turn_off"):
+            self._skill = KnobSkill(self.env, self.geom, step.obj, on=step.skill == "turn_on")
+        elif step.skill == "push":
+            self._skill = PushSkill(self.env, self.geom, step.obj, str(step.target))
+        else:
+            self.obj, self.target, self._inside = step.obj, str(step.target), step.inside
         self._phase = "approach"
         self._phase_steps = 0
         self._plan: GraspPlan | None = None
         self._regrasps = 0
         self._blocked: list[np.ndarray] = []  # (2,) grasp points where the descent was blocked
+        self._stuck = 0
+
+    def _next_step(self) -> bool:
+        """Start the plan's next step; False when this was the last one."""
+        if self._step_index + 1 >= len(self.steps):
+            return False
+        logger.debug("step %s done; next %s", self.step, self.steps[self._step_index + 1])
+        self._start_step(self._step_index + 1)
+        return True
+
+    # ------------------------------------------------------------------ episode state
+    def reset(self) -> None:
+        self._start_step(0)
         self._prev_pos: np.ndarray | None = None
         self._prev_q: float | None = None
         self._carry_z = 0.0
@@ -160,8 +196,11 @@ class ScriptedExpert:
         if self.target in self.raw.object_sites_dict:
             centre, half, _ = self.geom.site(self.target)
             surface = float(centre[2] - half[2])
-            if isinstance(self.goal[0], In):
-                return centre[:2], surface + self.cfg.in_region_bottom, float(centre[2] + half[2])
+            if self._inside:
+                release = max(
+                    surface + self.cfg.in_region_bottom, self._part_floor(centre) + self.cfg.place_clearance
+                )
+                return centre[:2], release, float(centre[2] + half[2])
             return (
                 centre[:2],
                 float(centre[2] + half[2]) + self.cfg.place_clearance,
@@ -170,6 +209,17 @@ class ScriptedExpert:
         tpts = self.geom.collision_corners(self.target)
         top = float(tpts[:, 2].max())
         return self.geom.body_pos(self.target)[:2], top + self.cfg.place_clearance, top
+
+    def _part_floor(self, centre: np.ndarray) -> float:
+        """Top of the floor of the moving part that holds the target region (a drawer's bottom: the
+        region's box reaches below it), or -inf for a region on no moving part."""
+        site = self.raw.object_sites_dict[self.target]
+        if not site.joints:
+            return -np.inf
+        corners = self.geom.body_corners(FixtureJoint(self.env, self.target).body)  # (G, 8, 3)
+        lo, hi = corners.min(axis=1), corners.max(axis=1)  # (G, 3)
+        under = np.all((lo[:, :2] <= centre[:2]) & (centre[:2] <= hi[:, :2]), axis=1) & (hi[:, 2] < centre[2])
+        return float(hi[under, 2].max()) if np.any(under) else -np.inf
 
     def _clear_top(self, start_xy: np.ndarray, goal_xy: np.ndarray, radius: float) -> float:
         """Highest top of the geom boxes (other than the held object's) within `radius` of start -> goal."""
@@ -198,14 +248,14 @@ class ScriptedExpert:
 
     # ------------------------------------------------------------------ control
     def _track(
-        self, pos: np.ndarray, mat: np.ndarray, target: np.ndarray, yaw: float, speed: float = 1.0
+        self, pos: np.ndarray, mat: np.ndarray, target: np.ndarray, rot: np.ndarray, speed: float = 1.0
     ) -> np.ndarray:
         vel = np.zeros(3) if self._prev_pos is None else pos - self._prev_pos  # (3,) m/step
         dpos = self.cfg.kp_pos * (target - pos) / self._out_pos - self.cfg.kd_pos * vel / self._out_pos
         peak = float(np.max(np.abs(dpos)))
         if peak > speed:  # scale, not clip, so that the path stays straight
             dpos = dpos * (speed / peak)
-        rot_err = _rot_to_axis_angle(topdown_rotation(yaw) @ mat.T)  # world-frame rotation to go
+        rot_err = rot_to_axis_angle(rot @ mat.T)  # world-frame rotation to go
         drot = np.clip(self.cfg.kp_rot * rot_err / self._out_rot, -1.0, 1.0)
         return np.concatenate([dpos, drot])  # (6,)
 
@@ -214,16 +264,23 @@ class ScriptedExpert:
 
     def _new_plan(self, mat: np.ndarray) -> GraspPlan:
         pts = self.geom.collision_corners(self.obj)
-        place_xy, _, _ = self._place_spec()
+        place_xy, release_bottom, _ = self._place_spec()
+        others = self.geom.oriented_boxes([n for n in self.geom.names if n != self.obj])
+        place_offset = None
+        if self._part_floor(np.append(place_xy, release_bottom + 0.05)) > -np.inf:
+            # into a drawer: the hand must also fit under the cabinet's frame at the release
+            obj_xy = self.geom.body_pos(self.obj)[:2]
+            place_offset = np.append(place_xy - obj_xy, release_bottom - float(pts[:, 2].min()))
         plan = plan_grasp(
             pts,
-            self.geom.oriented_boxes([n for n in self.geom.names if n != self.obj]),
+            others,
             self._current_yaw(mat),
             self.cfg,
             self.geom.body_pos(self.obj)[:2],
             place_xy,
             self._base_xy(),
             self._blocked,
+            place_offset,
         )
         logger.debug("grasp plan %s", plan)
         return plan
@@ -231,6 +288,17 @@ class ScriptedExpert:
     def select_action(self, obs: Observation) -> np.ndarray:
         """(7,) action `[dx, dy, dz, dax, day, daz, gripper]` in the controller's [-1, 1] units."""
         pos, mat = self._eef()
+        finger_q = float(obs.state[6] - obs.state[7])  # opening, 0.0 (closed) .. 0.08
+        if self._skill is not None:
+            cmd = self._skill.act(pos, mat, finger_q)
+            self._phase = self._skill.phase
+            if self._skill.done and self._next_step():
+                return self.select_action(obs)
+            action = np.zeros(7)
+            action[:6] = self._track(pos, mat, cmd.pos, cmd.rot, cmd.speed)
+            action[6] = cmd.gripper
+            self._prev_pos, self._prev_q = pos, finger_q
+            return action
         cfg = self.cfg
         if self._plan is None:
             self._plan = self._new_plan(mat)
@@ -238,7 +306,6 @@ class ScriptedExpert:
         gripper = GRIPPER_OPEN
         obj_pts = self.geom.collision_corners(self.obj)  # (N, 3)
         obj_pos = self.geom.body_pos(self.obj)
-        finger_q = float(obs.state[6] - obs.state[7])  # opening, 0.0 (closed) .. 0.08
         phase = self._phase
         target = pos.copy()
         speed = 1.0
@@ -249,7 +316,8 @@ class ScriptedExpert:
             pre[2] = max(pre[2], min(pos[2], self._clear_top(pos[:2], pre[:2], 0.06) + 0.04))
             target = pre
             yaw_err = abs(wrap_half_turn(self._current_yaw(mat) - plan.yaw))
-            if np.linalg.norm(pre - pos) < 2 * cfg.pos_tol and yaw_err < cfg.rot_tol:
+            tilt = math.acos(float(np.clip(-mat[2, 2], -1.0, 1.0)))  # after a side grasp (a drawer)
+            if np.linalg.norm(pre - pos) < 2 * cfg.pos_tol and yaw_err < cfg.rot_tol and tilt < 0.15:
                 self._set_phase("descend")
         elif phase == "descend":
             target = plan.point
@@ -312,12 +380,14 @@ class ScriptedExpert:
         elif phase == "retract":
             target = self._hold + np.array([0.0, 0.0, cfg.retract_height])
             if pos[2] > target[2] - 0.01:
+                if self._next_step():
+                    return self.select_action(obs)
                 self._set_phase("done")
                 self._hold = target
         else:  # done: hold still above the placed object, gripper open
             target = self._hold
         action = np.zeros(7)
-        action[:6] = self._track(pos, mat, target, plan.yaw, speed)
+        action[:6] = self._track(pos, mat, target, topdown_rotation(plan.yaw), speed)
         action[6] = gripper
         self._prev_pos, self._prev_q = pos, finger_q
         self._phase_steps += 1

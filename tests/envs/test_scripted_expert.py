@@ -54,14 +54,28 @@ def test_expert_refuses_unsupported_tasks() -> None:
     from envs.scripted_expert import ScriptedExpert, UnsupportedTaskError
     from lara.utils.errors import LaraUserError
 
-    env = LiberoEnv("libero_goal", 0, render=False)  # open the middle drawer of the cabinet
+    env = LiberoEnv("libero_10", 9, render=False)  # the mug in the microwave, then close its door
     try:
-        assert "drawer" in env.instruction
-        with pytest.raises(UnsupportedTaskError, match="Open") as info:
+        assert "microwave" in env.instruction
+        with pytest.raises(UnsupportedTaskError, match="microwave_1.*hinged doors") as info:
             ScriptedExpert(env)
         assert isinstance(info.value, LaraUserError)
     finally:
         env.close()
+
+
+@pytest.mark.slow
+def test_expert_opens_a_drawer() -> None:
+    success, phases = _rollout("libero_goal", 0, 0)  # open the middle drawer of the cabinet
+    assert success, phases
+    assert phases[:3] == ["approach", "grasp", "pull"]
+
+
+@pytest.mark.slow
+def test_expert_turns_a_knob() -> None:
+    success, phases = _rollout("libero_goal", 7, 0)  # turn on the stove
+    assert success, phases
+    assert phases[:4] == ["approach", "descend", "grasp", "turn"]
 
 
 def test_env_rejects_bad_inputs() -> None:

@@ -1,0 +1,2 @@
+"""The scripted expert's skills beside pick-and-place (envs.scripted_expert runs them one at a time,
+in the order envs.task_plan gives): open / close a drawer, turn a knob, push an object."""

@@ -1,0 +1,136 @@
+"""Open or close a drawer (a slide joint) from privileged state: grasp its handle from the side,
+move along the joint axis, release.
+
+Why a side grasp: a drawer handle is a horizontal bar a few cm in front of the drawer face, with
+the drawer above it in the way of a top-down hand. The hand turns to point into the drawer
+(`facing_rotation`), its closing axis vertical, so the open fingers pass above and below the bar.
+
+The handle is the drawer body's collision geom(s) reaching furthest along the opening direction;
+the opening direction is the joint axis read from the MuJoCo model, signed by LIBERO's own open /
+close ranges (`FixtureJoint`). The skill pulls (open) or pushes (close) the grasped handle until
+the joint is `margin` past the edge of LIBERO's range, then releases and backs off.
+
+Phases: approach -> grasp -> pull | push -> release -> retract -> done.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from envs.expert_skills.command import GRIPPER_CLOSE, GRIPPER_OPEN, Command, FixtureJoint, facing_rotation
+from envs.grasp_planning import topdown_rotation
+
+
+def handle_box(corners: np.ndarray, direction: np.ndarray, tol: float = 0.008) -> np.ndarray:
+    """(2, 3) lo / hi of the geoms (world corners (K, 8, 3)) that reach within `tol` of the furthest
+    point along the horizontal `direction` (3,): the handle bar in front of a drawer."""
+    reach = (corners @ direction).max(axis=1)  # (K,)
+    front = corners[reach >= reach.max() - tol].reshape(-1, 3)
+    return np.stack([front.min(axis=0), front.max(axis=0)])
+
+
+class DrawerSkill:
+    """`open` or `close` the drawer that holds region `name` (a site with a slide joint)."""
+
+    PRE = 0.10  # m in front of the handle before reaching in
+    DEPTH = 0.004  # eef past the handle's centre, into the bar
+    RETRACT = 0.08
+    RISE = 0.12
+
+    def __init__(self, env, geom, name: str, opening: bool):  # LiberoEnv, SceneGeometry
+        self.env, self.geom, self.opening = env, geom, opening
+        self.joint = FixtureJoint(env, name)
+        if self.joint.hinge:
+            raise ValueError(f"{name!r} is a hinge, not a drawer")
+        self.goal_q = self.joint.goal_qpos("open" if opening else "close", 0.012 if opening else 0.006)
+        other = self.joint.goal_qpos("close" if opening else "open", 0.0)
+        self._dir = float(np.sign(self.goal_q - other))  # the sign of qpos's motion toward the goal
+        self.phase, self.done, self._steps = "approach", False, 0
+        self._sub = 0  # approach: 0 in front of the handle, 1 reaching in; retract: 1 back off, 2 rise
+        self._hold: np.ndarray | None = None
+        self._down = topdown_rotation(0.0)
+        self._facing: np.ndarray | None = None
+
+    def _set(self, phase: str) -> None:
+        self.phase, self._steps = phase, 0
+
+    def out_dir(self) -> np.ndarray:
+        """(3,) horizontal unit direction the drawer opens toward (out of the cabinet)."""
+        open_q = self.joint.goal_qpos("open", 0.0)
+        close_q = self.joint.goal_qpos("close", 0.0)
+        d = self.joint.axis() * np.sign(open_q - close_q)
+        d[2] = 0.0
+        return d / np.linalg.norm(d)
+
+    def handle_centre(self) -> np.ndarray:
+        lo, hi = handle_box(self.geom.body_corners(self.joint.body), self.out_dir())
+        return (lo + hi) / 2
+
+    def act(self, pos: np.ndarray, mat: np.ndarray, finger_q: float) -> Command:
+        out = self.out_dir()
+        if self._facing is None:  # chosen once, from the hand before the skill
+            self._facing = facing_rotation(-out, mat)
+        rot = self._facing
+        self._steps += 1
+        q = self.joint.qpos
+        if (
+            self.phase == "approach"
+            and self._sub == 0
+            and self._steps == 1
+            and (self.goal_q - q) * self._dir <= 0.004
+        ):
+            self.done = True  # already open (closed) enough: a drawer the scene starts open
+            self._set("done")
+        if self.phase == "done":
+            return Command(pos, mat, GRIPPER_OPEN)
+        if self.phase == "approach":
+            grip = self.handle_centre() - out * self.DEPTH
+            target = grip + out * (self.PRE if self._sub == 0 else 0.0)
+            rot_err = np.linalg.norm(rot - mat)
+            if self._sub == 0 and np.linalg.norm(target - pos) < 0.015 and rot_err < 0.15:
+                self._sub, self._steps = 1, 0
+            elif self._sub == 1 and (np.linalg.norm(target - pos) < 0.008 or self._steps > 40):
+                self._hold = pos.copy()
+                self._set("grasp")
+            return Command(target, rot, GRIPPER_OPEN, 1.0 if self._sub == 0 else 0.5)
+        if self.phase == "grasp":
+            if self._steps > 10:
+                self._set("pull" if self.opening else "push")
+            return Command(self._hold, rot, GRIPPER_CLOSE)
+        if self.phase in ("pull", "push"):
+            remaining = abs(self.goal_q - q)
+            sign = 1.0 if self.opening else -1.0
+            target = pos + sign * out * min(remaining + 0.01, 0.05)
+            target[2] = self._hold[2]
+            reached = (self.goal_q - q) * self._dir <= 0.002
+            if reached or self._steps > 100:
+                self._hold = pos.copy()
+                self._set("release")
+            return Command(target, rot, GRIPPER_CLOSE, 0.6)
+        if self.phase == "release":
+            if self._steps > 8:
+                self._hold = self._hold + out * self.RETRACT
+                self._set("retract")
+            return Command(self._hold, rot, GRIPPER_OPEN)
+        if self.phase == "retract":
+            # back off along the axis, then rise and turn the hand down again in free space: a hand
+            # turned near the drawer sweeps the fingers through its handle and shuts it again
+            if self._sub == 1 and (np.linalg.norm(self._hold - pos) < 0.02 or self._steps > 40):
+                self._sub, self._steps = 2, 0
+                self._hold = self._hold + np.array([0.0, 0.0, self.RISE])
+                self._down = topdown_rotation(nearest_topdown_yaw(mat))
+            elif self._sub == 2 and (np.linalg.norm(self._hold - pos) < 0.03 or self._steps > 40):
+                self.done = True
+                self._set("done")
+            return Command(self._hold, rot if self._sub == 1 else self._down, GRIPPER_OPEN)
+        return Command(self._hold, self._down, GRIPPER_OPEN)
+
+
+def nearest_topdown_yaw(mat: np.ndarray) -> float:
+    """The yaw of the top-down hand orientation the least rotation away from `mat` (3, 3): turning a
+    sideways hand down to yaw 0 can need more wrist turn than the Panda's last joint has."""
+    yaws = np.radians(np.arange(0.0, 360.0, 10.0))
+    angles = [
+        np.arccos(np.clip((np.trace(topdown_rotation(y) @ mat.T) - 1.0) / 2.0, -1.0, 1.0)) for y in yaws
+    ]
+    return float(yaws[int(np.argmin(angles))])
