@@ -212,9 +212,10 @@ class ScriptedExpert:
 
     def _part_floor(self, centre: np.ndarray) -> float:
         """Top of the floor of the moving part that holds the target region (a drawer's bottom: the
-        region's box reaches below it), or -inf for a region on no moving part."""
-        site = self.raw.object_sites_dict[self.target]
-        if not site.joints:
+        region's box reaches below it), or -inf for a region on no moving part or an object target
+        (a plate, a basket: not a site)."""
+        site = self.raw.object_sites_dict.get(self.target)
+        if site is None or not site.joints:
             return -np.inf
         corners = self.geom.body_corners(FixtureJoint(self.env, self.target).body)  # (G, 8, 3)
         lo, hi = corners.min(axis=1), corners.max(axis=1)  # (G, 3)
