@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from lara.peer import checkpoint as ckpt
 from lara.utils.errors import LaraUserError
@@ -52,7 +51,10 @@ class PeerTrainConfig:
     down_dims: tuple[int, ...] = (512, 1024, 2048)  # lerobot's U-Net default
     vision_backbone: str = "resnet18"  # torchvision's ResNet, no pretrained weights (none reachable)
     horizon: int = 16  # lerobot's default (n_obs_steps 2, n_action_steps 8)
-    num_inference_steps: int | None = None  # denoising steps at evaluation (None: all 100, lerobot's)
+    # sampling at evaluation: lerobot's default is DDPM over all 100 steps; DDIM with ~10 is the
+    # Diffusion Policy paper's faster choice (same training: both share the forward noising)
+    noise_scheduler_type: str = "DDPM"
+    num_inference_steps: int | None = None  # denoising steps at evaluation (None: all 100)
     save_every: int = 250  # steps between checkpoints (and at the end)
     log_every: int = 10  # steps between loss.jsonl lines
     num_workers: int = 0  # DataLoader workers (0: decode in the training process)
@@ -63,10 +65,10 @@ class PeerTrainConfig:
         if self.dataset is None:
             raise LaraUserError("--dataset DIR is required (a LeRobot dataset written by `lara collect`)")
         self.dataset, self.out = Path(self.dataset), Path(self.out)
-        if not (self.dataset / "meta" / "info.json").is_file():
-            raise LaraUserError(f"--dataset {self.dataset}: no meta/info.json (not a LeRobot v3 dataset)")
         if self.steps < 1 or self.batch_size < 1 or self.save_every < 1 or self.log_every < 1:
             raise LaraUserError("--steps, --batch_size, --save_every and --log_every must be >= 1")
+        if self.noise_scheduler_type not in ("DDPM", "DDIM"):
+            raise LaraUserError(f"--noise_scheduler_type: DDPM or DDIM, not {self.noise_scheduler_type!r}")
         if not 0 < self.crop_ratio <= 1:
             raise LaraUserError(f"--crop_ratio must be in (0, 1], got {self.crop_ratio}")
         for name in ("budget_minutes", "budget_cpu_minutes"):
@@ -118,6 +120,7 @@ def policy_config(cfg: PeerTrainConfig, inputs: dict, outputs: dict, image_hw: t
         pretrained_backbone_weights=None,
         down_dims=cfg.down_dims,
         horizon=cfg.horizon,
+        noise_scheduler_type=cfg.noise_scheduler_type,
         num_inference_steps=cfg.num_inference_steps,
     )
 
@@ -135,6 +138,7 @@ def _delta_timestamps(policy_cfg, meta) -> dict[str, list[float]]:
 
 def _batches(dataset, policy_cfg, cfg: PeerTrainConfig, step: int):
     """Endless batches; each epoch's order from a generator seeded by (seed, step it starts at)."""
+    import torch
     from lerobot.datasets.sampler import EpisodeAwareSampler
 
     episodes = dataset.meta.episodes
@@ -174,10 +178,15 @@ def _check_resume(cfg: PeerTrainConfig) -> None:
 
 def train(cfg: PeerTrainConfig) -> dict:
     """Train (or resume) into cfg.out; returns the final checkpoint's peer.json."""
+    import torch
+
     from data_pipeline.lerobot_compat import LeRobotDatasetMetadata
     from lara.peer.dataset import ColumnQueryDataset
     from lara.peer.lerobot_diffusion import DiffusionPolicy, make_diffusion_pre_post_processors
 
+    # checked here, not at parse time: a command line parses without its data at hand
+    if not (cfg.dataset / "meta" / "info.json").is_file():
+        raise LaraUserError(f"--dataset {cfg.dataset}: no meta/info.json (not a LeRobot v3 dataset)")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     _check_resume(cfg)

@@ -168,17 +168,30 @@ def test_builder_names_a_missing_checkpoint_and_describes_a_present_one(tmp_path
         PeerPolicyBuilder(str(tmp_path))
 
 
+def test_lara_eval_builds_the_peer_policy_for_peer_dir(trained, tmp_path):
+    from envs.evaluator import EvalConfig
+    from lara.peer.policy import PeerPolicyBuilder
+    from lara.scripts.eval_policies import policy_builder
+
+    cfg = EvalConfig(
+        policy=f"peer:{trained[0]}", suite="libero_object", seed=5, execute_steps=4, out=tmp_path
+    )
+    assert policy_builder(cfg) == PeerPolicyBuilder(str(trained[0]), seed=5, execute_steps=4)
+    with pytest.raises(LaraUserError, match="lara peer-train"):  # a wrong folder: one line, no worker started
+        policy_builder(EvalConfig(policy=f"peer:{tmp_path}", suite="libero_object", out=tmp_path / "e"))
+
+
 @pytest.mark.sim
 @pytest.mark.slow
 def test_the_evaluator_scores_a_peer_checkpoint(trained, tmp_path):
-    """What `lara eval --policy peer:DIR` runs: the standard evaluator with the peer builder."""
+    """`lara eval --policy peer:DIR`: the standard evaluator with the peer builder."""
     from envs.evaluator import EvalConfig, evaluate
-    from lara.peer.policy import PeerPolicyBuilder
+    from lara.scripts.eval_policies import policy_builder
 
     cfg = EvalConfig(
         policy=f"peer:{trained[0]}", suite="libero_object", tasks="0", episodes=2, max_steps=12, out=tmp_path
     )
-    results = evaluate(cfg, policy_builder=PeerPolicyBuilder(str(trained[0]), seed=cfg.seed))
+    results = evaluate(cfg, policy_builder=policy_builder(cfg))
     records = [json.loads(line) for line in (tmp_path / "episodes.jsonl").read_text().splitlines()]
     assert sorted(r["episode"] for r in records) == [0, 1]
     assert all(
