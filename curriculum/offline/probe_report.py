@@ -164,15 +164,9 @@ def plot_probes(result: dict, path: str | Path) -> Path:
         ax.hlines(
             f.get("accuracy", f.get("iou")), i - 1.5 * width, i + 1.5 * width, colors="black", linestyles="--"
         )
-    ax.set_xticks(np.arange(len(rows)), [_label(r["target"]).replace(" (", "\n(") for r in rows], fontsize=7)
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("accuracy / IoU (score episodes)")
-    ax.set_title("linear probes of the latent slots (dashed: majority / mean box)", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    ticks = [_label(r["target"]).replace(" (", "\n(") for r in rows]
+    title = "linear probes of the latent slots (dashed: majority / mean box)"
+    return _save_bars(fig, ax, ticks, 7, "accuracy / IoU (score episodes)", title, path)
 
 
 def plot_decoding(result: dict, path: str | Path) -> Path:
@@ -184,14 +178,20 @@ def plot_decoding(result: dict, path: str | Path) -> Path:
     for j, key in enumerate(("model", "random_init")):
         vals = [dec["hit_rate"][t].get(key, {}).get("accuracy", np.nan) for t in tags]
         ax.bar(np.arange(len(tags)) + (j - 0.5) * 0.38, vals, 0.38, label=key.replace("_", " "))
-    ax.set_xticks(np.arange(len(tags)), tags, fontsize=8)
+    ylabel = f"top-{dec['top_k']} holds an annotated token"
+    return _save_bars(fig, ax, tags, 8, ylabel, "LM head on each latent slot", path)
+
+
+def _save_bars(fig, ax, ticks: list[str], tick_size: int, ylabel: str, title: str, path) -> Path:
+    """Label a bar chart of rates in [0, 1] and write it to `path`."""
+    ax.set_xticks(np.arange(len(ticks)), ticks, fontsize=tick_size)
     ax.set_ylim(0, 1.05)
-    ax.set_ylabel(f"top-{dec['top_k']} holds an annotated token")
-    ax.set_title("LM head on each latent slot", fontsize=9)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _plt().close(fig)
     return Path(path)
 
 
