@@ -186,10 +186,12 @@ def eval_config(cfg: AblationConfig, row_name: str):  # -> envs.evaluator.EvalCo
 
 def evaluate_row(cfg: AblationConfig, row_name: str) -> bool:
     from envs.evaluator import evaluate
+    from lara.scripts.eval_policies import policy_builder
 
     if (cfg.out / "eval" / row_name / "results.json").is_file():
         return False
-    evaluate(eval_config(cfg, row_name))
+    eval_cfg = eval_config(cfg, row_name)
+    evaluate(eval_cfg, policy_builder=policy_builder(eval_cfg))  # as `lara eval` and the pipeline do
     return True
 
 
