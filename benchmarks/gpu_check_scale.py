@@ -26,21 +26,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-REDUCED = [
-    "--model.backbone.num_hidden_layers",
-    "2",
-    "--model.vision.depth",
-    "2",
-    "--model.vision.deepstack_visual_indexes",
-    "[0]",
-    "--model.expert.num_layers",
-    "2",
-]
 
 
 def _overrides(out: Path, steps: int, batch: int, *extra: str) -> list[str]:
+    from curriculum.presets import REDUCED_DEPTH_OVERRIDES
+
     return [
-        *REDUCED,
+        *REDUCED_DEPTH_OVERRIDES,
         "--output_dir",
         str(out),
         "--steps",

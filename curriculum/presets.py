@@ -195,6 +195,20 @@ def qwen3vl(name: str, budget: str = "lara") -> Callable[[str], TrainConfig]:
     return size
 
 
+# The Qwen3-VL presets' widths at 2 text layers, 2 vision blocks (one deepstack tap) and 2 expert
+# layers: how the CPU checks of a real size (master weights, the memory model) and the GPU scale
+# check build a model that fits in minutes. Command-line overrides for load_train_config.
+REDUCED_DEPTH_OVERRIDES: tuple[str, ...] = (
+    "--model.backbone.num_hidden_layers",
+    "2",
+    "--model.vision.depth",
+    "2",
+    "--model.vision.deepstack_visual_indexes",
+    "[0]",
+    "--model.expert.num_layers",
+    "2",
+)
+
 SIZES: dict[str, Callable[[str], TrainConfig]] = {
     "tiny": cpu_size("tiny"),
     "small": cpu_size("small"),

@@ -13,20 +13,9 @@ import torch
 from torch import nn
 
 from curriculum.precision import StochasticRoundingAdamW, check_storage, stochastic_round_to_bf16
-from curriculum.presets import load_train_config
+from curriculum.presets import REDUCED_DEPTH_OVERRIDES, load_train_config
 from curriculum.trainer import build_optimizer
 from lara.utils.errors import LaraUserError
-
-REDUCED_2B = [
-    "--model.backbone.num_hidden_layers",
-    "2",
-    "--model.vision.depth",
-    "2",
-    "--model.vision.deepstack_visual_indexes",
-    "[0]",
-    "--model.expert.num_layers",
-    "2",
-]
 
 
 # -- stochastic rounding ---------------------------------------------------------------------------
@@ -111,7 +100,7 @@ def _moved_fraction(dtype_override: list[str]) -> tuple[float, int, type]:
     the fraction of trainable entries that changed."""
     from lara.modeling_lara import LaraPolicy
 
-    cfg = load_train_config([], [*REDUCED_2B, *dtype_override], preset="qwen3vl-2b", stage=1)
+    cfg = load_train_config([], [*REDUCED_DEPTH_OVERRIDES, *dtype_override], preset="qwen3vl-2b", stage=1)
     torch.manual_seed(0)
     policy = LaraPolicy(cfg.model)
     optimizer, scheduler = build_optimizer(policy, cfg)

@@ -12,19 +12,9 @@ import torch
 
 from curriculum.builders import build_dataset
 from curriculum.memory_model import MemoryBenchConfig, activation_bytes, count_model, estimate, per_gpu
-from curriculum.presets import load_train_config
+from curriculum.presets import REDUCED_DEPTH_OVERRIDES, load_train_config
 from lara.utils.errors import LaraUserError
 
-REDUCED_2B = [
-    "--model.backbone.num_hidden_layers",
-    "2",
-    "--model.vision.depth",
-    "2",
-    "--model.vision.deepstack_visual_indexes",
-    "[0]",
-    "--model.expert.num_layers",
-    "2",
-]
 SYNTHETIC = ["--data.type", "synthetic", "--data.root", "8", "--data.num_workers", "0"]
 
 
@@ -78,11 +68,11 @@ def test_activation_formula_matches_saved_bytes(preset):
 def test_2b_widths_activations_and_training_step_memory(tmp_path):
     """Slow (~2 min, ~9 GB): the 2B widths at 2 layers, ~0.5B parameters in fp32 with AdamW."""
     no_checkpointing = ["--model.backbone.gradient_checkpointing", "false"]
-    assert abs(_check_activations("qwen3vl-2b", [*REDUCED_2B, *no_checkpointing]) - 1) <= 0.10
+    assert abs(_check_activations("qwen3vl-2b", [*REDUCED_DEPTH_OVERRIDES, *no_checkpointing]) - 1) <= 0.10
     from curriculum.trainer import train
 
     _return_freed_memory()
-    overrides = [*REDUCED_2B, *SYNTHETIC, "--output_dir", str(tmp_path / "run"), "--steps", "2"]
+    overrides = [*REDUCED_DEPTH_OVERRIDES, *SYNTHETIC, "--output_dir", str(tmp_path / "run"), "--steps", "2"]
     overrides += [
         "--batch_size",
         "2",
