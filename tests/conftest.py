@@ -9,6 +9,8 @@ module of another folder through sys.path):
 - `write_bridge_dataset`, `tiny_bridge_checkpoint`: a BridgeData V2-layout LeRobot dataset written
   with lerobot itself, and a tiny policy for it;
 - `load_example(name)`: `main(argv)` of examples/<name>.py;
+- `write_annotated_dataset(root, run, frames_of)`: 3 two-task LeRobot episodes of 12 frames (32 px)
+  with a complete CoT annotation run `run`, `frames_of(episode, t)` giving each frame's (tag, text);
 - `held_by_another_process(folder, command)`: a live process holding `folder`'s run lock as
   `command` (`lara.utils.run_lock`), SIGKILLed at the end;
 - `lara_cli`: the `lara` command as a subprocess (`lara_cli.argv(*args)`, `lara_cli.env`,
@@ -294,6 +296,51 @@ def tiny_bridge_checkpoint():
 @pytest.fixture(scope="session")
 def load_example():
     return _load_example
+
+
+def _two_task_episode(index: int, T: int = 12, size: int = 32):
+    from data_pipeline.episode import Episode
+
+    rng = np.random.default_rng(index)
+    action = np.clip(rng.normal(0, 0.3, (T, 7)), -1, 1).astype(np.float32)
+    action[:, -1] = np.where(np.arange(T) < T // 2, -1.0, 1.0)
+    state = rng.normal(size=(T, 8)).astype(np.float32)
+    return Episode(
+        images={c: rng.integers(0, 256, (T, size, size, 3), dtype=np.uint8) for c in ("agentview", "wrist")},
+        state=state,
+        action=action,
+        gripper=action[:, -1].copy(),
+        ee_pos=state[:, :3].copy(),
+        ee_ori=state[:, 3:6].copy(),
+        instruction=f"put bowl {index % 2} on the plate",
+        task_index=index % 2,
+        task_name=f"task_{index % 2}",
+        suite="libero_object",
+        episode_index=index,
+        sim_states=rng.normal(size=(T, 4)),
+        bddl_file="x.bddl",
+        init_state=rng.normal(size=4),
+        expert_phases=["approach"] * T,
+    )
+
+
+def _write_annotated_dataset(root: Path, run: str, frames_of) -> Path:
+    from data_pipeline.annotation.sidecar import EpisodeAnnotation, annotation_dir, write_episode, write_meta
+    from data_pipeline.lerobot_io import write_lerobot_dataset
+
+    episodes = [_two_task_episode(i) for i in range(3)]
+    write_lerobot_dataset(root, episodes)
+    run_dir = annotation_dir(root, run)
+    for ep in episodes:
+        frames = [frames_of(ep, t) for t in range(ep.length)]
+        write_episode(run_dir, EpisodeAnnotation(ep.episode_index, "ok", ep.length, frames=frames))
+    write_meta(run_dir, {"complete": True})
+    return root
+
+
+@pytest.fixture(scope="session")
+def write_annotated_dataset():
+    return _write_annotated_dataset
 
 
 _HOLD_LOCK = (

@@ -17,55 +17,19 @@ from lara.utils.errors import LaraUserError
 STEPS = ["--stage_steps", "1,5,1"]  # stage II: step 3 of 5 trains with SUBTASK and OBJECTS latent
 
 
-def _episode(index: int, T: int = 12, size: int = 32):
-    from data_pipeline.episode import Episode
-
-    rng = np.random.default_rng(index)
-    action = np.clip(rng.normal(0, 0.3, (T, 7)), -1, 1).astype(np.float32)
-    action[:, -1] = np.where(np.arange(T) < T // 2, -1.0, 1.0)
-    state = rng.normal(size=(T, 8)).astype(np.float32)
-    return Episode(
-        images={c: rng.integers(0, 256, (T, size, size, 3), dtype=np.uint8) for c in ("agentview", "wrist")},
-        state=state,
-        action=action,
-        gripper=action[:, -1].copy(),
-        ee_pos=state[:, :3].copy(),
-        ee_ori=state[:, 3:6].copy(),
-        instruction=f"put bowl {index % 2} on the plate",
-        task_index=index % 2,
-        task_name=f"task_{index % 2}",
-        suite="libero_object",
-        episode_index=index,
-        sim_states=rng.normal(size=(T, 4)),
-        bddl_file="x.bddl",
-        init_state=rng.normal(size=4),
-        expert_phases=["approach"] * T,
-    )
-
-
 @pytest.fixture(scope="module")
-def demos(tmp_path_factory) -> Path:
+def demos(tmp_path_factory, write_annotated_dataset) -> Path:
     """3 episodes of 12 frames, annotated as run "sim-v1" with all four tags."""
-    from data_pipeline.annotation.sidecar import EpisodeAnnotation, annotation_dir, write_episode, write_meta
-    from data_pipeline.lerobot_io import write_lerobot_dataset
 
-    root = tmp_path_factory.mktemp("ablation_data") / "data"
-    episodes = [_episode(i) for i in range(3)]
-    write_lerobot_dataset(root, episodes)
-    run = annotation_dir(root, "sim-v1")
-    for ep in episodes:
-        frames = [
-            [
-                ("SUBTASK", "grasp the bowl" if t < 6 else "place the bowl"),
-                ("OBJECTS", "bowl [4, 4, 12, 12]"),
-                ("MOVE", "move down"),
-                ("GRIPPER", "open" if t < 6 else "close"),
-            ]
-            for t in range(ep.length)
+    def frames_of(ep, t):
+        return [
+            ("SUBTASK", "grasp the bowl" if t < 6 else "place the bowl"),
+            ("OBJECTS", "bowl [4, 4, 12, 12]"),
+            ("MOVE", "move down"),
+            ("GRIPPER", "open" if t < 6 else "close"),
         ]
-        write_episode(run, EpisodeAnnotation(ep.episode_index, "ok", ep.length, frames=frames))
-    write_meta(run, {"complete": True})
-    return root
+
+    return write_annotated_dataset(tmp_path_factory.mktemp("ablation_data") / "data", "sim-v1", frames_of)
 
 
 def _stage_configs(chain: str, data: Path, out: Path) -> dict:

@@ -6,7 +6,6 @@ import tempfile
 
 os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lara-test-hf-datasets-"))
 
-import numpy as np
 import pytest
 import torch
 from curriculum_testing import REPO
@@ -17,61 +16,20 @@ from curriculum.trainer import train
 from lara.utils.errors import LaraUserError
 
 
-def _episode(index: int, T: int = 12, size: int = 32):
-    from data_pipeline.episode import Episode
-
-    rng = np.random.default_rng(index)
-    action = np.clip(rng.normal(0, 0.3, (T, 7)), -1, 1).astype(np.float32)
-    action[:, -1] = np.where(np.arange(T) < T // 2, -1.0, 1.0)
-    state = rng.normal(size=(T, 8)).astype(np.float32)
-    return Episode(
-        images={c: rng.integers(0, 256, (T, size, size, 3), dtype=np.uint8) for c in ("agentview", "wrist")},
-        state=state,
-        action=action,
-        gripper=action[:, -1].copy(),
-        ee_pos=state[:, :3].copy(),
-        ee_ori=state[:, 3:6].copy(),
-        instruction=f"put bowl {index % 2} on the plate",
-        task_index=index % 2,
-        task_name=f"task_{index % 2}",
-        suite="libero_object",
-        episode_index=index,
-        sim_states=rng.normal(size=(T, 4)),
-        bddl_file="x.bddl",
-        init_state=rng.normal(size=4),
-        expert_phases=["approach"] * T,
-    )
-
-
-def _write_dataset(root, subtask):
-    """3 episodes of 12 frames, annotated as run "v1"; `subtask(episode, t)` is the SUBTASK text."""
-    from data_pipeline.annotation.sidecar import EpisodeAnnotation, annotation_dir, write_episode, write_meta
-    from data_pipeline.lerobot_io import write_lerobot_dataset
-
-    episodes = [_episode(i) for i in range(3)]
-    write_lerobot_dataset(root, episodes)
-    run = annotation_dir(root, "v1")
-    for ep in episodes:
-        frames = [
-            [
-                ("SUBTASK", subtask(ep.episode_index, t)),
-                ("MOVE", "move down"),
-                ("GRIPPER", "open" if t < 6 else "close"),
-            ]
-            for t in range(ep.length)
-        ]
-        write_episode(
-            run, EpisodeAnnotation(episode=ep.episode_index, status="ok", num_frames=ep.length, frames=frames)
-        )
-    write_meta(run, {"complete": True})
-    return root
+def _cot_frames(subtask):
+    """`frames_of` for write_annotated_dataset: `subtask(episode, t)` is the SUBTASK text."""
+    return lambda ep, t: [
+        ("SUBTASK", subtask(ep.episode_index, t)),
+        ("MOVE", "move down"),
+        ("GRIPPER", "open" if t < 6 else "close"),
+    ]
 
 
 @pytest.fixture(scope="module")
-def tiny_dataset(tmp_path_factory):
-    return _write_dataset(
-        tmp_path_factory.mktemp("data") / "tiny", lambda e, t: "grasp the bowl" if t < 6 else "place the bowl"
-    )
+def tiny_dataset(tmp_path_factory, write_annotated_dataset):
+    """3 episodes of 12 frames, annotated as run "v1"."""
+    subtask = _cot_frames(lambda e, t: "grasp the bowl" if t < 6 else "place the bowl")
+    return write_annotated_dataset(tmp_path_factory.mktemp("data") / "tiny", "v1", subtask)
 
 
 WORDS = [
@@ -93,12 +51,10 @@ WORDS = [
 
 
 @pytest.fixture(scope="module")
-def varied_cot_dataset(tmp_path_factory):
+def varied_cot_dataset(tmp_path_factory, write_annotated_dataset):
     """CoT of 1 to 14 words: every micro-batch holds a different number of CoT tokens."""
-    return _write_dataset(
-        tmp_path_factory.mktemp("data") / "varied",
-        lambda e, t: " ".join(WORDS[: 1 + (5 * e + 3 * t) % len(WORDS)]),
-    )
+    subtask = _cot_frames(lambda e, t: " ".join(WORDS[: 1 + (5 * e + 3 * t) % len(WORDS)]))
+    return write_annotated_dataset(tmp_path_factory.mktemp("data") / "varied", "v1", subtask)
 
 
 def _cfg(stage, out, dataset, *extra):
