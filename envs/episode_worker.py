@@ -82,6 +82,21 @@ def _worker_env(task: int):
     return _WORKER["env"], _WORKER["policy"]
 
 
+def reset_episode(env, policy, episode: int, clock: EpisodeClock):
+    """Reset `env` to the suite's init state `episode` -> (observation, replayed demo index or None):
+    a replay policy starts from its recorded episode's own initial state instead."""
+    EpisodeClock.watch(env)
+    obs = clock.call("env", env.reset, episode)
+    EpisodeClock.watch(env)  # a reset may have built a new simulator
+    if not hasattr(policy, "start"):
+        return obs, None
+    demo = policy.episode_for(episode)
+    policy.start(demo)
+    if getattr(demo, "sim_states", None) is None:
+        return obs, None
+    return clock.call("env", env.set_sim_state, demo.sim_states[0]), int(demo.episode_index)
+
+
 def close_worker_env() -> None:
     """Close the worker's simulator now: freeing its GL context at interpreter exit raises EGL errors."""
     if "env" in _WORKER:
@@ -112,16 +127,10 @@ def run_episode(unit: EpisodeUnit) -> dict:
         return asdict(record)
     try:
         record.task_name = env.task_name
-        EpisodeClock.watch(env)
-        obs = clock.call("env", env.reset, unit.episode)
-        EpisodeClock.watch(env)  # a reset may have built a new simulator
-        if hasattr(policy, "start"):  # replay: start from the recorded episode's own initial state
-            demo = policy.episode_for(unit.episode)
-            policy.start(demo)
-            if getattr(demo, "sim_states", None) is not None:
-                obs = clock.call("env", env.set_sim_state, demo.sim_states[0])
-                record.init_state_index = None
-                record.extra["replayed_episode"] = int(demo.episode_index)
+        obs, replayed = reset_episode(env, policy, unit.episode, clock)
+        if replayed is not None:
+            record.init_state_index = None
+            record.extra["replayed_episode"] = replayed
         start_episode(
             policy, episode_seed(cfg.seed, unit)
         )  # a chunked policy's chunk_latency_ms restarts too

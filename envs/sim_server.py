@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from envs.episode_clock import EpisodeClock
-from envs.episode_worker import build_env, init_worker
+from envs.episode_worker import build_env, init_worker, reset_episode
 from envs.episodes import EpisodeUnit, episode_seed
 from envs.policies import build_policy, check_action, needs_observation, start_episode
 from envs.protocol import Observation
@@ -118,15 +118,9 @@ def _reset(command: Reset) -> SimReply:
     env, policy = slot["env"], slot["policy"]
     reply.task_name, reply.max_steps = env.task_name, env.max_steps
     try:
-        EpisodeClock.watch(env)
-        obs = clock.call("env", env.reset, command.episode)
-        EpisodeClock.watch(env)  # a reset may have built a new simulator
-        if hasattr(policy, "start"):  # replay: start from the recorded episode's own initial state
-            demo = policy.episode_for(command.episode)
-            policy.start(demo)
-            if getattr(demo, "sim_states", None) is not None:
-                obs = clock.call("env", env.set_sim_state, demo.sim_states[0])
-                reply.extra["replayed_episode"] = int(demo.episode_index)
+        obs, replayed = reset_episode(env, policy, command.episode, clock)
+        if replayed is not None:
+            reply.extra["replayed_episode"] = replayed
         if policy is not None:
             start_episode(policy, episode_seed(cfg.seed, EpisodeUnit(command.task, command.episode)))
         slot["obs"] = reply.obs = obs
