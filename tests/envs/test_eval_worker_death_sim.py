@@ -1,5 +1,6 @@
-"""`lara eval` with a simulator worker SIGKILLed mid-episode: that episode runs again on a fresh
-worker, every episode is recorded exactly once, and the run ends normally."""
+"""`lara eval` with a simulator worker SIGKILLed mid-episode, on the per-worker path (whole episodes
+in the workers) and the driver's (simulator servers stepped by envs.driver): that episode runs
+again on a fresh worker, every episode is recorded exactly once, and the run ends normally."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from envs.evaluator import EvalConfig, evaluate
 pytestmark = pytest.mark.sim
 
 
-@pytest.mark.slow  # 26 s quiet; the mechanism is tested in seconds by tests/envs/test_workers.py
-def test_a_worker_killed_mid_episode_costs_one_rerun(tmp_path):
+@pytest.mark.slow  # ~30 s each; the mechanism is tested in seconds by tests/envs/test_workers.py
+@pytest.mark.parametrize("policy_in", ["workers", "driver"])
+def test_a_worker_killed_mid_episode_costs_one_rerun(policy_in, tmp_path):
     cfg = EvalConfig(
         policy="noop",
         suite="libero_object",
@@ -22,6 +24,8 @@ def test_a_worker_killed_mid_episode_costs_one_rerun(tmp_path):
         episodes=3,
         workers=2,
         max_steps=3,
+        camera_size=64,
+        policy_in=policy_in,
         out=tmp_path / "e",
     )
     results = evaluate(cfg, policy_builder=KilledOnceNoop(str(tmp_path)))
