@@ -29,7 +29,7 @@ from data_pipeline.collect_worker import Job, close_cached_env, episode_file, ru
 from data_pipeline.episode import Episode
 from envs.libero_env import REGION_FITS
 from envs.protocol import check_render_quality
-from envs.workers import WorkerPool
+from envs.worker_backends import check_backend, make_pool
 from lara.utils.atomic import atomic_write_text, remove_stale_temps
 from lara.utils.errors import LaraUserError
 from lara.utils.jsonl import append_jsonl, read_jsonl, repair_jsonl
@@ -63,6 +63,8 @@ class CollectConfig:
     episodes_per_task: int = 10
     out: str = ""  # output LeRobot dataset folder
     workers: int = 1
+    backend: str = "local"  # local: worker processes here; ray: Ray actors (a local Ray, or --ray_address)
+    ray_address: str | None = None  # join a running Ray cluster (its nodes share <out>'s filesystem)
     camera_size: int = 128  # both cameras, square (official LIBERO demos: 128)
     # standard | fast (no multisampling: frames 0.6x the cost, edges differ); evaluate with the same
     render_quality: str = "standard"
@@ -90,6 +92,7 @@ class CollectConfig:
         if self.init not in INIT_MODES:
             raise LaraUserError(f"--init {self.init!r}: choose one of {', '.join(INIT_MODES)}")
         check_render_quality(self.render_quality)
+        check_backend(self.backend, self.ray_address)
         if self.region_fit not in REGION_FITS:
             raise LaraUserError(f"--region_fit {self.region_fit!r}: choose one of {', '.join(REGION_FITS)}")
         if not 0 <= self.min_layout_distance <= 0.1 or self.max_layout_draws < 1:
@@ -196,14 +199,24 @@ class _Progress:
             self.bar.set_postfix(ok=on_disk, failed=self.failed)  # redraws the bar
 
 
-def _run_jobs(jobs: list[Job], workers: int, partial: Path, result: CollectResult) -> None:
+def _run_jobs(
+    jobs: list[Job],
+    workers: int,
+    partial: Path,
+    result: CollectResult,
+    backend: str = "local",
+    ray_address: str | None = None,
+) -> None:
     reports = partial / "reports.jsonl"
     repair_jsonl(reports)  # a torn last line would swallow the next report appended after it
     progress = _Progress(jobs, result.resumed)
     try:
         # one demo batch per unit; a worker killed mid-batch costs a re-run of that batch only, whose
         # finished demos are already on disk (envs.workers)
-        with WorkerPool(run_batch, workers, finalizer=close_cached_env) as pool:
+        pool = make_pool(
+            run_batch, workers, finalizer=close_cached_env, backend=backend, ray_address=ray_address
+        )
+        with pool:
             done = pool.imap_unordered(batch_jobs(jobs, workers), idle=progress.refresh)
             _consume((batch_reports for _batch, batch_reports in done), reports, progress, result)
     finally:
@@ -286,7 +299,7 @@ def _collect_locked(cfg: CollectConfig, out: Path, partial: Path, task_ids: list
             "resuming: %d of %d demos already collected in %s", result.resumed, len(all_jobs), partial
         )
     start = time.perf_counter()
-    _run_jobs(todo, min(cfg.workers, max(len(todo), 1)), partial, result)
+    _run_jobs(todo, min(cfg.workers, max(len(todo), 1)), partial, result, cfg.backend, cfg.ray_address)
     result.seconds = time.perf_counter() - start
     done = [(j.task_id, j.slot) for j in all_jobs if j.file.is_file()]
     if not done:

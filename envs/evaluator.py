@@ -37,7 +37,7 @@ from envs.policies import BUILTIN_POLICIES, is_batched, validate_policy_spec
 from envs.protocol import check_render_quality, check_suite, parse_task_ids
 from envs.report import write_report
 from envs.sim_server import close_server, init_server, serve
-from envs.worker_backends import BACKENDS, make_pool
+from envs.worker_backends import check_backend, make_pool
 from lara.utils.errors import LaraUserError
 from lara.utils.jsonl import append_jsonl, read_jsonl, repair_jsonl
 from lara.utils.run_identity import check_same_run
@@ -100,10 +100,7 @@ class EvalConfig:
         if self.max_steps is not None and self.max_steps < 1:
             raise LaraUserError(f"--max_steps must be >= 1, got {self.max_steps}")
         check_render_quality(self.render_quality)
-        if self.backend not in BACKENDS:
-            raise LaraUserError(f"--backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
-        if self.ray_address and self.backend != "ray":
-            raise LaraUserError("--ray_address joins a Ray cluster: add --backend ray")
+        check_backend(self.backend, self.ray_address)
         if self.policy_in not in POLICY_IN:
             raise LaraUserError(f"--policy_in {self.policy_in!r}: choose one of {', '.join(POLICY_IN)}")
         if self.slots_per_worker < 1:

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from envs.protocol import validate_action
-from envs.workers import WorkerPool
+from envs.worker_backends import make_pool
 from lara.utils.errors import LaraUserError
 from lara.utils.process_guard import exit_with_parent
 
@@ -202,22 +202,33 @@ class RolloutPool:
     """Workers that live across iterations: `run(specs, weights, version)` -> results in spec order.
     A worker killed mid-rollout costs a re-run of that rollout only (envs.workers)."""
 
-    def __init__(self, settings: RolloutSettings, workers: int, policy_builder) -> None:
+    def __init__(
+        self,
+        settings: RolloutSettings,
+        workers: int,
+        policy_builder,
+        backend: str = "local",
+        ray_address: str | None = None,
+    ) -> None:
         if workers < 1:
             raise LaraUserError(f"workers must be >= 1, got {workers}")
         self.settings, self.workers, self._pool = settings, workers, None
         self.policy_builder = policy_builder  # () -> the policy at settings.policy_dir
+        self.backend, self.ray_address = backend, ray_address  # envs.worker_backends.make_pool
 
     def __enter__(self) -> RolloutPool:
-        spawned = self.workers > 1
+        spawned = self.workers > 1 or self.backend == "ray"
         threads = max(1, (os.cpu_count() or 1) // self.workers) if spawned else None
-        self._pool = WorkerPool(
+        pool = make_pool(
             run_rollout,
             self.workers,
             _init_worker,
             (self.settings, threads, spawned, self.policy_builder),
             finalizer=_close_env,
+            backend=self.backend,
+            ray_address=self.ray_address,
         )
+        self._pool = pool.__enter__()  # a Ray pool joins (or starts) Ray here
         return self
 
     def run(self, specs: list[RolloutSpec], weights: str | None, version: int, on_result=None) -> list[dict]:
@@ -231,7 +242,7 @@ class RolloutPool:
         return out
 
     def __exit__(self, *exc) -> None:
-        self._pool.close()
+        self._pool.__exit__(*exc)
 
 
 def _close_env() -> None:

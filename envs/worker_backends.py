@@ -3,6 +3,11 @@
 `local` (the default): `envs.workers.WorkerPool`, spawned processes on this machine. `ray`:
 `envs.ray_workers.RayWorkerPool`, Ray actors on a local Ray instance or on the cluster at
 `ray_address`. Both keep the same contract, so a caller never branches on the backend.
+
+`lara eval`, `lara collect` and `lara rl` take `--backend` and `--ray_address` (checked by
+`check_backend` when their config is parsed). On a cluster of several machines the workers read and
+write the run's folders (collect's `<out>.partial/`, rl's weights file, eval's videos) by path: the
+nodes must share that filesystem at the same path.
 """
 
 from __future__ import annotations
@@ -16,6 +21,14 @@ from lara.utils.errors import LaraUserError
 BACKENDS = ("local", "ray")
 
 
+def check_backend(backend: str, ray_address: str | None) -> None:
+    """A config's `--backend` / `--ray_address` pair, refused in one line before any worker starts."""
+    if backend not in BACKENDS:
+        raise LaraUserError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if ray_address and backend != "ray":
+        raise LaraUserError("--ray_address joins a Ray cluster: add --backend ray")
+
+
 def make_pool(
     fn: Callable[[Any], Any],
     workers: int,
@@ -27,12 +40,9 @@ def make_pool(
 ):
     """A `WorkerPool` (local spawned processes, the default) or a `RayWorkerPool` (Ray actors on a
     local Ray instance, or on the cluster at `ray_address`): the same contract either way."""
-    if backend not in BACKENDS:
-        raise LaraUserError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    check_backend(backend, ray_address)
     if backend == "ray":
         from envs.ray_workers import RayWorkerPool
 
         return RayWorkerPool(fn, workers, initializer, initargs, finalizer, address=ray_address)
-    if ray_address:
-        raise LaraUserError("--ray_address needs --backend ray")
     return WorkerPool(fn, workers, initializer, initargs, finalizer)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from curriculum.config import LoraSettings
+from envs.worker_backends import check_backend
 from lara.utils.errors import LaraUserError
 
 POLICY_KINDS = ("flow", "tokens")
@@ -25,6 +26,8 @@ OPERATIONAL = (
     "keep_last",
     "progress",
     "workers",
+    "backend",
+    "ray_address",
     "eval_episodes",
     "eval_workers",
     "eval_max_steps",
@@ -70,6 +73,10 @@ class RLConfig:
     save_every: int = 1  # iterations between checkpoints
     keep_last: int = 2
     workers: int = 1
+    # local: rollout (and evaluation) workers here; ray: Ray actors, on a local Ray or the cluster at
+    # --ray_address (its nodes must share --out's filesystem: workers read the weights file there)
+    backend: str = "local"
+    ray_address: str | None = None
     progress: bool = True
     eval_episodes: int = 0  # before/after evaluation on the standard protocol, episodes per task (0 = none)
     eval_workers: int = 1
@@ -85,6 +92,7 @@ class RLConfig:
             bool(self.dataset),
             "give --dataset <LeRobot dataset or LIBERO HDF5>: its demo start states are the layouts",
         )
+        check_backend(self.backend, self.ray_address)
         check(self.kind in POLICY_KINDS, f"--kind {self.kind!r}: choose one of {', '.join(POLICY_KINDS)}")
         check(
             self.kind != "flow" or self.noise_scale > 0,

@@ -143,16 +143,20 @@ def _resume_point(cfg: RLConfig) -> Path | None:
     return existing
 
 
-def rollout_pool(settings: RolloutSettings, workers: int) -> RolloutPool:
-    """Rollout workers, each with its copy of the policy at `settings.policy_dir`."""
+def rollout_pool(
+    settings: RolloutSettings, workers: int, backend: str = "local", ray_address: str | None = None
+) -> RolloutPool:
+    """Rollout workers (local processes or Ray actors), each with its copy of the policy at
+    `settings.policy_dir`."""
     from lara.modeling_lara import LaraPolicyBuilder
 
-    return RolloutPool(settings, workers, LaraPolicyBuilder(settings.policy_dir, settings.execute_steps))
+    builder = LaraPolicyBuilder(settings.policy_dir, settings.execute_steps)
+    return RolloutPool(settings, workers, builder, backend, ray_address)
 
 
 def train_rl(cfg: RLConfig, pool_factory=rollout_pool, layouts: list[Layout] | None = None) -> RLResult:
-    """Run (or resume) the RL run `cfg` describes. `pool_factory(settings, workers)` and `layouts`
-    replace the LIBERO workers and the dataset's layouts in tests."""
+    """Run (or resume) the RL run `cfg` describes. `pool_factory(settings, workers, backend,
+    ray_address)` and `layouts` replace the LIBERO workers and the dataset's layouts in tests."""
     from lara.modeling_lara import LaraPolicy
 
     out = Path(cfg.out)
@@ -206,7 +210,7 @@ def train_rl(cfg: RLConfig, pool_factory=rollout_pool, layouts: list[Layout] | N
     from tqdm.auto import tqdm
 
     bar = tqdm(total=cfg.iterations, initial=state.step, desc="lara rl", disable=not cfg.progress, unit="it")
-    with pool_factory(settings, cfg.workers) as pool:
+    with pool_factory(settings, cfg.workers, cfg.backend, cfg.ray_address) as pool:
         while state.step < cfg.iterations:
             it = state.step
             t0 = time.perf_counter()

@@ -35,6 +35,8 @@ def _evaluate(cfg: RLConfig, policy: str, name: str) -> None:
         tasks=cfg.tasks,
         episodes=cfg.eval_episodes,
         workers=cfg.eval_workers,
+        backend=cfg.backend,
+        ray_address=cfg.ray_address,
         out=out,
         execute_steps=cfg.execute_steps,
         max_steps=cfg.eval_max_steps,
