@@ -1,7 +1,9 @@
 """A privileged-state expert for LIBERO goals: pick-and-place (`On` / `In`) here, and the skills of
 `envs.expert_skills` (open / close a drawer, turn a knob, push a plate) run in the order
 `envs.task_plan` gives for the goal's conjunction of atoms (one step at a time; `.phase` is the
-running step's phase, and `done` only after the last step).
+running step's phase, and `done` only after the last step). Each episode's plan may first set an
+object aside (`envs.set_aside`: a pick-and-place onto a free table spot) that lies where the next
+step needs room: under a drawer about to open, or where a plate is to be pushed.
 
 Why: demonstrations with known phase boundaries (`.phase`) are the ground truth for the
 annotation pipeline, and a reliable expert is the cheapest way to get many of them. It reads
@@ -41,6 +43,7 @@ from envs.grasp_planning import GraspPlan, plan_grasp, topdown_rotation, wrap_ha
 from envs.libero_env import LiberoEnv
 from envs.protocol import GRIPPER_CLOSE, GRIPPER_OPEN, Observation
 from envs.scene_geometry import SceneGeometry
+from envs.set_aside import aside_spot, with_set_asides
 from envs.task_plan import UNSOLVED_TASKS, Step, plan_task, unplanned
 from lara.utils.errors import LaraUserError
 
@@ -86,9 +89,10 @@ class ScriptedExpert:
                 "it does pick-and-place (On / In), drawers (Open / Close) and knobs (TurnOn / TurnOff)"
             )
         flat = {n for n in self.raw.objects_dict if is_flat(self.geom.collision_corners(n))}
-        self.steps: list[Step] = plan_task(self.goal, push_objects=flat, needs_open=self._needs_open)
-        for step in self.steps:
+        self._planned: list[Step] = plan_task(self.goal, push_objects=flat, needs_open=self._needs_open)
+        for step in self._planned:
             self._check_step(step)
+        self.steps: list[Step] = list(self._planned)
         ctrl = env.raw_env.robots[0].controller
         self._out_pos = float(np.max(np.abs(ctrl.output_max[:3])))  # m per unit action
         self._out_rot = float(np.max(np.abs(ctrl.output_max[3:6])))  # rad per unit action
@@ -114,6 +118,8 @@ class ScriptedExpert:
 
     def _check_step(self, step: Step) -> None:
         task = self.env.task_name
+        if step.skill == "set_aside":
+            return
         if step.skill in ("open", "close", "turn_on", "turn_off"):
             try:
                 hinge = FixtureJoint(self.env, step.obj).hinge
@@ -146,6 +152,11 @@ class ScriptedExpert:
             self._skill = PushSkill(self.env, self.geom, step.obj, str(step.target))
         else:
             self.obj, self.target, self._inside = step.obj, str(step.target), step.inside
+        self._spot: np.ndarray | None = None  # (2,) a set_aside's table spot
+        if step.skill == "set_aside":
+            self._spot_z = float(self.geom.collision_corners(step.obj)[:, 2].min())  # the table under it
+            self._spot = aside_spot(self.env, self.geom, self.steps, index, self._base_xy())
+            logger.debug("set %s aside to %s", step.obj, self._spot)
         self._phase = "approach"
         self._phase_steps = 0
         self._plan: GraspPlan | None = None
@@ -163,12 +174,14 @@ class ScriptedExpert:
 
     # ------------------------------------------------------------------ episode state
     def reset(self) -> None:
+        self.steps = with_set_asides(self.env, self.geom, self._planned)
         self._start_step(0)
         self._prev_pos: np.ndarray | None = None
         self._prev_q: float | None = None
         self._carry_z = 0.0
         self._stuck = 0  # consecutive carry steps without motion (arm at full extension)
         self._grasp_obj_z = 0.0
+        self._grasp_q = 0.0  # finger opening on the grasped object
         self._hold = np.zeros(3)  # (3,) eef position held while releasing / done
 
     def _set_phase(self, phase: str) -> None:
@@ -193,6 +206,8 @@ class ScriptedExpert:
 
     def _place_spec(self) -> tuple[np.ndarray, float, float]:
         """(target xy (2,), release height of the held object's bottom, top of the target)."""
+        if self._spot is not None:
+            return self._spot, self._spot_z + self.cfg.place_clearance, self._spot_z
         if self.target in self.raw.object_sites_dict:
             centre, half, _ = self.geom.site(self.target)
             surface = float(centre[2] - half[2])
@@ -336,7 +351,7 @@ class ScriptedExpert:
             target, gripper = plan.point, GRIPPER_CLOSE
             moving = self._prev_q is not None and abs(finger_q - self._prev_q) > 2e-4
             if self._phase_steps >= 6 and not moving or self._phase_steps > 20:
-                self._grasp_obj_z = float(obj_pos[2])
+                self._grasp_obj_z, self._grasp_q = float(obj_pos[2]), finger_q
                 place_xy, _, _ = self._place_spec()
                 self._carry_z = min(self._carry_height(pos[:2], place_xy, obj_pts, pos[2]), pos[2] + 0.35)
                 self._set_phase("lift")
@@ -376,10 +391,15 @@ class ScriptedExpert:
                 self._regrasp("object dropped")
         elif phase == "release":
             target = self._hold
-            if finger_q > min(plan.width + 0.02, 0.075) or self._phase_steps > 12:
+            # a set-aside hurries (its task has three steps in the step limit): the fingers only have
+            # to clear the grasped wall, and the next step lifts the hand anyway
+            aside = self._spot is not None
+            opened = finger_q > (self._grasp_q + 0.03 if aside else min(plan.width + 0.02, 0.075))
+            if opened or self._phase_steps > 12:
                 self._set_phase("retract")
         elif phase == "retract":
-            target = self._hold + np.array([0.0, 0.0, cfg.retract_height])
+            rise = cfg.retract_height if self._spot is None else 0.04
+            target = self._hold + np.array([0.0, 0.0, rise])
             if pos[2] > target[2] - 0.01:
                 if self._next_step():
                     return self.select_action(obs)
