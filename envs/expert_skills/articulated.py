@@ -94,7 +94,7 @@ class DrawerSkill:
                 self._set("grasp")
             return Command(target, rot, GRIPPER_OPEN, 1.0 if self._sub == 0 else 0.5)
         if self.phase == "grasp":
-            if self._steps > 10:
+            if self._steps > 6:  # the fingers close on the bar in ~5 steps; libero_goal task 3 needs the time
                 self._set("pull" if self.opening else "push")
             return Command(self._hold, rot, GRIPPER_CLOSE)
         if self.phase in ("pull", "push"):
@@ -108,7 +108,7 @@ class DrawerSkill:
                 self._set("release")
             return Command(target, rot, GRIPPER_CLOSE, 0.6)
         if self.phase == "release":
-            if self._steps > 8:
+            if self._steps > 5:
                 self._hold = self._hold + out * self.RETRACT
                 self._set("retract")
             return Command(self._hold, rot, GRIPPER_OPEN)
