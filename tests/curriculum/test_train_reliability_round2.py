@@ -9,7 +9,7 @@ import shutil
 import subprocess
 
 import pytest
-from test_curriculum_lara import _write_dataset
+from test_curriculum_lara import _cot_frames
 
 from data_pipeline.annotation.sidecar import annotation_dir, episode_path, write_meta
 from lara.scripts.cli import main as lara_main
@@ -17,8 +17,9 @@ from lara.utils.run_lock import LOCK_NAME
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return _write_dataset(tmp_path_factory.mktemp("data") / "ds", lambda e, t: "grasp the bowl")
+def dataset(tmp_path_factory, write_annotated_dataset):
+    root = tmp_path_factory.mktemp("data") / "ds"
+    return write_annotated_dataset(root, "v1", _cot_frames(lambda e, t: "grasp the bowl"))
 
 
 def _train(root, out, *extra) -> list[str]:
@@ -45,9 +46,10 @@ def _train(root, out, *extra) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def half_annotated(tmp_path_factory):
+def half_annotated(tmp_path_factory, write_annotated_dataset):
     """3 episodes; annotation run v1 was killed after episode 0 (meta.json: complete false)."""
-    root = _write_dataset(tmp_path_factory.mktemp("data") / "half", lambda e, t: "grasp the bowl")
+    root = tmp_path_factory.mktemp("data") / "half"
+    write_annotated_dataset(root, "v1", _cot_frames(lambda e, t: "grasp the bowl"))
     run = annotation_dir(root, "v1")
     for ep in (1, 2):
         episode_path(run, ep).unlink()

@@ -9,22 +9,24 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from test_curriculum_lara import _cfg, _write_dataset
+from test_curriculum_lara import _cfg, _cot_frames
 
 from curriculum import checkpointing as ckpt
 from curriculum.trainer import train
 from lara.utils.errors import LaraUserError
 
 
-def _dataset(base):
-    return _write_dataset(base, lambda e, t: "grasp the bowl" if t < 6 else "place the bowl")
+def _dataset(write_annotated_dataset, base):
+    return write_annotated_dataset(
+        base, "v1", _cot_frames(lambda e, t: "grasp the bowl" if t < 6 else "place the bowl")
+    )
 
 
 @pytest.fixture(scope="module")
-def stage1_run(tmp_path_factory):
+def stage1_run(tmp_path_factory, write_annotated_dataset):
     """A finished 2-step stage-I run (a step_000001 checkpoint and final/) on its own dataset."""
     base = tmp_path_factory.mktemp("stage1")
-    data = _dataset(base / "data")
+    data = _dataset(write_annotated_dataset, base / "data")
     run = base / "s1"
     train(_cfg(1, run, data, "--steps", "2", "--save_every", "1", "--keep_last", "5"))
     return data, run
@@ -126,12 +128,12 @@ def test_mid_stage2_checkpoint_is_partly_latent_and_stage3_from_stage1_gets_a_no
 
 # ------------------------------------------------------------------ case 3
 @pytest.mark.slow  # ~45 s on the shared 2-core machine: a run, eval-offline, two resumes
-def test_split_after_a_checkpoint_is_refused_by_eval_offline_and_by_resume(tmp_path):
+def test_split_after_a_checkpoint_is_refused_by_eval_offline_and_by_resume(tmp_path, write_annotated_dataset):
     from curriculum.offline.config import OfflineEvalConfig
     from curriculum.offline.evaluate import run_offline_eval
     from data_pipeline.splits import make_split, split_path
 
-    data = _dataset(tmp_path / "data")
+    data = _dataset(write_annotated_dataset, tmp_path / "data")
     run = tmp_path / "run"
     train(_cfg(1, run, data, "--steps", "2", "--save_every", "1", "--keep_last", "5"))
     shutil.rmtree(run / "final")  # as if killed after step_000001

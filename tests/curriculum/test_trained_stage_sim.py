@@ -6,14 +6,16 @@ stage-I run."""
 import json
 
 import pytest
-from test_curriculum_lara import _cfg, _write_dataset
+from test_curriculum_lara import _cfg, _cot_frames
 
 from curriculum.trainer import train
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]  # ~1 min: a stage-I run, then one episode
 
 
-def test_eval_of_a_stage1_run_acts_through_tokens_and_names_its_stage(tmp_path, monkeypatch):
+def test_eval_of_a_stage1_run_acts_through_tokens_and_names_its_stage(
+    tmp_path, monkeypatch, write_annotated_dataset
+):
     from envs.evaluator import EvalConfig, evaluate
     from lara.generation import GenerationEngine
     from lara.scripts.eval_policies import policy_builder
@@ -23,7 +25,8 @@ def test_eval_of_a_stage1_run_acts_through_tokens_and_names_its_stage(tmp_path, 
 
     monkeypatch.setattr(GenerationEngine, "predict_latent", untrained_expert)  # workers=1: in this process
 
-    data = _write_dataset(tmp_path / "data", lambda e, t: "grasp the bowl" if t < 6 else "place the bowl")
+    subtask = _cot_frames(lambda e, t: "grasp the bowl" if t < 6 else "place the bowl")
+    data = write_annotated_dataset(tmp_path / "data", "v1", subtask)
     run = tmp_path / "s1"
     train(_cfg(1, run, data, "--steps", "2"))
     out = tmp_path / "eval"
