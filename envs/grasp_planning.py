@@ -4,7 +4,8 @@
 corners of the object's collision geoms and the oriented boxes of everything else
 (`envs.scene_geometry`). Objects narrower than the open gripper are grasped across their
 narrowest horizontal width (yaw scanned every 10 degrees); wider ones (the black bowls) at the rim
-with the closing axis radial. Candidates are scored by the clearance of the descending gripper
+with the closing axis radial, unless a narrow part stands above the rest (a moka pot's lid knob,
+`top_knob`): then that part, across. Candidates are scored by the clearance of the descending gripper
 from neighbours, a small yaw change, and not reaching far from the robot base.
 """
 
@@ -39,6 +40,41 @@ class GraspPlan:
     yaw: float  # closing-axis angle
     width: float  # object extent along the closing axis
     rim: bool
+
+
+FINGER_BELOW_EEF = 0.013  # m: the finger meshes reach this far below the eef site (robosuite Panda)
+
+
+def top_knob(pts: np.ndarray, cfg: ExpertConfig) -> tuple[np.ndarray, float] | None:
+    """(corners (M, 3) of the knob, eef height to grasp it) when a narrow part stands above the rest
+    of an object too wide to grasp across, else None. `pts` (8 * G, 3): each geom's 8 corners.
+
+    Why: a moka pot (8 cm across its hexagon, 15 cm with spout and handle) is wider than the open
+    gripper and has no rim: its closed top blocks the inner finger of a rim grasp. Its lid knob
+    (1.1 cm, 1.9 cm above the lid) is narrow and right above the centre of mass, so a pinch there
+    lifts it without a tilt. The fingertips stay 2 mm above the rest (the lid) and the fingers
+    hold the knob over its top `grasp_depth` at most. A bowl's topmost geoms are its whole rim: wide.
+    """
+    if len(pts) % 8:
+        return None
+    geoms = pts.reshape(-1, 8, 3)
+    tops = geoms[:, :, 2].max(axis=1)  # (G,)
+    part = tops > tops.max() - 0.012  # geoms reaching within 1.2 cm of the top
+    if np.all(part):
+        return None
+    rest_top = float(tops[~part].max())
+    knob = geoms[part].reshape(-1, 3)
+    top = float(knob[:, 2].max())
+    if top - rest_top < 0.012 or _narrowest(knob) > 0.03 or _narrowest(pts) <= cfg.max_open_width:
+        return None
+    return knob, max(rest_top + FINGER_BELOW_EEF + 0.002, top - cfg.grasp_depth)
+
+
+def _narrowest(pts: np.ndarray) -> float:
+    """The object's smallest horizontal extent over closing-axis yaws every 10 degrees."""
+    yaws = np.radians(np.arange(0.0, 180.0, 10.0))
+    proj = pts[:, :2] @ np.stack([np.cos(yaws), np.sin(yaws)])  # (N, 18)
+    return float((proj.max(axis=0) - proj.min(axis=0)).min())
 
 
 def gripper_sweep_points(c: np.ndarray, z: float, axis: np.ndarray, perp: np.ndarray) -> np.ndarray:
@@ -83,6 +119,9 @@ def plan_grasp(
     of the grasp point from pick to release, the clearance at the release counts too (a bowl put in
     a drawer: a hand long along the drawer's axis hits the cabinet frame above it).
     """
+    knob = top_knob(pts, cfg)
+    if knob is not None:
+        pts = knob[0]
     top, bottom = float(pts[:, 2].max()), float(pts[:, 2].min())
     best = -np.inf
     plan: GraspPlan | None = None
@@ -111,7 +150,7 @@ def plan_grasp(
             ):  # a descent was blocked (e.g. the hand on a tall neighbour): also try along the long side
                 half = (b.max() - b.min()) / 2 - 0.012  # keep the fingers' pads on the object
                 cands += [centre + off * perp for off in (-0.03, -0.02, 0.02, 0.03) if abs(off) <= half]
-            z = max(bottom + cfg.min_bottom_clear, top - cfg.grasp_depth)
+            z = max(bottom + cfg.min_bottom_clear, top - cfg.grasp_depth) if knob is None else knob[1]
         for c in cands:
             clear = obstacles.distance(gripper_sweep_points(c, z, axis, perp))
             clear_place = 0.0  # a term of its own: at the pick every candidate may be tight

@@ -37,11 +37,13 @@ from envs.bddl_goals import Predicate, goal_from_env
 from envs.expert_config import ExpertConfig
 from envs.expert_skills.articulated import DrawerSkill
 from envs.expert_skills.command import FixtureJoint, rot_to_axis_angle
+from envs.expert_skills.drawer_push import DrawerPushSkill
 from envs.expert_skills.knob import KnobSkill
 from envs.expert_skills.push import PushSkill, is_flat
 from envs.grasp_planning import GraspPlan, plan_grasp, topdown_rotation, wrap_half_turn
 from envs.libero_env import LiberoEnv
 from envs.protocol import GRIPPER_CLOSE, GRIPPER_OPEN, Observation
+from envs.region_slots import shared_region_slots
 from envs.scene_geometry import SceneGeometry
 from envs.set_aside import aside_spot, with_set_asides
 from envs.task_plan import UNSOLVED_TASKS, Step, plan_task, unplanned
@@ -143,9 +145,11 @@ class ScriptedExpert:
     def _start_step(self, index: int) -> None:
         self._step_index = index
         step = self.steps[index]
-        self._skill: DrawerSkill | KnobSkill | PushSkill | None = None
-        if step.skill in ("open", "close"):
-            self._skill = DrawerSkill(self.env, self.geom, step.obj, opening=step.skill == "open")
+        self._skill: DrawerSkill | DrawerPushSkill | KnobSkill | PushSkill | None = None
+        if step.skill == "open":
+            self._skill = DrawerSkill(self.env, self.geom, step.obj, opening=True)
+        elif step.skill == "close":  # pushed shut, no grasp: see drawer_push
+            self._skill = DrawerPushSkill(self.env, self.geom, step.obj)
         elif step.skill in ("turn_on", "turn_off"):
             self._skill = KnobSkill(self.env, self.geom, step.obj, on=step.skill == "turn_on")
         elif step.skill == "push":
@@ -175,6 +179,7 @@ class ScriptedExpert:
     # ------------------------------------------------------------------ episode state
     def reset(self) -> None:
         self.steps = with_set_asides(self.env, self.geom, self._planned)
+        self._slots = shared_region_slots(self.env, self.geom, self.steps, self._base_xy())  # 2 pots, 1 stove
         self._start_step(0)
         self._prev_pos: np.ndarray | None = None
         self._prev_q: float | None = None
@@ -199,10 +204,8 @@ class ScriptedExpert:
         return np.concatenate(boxes) if boxes else np.zeros((0, 2, 3))
 
     def _base_xy(self) -> np.ndarray:
-        sim = self.env.sim
-        return np.array(sim.data.body_xpos[sim.model.body_name2id(self.raw.robots[0].robot_model.root_body)])[
-            :2
-        ]
+        sim, root = self.env.sim, self.raw.robots[0].robot_model.root_body
+        return np.array(sim.data.body_xpos[sim.model.body_name2id(root)])[:2]
 
     def _place_spec(self) -> tuple[np.ndarray, float, float]:
         """(target xy (2,), release height of the held object's bottom, top of the target)."""
@@ -216,11 +219,8 @@ class ScriptedExpert:
                     surface + self.cfg.in_region_bottom, self._part_floor(centre) + self.cfg.place_clearance
                 )
                 return centre[:2], release, float(centre[2] + half[2])
-            return (
-                centre[:2],
-                float(centre[2] + half[2]) + self.cfg.place_clearance,
-                float(centre[2] + half[2]),
-            )
+            top = float(centre[2] + half[2])
+            return self._slots.get(self._step_index, centre[:2]), top + self.cfg.place_clearance, top
         tpts = self.geom.collision_corners(self.target)
         top = float(tpts[:, 2].max())
         return self.geom.body_pos(self.target)[:2], top + self.cfg.place_clearance, top

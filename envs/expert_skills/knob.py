@@ -41,6 +41,8 @@ class KnobSkill:
         if not self.joint.hinge:
             raise ValueError(f"{name!r} has no hinge to turn")
         self.goal_q = self.joint.goal_qpos("turnon" if on else "turnoff", 0.25 if on else 0.05)
+        other = self.joint.goal_qpos("turnoff" if on else "turnon", 0.0)
+        self._dir = float(np.sign(self.goal_q - other))  # the side of goal_q on which the predicate holds
         self.phase, self.done, self._steps = "approach", False, 0
         self._yaw0 = 0.0
         self._q0 = 0.0
@@ -64,6 +66,13 @@ class KnobSkill:
 
     def act(self, pos: np.ndarray, mat: np.ndarray, finger_q: float) -> Command:
         self._steps += 1
+        if self.phase == "approach" and self._steps == 1 and (self.goal_q - self.joint.qpos) * self._dir <= 0:
+            # already on (off) with the margin: libero_10's "both moka pots" scene starts with the stove
+            # on, and turning "toward" goal_q from there would turn it back past the edge, off
+            self.done = True
+            self._set("done")
+        if self.phase == "done" and self._point is None:  # skipped: hold still
+            return Command(pos, mat, GRIPPER_OPEN)
         if self._point is None:
             self.plan(math.atan2(mat[1, 0], mat[0, 0]))
         point, yaw = self._point, self._yaw0

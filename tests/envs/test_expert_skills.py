@@ -70,3 +70,54 @@ def test_push_path_goes_around_a_box_between_start_and_region() -> None:
     base = np.array([-0.3, 0.6])
     far = push_path(start, lo, hi, 0.05, np.zeros((0, 2, 2)), base=base, reach=0.3)
     assert np.linalg.norm(far[-1] - base) <= 0.3 and np.linalg.norm(free[0] - base) > 0.3
+
+
+def _box_corners(lo: list[float], hi: list[float]) -> np.ndarray:
+    """(8, 3) corners of an axis-aligned box."""
+    return np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+
+
+def test_a_moka_pot_is_grasped_across_its_lid_knob_and_a_bowl_at_its_rim() -> None:
+    from envs.expert_config import ExpertConfig
+    from envs.grasp_planning import plan_grasp, top_knob
+    from envs.scene_geometry import OrientedBoxes
+
+    cfg = ExpertConfig()
+    # libero_10's moka pot at the origin: an 8 x 6.6 cm body up to 1.033, spout and handle along y,
+    # and a 1.1 x 1.2 cm knob up to 1.052 on the lid
+    pot = np.concatenate(
+        [
+            _box_corners([-0.041, -0.033, 0.9], [0.041, 0.033, 1.033]),
+            _box_corners([-0.017, 0.03, 0.984], [0.018, 0.056, 1.033]),  # spout
+            _box_corners([-0.006, -0.092, 0.96], [0.007, -0.035, 1.034]),  # handle
+            _box_corners([-0.0055, -0.006, 1.029], [0.0055, 0.006, 1.052]),  # knob
+        ]
+    )
+    knob = top_knob(pot, cfg)
+    assert knob is not None and len(knob[0]) == 8 and np.isclose(knob[0][:, 2].max(), 1.052)
+    assert 1.034 + 0.013 < knob[1] < 1.052  # the fingertips above the lid, the pads on the knob
+    none = OrientedBoxes(np.zeros((0, 3)), np.zeros((0, 3, 3)), np.zeros((0, 3)))
+    base, place = np.array([-0.6, 0.0]), np.array([-0.05, -0.2])
+    plan = plan_grasp(pot, none, 0.0, cfg, np.zeros(2), place, base)
+    assert not plan.rim and plan.width < 0.02 and np.allclose(plan.point, [0.0, 0.0, knob[1]], atol=1e-9)
+    # a bowl: its topmost geoms are the whole rim, too wide for a knob: a rim grasp, as before
+    ring = [(0.05 * np.cos(a), 0.05 * np.sin(a)) for a in np.radians(np.arange(0, 360, 45))]
+    bowl = np.concatenate(
+        [_box_corners([x - 0.006, y - 0.006, 0.9], [x + 0.006, y + 0.006, 0.95]) for x, y in ring]
+        + [_box_corners([-0.03, -0.03, 0.9], [0.03, 0.03, 0.91])]
+    )
+    assert top_knob(bowl, cfg) is None and plan_grasp(bowl, none, 0.0, cfg, np.zeros(2), place, base).rim
+
+
+def test_a_drawer_is_pushed_with_the_fingertips_leading_and_beside_its_neighbours() -> None:
+    from envs.expert_skills.drawer_push import PITCH, push_offset, pushing_rotation
+
+    rot = pushing_rotation(np.array([0.0, 1.0, 0.0]), np.eye(3), PITCH)
+    assert np.allclose(rot @ rot.T, np.eye(3)) and np.isclose(np.linalg.det(rot), 1.0)
+    assert abs(rot[2, 0]) < 1e-9  # closing axis horizontal, across the push
+    assert rot[1, 2] > 0.5 and rot[2, 2] < -0.5  # fingers down and toward the drawer
+    bar = (-0.039, 0.05)  # libero_10 task 3's bottom handle along x
+    assert np.isclose(push_offset(bar, np.zeros((0, 2))), np.mean(bar))
+    assert np.isclose(push_offset(bar, np.array([[-0.3, -0.25]])), np.mean(bar), atol=0.012)  # far: middle
+    s = push_offset(bar, np.array([[-0.12, -0.08]]))  # a bottle close on the left: push right of middle
+    assert s > np.mean(bar) + 0.02 and s <= bar[1] - 0.01

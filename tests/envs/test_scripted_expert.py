@@ -78,6 +78,22 @@ def test_expert_turns_a_knob() -> None:
     assert phases[:4] == ["approach", "descend", "grasp", "turn"]
 
 
+@pytest.mark.slow
+def test_expert_puts_both_moka_pots_on_the_stove() -> None:
+    # libero_10 task 8: the pots grasped at their lid knobs, set side by side; the stove starts on
+    success, phases = _rollout("libero_10", 8, 0)
+    assert success, phases
+    assert phases[0] == "approach" and "turn" not in phases and phases.count("lift") == 2
+
+
+@pytest.mark.slow
+def test_expert_closes_a_drawer_over_a_bowl() -> None:
+    # libero_10 task 3: the bottom drawer starts open; the bowl goes in, then the drawer is pushed shut
+    success, phases = _rollout("libero_10", 3, 0)
+    assert success, phases
+    assert "pull" not in phases and phases[-2:] == ["approach", "push"]
+
+
 def test_env_rejects_bad_inputs() -> None:
     from envs.libero_env import LiberoEnv
     from lara.utils.errors import LaraUserError
