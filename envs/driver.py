@@ -74,7 +74,7 @@ def drive(
                     queue = None if policy is None else policy.new_episode(episode_seed(cfg.seed, unit))
                     live[slot] = _Episode(unit, new_record(cfg.suite, unit), queue)
                     commands[slot] = Reset(slot, unit.task, unit.episode)
-            for reply in _exchange(pool, commands, slots_per_worker, live, todo):
+            for reply in exchange(pool, commands, slots_per_worker, live, todo):
                 episode = live[reply.slot]
                 _apply(episode, reply, cfg)
                 if episode.record.error or episode.record.success or episode.record.steps >= episode.limit:
@@ -90,7 +90,7 @@ def drive(
         raise
 
 
-def _exchange(pool, commands: dict, per_worker: int, live: dict, todo: deque) -> list[SimReply]:
+def exchange(pool, commands: dict, per_worker: int, live: dict, todo: deque) -> list[SimReply]:
     """Send each server its slots' commands, wait for every answer. A dead server's episodes go
     back to the front of `todo` (dropped from `live`)."""
     jobs: dict[int, list] = {}

@@ -82,12 +82,15 @@ def _worker_env(task: int):
     return _WORKER["env"], _WORKER["policy"]
 
 
-def reset_episode(env, policy, episode: int, clock: EpisodeClock):
+def reset_episode(env, policy, episode: int, clock: EpisodeClock, state=None):
     """Reset `env` to the suite's init state `episode` -> (observation, replayed demo index or None):
-    a replay policy starts from its recorded episode's own initial state instead."""
+    a replay policy starts from its recorded episode's own initial state instead, and a given
+    `state` (a flattened MuJoCo state: an RL rollout's layout) replaces the whole simulator state."""
     EpisodeClock.watch(env)
     obs = clock.call("env", env.reset, episode)
     EpisodeClock.watch(env)  # a reset may have built a new simulator
+    if state is not None:
+        return clock.call("env", env.set_sim_state, state), None
     if not hasattr(policy, "start"):
         return obs, None
     demo = policy.episode_for(episode)

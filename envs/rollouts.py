@@ -1,21 +1,22 @@
-"""Stochastic LIBERO rollouts for RL, in worker processes (simulator layer: env + protocol only).
+"""Stochastic LIBERO rollouts for RL (simulator layer: env + protocol only): what a rollout is, the
+chunk sampler, and the per-worker engine (`lara rl --policy_in workers`).
 
 A rollout starts from a given layout (a flattened MuJoCo state from the training data, never an
 evaluation init state), runs a LaRA checkpoint whose chunks are *sampled* (stage III: noisy
 Euler steps, `lara.flow_sampling`; stage II: FAST tokens at a temperature, `lara.token_logprobs`),
 and records per chunk what the GRPO update needs: the observation the chunk was planned from
 (camera images, state, instruction), the sample (Euler path or tokens) and its log-probability.
-Its outcome is LIBERO's own success predicate within the step limit.
+Its outcome is LIBERO's own success predicate within the step limit. `sample_chunks` plans the
+chunks of B rollouts, each from its own generator; both engines use it.
 
-Workers follow the evaluator's pattern (envs/evaluator.py: spawned processes, each owning its
-simulator and keeping the env of its last task, `exit_with_parent`) but are written here on
-their own, because the RL learner sits below the evaluation layer and must not import it. The
-policy is loaded once per worker from the starting checkpoint; after each update the learner
-writes the trained parameters to a safetensors file and workers reload it when its version
-changes. The policy comes from the `policy_builder` the training layer passes (a picklable
-`() -> policy`, `lara.modeling_lara.LaraPolicyBuilder`): this layer does not import the model.
-Every rollout draws its noise from its own seed, so an iteration is reproducible from
-the weights and the seeds alone (what exact resume relies on).
+The default engine is envs.rollout_driver (the learner's policy, batched over simulator servers).
+Here, instead, each worker (a `WorkerPool` process or Ray actor, keeping the env of its last task)
+loads its own copy of the policy from the starting checkpoint and runs whole rollouts at batch 1;
+after each update the learner writes the trained parameters to a safetensors file and workers
+reload it when its version changes. The policy comes from the `policy_builder` the training layer
+passes (a picklable `() -> policy`, `lara.modeling_lara.LaraPolicyBuilder`): this layer does not
+import the model. Every rollout draws its noise from its own seed, so an iteration is reproducible
+from the weights and the seeds alone (what exact resume relies on).
 """
 
 from __future__ import annotations
@@ -127,30 +128,35 @@ def _env(task: int):
     return _W["env"]
 
 
-def _sample_chunk(policy, obs, s: RolloutSettings, generator) -> tuple[np.ndarray, dict]:
-    """Un-normalized (H, A) actions and the chunk's record (observation + sample)."""
-    record = {
-        "images": dict(obs.images),
-        "state": np.asarray(obs.state, np.float32),
-        "instruction": obs.instruction,
-    }
+def sample_chunks(
+    policy, observations: list, s: RolloutSettings, generators: list
+) -> list[tuple[np.ndarray, dict]]:
+    """For each of B observations: its un-normalized (H, A) actions and its chunk's record
+    (observation + sample), the noise of row i from `generators[i]` alone (a chunk does not depend
+    on its batch). Flow chunks are planned in one forward; token chunks one observation at a time."""
+    records = [
+        {"images": dict(o.images), "state": np.asarray(o.state, np.float32), "instruction": o.instruction}
+        for o in observations
+    ]
     if s.kind == "flow":
         from lara.flow_sampling import sample_flow_chunk
+        from lara.processor import stack_observations
 
-        batch = {
-            "images": {k: v[None] for k, v in obs.images.items()},
-            "state": obs.state[None],
-            "instruction": [obs.instruction],
-        }
-        actions, sample = sample_flow_chunk(policy, batch, s.noise_scale, s.num_steps, generator)
-        record.update(path=sample.path[0].cpu().numpy(), log_prob=float(sample.log_prob[0]))
-        return actions[0], record
+        batch = stack_observations(observations)
+        actions, sample = sample_flow_chunk(policy, batch, s.noise_scale, s.num_steps, generators)
+        paths = sample.path.cpu().numpy()  # (B, N + 1, H, A)
+        for i, record in enumerate(records):
+            record.update(path=paths[i], log_prob=float(sample.log_prob[i]))
+        return list(zip(actions, records))
     from lara.token_logprobs import decode_actions, sample_tokens
 
-    imgs = policy.processor.to_device(obs).images  # (n_cam, 3, H, W)
-    sample = sample_tokens(policy, imgs, obs.instruction, s.temperature, generator)
-    record.update(tokens=list(sample.tokens), log_prob=sample.log_prob)
-    return decode_actions(policy, sample.tokens), record
+    out = []
+    for o, record, generator in zip(observations, records, generators):
+        imgs = policy.processor.to_device(o).images  # (n_cam, 3, H, W)
+        sample = sample_tokens(policy, imgs, o.instruction, s.temperature, generator)
+        record.update(tokens=list(sample.tokens), log_prob=sample.log_prob)
+        out.append((decode_actions(policy, sample.tokens), record))
+    return out
 
 
 def run_rollout(job: tuple[RolloutSpec, str | None, int]) -> dict:
@@ -169,7 +175,7 @@ def run_rollout(job: tuple[RolloutSpec, str | None, int]) -> dict:
         obs = env.set_sim_state(spec.layout)
 
         def plan(o) -> np.ndarray:  # a sampled chunk, recorded for the update
-            actions, record = _sample_chunk(policy, o, s, generator)
+            ((actions, record),) = sample_chunks(policy, [o], s, [generator])
             result.chunks.append(record)
             return actions
 

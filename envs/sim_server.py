@@ -5,6 +5,7 @@ the envs of its `slots` (one episode each). A job is the list of commands for on
 its reply the list of `SimReply`, in order:
     Reset(slot, task, episode)      -> the episode's first observation (the env of `task` is built,
                                        or reused when the slot's last episode had the same task)
+    Reset(slot, task, 0, state)     -> the same, started from a flattened MuJoCo state (RL layouts)
     Step(slot, action, render)      -> the next observation; its cameras rendered only if `render`
     Step(slot, None, render)        -> the same, the action chosen by the slot's own policy (a policy
                                        that lives next to its simulator: scripted, replay, noop)
@@ -37,6 +38,7 @@ class Reset:
     slot: int
     task: int
     episode: int
+    state: np.ndarray | None = None  # (D,) start here instead of init state `episode` (envs.rollout_driver)
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ def _reset(command: Reset) -> SimReply:
     env, policy = slot["env"], slot["policy"]
     reply.task_name, reply.max_steps = env.task_name, env.max_steps
     try:
-        obs, replayed = reset_episode(env, policy, command.episode, clock)
+        obs, replayed = reset_episode(env, policy, command.episode, clock, command.state)
         if replayed is not None:
             reply.extra["replayed_episode"] = replayed
         if policy is not None:

@@ -19,6 +19,7 @@ expert's network is picked up here; only the stepping rule is this file's.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,15 +61,14 @@ def sample_with_noise(
     state: torch.Tensor | None,
     num_steps: int,
     noise_scale: float,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> FlowSample:
-    """Euler steps with Gaussian noise; context (B, L, D) projected, mask (B, L). No gradients."""
+    """Euler steps with Gaussian noise; context (B, L, D) projected, mask (B, L). No gradients.
+    `generator`: one for the whole batch, or one per row (B of them: each row's noise then comes
+    from its own generator alone, so a rollout's chunk does not depend on the batch it is in)."""
     _check_noise(noise_scale)
     b, dev = context.shape[0], context.device
-    shape = (b, expert.chunk_size, expert.action_dim)
-    draws = torch.randn(
-        (num_steps + 1, *shape), generator=generator
-    )  # (N + 1, B, H, A), on CPU for reproducibility
+    draws = _draws(num_steps, b, expert.chunk_size, expert.action_dim, generator)  # (N + 1, B, H, A)
     x = draws[0].to(dev)
     path, logp = [x], torch.zeros(b, device=dev)
     times = step_times(num_steps, dev)
@@ -79,6 +79,17 @@ def sample_with_noise(
             logp = logp + gaussian_log_prob(x, mean, noise_scale)
             path.append(x)
     return FlowSample(actions=x, path=torch.stack(path, 1), log_prob=logp)  # path (B, N + 1, H, A)
+
+
+def _draws(num_steps: int, b: int, horizon: int, action_dim: int, generator) -> torch.Tensor:
+    """(N + 1, B, H, A) standard normal draws, on CPU for reproducibility. Per-row generators draw
+    (N + 1, H, A) each, the same numbers a batch of one draws from that generator."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn((num_steps + 1, b, horizon, action_dim), generator=generator)
+    if len(generator) != b:
+        raise ValueError(f"{len(generator)} generators for a batch of {b}")
+    rows = [torch.randn((num_steps + 1, horizon, action_dim), generator=g) for g in generator]
+    return torch.stack(rows, dim=1)  # (N + 1, B, H, A)
 
 
 def path_log_prob(
@@ -116,10 +127,15 @@ def backbone_context(policy, obs) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
 
 @torch.no_grad()
 def sample_flow_chunk(
-    policy, obs, noise_scale: float, num_steps: int | None = None, generator: torch.Generator | None = None
+    policy,
+    obs,
+    noise_scale: float,
+    num_steps: int | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> tuple[np.ndarray, FlowSample]:
     """One stochastic stage-III chunk: un-normalized actions (B, H, A) for the environment, and the
-    sample (normalized path and log-probability) for the update."""
+    sample (normalized path and log-probability) for the update; `generator` as in
+    `sample_with_noise`."""
     hidden, mask, state = backbone_context(policy, obs)
     ctx = policy.expert.project_context(hidden)
     n = num_steps or policy.cfg.expert.num_inference_steps

@@ -44,7 +44,7 @@ import torch
 from lara.generation import GenerationEngine
 from lara.model import LaraModel
 from lara.normalization import NormalizationStats
-from lara.processor import LaraProcessor
+from lara.processor import LaraProcessor, stack_observations
 from lara.utils.errors import LaraUserError
 
 
@@ -61,17 +61,6 @@ class EpisodeQueue:
     @classmethod
     def seeded(cls, seed: int | None) -> EpisodeQueue:
         return cls(None if seed is None else torch.Generator().manual_seed(int(seed)))
-
-
-def _stack(observations: Sequence) -> dict:
-    """B Observations -> the batched dict the processor takes: images (B, H, W, 3) per camera,
-    state (B, S), B instructions."""
-    first = observations[0]
-    return {
-        "images": {cam: np.stack([o.images[cam] for o in observations]) for cam in first.images},
-        "state": None if first.state is None else np.stack([o.state for o in observations]),
-        "instruction": [o.instruction for o in observations],
-    }
 
 
 class LaraPolicy(LaraModel):
@@ -140,7 +129,7 @@ class LaraPolicy(LaraModel):
             start = time.perf_counter()
             noise = self._noise([episodes[i] for i in plan])  # (B, H, A)
             chunks = self.predict_action_chunk(
-                _stack([observations[i] for i in plan]), noise=noise
+                stack_observations([observations[i] for i in plan]), noise=noise
             )  # (B, H, A)
             ms = 1e3 * (time.perf_counter() - start)
             for i, chunk in zip(plan, np.asarray(chunks, dtype=np.float32)):

@@ -7,6 +7,7 @@
   Frames of another size are first resized on uint8 by `lara.pixels.resize_uint8` (PIL bicubic,
   Qwen3-VL's processor rule), and the floats equal `lara.pixels.to_float_images`: the model sees
   the same pixels at inference as in training.
+- `stack_observations(observations)`: B `Observation`s -> that batched dict.
 - `expert_state(state)`: the state the expert reads (checked against `expert.use_state` and
   `state_dim`), normalized with the checkpoint's statistics.
 - `unnormalize(normalized)`: predicted chunks (B, H, A), normalized, -> numpy actions in the
@@ -27,6 +28,17 @@ from einops import rearrange
 
 from lara.pixels import resize_uint8
 from lara.utils.errors import LaraUserError
+
+
+def stack_observations(observations) -> dict:
+    """B Observations -> the batched dict `to_device` takes: images (B, H, W, 3) per camera, state
+    (B, S), B instructions."""
+    first = observations[0]
+    return {
+        "images": {cam: np.stack([o.images[cam] for o in observations]) for cam in first.images},
+        "state": None if first.state is None else np.stack([o.state for o in observations]),
+        "instruction": [o.instruction for o in observations],
+    }
 
 
 @dataclass

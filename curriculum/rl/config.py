@@ -16,6 +16,7 @@ from envs.worker_backends import check_backend
 from lara.utils.errors import LaraUserError
 
 POLICY_KINDS = ("flow", "tokens")
+POLICY_IN = ("driver", "workers")
 # Free to change between a run and its resume: they do not change the weights.
 # `iterations` among them: the learning rate is constant, so a longer run is a continuation.
 OPERATIONAL = (
@@ -26,6 +27,8 @@ OPERATIONAL = (
     "keep_last",
     "progress",
     "workers",
+    "policy_in",
+    "slots_per_worker",
     "backend",
     "ray_address",
     "eval_episodes",
@@ -72,9 +75,15 @@ class RLConfig:
     resume: bool = False
     save_every: int = 1  # iterations between checkpoints
     keep_last: int = 2
-    workers: int = 1
+    workers: int = 1  # simulator processes
+    # driver: the learner's policy samples the chunks of every rollout in flight, batched over the
+    # simulator workers (one copy of the policy); workers: each worker loads its own copy and runs
+    # whole rollouts at batch 1, reloading a weights file after each update. The same rollouts.
+    policy_in: str = "driver"
+    slots_per_worker: int = 1  # driver: rollouts in flight per worker (the batch is workers x this)
     # local: rollout (and evaluation) workers here; ray: Ray actors, on a local Ray or the cluster at
-    # --ray_address (its nodes must share --out's filesystem: workers read the weights file there)
+    # --ray_address (with --policy_in workers its nodes must share --out's filesystem: the workers
+    # read the weights file there)
     backend: str = "local"
     ray_address: str | None = None
     progress: bool = True
@@ -93,6 +102,10 @@ class RLConfig:
             "give --dataset <LeRobot dataset or LIBERO HDF5>: its demo start states are the layouts",
         )
         check_backend(self.backend, self.ray_address)
+        check(
+            self.policy_in in POLICY_IN,
+            f"--policy_in {self.policy_in!r}: choose one of {', '.join(POLICY_IN)}",
+        )
         check(self.kind in POLICY_KINDS, f"--kind {self.kind!r}: choose one of {', '.join(POLICY_KINDS)}")
         check(
             self.kind != "flow" or self.noise_scale > 0,
@@ -107,6 +120,7 @@ class RLConfig:
             "save_every",
             "keep_last",
             "workers",
+            "slots_per_worker",
             "eval_workers",
             "camera_size",
         ):

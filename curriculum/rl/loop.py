@@ -35,6 +35,7 @@ from curriculum.rl.layouts import Layout, load_layouts, pick_layouts
 from curriculum.rl.scorers import BackboneFlowScorer, ChunkUnits, ExpertScorer, TokenScorer, flow_units
 from curriculum.rl.update import UpdateSettings, grpo_update
 from envs.protocol import parse_task_ids
+from envs.rollout_driver import RolloutDriver
 from envs.rollouts import RolloutPool, RolloutSettings, RolloutSpec, task_ids_by_name
 from lara.checkpoint import checkpoint_config, resolve_checkpoint_dir
 from lara.inference_plan import check_rl_kind
@@ -143,20 +144,25 @@ def _resume_point(cfg: RLConfig) -> Path | None:
     return existing
 
 
-def rollout_pool(
-    settings: RolloutSettings, workers: int, backend: str = "local", ray_address: str | None = None
-) -> RolloutPool:
-    """Rollout workers (local processes or Ray actors), each with its copy of the policy at
-    `settings.policy_dir`."""
+def rollout_pool(settings: RolloutSettings, cfg: RLConfig, policy) -> RolloutDriver | RolloutPool:
+    """The rollouts' engine (local processes or Ray actors). `--policy_in driver` (default): the
+    learner's `policy` itself samples every rollout's chunks, batched over simulator servers;
+    `workers`: each worker loads its own copy of the policy at `settings.policy_dir` and reloads the
+    weights file the loop writes after each update."""
+    if cfg.policy_in == "driver":
+        return RolloutDriver(
+            settings, cfg.workers, policy, cfg.backend, cfg.ray_address, cfg.slots_per_worker
+        )
     from lara.modeling_lara import LaraPolicyBuilder
 
     builder = LaraPolicyBuilder(settings.policy_dir, settings.execute_steps)
-    return RolloutPool(settings, workers, builder, backend, ray_address)
+    return RolloutPool(settings, cfg.workers, builder, cfg.backend, cfg.ray_address)
 
 
 def train_rl(cfg: RLConfig, pool_factory=rollout_pool, layouts: list[Layout] | None = None) -> RLResult:
-    """Run (or resume) the RL run `cfg` describes. `pool_factory(settings, workers, backend,
-    ray_address)` and `layouts` replace the LIBERO workers and the dataset's layouts in tests."""
+    """Run (or resume) the RL run `cfg` describes. `pool_factory(settings, cfg, policy)` and
+    `layouts` replace the LIBERO workers and the dataset's layouts in tests."""
+    from curriculum.lora import merged_lora
     from lara.modeling_lara import LaraPolicy
 
     out = Path(cfg.out)
@@ -210,7 +216,7 @@ def train_rl(cfg: RLConfig, pool_factory=rollout_pool, layouts: list[Layout] | N
     from tqdm.auto import tqdm
 
     bar = tqdm(total=cfg.iterations, initial=state.step, desc="lara rl", disable=not cfg.progress, unit="it")
-    with pool_factory(settings, cfg.workers, cfg.backend, cfg.ray_address) as pool:
+    with pool_factory(settings, cfg, policy) as pool:
         while state.step < cfg.iterations:
             it = state.step
             t0 = time.perf_counter()
@@ -220,7 +226,8 @@ def train_rl(cfg: RLConfig, pool_factory=rollout_pool, layouts: list[Layout] | N
                 for g, lay in enumerate(chosen)
                 for m in range(cfg.group_size)
             ]
-            results = pool.run(specs, str(weights), it)
+            with merged_lora(policy):  # a driver's rollouts run this policy as the workers load it
+                results = pool.run(specs, str(weights), it)
             t_roll = time.perf_counter() - t0
             rewards = _rewards(results, cfg)
             units, counts, chunks = _units(policy, results, cfg.kind == "flow" and not lora_modules)

@@ -77,8 +77,8 @@ LAYOUTS = [Layout(task=t, episode=t, state=np.zeros(3)) for t in range(3)]
 
 @pytest.fixture()
 def fake_pool(make_obs):
-    """`train_rl`'s pool_factory: (settings, workers, backend, ray_address) -> a FakePool."""
-    return lambda settings, workers, *placement: FakePool(settings, workers, make_obs)
+    """`train_rl`'s pool_factory: (settings, cfg, policy) -> a FakePool."""
+    return lambda settings, cfg, policy: FakePool(settings, cfg.workers, make_obs)
 
 
 def _cfg(tmp_path, ckpt, name, **kw):

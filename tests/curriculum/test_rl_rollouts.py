@@ -8,7 +8,7 @@ import torch
 from curriculum.rl.config import RLConfig
 from curriculum.rl.layouts import Layout, pick_layouts
 from curriculum.rl.loop import _rewards, rollout_seed
-from envs.rollouts import RolloutSettings, _sample_chunk
+from envs.rollouts import RolloutSettings, sample_chunks
 from lara.utils.errors import LaraUserError
 
 
@@ -24,8 +24,8 @@ def test_worker_chunk_sampler_records_what_the_update_needs(policy, kind, make_o
     policy.cfg.inference.max_action_tokens = 4  # keep the token path short on CPU
     s = RolloutSettings("unused", "libero_object", kind, noise_scale=0.2, temperature=1.0)
     obs = make_obs(0, size=64)
-    a1, r1 = _sample_chunk(policy, obs, s, torch.Generator().manual_seed(3))
-    a2, r2 = _sample_chunk(policy, obs, s, torch.Generator().manual_seed(3))
+    ((a1, r1),) = sample_chunks(policy, [obs], s, [torch.Generator().manual_seed(3)])
+    ((a2, r2),) = sample_chunks(policy, [obs], s, [torch.Generator().manual_seed(3)])
     assert a1.ndim == 2 and a1.shape[1] == 7 and np.array_equal(a1, a2)  # seeded: reproducible
     assert r1["instruction"] == obs.instruction and set(r1["images"]) == {"agentview", "wrist"}
     assert np.isfinite(r1["log_prob"]) and r1["log_prob"] == r2["log_prob"]
@@ -33,6 +33,20 @@ def test_worker_chunk_sampler_records_what_the_update_needs(policy, kind, make_o
         assert r1["path"].shape == (policy.cfg.expert.num_inference_steps + 1, policy.cfg.chunk_size, 7)
     else:
         assert 1 <= len(r1["tokens"]) <= 4
+
+
+def test_a_flow_chunk_does_not_depend_on_its_batch(policy, make_obs):
+    """The driver plans the chunks of every rollout in flight in one forward (envs.rollout_driver):
+    each row's noise comes from its own generator, so a rollout samples what it samples alone."""
+    s = RolloutSettings("unused", "libero_object", "flow", noise_scale=0.2)
+    obs = [make_obs(i, size=64) for i in (0, 1, 2)]
+    batch = sample_chunks(policy, obs, s, [torch.Generator().manual_seed(10 + i) for i in range(3)])
+    for i, (actions, record) in enumerate(batch):
+        ((alone, alone_record),) = sample_chunks(policy, [obs[i]], s, [torch.Generator().manual_seed(10 + i)])
+        np.testing.assert_allclose(actions, alone, atol=1e-5)
+        np.testing.assert_allclose(record["path"], alone_record["path"], atol=1e-5)
+        assert record["log_prob"] == pytest.approx(alone_record["log_prob"], abs=1e-3)
+    assert not np.allclose(batch[0][0], batch[1][0])  # the rows did not share their noise
 
 
 def test_rewards_group_major_with_optional_step_cost():

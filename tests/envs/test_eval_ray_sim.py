@@ -55,10 +55,11 @@ def test_collect_on_ray_writes_the_same_demos(tmp_path):
     np.testing.assert_array_equal(a.state, b.state)
 
 
-@pytest.mark.slow  # ~1 min quiet: two rollouts of 8 steps, each pool on its own backend
+@pytest.mark.slow  # ~1.5 min quiet: two rollouts of 8 steps, workers on each backend, the driver on Ray
 def test_rl_rollouts_on_ray_equal_the_local_ones(tmp_path, tiny_checkpoint):
     from envs import libero_setup
     from envs.libero_env import LiberoEnv
+    from envs.rollout_driver import RolloutDriver
     from envs.rollouts import RolloutPool, RolloutSettings, RolloutSpec
     from lara.modeling_lara import LaraPolicyBuilder
 
@@ -74,10 +75,14 @@ def test_rl_rollouts_on_ray_equal_the_local_ones(tmp_path, tiny_checkpoint):
         builder = LaraPolicyBuilder(settings.policy_dir, settings.execute_steps)
         with RolloutPool(settings, 1, builder, backend=backend) as pool:
             results[backend] = pool.run(specs, None, 0)
-    for local, on_ray in zip(results["local"], results["ray"], strict=True):
-        assert local["error"] is None and local["steps"] == on_ray["steps"] == 8
-        for x, y in zip(local["chunks"], on_ray["chunks"], strict=True):
+    # the default engine: the policy here, the simulators Ray actors (envs.rollout_driver)
+    with RolloutDriver(settings, 1, builder(), backend="ray", slots_per_worker=2) as driver:
+        results["ray driver"] = driver.run(specs, None, 0)
+    for local, on_ray, driven in zip(results["local"], results["ray"], results["ray driver"], strict=True):
+        assert local["error"] is None and local["steps"] == on_ray["steps"] == driven["steps"] == 8
+        for x, y, z in zip(local["chunks"], on_ray["chunks"], driven["chunks"], strict=True):
             np.testing.assert_array_equal(np.asarray(x["path"]), np.asarray(y["path"]))
+            np.testing.assert_allclose(np.asarray(x["path"]), np.asarray(z["path"]), atol=1e-5)
 
 
 def test_backend_flags_are_checked():

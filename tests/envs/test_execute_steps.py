@@ -1,5 +1,5 @@
 """Actions run per chunk: the checkpoint's `inference.n_action_steps` unless `--execute_steps` says
-otherwise, in `lara eval` (lara.scripts.eval_policies) and `lara rl` (envs.rollouts' workers) alike
+otherwise, in `lara eval` (lara.scripts.eval_policies) and `lara rl` (its workers and its driver) alike
 (issue 28: both used the whole chunk, so the checkpoint's setting never took effect)."""
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def test_eval_policy_runs_the_checkpoints_steps_unless_overridden(checkpoint_k3,
 def test_rl_workers_run_the_checkpoints_steps_unless_overridden(
     checkpoint_k3, execute_steps, plans, monkeypatch
 ):
+    from curriculum.rl.config import RLConfig
     from curriculum.rl.loop import rollout_pool
     from envs import libero_setup, rollouts
 
@@ -52,8 +53,28 @@ def test_rl_workers_run_the_checkpoints_steps_unless_overridden(
     settings = rollouts.RolloutSettings(
         policy_dir=str(checkpoint_k3), suite="libero_object", execute_steps=execute_steps
     )
-    rollouts._init_worker(settings, policy_builder=rollout_pool(settings, 1).policy_builder)
+    cfg = RLConfig(policy=str(checkpoint_k3), dataset="d", policy_in="workers")
+    rollouts._init_worker(settings, policy_builder=rollout_pool(settings, cfg, None).policy_builder)
     try:
         assert plans_for(rollouts._W["policy"], 7) == plans
     finally:
         rollouts._W.clear()
+
+
+@pytest.mark.parametrize("execute_steps,kept", [(None, 3), (2, 2)])
+def test_rl_driver_runs_the_checkpoints_steps_unless_overridden(checkpoint_k3, execute_steps, kept):
+    from curriculum.rl.config import RLConfig
+    from curriculum.rl.loop import rollout_pool
+    from envs.rollouts import RolloutSettings
+    from lara.modeling_lara import LaraPolicy
+    from lara.utils.errors import LaraUserError
+
+    settings = RolloutSettings(
+        policy_dir=str(checkpoint_k3), suite="libero_object", execute_steps=execute_steps
+    )
+    policy = LaraPolicy.from_pretrained(str(checkpoint_k3))
+    cfg = RLConfig(policy=str(checkpoint_k3), dataset="d")  # --policy_in driver, the default
+    driver = rollout_pool(settings, cfg, policy)
+    assert driver.policy is policy and driver.execute_steps == kept  # the learner's own policy acts
+    with pytest.raises(LaraUserError, match="execute_steps=9"):
+        rollout_pool(RolloutSettings(str(checkpoint_k3), "libero_object", execute_steps=9), cfg, policy)
