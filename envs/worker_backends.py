@@ -21,12 +21,13 @@ from lara.utils.errors import LaraUserError
 BACKENDS = ("local", "ray")
 
 
-def check_backend(backend: str, ray_address: str | None) -> None:
-    """A config's `--backend` / `--ray_address` pair, refused in one line before any worker starts."""
+def check_backend(backend: str, ray_address: str | None, flag: str = "--backend") -> None:
+    """A config's `--backend` / `--ray_address` pair, refused in one line before any worker starts
+    (`flag`: the backend's flag name, e.g. lara annotate's `--worker_backend`)."""
     if backend not in BACKENDS:
-        raise LaraUserError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        raise LaraUserError(f"{flag} {backend!r}: choose one of {', '.join(BACKENDS)}")
     if ray_address and backend != "ray":
-        raise LaraUserError("--ray_address joins a Ray cluster: add --backend ray")
+        raise LaraUserError(f"--ray_address joins a Ray cluster: add {flag} ray")
 
 
 def make_pool(

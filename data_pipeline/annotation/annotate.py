@@ -31,7 +31,7 @@ from data_pipeline.annotation.segmentation import GripperSignalError, segment_ep
 from data_pipeline.annotation.sidecar import EpisodeAnnotation
 from data_pipeline.annotation.source import EpisodeSource
 from data_pipeline.episode import Episode
-from envs.workers import WorkerPool
+from envs.worker_backends import check_backend, make_pool
 from lara.utils.errors import LaraUserError
 from lara.utils.run_identity import check_same_run
 from lara.utils.run_lock import LOCK_NAME, run_lock
@@ -222,17 +222,25 @@ def annotate_dataset(
     overwrite: bool = False,
     progress: bool = True,
     episodes: list[int] | None = None,
+    worker_backend: str = "local",
+    ray_address: str | None = None,
 ) -> RunSummary:
     """Annotate every episode of `source` (or `episodes`) into `<root>/annotations/<name>/`.
 
     Resumes a run of the same name and config; refuses (LaraUserError) to mix configs unless
-    `overwrite`. Returns the summary, also stored in meta.json.
+    `overwrite`. Returns the summary, also stored in meta.json. `worker_backend` "ray" runs the
+    workers as Ray actors (envs.worker_backends; on a cluster at `ray_address`, whose nodes must see
+    the dataset at the same path: the workers read it and write the sidecar files there).
     """
     if workers < 1:
         raise LaraUserError(f"--workers must be >= 1, got {workers}")
+    check_backend(worker_backend, ray_address, "--worker_backend")
     run_dir = sidecar.annotation_dir(source.root, name)
     with run_lock(run_dir, "lara annotate"):  # one run per annotation folder
-        return _annotate_locked(source, name, config, run_dir, workers, overwrite, progress, episodes)
+        placement = (worker_backend, ray_address)
+        return _annotate_locked(
+            source, name, config, run_dir, workers, overwrite, progress, episodes, placement
+        )
 
 
 def _annotate_locked(
@@ -244,6 +252,7 @@ def _annotate_locked(
     overwrite: bool,
     progress: bool,
     episodes: list[int] | None,
+    placement: tuple[str, str | None] = ("local", None),
 ) -> RunSummary:
     old = sidecar.read_meta(run_dir)
     if old is not None and old.get("config_hash") != config.config_hash():
@@ -287,7 +296,7 @@ def _annotate_locked(
     try:
         tasks = [(source, name, config.to_dict(), chunk) for chunk in chunks]
         # a worker killed mid-chunk costs a re-run of that chunk only (envs.workers)
-        with WorkerPool(_run_chunk, max(1, min(workers, len(chunks)))) as pool:
+        with make_pool(_run_chunk, max(1, min(workers, len(chunks))), None, (), None, *placement) as pool:
             for _task, done in pool.imap_unordered(tasks):
                 newly += len(done)
                 if bar is not None:

@@ -1,4 +1,4 @@
-"""`lara annotate --dataset DIR --backend sim --name v1 [--workers W] [--preview N]`.
+"""`lara annotate --dataset DIR --backend sim --name v1 [--workers W] [--worker_backend ray] [--preview N]`.
 
 Thin: `parse_config` reads an `AnnotateConfig` (every `AnnotationConfig` field, e.g.
 `--motion_dead_zone 0.01`, plus where and how the run goes; `--config_path
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data_pipeline.annotation.config import BACKEND_NAMES, AnnotationConfig
+from envs.worker_backends import check_backend
 from lara.utils.config_parsing import parse_config
 from lara.utils.errors import LaraUserError
 
@@ -33,6 +34,10 @@ class AnnotateConfig(AnnotationConfig):
     name: str = ""  # annotation run name (the trainer selects it by this name)
     mapping: str = "auto"  # key mapping of the dataset: a configs/data/ preset, a YAML path, or auto
     workers: int = 1  # worker processes
+    # local: worker processes here; ray: Ray actors, on a local Ray or the cluster at --ray_address
+    # (its nodes must see --dataset at the same path). `--backend` names the semantic annotator.
+    worker_backend: str = "local"
+    ray_address: str | None = None
     episodes: str = ""  # only these episodes, e.g. '0-9,12' (default: all)
     overwrite: bool = False  # replace an existing run made with another config
     preview: int = 0  # render this many annotated episodes for review
@@ -53,6 +58,7 @@ class AnnotateConfig(AnnotationConfig):
                 f"--preview_format must be one of {', '.join(PREVIEW_FORMATS)}, "
                 "--preview >= 0, --workers >= 1"
             )
+        check_backend(self.worker_backend, self.ray_address, "--worker_backend")
         super().__post_init__()
 
     def annotation_config(self) -> AnnotationConfig:
@@ -93,6 +99,8 @@ def main(argv: list[str]) -> int:
         overwrite=cfg.overwrite,
         progress=cfg.progress,
         episodes=parse_episodes(cfg.episodes),
+        worker_backend=cfg.worker_backend,
+        ray_address=cfg.ray_address,
     )
     print(summary.format())
     if cfg.preview > 0:
