@@ -155,7 +155,15 @@ def plan_grasp(
             clear = obstacles.distance(gripper_sweep_points(c, z, axis, perp))
             clear_place = 0.0  # a term of its own: at the pick every candidate may be tight
             if place_offset is not None:
-                at_place = gripper_sweep_points(c + place_offset[:2], z + place_offset[2], axis, perp)
+                # on the way down to the release too: a cabinet's walls are thin panels, and a hand
+                # reaching into the cabinet beside the drawer can sit between them at the release
+                # itself; on the way down it crosses the top (libero_10 task 3's bottom drawer)
+                at_place = np.concatenate(
+                    [
+                        gripper_sweep_points(c + place_offset[:2], z + place_offset[2] + dz, axis, perp)
+                        for dz in (0.0, 0.04, 0.08, 0.12)
+                    ]
+                )
                 clear_place = min(obstacles.distance(at_place), 0.015)
             turn = abs(wrap_half_turn(yaw - cur_yaw))
             far = max(0.0, float(np.linalg.norm(c - base_xy)) - 0.7) + max(

@@ -43,7 +43,7 @@ from envs.expert_skills.push import PushSkill, is_flat
 from envs.grasp_planning import GraspPlan, plan_grasp, topdown_rotation, wrap_half_turn
 from envs.libero_env import LiberoEnv
 from envs.protocol import GRIPPER_CLOSE, GRIPPER_OPEN, Observation
-from envs.region_slots import shared_region_slots
+from envs.region_slots import place_spot
 from envs.scene_geometry import SceneGeometry
 from envs.set_aside import aside_spot, with_set_asides
 from envs.task_plan import UNSOLVED_TASKS, Step, plan_task, unplanned
@@ -157,6 +157,7 @@ class ScriptedExpert:
         else:
             self.obj, self.target, self._inside = step.obj, str(step.target), step.inside
         self._spot: np.ndarray | None = None  # (2,) a set_aside's table spot
+        self._place_xy = place_spot(self.env, self.geom, self.steps, index, self._base_xy())  # None: centre
         if step.skill == "set_aside":
             self._spot_z = float(self.geom.collision_corners(step.obj)[:, 2].min())  # the table under it
             self._spot = aside_spot(self.env, self.geom, self.steps, index, self._base_xy())
@@ -179,7 +180,6 @@ class ScriptedExpert:
     # ------------------------------------------------------------------ episode state
     def reset(self) -> None:
         self.steps = with_set_asides(self.env, self.geom, self._planned)
-        self._slots = shared_region_slots(self.env, self.geom, self.steps, self._base_xy())  # 2 pots, 1 stove
         self._start_step(0)
         self._prev_pos: np.ndarray | None = None
         self._prev_q: float | None = None
@@ -213,14 +213,14 @@ class ScriptedExpert:
             return self._spot, self._spot_z + self.cfg.place_clearance, self._spot_z
         if self.target in self.raw.object_sites_dict:
             centre, half, _ = self.geom.site(self.target)
-            surface = float(centre[2] - half[2])
+            surface, xy = float(centre[2] - half[2]), centre[:2] if self._place_xy is None else self._place_xy
             if self._inside:
                 release = max(
                     surface + self.cfg.in_region_bottom, self._part_floor(centre) + self.cfg.place_clearance
                 )
-                return centre[:2], release, float(centre[2] + half[2])
+                return xy, release, float(centre[2] + half[2])
             top = float(centre[2] + half[2])
-            return self._slots.get(self._step_index, centre[:2]), top + self.cfg.place_clearance, top
+            return xy, top + self.cfg.place_clearance, top
         tpts = self.geom.collision_corners(self.target)
         top = float(tpts[:, 2].max())
         return self.geom.body_pos(self.target)[:2], top + self.cfg.place_clearance, top
