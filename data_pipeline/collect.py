@@ -2,9 +2,10 @@
 
 Why this layout: each finished demo is saved on its own (atomically) under `<out>.partial/`, so a
 killed run keeps every finished episode and the same command continues where it stopped; the final
-LeRobot dataset (and optional LIBERO HDF5 files) is assembled from those files in one atomic
-write at the end, so `<out>` exists only when it is complete. Failed attempts are retried with a new
-start-state perturbation (up to `max_attempts`) and reported, never written.
+LeRobot dataset (and optional LIBERO HDF5 files) is assembled from those files in one atomic write
+at the end (data_pipeline.collected_dataset), so `<out>` exists only when it is complete. Failed
+attempts are retried with a new start-state perturbation (up to `max_attempts`) and reported, never
+written.
 
 Files under `<out>.partial/`: `config.json` (what the run collects; a resume with other settings is
 refused), `episodes/task{T}_ep{K}.npz` (one success each), `reports.jsonl` (one line per job).
@@ -26,13 +27,13 @@ import numpy as np
 from tqdm import tqdm
 
 from data_pipeline.collect_worker import Job, close_cached_env, episode_file, run_batch
-from data_pipeline.episode import Episode
+from data_pipeline.collected_dataset import COLLECTION_FILE, write_collected
 from envs.libero_env import REGION_FITS
 from envs.protocol import check_render_quality
 from envs.worker_backends import check_backend, make_pool
-from lara.utils.atomic import atomic_write_text, remove_stale_temps
+from lara.utils.atomic import remove_stale_temps
 from lara.utils.errors import LaraUserError
-from lara.utils.jsonl import append_jsonl, read_jsonl, repair_jsonl
+from lara.utils.jsonl import append_jsonl, repair_jsonl
 from lara.utils.run_identity import check_same_run
 from lara.utils.run_lock import run_lock
 
@@ -53,7 +54,6 @@ _RUN_KEYS = (
     "render_quality",
 )
 INIT_MODES = ("shipped", "sampled")
-COLLECTION_FILE = "lara/collection.json"  # inside the dataset: how its start layouts were drawn
 
 
 @dataclass
@@ -140,32 +140,6 @@ def _check_resume(partial: Path, cfg: CollectConfig) -> None:
     else:
         partial.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(mine, indent=2))
-
-
-def load_episode_file(path: Path, task_id: int, suite: str, index: int) -> Episode:
-    """A worker's npz -> Episode (gripper signal = the gripper command)."""
-    with np.load(path, allow_pickle=False) as z:
-        action = z["action"].astype(np.float32)
-        state = z["state"]
-        return Episode(
-            images={"agentview": z["images.agentview"], "wrist": z["images.wrist"]},
-            state=state,
-            action=action,
-            gripper=action[:, -1].copy(),
-            ee_pos=state[:, :3].copy(),
-            ee_ori=state[:, 3:6].copy(),
-            instruction=str(z["instruction"]),
-            task_index=task_id,
-            task_name=str(z["task_name"]),
-            suite=suite,
-            episode_index=index,
-            sim_states=z["sim_states"],
-            bddl_file=str(z["bddl_file"]),
-            init_state=z["init_state"],
-            expert_phases=[str(p) for p in z["expert_phases"]],
-            source=str(path),
-            extras={"joint_states": z["joint_states"]},
-        ).validate(action_dim=7, state_dim=8)
 
 
 def batch_jobs(jobs: list[Job], workers: int, max_batch: int = 5) -> list[list[Job]]:
@@ -314,57 +288,6 @@ def _collect_locked(cfg: CollectConfig, out: Path, partial: Path, task_ids: list
     return result
 
 
-def write_collected(partial: Path, done: list[tuple[int, int]], cfg: CollectConfig, out: Path) -> None:
-    """Assemble the finished episode files into the LeRobot dataset (+ optional HDF5), atomically."""
-    from data_pipeline.lerobot_io import write_lerobot_dataset
-    from data_pipeline.libero_hdf5 import write_libero_hdf5  # heavy (h5py, lerobot): not for `--help`
-    from data_pipeline.stats import load_or_compute_stats
-
-    def episodes() -> Iterator[Episode]:
-        for index, (task_id, slot) in enumerate(done):
-            yield load_episode_file(episode_file(partial, task_id, slot), task_id, cfg.suite, index)
-
-    if cfg.hdf5_dir:
-        hdf5_dir = Path(cfg.hdf5_dir)
-        for task_id in sorted({t for t, _ in done}):
-            eps = [
-                load_episode_file(episode_file(partial, t, k), t, cfg.suite, i)
-                for i, (t, k) in enumerate(done)
-                if t == task_id
-            ]
-            write_libero_hdf5(hdf5_dir / f"{eps[0].task_name}_demo.hdf5", eps)
-    write_lerobot_dataset(out, episodes(), "libero", repo_id=cfg.repo_id, fps=20, progress=True)
-    atomic_write_text(out / COLLECTION_FILE, json.dumps(collection_meta(partial, done, cfg), indent=1))
-    load_or_compute_stats(out, "libero")
-
-
-def collection_meta(partial: Path, done: list[tuple[int, int]], cfg: CollectConfig) -> dict[str, Any]:
-    """How the dataset's start layouts were drawn: the run's settings, the layouts refused for being
-    too close to an evaluation init state, and each episode's start (seed, nearest init state)."""
-    lines, _ = read_jsonl(partial / "reports.jsonl")
-    starts = []
-    for index, (task_id, slot) in enumerate(done):
-        with np.load(episode_file(partial, task_id, slot), allow_pickle=False) as z:
-            layout = (
-                json.loads(str(z["layout"])) if "layout" in z.files else {}
-            )  # files of runs before --init
-        starts.append({"episode_index": index, "task_id": task_id, "slot": slot, **layout})
-    distances = [s["distance_m"] for s in starts if "distance_m" in s]
-    return {
-        "init": cfg.init,
-        "render_quality": cfg.render_quality,  # lara eval --render_quality should match
-        "seed": cfg.seed,
-        "perturb_xy": cfg.perturb_xy,
-        "min_layout_distance_m": cfg.min_layout_distance if cfg.init == "sampled" else None,
-        "max_layout_draws": cfg.max_layout_draws if cfg.init == "sampled" else None,
-        "region_fit": cfg.region_fit if cfg.init == "sampled" else None,
-        "starts_from_evaluation_states": cfg.init == "shipped",
-        "layouts_refused": sum(r.get("layouts_refused", 0) for r in lines),
-        "min_distance_to_evaluation_states_m": min(distances) if distances else None,
-        "episodes": starts,
-    }
-
-
 def summary(result: CollectResult) -> str:
     if result.collected_now or result.failed:
         how = (
@@ -390,12 +313,4 @@ def summary(result: CollectResult) -> str:
     return "\n".join(lines)
 
 
-__all__ = [
-    "CollectConfig",
-    "CollectResult",
-    "collect",
-    "collection_meta",
-    "summary",
-    "load_episode_file",
-    "write_collected",
-]
+__all__ = ["CollectConfig", "CollectResult", "collect", "summary"]

@@ -6,8 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from data_pipeline.collect import CollectConfig, _check_resume, collection_meta, partial_dir
+from data_pipeline.collect import CollectConfig, _check_resume, partial_dir
 from data_pipeline.collect_worker import episode_file
+from data_pipeline.collected_dataset import collection_meta
 from lara.utils.errors import LaraUserError
 
 
