@@ -1,11 +1,12 @@
 """`lara eval` episodes per hour of a chunked LaRA policy, every frame rendered vs only the frames the
 policy reads (`LiberoEnv.step(render=...)`), with 1 and 2 worker processes, in one run.
 
-The policy is an untrained `small`-preset checkpoint (random weights, the small preset's compute:
-what a CPU-trained policy costs per chunk); it fails every episode, so each episode runs the suite's
-full step limit (libero_object: 280), the slowest case for a given policy. Both arms run the same
-episodes of the same checkpoint; "every frame" is `--render true` (both cameras at every step), which
-is what `lara eval` did for a learned policy before commit 2116da7.
+The policy is `--policy`, by default an untrained `small`-preset checkpoint (random weights, the
+small preset's compute: what a CPU-trained policy costs per chunk); that one fails every episode, so
+each episode runs the suite's full step limit (libero_object: 280), the slowest case for a given
+policy. Both arms run the same episodes of the same checkpoint; "every frame" is `--render true`
+(both cameras at every step), which is what `lara eval` did for a learned policy before commit
+2116da7.
 
     .venv/bin/python benchmarks/eval_render_savings.py --episodes 2 \
         --out benchmarks/eval_render_savings_results
@@ -14,40 +15,13 @@ is what `lara eval` did for a learned policy before commit 2116da7.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
+from eval_arms import add_policy_args, checkpoint_for, seconds_per_step, timed_eval
 from results_table import markdown_table, publish
 
-from envs.evaluator import EvalConfig, evaluate
-from lara.scripts.eval_policies import policy_builder
-
-
-def random_small_checkpoint(path: Path) -> Path:
-    """An untrained small-preset LaraPolicy with a FAST tokenizer and statistics, saved at `path`."""
-    import torch
-
-    from lara.modeling_lara import LaraPolicy
-    from lara.normalization import NormalizationStats
-    from lara.presets import load_config
-
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    policy = LaraPolicy(load_config("small"))
-    chunks = np.clip(rng.normal(0, 0.3, (400, policy.cfg.chunk_size, 7)), -1, 1).astype(np.float32)
-    chunks[..., -1] = np.sign(chunks[..., -1] + 1e-6)
-    policy.train_fast_tokenizer(chunks)
-    action = rng.normal(0, 0.3, (500, 7))
-    action[:, -1] = np.where(rng.uniform(size=500) > 0.5, 1.0, -1.0)
-    stats = NormalizationStats.from_arrays(
-        {"action": action, "state": rng.normal(0, 1, (500, 8))}, passthrough_dims={"action": [6]}
-    )
-    policy.set_normalization(stats)
-    policy.save_pretrained(path)
-    return path
+from envs.evaluator import EvalConfig
 
 
 def measure(policy: Path, workers: int, every_frame: bool, args: argparse.Namespace, root: Path) -> dict:
@@ -62,26 +36,22 @@ def measure(policy: Path, workers: int, every_frame: bool, args: argparse.Namesp
         camera_size=args.camera_size,
         render=True if every_frame else None,
     )
-    start = time.perf_counter()
-    evaluate(cfg, policy_builder=policy_builder(cfg))
-    hours = (time.perf_counter() - start) / 3600.0
-    records = [json.loads(line) for line in (cfg.out / "episodes.jsonl").read_text().splitlines()]
-    steps = sum(r["steps"] for r in records)
+    records, hours = timed_eval(cfg)
+    per_step = seconds_per_step(records)
     return {
         "arm": name,
         "frames rendered": "every" if every_frame else "read by the policy",
         "workers": workers,
         "episodes": len(records),
-        "steps": steps,
+        "steps": sum(r["steps"] for r in records),
         "episodes_per_hour": len(records) / hours,
-        "render_s_per_step": sum(r["render_seconds"] or 0.0 for r in records) / steps,
-        "sim_s_per_step": sum(r["sim_seconds"] or 0.0 for r in records) / steps,
-        "policy_s_per_step": sum(r["policy_seconds"] or 0.0 for r in records) / steps,
+        **{f"{part}_s_per_step": seconds for part, seconds in per_step.items()},
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_policy_args(parser, preset="small")
     parser.add_argument("--suite", default="libero_object")
     parser.add_argument("--tasks", default="0")
     parser.add_argument("--episodes", type=int, default=2)
@@ -92,7 +62,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        policy = random_small_checkpoint(root / "small_random")
+        policy = checkpoint_for(args, root)
         for workers in map(int, args.workers.split(",")):
             rows += [measure(policy, workers, every, args, root) for every in (True, False)]
     base = rows[0]["episodes_per_hour"]
