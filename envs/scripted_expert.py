@@ -147,7 +147,7 @@ class ScriptedExpert:
         step = self.steps[index]
         self._skill: DrawerSkill | DrawerPushSkill | KnobSkill | PushSkill | None = None
         if step.skill == "open":
-            self._skill = DrawerSkill(self.env, self.geom, step.obj, opening=True)
+            self._skill = DrawerSkill(self.env, self.geom, step.obj)
         elif step.skill == "close":  # pushed shut, no grasp: see drawer_push
             self._skill = DrawerPushSkill(self.env, self.geom, step.obj)
         elif step.skill in ("turn_on", "turn_off"):

@@ -1,5 +1,5 @@
-"""Open or close a drawer (a slide joint) from privileged state: grasp its handle from the side,
-move along the joint axis, release.
+"""Open a drawer (a slide joint) from privileged state: grasp its handle from the side, pull along
+the joint axis, release. Closing pushes instead, without a grasp (`envs.expert_skills.drawer_push`).
 
 Why a side grasp: a drawer handle is a horizontal bar a few cm in front of the drawer face, with
 the drawer above it in the way of a top-down hand. The hand turns to point into the drawer
@@ -7,10 +7,10 @@ the drawer above it in the way of a top-down hand. The hand turns to point into 
 
 The handle is the drawer body's collision geom(s) reaching furthest along the opening direction;
 the opening direction is the joint axis read from the MuJoCo model, signed by LIBERO's own open /
-close ranges (`FixtureJoint`). The skill pulls (open) or pushes (close) the grasped handle until
-the joint is `margin` past the edge of LIBERO's range, then releases and backs off.
+close ranges (`FixtureJoint`). The skill pulls the grasped handle until the joint is a margin past
+the edge of LIBERO's open range, then releases and backs off (`retract`, shared with the push).
 
-Phases: approach -> grasp -> pull | push -> release -> retract -> done.
+Phases: approach -> grasp -> pull -> release -> retract -> done.
 """
 
 from __future__ import annotations
@@ -36,22 +36,36 @@ def opening_direction(joint: FixtureJoint) -> np.ndarray:
     return d / np.linalg.norm(d)
 
 
+def retract(skill, pos: np.ndarray, mat: np.ndarray, rot: np.ndarray) -> Command:
+    """The drawer skills' last phase, from `skill._hold` (their `_sub` 1): back off there along the
+    axis in the hand orientation `rot`, then (`_sub` 2) rise `skill.RISE` and turn the hand down in
+    free space: a hand turned near the drawer sweeps the fingers through its handle and moves it
+    again. Ends the skill."""
+    if skill._sub == 1 and (np.linalg.norm(skill._hold - pos) < 0.02 or skill._steps > 40):
+        skill._sub, skill._steps = 2, 0
+        skill._hold = skill._hold + np.array([0.0, 0.0, skill.RISE])
+        skill._down = topdown_rotation(nearest_topdown_yaw(mat))
+    elif skill._sub == 2 and (np.linalg.norm(skill._hold - pos) < 0.03 or skill._steps > 40):
+        skill.done = True
+        skill._set("done")
+    return Command(skill._hold, rot if skill._sub == 1 else skill._down, GRIPPER_OPEN)
+
+
 class DrawerSkill:
-    """`open` or `close` the drawer that holds region `name` (a site with a slide joint)."""
+    """`open` the drawer that holds region `name` (a site with a slide joint)."""
 
     PRE = 0.10  # m in front of the handle before reaching in
     DEPTH = 0.004  # eef past the handle's centre, into the bar
     RETRACT = 0.08
     RISE = 0.12
 
-    def __init__(self, env, geom, name: str, opening: bool):  # LiberoEnv, SceneGeometry
-        self.env, self.geom, self.opening = env, geom, opening
+    def __init__(self, env, geom, name: str):  # LiberoEnv, SceneGeometry
+        self.env, self.geom = env, geom
         self.joint = FixtureJoint(env, name)
         if self.joint.hinge:
             raise ValueError(f"{name!r} is a hinge, not a drawer")
-        self.goal_q = self.joint.goal_qpos("open" if opening else "close", 0.012 if opening else 0.006)
-        other = self.joint.goal_qpos("close" if opening else "open", 0.0)
-        self._dir = float(np.sign(self.goal_q - other))  # the sign of qpos's motion toward the goal
+        self.goal_q = self.joint.goal_qpos("open", 0.012)
+        self._dir = float(np.sign(self.goal_q - self.joint.goal_qpos("close", 0.0)))  # qpos's way to the goal
         self.phase, self.done, self._steps = "approach", False, 0
         self._sub = 0  # approach: 0 in front of the handle, 1 reaching in; retract: 1 back off, 2 rise
         self._hold: np.ndarray | None = None
@@ -65,12 +79,12 @@ class DrawerSkill:
         return opening_direction(self.joint)
 
     def _already(self, q: float) -> bool:
-        """Open (closed) enough: within 4 mm of the goal, or an opening already past LIBERO's open
-        edge (libero_10 task 3 starts with the bottom drawer open: at 14.1-15.3 cm, short of the goal's
-        15.2 cm at times, and its handle is too low for the side grasp, see `drawer_push`)."""
+        """Open enough: within 4 mm of the goal, or already past LIBERO's open edge (libero_10 task 3
+        starts with the bottom drawer open: at 14.1-15.3 cm, short of the goal's 15.2 cm at times,
+        and its handle is too low for the side grasp, see `drawer_push`)."""
         if (self.goal_q - q) * self._dir <= 0.004:
             return True
-        return self.opening and bool(self.joint.state.is_open())
+        return bool(self.joint.state.is_open())
 
     def handle_centre(self) -> np.ndarray:
         lo, hi = handle_box(self.geom.body_corners(self.joint.body), self.out_dir())
@@ -84,7 +98,7 @@ class DrawerSkill:
         self._steps += 1
         q = self.joint.qpos
         if self.phase == "approach" and self._sub == 0 and self._steps == 1 and self._already(q):
-            self.done = True  # a drawer the scene starts open (closed)
+            self.done = True  # a drawer the scene starts open
             self._set("done")
         if self.phase == "done":
             return Command(pos, mat, GRIPPER_OPEN)
@@ -100,12 +114,11 @@ class DrawerSkill:
             return Command(target, rot, GRIPPER_OPEN, 1.0 if self._sub == 0 else 0.5)
         if self.phase == "grasp":
             if self._steps > 6:  # the fingers close on the bar in ~5 steps; libero_goal task 3 needs the time
-                self._set("pull" if self.opening else "push")
+                self._set("pull")
             return Command(self._hold, rot, GRIPPER_CLOSE)
-        if self.phase in ("pull", "push"):
+        if self.phase == "pull":
             remaining = abs(self.goal_q - q)
-            sign = 1.0 if self.opening else -1.0
-            target = pos + sign * out * min(remaining + 0.01, 0.05)
+            target = pos + out * min(remaining + 0.01, 0.05)
             target[2] = self._hold[2]
             reached = (self.goal_q - q) * self._dir <= 0.002
             if reached or self._steps > 100:
@@ -118,16 +131,7 @@ class DrawerSkill:
                 self._set("retract")
             return Command(self._hold, rot, GRIPPER_OPEN)
         if self.phase == "retract":
-            # back off along the axis, then rise and turn the hand down again in free space: a hand
-            # turned near the drawer sweeps the fingers through its handle and shuts it again
-            if self._sub == 1 and (np.linalg.norm(self._hold - pos) < 0.02 or self._steps > 40):
-                self._sub, self._steps = 2, 0
-                self._hold = self._hold + np.array([0.0, 0.0, self.RISE])
-                self._down = topdown_rotation(nearest_topdown_yaw(mat))
-            elif self._sub == 2 and (np.linalg.norm(self._hold - pos) < 0.03 or self._steps > 40):
-                self.done = True
-                self._set("done")
-            return Command(self._hold, rot if self._sub == 1 else self._down, GRIPPER_OPEN)
+            return retract(self, pos, mat, rot)
         return Command(self._hold, self._down, GRIPPER_OPEN)
 
 

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.expert_skills.articulated import handle_box, nearest_topdown_yaw, opening_direction
+from envs.expert_skills.articulated import handle_box, opening_direction, retract
 from envs.expert_skills.command import GRIPPER_CLOSE, GRIPPER_OPEN, Command, FixtureJoint
-from envs.grasp_planning import topdown_rotation
 
 HAND_HALF_WIDTH = 0.105  # m: the Panda hand's half length along its closing axis
 PITCH = np.radians(45.0)  # fingers' tilt from straight down toward the cabinet
@@ -144,12 +143,4 @@ class DrawerPushSkill:
                 self._sub = 1
                 self._set("retract")
             return Command(target, self._rot, GRIPPER_CLOSE, 0.6)
-        # retract: back off along the axis, then rise and turn the hand down in free space
-        if self._sub == 1 and (np.linalg.norm(self._hold - pos) < 0.02 or self._steps > 40):
-            self._sub, self._steps = 2, 0
-            self._hold = self._hold + np.array([0.0, 0.0, self.RISE])
-            self._down = topdown_rotation(nearest_topdown_yaw(mat))
-        elif self._sub == 2 and (np.linalg.norm(self._hold - pos) < 0.03 or self._steps > 40):
-            self.done = True
-            self._set("done")
-        return Command(self._hold, self._rot if self._sub == 1 else self._down, GRIPPER_OPEN)
+        return retract(self, pos, mat, self._rot)
