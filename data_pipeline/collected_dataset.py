@@ -17,6 +17,7 @@ import numpy as np
 
 from data_pipeline.collect_worker import episode_file
 from data_pipeline.episode import Episode
+from data_pipeline.expert_recording import episode_from_recording
 from lara.utils.atomic import atomic_write_text
 from lara.utils.jsonl import read_jsonl
 
@@ -26,24 +27,15 @@ COLLECTION_FILE = "lara/collection.json"  # inside the dataset: how its start la
 def load_episode_file(path: Path, task_id: int, suite: str, index: int) -> Episode:
     """A worker's npz -> Episode (gripper signal = the gripper command)."""
     with np.load(path, allow_pickle=False) as z:
-        action = z["action"].astype(np.float32)
-        state = z["state"]
-        return Episode(
-            images={"agentview": z["images.agentview"], "wrist": z["images.wrist"]},
-            state=state,
-            action=action,
-            gripper=action[:, -1].copy(),
-            ee_pos=state[:, :3].copy(),
-            ee_ori=state[:, 3:6].copy(),
+        return episode_from_recording(
+            z,
             instruction=str(z["instruction"]),
             task_index=task_id,
             task_name=str(z["task_name"]),
             suite=suite,
             episode_index=index,
-            sim_states=z["sim_states"],
             bddl_file=str(z["bddl_file"]),
             init_state=z["init_state"],
-            expert_phases=[str(p) for p in z["expert_phases"]],
             source=str(path),
             extras={"joint_states": z["joint_states"]},
         ).validate(action_dim=7, state_dim=8)

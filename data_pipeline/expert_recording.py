@@ -3,14 +3,18 @@
 (data_pipeline.annotation.expert_truth).
 
 Frame t holds the observation before action t; `expert_phases[t]` is the expert's phase when it
-chose action t. Imports only numpy: collection worker processes import this, never torch.
+chose action t. Imports only numpy (and the numpy-only `Episode`): collection worker processes import
+this, never torch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
+
+from data_pipeline.episode import Episode
 
 StopAt = Literal["expert_done", "success"]
 
@@ -70,3 +74,24 @@ def record_expert(
     if joints:
         arrays["joint_states"] = np.stack(frames["joints"])  # (T, 7)
     return arrays, bool(done)
+
+
+def episode_from_recording(arrays: Mapping[str, np.ndarray], **meta: Any) -> Episode:
+    """`record_expert`'s arrays (in memory, or read back from a worker's npz) -> Episode.
+
+    meta: the fields a recording does not hold (instruction, task_index, task_name, suite,
+    episode_index, bddl_file, init_state, source and optionally extras). The gripper signal is the
+    gripper command (action[:, -1]): the expert's intent, which the annotator segments on.
+    """
+    state, action = arrays["state"], arrays["action"].astype(np.float32)  # (T, 8), (T, 7)
+    return Episode(
+        images={"agentview": arrays["images.agentview"], "wrist": arrays["images.wrist"]},
+        state=state,
+        action=action,
+        gripper=action[:, -1].copy(),
+        ee_pos=state[:, :3].copy(),
+        ee_ori=state[:, 3:6].copy(),
+        sim_states=arrays["sim_states"],
+        expert_phases=[str(p) for p in arrays["expert_phases"]],
+        **meta,
+    )

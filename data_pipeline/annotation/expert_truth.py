@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from data_pipeline.annotation.segmentation import GRASP, MOVE_TO_GOAL, MOVE_TO_OBJECT, PLACE, RETRACT
 from data_pipeline.episode import Episode
-from data_pipeline.expert_recording import record_expert
+from data_pipeline.expert_recording import episode_from_recording, record_expert
 
 # envs.scripted_expert phase -> annotator phase
 EXPERT_TO_PHASE = {
@@ -38,22 +38,14 @@ def record_expert_episode(env, init_index: int = 0, max_steps: int = 220, tail: 
     obs = env.reset(init_index)
     expert.reset()
     arrays, _ = record_expert(env, expert, obs, max_steps, stop_at="expert_done", tail=tail)
-    state, action = arrays["state"], arrays["action"]  # (T, 8), (T, 7)
-    return Episode(
-        images={"agentview": arrays["images.agentview"], "wrist": arrays["images.wrist"]},
-        state=state,
-        action=action,
-        gripper=action[:, -1].copy(),
-        ee_pos=state[:, :3].copy(),
-        ee_ori=state[:, 3:6].copy(),
+    return episode_from_recording(
+        arrays,
         instruction=env.instruction,
         task_index=env.task_id,
         task_name=env.task_name,
         suite=env.suite,
         episode_index=init_index,
-        sim_states=arrays["sim_states"],
         bddl_file=env.bddl_path,
         init_state=env.init_states[init_index],
-        expert_phases=[str(p) for p in arrays["expert_phases"]],
         source=f"scripted:{env.suite}/{env.task_id}",
     )

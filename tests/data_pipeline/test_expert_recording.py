@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from data_pipeline.expert_recording import record_expert
+from data_pipeline.expert_recording import episode_from_recording, record_expert
 
 PHASES = ["approach", "grasp", "lift", "release", "done", "done", "done", "done", "done", "done"]
 SUCCESS_FROM = 2  # LIBERO's predicate holds after the 3rd step (object above the basket, not yet released)
@@ -76,3 +76,15 @@ def test_step_limit_without_reaching_the_stop_rule():
 def test_missing_cameras_record_black_frames():
     arrays, _ = _record(render=False)
     assert arrays["images.agentview"].shape == (4, 4, 4, 3) and not arrays["images.wrist"].any()
+
+
+def test_recording_becomes_a_valid_episode_with_the_command_as_gripper_signal():
+    arrays, _ = _record(stop_at="expert_done")
+    meta = dict(instruction="put it in the basket", task_index=3, task_name="t3", suite="libero_object")
+    episode = episode_from_recording(
+        arrays, episode_index=0, bddl_file="t3.bddl", init_state=np.zeros(3), source="fake", **meta
+    ).validate(action_dim=7, state_dim=8)
+    np.testing.assert_array_equal(episode.gripper, arrays["action"][:, -1])
+    np.testing.assert_array_equal(episode.ee_pos, arrays["state"][:, :3])
+    assert episode.expert_phases == ["approach", "grasp", "lift", "release"]
+    assert episode.images["wrist"].shape == (4, 4, 4, 3) and episode.task_index == 3
