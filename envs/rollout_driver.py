@@ -77,10 +77,7 @@ class RolloutDriver:
             )
         self.settings, self.workers, self.policy = settings, workers, policy
         self.backend, self.ray_address, self.slots_per_worker = backend, ray_address, slots_per_worker
-        self.execute_steps = settings.execute_steps or policy.cfg.inference.n_action_steps
-        k, horizon = self.execute_steps, policy.cfg.chunk_size
-        if not 1 <= k <= horizon:
-            raise LaraUserError(f"execute_steps={k} but the policy predicts chunks of {horizon}")
+        self.execute_steps = policy.actions_per_chunk(settings.execute_steps)
         self._pool = None
 
     def __enter__(self) -> RolloutDriver:

@@ -163,12 +163,17 @@ class LaraPolicy(LaraModel):
         shape = (self.cfg.chunk_size, self.cfg.action_dim)
         return torch.stack([torch.randn(shape, generator=episode.generator) for episode in episodes])
 
+    def actions_per_chunk(self, execute_steps: int | None = None) -> int:
+        """How many actions of each chunk run open-loop: `execute_steps` (default: the policy's own
+        setting, else the checkpoint's inference.n_action_steps), refused if no chunk holds them."""
+        k = execute_steps or self.execute_steps or self.cfg.inference.n_action_steps
+        if not 1 <= k <= self.cfg.chunk_size:
+            raise LaraUserError(f"execute_steps={k} but the policy predicts chunks of {self.cfg.chunk_size}")
+        return k
+
     def _enqueue(self, episode: EpisodeQueue, chunk: np.ndarray, ms: float) -> None:
         """The first `execute_steps` actions of `chunk` (H, A) onto `episode`'s queue."""
-        k = self.execute_steps or self.cfg.inference.n_action_steps
-        if not 1 <= k <= chunk.shape[0]:
-            raise LaraUserError(f"execute_steps={k} but the policy predicts chunks of {chunk.shape[0]}")
-        episode.queue.extend(chunk[:k])
+        episode.queue.extend(chunk[: self.actions_per_chunk()])
         episode.chunk_latency_ms.append(ms)
 
     def needs_observation(self, episode: EpisodeQueue | None = None) -> bool:
