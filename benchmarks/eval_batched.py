@@ -1,19 +1,22 @@
 """`lara eval` throughput: per-worker policies vs the batched driver, 1 and 2 workers.
 
 The same episodes (`--policy`, by default an untrained tiny checkpoint, on libero_object, the
-protocol's 256 px cameras rendered only for the frames the policy reads) run four ways in one
+protocol's 256 px cameras rendered only for the frames the policy reads) run several ways in one
 process, each into a fresh folder: `--policy_in workers` (every worker loads its own copy and acts
 at batch 1, the behaviour before issue 27) and `--policy_in driver` (one copy here, one forward per
-batch of the episodes in flight; the default for a checkpoint), each with 1 and 2 workers.
+batch of the episodes in flight; the default for a checkpoint), each with 1 and 2 workers. `--ways`
+picks others: `workers:1:every` also renders every frame (`--render true`), as `lara eval` did before
+issue 27 on both counts, so `--ways workers:1:every,workers:2:every,driver:1,driver:2` is the
+before/after table.
 Environment and policy construction are included: they are part of what a user waits for. The
-episodes' records must agree across the four (same successes, steps and actions): the script checks
+episodes' records must agree across the ways (same successes, steps and actions): the script checks
 it.
 
     .venv/bin/python benchmarks/eval_batched.py --tasks 0,1 --episodes 2 --max_steps 64 \
         --out benchmarks/eval_batched_results
     # a trained checkpoint, the standard protocol's K = 10 (issue 27's throughput figure):
     .venv/bin/python benchmarks/eval_batched.py --policy RUN/train/stage3/final --tasks all \
-        --episodes 10 --max_steps 0 --out OUT
+        --episodes 10 --max_steps 0 --ways workers:1:every,workers:2:every,driver:1,driver:2 --out OUT
 """
 
 from __future__ import annotations
@@ -27,10 +30,23 @@ from results_table import markdown_table, publish
 
 from envs.evaluator import EvalConfig
 
-WAYS = [("workers", 1), ("workers", 2), ("driver", 1), ("driver", 2)]
+WAYS = "workers:1,workers:2,driver:1,driver:2"
 
 
-def measure(policy_in: str, workers: int, args: argparse.Namespace, checkpoint: Path, root: Path) -> dict:
+def parse_ways(spec: str) -> list[tuple[str, int, bool]]:
+    """'driver:2,workers:1:every' -> [(policy_in, workers, render every frame)]."""
+    ways = []
+    for item in spec.split(","):
+        policy_in, workers, *every = item.strip().split(":")
+        if policy_in not in ("workers", "driver") or every not in ([], ["every"]):
+            raise SystemExit(f"--ways: {item!r} is not policy_in:workers[:every] (workers or driver)")
+        ways.append((policy_in, int(workers), bool(every)))
+    return ways
+
+
+def measure(
+    policy_in: str, workers: int, every_frame: bool, args: argparse.Namespace, checkpoint: Path, root: Path
+) -> dict:
     cfg = EvalConfig(
         policy=str(checkpoint),
         suite=args.suite,
@@ -40,12 +56,14 @@ def measure(policy_in: str, workers: int, args: argparse.Namespace, checkpoint: 
         max_steps=args.max_steps or None,
         camera_size=args.camera_size,
         policy_in=policy_in,
-        out=root / f"{policy_in}_{workers}",
+        render=True if every_frame else None,
+        out=root / f"{policy_in}_{workers}{'_every' if every_frame else ''}",
     )
     records, hours = timed_eval(cfg)
     return {
         "policy_in": policy_in,
         "workers": workers,
+        "frames rendered": "every" if every_frame else "read by the policy",
         "episodes": len(records),
         "successes": sum(r["success"] for r in records),
         "steps": sum(r["steps"] for r in records),
@@ -66,24 +84,27 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=2)
     parser.add_argument("--max_steps", type=int, default=64, help="0: the protocol's step limit")
     parser.add_argument("--camera_size", type=int, default=256)
+    parser.add_argument("--ways", default=WAYS, help="policy_in:workers[:every], comma-separated")
     parser.add_argument("--out", type=Path, default=None, help="write results.md and results.json here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = checkpoint_for(args, Path(tmp))
-        rows = [measure(policy_in, w, args, checkpoint, Path(tmp)) for policy_in, w in WAYS]
+        rows = [measure(*way, args, checkpoint, Path(tmp)) for way in parse_ways(args.ways)]
     same = all(r["outcomes"] == rows[0]["outcomes"] for r in rows)
-    header = ["policy in", "workers", "episodes", "successes", "steps", "minutes", "episodes/hour"]
+    header = ["policy in", "workers", "frames rendered", "episodes", "successes", "steps", "minutes"]
+    header += ["episodes/hour"]
     header += ["render s/step", "physics s/step", "policy s/step"]
     table = markdown_table(
         header,
         [
-            [r["policy_in"], str(r["workers"]), str(r["episodes"]), str(r["successes"]), str(r["steps"])]
+            [r["policy_in"], str(r["workers"]), r["frames rendered"], str(r["episodes"])]
+            + [str(r["successes"]), str(r["steps"])]
             + [f"{r['minutes']:.2f}", f"{r['episodes_per_hour']:.0f}"]
             + [f"{r['s_per_step'][part]:.3f}" for part in ("render", "sim", "policy")]
             for r in rows
         ],
     )
-    table += f"\n\nthe four runs recorded the same episodes (success, steps, actions' SHA-1): {same}"
+    table += f"\n\nthe {len(rows)} runs recorded the same episodes (success, steps, actions' SHA-1): {same}"
     publish(table, args.out, {"args": vars(args), "rows": rows, "same_episodes": same})
 
 
