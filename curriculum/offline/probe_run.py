@@ -101,10 +101,13 @@ def _episodes(cfg: ProbeConfig, root: Path, checkpoint: Path, dataset, low) -> t
 def _features(
     cfg, root, mapping, policy, twin, annotation, frames
 ) -> tuple[dict, dict | None, list, np.ndarray]:
+    from tqdm.auto import tqdm
+
     from curriculum.offline.evaluate import _probe_samples
 
     samples = _probe_samples(root, mapping, policy, annotation)
     feats, twin_feats, cots, pads = Features(), Features(), [], []
+    bar = tqdm(total=len(frames), desc="probe: hidden states", unit="frame")
     for b0 in range(0, len(frames), cfg.batch_size):
         batch = samples(frames[b0 : b0 + cfg.batch_size])
         cots += list(batch["cot"])
@@ -112,6 +115,8 @@ def _features(
         collect(policy, batch, feats, foresight=True)
         if twin is not None:
             collect(twin, batch, twin_feats, foresight=False)
+        bar.update(len(batch["cot"]))
+    bar.close()
     return feats.stacked(), (twin_feats.stacked() if twin is not None else None), cots, np.concatenate(pads)
 
 
