@@ -91,6 +91,9 @@ def main() -> None:
         checkpoint = checkpoint_for(args, Path(tmp))
         rows = [measure(*way, args, checkpoint, Path(tmp)) for way in parse_ways(args.ways)]
     same = all(r["outcomes"] == rows[0]["outcomes"] for r in rows)
+    # success and steps per episode; the actions' hashes can also differ by float rounding between
+    # ways that run the policy with other torch thread counts or batch sizes (results.md: <= 1.2e-7)
+    same_outcomes = all([o[:4] for o in r["outcomes"]] == [o[:4] for o in rows[0]["outcomes"]] for r in rows)
     header = ["policy in", "workers", "frames rendered", "episodes", "successes", "steps", "minutes"]
     header += ["episodes/hour"]
     header += ["render s/step", "physics s/step", "policy s/step"]
@@ -104,8 +107,10 @@ def main() -> None:
             for r in rows
         ],
     )
-    table += f"\n\nthe {len(rows)} runs recorded the same episodes (success, steps, actions' SHA-1): {same}"
-    publish(table, args.out, {"args": vars(args), "rows": rows, "same_episodes": same})
+    table += f"\n\nthe {len(rows)} runs recorded the same success and steps per episode: {same_outcomes}; "
+    table += f"the same actions (SHA-1) too: {same}"
+    extra = {"same_outcomes": same_outcomes, "same_episodes": same}
+    publish(table, args.out, {"args": vars(args), "rows": rows, **extra})
 
 
 if __name__ == "__main__":
