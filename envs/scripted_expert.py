@@ -24,6 +24,10 @@ of LIBERO's `On` predicate. A failed grasp (object not lifted) re-plans, at most
 Actions: OSC_POSE maps input [-1, 1] linearly to output +-0.05 m (position) and +-0.5 rad
 (axis-angle) of *goal offset*; we convert the metric error with those limits (read from the
 controller) and clip to [-1, 1].
+
+Over 400 lines on purpose: the plan stepping (`_start_step` / `_next_step`) and the pick-and-place
+phase machine share one state (the running step, its object, target and placement spot, the grasp
+plan and regrasp count); the other skills, which own their state, live in `envs.expert_skills`.
 """
 
 from __future__ import annotations
