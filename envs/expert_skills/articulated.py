@@ -8,7 +8,8 @@ the drawer above it in the way of a top-down hand. The hand turns to point into 
 The handle is the drawer body's collision geom(s) reaching furthest along the opening direction;
 the opening direction is the joint axis read from the MuJoCo model, signed by LIBERO's own open /
 close ranges (`FixtureJoint`). The skill pulls the grasped handle until the joint is a margin past
-the edge of LIBERO's open range, then releases and backs off (`retract`, shared with the push).
+the edge of LIBERO's open range, then releases and backs off (`SlideJointSkill.retract`, shared with the
+push).
 
 Phases: approach -> grasp -> pull -> release -> retract -> done.
 """
@@ -36,44 +37,52 @@ def opening_direction(joint: FixtureJoint) -> np.ndarray:
     return d / np.linalg.norm(d)
 
 
-def retract(skill, pos: np.ndarray, mat: np.ndarray, rot: np.ndarray) -> Command:
-    """The drawer skills' last phase, from `skill._hold` (their `_sub` 1): back off there along the
-    axis in the hand orientation `rot`, then (`_sub` 2) rise `skill.RISE` and turn the hand down in
-    free space: a hand turned near the drawer sweeps the fingers through its handle and moves it
-    again. Ends the skill."""
-    if skill._sub == 1 and (np.linalg.norm(skill._hold - pos) < 0.02 or skill._steps > 40):
-        skill._sub, skill._steps = 2, 0
-        skill._hold = skill._hold + np.array([0.0, 0.0, skill.RISE])
-        skill._down = topdown_rotation(nearest_topdown_yaw(mat))
-    elif skill._sub == 2 and (np.linalg.norm(skill._hold - pos) < 0.03 or skill._steps > 40):
-        skill.done = True
-        skill._set("done")
-    return Command(skill._hold, rot if skill._sub == 1 else skill._down, GRIPPER_OPEN)
+class SlideJointSkill:
+    """What the two drawer skills share: the slide joint of region `name`, the phase bookkeeping, and
+    the last phase, `retract`. Subclasses set `goal_q` (the joint position they drive to) and `_dir`
+    (the sign of qpos's way to it)."""
 
-
-class DrawerSkill:
-    """`open` the drawer that holds region `name` (a site with a slide joint)."""
-
-    PRE = 0.10  # m in front of the handle before reaching in
-    DEPTH = 0.004  # eef past the handle's centre, into the bar
-    RETRACT = 0.08
-    RISE = 0.12
+    RETRACT = 0.08  # m backed off along the axis after letting go
+    RISE = 0.12  # m risen before turning the hand down
 
     def __init__(self, env, geom, name: str):  # LiberoEnv, SceneGeometry
         self.env, self.geom = env, geom
         self.joint = FixtureJoint(env, name)
         if self.joint.hinge:
             raise ValueError(f"{name!r} is a hinge, not a drawer")
-        self.goal_q = self.joint.goal_qpos("open", 0.012)
-        self._dir = float(np.sign(self.goal_q - self.joint.goal_qpos("close", 0.0)))  # qpos's way to the goal
         self.phase, self.done, self._steps = "approach", False, 0
-        self._sub = 0  # approach: 0 in front of the handle, 1 reaching in; retract: 1 back off, 2 rise
-        self._hold: np.ndarray | None = None
+        self._sub = 0  # a sub-step of the current phase (approach: 0 above / in front, 1 reaching)
+        self._hold: np.ndarray | None = None  # (3,) where the hand holds still
         self._down = topdown_rotation(0.0)
-        self._facing: np.ndarray | None = None
 
     def _set(self, phase: str) -> None:
         self.phase, self._steps = phase, 0
+
+    def retract(self, pos: np.ndarray, mat: np.ndarray, rot: np.ndarray) -> Command:
+        """From `_hold` (`_sub` 1): back off there along the axis in the hand orientation `rot`, then
+        (`_sub` 2) rise `RISE` and turn the hand down in free space: a hand turned near the drawer
+        sweeps the fingers through its handle and moves it again. Ends the skill."""
+        if self._sub == 1 and (np.linalg.norm(self._hold - pos) < 0.02 or self._steps > 40):
+            self._sub, self._steps = 2, 0
+            self._hold = self._hold + np.array([0.0, 0.0, self.RISE])
+            self._down = topdown_rotation(nearest_topdown_yaw(mat))
+        elif self._sub == 2 and (np.linalg.norm(self._hold - pos) < 0.03 or self._steps > 40):
+            self.done = True
+            self._set("done")
+        return Command(self._hold, rot if self._sub == 1 else self._down, GRIPPER_OPEN)
+
+
+class DrawerSkill(SlideJointSkill):
+    """`open` the drawer that holds region `name` (a site with a slide joint)."""
+
+    PRE = 0.10  # m in front of the handle before reaching in
+    DEPTH = 0.004  # eef past the handle's centre, into the bar
+
+    def __init__(self, env, geom, name: str):  # LiberoEnv, SceneGeometry
+        super().__init__(env, geom, name)
+        self.goal_q = self.joint.goal_qpos("open", 0.012)
+        self._dir = float(np.sign(self.goal_q - self.joint.goal_qpos("close", 0.0)))  # qpos's way to the goal
+        self._facing: np.ndarray | None = None  # the hand's orientation, chosen at the first step
 
     def out_dir(self) -> np.ndarray:
         return opening_direction(self.joint)
@@ -131,7 +140,7 @@ class DrawerSkill:
                 self._set("retract")
             return Command(self._hold, rot, GRIPPER_OPEN)
         if self.phase == "retract":
-            return retract(self, pos, mat, rot)
+            return self.retract(pos, mat, rot)
         return Command(self._hold, self._down, GRIPPER_OPEN)
 
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.expert_skills.articulated import handle_box, opening_direction, retract
-from envs.expert_skills.command import GRIPPER_CLOSE, GRIPPER_OPEN, Command, FixtureJoint
+from envs.expert_skills.articulated import SlideJointSkill, handle_box, opening_direction
+from envs.expert_skills.command import GRIPPER_CLOSE, GRIPPER_OPEN, Command
 
 HAND_HALF_WIDTH = 0.105  # m: the Panda hand's half length along its closing axis
 PITCH = np.radians(45.0)  # fingers' tilt from straight down toward the cabinet
@@ -62,28 +62,18 @@ def push_offset(bar: tuple[float, float], others: np.ndarray, half: float = HAND
     return float(cands[best[np.argmin(np.abs(cands[best] - np.mean(bar)))]])
 
 
-class DrawerPushSkill:
+class DrawerPushSkill(SlideJointSkill):
     """`close` the drawer that holds region `name` (a site with a slide joint) by pushing."""
 
     ABOVE = 0.08  # m above the push point before coming down
     GAP = 0.01  # m between the fingers and the bar on the way down
-    RETRACT = 0.08
-    RISE = 0.12
 
     def __init__(self, env, geom, name: str):  # LiberoEnv, SceneGeometry
-        self.env, self.geom = env, geom
-        self.joint = FixtureJoint(env, name)
-        if self.joint.hinge:
-            raise ValueError(f"{name!r} is a hinge, not a drawer")
+        super().__init__(env, geom, name)
         self.goal_q = self.joint.goal_qpos("close", 0.006)
         self._dir = float(np.sign(self.goal_q - self.joint.goal_qpos("open", 0.0)))
-        self.phase, self.done, self._steps, self._sub = "approach", False, 0, 0
         self._point: np.ndarray | None = None  # (3,) eef where the fingertips touch the bar
         self._rot: np.ndarray | None = None
-        self._hold = np.zeros(3)
-
-    def _set(self, phase: str) -> None:
-        self.phase, self._steps = phase, 0
 
     def plan(self, mat: np.ndarray) -> None:
         out = opening_direction(self.joint)
@@ -143,4 +133,4 @@ class DrawerPushSkill:
                 self._sub = 1
                 self._set("retract")
             return Command(target, self._rot, GRIPPER_CLOSE, 0.6)
-        return retract(self, pos, mat, self._rot)
+        return self.retract(pos, mat, self._rot)
