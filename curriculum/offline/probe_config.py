@@ -44,6 +44,7 @@ class ProbeConfig:
     # probe although the checkpoint's normalization statistics differ from the dataset's
     allow_stats_mismatch: bool = False
     device: str | None = None  # torch device (None: CPU)
+    progress: bool = True  # a progress bar over the hidden-state pass (false: logs only)
 
     def __post_init__(self) -> None:
         if not self.policy or not self.dataset:

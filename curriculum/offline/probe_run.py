@@ -107,7 +107,7 @@ def _features(
 
     samples = _probe_samples(root, mapping, policy, annotation)
     feats, twin_feats, cots, pads = Features(), Features(), [], []
-    bar = tqdm(total=len(frames), desc="probe: hidden states", unit="frame")
+    bar = tqdm(total=len(frames), desc="probe: hidden states", unit="frame", disable=not cfg.progress)
     for b0 in range(0, len(frames), cfg.batch_size):
         batch = samples(frames[b0 : b0 + cfg.batch_size])
         cots += list(batch["cot"])

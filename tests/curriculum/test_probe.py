@@ -99,8 +99,9 @@ def _args(data, ckpt, out, *extra):
 def test_probe_cli_writes_tables_plots_and_controls(probe_setup, tmp_path, capsys):
     data, ckpt, split = probe_setup
     assert lara_main(_args(data, ckpt, tmp_path / "out")) == 0
-    printed = capsys.readouterr().out
-    assert "GRIPPER" in printed and "random init" in printed
+    captured = capsys.readouterr()
+    assert "GRIPPER" in captured.out and "random init" in captured.out
+    assert "probe: hidden states" in captured.err  # the progress bar
     result = json.loads((tmp_path / "out/probe.json").read_text())
     d = result["data"]
     assert d["split"] == "heldout" and d["probed_episodes"] == split.heldout
@@ -166,7 +167,8 @@ def test_split_all_and_bad_input(probe_setup, tmp_path, capsys):
     args = _args(
         data, ckpt, tmp_path / "all", "--split", "all", "--random_control", "false", "--episodes", "3"
     )
-    assert lara_main(args) == 0
+    assert lara_main([*args, "--progress", "false"]) == 0
+    assert "probe: hidden states" not in capsys.readouterr().err
     result = json.loads((tmp_path / "all/probe.json").read_text())
     assert result["data"]["split"] == "all" and result["data"]["probed_episodes"] == [0, 1, 2]
     assert all(r["random_init"] is None for r in result["probes"])
