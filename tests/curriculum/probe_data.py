@@ -7,6 +7,11 @@ included (a linear map of a fixed pattern is a fixed vector), so the random-init
 it as well as the trained model; texture at a random place is not a linear function of the pixels,
 so what a probe reads from the slots is what training made readable. The OBJECTS box follows the
 patch, in dataset-image pixels.
+
+`signal="colour"` shows the same bit as the patch's hue instead (red when closed, green when open,
+at one brightness): a linear function of the pixels, so a random network reads it too, but a
+briefly trained one reads it better (docs/probe.md: 97% vs 75-83% from the GRIPPER and SUBTASK
+slots). That margin, not the texture's, is what a test can find in a minute of training.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ SIZE = 32
 PATCH = 12
 
 
-def _episode(index: int, T: int):
+def _episode(index: int, T: int, signal: str = "texture"):
     from data_pipeline.episode import Episode
 
     rng = np.random.default_rng(100 + index)
@@ -30,7 +35,9 @@ def _episode(index: int, T: int):
     for t in range(T):
         y, x = (int(v) for v in rng.integers(0, SIZE - PATCH, 2))
         patch = np.full((PATCH, PATCH, 3), 128, np.uint8)
-        if closed[t]:
+        if signal == "colour":
+            patch[..., :2] = (168, 88) if closed[t] else (88, 168)  # red / green, the same brightness
+        elif closed[t]:
             patch[checker], patch[~checker] = 255, 0
         images[t, y : y + PATCH, x : x + PATCH] = patch
         boxes.append((x, y, x + PATCH, y + PATCH))
@@ -58,12 +65,13 @@ def _episode(index: int, T: int):
     return ep, closed, boxes
 
 
-def write_probe_dataset(root: Path, episodes: int = 12, T: int = 16) -> Path:
-    """`episodes` episodes of T frames, annotated as run "v1" (SUBTASK, OBJECTS with a box, MOVE, GRIPPER)."""
+def write_probe_dataset(root: Path, episodes: int = 12, T: int = 16, signal: str = "texture") -> Path:
+    """`episodes` episodes of T frames, annotated as run "v1" (SUBTASK, OBJECTS with a box, MOVE,
+    GRIPPER); `signal`: how the frames show the gripper bit, "texture" or "colour"."""
     from data_pipeline.annotation.sidecar import EpisodeAnnotation, annotation_dir, write_episode, write_meta
     from data_pipeline.lerobot_io import write_lerobot_dataset
 
-    made = [_episode(i, T) for i in range(episodes)]
+    made = [_episode(i, T, signal) for i in range(episodes)]
     write_lerobot_dataset(root, [ep for ep, _, _ in made])
     run = annotation_dir(root, "v1")
     for ep, closed, boxes in made:

@@ -205,3 +205,24 @@ def test_demo_probe_step_and_report_section(probe_setup, tmp_path):
     assert (
         json.loads((cfg.out / "probe/probe.json").read_text())["data"]["frames"] == 8 * 2
     )  # every 8th of 12
+
+
+@pytest.mark.slow
+def test_briefly_trained_slots_beat_their_random_init(tmp_path):
+    """Issue 33's check of the probe itself: 200 stage-I steps of the tiny preset make the GRIPPER and
+    SUBTASK slots read the gripper bit better than the same preset's random init does, beyond both
+    intervals (the hue-coded toy: linearly visible, so the random init reads it too, only less well;
+    ~70 s on 2 cores)."""
+    from data_pipeline.splits import make_split
+
+    data = write_probe_dataset(tmp_path / "data", episodes=24, T=16, signal="colour")
+    split = make_split(data, 0.5, 0)
+    ckpt = train_briefly(data, tmp_path / "ckpt", split.train, steps=200, stage=1, lr=1e-3)
+    args = _args(data, ckpt, tmp_path / "out", "--progress", "false")
+    args[args.index("--stride") + 1] = "1"
+    assert lara_main(args) == 0
+    probes = json.loads((tmp_path / "out/probe.json").read_text())["probes"]
+    rows = {(r["target"], r["features"]): r for r in probes}
+    for target in ("GRIPPER", "SUBTASK"):
+        r = rows[(target, f"{target} slot")]
+        assert r["model"]["low"] > r["random_init"]["high"], (target, r["model"], r["random_init"])
