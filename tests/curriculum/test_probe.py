@@ -77,7 +77,7 @@ def probe_setup(tmp_path_factory):
     return data, ckpt, split
 
 
-def _args(data, ckpt, out, *extra):
+def _args(data, ckpt, out, *extra, stride: int = 2):
     return [
         "probe",
         "--policy",
@@ -89,7 +89,7 @@ def _args(data, ckpt, out, *extra):
         "--heldout_fraction",
         "0.5",
         "--stride",
-        "2",
+        str(stride),
         "--bootstrap",
         "50",
         *extra,
@@ -218,9 +218,7 @@ def test_briefly_trained_slots_beat_their_random_init(tmp_path):
     data = write_probe_dataset(tmp_path / "data", episodes=24, T=16, signal="colour")
     split = make_split(data, 0.5, 0)
     ckpt = train_briefly(data, tmp_path / "ckpt", split.train, steps=200, stage=1, lr=1e-3)
-    args = _args(data, ckpt, tmp_path / "out", "--progress", "false")
-    args[args.index("--stride") + 1] = "1"
-    assert lara_main(args) == 0
+    assert lara_main(_args(data, ckpt, tmp_path / "out", "--progress", "false", stride=1)) == 0
     probes = json.loads((tmp_path / "out/probe.json").read_text())["probes"]
     rows = {(r["target"], r["features"]): r for r in probes}
     for target in ("GRIPPER", "SUBTASK"):
