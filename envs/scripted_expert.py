@@ -1,7 +1,8 @@
 """A privileged-state expert for LIBERO goals: pick-and-place (`On` / `In`) here, and the skills of
-`envs.expert_skills` (open / close a drawer, turn a knob, push a plate) run in the order
-`envs.task_plan` gives for the goal's conjunction of atoms (one step at a time; `.phase` is the
-running step's phase, and `done` only after the last step). Each episode's plan may first set an
+`envs.expert_skills` (open / close a drawer, turn a knob, push a plate, put an object into a
+microwave and push its door shut) run in the order `envs.task_plan` gives for the goal's
+conjunction of atoms (one step at a time; `.phase` is the running step's phase, and `done` only
+after the last step). Each episode's plan may first set an
 object aside (`envs.set_aside`: a pick-and-place onto a free table spot) that lies where the next
 step needs room: under a drawer about to open, or where a plate is to be pushed.
 
@@ -42,6 +43,8 @@ from envs.expert_config import ExpertConfig
 from envs.expert_skills.articulated import DrawerSkill
 from envs.expert_skills.command import FixtureJoint, rot_to_axis_angle
 from envs.expert_skills.drawer_push import DrawerPushSkill
+from envs.expert_skills.enclosure import EnclosurePlaceSkill, enclosure_of
+from envs.expert_skills.hinge_push import HingePushSkill
 from envs.expert_skills.knob import KnobSkill
 from envs.expert_skills.push import PushSkill, is_flat
 from envs.grasp_planning import GraspPlan, plan_grasp, topdown_rotation, wrap_half_turn
@@ -65,10 +68,13 @@ PHASES: tuple[str, ...] = (
     "release",
     "retract",
     "pull",  # a drawer opening (envs.expert_skills.articulated)
-    "push",  # a drawer closing
+    "push",  # a drawer or door closing, an object pushed into a cavity
     "turn",  # a knob (envs.expert_skills.knob)
     "done",
 )
+
+
+Skill = DrawerSkill | DrawerPushSkill | EnclosurePlaceSkill | HingePushSkill | KnobSkill | PushSkill
 
 
 class UnsupportedTaskError(LaraUserError):
@@ -92,7 +98,8 @@ class ScriptedExpert:
         if missing:
             raise UnsupportedTaskError(
                 f"scripted expert cannot handle goal predicate {missing[0]} in task {env.task_name!r}: "
-                "it does pick-and-place (On / In), drawers (Open / Close) and knobs (TurnOn / TurnOff)"
+                "it does pick-and-place (On / In), drawers (Open / Close), doors (Close) and knobs "
+                "(TurnOn / TurnOff)"
             )
         flat = {n for n in self.raw.objects_dict if is_flat(self.geom.collision_corners(n))}
         self._planned: list[Step] = plan_task(self.goal, push_objects=flat, needs_open=self._needs_open)
@@ -133,10 +140,14 @@ class ScriptedExpert:
                 raise UnsupportedTaskError(
                     f"scripted expert cannot {step.skill} {step.obj!r} in task {task!r}: no joint ({exc})"
                 ) from exc
-            if hinge != step.skill.startswith("turn"):
+            if hinge and step.skill == "open":
                 raise UnsupportedTaskError(
-                    f"scripted expert cannot {step.skill} {step.obj!r} in task {task!r}: it opens and "
-                    "closes drawers (slide joints) and turns knobs only, not hinged doors"
+                    f"scripted expert cannot open {step.obj!r} in task {task!r}: it opens drawers (slide "
+                    "joints) only; hinged doors it closes by pushing"
+                )
+            if not hinge and step.skill.startswith("turn"):
+                raise UnsupportedTaskError(
+                    f"scripted expert cannot turn {step.obj!r} in task {task!r}: no hinge joint"
                 )
             return
         if step.obj not in self.geom.names:
@@ -149,11 +160,16 @@ class ScriptedExpert:
     def _start_step(self, index: int) -> None:
         self._step_index = index
         step = self.steps[index]
-        self._skill: DrawerSkill | DrawerPushSkill | KnobSkill | PushSkill | None = None
+        self._skill: Skill | None = None
+        enclosure = enclosure_of(self.env, self.geom, str(step.target)) if step.skill == "place" else None
         if step.skill == "open":
             self._skill = DrawerSkill(self.env, self.geom, step.obj)
+        elif step.skill == "close" and FixtureJoint(self.env, step.obj).hinge:  # a door: pushed round
+            self._skill = HingePushSkill(self.env, self.geom, step.obj)
         elif step.skill == "close":  # pushed shut, no grasp: see drawer_push
             self._skill = DrawerPushSkill(self.env, self.geom, step.obj)
+        elif enclosure is not None:  # into a cavity with a door: the hand stays outside
+            self._skill = EnclosurePlaceSkill(self.env, self.geom, step.obj, str(step.target), enclosure)
         elif step.skill in ("turn_on", "turn_off"):
             self._skill = KnobSkill(self.env, self.geom, step.obj, on=step.skill == "turn_on")
         elif step.skill == "push":

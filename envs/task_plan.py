@@ -4,7 +4,8 @@ Why: libero_goal and libero_10 ask for more than one pick-and-place (open a draw
 push a plate, two objects in a basket, a bowl in a drawer and then close it). The scripted expert
 runs one skill at a time; this module decides which skills, in which order:
 
-- `Open(r)` / `Close(r)` -> `open` / `close` the articulated fixture that holds region `r`;
+- `Open(r)` / `Close(r)` -> `open` / `close` the articulated fixture that holds region `r` (a
+  drawer; a hinged door is closed only: `envs.expert_skills.hinge_push`);
 - `TurnOn(f)` / `TurnOff(f)` -> `turn_on` / `turn_off` the fixture's knob; first, because placing
   objects later does not touch the knob, while the arm turning a knob beside a placed pot could;
 - `On(o, t)` / `In(o, t)` -> `place` (pick-and-place), or `push` for objects the gripper cannot

@@ -14,7 +14,17 @@ import numpy as np
 
 from envs.protocol import GRIPPER_CLOSE, GRIPPER_OPEN
 
-__all__ = ["GRIPPER_CLOSE", "GRIPPER_OPEN", "Command", "FixtureJoint", "facing_rotation", "rot_to_axis_angle"]
+__all__ = [
+    "GRIPPER_CLOSE",
+    "GRIPPER_OPEN",
+    "Command",
+    "FixtureJoint",
+    "facing_rotation",
+    "rot_to_axis_angle",
+    "wrist_safe_yaw",
+]
+
+WRIST_MARGIN = 0.25  # rad kept from the Panda's last joint's limits
 
 
 @dataclass
@@ -59,6 +69,28 @@ def facing_rotation(direction: np.ndarray, current: np.ndarray | None = None) ->
         if angle < best_angle:
             best, best_angle = rot, angle
     return best
+
+
+def wrist_safe_yaw(env, mat: np.ndarray, yaw: float, turn: float = 0.0) -> float:  # env: LiberoEnv
+    """Of the top-down hand yaws `yaw + k pi` (the same grasp for a two-finger hand), the nearest to
+    the hand's now (`mat` (3, 3)) that keeps the Panda's last joint within its range, `WRIST_MARGIN`
+    inside, both there and after a further `turn` (rad, counter-clockwise seen from above) of the hand
+    about the vertical. For a hand pointing down, the last joint turns against the yaw: a yaw of
+    +d needs the joint at -d. Without such a yaw, the nearest one."""
+    robot = env.raw_env.robots[0]
+    joint = robot.robot_joints[-1]
+    model = env.sim.model
+    lo, hi = model._model.jnt_range[model.joint_name2id(joint)] + np.array([WRIST_MARGIN, -WRIST_MARGIN])
+    q = float(env.sim.data.qpos[model.get_joint_qpos_addr(joint)])
+    now = math.atan2(mat[1, 0], mat[0, 0])
+    best: tuple[tuple[bool, float], float] | None = None
+    for k in range(-3, 4):  # the hand's turn to each equivalent yaw; the joint ends at q - turn
+        delta = yaw - now + k * math.pi
+        start, end = q - delta, q - delta - turn
+        key = (not (lo <= start <= hi and lo <= end <= hi), abs(delta))
+        if best is None or key < best[0]:
+            best = (key, now + delta)
+    return best[1]
 
 
 class FixtureJoint:

@@ -121,3 +121,59 @@ def test_a_drawer_is_pushed_with_the_fingertips_leading_and_beside_its_neighbour
     assert np.isclose(push_offset(bar, np.array([[-0.3, -0.25]])), np.mean(bar), atol=0.012)  # far: middle
     s = push_offset(bar, np.array([[-0.12, -0.08]]))  # a bottle close on the left: push right of middle
     assert s > np.mean(bar) + 0.02 and s <= bar[1] - 0.01
+
+
+def test_the_part_of_a_mug_facing_an_opening_is_its_handle_and_the_hand_spans_its_closing_axis() -> None:
+    from envs.expert_skills.drawer_push import HAND_HALF_WIDTH
+    from envs.expert_skills.enclosure import (
+        HAND_BOTTOM,
+        HAND_HALF_THICKNESS,
+        HAND_TOP,
+        hand_points,
+        handle_boxes,
+    )
+
+    inward = np.array([0.0, 1.0, 0.0])  # the opening is at +y: the mug's -y side faces it
+    wall = [[-0.046, -0.046, 0.9], [0.046, 0.046, 1.0]]  # the cup
+    bar = [[-0.004, -0.095, 0.93], [0.004, -0.087, 0.99]]  # the handle's outer bar
+    arm = [[-0.004, -0.092, 0.97], [0.004, -0.046, 0.99]]  # its top arm, from the cup to the bar
+    boxes = np.array([wall, bar, arm])  # (3, 2, 3)
+    np.testing.assert_array_equal(handle_boxes(boxes, inward), boxes[1:])
+    assert len(handle_boxes(boxes, -inward)) == 0  # from the other side: the cup, 9 cm deep, is no handle
+    side = np.array([-1.0, 0.0, 0.0])
+    pts = hand_points(np.array([0.1, 0.2, 1.0]), side, inward)
+    np.testing.assert_allclose(
+        pts.min(axis=0), [0.1 - HAND_HALF_WIDTH, 0.2 - HAND_HALF_THICKNESS, 1.0 + HAND_BOTTOM]
+    )
+    np.testing.assert_allclose(
+        pts.max(axis=0), [0.1 + HAND_HALF_WIDTH, 0.2 + HAND_HALF_THICKNESS, 1.0 + HAND_TOP]
+    )
+
+
+def test_the_wrist_turns_the_way_its_last_joint_can_follow() -> None:
+    from types import SimpleNamespace
+
+    from envs.expert_skills.command import wrist_safe_yaw
+    from envs.grasp_planning import topdown_rotation
+
+    def env_with_wrist(q7: float):
+        model = SimpleNamespace(
+            _model=SimpleNamespace(jnt_range=np.array([[-2.8973, 2.8973]])),
+            joint_name2id=lambda name: 0,
+            get_joint_qpos_addr=lambda name: 0,
+        )
+        sim = SimpleNamespace(model=model, data=SimpleNamespace(qpos=np.array([q7])))
+        return SimpleNamespace(
+            sim=sim, raw_env=SimpleNamespace(robots=[SimpleNamespace(robot_joints=["j7"])])
+        )
+
+    hand = topdown_rotation(0.0)
+    door = math.radians(-84.0)  # libero_10's microwave door, 84 degrees open: the closing axis along it
+    # the nearer yaw (-84) would turn the last joint from 1.84 past its 2.90 limit: the other end (96)
+    assert math.isclose(wrist_safe_yaw(env_with_wrist(1.84), hand, door), door + math.pi)
+    assert math.isclose(wrist_safe_yaw(env_with_wrist(-1.84), hand, door), door)  # room that way: nearest
+    # ... and after the door's further turn of 84 degrees toward shut, the joint must still be in range
+    assert math.isclose(wrist_safe_yaw(env_with_wrist(-1.84), hand, door, turn=-door), door)
+    # a turn of 2.3 rad from -0.53 would end past -2.65: the hand goes round the other way, by -264 degrees
+    assert math.isclose(wrist_safe_yaw(env_with_wrist(-2.0), hand, door, turn=2.0), door)
+    assert math.isclose(wrist_safe_yaw(env_with_wrist(-2.0), hand, door, turn=2.3), door - math.pi)

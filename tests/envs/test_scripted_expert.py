@@ -49,19 +49,44 @@ def test_expert_solves_a_libero_spatial_task() -> None:
     assert "release" in phases or "lower" in phases
 
 
-def test_expert_refuses_unsupported_tasks() -> None:
+def test_expert_refuses_unsupported_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import envs.scripted_expert as scripted
+    from envs.bddl_goals import Open
+    from envs.expert_skills.enclosure import enclosure_of
     from envs.libero_env import LiberoEnv
-    from envs.scripted_expert import ScriptedExpert, UnsupportedTaskError
+    from envs.scene_geometry import SceneGeometry
     from lara.utils.errors import LaraUserError
 
     env = LiberoEnv("libero_10", 9, render=False)  # the mug in the microwave, then close its door
     try:
-        assert "microwave" in env.instruction
-        with pytest.raises(UnsupportedTaskError, match="microwave_1.*hinged doors") as info:
-            ScriptedExpert(env)
+        env.reset(0)
+        box = enclosure_of(env, SceneGeometry(env), "microwave_1_heating_region")
+        # read off the model: the opening faces the robot's left (-y), the cavity 14.4 cm tall
+        assert box is not None and np.allclose(box.inward, [0.0, 1.0, 0.0], atol=1e-6)
+        assert (
+            abs(box.front - 0.2525) < 0.002
+            and abs(box.floor - 0.944) < 1e-6
+            and abs(box.ceiling - 1.088) < 1e-6
+        )
+        assert box.walls[0] < box.walls[1] and box.back > box.front + 0.15
+        assert enclosure_of(env, SceneGeometry(env), "kitchen_table_microwave_init_region") is None  # no door
+        # the expert closes hinged doors; opening one it refuses, by name, before the episode
+        monkeypatch.setattr(scripted, "goal_from_env", lambda env: [Open("microwave_1")])
+        with pytest.raises(
+            scripted.UnsupportedTaskError, match="cannot open 'microwave_1'.*hinged doors"
+        ) as info:
+            scripted.ScriptedExpert(env)
         assert isinstance(info.value, LaraUserError)
     finally:
         env.close()
+
+
+@pytest.mark.slow
+def test_expert_puts_the_mug_in_the_microwave_and_shuts_the_door() -> None:
+    # libero_10 task 9: the mug, held by its handle, goes in and is pushed past the door; the door pushed shut
+    success, phases = _rollout("libero_10", 9, 0)
+    assert success, phases
+    assert phases[:5] == ["approach", "descend", "grasp", "lift", "carry"] and phases.count("push") == 2
 
 
 @pytest.mark.slow
