@@ -40,6 +40,7 @@ HAND_HALF_THICKNESS = 0.035  # m: the Panda hand's half depth across its fingers
 HAND_BOTTOM, HAND_TOP = 0.045, 0.12  # m: the hand's body above a top-down eef (the fingers below it)
 HANDLE_DEPTH = 0.05  # m: the object's part this close to its outermost point is the part to grasp
 MAX_HANDLE_WIDTH = 0.03  # m: wider than this across, the part is not something the fingers pinch
+MIN_DOOR_SPAN = 0.1  # m: a vertical hinge whose moving part is smaller across is a knob
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,9 @@ def enclosure_of(env, geom, region: str) -> Enclosure | None:  # LiberoEnv, Scen
     except (KeyError, ValueError, AttributeError):
         return None
     if not joint.hinge or abs(joint.axis()[2]) < 0.9:
+        return None
+    door = geom.body_corners(joint.body).reshape(-1, 3)[:, :2]  # (8 G, 2)
+    if np.linalg.norm(np.ptp(door, axis=0)) < MIN_DOOR_SPAN:  # a knob (the stove's), not a door
         return None
     centre, _, _ = geom.site(region)
     inward = door_inward(joint, geom)
