@@ -86,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=str, default="", help="write the markdown table here")
     parser.add_argument("--json", type=str, default="", help="also write one JSON line per episode here")
-    parser.add_argument("--merge", nargs="+", default=[], help="only tabulate these --json files (one suite)")
+    parser.add_argument(
+        "--merge", nargs="+", default=[], help="only tabulate these --json or lara eval episodes.jsonl files"
+    )
     parser.add_argument("--verbose", action="store_true", help="print each episode's phases")
     args = parser.parse_args(argv)
     from lara.scripts.cli import configure_logging
@@ -108,9 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             with open(path) as fh:
                 for line in fh:
                     row = json.loads(line)
-                    if row.pop("suite") == args.suite:
-                        row["phases"] = [tuple(p) for p in row["phases"]]
-                        merged.append(EpisodeResult(**row))
+                    if row["suite"] == args.suite:
+                        merged.append(_episode_from_record(row))
         per_task = min(sum(r.task_id == t for r in merged) for t in names)
         _write(args, markdown_table(args.suite, names, merged, per_task), merged)
         sys.stdout.write(markdown_table(args.suite, names, merged, per_task))
@@ -147,6 +148,18 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(table)
     _write(args, table, results)
     return 0
+
+
+def _episode_from_record(row: dict) -> EpisodeResult:
+    """One JSON line of this script's --json, or of `lara eval --policy scripted`'s episodes.jsonl
+    (`task` for `task_id`, no phases)."""
+    return EpisodeResult(
+        task_id=int(row.get("task_id", row.get("task"))),
+        episode=int(row["episode"]),
+        success=bool(row["success"]),
+        steps=int(row["steps"]),
+        phases=[tuple(p) for p in row.get("phases", [])],
+    )
 
 
 def _write(args: argparse.Namespace, table: str, results: list[EpisodeResult]) -> None:
