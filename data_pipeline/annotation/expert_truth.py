@@ -21,23 +21,28 @@ EXPERT_TO_PHASE = {
     "lift": MOVE_TO_GOAL,
     "carry": MOVE_TO_GOAL,
     "lower": MOVE_TO_GOAL,
+    "pull": MOVE_TO_GOAL,  # a drawer pulled open, its handle held (envs.expert_skills.articulated)
+    "turn": MOVE_TO_GOAL,  # a knob turned, held
+    "push": MOVE_TO_GOAL,  # a drawer, a door or an object pushed with the closed fingers
     "release": PLACE,
     "retract": RETRACT,
     "done": RETRACT,
 }
 
 
-def record_expert_episode(env, init_index: int = 0, max_steps: int = 220, tail: int = 9) -> Episode:
+def record_expert_episode(env, init_index: int = 0, max_steps: int | None = None, tail: int = 9) -> Episode:
     """Run envs.scripted_expert.ScriptedExpert on `env` (a LiberoEnv; with render=False the images are
     black frames, which is all the `sim` backend needs: it replays states) from init state
-    `init_index`, recording `tail` more frames after the expert reaches "done".
+    `init_index` for at most `max_steps` (default: the suite's limit), recording `tail` more frames
+    after the expert reaches "done".
     """
     from envs.scripted_expert import ScriptedExpert
 
     expert = ScriptedExpert(env)
     obs = env.reset(init_index)
     expert.reset()
-    arrays, _ = record_expert(env, expert, obs, max_steps, stop_at="expert_done", tail=tail)
+    limit = env.max_steps if max_steps is None else max_steps
+    arrays, _ = record_expert(env, expert, obs, limit, stop_at="expert_done", tail=tail)
     return episode_from_recording(
         arrays,
         instruction=env.instruction,
