@@ -19,8 +19,8 @@ moves in (`EnclosurePlaceSkill._insertion`): libero_10's microwave door starts 7
 open (init states 0-49), and at the least open it leans over the opening's side, where a straight
 way in would put the 20 cm wide hand into its free end.
 
-Phases: approach -> descend -> grasp -> lift -> carry -> lower -> release -> retract -> push ->
-retract -> done.
+Phases: approach -> descend -> grasp -> lift -> carry -> lower -> release -> retract, then the push:
+approach (the closed fingers to the handle's outer end) -> push -> retract (opening) -> done.
 """
 
 from __future__ import annotations
@@ -107,12 +107,12 @@ def enclosure_of(env, geom, region: str) -> Enclosure | None:  # LiberoEnv, Scen
     if not joint.hinge or abs(joint.axis()[2]) < 0.9:
         return None
     door = geom.body_corners(joint.body).reshape(-1, 3)[:, :2]  # (8 G, 2)
-    if np.linalg.norm(np.ptp(door, axis=0)) < MIN_DOOR_SPAN:  # a knob (the stove's), not a door
-        return None
+    boxes = geom.body_corners(int(geom.model.body_parentid[joint.body]))  # (G, 8, 3) the fixture's walls
+    if np.linalg.norm(np.ptp(door, axis=0)) < MIN_DOOR_SPAN or not len(boxes):
+        return None  # a knob, or a hinged part on a body without walls (the stove's button)
     centre, _, _ = geom.site(region)
     inward = door_inward(joint, geom)
     side = np.array([-inward[1], inward[0], 0.0])
-    boxes = geom.body_corners(int(geom.model.body_parentid[joint.body]))  # (G, 8, 3) the fixture's walls
     lo, hi = boxes.min(axis=1), boxes.max(axis=1)  # (G, 3)
     s_lo, s_hi = (boxes @ side).min(axis=1), (boxes @ side).max(axis=1)  # (G,)
     i_lo, i_hi = (boxes @ inward).min(axis=1), (boxes @ inward).max(axis=1)
@@ -183,6 +183,7 @@ class EnclosurePlaceSkill:
         self.env, self.geom, self.obj, self.region, self.box = env, geom, obj, region, enclosure
         self.phase, self.done, self._steps = "approach", False, 0
         self._sub = 0
+        self._pushing = False  # after the release: the push in (approach -> push -> retract)
         self._point: np.ndarray | None = None  # (3,) the grasp
         self._path: Insertion | None = None
         self._yaw = 0.0
@@ -286,7 +287,7 @@ class EnclosurePlaceSkill:
             return Command(pos, mat, GRIPPER_OPEN)
         down = topdown_rotation(self._yaw)
         box, way = self.box, self._path
-        if self.phase == "approach":
+        if self.phase == "approach" and not self._pushing:
             target = self._point + np.array([0.0, 0.0, self.PRE])
             target[2] = max(target[2], min(pos[2], target[2] + 0.1))
             if np.linalg.norm(target - pos) < 0.012 and np.linalg.norm(down - mat) < 0.1 or self._steps > 80:
@@ -332,15 +333,17 @@ class EnclosurePlaceSkill:
         if self.phase == "retract" and self._sub == 0:
             if np.linalg.norm(self._hold - pos) < 0.015 or self._steps > 40:
                 self._push_rot = pushing_rotation(box.inward, mat, PITCH)
-                self._set("push")
+                self._pushing = True
+                self._set("approach")  # to the handle's outer end, the fingers closed
             return Command(self._hold, down, GRIPPER_OPEN)
-        if self.phase == "push":
+        if self._pushing and self.phase in ("approach", "push"):
             return self._push(pos, mat)
-        if self.phase == "retract":
+        if self.phase == "retract":  # open as it backs off: each push is its own closed-gripper
+            # interval in the recording, which is how the annotator tells a push from what follows
             if np.linalg.norm(self._hold - pos) < 0.02 or self._steps > 40:
                 self.done = True
                 self._set("done")
-            return Command(self._hold, self._push_rot, GRIPPER_CLOSE)
+            return Command(self._hold, self._push_rot, GRIPPER_OPEN)
         return Command(self._hold, mat, GRIPPER_OPEN)
 
     def _push(self, pos: np.ndarray, mat: np.ndarray) -> Command:
@@ -360,6 +363,7 @@ class EnclosurePlaceSkill:
         if self._sub == 1:
             target = contact - box.inward * 0.01
             if np.linalg.norm(target - pos) < 0.008 or self._steps > 60:
+                self._set("push")
                 self._sub = 2
             return Command(target, self._push_rot, GRIPPER_CLOSE, 0.5)
         target = contact + box.inward * min(remaining + 0.01, 0.04)

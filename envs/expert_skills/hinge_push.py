@@ -133,7 +133,8 @@ class HingePushSkill:
                 self._hold = pos + outer * 0.05 + np.array([0.0, 0.0, 0.1])
                 self._set("retract")
             return Command(target, rot, GRIPPER_CLOSE, 0.6)
+        # retract, opening as the drawer push does
         if np.linalg.norm(self._hold - pos) < 0.02 or self._steps > 40:
             self.done = True
             self._set("done")
-        return Command(self._hold, mat, GRIPPER_CLOSE)
+        return Command(self._hold, mat, GRIPPER_OPEN)
