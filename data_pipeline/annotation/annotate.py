@@ -27,6 +27,7 @@ from data_pipeline.annotation.config import ANNOTATOR_VERSION, AnnotationConfig
 from data_pipeline.annotation.cot import build_cot
 from data_pipeline.annotation.instruction_parser import parse_instruction
 from data_pipeline.annotation.motion import motion_words
+from data_pipeline.annotation.pushes import with_pushes
 from data_pipeline.annotation.segmentation import GripperSignalError, segment_episode
 from data_pipeline.annotation.sidecar import EpisodeAnnotation
 from data_pipeline.annotation.source import EpisodeSource
@@ -69,6 +70,7 @@ def annotate_episode(
         except ValueError as err:
             raise SkipEpisode(f"no end-effector positions: {err}") from err
         anchors = backend.anchors(episode, temporal)
+        temporal = with_pushes(temporal, anchors.pushes)  # closed on nothing: a push, not a grasp
         cot = build_cot(temporal, anchors, moves)
     except SkipEpisode as err:
         return EpisodeAnnotation(status="skipped", reason=str(err), **base)

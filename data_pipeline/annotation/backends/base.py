@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from data_pipeline.annotation.instruction_parser import Step
+from data_pipeline.annotation.pushes import Push
 from data_pipeline.annotation.segmentation import TemporalAnchors
 from data_pipeline.episode import Episode
 
@@ -45,6 +46,7 @@ class SemanticAnchors:
     )
     cycle_steps: list[int] | None = None  # step index of each grasp cycle (which object was grasped)
     phrases: dict[tuple[int, str], str] = field(default_factory=dict)  # (cycle, phase) -> subtask override
+    pushes: dict[int, Push] = field(default_factory=dict)  # grasp cycles that pushed (annotation.pushes)
     flags: list[str] = field(default_factory=list)  # backend quality flags
 
 

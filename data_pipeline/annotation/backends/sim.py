@@ -21,8 +21,15 @@ import numpy as np
 
 from data_pipeline.annotation.backends.base import Box, ObjectAnchor, SemanticAnchors, SkipEpisode
 from data_pipeline.annotation.instruction_parser import Step, parse_instruction
-from data_pipeline.annotation.projection import box_from_uv, camera_matrix, project, to_dataset_view
-from data_pipeline.annotation.segmentation import TemporalAnchors
+from data_pipeline.annotation.projection import (
+    box_from_uv,
+    camera_matrix,
+    project,
+    robot_geoms,
+    to_dataset_view,
+)
+from data_pipeline.annotation.pushes import HINGE_LEVER, find_pushes
+from data_pipeline.annotation.segmentation import MOVE_TO_GOAL, TemporalAnchors
 from data_pipeline.episode import Episode
 from envs.scene_geometry import SceneGeometry
 
@@ -33,6 +40,38 @@ logger = logging.getLogger(__name__)
 ROBOSUITE_CAMERA = {"agentview": "agentview", "wrist": "robot0_eye_in_hand"}
 _STOP = {"the", "a", "an", "of", "region", "contain", "1", "2", "3", "4"}
 _RELATION = {"on": "on", "in": "in"}
+
+
+def fingers_touch(sim: Any, fingers: set[int], robot: set[int]) -> bool:
+    """Some geom of `fingers` is in contact with a geom that is not the robot's (after forward())."""
+    data = sim.data._data
+    for i in range(int(data.ncon)):
+        a, b = int(data.contact[i].geom1), int(data.contact[i].geom2)
+        if (a in fingers and b not in robot) or (b in fingers and a not in robot):
+            return True
+    return False
+
+
+def scene_coordinates(sim: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """qpos columns of every scene joint that is not the robot's (a free joint's position, a hinge's
+    or a slide's coordinate), their metres per unit (`pushes.HINGE_LEVER` for a hinge) and the
+    joint name of each."""
+    model = sim.model._model
+    cols: list[int] = []
+    scale: list[float] = []
+    owners: list[str] = []
+    for j in range(model.njnt):
+        name = sim.model.joint_id2name(j) or ""
+        adr = int(model.jnt_qposadr[j])
+        if not name.startswith(("robot", "gripper")):
+            kind = int(model.jnt_type[j])  # 0 free, 1 ball, 2 slide, 3 hinge
+            if kind == 1:
+                continue  # a ball joint's quaternion is no distance
+            width = 3 if kind == 0 else 1  # a free joint: its position only
+            cols += range(adr, adr + width)
+            scale += [HINGE_LEVER if kind == 3 else 1.0] * width
+            owners += [name] * width
+    return np.array(cols, dtype=int), np.array(scale), owners
 
 
 def _tokens(text: str) -> set[str]:
@@ -190,9 +229,16 @@ class SimBackend:
         closes = set(temporal.close_events)
         cycle_steps: list[int] = []
         step_keys = [self._step_key(st, names) for st in steps]
+        scene_cols, scene_scale, scene_joints = scene_coordinates(sim)
+        robot = set(robot_geoms(sim).tolist())
+        fingers = set(robot_geoms(sim, ("gripper0_",)).tolist())
+        touching = np.zeros(states.shape[0], dtype=bool)  # (T,)
+        scene_q = np.zeros((states.shape[0], len(scene_cols)))  # (T, J)
         for t in range(states.shape[0]):
             sim.set_state_from_flattened(states[t])
             sim.forward()
+            touching[t] = fingers_touch(sim, fingers, robot)
+            scene_q[t] = sim.data.qpos[scene_cols]
             P = camera_matrix(sim, cam_name, H, W)  # (4, 4); the camera may move (wrist)
             frame: dict[str, Box] = {}
             for k in keys:
@@ -206,9 +252,33 @@ class SimBackend:
             if t in closes:
                 cycle_steps.append(self._grasped_step(geo, raw, step_keys, episode.ee_pos[t]))
         flags = [f"object_never_in_view: {names[k]}" for k in keys if not any(k in fr for fr in boxes)]
+        pushes = find_pushes(temporal.close_events, temporal.open_events, touching, scene_q, scene_scale)
+        phrases: dict[tuple[int, str], str] = {}
+        for cycle, push in pushes.items():  # the step of what moved most, not of what was nearest the hand
+            owner = scene_joints[push.joint]
+            for i, key in enumerate(step_keys):
+                if key is not None and cycle < len(cycle_steps) and owner.startswith(self._owner(raw, key)):
+                    cycle_steps[cycle] = i
+                    break
+            if steps and cycle < len(cycle_steps):
+                step = steps[cycle_steps[cycle]]
+                if step.verb in ("put", "pick") and step.target:  # pushed the rest of the way in
+                    phrases[(cycle, MOVE_TO_GOAL)] = f"push the {step.obj} {step.relation} the {step.target}"
         return SemanticAnchors(
-            objects=objects, steps=steps, boxes=boxes, cycle_steps=cycle_steps if steps else None, flags=flags
+            objects=objects,
+            steps=steps,
+            boxes=boxes,
+            cycle_steps=cycle_steps if steps else None,
+            phrases=phrases,
+            pushes=pushes,
+            flags=flags,
         )
+
+    @staticmethod
+    def _owner(raw: Any, key: str) -> str:
+        """The object or fixture whose joints move `key` (a region site moves with its parent)."""
+        site = raw.object_sites_dict.get(key)
+        return site.parent_name if site is not None else key
 
     @staticmethod
     def _step_key(step: Step, names: dict[str, str]) -> str | None:
