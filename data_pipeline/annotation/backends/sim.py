@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +29,8 @@ from data_pipeline.annotation.projection import (
     robot_geoms,
     to_dataset_view,
 )
-from data_pipeline.annotation.pushes import HINGE_LEVER, find_pushes
-from data_pipeline.annotation.segmentation import MOVE_TO_GOAL, TemporalAnchors
+from data_pipeline.annotation.pushes import HINGE_LEVER, TOUCH_WINDOW, find_pushes
+from data_pipeline.annotation.segmentation import GRASP, MOVE_TO_GOAL, MOVE_TO_OBJECT, PLACE, TemporalAnchors
 from data_pipeline.episode import Episode
 from envs.scene_geometry import SceneGeometry
 
@@ -42,14 +43,17 @@ _STOP = {"the", "a", "an", "of", "region", "contain", "1", "2", "3", "4"}
 _RELATION = {"on": "on", "in": "in"}
 
 
-def fingers_touch(sim: Any, fingers: set[int], robot: set[int]) -> bool:
-    """Some geom of `fingers` is in contact with a geom that is not the robot's (after forward())."""
+def touched_geoms(sim: Any, fingers: set[int], robot: set[int]) -> list[int]:
+    """Geoms that are not the robot's and touch one of `fingers` (after forward())."""
     data = sim.data._data
+    out: list[int] = []
     for i in range(int(data.ncon)):
         a, b = int(data.contact[i].geom1), int(data.contact[i].geom2)
-        if (a in fingers and b not in robot) or (b in fingers and a not in robot):
-            return True
-    return False
+        if a in fingers and b not in robot:
+            out.append(b)
+        elif b in fingers and a not in robot:
+            out.append(a)
+    return out
 
 
 def scene_coordinates(sim: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -233,11 +237,22 @@ class SimBackend:
         robot = set(robot_geoms(sim).tolist())
         fingers = set(robot_geoms(sim, ("gripper0_",)).tolist())
         touching = np.zeros(states.shape[0], dtype=bool)  # (T,)
+        # per grasp cycle: how often the fingers touch each movable object just after closing
+        held: list[Counter[str]] = [Counter() for _ in temporal.close_events]
+        touch_cycle = {c + k: i for i, c in enumerate(temporal.close_events) for k in range(*TOUCH_WINDOW)}
+        object_of = {int(sim.model._model.body_rootid[b]): name for name, b in raw.obj_body_id.items()}
+        object_of = {b: name for b, name in object_of.items() if name in raw.objects_dict}
         scene_q = np.zeros((states.shape[0], len(scene_cols)))  # (T, J)
         for t in range(states.shape[0]):
             sim.set_state_from_flattened(states[t])
             sim.forward()
-            touching[t] = fingers_touch(sim, fingers, robot)
+            touched = touched_geoms(sim, fingers, robot)
+            touching[t] = bool(touched)
+            if t in touch_cycle:  # just after a close: what the fingers hold
+                model = sim.model._model
+                held[touch_cycle[t]].update(
+                    {object_of[r] for r in model.body_rootid[model.geom_bodyid[touched]] if r in object_of}
+                )
             scene_q[t] = sim.data.qpos[scene_cols]
             P = camera_matrix(sim, cam_name, H, W)  # (4, 4); the camera may move (wrist)
             frame: dict[str, Box] = {}
@@ -264,6 +279,19 @@ class SimBackend:
                 step = steps[cycle_steps[cycle]]
                 if step.verb in ("put", "pick") and step.target:  # pushed the rest of the way in
                     phrases[(cycle, MOVE_TO_GOAL)] = f"push the {step.obj} {step.relation} the {step.target}"
+        own = {self._owner(raw, k) for k in step_keys if k is not None}
+        for cycle, touches in enumerate(held):  # a grasp of an object no step names: set aside
+            key = touches.most_common(1)[0][0] if touches else None
+            if cycle not in pushes and key is not None and key not in own:
+                name = names.get(key) or humanize(key)
+                phrases.update(
+                    {
+                        (cycle, MOVE_TO_OBJECT): f"move to the {name}",
+                        (cycle, GRASP): f"grasp the {name}",
+                        (cycle, MOVE_TO_GOAL): f"move the {name} out of the way",
+                        (cycle, PLACE): f"set the {name} down",
+                    }
+                )
         return SemanticAnchors(
             objects=objects,
             steps=steps,

@@ -156,3 +156,36 @@ def test_runner_with_default_sim_backend_is_idempotent(sim_setup, tmp_path):
     assert files[0].read_bytes() == files[1].read_bytes()
     cot = sidecar.load_annotations(tmp_path, "a")
     assert "black bowl [" in dict(cot[(episode.episode_index, 0)])["OBJECTS"]
+
+
+@pytest.mark.slow
+def test_a_set_aside_and_a_push_are_written_as_the_expert_did_them():
+    # libero_goal task 5: the cream cheese lies where the plate goes, so the expert sets it aside, then
+    # tows the plate (closed fingers, lifting off once to hook anew)
+    from data_pipeline.annotation.backends.sim import SimBackend
+    from envs import libero_setup
+
+    libero_setup.configure()
+    from envs.libero_env import LiberoEnv
+
+    with LiberoEnv("libero_goal", 5, camera_size=SIZE, render=False) as fast:
+        episode = record_expert_episode(fast, 0)
+    with LiberoEnv("libero_goal", 5, camera_size=SIZE, render=True) as env:
+        cfg = AnnotationConfig(backend="sim")
+        ann = annotate_episode(episode, cfg, SimBackend(cfg, env_factory=lambda ep: env))
+    assert ann.status == "ok", ann.reason
+    truth = [EXPERT_TO_PHASE[p] for p in episode.expert_phases]
+    found = [p for seg in ann.segments for p in [seg["phase"]] * (seg["end"] - seg["start"])]
+
+    def bounds(ph):
+        return [(t, p) for t, p in enumerate(ph) if t == 0 or p != ph[t - 1]]
+
+    assert [p for _, p in bounds(found)] == [p for _, p in bounds(truth)]
+    assert max(abs(a - b) for (a, _), (b, _) in zip(bounds(found), bounds(truth))) <= 6
+    assert ann.plan[:4] == [
+        "move to the cream cheese",
+        "grasp the cream cheese",
+        "move the cream cheese out of the way",
+        "set the cream cheese down",
+    ]
+    assert "push the plate to the front of the stove" in ann.plan and "grasp the plate" not in ann.plan
