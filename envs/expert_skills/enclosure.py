@@ -184,6 +184,7 @@ class EnclosurePlaceSkill:
         self.phase, self.done, self._steps = "approach", False, 0
         self._sub = 0
         self._pushing = False  # after the release: the push in (approach -> push -> retract)
+        self._push_rot = np.eye(3)  # the pushing hand (`pushing_rotation`), chosen when the push starts
         self._point: np.ndarray | None = None  # (3,) the grasp
         self._path: Insertion | None = None
         self._yaw = 0.0
@@ -330,7 +331,7 @@ class EnclosurePlaceSkill:
                 self._hold = pos - box.inward * 0.04 + np.array([0.0, 0.0, 0.05])
                 self._set("retract")
             return Command(self._hold, down, GRIPPER_OPEN)
-        if self.phase == "retract" and self._sub == 0:
+        if self.phase == "retract" and not self._pushing:
             if np.linalg.norm(self._hold - pos) < 0.015 or self._steps > 40:
                 self._push_rot = pushing_rotation(box.inward, mat, PITCH)
                 self._pushing = True
@@ -338,8 +339,9 @@ class EnclosurePlaceSkill:
             return Command(self._hold, down, GRIPPER_OPEN)
         if self._pushing and self.phase in ("approach", "push"):
             return self._push(pos, mat)
-        if self.phase == "retract":  # open as it backs off: each push is its own closed-gripper
-            # interval in the recording, which is how the annotator tells a push from what follows
+        if self.phase == "retract":
+            # after the push, opening as it backs off: each push is its own closed-gripper interval
+            # in the recording, which is how the annotator tells a push from what follows
             if np.linalg.norm(self._hold - pos) < 0.02 or self._steps > 40:
                 self.done = True
                 self._set("done")
@@ -370,5 +372,4 @@ class EnclosurePlaceSkill:
         if remaining <= 0.0 or self._steps > 120:
             self._set("retract")
             self._hold = pos - box.inward * 0.06 + np.array([0.0, 0.0, 0.08])
-            self._sub = 1
         return Command(target, self._push_rot, GRIPPER_CLOSE, 0.5)
