@@ -177,3 +177,34 @@ def test_the_wrist_turns_the_way_its_last_joint_can_follow() -> None:
     # a turn of 2.3 rad from -0.53 would end past -2.65: the hand goes round the other way, by -264 degrees
     assert math.isclose(wrist_safe_yaw(env_with_wrist(-2.0), hand, door, turn=2.0), door)
     assert math.isclose(wrist_safe_yaw(env_with_wrist(-2.0), hand, door, turn=2.3), door - math.pi)
+
+
+def test_a_door_swung_open_is_read_back_to_where_it_shuts() -> None:
+    from types import SimpleNamespace
+
+    from envs.expert_skills.enclosure import closed_door_direction
+    from envs.expert_skills.hinge_push import rotate_z
+
+    # libero_10's microwave door, 90 degrees open about +z: its slab (26 x 5.5 x 18.6 cm) now lies
+    # along -y from the hinge; the handle (a small geom) sticks out at the free end
+    q = -math.pi / 2
+    slab_rot = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # local x -> world -y
+    model = SimpleNamespace(
+        geom_bodyid=np.array([5, 5]),
+        geom_contype=np.array([1, 1]),
+        geom_conaffinity=np.array([1, 1]),
+        geom_aabb=np.array([[0, 0, 0, 0.13, 0.0275, 0.093], [0, 0, 0, 0.01, 0.011, 0.075]], dtype=float),
+    )
+    data = SimpleNamespace(
+        geom_xmat=np.stack([slab_rot.reshape(9), np.eye(3).reshape(9)]),
+        geom_xpos=np.array([[-0.196, 0.123, 1.016], [-0.25, 0.02, 1.016]]),
+    )
+    geom = SimpleNamespace(model=model, sim=SimpleNamespace(data=SimpleNamespace(_data=data)))
+    joint = SimpleNamespace(
+        body=5,
+        qpos=q,
+        anchor=lambda: np.array([-0.169, 0.253, 1.016]),
+        axis=lambda: np.array([0.0, 0.0, 1.0]),
+    )
+    np.testing.assert_allclose(closed_door_direction(joint, geom), [1.0, 0.0, 0.0], atol=1e-9)
+    np.testing.assert_allclose(rotate_z(np.array([1.0, 0.0, 0.0]), q), [0.0, -1.0, 0.0], atol=1e-9)
