@@ -133,15 +133,18 @@ class ActionExpert(nn.Module):
         return self.context_proj(hidden.to(self.action_in.weight.dtype))
 
     def prepare(
-        self, context: torch.Tensor, t: torch.Tensor
+        self, context: torch.Tensor, t: torch.Tensor, repeats: int = 1
     ) -> tuple[list, list[torch.Tensor], torch.Tensor]:
         """Per-chunk constants: cross-attention K/V per block, AdaLN modulation per block for the
-        times t (..., B), and the output modulation. context: projected (B, L, D)."""
+        times t (..., B * repeats), and the output modulation. context: projected (B, L, D); with
+        `repeats` > 1 each sample's K/V are projected once and repeated for its draws (adjacent)."""
         dtype = self.action_in.weight.dtype
         temb = self.time_embed(self.time_proj(t.flatten() * 1000.0).to(dtype)).view(
             *t.shape, -1
         )  # (..., B, D)
         kvs = [blk.context_kv(context) for blk in self.blocks]
+        if repeats > 1:  # (B, heads, L, d) -> (B * repeats, heads, L, d)
+            kvs = [None if kv is None else tuple(x.repeat_interleave(repeats, 0) for x in kv) for kv in kvs]
         mods = [blk.modulation(temb) for blk in self.blocks]  # (..., B, 6, D) each
         out_mod = self.out_mod(F.silu(temb))  # (..., B, 2D)
         return kvs, mods, out_mod
@@ -162,6 +165,8 @@ class ActionExpert(nn.Module):
         dtype = self.action_in.weight.dtype
         if prepared is None:
             kvs, mods, out_mod = self.prepare(context, t)
+        elif step is None:  # prepared for these times (the training loss)
+            kvs, mods, out_mod = prepared
         else:
             kvs, mods_all, out_all = prepared
             mods, out_mod = [m[step] for m in mods_all], out_all[step]
@@ -198,16 +203,16 @@ class ActionExpert(nn.Module):
         divides by the step count (lara.losses)."""
         r = self.cfg.flow_repeats
         if r > 1:  # each sample r times in the batch: (B * r, ...), the repeats of a sample adjacent
-            actions, context, context_mask = (
-                x.repeat_interleave(r, 0) for x in (actions, context, context_mask)
-            )
+            actions, context_mask = (x.repeat_interleave(r, 0) for x in (actions, context_mask))
             state = None if state is None else state.repeat_interleave(r, 0)
             is_pad = None if is_pad is None else is_pad.repeat_interleave(r, 0)
         b = actions.shape[0]
-        t = self.beta.sample((b,)).to(actions.device) * 0.999 + 0.001  # (B,)
+        t = self.beta.sample((b,)).to(actions.device) * 0.999 + 0.001  # (B * r,)
         eps = torch.randn_like(actions)
         x_t = t[:, None, None] * eps + (1 - t[:, None, None]) * actions
-        v = self.velocity(x_t, t, context, context_mask, state)
+        # a sample's context K/V projected once for its r draws (the same rows r times otherwise)
+        prepared = self.prepare(context, t, repeats=r)
+        v = self.velocity(x_t, t, context, context_mask, state, prepared)
         err = (v - (eps - actions)).pow(2).mean(-1)  # (B, H)
         if is_pad is not None:
             err = err * (~is_pad).float()  # padded steps carry no loss

@@ -75,3 +75,23 @@ def test_each_sample_is_drawn_flow_repeats_times():
     torch.manual_seed(5)
     single = one.loss(actions, ctx, mask, state)
     assert abs(single.item() - l4.item()) > 1e-6  # really different draws, not one draw scaled
+
+
+def test_a_samples_context_is_projected_once_for_its_repeats_with_the_same_loss_and_gradients():
+    """The r draws of a sample share its context's cross-attention K/V (projected once, repeated):
+    loss and gradients equal those of the batch with the context itself repeated r times."""
+    four = _expert(flow_repeats=4, dropout=0.0)
+    one = copy.deepcopy(four)
+    one.cfg = ExpertConfig(**{**vars(four.cfg), "flow_repeats": 1})
+    actions, ctx, mask, state = _inputs()
+    ctx4, ctx1 = ctx.clone().requires_grad_(), ctx.clone().requires_grad_()
+    torch.manual_seed(5)
+    four.loss(actions, ctx4, mask, state).backward()
+    torch.manual_seed(5)
+    rep = [x.repeat_interleave(4, 0) for x in (actions, ctx1, mask, state)]
+    (one.loss(*rep) / 4).backward()
+    torch.testing.assert_close(ctx4.grad, ctx1.grad)
+    cross = next(i for i, blk in enumerate(four.blocks) if blk.cross)
+    torch.testing.assert_close(
+        four.blocks[cross].attn.to_k.weight.grad, one.blocks[cross].attn.to_k.weight.grad
+    )
