@@ -66,6 +66,7 @@ def find_pushes(
     touching: np.ndarray,
     scene_q: np.ndarray,
     scale: np.ndarray | None = None,
+    fixture: np.ndarray | None = None,
 ) -> dict[int, Push]:
     """Grasp cycle index -> `Push` for the closed intervals whose fingers touch nothing just after
     closing and that move something.
@@ -77,6 +78,8 @@ def find_pushes(
             slide's qpos), every joint but the robot's.
         scale: (J,) metres per unit of each column (1 for positions, a lever arm for a hinge's
             radians), so that which thing "moved most" compares like with like; default 1.
+        fixture: (J,) bool, the columns of fixtures' joints (drawers, doors, knobs): one that moved
+            is the pushed thing before any object (a drawer carries the bowl inside it as far).
     The pushed thing is the joint that moved most (scaled) while the gripper was closed, and the
     push's spans are where it moves (a hand that brushes something else on its way there does not
     start the push; a hand that lifts off and hooks anew, as the plate push does, pauses it).
@@ -90,7 +93,10 @@ def find_pushes(
         if not len(window) or window.any() or scene_q.shape[1] == 0:
             continue  # a grasp (or too short to tell)
         moved = np.abs(scene_q[close:end] - scene_q[close]) * scale  # (L, J) m, from where things were
-        joint = int(moved.max(axis=0).argmax())
+        most = moved.max(axis=0)  # (J,)
+        if fixture is not None and np.any(most[fixture] > MOVE_TOL):
+            most = np.where(fixture, most, 0.0)
+        joint = int(most.argmax())
         if moved[:, joint].max() <= MOVE_TOL:
             continue  # closed on nothing and moved nothing: left as it is
         step = np.abs(np.diff(scene_q[close:end, joint])) * scale[joint]  # (L - 1,): frame t+1 vs t

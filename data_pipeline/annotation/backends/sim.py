@@ -237,22 +237,19 @@ class SimBackend:
         robot = set(robot_geoms(sim).tolist())
         fingers = set(robot_geoms(sim, ("gripper0_",)).tolist())
         touching = np.zeros(states.shape[0], dtype=bool)  # (T,)
-        # per grasp cycle: how often the fingers touch each movable object just after closing
-        held: list[Counter[str]] = [Counter() for _ in temporal.close_events]
-        touch_cycle = {c + k: i for i, c in enumerate(temporal.close_events) for k in range(*TOUCH_WINDOW)}
-        object_of = {int(sim.model._model.body_rootid[b]): name for name, b in raw.obj_body_id.items()}
-        object_of = {b: name for b, name in object_of.items() if name in raw.objects_dict}
+        # what the fingers touch, per frame: the objects and fixtures (by their root body; a fixture
+        # may stand elsewhere in this rebuilt scene, the objects are where the states put them)
+        owner_of = {int(sim.model._model.body_rootid[b]): name for name, b in raw.obj_body_id.items()}
+        touched_by_frame: list[set[str]] = []
         scene_q = np.zeros((states.shape[0], len(scene_cols)))  # (T, J)
         for t in range(states.shape[0]):
             sim.set_state_from_flattened(states[t])
             sim.forward()
             touched = touched_geoms(sim, fingers, robot)
             touching[t] = bool(touched)
-            if t in touch_cycle:  # just after a close: what the fingers hold
-                model = sim.model._model
-                held[touch_cycle[t]].update(
-                    {object_of[r] for r in model.body_rootid[model.geom_bodyid[touched]] if r in object_of}
-                )
+            model = sim.model._model
+            roots = model.body_rootid[model.geom_bodyid[touched]] if touched else []
+            touched_by_frame.append({owner_of[int(r)] for r in roots if int(r) in owner_of})
             scene_q[t] = sim.data.qpos[scene_cols]
             P = camera_matrix(sim, cam_name, H, W)  # (4, 4); the camera may move (wrist)
             frame: dict[str, Box] = {}
@@ -267,9 +264,14 @@ class SimBackend:
             if t in closes:
                 cycle_steps.append(self._grasped_step(geo, raw, step_keys, episode.ee_pos[t]))
         flags = [f"object_never_in_view: {names[k]}" for k in keys if not any(k in fr for fr in boxes)]
-        pushes = find_pushes(temporal.close_events, temporal.open_events, touching, scene_q, scene_scale)
+        fixture = np.array(
+            [not any(n.startswith(o) for o in raw.objects_dict) for n in scene_joints], dtype=bool
+        )
+        pushes = find_pushes(
+            temporal.close_events, temporal.open_events, touching, scene_q, scene_scale, fixture
+        )
         phrases: dict[tuple[int, str], str] = {}
-        for cycle, push in pushes.items():  # the step of what moved most, not of what was nearest the hand
+        for cycle, push in pushes.items():  # the step of what was pushed, not of what was nearest the hand
             owner = scene_joints[push.joint]
             for i, key in enumerate(step_keys):
                 if key is not None and cycle < len(cycle_steps) and owner.startswith(self._owner(raw, key)):
@@ -280,8 +282,10 @@ class SimBackend:
                 if step.verb in ("put", "pick") and step.target:  # pushed the rest of the way in
                     phrases[(cycle, MOVE_TO_GOAL)] = f"push the {step.obj} {step.relation} the {step.target}"
         own = {self._owner(raw, k) for k in step_keys if k is not None}
-        for cycle, touches in enumerate(held):  # a grasp of an object no step names: set aside
-            key = touches.most_common(1)[0][0] if touches else None
+        for cycle, close in enumerate(temporal.close_events):  # a grasp of an object no step names: set aside
+            window = range(close + TOUCH_WINDOW[0], min(close + TOUCH_WINDOW[1], len(touched_by_frame)))
+            held = Counter(o for t in window for o in touched_by_frame[t] if o in raw.objects_dict)
+            key = held.most_common(1)[0][0] if held else None
             if cycle not in pushes and key is not None and key not in own:
                 name = names.get(key) or humanize(key)
                 phrases.update(

@@ -69,3 +69,17 @@ def test_a_push_that_lifts_off_and_hooks_anew_pauses_and_nudges_are_not_pushes()
     phases = [(s.start, s.phase) for s in relabelled.segments if s.cycle == 1]
     assert [p for _, p in phases] == [MOVE_TO_OBJECT, MOVE_TO_GOAL, MOVE_TO_OBJECT, MOVE_TO_GOAL, RETRACT]
     assert [t for t, _ in phases][1:] == [110, 125, 150, 170]
+
+
+def test_a_pushed_drawer_is_the_pushed_thing_though_the_bowl_inside_moved_as_far() -> None:
+    gripper, touching, _, ee = _episode()
+    temporal = segment_episode(gripper, ee)
+    scene = np.zeros((200, 2))  # column 0 a bowl's x (it rides in the drawer), column 1 the drawer's slide
+    scene[120:140, 0] = scene[120:140, 1] = np.linspace(0.005, 0.1, 20)
+    scene[140:] = 0.1
+    scene[120:140, 0] += 0.002  # the bowl even a little further
+    assert find_pushes(temporal.close_events, temporal.open_events, touching, scene)[1].joint == 0
+    fixture = np.array([False, True])
+    assert (
+        find_pushes(temporal.close_events, temporal.open_events, touching, scene, None, fixture)[1].joint == 1
+    )

@@ -158,19 +158,16 @@ def test_runner_with_default_sim_backend_is_idempotent(sim_setup, tmp_path):
     assert "black bowl [" in dict(cot[(episode.episode_index, 0)])["OBJECTS"]
 
 
-@pytest.mark.slow
-def test_a_set_aside_and_a_push_are_written_as_the_expert_did_them():
-    # libero_goal task 5: the cream cheese lies where the plate goes, so the expert sets it aside, then
-    # tows the plate (closed fingers, lifting off once to hook anew)
+def _expert_and_annotation(suite: str, task: int):
     from data_pipeline.annotation.backends.sim import SimBackend
     from envs import libero_setup
 
     libero_setup.configure()
     from envs.libero_env import LiberoEnv
 
-    with LiberoEnv("libero_goal", 5, camera_size=SIZE, render=False) as fast:
+    with LiberoEnv(suite, task, camera_size=SIZE, render=False) as fast:
         episode = record_expert_episode(fast, 0)
-    with LiberoEnv("libero_goal", 5, camera_size=SIZE, render=True) as env:
+    with LiberoEnv(suite, task, camera_size=SIZE, render=True) as env:
         cfg = AnnotationConfig(backend="sim")
         ann = annotate_episode(episode, cfg, SimBackend(cfg, env_factory=lambda ep: env))
     assert ann.status == "ok", ann.reason
@@ -182,6 +179,14 @@ def test_a_set_aside_and_a_push_are_written_as_the_expert_did_them():
 
     assert [p for _, p in bounds(found)] == [p for _, p in bounds(truth)]
     assert max(abs(a - b) for (a, _), (b, _) in zip(bounds(found), bounds(truth))) <= 6
+    return ann
+
+
+@pytest.mark.slow
+def test_a_set_aside_and_a_push_are_written_as_the_expert_did_them():
+    # libero_goal task 5: the cream cheese lies where the plate goes, so the expert sets it aside, then
+    # tows the plate (closed fingers, lifting off once to hook anew)
+    ann = _expert_and_annotation("libero_goal", 5)
     assert ann.plan[:4] == [
         "move to the cream cheese",
         "grasp the cream cheese",
@@ -189,3 +194,14 @@ def test_a_set_aside_and_a_push_are_written_as_the_expert_did_them():
         "set the cream cheese down",
     ]
     assert "push the plate to the front of the stove" in ann.plan and "grasp the plate" not in ann.plan
+
+
+@pytest.mark.slow
+def test_a_drawer_pushed_shut_over_a_bowl_is_the_drawers_step():
+    # libero_10 task 3: the bowl rides in the drawer as it is pushed shut, as far as the drawer moves
+    ann = _expert_and_annotation("libero_10", 3)
+    assert ann.plan[-3:] == [
+        "move to the bottom drawer of the cabinet",
+        "close the bottom drawer of the cabinet",
+        "retract the arm",
+    ]
