@@ -21,6 +21,7 @@ __all__ = [
     "FixtureJoint",
     "facing_rotation",
     "rot_to_axis_angle",
+    "rotate_z",
     "wrist_safe_yaw",
 ]
 
@@ -69,6 +70,12 @@ def facing_rotation(direction: np.ndarray, current: np.ndarray | None = None) ->
         if angle < best_angle:
             best, best_angle = rot, angle
     return best
+
+
+def rotate_z(v: np.ndarray, angle: float) -> np.ndarray:
+    """(3,) `v` turned by `angle` (rad) about the world's vertical."""
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([c * v[0] - s * v[1], s * v[0] + c * v[1], v[2]])
 
 
 def wrist_safe_yaw(env, mat: np.ndarray, yaw: float, turn: float = 0.0) -> float:  # env: LiberoEnv

@@ -30,7 +30,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.expert_skills.command import GRIPPER_CLOSE, GRIPPER_OPEN, Command, FixtureJoint, wrist_safe_yaw
+from envs.expert_skills.command import (
+    GRIPPER_CLOSE,
+    GRIPPER_OPEN,
+    Command,
+    FixtureJoint,
+    rotate_z,
+    wrist_safe_yaw,
+)
 from envs.expert_skills.drawer_push import HAND_HALF_WIDTH, LEAD, PITCH, pushing_rotation
 from envs.grasp_planning import topdown_rotation
 
@@ -79,9 +86,7 @@ def closed_door_direction(joint: FixtureJoint, geom) -> np.ndarray:  # SceneGeom
     u[2] = 0.0
     if (data.geom_xpos[ids[g]] - joint.anchor()) @ u < 0:
         u = -u
-    angle = -joint.qpos * float(np.sign(joint.axis()[2]))
-    c, s = np.cos(angle), np.sin(angle)
-    u = np.array([c * u[0] - s * u[1], s * u[0] + c * u[1], 0.0])
+    u = rotate_z(u, -joint.qpos * float(np.sign(joint.axis()[2])))
     return u / np.linalg.norm(u)
 
 

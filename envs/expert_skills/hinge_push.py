@@ -20,7 +20,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.expert_skills.command import GRIPPER_CLOSE, GRIPPER_OPEN, Command, FixtureJoint, wrist_safe_yaw
+from envs.expert_skills.command import (
+    GRIPPER_CLOSE,
+    GRIPPER_OPEN,
+    Command,
+    FixtureJoint,
+    rotate_z,
+    wrist_safe_yaw,
+)
 from envs.expert_skills.enclosure import door_inward
 from envs.grasp_planning import topdown_rotation, wrap_half_turn
 
@@ -29,12 +36,6 @@ LEAD_ANGLE = 0.25  # rad the target runs ahead of the door
 FINGER_HALF = 0.012  # m: the closed fingers' half thickness across the hand
 BELOW_TOP = 0.03  # eef below the door's top edge: fingers on the face, the hand above it
 CLEAR_TOP = 0.06  # eef above the door's top edge when passing over it
-
-
-def rotate_z(v: np.ndarray, angle: float) -> np.ndarray:
-    """(3,) `v` turned by `angle` (rad) about the world's vertical."""
-    c, s = np.cos(angle), np.sin(angle)
-    return np.array([c * v[0] - s * v[1], s * v[0] + c * v[1], v[2]])
 
 
 class HingePushSkill:

@@ -182,8 +182,8 @@ def test_the_wrist_turns_the_way_its_last_joint_can_follow() -> None:
 def test_a_door_swung_open_is_read_back_to_where_it_shuts() -> None:
     from types import SimpleNamespace
 
+    from envs.expert_skills.command import rotate_z
     from envs.expert_skills.enclosure import closed_door_direction
-    from envs.expert_skills.hinge_push import rotate_z
 
     # libero_10's microwave door, 90 degrees open about +z: its slab (26 x 5.5 x 18.6 cm) now lies
     # along -y from the hinge; the handle (a small geom) sticks out at the free end
